@@ -1,0 +1,87 @@
+// ControlPlane assembles the turnpike-control process from its parts: Store (SQLite), SecretBox,
+// ConfigAdmin, SnapshotCache, DataPlaneRegistry, the Admin and Watch services, health and
+// reflection on one gRPC server, and a background sweep that retires credential versions whose
+// grace period has ended. main() and in-process tests build it the same way. Shutdown() first
+// ends every watch stream (gateways reconnect elsewhere or later), then stops the server,
+// letting in-flight admin calls finish within the grace period. Thread-safe.
+#ifndef TURNPIKE_CONTROLPLANE_CONTROL_PLANE_H_
+#define TURNPIKE_CONTROLPLANE_CONTROL_PLANE_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "controlplane/admin_service.h"
+#include "controlplane/config_admin.h"
+#include "controlplane/data_plane_registry.h"
+#include "controlplane/secret_box.h"
+#include "controlplane/snapshot_cache.h"
+#include "controlplane/store.h"
+#include "controlplane/watch_service.h"
+#include "grpcpp/server.h"
+#include "grpcpp/security/server_credentials.h"
+
+namespace turnpike::controlplane {
+
+class ControlPlane {
+ public:
+  struct Options {
+    std::string db_path;
+    // host:port; port 0 picks a free port (see port()).
+    std::string listen_address = "127.0.0.1:50052";
+    // Insecure when null.
+    std::shared_ptr<grpc::ServerCredentials> server_credentials;
+    absl::Duration busy_timeout = absl::Seconds(5);
+    absl::Duration retire_sweep_interval = absl::Minutes(1);
+    ConfigAdmin::Options admin;
+  };
+
+  // Opens the database, checks the master key, publishes the current snapshot and starts
+  // serving. Errors name the cause (database locked, corrupt, newer; wrong master key; port in use).
+  static absl::StatusOr<std::unique_ptr<ControlPlane>> Start(Options options,
+                                                             const MasterKey& master_key,
+                                                             Clock& clock);
+  ~ControlPlane();
+
+  int port() const { return port_; }
+  // Ends watch streams, then stops the server within `grace`. Idempotent.
+  void Shutdown(absl::Duration grace = absl::Seconds(5));
+  // Blocks until Shutdown() has completed.
+  void Wait();
+
+  ConfigAdmin& admin() { return *admin_; }
+  SnapshotCache& cache() { return cache_; }
+  DataPlaneRegistry& registry() { return registry_; }
+
+ private:
+  explicit ControlPlane(Clock& clock) : registry_(clock) {}
+  void SweepLoop(absl::Duration interval);
+
+  // Set up by Start(), constant afterwards.
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<SecretBox> box_;
+  SnapshotCache cache_;
+  DataPlaneRegistry registry_;
+  std::unique_ptr<ConfigAdmin> admin_;
+  std::unique_ptr<AdminServiceImpl> admin_service_;
+  std::unique_ptr<WatchService> watch_service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::thread sweeper_;
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// True for addresses only reachable from this host: 127.0.0.0/8, [::1], localhost, unix sockets.
+bool IsLoopbackAddress(const std::string& address);
+
+}  // namespace turnpike::controlplane
+
+#endif  // TURNPIKE_CONTROLPLANE_CONTROL_PLANE_H_

@@ -1,0 +1,91 @@
+#include "controlplane/data_plane_registry.h"
+
+#include "controlplane/proto_util.h"
+
+namespace turnpike::controlplane {
+
+void DataPlaneRegistry::Connected(const std::string& node_id, const std::string& peer,
+                                  const std::string& build_version) {
+  absl::MutexLock lock(&mu_);
+  Node& n = nodes_[node_id];
+  n.open_streams++;
+  n.peer = peer;
+  n.build_version = build_version;
+  n.last_seen = clock_.Now();
+}
+
+void DataPlaneRegistry::Disconnected(const std::string& node_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end()) return;
+  if (it->second.open_streams > 0) it->second.open_streams--;
+  it->second.last_seen = clock_.Now();
+}
+
+void DataPlaneRegistry::Seen(const std::string& node_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(node_id);
+  if (it != nodes_.end()) it->second.last_seen = clock_.Now();
+}
+
+void DataPlaneRegistry::Acked(const std::string& node_id, const std::string& version) {
+  absl::MutexLock lock(&mu_);
+  Node& n = nodes_[node_id];
+  n.acked_version = version;
+  n.nacked_version.clear();
+  n.last_nack.clear();
+  n.last_seen = clock_.Now();
+}
+
+void DataPlaneRegistry::Nacked(const std::string& node_id, const std::string& version,
+                               const std::string& message) {
+  absl::MutexLock lock(&mu_);
+  Node& n = nodes_[node_id];
+  n.nacked_version = version;
+  n.last_nack = message;
+  n.last_seen = clock_.Now();
+}
+
+admin::v1::DataPlane DataPlaneRegistry::ToProto(const std::string& id, const Node& n) const {
+  admin::v1::DataPlane d;
+  d.set_node_id(id);
+  d.set_acked_version(n.acked_version);
+  d.set_nacked_version(n.nacked_version);
+  d.set_last_nack(n.last_nack);
+  d.set_build_version(n.build_version);
+  d.set_peer(n.peer);
+  *d.mutable_last_seen() = ToTimestamp(n.last_seen);
+  d.set_connected(n.open_streams > 0);
+  return d;
+}
+
+std::vector<admin::v1::DataPlane> DataPlaneRegistry::List(const std::string& after,
+                                                          int limit) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<admin::v1::DataPlane> out;
+  for (auto it = nodes_.upper_bound(after); it != nodes_.end(); ++it) {
+    if (limit > 0 && static_cast<int>(out.size()) >= limit) break;
+    out.push_back(ToProto(it->first, it->second));
+  }
+  return out;
+}
+
+std::pair<int, int> DataPlaneRegistry::Count(const std::string& current_version) const {
+  absl::MutexLock lock(&mu_);
+  int connected = 0, current = 0;
+  for (const auto& [id, n] : nodes_) {
+    if (n.open_streams == 0) continue;
+    ++connected;
+    if (n.acked_version == current_version) ++current;
+  }
+  return {connected, current};
+}
+
+std::optional<admin::v1::DataPlane> DataPlaneRegistry::Get(const std::string& node_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end()) return std::nullopt;
+  return ToProto(it->first, it->second);
+}
+
+}  // namespace turnpike::controlplane

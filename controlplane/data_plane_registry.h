@@ -1,0 +1,59 @@
+// DataPlaneRegistry remembers every gateway (node id) that has opened a watch stream since the
+// control plane started: its ACKed version, its last NACK, when it was last heard from and
+// whether a stream is open now. It feeds ListDataPlanes and GetConfigStatus. In memory only: a
+// restarted control plane learns the fleet again as gateways reconnect. Thread-safe.
+#ifndef TURNPIKE_CONTROLPLANE_DATA_PLANE_REGISTRY_H_
+#define TURNPIKE_CONTROLPLANE_DATA_PLANE_REGISTRY_H_
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "turnpike/admin/v1/admin.pb.h"
+
+namespace turnpike::controlplane {
+
+class DataPlaneRegistry {
+ public:
+  explicit DataPlaneRegistry(Clock& clock) : clock_(clock) {}
+
+  void Connected(const std::string& node_id, const std::string& peer,
+                 const std::string& build_version);
+  void Disconnected(const std::string& node_id);
+  void Seen(const std::string& node_id);
+  // The node applied `version` (an ACK, or the version it reported on connect).
+  void Acked(const std::string& node_id, const std::string& version);
+  void Nacked(const std::string& node_id, const std::string& version, const std::string& message);
+
+  // All known nodes by node id, from `after` (exclusive), at most `limit` (all if <= 0).
+  std::vector<admin::v1::DataPlane> List(const std::string& after, int limit) const;
+  // Connected nodes, and those whose ACKed version is `current_version`.
+  std::pair<int, int> Count(const std::string& current_version) const;
+  // The node's state, or nullopt if it was never seen.
+  std::optional<admin::v1::DataPlane> Get(const std::string& node_id) const;
+
+ private:
+  struct Node {
+    std::string acked_version;
+    std::string nacked_version;
+    std::string last_nack;
+    std::string build_version;
+    std::string peer;
+    absl::Time last_seen;
+    int open_streams = 0;
+  };
+  admin::v1::DataPlane ToProto(const std::string& id, const Node& n) const;
+
+  Clock& clock_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace turnpike::controlplane
+
+#endif  // TURNPIKE_CONTROLPLANE_DATA_PLANE_REGISTRY_H_

@@ -1,0 +1,192 @@
+// turnpike-control: the control plane process. Flags are read here and nowhere else.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "controlplane/control_plane.h"
+#include "controlplane/secret_box.h"
+#include "grpcpp/security/server_credentials.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50052", "gRPC listen address (host:port; port 0 = any)");
+ABSL_FLAG(std::string, port_file, "", "if set, write the bound port to this file once serving");
+ABSL_FLAG(std::string, db, "./var/turnpike.db", "SQLite database file (created if missing)");
+ABSL_FLAG(std::string, master_key_file, "",
+          "file holding the 32-byte master key (64 hex chars or base64); "
+          "or set TURNPIKE_MASTER_KEY");
+ABSL_FLAG(bool, dev_insecure_master_key, false,
+          "DEVELOPMENT ONLY: use a fixed, publicly known master key (tools/dev up)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain (enables TLS)");
+ABSL_FLAG(std::string, tls_key, "", "PEM server private key");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle; when set, clients must present a certificate it signed (mTLS)");
+ABSL_FLAG(bool, allow_insecure_non_loopback, false,
+          "allow listening without TLS on a non-loopback address (snapshots carry provider keys)");
+
+namespace {
+
+using turnpike::controlplane::ControlPlane;
+using turnpike::controlplane::MasterKey;
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::StatusOr<MasterKey> LoadMasterKey() {
+  const std::string file = absl::GetFlag(FLAGS_master_key_file);
+  const char* env = std::getenv("TURNPIKE_MASTER_KEY");
+  if (!file.empty()) {
+    if (env != nullptr) spdlog::warn("both --master_key_file and TURNPIKE_MASTER_KEY set; using the file");
+    struct stat st;
+    if (stat(file.c_str(), &st) == 0 && (st.st_mode & 0077) != 0) {
+      spdlog::warn("master key file {} is readable by group or others; chmod 0400 it", file);
+    }
+    absl::StatusOr<std::string> text = ReadFile(file);
+    if (!text.ok()) return text.status();
+    absl::StatusOr<MasterKey> key = MasterKey::Parse(*text);
+    if (!key.ok()) return absl::InvalidArgumentError(absl::StrCat(file, ": ", key.status().message()));
+    return key;
+  }
+  if (env != nullptr) {
+    absl::StatusOr<MasterKey> key = MasterKey::Parse(env);
+    if (!key.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("TURNPIKE_MASTER_KEY: ", key.status().message()));
+    }
+    return key;
+  }
+  if (absl::GetFlag(FLAGS_dev_insecure_master_key)) {
+    spdlog::warn("*************************************************************************");
+    spdlog::warn("* --dev_insecure_master_key: credentials are sealed with a PUBLIC key.   *");
+    spdlog::warn("* Anyone with the database can read every provider key. DEVELOPMENT ONLY. *");
+    spdlog::warn("*************************************************************************");
+    return MasterKey::InsecureDevelopmentKey();
+  }
+  return absl::FailedPreconditionError(
+      "no master key: pass --master_key_file=PATH or set TURNPIKE_MASTER_KEY (generate one with "
+      "`openssl rand -hex 32`); --dev_insecure_master_key is for local development only");
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+    const std::string& listen) {
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key = absl::GetFlag(FLAGS_tls_key);
+  const std::string ca = absl::GetFlag(FLAGS_tls_client_ca);
+  if (cert.empty() != key.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
+  }
+  if (cert.empty()) {
+    if (!ca.empty()) return absl::InvalidArgumentError("--tls_client_ca needs --tls_cert/--tls_key");
+    if (!turnpike::controlplane::IsLoopbackAddress(listen)) {
+      if (!absl::GetFlag(FLAGS_allow_insecure_non_loopback)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "refusing to listen on ", listen,
+            " without TLS: config snapshots carry provider API keys. Use --tls_cert/--tls_key "
+            "(and --tls_client_ca), a loopback address, or --allow_insecure_non_loopback"));
+      }
+      spdlog::warn("listening on {} WITHOUT TLS (--allow_insecure_non_loopback)", listen);
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  grpc::SslServerCredentialsOptions opts(
+      ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                 : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  absl::StatusOr<std::string> cert_pem = ReadFile(cert);
+  absl::StatusOr<std::string> key_pem = ReadFile(key);
+  if (!cert_pem.ok()) return cert_pem.status();
+  if (!key_pem.ok()) return key_pem.status();
+  opts.pem_key_cert_pairs.push_back({*key_pem, *cert_pem});
+  if (!ca.empty()) {
+    absl::StatusOr<std::string> ca_pem = ReadFile(ca);
+    if (!ca_pem.ok()) return ca_pem.status();
+    opts.pem_root_certs = *ca_pem;
+  }
+  return grpc::SslServerCredentials(opts);
+}
+
+absl::Status WritePortFile(const std::string& path, int port) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << "\n";
+    if (!out.flush()) return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot rename ", tmp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+int Fail(const absl::Status& s) {
+  spdlog::error("turnpike-control: {}", std::string(s.message()));
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("turnpike-control: Turnpike's control plane (admin API + config watch)");
+  absl::ParseCommandLine(argc, argv);
+
+  // Signals are taken by sigwait() below; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<MasterKey> master_key = LoadMasterKey();
+  if (!master_key.ok()) return Fail(master_key.status());
+
+  ControlPlane::Options options;
+  options.listen_address = absl::GetFlag(FLAGS_listen);
+  options.db_path = absl::GetFlag(FLAGS_db);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds =
+      ServerCredentials(options.listen_address);
+  if (!creds.ok()) return Fail(creds.status());
+  options.server_credentials = *creds;
+
+  std::filesystem::path parent = std::filesystem::path(options.db_path).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) {
+      return Fail(absl::FailedPreconditionError(
+          absl::StrCat("cannot create ", parent.string(), ": ", ec.message())));
+    }
+  }
+
+  absl::StatusOr<std::unique_ptr<ControlPlane>> cp =
+      ControlPlane::Start(options, *master_key, turnpike::Clock::Real());
+  if (!cp.ok()) return Fail(cp.status());
+  spdlog::info("turnpike-control serving on port {} (db {}, schema v{}, {})", (*cp)->port(),
+               options.db_path, turnpike::controlplane::EmbeddedMigrations().size(),
+               absl::GetFlag(FLAGS_tls_cert).empty() ? "plaintext" : "TLS");
+  const std::string port_file = absl::GetFlag(FLAGS_port_file);
+  if (!port_file.empty()) {
+    if (absl::Status s = WritePortFile(port_file, (*cp)->port()); !s.ok()) return Fail(s);
+  }
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("turnpike-control: {} received, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*cp)->Shutdown(absl::Seconds(5));
+  spdlog::info("turnpike-control: stopped");
+  return 0;
+}

@@ -1,0 +1,39 @@
+// The config distribution server: turnpike.config.v1.ConfigDiscoveryService/Watch, state of the
+// world in the xDS style. One callback reactor per stream (no thread per stream, never blocks):
+//   * the gateway's first request names its node and the version it runs; the reactor answers
+//     with the full current snapshot, a version and a nonce unique to the stream;
+//   * the next snapshot is sent only once the previous one is ACKed or NACKed (a request echoing
+//     its nonce; requests with stale nonces are ignored), so bursts of changes coalesce into one
+//     push of the newest version;
+//   * after a NACK the node is held: nothing is resent until a newer version is published;
+//   * every ACK/NACK is recorded in the DataPlaneRegistry for ListDataPlanes.
+// Snapshots come from the SnapshotCache; the database is never touched here. Thread-safe.
+#ifndef TURNPIKE_CONTROLPLANE_WATCH_SERVICE_H_
+#define TURNPIKE_CONTROLPLANE_WATCH_SERVICE_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "controlplane/data_plane_registry.h"
+#include "controlplane/snapshot_cache.h"
+#include "turnpike/config/v1/config_discovery.grpc.pb.h"
+
+namespace turnpike::controlplane {
+
+class WatchService final : public config::v1::ConfigDiscoveryService::CallbackService {
+ public:
+  WatchService(SnapshotCache& cache, DataPlaneRegistry& registry)
+      : cache_(cache), registry_(registry) {}
+
+  grpc::ServerBidiReactor<config::v1::WatchRequest, config::v1::WatchResponse>* Watch(
+      grpc::CallbackServerContext* context) override;
+
+ private:
+  SnapshotCache& cache_;
+  DataPlaneRegistry& registry_;
+  std::atomic<uint64_t> next_stream_id_{1};
+};
+
+}  // namespace turnpike::controlplane
+
+#endif  // TURNPIKE_CONTROLPLANE_WATCH_SERVICE_H_

@@ -1,0 +1,246 @@
+// turnpike-gateway: the data plane. Reads its config from a file (--config) and serves
+// turnpike.v1.CompletionService and EmbeddingService until SIGTERM/SIGINT, then drains.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/config_store.h"
+#include "server/config_watch/config_watch_client.h"
+#include "server/gateway_server.h"
+#include "server/resilience/resilience.h"
+#include "server/runtime_config.h"
+#include "server/upstream/upstream_loop.h"
+#include "spdlog/async.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "Address to serve on: host:port or unix:/path");
+ABSL_FLAG(std::string, port_file, "", "If set, write the bound port here once listening");
+ABSL_FLAG(std::string, config, "", "Config file: the JSON form of turnpike.config.v1.Snapshot");
+ABSL_FLAG(std::string, control_plane, "",
+          "Control plane address (host:port); replaces --config: config arrives on the watch stream");
+ABSL_FLAG(std::string, node_id, "", "This gateway's id on the watch stream (default: hostname-pid)");
+ABSL_FLAG(std::string, snapshot_cache, "var/gateway-snapshot.pb",
+          "With --control_plane: where the last good snapshot is kept (mode 0600) and started from "
+          "when the control plane is down; empty disables it");
+ABSL_FLAG(std::string, control_plane_ca, "", "PEM CA bundle: use TLS to the control plane");
+ABSL_FLAG(std::string, control_plane_cert, "", "PEM client certificate for mutual TLS");
+ABSL_FLAG(std::string, control_plane_key, "", "PEM client private key for mutual TLS");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
+          "On SIGTERM/SIGINT, how long streams in flight may take to finish");
+ABSL_FLAG(int, max_request_bytes, 4 << 20, "Largest request message accepted");
+ABSL_FLAG(int, threads, 0, "gRPC completion-queue threads (0 = one per core)");
+ABSL_FLAG(bool, access_log, true, "Log one line per request");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
+
+namespace turnpike {
+namespace {
+
+absl::Status WritePortFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", tmp));
+    out << port << "\n";
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("cannot rename ", tmp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+void SetUpLogging() {
+  spdlog::init_thread_pool(8192, 1);
+  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  auto logger = std::make_shared<spdlog::async_logger>("gateway", sink, spdlog::thread_pool(),
+                                                       spdlog::async_overflow_policy::overrun_oldest);
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  spdlog::flush_every(std::chrono::seconds(1));
+}
+
+std::string ReadFileOrDie(const std::string& path, bool* ok) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *ok = false;
+    return "";
+  }
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Subscribes to the control plane. The gateway reports NOT_SERVING until it holds a full
+// snapshot, from the cache file or the stream.
+absl::StatusOr<std::unique_ptr<ConfigWatchClient>> StartWatch(ConfigStore& store,
+                                                              GatewayServer& server) {
+  ConfigWatchClient::Options options;
+  options.target = absl::GetFlag(FLAGS_control_plane);
+  options.node_id = absl::GetFlag(FLAGS_node_id);
+  if (options.node_id.empty()) {
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    options.node_id = absl::StrCat(host, "-", getpid());
+  }
+  options.snapshot_path = absl::GetFlag(FLAGS_snapshot_cache);
+  if (!options.snapshot_path.empty()) {
+    std::error_code ec;
+    const auto parent = std::filesystem::path(options.snapshot_path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  }
+  options.build_version = "turnpike-gateway";
+  if (!absl::GetFlag(FLAGS_control_plane_ca).empty()) {
+    grpc::SslCredentialsOptions tls;
+    bool ok = true;
+    tls.pem_root_certs = ReadFileOrDie(absl::GetFlag(FLAGS_control_plane_ca), &ok);
+    if (!absl::GetFlag(FLAGS_control_plane_cert).empty()) {
+      tls.pem_cert_chain = ReadFileOrDie(absl::GetFlag(FLAGS_control_plane_cert), &ok);
+      tls.pem_private_key = ReadFileOrDie(absl::GetFlag(FLAGS_control_plane_key), &ok);
+    }
+    if (!ok) return absl::InvalidArgumentError("cannot read a --control_plane_* TLS file");
+    options.credentials = grpc::SslCredentials(tls);
+  } else {
+    options.credentials = grpc::InsecureChannelCredentials();
+  }
+  options.log = [](absl::LogSeverity severity, const std::string& message) {
+    if (severity >= absl::LogSeverity::kWarning) {
+      spdlog::warn("config watch: {}", message);
+    } else {
+      spdlog::info("config watch: {}", message);
+    }
+  };
+  auto apply = [&store, &server](const config::v1::Snapshot& snapshot) -> absl::Status {
+    absl::StatusOr<std::shared_ptr<const RuntimeConfig>> config =
+        RuntimeConfig::Build(snapshot, RuntimeConfig::ProcessEnv());
+    if (!config.ok()) return config.status();
+    store.Set(*config);
+    server.SetServing(true);
+    spdlog::info("config {} applied: serving", snapshot.version());
+    return absl::OkStatus();
+  };
+  absl::StatusOr<std::unique_ptr<ConfigWatchClient>> client =
+      ConfigWatchClient::Create(std::move(options), apply, Clock::Real());
+  if (!client.ok()) return client.status();
+  absl::Status cached = (*client)->LoadCachedSnapshot();
+  if (cached.ok()) {
+    spdlog::info("started from the last good snapshot {}", (*client)->applied_version());
+  } else if (cached.code() != absl::StatusCode::kNotFound) {
+    spdlog::warn("last good snapshot not used: {}", std::string(cached.message()));
+  }
+  (*client)->Start();
+  return client;
+}
+
+int Run() {
+  // Signals are taken synchronously by sigwait() below; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  SetUpLogging();
+
+  const bool from_file = !absl::GetFlag(FLAGS_config).empty();
+  const bool from_control_plane = !absl::GetFlag(FLAGS_control_plane).empty();
+  if (from_file == from_control_plane) {
+    spdlog::error("pass exactly one of --config=FILE or --control_plane=HOST:PORT");
+    spdlog::shutdown();
+    return 2;
+  }
+  std::shared_ptr<const RuntimeConfig> file_config;
+  if (from_file) {
+    absl::StatusOr<config::v1::Snapshot> snapshot = LoadSnapshotFile(absl::GetFlag(FLAGS_config));
+    if (!snapshot.ok()) {
+      spdlog::error("{}", std::string(snapshot.status().message()));
+      spdlog::shutdown();
+      return 2;
+    }
+    absl::StatusOr<std::shared_ptr<const RuntimeConfig>> config =
+        RuntimeConfig::Build(*snapshot, RuntimeConfig::ProcessEnv());
+    if (!config.ok()) {
+      spdlog::error("{}: {}", absl::GetFlag(FLAGS_config), std::string(config.status().message()));
+      spdlog::shutdown();
+      return 2;
+    }
+    file_config = *std::move(config);
+  }
+
+  absl::StatusOr<std::unique_ptr<UpstreamLoop>> loop = UpstreamLoop::Create({});
+  if (!loop.ok()) {
+    spdlog::error("upstream loop: {}", std::string(loop.status().message()));
+    return 1;
+  }
+  ConfigStore store;
+  absl::BitGen bitgen;
+  Resilience::Options resilience_options;
+  resilience_options.on_event = [](const std::string& event) { spdlog::warn("{}", event); };
+  Resilience resilience(resilience_options, Clock::Real(), bitgen);
+  GatewayServer::Options options;
+  options.resilience = &resilience;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.threads = absl::GetFlag(FLAGS_threads);
+  options.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
+  options.access_log = absl::GetFlag(FLAGS_access_log);
+  absl::StatusOr<std::unique_ptr<GatewayServer>> server =
+      GatewayServer::Start(options, store, **loop);
+  if (!server.ok()) {
+    spdlog::error("{}", std::string(server.status().message()));
+    spdlog::shutdown();
+    return 1;
+  }
+  std::unique_ptr<ConfigWatchClient> watch;
+  if (from_file) {
+    store.Set(file_config);
+    (*server)->SetServing(true);
+    spdlog::info("config {} applied: serving",
+                 file_config->version().empty() ? "(unversioned)" : file_config->version());
+  } else {
+    absl::StatusOr<std::unique_ptr<ConfigWatchClient>> client = StartWatch(store, **server);
+    if (!client.ok()) {
+      spdlog::error("{}", std::string(client.status().message()));
+      spdlog::shutdown();
+      return 2;
+    }
+    watch = *std::move(client);
+  }
+  if (!absl::GetFlag(FLAGS_port_file).empty()) {
+    if (absl::Status s = WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port()); !s.ok()) {
+      spdlog::error("{}", std::string(s.message()));
+    }
+  }
+  spdlog::info("turnpike-gateway listening on {} (port {})", options.listen, (*server)->port());
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  spdlog::info("received {}: draining for up to {}", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
+               absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)));
+  if (watch != nullptr) watch->Stop();
+  (*server)->Shutdown(absl::GetFlag(FLAGS_drain_timeout));
+  (*loop)->Stop();
+  spdlog::info("turnpike-gateway stopped");
+  spdlog::shutdown();
+  return 0;
+}
+
+}  // namespace
+}  // namespace turnpike
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "turnpike-gateway (--config=FILE | --control_plane=HOST:PORT) [--listen=127.0.0.1:50051]");
+  absl::ParseCommandLine(argc, argv);
+  // Abseil's lock-order graph costs time on every Mutex acquisition; locks here are leaf locks.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  return turnpike::Run();
+}

@@ -1,0 +1,350 @@
+// Everything that reads Anthropic JSON: the SSE stream decoder (PROVIDERS.md §2.4), the
+// non-streaming Message (§2.3) and error bodies (§2.5). Objects are read in one pass over all
+// their members (which also makes simdjson On-Demand check their structure), so member order,
+// unknown members and trailing spaces do not matter; null and absent members are the same.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/strings/str_cat.h"
+#include "server/providers/adapter_util.h"
+#include "server/providers/anthropic_adapter.h"
+#include "simdjson.h"
+
+namespace turnpike {
+namespace {
+
+namespace ondemand = simdjson::ondemand;
+using adapter_util::ForEachField;
+using adapter_util::ReadInt;
+using adapter_util::ReadString;
+
+constexpr std::string_view kProvider = "anthropic";
+
+// `usage` as sent in message_start.message, message_delta and the Message body.
+struct Usage {
+  std::optional<int64_t> input_tokens;
+  std::optional<int64_t> cache_creation_input_tokens;
+  std::optional<int64_t> cache_read_input_tokens;
+  std::optional<int64_t> output_tokens;
+
+  bool any() const {
+    return input_tokens || cache_creation_input_tokens || cache_read_input_tokens || output_tokens;
+  }
+  // Each count present in `newer` replaces this one (the counts are cumulative).
+  void Update(const Usage& newer) {
+    if (newer.input_tokens) input_tokens = newer.input_tokens;
+    if (newer.cache_creation_input_tokens) {
+      cache_creation_input_tokens = newer.cache_creation_input_tokens;
+    }
+    if (newer.cache_read_input_tokens) cache_read_input_tokens = newer.cache_read_input_tokens;
+    if (newer.output_tokens) output_tokens = newer.output_tokens;
+  }
+};
+
+simdjson::error_code ReadUsage(ondemand::value& value, Usage& usage) {
+  return ForEachField(value, [&](std::string_view key, ondemand::value& v) {
+    if (key == "input_tokens") return ReadInt(v, usage.input_tokens);
+    if (key == "cache_creation_input_tokens") return ReadInt(v, usage.cache_creation_input_tokens);
+    if (key == "cache_read_input_tokens") return ReadInt(v, usage.cache_read_input_tokens);
+    if (key == "output_tokens") return ReadInt(v, usage.output_tokens);
+    return simdjson::SUCCESS;
+  });
+}
+
+// Billed input: "the summation of input_tokens, cache_creation_input_tokens, and
+// cache_read_input_tokens". A field missing from `usage` is taken from `fallback` (cache counts
+// do not change during a message; newer API versions repeat them in message_delta, older don't).
+int64_t TotalInput(const Usage& usage, const Usage& fallback) {
+  auto pick = [](const std::optional<int64_t>& a, const std::optional<int64_t>& b) {
+    return a.value_or(b.value_or(0));
+  };
+  return pick(usage.input_tokens, fallback.input_tokens) +
+         pick(usage.cache_creation_input_tokens, fallback.cache_creation_input_tokens) +
+         pick(usage.cache_read_input_tokens, fallback.cache_read_input_tokens);
+}
+
+// The `error` member of an error body or event, {"type": ..., "message": ...}; read leniently.
+simdjson::error_code ReadErrorObject(ondemand::value& value, std::string& type,
+                                     std::string& message) {
+  return ForEachField(value, [&](std::string_view key, ondemand::value& v) {
+    if (key == "type") adapter_util::CopyStringIfString(v, type);
+    if (key == "message") adapter_util::CopyStringIfString(v, message);
+    return simdjson::SUCCESS;
+  });
+}
+
+ProviderError MakeError(int http_status, std::string type, std::string_view message,
+                        std::string_view api_key) {
+  ProviderError error;
+  error.http_status = http_status;
+  error.type = std::move(type);
+  error.message = adapter_util::SanitizeMessage(message, api_key);
+  error.error_class = ClassifyAnthropicError(http_status, error.type, error.message);
+  return error;
+}
+
+class AnthropicStreamDecoder final : public StreamDecoder {
+ public:
+  explicit AnthropicStreamDecoder(std::string api_key) : api_key_(std::move(api_key)) {}
+
+  absl::Status OnEvent(std::string_view event, std::string_view data, StreamSink& sink) override;
+  absl::Status OnEnd(StreamSink& sink) override;
+
+ private:
+  enum class Kind {
+    kIgnored,
+    kMessageStart,
+    kContentBlockDelta,
+    kMessageDelta,
+    kMessageStop,
+    kError
+  };
+
+  static Kind KindOf(std::string_view type);
+  absl::Status Handle(Kind kind, std::string_view event, ondemand::document& doc,
+                      std::string_view data, StreamSink& sink);
+  void Finish(StreamSink& sink);
+
+  const std::string api_key_;  // to mask it should an error message echo it
+  ondemand::parser parser_;    // reused for every event
+  Usage start_usage_;          // from message_start.message.usage
+  Usage delta_usage_;          // cumulative, from the message_delta events
+  std::string stop_reason_;
+  bool finished_ = false;
+};
+
+AnthropicStreamDecoder::Kind AnthropicStreamDecoder::KindOf(std::string_view type) {
+  if (type == "content_block_delta") return Kind::kContentBlockDelta;
+  if (type == "message_start") return Kind::kMessageStart;
+  if (type == "message_delta") return Kind::kMessageDelta;
+  if (type == "message_stop") return Kind::kMessageStop;
+  if (type == "error") return Kind::kError;
+  // ping, content_block_start/stop and event types added later (which must be ignored).
+  return Kind::kIgnored;
+}
+
+absl::Status AnthropicStreamDecoder::OnEvent(std::string_view event, std::string_view data,
+                                             StreamSink& sink) {
+  // Nothing may follow message_stop; a stray event there cannot change the finished reply.
+  if (finished_) return absl::OkStatus();
+  Kind kind = KindOf(event);
+  // The event name is enough for most events, so pings and unknown events are never parsed.
+  const bool named = event != "message";
+  if (named && kind == Kind::kIgnored) return absl::OkStatus();
+  if (named && kind == Kind::kMessageStop) {
+    Finish(sink);
+    return absl::OkStatus();
+  }
+  ondemand::document doc;
+  if (auto error = parser_.iterate(adapter_util::PaddedEventData(data)).get(doc)) {
+    return adapter_util::MalformedError(
+        kProvider, absl::StrCat(adapter_util::AsAbsl(event), " event"), error, data);
+  }
+  if (named) return Handle(kind, event, doc, data, sink);
+
+  // No `event:` line (a proxy that dropped it): the data's own `type` says what it is.
+  std::string_view type_view;
+  if (auto error = doc.find_field_unordered("type").get_string().get(type_view)) {
+    return adapter_util::MalformedError(kProvider, "unnamed event", error, data);
+  }
+  kind = KindOf(type_view);
+  if (kind == Kind::kIgnored) return absl::OkStatus();
+  if (kind == Kind::kMessageStop) {
+    Finish(sink);
+    return absl::OkStatus();
+  }
+  // Copied: after rewind() the parser reuses the buffer the view points into.
+  const std::string type(type_view);
+  doc.rewind();
+  return Handle(kind, type, doc, data, sink);
+}
+
+absl::Status AnthropicStreamDecoder::Handle(Kind kind, std::string_view event,
+                                            ondemand::document& doc, std::string_view data,
+                                            StreamSink& sink) {
+  ondemand::object root;
+  simdjson::error_code error = doc.get_object().get(root);
+  // Text and error are acted on only once the whole event has been read and found well-formed.
+  std::optional<std::string_view> delta_type, text;
+  bool has_error = false;
+  std::string error_type, error_message;
+  Usage usage;
+  std::optional<std::string_view> stop_reason;
+  if (!error) {
+    error = ForEachField(root, [&](std::string_view key, ondemand::value& value) {
+      switch (kind) {
+        case Kind::kMessageStart:
+          if (key != "message") return simdjson::SUCCESS;
+          return ForEachField(value, [&](std::string_view message_key, ondemand::value& v) {
+            return message_key == "usage" ? ReadUsage(v, usage) : simdjson::SUCCESS;
+          });
+        case Kind::kContentBlockDelta:
+          if (key != "delta") return simdjson::SUCCESS;
+          return ForEachField(value, [&](std::string_view delta_key, ondemand::value& v) {
+            if (delta_key == "type") return ReadString(v, delta_type);
+            if (delta_key == "text") return ReadString(v, text);
+            return simdjson::SUCCESS;
+          });
+        case Kind::kMessageDelta:
+          if (key == "usage") return ReadUsage(value, usage);
+          if (key != "delta") return simdjson::SUCCESS;
+          return ForEachField(value, [&](std::string_view delta_key, ondemand::value& v) {
+            return delta_key == "stop_reason" ? ReadString(v, stop_reason) : simdjson::SUCCESS;
+          });
+        case Kind::kError:
+          if (key != "error") return simdjson::SUCCESS;
+          has_error = true;
+          return ReadErrorObject(value, error_type, error_message);
+        case Kind::kIgnored:
+        case Kind::kMessageStop:
+          break;
+      }
+      return simdjson::SUCCESS;
+    });
+  }
+  if (error) {
+    return adapter_util::MalformedError(
+        kProvider, absl::StrCat(adapter_util::AsAbsl(event), " event"), error, data);
+  }
+  switch (kind) {
+    case Kind::kMessageStart:
+      start_usage_ = usage;
+      break;
+    case Kind::kContentBlockDelta:
+      // Only text reaches the caller: input_json_delta (tool arguments), thinking_delta,
+      // signature_delta and citations_delta are not part of the normalized stream.
+      if (delta_type == "text_delta" && text.has_value() && !text->empty()) sink.OnText(*text);
+      break;
+    case Kind::kMessageDelta:
+      delta_usage_.Update(usage);
+      if (stop_reason.has_value()) stop_reason_.assign(*stop_reason);
+      break;
+    case Kind::kError:
+      if (!has_error) {
+        return adapter_util::MalformedError(kProvider, "error event (no error object)",
+                                            simdjson::NO_SUCH_FIELD, data);
+      }
+      return ProviderErrorStatus(MakeError(0, std::move(error_type), error_message, api_key_));
+    case Kind::kIgnored:
+    case Kind::kMessageStop:
+      break;
+  }
+  return absl::OkStatus();
+}
+
+void AnthropicStreamDecoder::Finish(StreamSink& sink) {
+  finished_ = true;
+  ChatFinish finish;
+  finish.reason = AnthropicFinishReason(stop_reason_);
+  finish.provider_reason = stop_reason_;
+  finish.usage_reported = start_usage_.any() || delta_usage_.any();
+  // Input: message_delta's when it has it (newer API versions), else message_start's.
+  finish.input_tokens = delta_usage_.input_tokens ? TotalInput(delta_usage_, start_usage_)
+                                                  : TotalInput(start_usage_, Usage());
+  // Output: the last cumulative message_delta count; message_start's is only a placeholder.
+  finish.output_tokens =
+      delta_usage_.output_tokens.value_or(start_usage_.output_tokens.value_or(0));
+  sink.OnFinish(finish);
+}
+
+absl::Status AnthropicStreamDecoder::OnEnd(StreamSink&) {
+  if (finished_) return absl::OkStatus();
+  return absl::UnavailableError("anthropic: stream ended before message_stop");
+}
+
+}  // namespace
+
+std::unique_ptr<StreamDecoder> AnthropicAdapter::NewStreamDecoder() const {
+  return std::make_unique<AnthropicStreamDecoder>(api_key_);
+}
+
+absl::StatusOr<ChatResult> AnthropicAdapter::ParseChatResponse(std::string_view body) const {
+  const simdjson::padded_string json(body.data(), body.size());
+  ondemand::parser parser;
+  ChatResult result;
+  Usage usage;
+  std::optional<std::string_view> stop_reason, type;
+  bool has_error = false;
+  std::string error_type, error_message;
+
+  auto read_block = [&](ondemand::value& block) {
+    std::optional<std::string_view> block_type, text;
+    auto error = ForEachField(block, [&](std::string_view key, ondemand::value& v) {
+      if (key == "type") return ReadString(v, block_type);
+      if (key == "text") return ReadString(v, text);
+      return simdjson::SUCCESS;
+    });
+    // tool_use, thinking and other blocks are not part of the normalized reply.
+    if (!error && block_type == "text" && text.has_value()) result.text.append(*text);
+    return error;
+  };
+  auto parse = [&]() -> simdjson::error_code {
+    ondemand::document doc;
+    if (auto error = parser.iterate(json).get(doc)) return error;
+    ondemand::object root;
+    if (auto error = doc.get_object().get(root)) return error;
+    return ForEachField(root, [&](std::string_view key, ondemand::value& value) {
+      if (key == "content") {
+        ondemand::array blocks;
+        if (auto error = value.get_array().get(blocks)) return error;
+        for (auto block_result : blocks) {
+          ondemand::value block;
+          if (auto error = std::move(block_result).get(block)) return error;
+          if (auto error = read_block(block)) return error;
+        }
+        return simdjson::SUCCESS;
+      }
+      if (key == "stop_reason") return ReadString(value, stop_reason);
+      if (key == "usage") return ReadUsage(value, usage);
+      if (key == "type") return ReadString(value, type);
+      if (key == "error") {
+        has_error = true;
+        return ReadErrorObject(value, error_type, error_message);
+      }
+      return simdjson::SUCCESS;
+    });
+  };
+  if (auto error = parse()) return adapter_util::MalformedError(kProvider, "message", error, body);
+  if (has_error || type == "error") {
+    // An error body delivered with HTTP 200 (some proxies do this).
+    return ProviderErrorStatus(MakeError(0, std::move(error_type), error_message, api_key_));
+  }
+  result.finish.provider_reason = std::string(stop_reason.value_or(""));
+  result.finish.reason = AnthropicFinishReason(result.finish.provider_reason);
+  result.finish.usage_reported = usage.any();
+  result.finish.input_tokens = TotalInput(usage, Usage());
+  result.finish.output_tokens = usage.output_tokens.value_or(0);
+  return result;
+}
+
+ProviderError AnthropicAdapter::ParseError(int http_status, std::string_view body) const {
+  std::string type, message;
+  bool read_json = false;
+  if (!body.empty()) {
+    const simdjson::padded_string json(body.data(), body.size());
+    ondemand::parser parser;
+    ondemand::document doc;
+    ondemand::value error_value;
+    ondemand::json_type error_type;
+    // Lenient: whatever was read before a malformed part is kept.
+    if (parser.iterate(json).get(doc) == simdjson::SUCCESS &&
+        doc.find_field_unordered("error").get(error_value) == simdjson::SUCCESS &&
+        error_value.type().get(error_type) == simdjson::SUCCESS) {
+      if (error_type == ondemand::json_type::object) {
+        read_json = true;
+        (void)ReadErrorObject(error_value, type, message);
+      } else if (error_type == ondemand::json_type::string) {
+        // {"error": "..."}: proxies in front of Anthropic-compatible servers.
+        read_json = true;
+        adapter_util::CopyStringIfString(error_value, message);
+      }
+    }
+  }
+  // Not Anthropic's shape (Cloudflare's 413 HTML page, a proxy's text): quote a little of it.
+  if (!read_json) message = adapter_util::QuotePayload(body);
+  return MakeError(http_status, std::move(type), message, api_key_);
+}
+
+}  // namespace turnpike

@@ -1,0 +1,92 @@
+#include "server/resilience/resilience.h"
+
+#include "absl/random/distributions.h"
+#include "absl/strings/str_cat.h"
+#include "common/string_view_compat.h"
+#include "server/resilience/backoff.h"
+
+namespace turnpike {
+
+Resilience::Resilience(Options options, Clock& clock, absl::BitGenRef rng)
+    : options_(std::move(options)), clock_(clock), rng_(rng) {}
+
+UpstreamState& Resilience::Upstream(std::string_view provider, std::string_view model,
+                                    std::string_view credential) {
+  std::string key(provider);
+  key.push_back('\0');
+  key.append(model);
+  key.push_back('\0');
+  key.append(credential);
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = upstreams_.find(key);
+    if (it != upstreams_.end()) return *it->second;
+  }
+  const uint64_t seed = Seed();
+  absl::MutexLock lock(&mu_);
+  auto it = upstreams_.find(key);
+  if (it != upstreams_.end()) return *it->second;
+  std::string credential_key(provider);
+  credential_key.push_back('\0');
+  credential_key.append(credential);
+  std::unique_ptr<CredentialState>& cred = credentials_[credential_key];
+  if (cred == nullptr) cred = std::make_unique<CredentialState>();
+  auto state = std::make_unique<UpstreamState>(absl::StrCat(Absl(provider), "/", Absl(model)),
+                                               cred.get(), seed, options_.throttle,
+                                               options_.budget);
+  UpstreamState& ref = *state;
+  upstreams_.emplace(key, std::move(state));
+  return ref;
+}
+
+ResponseCache& Resilience::Cache(std::string_view capability, size_t max_bytes) {
+  const std::string key(capability);
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = caches_.find(key);
+    if (it != caches_.end()) {
+      it->second->SetMaxBytes(max_bytes);
+      return *it->second;
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  std::unique_ptr<ResponseCache>& cache = caches_[key];
+  if (cache == nullptr) cache = std::make_unique<ResponseCache>(max_bytes);
+  cache->SetMaxBytes(max_bytes);
+  return *cache;
+}
+
+absl::Duration Resilience::Backoff(absl::Duration base, absl::Duration cap, int retry) {
+  absl::MutexLock lock(&rng_mu_);
+  return FullJitterBackoff(base, cap, retry, rng_);
+}
+
+uint64_t Resilience::Pick(uint64_t total) {
+  if (total <= 1) return 0;
+  absl::MutexLock lock(&rng_mu_);
+  return absl::Uniform<uint64_t>(rng_, 0, total);
+}
+
+uint64_t Resilience::Seed() {
+  absl::MutexLock lock(&rng_mu_);
+  return absl::Uniform<uint64_t>(rng_);
+}
+
+void Resilience::Report(const std::string& event) const {
+  if (options_.on_event) options_.on_event(event);
+}
+
+std::vector<UpstreamStatus> Resilience::Status() const {
+  std::vector<UpstreamState*> states;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    for (const auto& [key, state] : upstreams_) states.push_back(state.get());
+  }
+  const absl::Time now = clock_.MonotonicNow();
+  std::vector<UpstreamStatus> out;
+  out.reserve(states.size());
+  for (UpstreamState* s : states) out.push_back(s->Status(now));
+  return out;
+}
+
+}  // namespace turnpike

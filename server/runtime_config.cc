@@ -1,0 +1,378 @@
+#include "server/runtime_config.h"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "common/string_view_compat.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace turnpike {
+namespace {
+
+using config::v1::Provider;
+using config::v1::Snapshot;
+
+constexpr int32_t kDefaultMaxTokens = 1024;
+
+absl::Status FieldError(std::string_view field, std::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat("config: ", Absl(field), ": ", Absl(message)));
+}
+
+bool ValidName(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(c) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
+}
+
+absl::Duration MsOr(int32_t ms, absl::Duration fallback) {
+  return ms > 0 ? absl::Milliseconds(ms) : fallback;
+}
+
+// Reads an optional positive setting: zero means `fallback`; otherwise it must be in [min, max].
+absl::Status Bounded(std::string_view field, int64_t value, int64_t min, int64_t max,
+                     int64_t fallback, int64_t* out) {
+  if (value == 0) {
+    *out = fallback;
+    return absl::OkStatus();
+  }
+  if (value < min || value > max) {
+    return FieldError(field, absl::StrCat("must be between ", min, " and ", max,
+                                          " (0 for the default, ", fallback, ")"));
+  }
+  *out = value;
+  return absl::OkStatus();
+}
+
+// The resilience settings of route `r` (RetryPolicy, CircuitBreakerPolicy, CachePolicy,
+// DegradationPolicy), defaults filled in.
+absl::Status BuildResilience(const config::v1::Route& r, const std::string& field,
+                             RouteEntry* route) {
+  int64_t v;
+  const auto& retry = r.retry();
+  const std::string rf = field + ".retry";
+  TP_RETURN_IF_ERROR(Bounded(rf + ".max_attempts", retry.max_attempts(), 1, 10, 3, &v));
+  route->retry.max_attempts = static_cast<int>(v);
+  TP_RETURN_IF_ERROR(
+      Bounded(rf + ".max_attempts_per_target", retry.max_attempts_per_target(), 1, 5, 2, &v));
+  route->retry.max_attempts_per_target = static_cast<int>(v);
+  TP_RETURN_IF_ERROR(Bounded(rf + ".base_backoff_ms", retry.base_backoff_ms(), 1, 60000, 100, &v));
+  route->retry.base_backoff = absl::Milliseconds(v);
+  TP_RETURN_IF_ERROR(Bounded(rf + ".max_backoff_ms", retry.max_backoff_ms(), 1, 300000, 2000, &v));
+  route->retry.max_backoff = absl::Milliseconds(v);
+  if (route->retry.max_backoff < route->retry.base_backoff) {
+    return FieldError(rf + ".max_backoff_ms", "must not be less than base_backoff_ms");
+  }
+  TP_RETURN_IF_ERROR(
+      Bounded(rf + ".max_retry_after_ms", retry.max_retry_after_ms(), 1, 3600000, 10000, &v));
+  route->retry.max_retry_after = absl::Milliseconds(v);
+
+  const auto& cb = r.circuit_breaker();
+  const std::string cf = field + ".circuit_breaker";
+  TP_RETURN_IF_ERROR(
+      Bounded(cf + ".consecutive_failures", cb.consecutive_failures(), 1, 1000, 5, &v));
+  route->breaker.consecutive_failures = static_cast<int>(v);
+  TP_RETURN_IF_ERROR(Bounded(cf + ".failure_rate_window_ms", cb.failure_rate_window_ms(), 10,
+                             3600000, 30000, &v));
+  route->breaker.failure_rate_window = absl::Milliseconds(v);
+  TP_RETURN_IF_ERROR(
+      Bounded(cf + ".failure_rate_percent", cb.failure_rate_percent(), 1, 100, 50, &v));
+  route->breaker.failure_rate_percent = static_cast<int>(v);
+  TP_RETURN_IF_ERROR(Bounded(cf + ".minimum_volume", cb.minimum_volume(), 1, 1000000, 20, &v));
+  route->breaker.minimum_volume = static_cast<int>(v);
+  TP_RETURN_IF_ERROR(
+      Bounded(cf + ".base_ejection_ms", cb.base_ejection_ms(), 1, 3600000, 30000, &v));
+  route->breaker.base_ejection = absl::Milliseconds(v);
+  TP_RETURN_IF_ERROR(
+      Bounded(cf + ".max_ejection_ms", cb.max_ejection_ms(), 1, 86400000, 300000, &v));
+  route->breaker.max_ejection = absl::Milliseconds(v);
+  if (route->breaker.max_ejection < route->breaker.base_ejection) {
+    return FieldError(cf + ".max_ejection_ms", "must not be less than base_ejection_ms");
+  }
+  TP_RETURN_IF_ERROR(Bounded(cf + ".half_open_probes", cb.half_open_probes(), 1, 100, 1, &v));
+  route->breaker.half_open_probes = static_cast<int>(v);
+  TP_RETURN_IF_ERROR(
+      Bounded(cf + ".probe_timeout_ms", cb.probe_timeout_ms(), 1, 600000, 5000, &v));
+  route->breaker.probe_timeout = absl::Milliseconds(v);
+
+  const auto& cache = r.cache();
+  const std::string kf = field + ".cache";
+  switch (cache.mode()) {
+    case config::v1::CACHE_MODE_UNSPECIFIED:
+    case config::v1::CACHE_MODE_OFF:
+      route->cache.mode = CacheMode::kOff;
+      break;
+    case config::v1::CACHE_MODE_FALLBACK:
+      route->cache.mode = CacheMode::kFallback;
+      break;
+    case config::v1::CACHE_MODE_FIRST:
+      route->cache.mode = CacheMode::kFirst;
+      break;
+    default:
+      return FieldError(kf + ".mode", "unknown cache mode");
+  }
+  TP_RETURN_IF_ERROR(Bounded(kf + ".ttl_ms", cache.ttl_ms(), 1, 2147483647, 300000, &v));
+  route->cache.ttl = absl::Milliseconds(v);
+  TP_RETURN_IF_ERROR(Bounded(kf + ".max_stale_ms", cache.max_stale_ms(), 1,
+                             int64_t{365} * 86400000, 86400000, &v));
+  route->cache.max_stale = absl::Milliseconds(v);
+  TP_RETURN_IF_ERROR(
+      Bounded(kf + ".max_bytes", cache.max_bytes(), 1024, int64_t{1} << 30, 16 << 20, &v));
+  route->cache.max_bytes = static_cast<size_t>(v);
+
+  const auto& degradation = r.degradation();
+  const std::string df = field + ".degradation";
+  switch (degradation.mode()) {
+    case config::v1::DEGRADATION_MODE_UNSPECIFIED:
+    case config::v1::DEGRADATION_MODE_UNAVAILABLE:
+      if (!degradation.static_response().empty()) {
+        return FieldError(df + ".static_response",
+                          "is set but mode is not DEGRADATION_MODE_STATIC_RESPONSE");
+      }
+      route->degradation.force_unavailable =
+          degradation.mode() == config::v1::DEGRADATION_MODE_UNAVAILABLE;
+      break;
+    case config::v1::DEGRADATION_MODE_STATIC_RESPONSE:
+      if (degradation.static_response().empty() || degradation.static_response().size() > 65536) {
+        return FieldError(df + ".static_response",
+                          "must be 1 to 65,536 bytes for DEGRADATION_MODE_STATIC_RESPONSE");
+      }
+      route->degradation.static_response_enabled = true;
+      route->degradation.static_response = degradation.static_response();
+      break;
+    default:
+      return FieldError(df + ".mode", "unknown degradation mode");
+  }
+  return absl::OkStatus();
+}
+
+std::string Sha256(std::string_view data) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  return std::string(reinterpret_cast<char*>(digest), sizeof(digest));
+}
+
+}  // namespace
+
+RuntimeConfig::EnvLookup RuntimeConfig::ProcessEnv() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+}
+
+absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const Snapshot& snapshot,
+                                                                          const EnvLookup& env) {
+  std::shared_ptr<RuntimeConfig> config(new RuntimeConfig());
+  config->version_ = snapshot.version();
+  absl::flat_hash_map<std::string, const ProviderEntry*> providers;
+
+  for (int i = 0; i < snapshot.providers_size(); ++i) {
+    const Provider& p = snapshot.providers(i);
+    const std::string field = absl::StrCat("providers[", i, "]");
+    if (!ValidName(p.name())) {
+      return FieldError(field + ".name", "must be 1-128 characters of [A-Za-z0-9._-]");
+    }
+    if (providers.contains(p.name())) {
+      return FieldError(field + ".name", absl::StrCat("duplicate provider \"", p.name(), "\""));
+    }
+    if (p.kind() == config::v1::PROVIDER_KIND_UNSPECIFIED ||
+        !config::v1::ProviderKind_IsValid(p.kind())) {
+      return FieldError(field + ".kind", "must be set (e.g. PROVIDER_KIND_OPENAI)");
+    }
+    if (!absl::StartsWith(p.base_url(), "http://") && !absl::StartsWith(p.base_url(), "https://")) {
+      return FieldError(field + ".base_url", "must start with http:// or https://");
+    }
+    if (p.kind() == config::v1::PROVIDER_KIND_AZURE_OPENAI && p.api_version().empty()) {
+      return FieldError(field + ".api_version", "is required for Azure OpenAI (e.g. \"2024-10-21\")");
+    }
+    std::string key = p.api_key();
+    if (key.empty() && !p.api_key_env().empty()) {
+      std::optional<std::string> value = env(p.api_key_env());
+      if (!value.has_value() || value->empty()) {
+        return FieldError(field + ".api_key_env",
+                          absl::StrCat("environment variable ", p.api_key_env(), " is not set"));
+      }
+      key = *std::move(value);
+    }
+    if (key.empty() && p.kind() != config::v1::PROVIDER_KIND_OPENAI_COMPATIBLE) {
+      return FieldError(field + ".api_key_env",
+                        "this provider kind needs an API key (set api_key_env)");
+    }
+    absl::StatusOr<std::unique_ptr<ProviderAdapter>> adapter = MakeProviderAdapter(p, key);
+    if (!adapter.ok()) return FieldError(field, Std(adapter.status().message()));
+    auto entry = std::make_unique<ProviderEntry>();
+    entry->name = p.name();
+    entry->kind = p.kind();
+    entry->adapter = *std::move(adapter);
+    if (!p.credential().empty()) {
+      entry->credential = absl::StrCat(p.credential(), "@", p.credential_version());
+    }
+    providers[p.name()] = entry.get();
+    config->providers_.push_back(std::move(entry));
+  }
+
+  absl::flat_hash_map<std::pair<std::string, std::string>, std::pair<int64_t, int64_t>> prices;
+  for (int i = 0; i < snapshot.prices_size(); ++i) {
+    const auto& price = snapshot.prices(i);
+    const std::string field = absl::StrCat("prices[", i, "]");
+    if (price.input_usd_micros_per_mtok() < 0 || price.output_usd_micros_per_mtok() < 0) {
+      return FieldError(field, "prices must not be negative");
+    }
+    prices[{price.provider(), price.model()}] = {price.input_usd_micros_per_mtok(),
+                                                 price.output_usd_micros_per_mtok()};
+  }
+
+  for (int i = 0; i < snapshot.routes_size(); ++i) {
+    const auto& r = snapshot.routes(i);
+    const std::string field = absl::StrCat("routes[", i, "]");
+    if (!ValidName(r.capability())) {
+      return FieldError(field + ".capability", "must be 1-128 characters of [A-Za-z0-9._-]");
+    }
+    if (config->routes_.contains(r.capability())) {
+      return FieldError(field + ".capability",
+                        absl::StrCat("duplicate route for capability \"", r.capability(), "\""));
+    }
+    if (r.targets_size() == 0) return FieldError(field + ".targets", "needs at least one target");
+    if (r.default_max_tokens() < 0) return FieldError(field + ".default_max_tokens", "must be >= 0");
+    const auto& t = r.timeouts();
+    if (t.connect_ms() < 0 || t.first_token_ms() < 0 || t.idle_ms() < 0 || t.total_ms() < 0) {
+      return FieldError(field + ".timeouts", "must not be negative");
+    }
+    RouteEntry route;
+    route.capability = r.capability();
+    route.allow_unauthenticated = r.allow_unauthenticated();
+    route.default_max_tokens = r.default_max_tokens() > 0 ? r.default_max_tokens() : kDefaultMaxTokens;
+    route.timeouts.connect_timeout = MsOr(t.connect_ms(), absl::Seconds(2));
+    route.timeouts.first_byte_timeout = MsOr(t.first_token_ms(), absl::Seconds(30));
+    route.timeouts.idle_timeout = MsOr(t.idle_ms(), absl::Seconds(30));
+    route.timeouts.total_timeout = MsOr(t.total_ms(), absl::Minutes(5));
+    TP_RETURN_IF_ERROR(BuildResilience(r, field, &route));
+    // Tiers: all targets set one, or none does (then each target is its own tier, in order).
+    int with_tier = 0;
+    for (const auto& target : r.targets()) with_tier += target.has_tier() ? 1 : 0;
+    if (with_tier != 0 && with_tier != r.targets_size()) {
+      return FieldError(field + ".targets",
+                        "either every target sets a tier or none does");
+    }
+    std::vector<int32_t> tiers;
+    for (int j = 0; j < r.targets_size(); ++j) {
+      if (r.targets(j).tier() < 0) {
+        return FieldError(absl::StrCat(field, ".targets[", j, "].tier"), "must be >= 0");
+      }
+      tiers.push_back(with_tier != 0 ? r.targets(j).tier() : j);
+    }
+    std::vector<int32_t> distinct = tiers;
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    route.tiers = static_cast<int>(distinct.size());
+    for (int j = 0; j < r.targets_size(); ++j) {
+      const auto& target = r.targets(j);
+      const std::string tfield = absl::StrCat(field, ".targets[", j, "]");
+      auto it = providers.find(target.provider());
+      if (it == providers.end()) {
+        return FieldError(tfield + ".provider",
+                          absl::StrCat("unknown provider \"", target.provider(), "\""));
+      }
+      if (target.model().empty()) return FieldError(tfield + ".model", "must be set");
+      TargetEntry entry;
+      entry.provider = it->second;
+      entry.model = target.model();
+      entry.fallback_position = static_cast<int>(
+          std::lower_bound(distinct.begin(), distinct.end(), tiers[static_cast<size_t>(j)]) -
+          distinct.begin());
+      if (target.weight() > 1000) {
+        return FieldError(tfield + ".weight", "must be at most 1,000 (0 means 1)");
+      }
+      entry.weight = target.weight() == 0 ? 1 : target.weight();
+      auto price = prices.find(std::make_pair(target.provider(), target.model()));
+      if (price != prices.end()) entry.price = price->second;
+      route.targets.push_back(std::move(entry));
+    }
+    config->routes_.emplace(r.capability(), std::move(route));
+  }
+
+  for (int i = 0; i < snapshot.callers_size(); ++i) {
+    const auto& c = snapshot.callers(i);
+    const std::string field = absl::StrCat("callers[", i, "]");
+    if (!ValidName(c.name())) return FieldError(field + ".name", "must be 1-128 characters of [A-Za-z0-9._-]");
+    auto caller = std::make_unique<CallerEntry>();
+    caller->name = c.name();
+    for (const std::string& cap : c.allowed_capabilities()) {
+      if (cap == "*") caller->all_capabilities = true;
+      caller->capabilities.insert(cap);
+    }
+    for (int j = 0; j < c.key_sha256_size(); ++j) {
+      const std::string& hex = c.key_sha256(j);
+      if (hex.size() != 64 || !std::all_of(hex.begin(), hex.end(), [](char ch) {
+            return absl::ascii_isdigit(ch) || (ch >= 'a' && ch <= 'f');
+          })) {
+        return FieldError(absl::StrCat(field, ".key_sha256[", j, "]"),
+                          "must be 64 lowercase hex characters");
+      }
+      config->callers_by_digest_[absl::HexStringToBytes(hex)] = caller.get();
+    }
+    config->callers_.push_back(std::move(caller));
+  }
+  return std::shared_ptr<const RuntimeConfig>(std::move(config));
+}
+
+const RouteEntry* RuntimeConfig::FindRoute(std::string_view capability) const {
+  auto it = routes_.find(std::string(capability));
+  return it == routes_.end() ? nullptr : &it->second;
+}
+
+const CallerEntry* RuntimeConfig::FindCallerByKey(std::string_view key) const {
+  const std::string digest = Sha256(key);  // std::string_view in, raw bytes out
+  auto it = callers_by_digest_.find(digest);
+  if (it == callers_by_digest_.end()) return nullptr;
+  // The map lookup is on a digest of the key; confirm the match in constant time as well.
+  if (CRYPTO_memcmp(it->first.data(), digest.data(), digest.size()) != 0) return nullptr;
+  return it->second;
+}
+
+int64_t RuntimeConfig::CostMicros(const TargetEntry& target, int64_t input_tokens,
+                                  int64_t output_tokens) {
+  if (!target.price.has_value()) return 0;
+  const __int128 total = static_cast<__int128>(input_tokens) * target.price->first +
+                         static_cast<__int128>(output_tokens) * target.price->second;
+  return static_cast<int64_t>((total + 999999) / 1000000);
+}
+
+absl::StatusOr<Snapshot> ParseSnapshotJson(std::string_view json) {
+  Snapshot snapshot;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  auto status = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(json.data(), json.size()), &snapshot, options);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("config: ", status.message().as_string()));
+  }
+  return snapshot;
+}
+
+absl::StatusOr<Snapshot> LoadSnapshotFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("config file ", path, ": cannot open"));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  absl::StatusOr<Snapshot> snapshot = ParseSnapshotJson(buffer.str());
+  if (!snapshot.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", snapshot.status().message()));
+  }
+  return snapshot;
+}
+
+}  // namespace turnpike

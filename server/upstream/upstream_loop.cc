@@ -1,0 +1,483 @@
+#include "server/upstream/upstream_loop.h"
+
+#include <curl/curl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace turnpike {
+
+struct UpstreamLoop::Transfer {
+  TransferId id = 0;
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  HttpRequest request;
+  TransferOptions options;
+  std::shared_ptr<TransferHandler> handler;
+  int64_t retry_after_ms = 0;
+  bool response_started = false;
+  bool paused = false;
+  bool got_data = false;
+  absl::Time started;
+  absl::Time last_data;
+  char error[CURL_ERROR_SIZE] = {0};
+};
+
+namespace {
+
+absl::Time Monotonic() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return absl::TimeFromTimespec(ts);
+}
+
+// Parses retry-after-ms (milliseconds) or retry-after (delta-seconds or an HTTP date).
+void ParseRetryHeader(absl::string_view line, int64_t* retry_after_ms) {
+  const size_t colon = line.find(':');
+  if (colon == absl::string_view::npos) return;
+  std::string name = absl::AsciiStrToLower(line.substr(0, colon));
+  absl::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
+  if (name == "retry-after-ms") {
+    double ms;
+    if (absl::SimpleAtod(value, &ms) && ms >= 0) *retry_after_ms = static_cast<int64_t>(ms);
+  } else if (name == "retry-after" && *retry_after_ms == 0) {
+    double seconds;
+    if (absl::SimpleAtod(value, &seconds)) {
+      if (seconds >= 0) *retry_after_ms = static_cast<int64_t>(seconds * 1000);
+      return;
+    }
+    absl::Time when;
+    std::string err;
+    if (absl::ParseTime("%a, %d %b %Y %H:%M:%S", std::string(absl::StripSuffix(value, " GMT")),
+                        &when, &err)) {
+      const absl::Duration d = when - absl::Now();
+      *retry_after_ms = d > absl::ZeroDuration() ? absl::ToInt64Milliseconds(d) : 0;
+    }
+  }
+}
+
+absl::Status ConnectFailure(std::string message) {
+  absl::Status status = absl::UnavailableError(std::move(message));
+  status.SetPayload(kConnectFailurePayloadUrl, absl::Cord());
+  return status;
+}
+
+absl::Status CurlStatus(CURLcode code, const char* error) {
+  std::string detail = error[0] != '\0' ? std::string(error) : curl_easy_strerror(code);
+  switch (code) {
+    case CURLE_OPERATION_TIMEDOUT:
+      return absl::DeadlineExceededError(absl::StrCat("upstream timed out: ", detail));
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return ConnectFailure(absl::StrCat("upstream host not found: ", detail));
+    case CURLE_COULDNT_CONNECT:
+      return ConnectFailure(absl::StrCat("upstream connect failed: ", detail));
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+      return ConnectFailure(absl::StrCat("upstream TLS failure: ", detail));
+    default:
+      return absl::UnavailableError(absl::StrCat("upstream connection failed: ", detail));
+  }
+}
+
+}  // namespace
+
+UpstreamLoop::UpstreamLoop(Options options) : options_(options) {}
+
+absl::StatusOr<std::unique_ptr<UpstreamLoop>> UpstreamLoop::Create(Options options) {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::unique_ptr<UpstreamLoop> loop(new UpstreamLoop(options));
+  absl::Status status = loop->Init();
+  if (!status.ok()) return status;
+  return loop;
+}
+
+absl::Status UpstreamLoop::Init() {
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) return absl::InternalError(absl::StrCat("epoll_create1: ", strerror(errno)));
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = wake_fd_;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+
+  CURLM* multi = curl_multi_init();
+  if (multi == nullptr) return absl::InternalError("curl_multi_init failed");
+  multi_ = multi;
+  curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &UpstreamLoop::SocketCallback);
+  curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &UpstreamLoop::TimerCallback);
+  curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
+  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_idle_connections));
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+UpstreamLoop::~UpstreamLoop() {
+  Stop();
+  if (multi_ != nullptr) curl_multi_cleanup(static_cast<CURLM*>(multi_));
+  if (wake_fd_ >= 0) close(wake_fd_);
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+}
+
+void UpstreamLoop::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+}
+
+int UpstreamLoop::active_transfers() const { return active_.load(std::memory_order_relaxed); }
+
+UpstreamLoop::TransferId UpstreamLoop::Start(HttpRequest request, TransferOptions options,
+                                             std::shared_ptr<TransferHandler> handler) {
+  auto transfer = std::make_unique<Transfer>();
+  transfer->id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  transfer->request = std::move(request);
+  transfer->options = options;
+  transfer->handler = std::move(handler);
+  const TransferId id = transfer->id;
+  Post(Command{Command::Kind::kStart, id, std::move(transfer), {}, nullptr});
+  return id;
+}
+
+UpstreamLoop::TimerId UpstreamLoop::RunAfter(absl::Duration delay, std::function<void()> fn) {
+  const TimerId id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  Command command{Command::Kind::kTimer, id, nullptr, Monotonic() + delay, std::move(fn)};
+  bool wake = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return 0;
+    wake = commands_.empty();
+    commands_.push_back(std::move(command));
+  }
+  if (wake) {
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof(one));
+  }
+  return id;
+}
+
+void UpstreamLoop::CancelTimer(TimerId id) {
+  if (id != 0) Post(Command{Command::Kind::kCancelTimer, id, nullptr, {}, nullptr});
+}
+
+void UpstreamLoop::Resume(TransferId id) {
+  Post(Command{Command::Kind::kResume, id, nullptr, {}, nullptr});
+}
+
+void UpstreamLoop::Cancel(TransferId id) {
+  Post(Command{Command::Kind::kCancel, id, nullptr, {}, nullptr});
+}
+
+void UpstreamLoop::Post(Command command) {
+  std::shared_ptr<TransferHandler> rejected;
+  bool wake = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && command.kind == Command::Kind::kStart) {
+      rejected = std::move(command.transfer->handler);
+    } else {
+      wake = commands_.empty();
+      commands_.push_back(std::move(command));
+    }
+  }
+  if (rejected != nullptr) {
+    // Too late to run: complete it here, outside the loop.
+    rejected->OnComplete(absl::CancelledError("upstream loop stopped"));
+    return;
+  }
+  if (wake) {
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof(one));
+  }
+}
+
+void UpstreamLoop::Run() {
+  constexpr int kMaxEvents = 256;
+  epoll_event events[kMaxEvents];
+  CURLM* multi = static_cast<CURLM*>(multi_);
+  while (true) {
+    const int n = epoll_wait(epoll_fd_, events, kMaxEvents, NextTimeoutMs());
+    bool stop = false;
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.fd == wake_fd_) {
+        uint64_t value;
+        (void)!read(wake_fd_, &value, sizeof(value));
+        continue;
+      }
+      int flags = 0;
+      if (events[i].events & (EPOLLIN | EPOLLHUP)) flags |= CURL_CSELECT_IN;
+      if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+      if (events[i].events & EPOLLERR) flags |= CURL_CSELECT_ERR;
+      int running;
+      curl_multi_socket_action(multi, events[i].data.fd, flags, &running);
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      stop = stopping_;
+    }
+    RunCommands();
+    if (n == 0 || curl_timeout_ms_ == 0) {
+      int running;
+      curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    CheckDone();
+    CheckDeadlines();
+    RunTimers(Monotonic(), /*all=*/false);
+    if (stop) break;
+  }
+  // Drain: pending commands, every timer (at once) and every transfer still running (CANCELLED).
+  // Their handlers may queue more work, so repeat until nothing is left.
+  while (true) {
+    RunCommands();
+    bool ran = RunTimers(absl::InfiniteFuture(), /*all=*/true);
+    std::vector<Transfer*> remaining;
+    for (auto& [id, t] : transfers_) remaining.push_back(t);
+    for (Transfer* t : remaining) FinishTransfer(t, absl::CancelledError("upstream loop stopped"));
+    ran = ran || !remaining.empty();
+    absl::MutexLock lock(&mu_);
+    if (!ran && commands_.empty()) {
+      stopped_ = true;
+      break;
+    }
+  }
+}
+
+bool UpstreamLoop::RunTimers(absl::Time now, bool all) {
+  bool ran = false;
+  while (!timer_queue_.empty()) {
+    const auto [when, id] = timer_queue_.top();
+    if (!all && when > now) break;
+    timer_queue_.pop();
+    auto it = timers_.find(id);
+    if (it == timers_.end()) continue;  // cancelled
+    std::function<void()> fn = std::move(it->second);
+    timers_.erase(it);
+    fn();
+    ran = true;
+  }
+  return ran;
+}
+
+void UpstreamLoop::RunCommands() {
+  std::vector<Command> commands;
+  {
+    absl::MutexLock lock(&mu_);
+    commands.swap(commands_);
+  }
+  for (Command& c : commands) {
+    switch (c.kind) {
+      case Command::Kind::kStart:
+        StartTransfer(std::move(c.transfer));
+        break;
+      case Command::Kind::kResume: {
+        auto it = transfers_.find(c.id);
+        if (it != transfers_.end() && it->second->paused) {
+          it->second->paused = false;
+          it->second->last_data = Monotonic();
+          // May synchronously deliver the held-back data to the write callback.
+          curl_easy_pause(it->second->easy, CURLPAUSE_CONT);
+        }
+        break;
+      }
+      case Command::Kind::kCancel: {
+        auto it = transfers_.find(c.id);
+        if (it != transfers_.end()) {
+          FinishTransfer(it->second, absl::CancelledError("cancelled by the gateway"));
+        }
+        break;
+      }
+      case Command::Kind::kTimer:
+        timers_.emplace(c.id, std::move(c.fn));
+        timer_queue_.emplace(c.when, c.id);
+        break;
+      case Command::Kind::kCancelTimer:
+        timers_.erase(c.id);
+        break;
+    }
+  }
+}
+
+void UpstreamLoop::StartTransfer(std::unique_ptr<Transfer> owned) {
+  Transfer* t = owned.release();
+  CURL* easy = curl_easy_init();
+  if (easy == nullptr) {
+    std::shared_ptr<TransferHandler> handler = std::move(t->handler);
+    delete t;
+    handler->OnComplete(absl::InternalError("curl_easy_init failed"));
+    return;
+  }
+  t->easy = easy;
+  for (const std::string& h : t->request.headers) t->headers = curl_slist_append(t->headers, h.c_str());
+  // No "Expect: 100-continue" round trip for large bodies.
+  t->headers = curl_slist_append(t->headers, "Expect:");
+  curl_easy_setopt(easy, CURLOPT_URL, t->request.url.c_str());
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
+  curl_easy_setopt(easy, CURLOPT_POST, 1L);
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->request.body.data());
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->request.body.size()));
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &UpstreamLoop::WriteCallback);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &UpstreamLoop::HeaderCallback);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, t);
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(absl::ToInt64Milliseconds(t->options.connect_timeout)));
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(absl::ToInt64Milliseconds(t->options.total_timeout)));
+  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, nullptr);
+  t->started = Monotonic();
+  t->last_data = t->started;
+  transfers_[t->id] = t;
+  active_.fetch_add(1, std::memory_order_relaxed);
+  curl_multi_add_handle(static_cast<CURLM*>(multi_), easy);
+}
+
+void UpstreamLoop::FinishTransfer(Transfer* t, absl::Status status) {
+  transfers_.erase(t->id);
+  active_.fetch_sub(1, std::memory_order_relaxed);
+  curl_multi_remove_handle(static_cast<CURLM*>(multi_), t->easy);
+  curl_easy_cleanup(t->easy);
+  curl_slist_free_all(t->headers);
+  std::shared_ptr<TransferHandler> handler = std::move(t->handler);
+  delete t;
+  handler->OnComplete(std::move(status));
+}
+
+void UpstreamLoop::CheckDone() {
+  CURLM* multi = static_cast<CURLM*>(multi_);
+  int pending;
+  while (CURLMsg* msg = curl_multi_info_read(multi, &pending)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    Transfer* t = nullptr;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+    if (t == nullptr) continue;
+    const CURLcode code = msg->data.result;
+    FinishTransfer(t, code == CURLE_OK ? absl::OkStatus() : CurlStatus(code, t->error));
+  }
+}
+
+void UpstreamLoop::CheckDeadlines() {
+  if (transfers_.empty()) return;
+  const absl::Time now = Monotonic();
+  std::vector<std::pair<Transfer*, absl::Status>> expired;
+  for (auto& [id, t] : transfers_) {
+    if (t->paused) continue;
+    if (!t->got_data && now - t->started > t->options.first_byte_timeout) {
+      expired.emplace_back(t, absl::DeadlineExceededError(absl::StrCat(
+                                  "upstream sent no data within ",
+                                  absl::FormatDuration(t->options.first_byte_timeout))));
+    } else if (t->got_data && now - t->last_data > t->options.idle_timeout) {
+      expired.emplace_back(t, absl::DeadlineExceededError(absl::StrCat(
+                                  "upstream stalled: no data for ",
+                                  absl::FormatDuration(t->options.idle_timeout))));
+    }
+  }
+  for (auto& [t, status] : expired) FinishTransfer(t, std::move(status));
+}
+
+int UpstreamLoop::NextTimeoutMs() {
+  int timeout = static_cast<int>(curl_timeout_ms_);
+  // First-byte and idle deadlines are checked at 10 ms granularity while transfers run.
+  if (!transfers_.empty() && (timeout < 0 || timeout > 10)) timeout = 10;
+  // Cancelled timers are dropped lazily; skip them so they do not cause early wake-ups.
+  while (!timer_queue_.empty() && !timers_.contains(timer_queue_.top().second)) timer_queue_.pop();
+  if (!timer_queue_.empty()) {
+    const absl::Duration left = timer_queue_.top().first - Monotonic();
+    const int64_t ms =
+        std::max<int64_t>(0, absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))));
+    if (timeout < 0 || ms < timeout) timeout = static_cast<int>(std::min<int64_t>(ms, 1 << 30));
+  }
+  return timeout;
+}
+
+int UpstreamLoop::SocketCallback(void*, int fd, int what, void* userp, void*) {
+  auto* self = static_cast<UpstreamLoop*>(userp);
+  if (what == CURL_POLL_REMOVE) {
+    epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    return 0;
+  }
+  epoll_event ev{};
+  ev.data.fd = fd;
+  if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev.events |= EPOLLIN;
+  if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev.events |= EPOLLOUT;
+  if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT) {
+    epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  }
+  return 0;
+}
+
+int UpstreamLoop::TimerCallback(void*, long timeout_ms, void* userp) {
+  static_cast<UpstreamLoop*>(userp)->curl_timeout_ms_ = timeout_ms;
+  return 0;
+}
+
+size_t UpstreamLoop::HeaderCallback(char* data, size_t size, size_t nmemb, void* userp) {
+  auto* t = static_cast<Transfer*>(userp);
+  const size_t n = size * nmemb;
+  absl::string_view line(data, n);
+  if (absl::StartsWith(line, "HTTP/")) {
+    t->retry_after_ms = 0;  // a new header block (after a 1xx) starts over
+    return n;
+  }
+  if (line == "\r\n" || line == "\n") {
+    long code = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+    if (code >= 200 && !t->response_started) {
+      t->response_started = true;
+      t->handler->OnResponseStart(static_cast<int>(code), t->retry_after_ms);
+    }
+    return n;
+  }
+  ParseRetryHeader(absl::StripTrailingAsciiWhitespace(line), &t->retry_after_ms);
+  return n;
+}
+
+size_t UpstreamLoop::WriteCallback(char* data, size_t size, size_t nmemb, void* userp) {
+  auto* t = static_cast<Transfer*>(userp);
+  const size_t n = size * nmemb;
+  if (!t->response_started) {
+    long code = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+    t->response_started = true;
+    t->handler->OnResponseStart(static_cast<int>(code), t->retry_after_ms);
+  }
+  switch (t->handler->OnData(std::string_view(data, n))) {
+    case TransferHandler::DataResult::kPause:
+      t->paused = true;
+      return CURL_WRITEFUNC_PAUSE;
+    case TransferHandler::DataResult::kAbort:
+      return 0;
+    case TransferHandler::DataResult::kContinue:
+      break;
+  }
+  t->got_data = true;
+  t->last_data = Monotonic();
+  return n;
+}
+
+}  // namespace turnpike

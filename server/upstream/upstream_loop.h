@@ -1,0 +1,155 @@
+// UpstreamLoop runs HTTP transfers to AI providers on one event-loop thread: libcurl's multi
+// interface driven by its socket API on epoll, with connection reuse per host and TCP_NODELAY.
+// Callers on any thread Start(), Pause-aware Resume() and Cancel() transfers; every callback of
+// a TransferHandler runs on the loop thread and must not block. Each started transfer gets
+// exactly one OnComplete(), including when it is cancelled or the loop stops. The loop also runs
+// timers (RunAfter), so waits such as retry backoff never block a thread; a timer still pending
+// when the loop stops runs during the stop, so work it continues can finish.
+// Thread-safe: Start/Resume/Cancel/RunAfter/CancelTimer may be called from any thread, including
+// from callbacks.
+#ifndef TURNPIKE_SERVER_UPSTREAM_UPSTREAM_LOOP_H_
+#define TURNPIKE_SERVER_UPSTREAM_UPSTREAM_LOOP_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include <functional>
+#include <queue>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/providers/provider_adapter.h"
+
+namespace turnpike {
+
+// Receives one transfer's events, on the loop thread.
+class TransferHandler {
+ public:
+  enum class DataResult { kContinue, kPause, kAbort };
+  virtual ~TransferHandler() = default;
+  // The response status line and headers arrived. `retry_after_ms` is parsed from
+  // retry-after-ms / retry-after (seconds or HTTP date), 0 if absent.
+  virtual void OnResponseStart(int http_status, int64_t retry_after_ms) = 0;
+  // Body bytes. Return kPause to stop reading from the socket until UpstreamLoop::Resume();
+  // on kPause the bytes are NOT consumed and will be delivered again after Resume. kAbort ends
+  // the transfer at once (OnComplete follows with a non-OK status).
+  virtual DataResult OnData(std::string_view bytes) = 0;
+  // The transfer ended: OK when the body completed; UNAVAILABLE for connection failures and
+  // resets, DEADLINE_EXCEEDED for a timeout, CANCELLED after Cancel().
+  virtual void OnComplete(absl::Status status) = 0;
+};
+
+// Connection failures (connect refused, DNS, TLS) carry this payload: the request never reached
+// the provider, so a router may fail over at once instead of retrying the same host.
+inline constexpr char kConnectFailurePayloadUrl[] = "turnpike.internal/upstream_connect_failure";
+inline bool IsConnectFailure(const absl::Status& status) {
+  return status.GetPayload(kConnectFailurePayloadUrl).has_value();
+}
+
+struct TransferOptions {
+  absl::Duration connect_timeout = absl::Seconds(2);
+  // Limit from sending the request to the first body byte.
+  absl::Duration first_byte_timeout = absl::Seconds(30);
+  // Limit on silence between body reads once data flows (not counted while paused).
+  absl::Duration idle_timeout = absl::Seconds(30);
+  // Limit on the whole transfer.
+  absl::Duration total_timeout = absl::Minutes(5);
+};
+
+class UpstreamLoop {
+ public:
+  using TransferId = uint64_t;
+  using TimerId = uint64_t;
+
+  struct Options {
+    // Idle connections kept for reuse across all hosts.
+    int max_idle_connections = 256;
+  };
+
+  static absl::StatusOr<std::unique_ptr<UpstreamLoop>> Create(Options options);
+  ~UpstreamLoop();  // Stops the loop: pending transfers complete with CANCELLED.
+
+  UpstreamLoop(const UpstreamLoop&) = delete;
+  UpstreamLoop& operator=(const UpstreamLoop&) = delete;
+
+  // Queues a transfer. The loop keeps `handler` alive until its OnComplete() returns.
+  TransferId Start(HttpRequest request, TransferOptions options,
+                   std::shared_ptr<TransferHandler> handler);
+  // Resumes reading a paused transfer. No-op for unknown or finished ids.
+  void Resume(TransferId id);
+  // Aborts a transfer at once (closes its connection); it completes with CANCELLED.
+  void Cancel(TransferId id);
+  // Runs `fn` once on the loop thread after `delay` (zero or negative: on the next turn of the
+  // loop). Returns 0, and drops `fn` without running it, once the loop has stopped; a timer
+  // pending when Stop() is called runs during the stop.
+  TimerId RunAfter(absl::Duration delay, std::function<void()> fn);
+  // Drops a timer that has not run yet; no-op for unknown or fired ids.
+  void CancelTimer(TimerId id);
+  // Stops the loop thread; transfers still running complete with CANCELLED. Idempotent.
+  void Stop();
+
+  // Number of transfers running now (approximate; for metrics and tests).
+  int active_transfers() const;
+
+ private:
+  struct Transfer;
+  struct Command {
+    enum class Kind { kStart, kResume, kCancel, kTimer, kCancelTimer } kind;
+    TransferId id;                       // transfer id, or timer id for kTimer/kCancelTimer
+    std::unique_ptr<Transfer> transfer;  // kStart only
+    absl::Time when;                     // kTimer only
+    std::function<void()> fn;            // kTimer only
+  };
+
+  explicit UpstreamLoop(Options options);
+  absl::Status Init();
+  void Post(Command command);
+  void Run();
+  void RunCommands();
+  void StartTransfer(std::unique_ptr<Transfer> transfer);
+  void FinishTransfer(Transfer* transfer, absl::Status status);
+  void CheckDone();
+  void CheckDeadlines();
+  // Runs every timer due at `now` (all of them if `all`); returns true if any ran.
+  bool RunTimers(absl::Time now, bool all);
+  int NextTimeoutMs();
+
+  static int SocketCallback(void* easy, int fd, int what, void* userp, void* socketp);
+  static int TimerCallback(void* multi, long timeout_ms, void* userp);
+  static size_t WriteCallback(char* data, size_t size, size_t nmemb, void* userp);
+  static size_t HeaderCallback(char* data, size_t size, size_t nmemb, void* userp);
+
+  // Constant after construction.
+  const Options options_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;  // eventfd
+  void* multi_ = nullptr;  // CURLM*
+
+  absl::Mutex mu_;
+  std::vector<Command> commands_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // the thread has drained and exited
+  std::thread thread_;
+
+  // Loop-thread state.
+  absl::flat_hash_map<TransferId, Transfer*> transfers_;
+  using TimerEntry = std::pair<absl::Time, TimerId>;
+  std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> timer_queue_;
+  absl::flat_hash_map<TimerId, std::function<void()>> timers_;
+  long curl_timeout_ms_ = -1;
+  std::atomic<TransferId> next_id_{1};
+  std::atomic<int> active_{0};
+};
+
+}  // namespace turnpike
+
+#endif  // TURNPIKE_SERVER_UPSTREAM_UPSTREAM_LOOP_H_

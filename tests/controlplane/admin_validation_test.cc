@@ -1,0 +1,296 @@
+// Table tests of admin request validation: each case breaks one thing and names the field the
+// google.rpc.BadRequest must point at. Nothing invalid may change the config version.
+#include <functional>
+
+#include "controlplane/validation.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/controlplane/admin_test_util.h"
+
+namespace turnpike::controlplane::testing {
+namespace {
+
+using ::testing::Contains;
+
+template <class Spec>
+struct Case {
+  const char* what;
+  std::function<void(Spec&)> mutate;
+  const char* field;  // expected violated field
+};
+
+class AdminValidationTest : public AdminFixture {
+ protected:
+  template <class R, class Spec>
+  void RunTable(const R& valid, const std::vector<Case<Spec>>& cases) {
+    int64_t version = Version();
+    for (const auto& c : cases) {
+      SCOPED_TRACE(c.what);
+      R r = valid;
+      c.mutate(*r.mutable_spec());
+      absl::StatusOr<R> out = admin_->CreateResource<R>(r, "test");
+      ASSERT_FALSE(out.ok());
+      EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument) << out.status();
+      EXPECT_THAT(ViolatedFields(out.status()), Contains(c.field)) << out.status();
+    }
+    EXPECT_EQ(Version(), version);
+    // The valid one goes through.
+    EXPECT_TRUE(admin_->CreateResource<R>(valid, "test").ok());
+  }
+};
+
+TEST_F(AdminValidationTest, Provider) {
+  using P = config::v1::Provider;
+  ASSERT_TRUE(admin_->CreateCredential(MakeCredential("key", "secret"), "t").ok());
+  RunTable<admin::v1::Provider, P>(
+      MakeProvider("openai", "key"),
+      {
+          {"empty name", [](P& p) { p.clear_name(); }, "provider.spec.name"},
+          {"name with space", [](P& p) { p.set_name("open ai"); }, "provider.spec.name"},
+          {"name starting with dash", [](P& p) { p.set_name("-openai"); }, "provider.spec.name"},
+          {"name too long", [](P& p) { p.set_name(std::string(64, 'a')); }, "provider.spec.name"},
+          {"name with slash", [](P& p) { p.set_name("a/b"); }, "provider.spec.name"},
+          {"no kind", [](P& p) { p.clear_kind(); }, "provider.spec.kind"},
+          {"unknown kind", [](P& p) { p.set_kind(static_cast<config::v1::ProviderKind>(99)); },
+           "provider.spec.kind"},
+          {"no base_url", [](P& p) { p.clear_base_url(); }, "provider.spec.base_url"},
+          {"ftp base_url", [](P& p) { p.set_base_url("ftp://x/v1"); }, "provider.spec.base_url"},
+          {"base_url without host", [](P& p) { p.set_base_url("https:///v1"); },
+           "provider.spec.base_url"},
+          {"base_url with user info", [](P& p) { p.set_base_url("https://u:pw@h/v1"); },
+           "provider.spec.base_url"},
+          {"base_url with query", [](P& p) { p.set_base_url("https://h/v1?key=x"); },
+           "provider.spec.base_url"},
+          {"base_url with space", [](P& p) { p.set_base_url("https://h /v1"); },
+           "provider.spec.base_url"},
+          {"api_key given", [](P& p) { p.set_api_key("sk-x"); }, "provider.spec.api_key"},
+          {"api_key_env given", [](P& p) { p.set_api_key_env("OPENAI_API_KEY"); },
+           "provider.spec.api_key_env"},
+          {"credential_version given", [](P& p) { p.set_credential_version(2); },
+           "provider.spec.credential_version"},
+          {"azure without api_version",
+           [](P& p) { p.set_kind(config::v1::PROVIDER_KIND_AZURE_OPENAI); },
+           "provider.spec.api_version"},
+          {"compat flavor on openai", [](P& p) { p.set_compat_flavor(config::v1::COMPAT_FLAVOR_VLLM); },
+           "provider.spec.compat_flavor"},
+          {"hosted provider without credential", [](P& p) { p.clear_credential(); },
+           "provider.spec.credential"},
+          {"secret header", [](P& p) { (*p.mutable_headers())["Authorization"] = "Bearer x"; },
+           "provider.spec.headers[\"Authorization\"]"},
+          {"header with newline", [](P& p) { (*p.mutable_headers())["X-A"] = "a\r\nb: c"; },
+           "provider.spec.headers[\"X-A\"]"},
+          {"bad header name", [](P& p) { (*p.mutable_headers())["X A"] = "v"; },
+           "provider.spec.headers"},
+          {"bad credential name", [](P& p) { p.set_credential("Bad Name"); },
+           "provider.spec.credential"},
+      });
+}
+
+TEST_F(AdminValidationTest, Route) {
+  using R = config::v1::Route;
+  ASSERT_TRUE(admin_->CreateResource(MakeProvider("fake"), "t").ok());
+  RunTable<admin::v1::Route, R>(
+      MakeRoute("demo", "fake"),
+      {
+          {"empty capability", [](R& r) { r.clear_capability(); }, "route.spec.capability"},
+          {"bad capability", [](R& r) { r.set_capability("claims summary"); },
+           "route.spec.capability"},
+          {"no targets", [](R& r) { r.clear_targets(); }, "route.spec.targets"},
+          {"17 targets",
+           [](R& r) {
+             for (int i = 0; i < 16; ++i) {
+               auto* t = r.add_targets();
+               t->set_provider("fake");
+               t->set_model("m" + std::to_string(i));
+             }
+           },
+           "route.spec.targets"},
+          {"target without provider", [](R& r) { r.mutable_targets(0)->clear_provider(); },
+           "route.spec.targets[0].provider"},
+          {"target without model", [](R& r) { r.mutable_targets(0)->clear_model(); },
+           "route.spec.targets[0].model"},
+          {"model with space", [](R& r) { r.mutable_targets(0)->set_model("gpt 4"); },
+           "route.spec.targets[0].model"},
+          {"duplicate target", [](R& r) { *r.add_targets() = r.targets(0); },
+           "route.spec.targets[1]"},
+          {"negative max tokens", [](R& r) { r.set_default_max_tokens(-1); },
+           "route.spec.default_max_tokens"},
+          {"negative timeout", [](R& r) { r.mutable_timeouts()->set_first_token_ms(-5); },
+           "route.spec.timeouts.first_token_ms"},
+          {"huge timeout", [](R& r) { r.mutable_timeouts()->set_total_ms(2'000'000'000); },
+           "route.spec.timeouts.total_ms"},
+      });
+}
+
+TEST_F(AdminValidationTest, Caller) {
+  using C = config::v1::Caller;
+  RunTable<admin::v1::Caller, C>(
+      MakeCaller("claims-service"),
+      {
+          {"empty name", [](C& c) { c.clear_name(); }, "caller.spec.name"},
+          {"bad tier", [](C& c) { c.set_tier("Gold!"); }, "caller.spec.tier"},
+          {"bad capability", [](C& c) { c.add_allowed_capabilities("Not Valid"); },
+           "caller.spec.allowed_capabilities[1]"},
+          {"duplicate capability", [](C& c) { c.add_allowed_capabilities("demo"); },
+           "caller.spec.allowed_capabilities[1]"},
+          {"key digests given", [](C& c) { c.add_key_sha256(std::string(64, 'a')); },
+           "caller.spec.key_sha256"},
+      });
+}
+
+TEST_F(AdminValidationTest, Price) {
+  using P = config::v1::Price;
+  ASSERT_TRUE(admin_->CreateResource(MakeProvider("fake"), "t").ok());
+  admin::v1::Price valid;
+  valid.mutable_spec()->set_provider("fake");
+  valid.mutable_spec()->set_model("gpt-4o-mini");
+  valid.mutable_spec()->set_input_usd_micros_per_mtok(150000);
+  valid.mutable_spec()->set_output_usd_micros_per_mtok(600000);
+  RunTable<admin::v1::Price, P>(
+      valid, {
+                 {"no provider", [](P& p) { p.clear_provider(); }, "price.spec.provider"},
+                 {"no model", [](P& p) { p.clear_model(); }, "price.spec.model"},
+                 {"negative input", [](P& p) { p.set_input_usd_micros_per_mtok(-1); },
+                  "price.spec.input_usd_micros_per_mtok"},
+                 {"absurd output", [](P& p) { p.set_output_usd_micros_per_mtok(1LL << 60); },
+                  "price.spec.output_usd_micros_per_mtok"},
+             });
+}
+
+TEST_F(AdminValidationTest, RateLimit) {
+  using L = config::v1::RateLimit;
+  admin::v1::RateLimit valid;
+  valid.mutable_spec()->set_name("demo-rpm");
+  valid.mutable_spec()->set_capability("demo");
+  valid.mutable_spec()->set_requests_per_minute(60);
+  RunTable<admin::v1::RateLimit, L>(
+      valid, {
+                 {"empty name", [](L& l) { l.clear_name(); }, "rate_limit.spec.name"},
+                 {"bad capability", [](L& l) { l.set_capability("A B"); },
+                  "rate_limit.spec.capability"},
+                 {"bad caller", [](L& l) { l.set_caller("A B"); }, "rate_limit.spec.caller"},
+                 {"no limits", [](L& l) { l.clear_requests_per_minute(); },
+                  "rate_limit.spec.requests_per_minute"},
+                 {"negative tokens", [](L& l) { l.set_tokens_per_minute(-1); },
+                  "rate_limit.spec.tokens_per_minute"},
+             });
+}
+
+TEST_F(AdminValidationTest, Budget) {
+  using B = config::v1::Budget;
+  admin::v1::Budget valid;
+  valid.mutable_spec()->set_name("demo-monthly");
+  valid.mutable_spec()->set_capability("demo");
+  valid.mutable_spec()->set_limit_usd_micros(5'000'000);
+  valid.mutable_spec()->set_window(config::v1::BUDGET_WINDOW_MONTHLY);
+  RunTable<admin::v1::Budget, B>(
+      valid, {
+                 {"empty name", [](B& b) { b.clear_name(); }, "budget.spec.name"},
+                 {"no capability", [](B& b) { b.clear_capability(); }, "budget.spec.capability"},
+                 {"negative limit", [](B& b) { b.set_limit_usd_micros(-1); },
+                  "budget.spec.limit_usd_micros"},
+                 {"no window", [](B& b) { b.clear_window(); }, "budget.spec.window"},
+             });
+}
+
+TEST_F(AdminValidationTest, CredentialRequests) {
+  struct CredCase {
+    const char* what;
+    admin::v1::CreateCredentialRequest request;
+    const char* field;
+  };
+  std::vector<CredCase> cases = {
+      {"no name", MakeCredential("", "s"), "credential.name"},
+      {"bad name", MakeCredential("Bad Name", "s"), "credential.name"},
+      {"no secret", MakeCredential("k", ""), "secret"},
+      {"secret with newline", MakeCredential("k", "abc\ndef"), "secret"},
+      {"secret too long", MakeCredential("k", std::string(8193, 'x')), "secret"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    auto out = admin_->CreateCredential(c.request, "t");
+    ASSERT_FALSE(out.ok());
+    EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(ViolatedFields(out.status()), Contains(c.field));
+    EXPECT_EQ(std::string(out.status().message()).find("abc"), std::string::npos);
+  }
+  ASSERT_TRUE(admin_->CreateCredential(MakeCredential("k", "s"), "t").ok());
+  admin::v1::RotateCredentialRequest rotate;
+  rotate.set_name("k");
+  rotate.set_secret("s2");
+  rotate.mutable_grace_period()->set_seconds(-1);
+  auto r = admin_->RotateCredential(rotate, "t");
+  EXPECT_THAT(ViolatedFields(r.status()), Contains("grace_period"));
+}
+
+TEST_F(AdminValidationTest, PaginationInputs) {
+  auto bad_token = admin_->ListResources<admin::v1::Route>(10, "not-a-token");
+  EXPECT_THAT(ViolatedFields(bad_token.status()), Contains("page_token"));
+  auto bad_size = admin_->ListResources<admin::v1::Route>(-1, "");
+  EXPECT_THAT(ViolatedFields(bad_size.status()), Contains("page_size"));
+}
+
+// The publish gate: specs that pass admin validation but would make an inconsistent snapshot.
+TEST(SnapshotConsistencyTest, RejectsBrokenSnapshots) {
+  auto base = [] {
+    config::v1::Snapshot s;
+    s.set_version("1");
+    auto* p = s.add_providers();
+    p->set_name("fake");
+    p->set_kind(config::v1::PROVIDER_KIND_OPENAI);
+    p->set_base_url("http://127.0.0.1:1/v1");
+    p->set_credential("k");
+    p->set_api_key("sk");
+    auto* r = s.add_routes();
+    r->set_capability("demo");
+    auto* t = r->add_targets();
+    t->set_provider("fake");
+    t->set_model("m");
+    auto* c = s.add_callers();
+    c->set_name("c");
+    c->add_key_sha256(std::string(64, 'a'));
+    return s;
+  };
+  ASSERT_TRUE(CheckSnapshotConsistency(base()).ok());
+  struct SnapCase {
+    const char* what;
+    std::function<void(config::v1::Snapshot&)> mutate;
+    const char* field;
+  };
+  std::vector<SnapCase> cases = {
+      {"dangling target", [](auto& s) { s.mutable_routes(0)->mutable_targets(0)->set_provider("x"); },
+       "routes[0].targets[0].provider"},
+      {"duplicate provider", [](auto& s) { *s.add_providers() = s.providers(0); }, "providers[1].name"},
+      {"duplicate route", [](auto& s) { *s.add_routes() = s.routes(0); }, "routes[1].capability"},
+      {"credential without key", [](auto& s) { s.mutable_providers(0)->clear_api_key(); },
+       "providers[0].api_key"},
+      {"bad digest", [](auto& s) { s.mutable_callers(0)->set_key_sha256(0, "ABC"); },
+       "callers[0].key_sha256[0]"},
+      {"shared digest",
+       [](auto& s) {
+         auto* c = s.add_callers();
+         c->set_name("d");
+         c->add_key_sha256(std::string(64, 'a'));
+       },
+       "callers[1].key_sha256[0]"},
+      {"price of unknown provider",
+       [](auto& s) {
+         auto* p = s.add_prices();
+         p->set_provider("ghost");
+         p->set_model("m");
+       },
+       "prices[0].provider"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    config::v1::Snapshot s = base();
+    c.mutate(s);
+    absl::Status st = CheckSnapshotConsistency(s);
+    EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(ViolatedFields(st), Contains(c.field)) << st;
+    EXPECT_EQ(std::string(st.ToString()).find("sk"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace turnpike::controlplane::testing

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""turnpike-control as a process: start-up refusals with clear messages, the port file, the
+parent directory of --db created, and a clean exit on SIGTERM and SIGINT.
+
+usage: control_process_test.py --control=PATH/turnpike-control
+"""
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+FAILURES = []
+
+
+def check(cond, what):
+    if not cond:
+        FAILURES.append(what)
+        print(f"FAIL: {what}")
+
+
+def refuses(control, args, env_extra, expect, tmp):
+    env = {k: v for k, v in os.environ.items() if k != "TURNPIKE_MASTER_KEY"}
+    env.update(env_extra)
+    r = subprocess.run([control, "--listen=127.0.0.1:0", f"--db={tmp}/var/t.db"] + args,
+                       capture_output=True, text=True, timeout=30, env=env)
+    out = r.stdout + r.stderr
+    check(r.returncode == 1, f"{args} exits 1 (got {r.returncode}): {out}")
+    check(expect in out, f"{args}: message mentions {expect!r}: {out}")
+
+
+def serves_and_stops(control, tmp, sig, env_extra):
+    port_file = os.path.join(tmp, f"port-{sig}")
+    env = dict(os.environ)
+    env.update(env_extra)
+    proc = subprocess.Popen([control, "--listen=127.0.0.1:0", f"--port_file={port_file}",
+                             f"--db={tmp}/nested/dir/t.db"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.time() + 20
+    while not os.path.exists(port_file) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    check(os.path.exists(port_file), "port file written")
+    if os.path.exists(port_file):
+        check(int(open(port_file).read().strip()) > 0, "port file holds a port")
+    check(os.path.exists(f"{tmp}/nested/dir/t.db"), "parent directory of --db created")
+    proc.send_signal(sig)
+    try:
+        out, _ = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    check(proc.returncode == 0, f"exit 0 after signal {sig} (got {proc.returncode}): {out}")
+    check("stopped" in out, f"logs its shutdown: {out}")
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--control", required=True)
+    opts = p.parse_args()
+    key = "00" * 32
+    with tempfile.TemporaryDirectory(prefix="tp-control-proc-") as tmp:
+        refuses(opts.control, [], {}, "no master key", tmp)
+        refuses(opts.control, [], {"TURNPIKE_MASTER_KEY": "short"}, "TURNPIKE_MASTER_KEY", tmp)
+        refuses(opts.control, ["--listen=0.0.0.0:0", "--dev_insecure_master_key"], {},
+                "without TLS", tmp)
+        refuses(opts.control, ["--tls_cert=/nonexistent"], {"TURNPIKE_MASTER_KEY": key},
+                "--tls_cert and --tls_key go together", tmp)
+        bad_db = os.path.join(tmp, "bad.db")
+        with open(bad_db, "wb") as f:
+            f.write(b"this is not a database" * 512)
+        refuses(opts.control, [f"--db={bad_db}", "--dev_insecure_master_key"], {},
+                "not a SQLite database", tmp)
+        out = serves_and_stops(opts.control, tmp, signal.SIGTERM, {"TURNPIKE_MASTER_KEY": key})
+        check(key not in out, "master key never logged")
+        serves_and_stops(opts.control, tmp, signal.SIGINT, {"TURNPIKE_MASTER_KEY": key})
+    if FAILURES:
+        print(f"{len(FAILURES)} check(s) failed")
+        return 1
+    print("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

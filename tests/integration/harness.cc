@@ -1,0 +1,181 @@
+#include "tests/integration/harness.h"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+extern char** environ;
+
+namespace turnpike::testing {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base != nullptr ? base : "/tmp") + "/turnpike-test-XXXXXX";
+  char* made = mkdtemp(tmpl.data());
+  if (made == nullptr) std::abort();
+  path_ = made;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+Process::Process(const std::string& binary, std::vector<std::string> args,
+                 const std::string& log_path, std::map<std::string, std::string> extra_env)
+    : log_path_(log_path) {
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    const std::string name = entry.substr(0, entry.find('='));
+    if (extra_env.count(name) == 0) env_strings.push_back(entry);
+  }
+  for (const auto& [k, v] : extra_env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+
+  args.insert(args.begin(), binary);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  if (posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(), envp.data()) != 0) {
+    pid_ = -1;
+  }
+  posix_spawn_file_actions_destroy(&actions);
+}
+
+Process::~Process() {
+  if (pid_ > 0 && !exit_code_.has_value()) {
+    kill(pid_, SIGKILL);
+    int status;
+    waitpid(pid_, &status, 0);
+  }
+}
+
+void Process::Signal(int sig) {
+  if (pid_ > 0 && !exit_code_.has_value()) kill(pid_, sig);
+}
+
+bool Process::Running() {
+  if (exit_code_.has_value() || pid_ <= 0) return false;
+  int status;
+  const pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return false;
+  }
+  return true;
+}
+
+std::optional<int> Process::Wait(std::chrono::milliseconds timeout) {
+  WaitFor([this] { return !Running(); }, timeout);
+  return exit_code_;
+}
+
+std::string Process::Log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+int WaitForPort(const std::string& port_file, Process& process, std::chrono::milliseconds timeout) {
+  int port = -1;
+  WaitFor(
+      [&] {
+        std::ifstream in(port_file);
+        if (in >> port && port > 0) return true;
+        port = -1;
+        return !process.Running();
+      },
+      timeout);
+  return port;
+}
+
+namespace {
+size_t Append(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+}  // namespace
+
+HttpResponse HttpRequest(const std::string& method, const std::string& url, const std::string& body) {
+  HttpResponse response;
+  CURL* curl = curl_easy_init();
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+  if (!body.empty() || method == "POST") {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  }
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Append);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  if (curl_easy_perform(curl) == CURLE_OK) {
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
+  }
+  curl_easy_cleanup(curl);
+  return response;
+}
+
+long FakeStat(int fake_port, const std::string& name) {
+  HttpResponse r = HttpRequest("GET", "http://127.0.0.1:" + std::to_string(fake_port) + "/_fake/stats");
+  const std::string key = "\"" + name + "\":";
+  const size_t pos = r.body.find(key);
+  if (pos == std::string::npos) return -1;
+  return std::strtol(r.body.c_str() + pos + key.size(), nullptr, 10);
+}
+
+std::string FakeProviderBinary() { return FAKE_PROVIDER_BIN; }
+std::string GatewayBinary() { return GATEWAY_BIN; }
+
+FakeProvider::FakeProvider(const TempDir& dir, std::vector<std::string> extra_args) {
+  const std::string port_file = dir.File("fake.port");
+  std::filesystem::remove(port_file);
+  std::vector<std::string> args = {"--listen=127.0.0.1:0", "--port_file=" + port_file,
+                                   "--api_key=fake-key"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  process_ = std::make_unique<Process>(FakeProviderBinary(), args, dir.File("fake.log"));
+  port_ = WaitForPort(port_file, *process_);
+}
+
+Gateway::Gateway(const TempDir& dir, const std::string& config_json,
+                 std::vector<std::string> extra_args, std::map<std::string, std::string> env) {
+  const std::string config_path = dir.File("gateway-config.json");
+  std::ofstream(config_path) << config_json;
+  const std::string port_file = dir.File("gateway.port");
+  std::filesystem::remove(port_file);  // a gateway restarted in the same dir must not read the old port
+  std::vector<std::string> args = {"--config=" + config_path, "--listen=127.0.0.1:0",
+                                   "--port_file=" + port_file, "--drain_timeout=5s"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  if (env.count("TURNPIKE_FAKE_KEY") == 0) env["TURNPIKE_FAKE_KEY"] = "fake-key";
+  process_ = std::make_unique<Process>(GatewayBinary(), args, dir.File("gateway.log"), env);
+  port_ = WaitForPort(port_file, *process_);
+}
+
+}  // namespace turnpike::testing

@@ -1,0 +1,101 @@
+// Test harness for integration tests: real processes (turnpike-gateway, turnpike-fake-provider)
+// on ephemeral ports in a private temp dir, plain HTTP to the fake provider's introspection API,
+// and deadline-bounded waits. Not thread-safe; one harness per test.
+#ifndef TURNPIKE_TESTS_INTEGRATION_HARNESS_H_
+#define TURNPIKE_TESTS_INTEGRATION_HARNESS_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace turnpike::testing {
+
+// A private directory under $TMPDIR, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// A child process with stdout and stderr captured to a log file.
+class Process {
+ public:
+  Process(const std::string& binary, std::vector<std::string> args, const std::string& log_path,
+          std::map<std::string, std::string> extra_env = {});
+  ~Process();  // SIGKILL if still running
+  pid_t pid() const { return pid_; }
+  void Signal(int sig);
+  // Waits up to `timeout` for exit; returns the exit code (128+signal if killed), or nullopt.
+  std::optional<int> Wait(std::chrono::milliseconds timeout);
+  bool Running();
+  std::string Log() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+  std::string log_path_;
+};
+
+// Polls `condition` every few milliseconds until it is true or `timeout` passes.
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+// Waits for a port file written by a server started with --port_file; -1 on timeout or if the
+// process exited first.
+int WaitForPort(const std::string& port_file, Process& process,
+                std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
+struct HttpResponse {
+  long status = 0;
+  std::string body;
+};
+// A blocking HTTP request (for the fake provider's /_fake/* API).
+HttpResponse HttpRequest(const std::string& method, const std::string& url,
+                         const std::string& body = "");
+
+// Reads the fake provider's /_fake/stats counter `name`.
+long FakeStat(int fake_port, const std::string& name);
+
+std::string FakeProviderBinary();
+std::string GatewayBinary();
+
+// A fake provider process on an ephemeral port.
+class FakeProvider {
+ public:
+  explicit FakeProvider(const TempDir& dir, std::vector<std::string> extra_args = {});
+  int port() const { return port_; }
+  std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  Process& process() { return *process_; }
+
+ private:
+  std::unique_ptr<Process> process_;
+  int port_ = -1;
+};
+
+// A gateway process started from a config JSON string.
+class Gateway {
+ public:
+  Gateway(const TempDir& dir, const std::string& config_json, std::vector<std::string> extra_args = {},
+          std::map<std::string, std::string> env = {});
+  int port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  Process& process() { return *process_; }
+
+ private:
+  std::unique_ptr<Process> process_;
+  int port_ = -1;
+};
+
+}  // namespace turnpike::testing
+
+#endif  // TURNPIKE_TESTS_INTEGRATION_HARNESS_H_

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Starts the demo stack in the foreground: the fake provider, the control plane on localhost:50052
+# seeded through its admin API, and the gateway on localhost:50051 serving capability "demo".
+# Ctrl-C stops everything. Called by `tools/dev up` after the build.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${1:-$ROOT/build}"
+RUN_DIR="$ROOT/var/dev"
+GATEWAY_ADDR="${TURNPIKE_GATEWAY_ADDR:-127.0.0.1:50051}"
+CONTROL_ADDR="${TURNPIKE_CONTROL_ADDR:-127.0.0.1:50052}"
+mkdir -p "$RUN_DIR"
+rm -f "$RUN_DIR"/*.port
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo
+  echo "stopping..."
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+wait_for_file() {  # path, what, pid
+  for _ in $(seq 1 200); do
+    [[ -s "$1" ]] && return 0
+    kill -0 "$3" 2>/dev/null || { echo "$2 exited; see its log above" >&2; exit 1; }
+    sleep 0.05
+  done
+  echo "$2 did not start within 10 s" >&2
+  exit 1
+}
+
+"$BUILD_DIR/tools/fake_provider/turnpike-fake-provider" --listen=127.0.0.1:0 \
+  --port_file="$RUN_DIR/fake.port" --api_key=fake-key --chunks=8 --chunk_delay_ms=40 &
+pids+=($!)
+wait_for_file "$RUN_DIR/fake.port" "fake provider" "${pids[-1]}"
+FAKE_PORT="$(cat "$RUN_DIR/fake.port")"
+
+# The control plane, on a fresh dev database (var/dev is scratch space for the demo stack).
+rm -f "$RUN_DIR"/turnpike.db* "$RUN_DIR"/gateway-snapshot.pb
+"$BUILD_DIR/controlplane/turnpike-control" --listen="$CONTROL_ADDR" --port_file="$RUN_DIR/control.port" \
+  --db="$RUN_DIR/turnpike.db" --dev_insecure_master_key &
+pids+=($!)
+wait_for_file "$RUN_DIR/control.port" "control plane" "${pids[-1]}"
+
+# Seed the demo configuration through the admin API, exactly as an operator would.
+GRPCURL="$ROOT/tools/grpcurl-shim"
+admin() {  # method json
+  if ! out="$("$GRPCURL" -plaintext -d "$2" "$CONTROL_ADDR" "turnpike.admin.v1.AdminService/$1" 2>&1)"; then
+    echo "seeding failed: $1: $out" >&2
+    exit 1
+  fi
+}
+admin CreateCredential '{"credential":{"name":"fake-key","description":"the fake provider key"},"secret":"fake-key"}'
+admin CreateProvider "{\"provider\":{\"spec\":{\"name\":\"fake\",\"kind\":\"PROVIDER_KIND_OPENAI\",\"baseUrl\":\"http://127.0.0.1:$FAKE_PORT/v1\",\"credential\":\"fake-key\"}}}"
+admin CreateRoute '{"route":{"spec":{"capability":"demo","targets":[{"provider":"fake","model":"gpt-4o-mini"}],"allowUnauthenticated":true}}}'
+extra=""
+add_real() {  # name kind base_url env_var capability model
+  local key="${!4:-}"
+  [[ -n "$key" ]] || return 0
+  admin CreateCredential "{\"credential\":{\"name\":\"$1-key\"},\"secret\":\"$key\"}"
+  admin CreateProvider "{\"provider\":{\"spec\":{\"name\":\"$1\",\"kind\":\"$2\",\"baseUrl\":\"$3\",\"credential\":\"$1-key\"}}}"
+  admin CreateRoute "{\"route\":{\"spec\":{\"capability\":\"$5\",\"targets\":[{\"provider\":\"$1\",\"model\":\"$6\"}],\"allowUnauthenticated\":true}}}"
+  extra+=" $5"
+}
+add_real openai PROVIDER_KIND_OPENAI https://api.openai.com/v1 OPENAI_API_KEY openai-chat gpt-4o-mini
+add_real anthropic PROVIDER_KIND_ANTHROPIC https://api.anthropic.com ANTHROPIC_API_KEY anthropic-chat claude-haiku-4-5
+add_real gemini PROVIDER_KIND_GEMINI https://generativelanguage.googleapis.com GEMINI_API_KEY gemini-chat gemini-2.5-flash
+
+"$BUILD_DIR/server/turnpike-gateway" --control_plane="$CONTROL_ADDR" --node_id=dev-gateway \
+  --snapshot_cache="$RUN_DIR/gateway-snapshot.pb" --listen="$GATEWAY_ADDR" \
+  --port_file="$RUN_DIR/gateway.port" &
+pids+=($!)
+wait_for_file "$RUN_DIR/gateway.port" "gateway" "${pids[-1]}"
+# Serving once the first snapshot from the control plane is applied.
+for _ in $(seq 1 200); do
+  "$GRPCURL" -plaintext "$GATEWAY_ADDR" grpc.health.v1.Health/Check 2>/dev/null | grep -q SERVING && break
+  sleep 0.05
+done
+
+cat <<TXT
+
+Turnpike is up.
+  gateway        localhost:50051   (config from the control plane)
+  control plane  localhost:50052   (admin API; database var/dev/turnpike.db, dev master key)
+  fake provider  127.0.0.1:$FAKE_PORT  (speaks OpenAI, Azure, Anthropic, Gemini, vLLM, llama.cpp, Ollama)
+${extra:+  real routes   $extra
+}
+Try (grpcurl; 'buf curl --protocol grpc --http2-prior-knowledge' works the same way):
+
+  grpcurl -plaintext -d '{"capability":"demo","messages":[{"role":"ROLE_USER","content":"hello"}]}' localhost:50051 turnpike.v1.CompletionService/StreamCompletion
+  grpcurl -plaintext -d '{"capability":"demo","messages":[{"role":"ROLE_USER","content":"hello"}]}' localhost:50051 turnpike.v1.CompletionService/Complete
+  grpcurl -plaintext localhost:50051 grpc.health.v1.Health/Check
+  grpcurl -plaintext localhost:50051 list
+
+Inject a provider fault by typing a directive into the message, e.g. a rate limit:
+  grpcurl -plaintext -d '{"capability":"demo","messages":[{"role":"ROLE_USER","content":"hi [[fake status=429 retry_after=2]]"}]}' localhost:50051 turnpike.v1.CompletionService/StreamCompletion
+
+Change the config with the admin API; every gateway follows within a second (docs/admin.md):
+  grpcurl -plaintext -d '{}' localhost:50052 turnpike.admin.v1.AdminService/ListRoutes
+  grpcurl -plaintext -d '{"route":{"spec":{"capability":"summaries","targets":[{"provider":"fake","model":"gpt-4o-mini"}],"allowUnauthenticated":true}}}' localhost:50052 turnpike.admin.v1.AdminService/CreateRoute
+  grpcurl -plaintext -d '{}' localhost:50052 turnpike.admin.v1.AdminService/ListDataPlanes
+
+Ctrl-C stops everything.
+TXT
+wait -n "${pids[@]}"
+echo "a process exited; stopping the stack" >&2
