@@ -11,6 +11,7 @@
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/grpcpp.h"
 #include "server/config_store.h"
+#include "server/gateway_metrics.h"
 #include "server/resilience/resilience.h"
 #include "server/upstream/upstream_loop.h"
 #include "turnpike/v1/completion.grpc.pb.h"
@@ -36,6 +37,8 @@ struct CallEnv {
   // Call objects alive (accepting or serving); shutdown waits for it to reach zero.
   std::atomic<int>* live_calls = nullptr;
   bool access_log = true;
+  // Request metrics; null when the gateway runs without them (unit tests).
+  GatewayMetrics* metrics = nullptr;
 };
 
 class CallBase {

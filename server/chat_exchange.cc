@@ -62,7 +62,8 @@ std::string ChatCacheKey(std::string_view capability, const ChatRequest& request
 
 ChatExchange::ChatExchange(std::shared_ptr<const RuntimeConfig> config, const RouteEntry* route,
                            ChatRequest request, bool stream, UpstreamLoop& loop,
-                           Resilience& resilience, ChatListener* listener, absl::Time deadline)
+                           Resilience& resilience, ChatListener* listener, absl::Time deadline,
+                           GatewayMetrics* metrics)
     : config_(std::move(config)),
       route_(route),
       request_(std::move(request)),
@@ -70,7 +71,23 @@ ChatExchange::ChatExchange(std::shared_ptr<const RuntimeConfig> config, const Ro
       loop_(loop),
       resilience_(resilience),
       listener_(listener),
-      client_deadline_(deadline) {}
+      client_deadline_(deadline),
+      metrics_(metrics) {}
+
+ChatExchange::~ChatExchange() {
+  if (metrics_ != nullptr) {
+    metrics_->RecordOverhead(
+        stream_ ? GatewayMetrics::Method::kStreamCompletion : GatewayMetrics::Method::kComplete,
+        overhead_nanos_.load(std::memory_order_relaxed));
+  }
+}
+
+void ChatExchange::RecordAttempts() const {
+  if (metrics_ == nullptr || planner_ == nullptr) return;
+  for (const v1::Attempt& a : planner_->attempts()) {
+    metrics_->RecordAttempt(a.provider(), a.model(), v1::AttemptDisposition_Name(a.disposition()));
+  }
+}
 
 absl::Time ChatExchange::Now() const { return resilience_.clock().MonotonicNow(); }
 
@@ -99,6 +116,7 @@ void ChatExchange::Resume() {
 }
 
 void ChatExchange::StartOnLoop() {
+  ScopedOverhead overhead(&overhead_nanos_);
   const absl::Time now = Now();
   deadline_ = std::min(client_deadline_, now + route_->timeouts.total_timeout);
   planner_ = std::make_unique<AttemptPlanner>(*route_, resilience_, deadline_);
@@ -142,6 +160,7 @@ void ChatExchange::Run(const AttemptPlanner::Step& step) {
 }
 
 void ChatExchange::OnWaitOver() {
+  ScopedOverhead overhead(&overhead_nanos_);
   if (done_ || !waiting_) return;
   waiting_ = false;
   wait_timer_ = 0;
@@ -154,6 +173,7 @@ void ChatExchange::OnWaitOver() {
 }
 
 void ChatExchange::OnCancelWake() {
+  ScopedOverhead overhead(&overhead_nanos_);
   if (done_) return;
   if (waiting_) {
     loop_.CancelTimer(wait_timer_);
@@ -216,6 +236,7 @@ void ChatExchange::StartAttempt(const AttemptPlanner::Step& step) {
 }
 
 void ChatExchange::OnFirstTokenTimeout(uint64_t generation) {
+  ScopedOverhead overhead(&overhead_nanos_);
   if (done_ || generation != generation_ || !attempt_running_ || got_text_) return;
   first_token_timer_ = 0;
   first_token_timed_out_ = true;
@@ -224,6 +245,7 @@ void ChatExchange::OnFirstTokenTimeout(uint64_t generation) {
 }
 
 void ChatExchange::OnResponseStart(int http_status, int64_t retry_after_ms) {
+  ScopedOverhead overhead(&overhead_nanos_);
   http_status_ = http_status;
   retry_after_ms_ = retry_after_ms;
   if (stream_ && http_status >= 200 && http_status < 300) {
@@ -233,6 +255,7 @@ void ChatExchange::OnResponseStart(int http_status, int64_t retry_after_ms) {
 }
 
 TransferHandler::DataResult ChatExchange::OnData(std::string_view bytes) {
+  ScopedOverhead overhead(&overhead_nanos_);
   if (decoder_ == nullptr) {
     const size_t cap =
         (http_status_ >= 200 && http_status_ < 300) ? kMaxResponseBody : kMaxErrorBody;
@@ -328,6 +351,7 @@ absl::Status ChatExchange::AttemptResult(const absl::Status& transfer_status) {
 }
 
 void ChatExchange::OnComplete(absl::Status transfer_status) {
+  ScopedOverhead overhead(&overhead_nanos_);
   if (done_) return;
   transfer_.store(0);
   attempt_running_ = false;
@@ -451,6 +475,7 @@ void ChatExchange::ServeStatic(const v1::CompletionStart& start, std::string tex
   result_.set_provider_finish_reason(std::move(provider_reason));
   result_.mutable_usage();  // nothing was billed
   *result_.mutable_attempts() = planner_->attempts();
+  RecordAttempts();
   listener_->OnDone(absl::OkStatus(), result_);
 }
 
@@ -513,6 +538,7 @@ absl::Status ChatExchange::Decorate(absl::Status status) const {
 
 void ChatExchange::Done(absl::Status status) {
   done_ = true;
+  RecordAttempts();
   if (planner_ != nullptr) *result_.mutable_attempts() = planner_->attempts();
   v1::Usage* usage = result_.mutable_usage();
   if (finished_ || committed_) {

@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "server/gateway_metrics.h"
 #include "server/providers/provider_adapter.h"
 #include "server/resilience/attempt_planner.h"
 #include "server/resilience/resilience.h"
@@ -71,13 +72,19 @@ class ChatExchange : public TransferHandler,
   // (absl::InfiniteFuture() if none), in monotonic time. `resilience` outlives the exchange.
   ChatExchange(std::shared_ptr<const RuntimeConfig> config, const RouteEntry* route,
                ChatRequest request, bool stream, UpstreamLoop& loop, Resilience& resilience,
-               ChatListener* listener, absl::Time deadline);
+               ChatListener* listener, absl::Time deadline, GatewayMetrics* metrics = nullptr);
+  // Records the request's internal overhead (GatewayMetrics) once the loop and the call have
+  // both let go of the exchange.
+  ~ChatExchange() override;
 
   void Start();
   // Aborts the request; OnDone(CANCELLED) follows unless the exchange already ended.
   void Cancel();
   // The listener drained its queue: resume a paused upstream.
   void Resume();
+  // The running total of the request's internal overhead: callers (any thread) add their own
+  // stretches of work on the request to it with ScopedOverhead.
+  std::atomic<int64_t>* overhead() { return &overhead_nanos_; }
 
   // TransferHandler (loop thread).
   void OnResponseStart(int http_status, int64_t retry_after_ms) override;
@@ -103,6 +110,7 @@ class ChatExchange : public TransferHandler,
                    std::string provider_reason);
   void Commit();
   void Done(absl::Status status);
+  void RecordAttempts() const;
   absl::Status Decorate(absl::Status status) const;
   absl::Time Now() const;
   const TargetEntry& target() const { return route_->targets[planner_->current()]; }
@@ -116,7 +124,9 @@ class ChatExchange : public TransferHandler,
   Resilience& resilience_;
   ChatListener* const listener_;
   const absl::Time client_deadline_;
+  GatewayMetrics* const metrics_;
 
+  std::atomic<int64_t> overhead_nanos_{0};
   std::atomic<bool> cancelled_{false};
   std::atomic<UpstreamLoop::TransferId> transfer_{0};
 

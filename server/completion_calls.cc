@@ -66,6 +66,14 @@ void LogAccess(const char* method, const v1::StreamCompletionRequest& request,
       absl::ToDoubleMilliseconds(latency));
 }
 
+// Counts a finished request in the gateway's metrics (no-op without metrics).
+void RecordRequest(CallEnv* env, GatewayMetrics::Method method, const Authorization& auth,
+                   const absl::Status& status, int64_t start_nanos) {
+  if (env->metrics == nullptr) return;
+  env->metrics->RecordRequest(method, auth.route != nullptr ? auth.route->capability : "",
+                              status.code(), MonotonicNanos() - start_nanos);
+}
+
 // Shared front half of both completion methods: parse, validate, authorize.
 absl::Status Admit(CallEnv* env, const grpc::ByteBuffer& buffer, const grpc::ServerContext& ctx,
                    v1::StreamCompletionRequest* request,
@@ -121,6 +129,10 @@ class StreamCall final : public CallBase, public ChatListener {
   }
 
   void OnText(std::string_view text) override {
+    if (!first_text_ && env_->metrics != nullptr) {
+      env_->metrics->RecordTimeToFirstToken(MonotonicNanos() - start_nanos_);
+    }
+    first_text_ = true;
     absl::MutexLock lock(&mu_);
     if (broken_) return;
     // Text that arrives while a write is in flight joins the pending delta: a slow reader gets
@@ -157,6 +169,7 @@ class StreamCall final : public CallBase, public ChatListener {
       LogAccess("StreamCompletion", request_, auth_.caller, start_, status, finish,
                 Monotonic() - start_time_);
     }
+    RecordRequest(env_, GatewayMetrics::Method::kStreamCompletion, auth_, status, start_nanos_);
     Unref();  // the exchange's reference
   }
 
@@ -173,6 +186,7 @@ class StreamCall final : public CallBase, public ChatListener {
       delete this;
       return;
     }
+    start_nanos_ = MonotonicNanos();
     if (!env_->shutting_down->load()) SpawnStreamCompletionCall(env_);
     start_time_ = Monotonic();
     Ref();  // for the done tag; refs_ is now 2 (active + done)
@@ -183,6 +197,11 @@ class StreamCall final : public CallBase, public ChatListener {
       if (env_->access_log) {
         LogAccess("StreamCompletion", request_, auth_.caller, start_, status, {},
                   Monotonic() - start_time_);
+      }
+      RecordRequest(env_, GatewayMetrics::Method::kStreamCompletion, auth_, status, start_nanos_);
+      if (env_->metrics != nullptr) {
+        env_->metrics->RecordOverhead(GatewayMetrics::Method::kStreamCompletion,
+                                      MonotonicNanos() - start_nanos_);
       }
       absl::MutexLock lock(&mu_);
       final_status_ = ToGrpcStatus(status);
@@ -195,18 +214,22 @@ class StreamCall final : public CallBase, public ChatListener {
     auto exchange = std::make_shared<ChatExchange>(std::move(config), auth_.route,
                                                    ToChatRequest(request_), /*stream=*/true,
                                                    *env_->loop, *env_->resilience, this,
-                                                   DeadlineOf(ctx_));
+                                                   DeadlineOf(ctx_), env_->metrics);
+    overhead_ = exchange->overhead();
     {
       absl::MutexLock lock(&mu_);
       exchange_ = exchange;
     }
     exchange->Start();
+    overhead_->fetch_add(MonotonicNanos() - start_nanos_, std::memory_order_relaxed);
   }
 
   void OnWriteDone(bool ok) {
     std::shared_ptr<ChatExchange> cancel;
     std::shared_ptr<ChatExchange> resume;
     {
+      // Writes happen only after the exchange exists; it outlives this scope (exchange_ holds it).
+      ScopedOverhead overhead(overhead_);
       absl::MutexLock lock(&mu_);
       write_in_flight_ = false;
       if (!ok) {
@@ -277,6 +300,10 @@ class StreamCall final : public CallBase, public ChatListener {
   v1::StreamCompletionRequest request_;
   Authorization auth_;
   absl::Time start_time_;
+  int64_t start_nanos_ = 0;
+  // The exchange's overhead total (null before it exists); CQ-thread work adds to it.
+  std::atomic<int64_t>* overhead_ = nullptr;
+  bool first_text_ = false;  // loop thread only
 
   absl::Mutex mu_;
   std::deque<v1::StreamCompletionResponse> queue_ ABSL_GUARDED_BY(mu_);
@@ -324,6 +351,7 @@ class CompleteCall final : public CallBase, public ChatListener {
       LogAccess("Complete", request_, auth_.caller, response_.start(), status, finish,
                 Monotonic() - start_time_);
     }
+    RecordRequest(env_, GatewayMetrics::Method::kComplete, auth_, status, start_nanos_);
     {
       absl::MutexLock lock(&mu_);
       exchange_done_ = true;
@@ -351,6 +379,7 @@ class CompleteCall final : public CallBase, public ChatListener {
       delete this;
       return;
     }
+    start_nanos_ = MonotonicNanos();
     if (!env_->shutting_down->load()) SpawnCompleteCall(env_);
     start_time_ = Monotonic();
     Ref();  // done tag
@@ -361,6 +390,11 @@ class CompleteCall final : public CallBase, public ChatListener {
       if (env_->access_log) {
         LogAccess("Complete", request_, auth_.caller, {}, status, {}, Monotonic() - start_time_);
       }
+      RecordRequest(env_, GatewayMetrics::Method::kComplete, auth_, status, start_nanos_);
+      if (env_->metrics != nullptr) {
+        env_->metrics->RecordOverhead(GatewayMetrics::Method::kComplete,
+                                      MonotonicNanos() - start_nanos_);
+      }
       absl::MutexLock lock(&mu_);
       exchange_done_ = true;
       responder_.FinishWithError(ToGrpcStatus(status), &finish_tag_);
@@ -370,12 +404,14 @@ class CompleteCall final : public CallBase, public ChatListener {
     auto exchange = std::make_shared<ChatExchange>(std::move(config), auth_.route,
                                                    ToChatRequest(request_), /*stream=*/false,
                                                    *env_->loop, *env_->resilience, this,
-                                                   DeadlineOf(ctx_));
+                                                   DeadlineOf(ctx_), env_->metrics);
+    std::atomic<int64_t>* overhead = exchange->overhead();
     {
       absl::MutexLock lock(&mu_);
       exchange_ = exchange;
     }
     exchange->Start();
+    overhead->fetch_add(MonotonicNanos() - start_nanos_, std::memory_order_relaxed);
   }
 
   void OnCallDone() {
@@ -400,6 +436,7 @@ class CompleteCall final : public CallBase, public ChatListener {
   v1::StreamCompletionRequest request_;
   Authorization auth_;
   absl::Time start_time_;
+  int64_t start_nanos_ = 0;
   // Written only by the exchange (loop thread), before OnDone.
   v1::CompleteResponse response_;
 

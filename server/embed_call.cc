@@ -290,6 +290,11 @@ class EmbedCall final : public CallBase {
   }
 
   void Finish(const absl::Status& status, const v1::EmbedResponse& response) {
+    if (env_->metrics != nullptr) {
+      env_->metrics->RecordRequest(GatewayMetrics::Method::kEmbed,
+                                   route_ != nullptr ? route_->capability : "", status.code(),
+                                   MonotonicNanos() - start_nanos_);
+    }
     absl::MutexLock lock(&mu_);
     exchange_done_ = true;
     if (status.ok()) {
@@ -308,6 +313,7 @@ class EmbedCall final : public CallBase {
       delete this;
       return;
     }
+    start_nanos_ = MonotonicNanos();
     if (!env_->shutting_down->load()) SpawnEmbedCall(env_);
     Ref();  // done tag
     absl::Status status = ParseEmbedRequest(request_buffer_, &request_);
@@ -323,6 +329,7 @@ class EmbedCall final : public CallBase {
         absl::StatusOr<Authorization> a = Authorize(*config, ctx_, request_.capability());
         if (a.ok()) {
           auth = *a;
+          route_ = auth.route;
         } else {
           status = a.status();
         }
@@ -360,6 +367,8 @@ class EmbedCall final : public CallBase {
   CallTag done_tag_{this, kDone};
   std::atomic<int> refs_{1};
   v1::EmbedRequest request_;
+  int64_t start_nanos_ = 0;
+  const RouteEntry* route_ = nullptr;  // set before the exchange starts; kept alive by it
 
   absl::Mutex mu_;
   grpc::ByteBuffer response_buffer_ ABSL_GUARDED_BY(mu_);

@@ -21,10 +21,11 @@ void PollQueue(grpc::ServerCompletionQueue* cq) {
 
 absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(Options options,
                                                                     ConfigStore& config,
-                                                                    UpstreamLoop& loop) {
+                                                                    std::vector<UpstreamLoop*> loops) {
   if (options.resilience == nullptr) {
     return absl::InvalidArgumentError("GatewayServer::Options::resilience is required");
   }
+  if (loops.empty()) return absl::InvalidArgumentError("GatewayServer needs an upstream loop");
   std::unique_ptr<GatewayServer> server(new GatewayServer());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -47,13 +48,15 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(Options opti
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
   }
   server->SetServing(false);
-  for (auto& cq : server->cqs_) {
+  for (size_t q = 0; q < server->cqs_.size(); ++q) {
+    auto& cq = server->cqs_[q];
     auto env = std::make_unique<CallEnv>();
     env->completion = &server->completion_;
     env->embedding = &server->embedding_;
     env->cq = cq.get();
     env->config = &config;
-    env->loop = &loop;
+    env->loop = loops[q % loops.size()];
+    env->metrics = options.metrics;
     env->resilience = options.resilience;
     env->shutting_down = &server->shutting_down_;
     env->live_calls = &server->live_calls_;

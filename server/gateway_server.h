@@ -35,10 +35,15 @@ class GatewayServer {
     bool access_log = true;
     // Required: the process-wide resilience state (owned by the caller, outlives the server).
     Resilience* resilience = nullptr;
+    // Request metrics (owned by the caller, outlives the server); optional.
+    GatewayMetrics* metrics = nullptr;
   };
 
+  // Calls accepted on completion queue i run their upstream transfers on loops[i % size], so
+  // each core's requests stay on one CQ thread and one loop thread. `loops` must not be empty
+  // and outlive the server.
   static absl::StatusOr<std::unique_ptr<GatewayServer>> Start(Options options, ConfigStore& config,
-                                                              UpstreamLoop& loop);
+                                                              std::vector<UpstreamLoop*> loops);
   ~GatewayServer();
 
   // The bound TCP port (0 for unix sockets).

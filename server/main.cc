@@ -5,10 +5,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -18,7 +21,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/config_store.h"
+#include "common/metrics_http_server.h"
 #include "server/config_watch/config_watch_client.h"
+#include "server/gateway_metrics.h"
 #include "server/gateway_server.h"
 #include "server/resilience/resilience.h"
 #include "server/runtime_config.h"
@@ -43,6 +48,11 @@ ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "On SIGTERM/SIGINT, how long streams in flight may take to finish");
 ABSL_FLAG(int, max_request_bytes, 4 << 20, "Largest request message accepted");
 ABSL_FLAG(int, threads, 0, "gRPC completion-queue threads (0 = one per core)");
+ABSL_FLAG(int, upstream_loops, 0,
+          "Upstream HTTP event loops (0 = one per completion-queue thread)");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "Address (host:port) of the Prometheus /metrics endpoint; empty disables it");
+ABSL_FLAG(std::string, metrics_port_file, "", "If set, write the /metrics port here");
 ABSL_FLAG(bool, access_log, true, "Log one line per request");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 
@@ -176,24 +186,72 @@ int Run() {
     file_config = *std::move(config);
   }
 
-  absl::StatusOr<std::unique_ptr<UpstreamLoop>> loop = UpstreamLoop::Create({});
-  if (!loop.ok()) {
-    spdlog::error("upstream loop: {}", std::string(loop.status().message()));
-    return 1;
+  const int threads = absl::GetFlag(FLAGS_threads) > 0
+                          ? absl::GetFlag(FLAGS_threads)
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int loop_count =
+      absl::GetFlag(FLAGS_upstream_loops) > 0 ? absl::GetFlag(FLAGS_upstream_loops) : threads;
+  std::vector<std::unique_ptr<UpstreamLoop>> loops;
+  std::vector<UpstreamLoop*> loop_ptrs;
+  for (int i = 0; i < loop_count; ++i) {
+    absl::StatusOr<std::unique_ptr<UpstreamLoop>> loop = UpstreamLoop::Create({});
+    if (!loop.ok()) {
+      spdlog::error("upstream loop: {}", std::string(loop.status().message()));
+      spdlog::shutdown();
+      return 1;
+    }
+    loop_ptrs.push_back(loop->get());
+    loops.push_back(*std::move(loop));
   }
   ConfigStore store;
   absl::BitGen bitgen;
   Resilience::Options resilience_options;
   resilience_options.on_event = [](const std::string& event) { spdlog::warn("{}", event); };
   Resilience resilience(resilience_options, Clock::Real(), bitgen);
+
+  GatewayMetrics metrics;
+  metrics.AddResilience(&resilience);
+  metrics.AddGauge("turnpike_upstream_active_transfers", "Upstream HTTP transfers in flight.",
+                   [&loop_ptrs] {
+                     double n = 0;
+                     for (UpstreamLoop* l : loop_ptrs) n += l->active_transfers();
+                     return n;
+                   });
+  metrics.AddGauge("process_resident_memory_bytes", "Resident memory size in bytes.",
+                   [] { return ProcessResidentBytes(); });
+  metrics.AddConfigVersion([&store] {
+    std::shared_ptr<const RuntimeConfig> config = store.Get();
+    return config != nullptr ? config->version() : std::string();
+  });
+  std::unique_ptr<MetricsHttpServer> metrics_server;
+  if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen); !listen.empty()) {
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> started =
+        MetricsHttpServer::Start(listen, metrics.registry());
+    if (!started.ok()) {
+      spdlog::error("{} (set --metrics_listen, or empty to disable /metrics)",
+                    std::string(started.status().message()));
+      spdlog::shutdown();
+      return 1;
+    }
+    metrics_server = *std::move(started);
+    if (!absl::GetFlag(FLAGS_metrics_port_file).empty()) {
+      if (absl::Status s =
+              WritePortFile(absl::GetFlag(FLAGS_metrics_port_file), metrics_server->port());
+          !s.ok()) {
+        spdlog::error("{}", std::string(s.message()));
+      }
+    }
+  }
+
   GatewayServer::Options options;
   options.resilience = &resilience;
+  options.metrics = &metrics;
   options.listen = absl::GetFlag(FLAGS_listen);
-  options.threads = absl::GetFlag(FLAGS_threads);
+  options.threads = threads;
   options.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
   options.access_log = absl::GetFlag(FLAGS_access_log);
   absl::StatusOr<std::unique_ptr<GatewayServer>> server =
-      GatewayServer::Start(options, store, **loop);
+      GatewayServer::Start(options, store, loop_ptrs);
   if (!server.ok()) {
     spdlog::error("{}", std::string(server.status().message()));
     spdlog::shutdown();
@@ -213,6 +271,13 @@ int Run() {
       return 2;
     }
     watch = *std::move(client);
+    ConfigWatchClient* w = watch.get();
+    metrics.AddCounter("turnpike_config_snapshots_applied_total",
+                       "Config snapshots applied (from the control plane or the cache).",
+                       [w] { return static_cast<double>(w->stats().applied); });
+    metrics.AddCounter("turnpike_config_snapshots_rejected_total",
+                       "Config snapshots rejected (NACKed) as invalid.",
+                       [w] { return static_cast<double>(w->stats().nacked); });
   }
   if (!absl::GetFlag(FLAGS_port_file).empty()) {
     if (absl::Status s = WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port()); !s.ok()) {
@@ -227,7 +292,8 @@ int Run() {
                absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)));
   if (watch != nullptr) watch->Stop();
   (*server)->Shutdown(absl::GetFlag(FLAGS_drain_timeout));
-  (*loop)->Stop();
+  for (auto& loop : loops) loop->Stop();
+  if (metrics_server != nullptr) metrics_server->Stop();
   spdlog::info("turnpike-gateway stopped");
   spdlog::shutdown();
   return 0;

@@ -116,10 +116,13 @@ cat >"$WORK/gateway.json" <<JSON
    $(route bench-gap fake-gap),$(route bench-paced fake-paced)]}
 JSON
 TURNPIKE_BENCH_KEY="$API_KEY" "$GATEWAY" --config="$WORK/gateway.json" --listen=127.0.0.1:0 \
-  --port_file="$WORK/gateway.port" --access_log=false >"$WORK/gateway.log" 2>&1 &
+  --port_file="$WORK/gateway.port" --access_log=false --metrics_listen=127.0.0.1:0 \
+  --metrics_port_file="$WORK/gateway-metrics.port" >"$WORK/gateway.log" 2>&1 &
 GW_PID=$!
 pids+=("$GW_PID")
 GW_PORT="$(wait_for_port "$WORK/gateway.port" "$GW_PID" gateway)"
+GW_METRICS_PORT="$(wait_for_port "$WORK/gateway-metrics.port" "$GW_PID" gateway)"
+scrape() { curl -sf "http://127.0.0.1:$GW_METRICS_PORT/metrics" >"$1" || die "cannot scrape the gateway's /metrics"; }
 sleep 0.5
 RSS_IDLE_KIB="$(rss_kib "$GW_PID")"
 
@@ -183,7 +186,9 @@ run fake-ceiling-paced "$FAKE_PID" "${DIRECT_T[@]}" "${PACED[@]}" --header="$PAC
 echo "== 1. latency at concurrency 1 ($LAT_CHUNKS chunks)"
 run floor-latency "$FLOOR_PID" "${FLOOR_T[@]}" "${COMMON[@]}" --header="x-fake-chunks:$LAT_CHUNKS"
 run direct-latency "$FAKE_PID" "${DIRECT_T[@]}" "${COMMON[@]}" --header="x-fake-chunks:$LAT_CHUNKS"
+scrape "$WORK/metrics-before-latency.txt"
 run gateway-latency "$GW_PID" "${GW_T[@]}" "${COMMON[@]}" --capability=bench-latency
+scrape "$WORK/metrics-after-latency.txt"
 
 echo "== 2. chunk gaps at concurrency 1 ($GAP_CHUNKS chunks, ${GAP_DELAY_MS} ms apart)"
 run direct-gap "$FAKE_PID" "${DIRECT_T[@]}" "${COMMON[@]}" \
@@ -258,11 +263,13 @@ GAP_P99="$(diff_or_missing "$(get gateway-gap gap_p99_us)" "$(get direct-gap gap
 STREAM_RPS="$(get gateway-stream rps)"
 UNARY_RPS="$(get gateway-unary rps)"
 PACED_OK=$(($(get gateway-paced ok) - $(get gateway-paced stalled)))
-# The gateway does not export its internal-overhead histogram yet (issue 6 §2), so there is
-# nothing to read; the fields stay -1 until it does.
-INTERNAL_P50=-1
-INTERNAL_P99=-1
-echo "internal_p50_us/internal_p99_us: -1, the gateway exports no internal-overhead histogram yet"
+# The gateway's own internal-overhead histogram over the concurrency-1 latency run (two scrapes of
+# its /metrics; quantiles interpolated within buckets as Prometheus does).
+INTERNAL="$(python3 "$(dirname "$0")/bench/histogram_quantiles.py" "$WORK/metrics-before-latency.txt" \
+  "$WORK/metrics-after-latency.txt" 'turnpike_internal_overhead_seconds{method="StreamCompletion"}' 0.5 0.99)"
+INTERNAL_P50="$(sed -n 's/.*q0.5_us=\([-0-9]*\).*/\1/p' <<<"$INTERNAL")"
+INTERNAL_P99="$(sed -n 's/.*q0.99_us=\([-0-9]*\).*/\1/p' <<<"$INTERNAL")"
+echo "internal overhead over the latency run (gateway /metrics): $INTERNAL"
 
 target() {  # description, value, limit, "le" or "ge"
   local verdict

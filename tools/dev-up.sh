@@ -7,6 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${1:-$ROOT/build}"
 RUN_DIR="$ROOT/var/dev"
 GATEWAY_ADDR="${TURNPIKE_GATEWAY_ADDR:-127.0.0.1:50051}"
+METRICS_ADDR="${TURNPIKE_METRICS_ADDR:-127.0.0.1:9464}"
 CONTROL_ADDR="${TURNPIKE_CONTROL_ADDR:-127.0.0.1:50052}"
 mkdir -p "$RUN_DIR"
 rm -f "$RUN_DIR"/*.port
@@ -70,7 +71,7 @@ add_real gemini PROVIDER_KIND_GEMINI https://generativelanguage.googleapis.com G
 
 "$BUILD_DIR/server/turnpike-gateway" --control_plane="$CONTROL_ADDR" --node_id=dev-gateway \
   --snapshot_cache="$RUN_DIR/gateway-snapshot.pb" --listen="$GATEWAY_ADDR" \
-  --port_file="$RUN_DIR/gateway.port" &
+  --port_file="$RUN_DIR/gateway.port" --metrics_listen="$METRICS_ADDR" &
 pids+=($!)
 wait_for_file "$RUN_DIR/gateway.port" "gateway" "${pids[-1]}"
 # Serving once the first snapshot from the control plane is applied.
@@ -82,7 +83,7 @@ done
 cat <<TXT
 
 Turnpike is up.
-  gateway        localhost:50051   (config from the control plane)
+  gateway        localhost:50051   (config from the control plane; /metrics on localhost:9464)
   control plane  localhost:50052   (admin API; database var/dev/turnpike.db, dev master key)
   fake provider  127.0.0.1:$FAKE_PORT  (speaks OpenAI, Azure, Anthropic, Gemini, vLLM, llama.cpp, Ollama)
 ${extra:+  real routes   $extra
@@ -101,6 +102,9 @@ Change the config with the admin API; every gateway follows within a second (doc
   grpcurl -plaintext -d '{}' localhost:50052 turnpike.admin.v1.AdminService/ListRoutes
   grpcurl -plaintext -d '{"route":{"spec":{"capability":"summaries","targets":[{"provider":"fake","model":"gpt-4o-mini"}],"allowUnauthenticated":true}}}' localhost:50052 turnpike.admin.v1.AdminService/CreateRoute
   grpcurl -plaintext -d '{}' localhost:50052 turnpike.admin.v1.AdminService/ListDataPlanes
+
+Prometheus metrics of the gateway (docs/metrics.md):
+  curl -s localhost:9464/metrics | grep turnpike_requests_total
 
 Ctrl-C stops everything.
 TXT

@@ -129,6 +129,7 @@ absl::Status UpstreamLoop::Init() {
 
 UpstreamLoop::~UpstreamLoop() {
   Stop();
+  for (void* easy : idle_easy_) curl_easy_cleanup(static_cast<CURL*>(easy));
   if (multi_ != nullptr) curl_multi_cleanup(static_cast<CURLM*>(multi_));
   if (wake_fd_ >= 0) close(wake_fd_);
   if (epoll_fd_ >= 0) close(epoll_fd_);
@@ -241,8 +242,14 @@ void UpstreamLoop::Run() {
       curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
     }
     CheckDone();
-    CheckDeadlines();
-    RunTimers(Monotonic(), /*all=*/false);
+    const absl::Time now = Monotonic();
+    // First-byte and idle limits are checked every kDeadlineTick, not on every wake-up: with
+    // a thousand streams a scan per event would cost more than the events themselves.
+    if (now >= next_deadline_check_) {
+      CheckDeadlines(now);
+      next_deadline_check_ = now + kDeadlineTick;
+    }
+    RunTimers(now, /*all=*/false);
     if (stop) break;
   }
   // Drain: pending commands, every timer (at once) and every transfer still running (CANCELLED).
@@ -319,7 +326,13 @@ void UpstreamLoop::RunCommands() {
 
 void UpstreamLoop::StartTransfer(std::unique_ptr<Transfer> owned) {
   Transfer* t = owned.release();
-  CURL* easy = curl_easy_init();
+  CURL* easy = nullptr;
+  if (!idle_easy_.empty()) {
+    easy = idle_easy_.back();
+    idle_easy_.pop_back();
+  } else {
+    easy = curl_easy_init();
+  }
   if (easy == nullptr) {
     std::shared_ptr<TransferHandler> handler = std::move(t->handler);
     delete t;
@@ -361,7 +374,13 @@ void UpstreamLoop::FinishTransfer(Transfer* t, absl::Status status) {
   transfers_.erase(t->id);
   active_.fetch_sub(1, std::memory_order_relaxed);
   curl_multi_remove_handle(static_cast<CURLM*>(multi_), t->easy);
-  curl_easy_cleanup(t->easy);
+  // Easy handles are reused (reset to defaults; connections stay in the multi handle's cache).
+  if (idle_easy_.size() < kMaxIdleEasyHandles) {
+    curl_easy_reset(t->easy);
+    idle_easy_.push_back(t->easy);
+  } else {
+    curl_easy_cleanup(t->easy);
+  }
   curl_slist_free_all(t->headers);
   std::shared_ptr<TransferHandler> handler = std::move(t->handler);
   delete t;
@@ -381,9 +400,8 @@ void UpstreamLoop::CheckDone() {
   }
 }
 
-void UpstreamLoop::CheckDeadlines() {
+void UpstreamLoop::CheckDeadlines(absl::Time now) {
   if (transfers_.empty()) return;
-  const absl::Time now = Monotonic();
   std::vector<std::pair<Transfer*, absl::Status>> expired;
   for (auto& [id, t] : transfers_) {
     if (t->paused) continue;
@@ -402,8 +420,9 @@ void UpstreamLoop::CheckDeadlines() {
 
 int UpstreamLoop::NextTimeoutMs() {
   int timeout = static_cast<int>(curl_timeout_ms_);
-  // First-byte and idle deadlines are checked at 10 ms granularity while transfers run.
-  if (!transfers_.empty() && (timeout < 0 || timeout > 10)) timeout = 10;
+  // First-byte and idle deadlines are checked at kDeadlineTick granularity while transfers run.
+  const int tick_ms = static_cast<int>(absl::ToInt64Milliseconds(kDeadlineTick));
+  if (!transfers_.empty() && (timeout < 0 || timeout > tick_ms)) timeout = tick_ms;
   // Cancelled timers are dropped lazily; skip them so they do not cause early wake-ups.
   while (!timer_queue_.empty() && !timers_.contains(timer_queue_.top().second)) timer_queue_.pop();
   if (!timer_queue_.empty()) {

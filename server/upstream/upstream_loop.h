@@ -118,7 +118,7 @@ class UpstreamLoop {
   void StartTransfer(std::unique_ptr<Transfer> transfer);
   void FinishTransfer(Transfer* transfer, absl::Status status);
   void CheckDone();
-  void CheckDeadlines();
+  void CheckDeadlines(absl::Time now);
   // Runs every timer due at `now` (all of them if `all`); returns true if any ran.
   bool RunTimers(absl::Time now, bool all);
   int NextTimeoutMs();
@@ -140,8 +140,13 @@ class UpstreamLoop {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // the thread has drained and exited
   std::thread thread_;
 
+  static constexpr absl::Duration kDeadlineTick = absl::Milliseconds(10);
+  static constexpr size_t kMaxIdleEasyHandles = 256;
+
   // Loop-thread state.
   absl::flat_hash_map<TransferId, Transfer*> transfers_;
+  std::vector<void*> idle_easy_;  // CURL* handles ready for reuse
+  absl::Time next_deadline_check_ = absl::InfinitePast();
   using TimerEntry = std::pair<absl::Time, TimerId>;
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> timer_queue_;
   absl::flat_hash_map<TimerId, std::function<void()>> timers_;

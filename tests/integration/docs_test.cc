@@ -1,5 +1,6 @@
 // Every grpcurl line in the README, docs/ and the `tools/dev up` banner that talks to the gateway
-// (localhost:50051) is run, unchanged but for the address, against a live demo stack. grpcurl
+// (localhost:50051) is run, unchanged but for the address, against a live demo stack, and so is
+// every `curl localhost:9464/metrics` line. grpcurl
 // itself is not packaged here, so tools/grpcurl-shim replays each line through `buf curl`.
 #include <sys/wait.h>
 
@@ -24,7 +25,9 @@ struct DocLine {
   std::string command;
 };
 
-std::vector<DocLine> GatewayLines() {
+// Lines starting with `prefix` (in code blocks or the banner, not prose) that name `address`.
+std::vector<DocLine> GatewayLines(const std::string& prefix = "grpcurl ",
+                                  const std::string& address = "localhost:50051") {
   std::vector<std::string> files = {"README.md", "tools/dev-up.sh"};
   for (const auto& entry : std::filesystem::directory_iterator(std::string(SOURCE_DIR) + "/docs")) {
     // docs/admin.md needs the control plane; its own test replays it against the full stack.
@@ -37,8 +40,8 @@ std::vector<DocLine> GatewayLines() {
     std::ifstream in(std::string(SOURCE_DIR) + "/" + file);
     std::string line;
     while (std::getline(in, line)) {
-      const size_t start = line.find("grpcurl ");
-      if (start == std::string::npos || line.find("localhost:50051") == std::string::npos) continue;
+      const size_t start = line.find(prefix);
+      if (start == std::string::npos || line.find(address) == std::string::npos) continue;
       // Only whole command lines (in code blocks or the banner), not prose mentions.
       const std::string before = line.substr(0, start);
       if (before.find_first_not_of(" \t") != std::string::npos) continue;
@@ -108,6 +111,18 @@ TEST(DocsTest, EveryGatewayGrpcurlLineWorksAgainstTheDemoStack) {
     } else if (line.command.find("/Complete") != std::string::npos) {
       EXPECT_NE(r.output.find("\"text\""), std::string::npos);
     }
+  }
+
+  // The /metrics examples (docs/metrics.md), after the requests above were counted.
+  const std::vector<DocLine> metrics_lines = GatewayLines("curl ", "localhost:9464");
+  ASSERT_GE(metrics_lines.size(), 1u) << "expected docs/metrics.md's curl example";
+  for (const DocLine& line : metrics_lines) {
+    const std::string command = absl::StrReplaceAll(
+        line.command, {{"localhost:9464", absl::StrCat("127.0.0.1:", gateway.metrics_port())}});
+    Result r = RunShell(command, shim_dir);
+    SCOPED_TRACE(line.file + ": " + line.command + "\n" + r.output);
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_NE(r.output.find("turnpike_"), std::string::npos);
   }
 }
 

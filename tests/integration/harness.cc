@@ -170,12 +170,35 @@ Gateway::Gateway(const TempDir& dir, const std::string& config_json,
   std::ofstream(config_path) << config_json;
   const std::string port_file = dir.File("gateway.port");
   std::filesystem::remove(port_file);  // a gateway restarted in the same dir must not read the old port
+  const std::string metrics_port_file = dir.File("gateway-metrics.port");
+  std::filesystem::remove(metrics_port_file);
   std::vector<std::string> args = {"--config=" + config_path, "--listen=127.0.0.1:0",
-                                   "--port_file=" + port_file, "--drain_timeout=5s"};
+                                   "--port_file=" + port_file, "--drain_timeout=5s",
+                                   "--metrics_listen=127.0.0.1:0",
+                                   "--metrics_port_file=" + metrics_port_file};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   if (env.count("TURNPIKE_FAKE_KEY") == 0) env["TURNPIKE_FAKE_KEY"] = "fake-key";
   process_ = std::make_unique<Process>(GatewayBinary(), args, dir.File("gateway.log"), env);
   port_ = WaitForPort(port_file, *process_);
+  // The metrics port is written before the gRPC one, so it is there once port_ is.
+  if (port_ > 0) metrics_port_ = WaitForPort(metrics_port_file, *process_);
+}
+
+std::string Gateway::Metrics() const {
+  if (metrics_port_ <= 0) return "";
+  return HttpRequest("GET", "http://127.0.0.1:" + std::to_string(metrics_port_) + "/metrics").body;
+}
+
+double MetricValue(const std::string& page, const std::string& series) {
+  std::istringstream in(page);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+        line[series.size()] == ' ') {
+      return std::stod(line.substr(series.size() + 1));
+    }
+  }
+  return -1;
 }
 
 }  // namespace turnpike::testing

@@ -90,11 +90,19 @@ class Gateway {
   int port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   Process& process() { return *process_; }
+  // The gateway's /metrics page (Prometheus text); empty if it is not serving one.
+  std::string Metrics() const;
+  int metrics_port() const { return metrics_port_; }
 
  private:
   std::unique_ptr<Process> process_;
   int port_ = -1;
+  int metrics_port_ = -1;
 };
+
+// The value of one series (`name{labels}` exactly as rendered) in a Prometheus text page; -1 if
+// absent.
+double MetricValue(const std::string& page, const std::string& series);
 
 }  // namespace turnpike::testing
 

@@ -1,0 +1,109 @@
+#include "common/metrics_http_server.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <mutex>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace turnpike {
+namespace {
+
+// Splits "host:port" ("[v6]:port" too).
+bool SplitHostPort(const std::string& listen, std::string* host, int* port) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return false;
+  *host = listen.substr(0, colon);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  if (host->empty()) *host = "0.0.0.0";
+  if (*host == "localhost") *host = "127.0.0.1";
+  return absl::SimpleAtoi(listen.substr(colon + 1), port) && *port >= 0 && *port <= 65535;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
+    const std::string& listen, const MetricsRegistry& registry) {
+  static std::once_flag threads_once;
+  std::call_once(threads_once, [] { evthread_use_pthreads(); });
+  std::string host;
+  int port = 0;
+  if (!SplitHostPort(listen, &host, &port)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics address \"", listen, "\" is not host:port"));
+  }
+  std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer(registry));
+  server->base_ = event_base_new();
+  if (server->base_ == nullptr) return absl::InternalError("metrics: event_base_new failed");
+  server->http_ = evhttp_new(server->base_);
+  if (server->http_ == nullptr) return absl::InternalError("metrics: evhttp_new failed");
+  evhttp_set_gencb(server->http_, &MetricsHttpServer::Handle, server.get());
+  evhttp_bound_socket* bound = evhttp_bind_socket_with_handle(server->http_, host.c_str(),
+                                                              static_cast<uint16_t>(port));
+  if (bound == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("metrics: cannot listen on ", listen, " (address in use or not local?)"));
+  }
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  if (getsockname(evhttp_bound_socket_get_fd(bound), reinterpret_cast<sockaddr*>(&addr), &len) ==
+      0) {
+    server->port_ = addr.ss_family == AF_INET6
+                        ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                        : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  }
+  event_base* base = server->base_;
+  server->thread_ = std::thread([base] { event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY); });
+  return server;
+}
+
+void MetricsHttpServer::Handle(evhttp_request* request, void* self) {
+  auto* server = static_cast<MetricsHttpServer*>(self);
+  const evhttp_cmd_type method = evhttp_request_get_command(request);
+  if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
+    evhttp_add_header(evhttp_request_get_output_headers(request), "Allow", "GET, HEAD");
+    evhttp_send_error(request, 405, "only GET /metrics is served here");
+    return;
+  }
+  const char* path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(request));
+  if (path == nullptr || std::string_view(path) != "/metrics") {
+    evhttp_send_error(request, HTTP_NOTFOUND, "only /metrics is served here");
+    return;
+  }
+  const std::string page = server->registry_.Render();
+  evkeyvalq* headers = evhttp_request_get_output_headers(request);
+  evhttp_add_header(headers, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+  evbuffer* body = evbuffer_new();
+  evbuffer_add(body, page.data(), page.size());
+  evhttp_send_reply(request, HTTP_OK, "OK", body);
+  evbuffer_free(body);
+}
+
+void MetricsHttpServer::Stop() {
+  if (base_ == nullptr) return;
+  // loopbreak() from here would be lost if the thread has not entered its loop yet (the loop
+  // clears the flag on entry), so queue an event that breaks the loop from inside it.
+  static const timeval kNow = {0, 0};
+  event_base_once(
+      base_, -1, EV_TIMEOUT,
+      [](evutil_socket_t, short, void* base) { event_base_loopbreak(static_cast<event_base*>(base)); },
+      base_, &kNow);
+  if (thread_.joinable()) thread_.join();
+  evhttp_free(http_);
+  event_base_free(base_);
+  http_ = nullptr;
+  base_ = nullptr;
+}
+
+MetricsHttpServer::~MetricsHttpServer() { Stop(); }
+
+}  // namespace turnpike

@@ -1,0 +1,96 @@
+// GatewayMetrics is the data plane's set of Prometheus metrics (docs/metrics.md lists them):
+// per-request counters and histograms updated on the hot path, and collectors that read the
+// resilience registry, the upstream loops and the process at scrape time. Created once in main,
+// before the server, and outlives every call.
+//
+// Internal overhead is the time the gateway's own threads spend on a request in gateway code:
+// admission (parse, validate, authorize), routing and building the upstream request, decoding
+// each SSE event, serializing and issuing each response write, and finishing. Time spent waiting
+// on the upstream, on timers (backoff) or on the client to read is excluded, and so is the
+// kernel's and libcurl's socket I/O (the bench's CPU-per-completion figure covers those).
+// ScopedOverhead adds one stretch of such work to a request's running total.
+// Thread-safe.
+#ifndef TURNPIKE_SERVER_GATEWAY_METRICS_H_
+#define TURNPIKE_SERVER_GATEWAY_METRICS_H_
+
+#include <time.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/metrics.h"
+
+namespace turnpike {
+
+class Resilience;
+
+inline int64_t MonotonicNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Adds the time from construction to destruction to `total` (may be null: no-op).
+class ScopedOverhead {
+ public:
+  explicit ScopedOverhead(std::atomic<int64_t>* total)
+      : total_(total), start_(total != nullptr ? MonotonicNanos() : 0) {}
+  ~ScopedOverhead() {
+    if (total_ != nullptr) total_->fetch_add(MonotonicNanos() - start_, std::memory_order_relaxed);
+  }
+  ScopedOverhead(const ScopedOverhead&) = delete;
+  ScopedOverhead& operator=(const ScopedOverhead&) = delete;
+
+ private:
+  std::atomic<int64_t>* const total_;
+  const int64_t start_;
+};
+
+class GatewayMetrics {
+ public:
+  enum class Method { kStreamCompletion = 0, kComplete = 1, kEmbed = 2 };
+
+  GatewayMetrics();
+  GatewayMetrics(const GatewayMetrics&) = delete;
+  GatewayMetrics& operator=(const GatewayMetrics&) = delete;
+
+  MetricsRegistry& registry() { return registry_; }
+
+  // One finished request. `capability` is empty when the request named no configured route
+  // (so client input never becomes a label).
+  void RecordRequest(Method method, const std::string& capability, absl::StatusCode code,
+                     int64_t duration_nanos);
+  // A finished request's internal overhead (see the header comment).
+  void RecordOverhead(Method method, int64_t nanos);
+  void RecordTimeToFirstToken(int64_t nanos) { ttft_->ObserveNanos(nanos); }
+  // One upstream attempt's outcome (attempt disposition name, e.g. "SERVED", "RETRIED").
+  void RecordAttempt(const std::string& provider, const std::string& model,
+                     const std::string& disposition);
+
+  // Scrape-time sources. Each may be called once; the functions must be thread-safe and outlive
+  // the registry's use.
+  void AddResilience(const Resilience* resilience);
+  void AddGauge(const std::string& name, const std::string& help, std::function<double()> read);
+  void AddCounter(const std::string& name, const std::string& help, std::function<double()> read);
+  // The config version in force, as an info-style gauge (value 1, label version).
+  void AddConfigVersion(std::function<std::string()> read);
+
+ private:
+  MetricsRegistry registry_;
+  MetricsRegistry::Family<Counter>& requests_;
+  MetricsRegistry::Family<Histogram>& duration_;
+  MetricsRegistry::Family<Counter>& attempts_;
+  Histogram* overhead_[3];
+  Histogram* ttft_;
+};
+
+// Resident set size of this process in bytes (from /proc/self/statm), 0 if unreadable.
+double ProcessResidentBytes();
+
+}  // namespace turnpike
+
+#endif  // TURNPIKE_SERVER_GATEWAY_METRICS_H_
