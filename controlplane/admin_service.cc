@@ -249,6 +249,28 @@ grpc::Status AdminServiceImpl::ListDataPlanes(grpc::ServerContext*,
   });
 }
 
+grpc::Status AdminServiceImpl::GetDataPlane(grpc::ServerContext*,
+                                            const a::GetDataPlaneRequest* request,
+                                            a::GetDataPlaneResponse* response) {
+  return Query([&]() -> absl::Status {
+    if (request->node_id().empty()) {
+      Violations v;
+      v.Add("node_id", "is required");
+      return v.ToStatus();
+    }
+    std::optional<a::DataPlane> node = registry_.Get(request->node_id());
+    if (!node.has_value()) {
+      return ErrorWithReason(
+          absl::StatusCode::kNotFound,
+          absl::StrCat("data plane \"", request->node_id(),
+                       "\" has not connected since the control plane started"),
+          "NOT_FOUND");
+    }
+    *response->mutable_data_plane() = *std::move(node);
+    return absl::OkStatus();
+  });
+}
+
 grpc::Status AdminServiceImpl::GetConfigStatus(grpc::ServerContext*,
                                                const a::GetConfigStatusRequest*,
                                                a::GetConfigStatusResponse* response) {

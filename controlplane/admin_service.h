@@ -60,6 +60,7 @@ class AdminServiceImpl final : public admin::v1::AdminService::Service {
   TP_ADMIN_RPC(UpdatePrice)
   TP_ADMIN_RPC(DeletePrice)
   TP_ADMIN_RPC(ListDataPlanes)
+  TP_ADMIN_RPC(GetDataPlane)
   TP_ADMIN_RPC(GetConfigStatus)
   TP_ADMIN_RPC(ListAuditEntries)
 #undef TP_ADMIN_RPC

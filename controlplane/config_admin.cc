@@ -97,7 +97,7 @@ struct Traits<admin::v1::Route> {
   static std::string Key(const Spec& s) { return s.capability(); }
   static void Normalize(Spec&) {}
   static void Validate(const Spec& s, const std::string& path, Violations& v) {
-    ValidateRoute(s, path, v);
+    ValidateRoute(s, path, SpecMode::kAdmin, v);
   }
   static std::optional<std::string> Ref(const Spec&) { return std::nullopt; }
   static absl::Status CheckRefs(SqliteDb& db, const Spec& s) {

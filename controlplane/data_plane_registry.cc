@@ -1,5 +1,6 @@
 #include "controlplane/data_plane_registry.h"
 
+#include "absl/strings/str_cat.h"
 #include "controlplane/proto_util.h"
 
 namespace turnpike::controlplane {
@@ -46,6 +47,21 @@ void DataPlaneRegistry::Nacked(const std::string& node_id, const std::string& ve
   n.last_seen = clock_.Now();
 }
 
+absl::Status DataPlaneRegistry::ReportedHealth(const config::v1::ReportHealthRequest& report) {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(report.node_id());
+  if (it == nodes_.end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "node \"", report.node_id(), "\" has never opened a watch stream; open Watch first"));
+  }
+  Node& n = it->second;
+  n.upstreams = report.upstreams();
+  const absl::Time now = clock_.Now();
+  n.health_reported = report.has_observed() ? report.observed() : ToTimestamp(now);
+  n.last_seen = now;
+  return absl::OkStatus();
+}
+
 admin::v1::DataPlane DataPlaneRegistry::ToProto(const std::string& id, const Node& n) const {
   admin::v1::DataPlane d;
   d.set_node_id(id);
@@ -56,6 +72,8 @@ admin::v1::DataPlane DataPlaneRegistry::ToProto(const std::string& id, const Nod
   d.set_peer(n.peer);
   *d.mutable_last_seen() = ToTimestamp(n.last_seen);
   d.set_connected(n.open_streams > 0);
+  *d.mutable_upstreams() = n.upstreams;
+  if (n.health_reported.has_value()) *d.mutable_health_reported() = *n.health_reported;
   return d;
 }
 

@@ -1,7 +1,8 @@
 // DataPlaneRegistry remembers every gateway (node id) that has opened a watch stream since the
-// control plane started: its ACKed version, its last NACK, when it was last heard from and
-// whether a stream is open now. It feeds ListDataPlanes and GetConfigStatus. In memory only: a
-// restarted control plane learns the fleet again as gateways reconnect. Thread-safe.
+// control plane started: its ACKed version, its last NACK, when it was last heard from, whether a
+// stream is open now, and its latest health report (the state of its upstreams' circuit
+// breakers). It feeds ListDataPlanes, GetDataPlane and GetConfigStatus. In memory only: a
+// restarted control plane learns the fleet again as gateways reconnect and report. Thread-safe.
 #ifndef TURNPIKE_CONTROLPLANE_DATA_PLANE_REGISTRY_H_
 #define TURNPIKE_CONTROLPLANE_DATA_PLANE_REGISTRY_H_
 
@@ -11,10 +12,12 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "turnpike/admin/v1/admin.pb.h"
+#include "turnpike/config/v1/config_discovery.pb.h"
 
 namespace turnpike::controlplane {
 
@@ -29,6 +32,9 @@ class DataPlaneRegistry {
   // The node applied `version` (an ACK, or the version it reported on connect).
   void Acked(const std::string& node_id, const std::string& version);
   void Nacked(const std::string& node_id, const std::string& version, const std::string& message);
+  // The node's latest health report; replaces the previous one whole. FAILED_PRECONDITION if the
+  // node has never opened a watch stream (reports do not create nodes).
+  absl::Status ReportedHealth(const config::v1::ReportHealthRequest& report);
 
   // All known nodes by node id, from `after` (exclusive), at most `limit` (all if <= 0).
   std::vector<admin::v1::DataPlane> List(const std::string& after, int limit) const;
@@ -46,6 +52,9 @@ class DataPlaneRegistry {
     std::string peer;
     absl::Time last_seen;
     int open_streams = 0;
+    // The latest health report, as received.
+    google::protobuf::RepeatedPtrField<config::v1::UpstreamHealth> upstreams;
+    std::optional<google::protobuf::Timestamp> health_reported;
   };
   admin::v1::DataPlane ToProto(const std::string& id, const Node& n) const;
 

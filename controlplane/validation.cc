@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/route_settings.h"
 
 namespace turnpike::controlplane {
 namespace {
@@ -14,7 +15,6 @@ using config::v1::Provider;
 
 constexpr int kMaxTargets = 16;
 constexpr int kMaxCapabilitiesPerCaller = 1000;
-constexpr int64_t kMaxTimeoutMs = 24LL * 3600 * 1000;
 constexpr int64_t kMaxPriceMicros = 1'000'000'000'000LL;  // $1M per 1M tokens
 constexpr size_t kMaxSecretBytes = 8192;
 
@@ -92,10 +92,6 @@ void ValidateHeaders(const Provider& p, const std::string& path, Violations& v) 
   }
 }
 
-void ValidateTimeout(int32_t ms, const std::string& path, Violations& v) {
-  if (ms < 0 || ms > kMaxTimeoutMs) v.Add(path, "must be between 0 (default) and 86400000 ms");
-}
-
 }  // namespace
 
 bool IsValidName(std::string_view name) {
@@ -166,7 +162,8 @@ void ValidateProvider(const Provider& p, const std::string& path, SpecMode mode,
   }
 }
 
-void ValidateRoute(const config::v1::Route& r, const std::string& path, Violations& v) {
+void ValidateRoute(const config::v1::Route& r, const std::string& path, SpecMode mode,
+                   Violations& v) {
   ValidateName(r.capability(), F(path, "capability"), v);
   if (r.targets_size() == 0) {
     v.Add(F(path, "targets"), "needs at least one target");
@@ -186,12 +183,14 @@ void ValidateRoute(const config::v1::Route& r, const std::string& path, Violatio
   if (r.default_max_tokens() < 0 || r.default_max_tokens() > 10'000'000) {
     v.Add(F(path, "default_max_tokens"), "must be between 0 (default) and 10000000");
   }
-  if (r.has_timeouts()) {
-    std::string tp = F(path, "timeouts");
-    ValidateTimeout(r.timeouts().connect_ms(), F(tp, "connect_ms"), v);
-    ValidateTimeout(r.timeouts().first_token_ms(), F(tp, "first_token_ms"), v);
-    ValidateTimeout(r.timeouts().idle_ms(), F(tp, "idle_ms"), v);
-    ValidateTimeout(r.timeouts().total_ms(), F(tp, "total_ms"), v);
+  // Timeouts, retry, circuit breaker, cache, degradation, tiers and weights: the gateway's own
+  // check (common/route_settings.h), so nothing is stored that every gateway would NACK. Not in
+  // kSnapshot mode: a route stored before a limit existed must not stop the control plane from
+  // starting (gateways NACK it naming the field; the admin fixes it with UpdateRoute).
+  if (mode == SpecMode::kAdmin) {
+    for (FieldViolation& fv : ValidateRouteSettings(r, path)) {
+      v.Add(std::move(fv.field), std::move(fv.description));
+    }
   }
 }
 
@@ -282,7 +281,7 @@ absl::Status CheckSnapshotConsistency(const config::v1::Snapshot& s) {
   }
   for (int i = 0; i < s.routes_size(); ++i) {
     std::string p = At("routes", i);
-    ValidateRoute(s.routes(i), p, v);
+    ValidateRoute(s.routes(i), p, SpecMode::kSnapshot, v);
     if (!routes.insert(s.routes(i).capability()).second) v.Add(F(p, "capability"), "is not unique");
     for (int t = 0; t < s.routes(i).targets_size(); ++t) {
       if (providers.count(s.routes(i).targets(t).provider()) == 0) {

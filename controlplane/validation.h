@@ -25,7 +25,10 @@ void ValidateName(std::string_view name, const std::string& path, Violations& v)
 
 void ValidateProvider(const config::v1::Provider& p, const std::string& path, SpecMode mode,
                       Violations& v);
-void ValidateRoute(const config::v1::Route& r, const std::string& path, Violations& v);
+// kAdmin also checks the resilience settings (timeouts, retry, circuit_breaker, cache,
+// degradation, target tiers and weights) with the gateway's limits (common/route_settings.h).
+void ValidateRoute(const config::v1::Route& r, const std::string& path, SpecMode mode,
+                   Violations& v);
 void ValidateCaller(const config::v1::Caller& c, const std::string& path, SpecMode mode,
                     Violations& v);
 void ValidatePrice(const config::v1::Price& p, const std::string& path, Violations& v);

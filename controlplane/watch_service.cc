@@ -6,6 +6,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "controlplane/errors.h"
 
 namespace turnpike::controlplane {
 namespace {
@@ -14,6 +15,8 @@ using config::v1::WatchRequest;
 using config::v1::WatchResponse;
 
 constexpr size_t kMaxNodeIdLength = 256;
+// A gateway with more upstreams than this is misreporting (a route has at most 16 targets).
+constexpr int kMaxReportedUpstreams = 10000;
 
 // One Watch stream. Lock order: SnapshotCache's lock, then mu_ (the cache calls OnSnapshot and
 // OnShutdown with its lock held); so this class never calls the cache while holding mu_.
@@ -171,6 +174,22 @@ class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchRes
 grpc::ServerBidiReactor<WatchRequest, WatchResponse>* WatchService::Watch(
     grpc::CallbackServerContext* context) {
   return new WatchReactor(context, cache_, registry_, next_stream_id_.fetch_add(1));
+}
+
+grpc::ServerUnaryReactor* WatchService::ReportHealth(
+    grpc::CallbackServerContext* context, const config::v1::ReportHealthRequest* request,
+    config::v1::ReportHealthResponse*) {
+  Violations v;
+  if (request->node_id().empty() || request->node_id().size() > kMaxNodeIdLength) {
+    v.Add("node_id", "must be 1-256 characters");
+  }
+  if (request->upstreams_size() > kMaxReportedUpstreams) {
+    v.Add("upstreams", absl::StrCat("has more than ", kMaxReportedUpstreams, " entries"));
+  }
+  absl::Status status = v.empty() ? registry_.ReportedHealth(*request) : v.ToStatus();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
 }
 
 }  // namespace turnpike::controlplane

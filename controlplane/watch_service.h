@@ -7,6 +7,8 @@
 //     push of the newest version;
 //   * after a NACK the node is held: nothing is resent until a newer version is published;
 //   * every ACK/NACK is recorded in the DataPlaneRegistry for ListDataPlanes.
+// ReportHealth (unary) stores a gateway's latest upstream health report in the registry; it
+// serves on the same port, so with the same TLS and client-certificate checks, as Watch.
 // Snapshots come from the SnapshotCache; the database is never touched here. Thread-safe.
 #ifndef TURNPIKE_CONTROLPLANE_WATCH_SERVICE_H_
 #define TURNPIKE_CONTROLPLANE_WATCH_SERVICE_H_
@@ -27,6 +29,9 @@ class WatchService final : public config::v1::ConfigDiscoveryService::CallbackSe
 
   grpc::ServerBidiReactor<config::v1::WatchRequest, config::v1::WatchResponse>* Watch(
       grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* ReportHealth(grpc::CallbackServerContext* context,
+                                         const config::v1::ReportHealthRequest* request,
+                                         config::v1::ReportHealthResponse* response) override;
 
  private:
   SnapshotCache& cache_;

@@ -22,6 +22,9 @@ const char* MethodName(GatewayMetrics::Method method) {
   return "unknown";
 }
 
+// An upstream is a provider, a model and a credential version ("name@version", never a secret).
+const std::vector<std::string> kUpstreamLabels = {"provider", "model", "credential"};
+
 // Seconds from now (monotonic, as the resilience clock reports) until `t`; 0 if past.
 double SecondsUntil(absl::Time t, absl::Time now) {
   if (t == absl::InfinitePast() || t <= now) return 0;
@@ -79,56 +82,58 @@ void GatewayMetrics::AddResilience(const Resilience* resilience) {
     return [resilience, f] {
       const absl::Time now = resilience->clock().MonotonicNow();
       std::vector<MetricSample> out;
-      for (const UpstreamStatus& s : resilience->Status()) out.push_back({{s.name}, f(s, now)});
+      for (const UpstreamStatus& s : resilience->Status()) {
+        out.push_back({{s.provider, s.model, s.credential}, f(s, now)});
+      }
       return out;
     };
   };
   registry_.AddCollector(
       "turnpike_upstream_circuit_state",
       "Circuit breaker state per upstream: 0 closed, 1 open, 2 half-open (probing).", Type::kGauge,
-      {"upstream"}, per_upstream([](const UpstreamStatus& s, absl::Time) {
+      kUpstreamLabels, per_upstream([](const UpstreamStatus& s, absl::Time) {
         return s.breaker_state == "open" ? 1.0 : s.breaker_state == "half_open" ? 2.0 : 0.0;
       }));
   registry_.AddCollector(
       "turnpike_upstream_circuit_open_remaining_seconds",
-      "Seconds until an open circuit admits a probe (0 when closed).", Type::kGauge, {"upstream"},
+      "Seconds until an open circuit admits a probe (0 when closed).", Type::kGauge, kUpstreamLabels,
       per_upstream([](const UpstreamStatus& s, absl::Time now) {
         return s.breaker_state == "closed" ? 0.0 : SecondsUntil(s.open_until, now);
       }));
   registry_.AddCollector(
       "turnpike_upstream_consecutive_failures", "Consecutive failed attempts per upstream.",
-      Type::kGauge, {"upstream"},
+      Type::kGauge, kUpstreamLabels,
       per_upstream([](const UpstreamStatus& s, absl::Time) { return s.consecutive_failures; }));
   registry_.AddCollector(
       "turnpike_upstream_circuit_opened_total", "Times each upstream's circuit opened.",
-      Type::kCounter, {"upstream"},
+      Type::kCounter, kUpstreamLabels,
       per_upstream([](const UpstreamStatus& s, absl::Time) { return s.opened_total; }));
   registry_.AddCollector(
       "turnpike_upstream_rate_limit_cooldown_seconds",
       "Seconds an upstream still cools down after a 429 (0 when not cooling).", Type::kGauge,
-      {"upstream"}, per_upstream([](const UpstreamStatus& s, absl::Time now) {
+      kUpstreamLabels, per_upstream([](const UpstreamStatus& s, absl::Time now) {
         return SecondsUntil(s.cooling_until, now);
       }));
   registry_.AddCollector(
       "turnpike_upstream_retry_tokens", "gRFC A6 retry-throttle tokens left per upstream.",
-      Type::kGauge, {"upstream"},
+      Type::kGauge, kUpstreamLabels,
       per_upstream([](const UpstreamStatus& s, absl::Time) { return s.throttle_tokens; }));
   registry_.AddCollector(
       "turnpike_upstream_active_requests", "Requests in flight per upstream.", Type::kGauge,
-      {"upstream"},
+      kUpstreamLabels,
       per_upstream([](const UpstreamStatus& s, absl::Time) { return s.active_requests; }));
   registry_.AddCollector(
       "turnpike_upstream_retries_total", "Retries started per upstream.", Type::kCounter,
-      {"upstream"},
+      kUpstreamLabels,
       per_upstream([](const UpstreamStatus& s, absl::Time) { return s.retries_total; }));
   registry_.AddCollector(
       "turnpike_upstream_retries_throttled_total",
-      "Retries refused by the retry throttle per upstream.", Type::kCounter, {"upstream"},
+      "Retries refused by the retry throttle per upstream.", Type::kCounter, kUpstreamLabels,
       per_upstream([](const UpstreamStatus& s, absl::Time) { return s.retries_throttled_total; }));
   registry_.AddCollector(
       "turnpike_upstream_retries_over_budget_total",
       "Retries refused by the retry budget (max(3, 20% of active)) per upstream.", Type::kCounter,
-      {"upstream"}, per_upstream([](const UpstreamStatus& s, absl::Time) {
+      kUpstreamLabels, per_upstream([](const UpstreamStatus& s, absl::Time) {
         return s.retries_over_budget_total;
       }));
   registry_.AddCollector("turnpike_cache_fallbacks_total",

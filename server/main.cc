@@ -24,6 +24,7 @@
 #include "common/metrics_http_server.h"
 #include "server/config_watch/config_watch_client.h"
 #include "server/gateway_metrics.h"
+#include "server/config_watch/health_reporter.h"
 #include "server/gateway_server.h"
 #include "server/resilience/resilience.h"
 #include "server/runtime_config.h"
@@ -44,6 +45,8 @@ ABSL_FLAG(std::string, snapshot_cache, "var/gateway-snapshot.pb",
 ABSL_FLAG(std::string, control_plane_ca, "", "PEM CA bundle: use TLS to the control plane");
 ABSL_FLAG(std::string, control_plane_cert, "", "PEM client certificate for mutual TLS");
 ABSL_FLAG(std::string, control_plane_key, "", "PEM client private key for mutual TLS");
+ABSL_FLAG(absl::Duration, health_report_interval, absl::Seconds(5),
+          "With --control_plane: how often upstream health (circuit breakers) is reported to it");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "On SIGTERM/SIGINT, how long streams in flight may take to finish");
 ABSL_FLAG(int, max_request_bytes, 4 << 20, "Largest request message accepted");
@@ -258,6 +261,7 @@ int Run() {
     return 1;
   }
   std::unique_ptr<ConfigWatchClient> watch;
+  std::unique_ptr<HealthReporter> health;
   if (from_file) {
     store.Set(file_config);
     (*server)->SetServing(true);
@@ -278,6 +282,17 @@ int Run() {
     metrics.AddCounter("turnpike_config_snapshots_rejected_total",
                        "Config snapshots rejected (NACKed) as invalid.",
                        [w] { return static_cast<double>(w->stats().nacked); });
+    absl::StatusOr<std::unique_ptr<HealthReporter>> reporter = HealthReporter::Create(
+        {.node_id = watch->node_id(), .interval = absl::GetFlag(FLAGS_health_report_interval),
+         .log_failure = [](const std::string& m) { spdlog::debug("{}", m); }},
+        watch->channel(), [&resilience] { return resilience.Status(); }, Clock::Real());
+    if (!reporter.ok()) {
+      spdlog::error("{}", std::string(reporter.status().message()));
+      spdlog::shutdown();
+      return 2;
+    }
+    health = *std::move(reporter);
+    health->Start();
   }
   if (!absl::GetFlag(FLAGS_port_file).empty()) {
     if (absl::Status s = WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port()); !s.ok()) {
@@ -290,6 +305,7 @@ int Run() {
   sigwait(&signals, &signal_number);
   spdlog::info("received {}: draining for up to {}", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
                absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)));
+  if (health != nullptr) health->Stop();
   if (watch != nullptr) watch->Stop();
   (*server)->Shutdown(absl::GetFlag(FLAGS_drain_timeout));
   for (auto& loop : loops) loop->Stop();

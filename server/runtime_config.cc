@@ -12,7 +12,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/status_macros.h"
+#include "common/route_settings.h"
 #include "common/string_view_compat.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -36,125 +36,62 @@ bool ValidName(std::string_view name) {
   return true;
 }
 
-absl::Duration MsOr(int32_t ms, absl::Duration fallback) {
-  return ms > 0 ? absl::Milliseconds(ms) : fallback;
-}
+// The resilience settings of route `r` (timeouts, RetryPolicy, CircuitBreakerPolicy, CachePolicy,
+// DegradationPolicy), defaults filled in. `r` has passed ValidateRouteSettings.
+void BuildResilience(const config::v1::Route& r, RouteEntry* route) {
+  namespace l = route_limits;
+  const auto ms = [](const SettingLimits& limits, int64_t value) {
+    return absl::Milliseconds(limits.Or(value));
+  };
+  const auto& t = r.timeouts();
+  route->timeouts.connect_timeout = ms(l::kConnectMs, t.connect_ms());
+  route->timeouts.first_byte_timeout = ms(l::kFirstTokenMs, t.first_token_ms());
+  route->timeouts.idle_timeout = ms(l::kIdleMs, t.idle_ms());
+  route->timeouts.total_timeout = ms(l::kTotalMs, t.total_ms());
 
-// Reads an optional positive setting: zero means `fallback`; otherwise it must be in [min, max].
-absl::Status Bounded(std::string_view field, int64_t value, int64_t min, int64_t max,
-                     int64_t fallback, int64_t* out) {
-  if (value == 0) {
-    *out = fallback;
-    return absl::OkStatus();
-  }
-  if (value < min || value > max) {
-    return FieldError(field, absl::StrCat("must be between ", min, " and ", max,
-                                          " (0 for the default, ", fallback, ")"));
-  }
-  *out = value;
-  return absl::OkStatus();
-}
-
-// The resilience settings of route `r` (RetryPolicy, CircuitBreakerPolicy, CachePolicy,
-// DegradationPolicy), defaults filled in.
-absl::Status BuildResilience(const config::v1::Route& r, const std::string& field,
-                             RouteEntry* route) {
-  int64_t v;
   const auto& retry = r.retry();
-  const std::string rf = field + ".retry";
-  TP_RETURN_IF_ERROR(Bounded(rf + ".max_attempts", retry.max_attempts(), 1, 10, 3, &v));
-  route->retry.max_attempts = static_cast<int>(v);
-  TP_RETURN_IF_ERROR(
-      Bounded(rf + ".max_attempts_per_target", retry.max_attempts_per_target(), 1, 5, 2, &v));
-  route->retry.max_attempts_per_target = static_cast<int>(v);
-  TP_RETURN_IF_ERROR(Bounded(rf + ".base_backoff_ms", retry.base_backoff_ms(), 1, 60000, 100, &v));
-  route->retry.base_backoff = absl::Milliseconds(v);
-  TP_RETURN_IF_ERROR(Bounded(rf + ".max_backoff_ms", retry.max_backoff_ms(), 1, 300000, 2000, &v));
-  route->retry.max_backoff = absl::Milliseconds(v);
-  if (route->retry.max_backoff < route->retry.base_backoff) {
-    return FieldError(rf + ".max_backoff_ms", "must not be less than base_backoff_ms");
-  }
-  TP_RETURN_IF_ERROR(
-      Bounded(rf + ".max_retry_after_ms", retry.max_retry_after_ms(), 1, 3600000, 10000, &v));
-  route->retry.max_retry_after = absl::Milliseconds(v);
+  route->retry.max_attempts = static_cast<int>(l::kMaxAttempts.Or(retry.max_attempts()));
+  route->retry.max_attempts_per_target =
+      static_cast<int>(l::kMaxAttemptsPerTarget.Or(retry.max_attempts_per_target()));
+  route->retry.base_backoff = ms(l::kBaseBackoffMs, retry.base_backoff_ms());
+  route->retry.max_backoff = ms(l::kMaxBackoffMs, retry.max_backoff_ms());
+  route->retry.max_retry_after = ms(l::kMaxRetryAfterMs, retry.max_retry_after_ms());
 
   const auto& cb = r.circuit_breaker();
-  const std::string cf = field + ".circuit_breaker";
-  TP_RETURN_IF_ERROR(
-      Bounded(cf + ".consecutive_failures", cb.consecutive_failures(), 1, 1000, 5, &v));
-  route->breaker.consecutive_failures = static_cast<int>(v);
-  TP_RETURN_IF_ERROR(Bounded(cf + ".failure_rate_window_ms", cb.failure_rate_window_ms(), 10,
-                             3600000, 30000, &v));
-  route->breaker.failure_rate_window = absl::Milliseconds(v);
-  TP_RETURN_IF_ERROR(
-      Bounded(cf + ".failure_rate_percent", cb.failure_rate_percent(), 1, 100, 50, &v));
-  route->breaker.failure_rate_percent = static_cast<int>(v);
-  TP_RETURN_IF_ERROR(Bounded(cf + ".minimum_volume", cb.minimum_volume(), 1, 1000000, 20, &v));
-  route->breaker.minimum_volume = static_cast<int>(v);
-  TP_RETURN_IF_ERROR(
-      Bounded(cf + ".base_ejection_ms", cb.base_ejection_ms(), 1, 3600000, 30000, &v));
-  route->breaker.base_ejection = absl::Milliseconds(v);
-  TP_RETURN_IF_ERROR(
-      Bounded(cf + ".max_ejection_ms", cb.max_ejection_ms(), 1, 86400000, 300000, &v));
-  route->breaker.max_ejection = absl::Milliseconds(v);
-  if (route->breaker.max_ejection < route->breaker.base_ejection) {
-    return FieldError(cf + ".max_ejection_ms", "must not be less than base_ejection_ms");
-  }
-  TP_RETURN_IF_ERROR(Bounded(cf + ".half_open_probes", cb.half_open_probes(), 1, 100, 1, &v));
-  route->breaker.half_open_probes = static_cast<int>(v);
-  TP_RETURN_IF_ERROR(
-      Bounded(cf + ".probe_timeout_ms", cb.probe_timeout_ms(), 1, 600000, 5000, &v));
-  route->breaker.probe_timeout = absl::Milliseconds(v);
+  route->breaker.consecutive_failures =
+      static_cast<int>(l::kConsecutiveFailures.Or(cb.consecutive_failures()));
+  route->breaker.failure_rate_window = ms(l::kFailureRateWindowMs, cb.failure_rate_window_ms());
+  route->breaker.failure_rate_percent =
+      static_cast<int>(l::kFailureRatePercent.Or(cb.failure_rate_percent()));
+  route->breaker.minimum_volume = static_cast<int>(l::kMinimumVolume.Or(cb.minimum_volume()));
+  route->breaker.base_ejection = ms(l::kBaseEjectionMs, cb.base_ejection_ms());
+  route->breaker.max_ejection = ms(l::kMaxEjectionMs, cb.max_ejection_ms());
+  route->breaker.half_open_probes = static_cast<int>(l::kHalfOpenProbes.Or(cb.half_open_probes()));
+  route->breaker.probe_timeout = ms(l::kProbeTimeoutMs, cb.probe_timeout_ms());
 
   const auto& cache = r.cache();
-  const std::string kf = field + ".cache";
   switch (cache.mode()) {
-    case config::v1::CACHE_MODE_UNSPECIFIED:
-    case config::v1::CACHE_MODE_OFF:
-      route->cache.mode = CacheMode::kOff;
-      break;
     case config::v1::CACHE_MODE_FALLBACK:
       route->cache.mode = CacheMode::kFallback;
       break;
     case config::v1::CACHE_MODE_FIRST:
       route->cache.mode = CacheMode::kFirst;
       break;
-    default:
-      return FieldError(kf + ".mode", "unknown cache mode");
+    default:  // unset or CACHE_MODE_OFF
+      route->cache.mode = CacheMode::kOff;
+      break;
   }
-  TP_RETURN_IF_ERROR(Bounded(kf + ".ttl_ms", cache.ttl_ms(), 1, 2147483647, 300000, &v));
-  route->cache.ttl = absl::Milliseconds(v);
-  TP_RETURN_IF_ERROR(Bounded(kf + ".max_stale_ms", cache.max_stale_ms(), 1,
-                             int64_t{365} * 86400000, 86400000, &v));
-  route->cache.max_stale = absl::Milliseconds(v);
-  TP_RETURN_IF_ERROR(
-      Bounded(kf + ".max_bytes", cache.max_bytes(), 1024, int64_t{1} << 30, 16 << 20, &v));
-  route->cache.max_bytes = static_cast<size_t>(v);
+  route->cache.ttl = ms(l::kCacheTtlMs, cache.ttl_ms());
+  route->cache.max_stale = ms(l::kCacheMaxStaleMs, cache.max_stale_ms());
+  route->cache.max_bytes = static_cast<size_t>(l::kCacheMaxBytes.Or(cache.max_bytes()));
 
   const auto& degradation = r.degradation();
-  const std::string df = field + ".degradation";
-  switch (degradation.mode()) {
-    case config::v1::DEGRADATION_MODE_UNSPECIFIED:
-    case config::v1::DEGRADATION_MODE_UNAVAILABLE:
-      if (!degradation.static_response().empty()) {
-        return FieldError(df + ".static_response",
-                          "is set but mode is not DEGRADATION_MODE_STATIC_RESPONSE");
-      }
-      route->degradation.force_unavailable =
-          degradation.mode() == config::v1::DEGRADATION_MODE_UNAVAILABLE;
-      break;
-    case config::v1::DEGRADATION_MODE_STATIC_RESPONSE:
-      if (degradation.static_response().empty() || degradation.static_response().size() > 65536) {
-        return FieldError(df + ".static_response",
-                          "must be 1 to 65,536 bytes for DEGRADATION_MODE_STATIC_RESPONSE");
-      }
-      route->degradation.static_response_enabled = true;
-      route->degradation.static_response = degradation.static_response();
-      break;
-    default:
-      return FieldError(df + ".mode", "unknown degradation mode");
+  route->degradation.force_unavailable =
+      degradation.mode() == config::v1::DEGRADATION_MODE_UNAVAILABLE;
+  if (degradation.mode() == config::v1::DEGRADATION_MODE_STATIC_RESPONSE) {
+    route->degradation.static_response_enabled = true;
+    route->degradation.static_response = degradation.static_response();
   }
-  return absl::OkStatus();
 }
 
 std::string Sha256(std::string_view data) {
@@ -247,32 +184,20 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
     }
     if (r.targets_size() == 0) return FieldError(field + ".targets", "needs at least one target");
     if (r.default_max_tokens() < 0) return FieldError(field + ".default_max_tokens", "must be >= 0");
-    const auto& t = r.timeouts();
-    if (t.connect_ms() < 0 || t.first_token_ms() < 0 || t.idle_ms() < 0 || t.total_ms() < 0) {
-      return FieldError(field + ".timeouts", "must not be negative");
-    }
+    // Timeouts, retry, breaker, cache, degradation, tiers and weights: the same check the control
+    // plane's admin API makes (common/route_settings.h).
+    const std::vector<FieldViolation> violations = ValidateRouteSettings(r, field);
+    if (!violations.empty()) return FieldError(violations[0].field, violations[0].description);
     RouteEntry route;
     route.capability = r.capability();
     route.allow_unauthenticated = r.allow_unauthenticated();
     route.default_max_tokens = r.default_max_tokens() > 0 ? r.default_max_tokens() : kDefaultMaxTokens;
-    route.timeouts.connect_timeout = MsOr(t.connect_ms(), absl::Seconds(2));
-    route.timeouts.first_byte_timeout = MsOr(t.first_token_ms(), absl::Seconds(30));
-    route.timeouts.idle_timeout = MsOr(t.idle_ms(), absl::Seconds(30));
-    route.timeouts.total_timeout = MsOr(t.total_ms(), absl::Minutes(5));
-    TP_RETURN_IF_ERROR(BuildResilience(r, field, &route));
+    BuildResilience(r, &route);
     // Tiers: all targets set one, or none does (then each target is its own tier, in order).
-    int with_tier = 0;
-    for (const auto& target : r.targets()) with_tier += target.has_tier() ? 1 : 0;
-    if (with_tier != 0 && with_tier != r.targets_size()) {
-      return FieldError(field + ".targets",
-                        "either every target sets a tier or none does");
-    }
+    const bool with_tier = r.targets(0).has_tier();
     std::vector<int32_t> tiers;
     for (int j = 0; j < r.targets_size(); ++j) {
-      if (r.targets(j).tier() < 0) {
-        return FieldError(absl::StrCat(field, ".targets[", j, "].tier"), "must be >= 0");
-      }
-      tiers.push_back(with_tier != 0 ? r.targets(j).tier() : j);
+      tiers.push_back(with_tier ? r.targets(j).tier() : j);
     }
     std::vector<int32_t> distinct = tiers;
     std::sort(distinct.begin(), distinct.end());
@@ -293,9 +218,6 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
       entry.fallback_position = static_cast<int>(
           std::lower_bound(distinct.begin(), distinct.end(), tiers[static_cast<size_t>(j)]) -
           distinct.begin());
-      if (target.weight() > 1000) {
-        return FieldError(tfield + ".weight", "must be at most 1,000 (0 means 1)");
-      }
       entry.weight = target.weight() == 0 ? 1 : target.weight();
       auto price = prices.find(std::make_pair(target.provider(), target.model()));
       if (price != prices.end()) entry.price = price->second;

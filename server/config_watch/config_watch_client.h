@@ -74,6 +74,10 @@ class ConfigWatchClient {
   // Cancels the stream, joins; idempotent.
   void Stop();
 
+  const std::string& node_id() const { return options_.node_id; }
+  // The channel to the control plane, for other calls to it (HealthReporter).
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+
   // The version of the snapshot in force (empty before the first one).
   std::string applied_version() const;
   Stats stats() const;

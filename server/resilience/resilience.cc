@@ -2,6 +2,7 @@
 
 #include "absl/random/distributions.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/string_view_compat.h"
 #include "server/resilience/backoff.h"
 
@@ -77,15 +78,25 @@ void Resilience::Report(const std::string& event) const {
 }
 
 std::vector<UpstreamStatus> Resilience::Status() const {
-  std::vector<UpstreamState*> states;
+  std::vector<std::pair<std::string, UpstreamState*>> states;
   {
     absl::ReaderMutexLock lock(&mu_);
-    for (const auto& [key, state] : upstreams_) states.push_back(state.get());
+    for (const auto& [key, state] : upstreams_) states.emplace_back(key, state.get());
   }
   const absl::Time now = clock_.MonotonicNow();
   std::vector<UpstreamStatus> out;
   out.reserve(states.size());
-  for (UpstreamState* s : states) out.push_back(s->Status(now));
+  for (const auto& [key, s] : states) {
+    UpstreamStatus status = s->Status(now);
+    // The key is provider \0 model \0 credential (see Upstream()).
+    std::vector<std::string> parts = absl::StrSplit(key, '\0');
+    if (parts.size() == 3) {
+      status.provider = std::move(parts[0]);
+      status.model = std::move(parts[1]);
+      status.credential = std::move(parts[2]);
+    }
+    out.push_back(std::move(status));
+  }
   return out;
 }
 

@@ -37,6 +37,11 @@ class CredentialState {
 // A point-in-time view of an upstream, for metrics and the admin API.
 struct UpstreamStatus {
   std::string name;  // "provider/model" (the credential is named, never its secret)
+  // Filled in by Resilience::Status(): the upstream's key. `credential` is "name@version" (or
+  // empty), never the secret.
+  std::string provider;
+  std::string model;
+  std::string credential;
   std::string breaker_state;  // "closed", "open", "half_open"
   absl::Time open_until;
   int ejections = 0;

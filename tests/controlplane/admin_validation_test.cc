@@ -122,6 +122,172 @@ TEST_F(AdminValidationTest, Route) {
       });
 }
 
+// The resilience settings: the gateway's own limits (common/route_settings.h), one case per
+// limit, so that no route an admin can store is NACKed by every gateway.
+TEST_F(AdminValidationTest, RouteResilienceSettings) {
+  using R = config::v1::Route;
+  ASSERT_TRUE(admin_->CreateResource(MakeProvider("fake"), "t").ok());
+  admin::v1::Route valid = MakeRoute("demo", "fake");
+  RunTable<admin::v1::Route, R>(
+      valid,
+      {
+          {"connect timeout over a day", [](R& r) { r.mutable_timeouts()->set_connect_ms(86'400'001); },
+           "route.spec.timeouts.connect_ms"},
+          {"negative idle timeout", [](R& r) { r.mutable_timeouts()->set_idle_ms(-1); },
+           "route.spec.timeouts.idle_ms"},
+          {"max_attempts 11", [](R& r) { r.mutable_retry()->set_max_attempts(11); },
+           "route.spec.retry.max_attempts"},
+          {"negative max_attempts", [](R& r) { r.mutable_retry()->set_max_attempts(-1); },
+           "route.spec.retry.max_attempts"},
+          {"max_attempts_per_target 6",
+           [](R& r) { r.mutable_retry()->set_max_attempts_per_target(6); },
+           "route.spec.retry.max_attempts_per_target"},
+          {"base_backoff_ms over a minute",
+           [](R& r) { r.mutable_retry()->set_base_backoff_ms(60'001); },
+           "route.spec.retry.base_backoff_ms"},
+          {"max_backoff_ms over 5 minutes",
+           [](R& r) { r.mutable_retry()->set_max_backoff_ms(300'001); },
+           "route.spec.retry.max_backoff_ms"},
+          {"max_backoff below base",
+           [](R& r) {
+             r.mutable_retry()->set_base_backoff_ms(500);
+             r.mutable_retry()->set_max_backoff_ms(100);
+           },
+           "route.spec.retry.max_backoff_ms"},
+          {"max_backoff below the default base",
+           [](R& r) { r.mutable_retry()->set_max_backoff_ms(50); },
+           "route.spec.retry.max_backoff_ms"},
+          {"max_retry_after_ms over an hour",
+           [](R& r) { r.mutable_retry()->set_max_retry_after_ms(3'600'001); },
+           "route.spec.retry.max_retry_after_ms"},
+          {"consecutive_failures 1001",
+           [](R& r) { r.mutable_circuit_breaker()->set_consecutive_failures(1001); },
+           "route.spec.circuit_breaker.consecutive_failures"},
+          {"failure_rate_window_ms 9",
+           [](R& r) { r.mutable_circuit_breaker()->set_failure_rate_window_ms(9); },
+           "route.spec.circuit_breaker.failure_rate_window_ms"},
+          {"failure_rate_percent 101",
+           [](R& r) { r.mutable_circuit_breaker()->set_failure_rate_percent(101); },
+           "route.spec.circuit_breaker.failure_rate_percent"},
+          {"negative minimum_volume",
+           [](R& r) { r.mutable_circuit_breaker()->set_minimum_volume(-3); },
+           "route.spec.circuit_breaker.minimum_volume"},
+          {"base_ejection_ms over an hour",
+           [](R& r) { r.mutable_circuit_breaker()->set_base_ejection_ms(3'600'001); },
+           "route.spec.circuit_breaker.base_ejection_ms"},
+          {"max_ejection below base",
+           [](R& r) {
+             r.mutable_circuit_breaker()->set_base_ejection_ms(60'000);
+             r.mutable_circuit_breaker()->set_max_ejection_ms(1'000);
+           },
+           "route.spec.circuit_breaker.max_ejection_ms"},
+          {"half_open_probes 101",
+           [](R& r) { r.mutable_circuit_breaker()->set_half_open_probes(101); },
+           "route.spec.circuit_breaker.half_open_probes"},
+          {"probe_timeout_ms over 10 minutes",
+           [](R& r) { r.mutable_circuit_breaker()->set_probe_timeout_ms(600'001); },
+           "route.spec.circuit_breaker.probe_timeout_ms"},
+          {"unknown cache mode",
+           [](R& r) { r.mutable_cache()->set_mode(static_cast<config::v1::CacheMode>(7)); },
+           "route.spec.cache.mode"},
+          {"negative cache ttl", [](R& r) { r.mutable_cache()->set_ttl_ms(-1); },
+           "route.spec.cache.ttl_ms"},
+          {"max_stale over a year",
+           [](R& r) { r.mutable_cache()->set_max_stale_ms(int64_t{366} * 86'400'000); },
+           "route.spec.cache.max_stale_ms"},
+          {"cache under 1 KiB", [](R& r) { r.mutable_cache()->set_max_bytes(10); },
+           "route.spec.cache.max_bytes"},
+          {"cache over 1 GiB", [](R& r) { r.mutable_cache()->set_max_bytes((int64_t{1} << 30) + 1); },
+           "route.spec.cache.max_bytes"},
+          {"unknown degradation mode",
+           [](R& r) {
+             r.mutable_degradation()->set_mode(static_cast<config::v1::DegradationMode>(9));
+           },
+           "route.spec.degradation.mode"},
+          {"static response mode without text",
+           [](R& r) {
+             r.mutable_degradation()->set_mode(config::v1::DEGRADATION_MODE_STATIC_RESPONSE);
+           },
+           "route.spec.degradation.static_response"},
+          {"static response over 64 KiB",
+           [](R& r) {
+             r.mutable_degradation()->set_mode(config::v1::DEGRADATION_MODE_STATIC_RESPONSE);
+             r.mutable_degradation()->set_static_response(std::string(65'537, 'x'));
+           },
+           "route.spec.degradation.static_response"},
+          {"static text without its mode",
+           [](R& r) { r.mutable_degradation()->set_static_response("Try later."); },
+           "route.spec.degradation.static_response"},
+          {"tier on some targets only",
+           [](R& r) {
+             r.mutable_targets(0)->set_tier(0);
+             auto* t = r.add_targets();
+             t->set_provider("fake");
+             t->set_model("other");
+           },
+           "route.spec.targets"},
+          {"negative tier", [](R& r) { r.mutable_targets(0)->set_tier(-1); },
+           "route.spec.targets[0].tier"},
+          {"weight 1001", [](R& r) { r.mutable_targets(0)->set_weight(1001); },
+           "route.spec.targets[0].weight"},
+      });
+}
+
+TEST_F(AdminValidationTest, RouteResilienceSettingsAtTheirLimitsAreAccepted) {
+  ASSERT_TRUE(admin_->CreateResource(MakeProvider("fake"), "t").ok());
+  admin::v1::Route r = MakeRoute("edges", "fake");
+  config::v1::Route& s = *r.mutable_spec();
+  s.mutable_targets(0)->set_tier(0);
+  s.mutable_targets(0)->set_weight(1000);
+  auto* second = s.add_targets();
+  second->set_provider("fake");
+  second->set_model("other");
+  second->set_tier(3);
+  s.mutable_timeouts()->set_total_ms(86'400'000);
+  s.mutable_retry()->set_max_attempts(10);
+  s.mutable_retry()->set_max_attempts_per_target(5);
+  s.mutable_retry()->set_base_backoff_ms(60'000);
+  s.mutable_retry()->set_max_backoff_ms(300'000);
+  s.mutable_circuit_breaker()->set_failure_rate_window_ms(10);
+  s.mutable_circuit_breaker()->set_failure_rate_percent(100);
+  s.mutable_circuit_breaker()->set_base_ejection_ms(1'000);
+  s.mutable_circuit_breaker()->set_max_ejection_ms(1'000);
+  s.mutable_cache()->set_mode(config::v1::CACHE_MODE_FIRST);
+  s.mutable_cache()->set_max_bytes(1024);
+  s.mutable_degradation()->set_mode(config::v1::DEGRADATION_MODE_STATIC_RESPONSE);
+  s.mutable_degradation()->set_static_response(std::string(65'536, 'x'));
+  absl::StatusOr<admin::v1::Route> created = admin_->CreateResource(r, "t");
+  ASSERT_TRUE(created.ok()) << created.status();
+  // An update is checked the same way: a bad value in an update mask's field is refused.
+  admin::v1::Route bad;
+  bad.mutable_spec()->set_capability("edges");
+  bad.mutable_spec()->mutable_retry()->set_max_attempts(11);
+  google::protobuf::FieldMask mask;
+  mask.add_paths("spec.retry");
+  absl::StatusOr<admin::v1::Route> updated = admin_->UpdateResource(bad, mask, "t");
+  ASSERT_FALSE(updated.ok());
+  EXPECT_EQ(updated.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ViolatedFields(updated.status()), Contains("route.spec.retry.max_attempts"));
+}
+
+// Every violation is reported at once, each naming its field.
+TEST_F(AdminValidationTest, RouteResilienceViolationsAreAllReported) {
+  ASSERT_TRUE(admin_->CreateResource(MakeProvider("fake"), "t").ok());
+  admin::v1::Route r = MakeRoute("many", "fake");
+  r.mutable_spec()->mutable_retry()->set_max_attempts(0);  // 0 is the default: fine
+  r.mutable_spec()->mutable_retry()->set_max_attempts_per_target(9);
+  r.mutable_spec()->mutable_circuit_breaker()->set_half_open_probes(-1);
+  r.mutable_spec()->mutable_cache()->set_max_bytes(1);
+  absl::StatusOr<admin::v1::Route> out = admin_->CreateResource(r, "t");
+  ASSERT_FALSE(out.ok());
+  EXPECT_THAT(ViolatedFields(out.status()),
+              ::testing::ElementsAre("route.spec.retry.max_attempts_per_target",
+                                     "route.spec.circuit_breaker.half_open_probes",
+                                     "route.spec.cache.max_bytes"));
+  EXPECT_THAT(std::string(out.status().message()),
+              ::testing::HasSubstr("must be between 1 and 5 (0 for the default, 2)"));
+}
+
 TEST_F(AdminValidationTest, Caller) {
   using C = config::v1::Caller;
   RunTable<admin::v1::Caller, C>(

@@ -101,17 +101,17 @@ TEST_F(MetricsTest, ShowsAnOpenCircuit) {
     EXPECT_EQ(Stream("flaky", "[[fake status=500]] boom").error_code(), grpc::StatusCode::UNAVAILABLE);
   }
   const std::string page = gateway_->Metrics();
-  EXPECT_EQ(MetricValue(page, R"(turnpike_upstream_circuit_state{upstream="down/gpt-4o-mini"})"), 1)
+  EXPECT_EQ(MetricValue(page, R"(turnpike_upstream_circuit_state{provider="down",model="gpt-4o-mini",credential=""})"), 1)
       << page;
-  EXPECT_EQ(MetricValue(page, R"(turnpike_upstream_circuit_opened_total{upstream="down/gpt-4o-mini"})"), 1)
+  EXPECT_EQ(MetricValue(page, R"(turnpike_upstream_circuit_opened_total{provider="down",model="gpt-4o-mini",credential=""})"), 1)
       << page;
   const double remaining = MetricValue(
-      page, R"(turnpike_upstream_circuit_open_remaining_seconds{upstream="down/gpt-4o-mini"})");
+      page, R"(turnpike_upstream_circuit_open_remaining_seconds{provider="down",model="gpt-4o-mini",credential=""})");
   EXPECT_GT(remaining, 0) << page;
   EXPECT_LE(remaining, 60) << page;
   // The healthy upstream is not in the open state.
   Stream("demo", "hi");
-  EXPECT_EQ(MetricValue(gateway_->Metrics(), R"(turnpike_upstream_circuit_state{upstream="fake/gpt-4o-mini"})"), 0);
+  EXPECT_EQ(MetricValue(gateway_->Metrics(), R"(turnpike_upstream_circuit_state{provider="fake",model="gpt-4o-mini",credential=""})"), 0);
 }
 
 TEST_F(MetricsTest, ServesOnlyTheMetricsPath) {

@@ -90,6 +90,8 @@ TEST(ResilienceConfigTest, ExplicitSettings) {
 
 TEST(ResilienceConfigTest, ErrorsNameTheField) {
   const std::map<std::string, std::string> cases = {
+      {R"("timeouts":{"totalMs":86400001})", "routes[0].timeouts.total_ms"},
+      {R"("timeouts":{"connectMs":-1})", "routes[0].timeouts.connect_ms"},
       {R"("retry":{"maxAttempts":11})", "routes[0].retry.max_attempts"},
       {R"("retry":{"maxAttemptsPerTarget":-1})", "routes[0].retry.max_attempts_per_target"},
       {R"("retry":{"baseBackoffMs":500,"maxBackoffMs":100})", "routes[0].retry.max_backoff_ms"},

@@ -1,0 +1,125 @@
+#include "common/route_settings.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace turnpike {
+namespace {
+
+namespace l = route_limits;
+
+class Checker {
+ public:
+  explicit Checker(std::vector<FieldViolation>& out) : out_(out) {}
+
+  void Add(std::string field, std::string description) {
+    out_.push_back({std::move(field), std::move(description)});
+  }
+  // An optional setting (see SettingLimits); returns whether it is valid.
+  bool Bounded(const std::string& field, int64_t value, const SettingLimits& limits) {
+    if (value == 0 || (value >= limits.min && value <= limits.max)) return true;
+    Add(field, absl::StrCat("must be between ", limits.min, " and ", limits.max,
+                            " (0 for the default, ", limits.default_value, ")"));
+    return false;
+  }
+
+ private:
+  std::vector<FieldViolation>& out_;
+};
+
+void CheckTimeouts(const config::v1::Timeouts& t, const std::string& path, Checker& c) {
+  c.Bounded(path + ".connect_ms", t.connect_ms(), l::kConnectMs);
+  c.Bounded(path + ".first_token_ms", t.first_token_ms(), l::kFirstTokenMs);
+  c.Bounded(path + ".idle_ms", t.idle_ms(), l::kIdleMs);
+  c.Bounded(path + ".total_ms", t.total_ms(), l::kTotalMs);
+}
+
+void CheckRetry(const config::v1::RetryPolicy& r, const std::string& path, Checker& c) {
+  c.Bounded(path + ".max_attempts", r.max_attempts(), l::kMaxAttempts);
+  c.Bounded(path + ".max_attempts_per_target", r.max_attempts_per_target(),
+            l::kMaxAttemptsPerTarget);
+  const bool base_ok = c.Bounded(path + ".base_backoff_ms", r.base_backoff_ms(), l::kBaseBackoffMs);
+  const bool max_ok = c.Bounded(path + ".max_backoff_ms", r.max_backoff_ms(), l::kMaxBackoffMs);
+  if (base_ok && max_ok &&
+      l::kMaxBackoffMs.Or(r.max_backoff_ms()) < l::kBaseBackoffMs.Or(r.base_backoff_ms())) {
+    c.Add(path + ".max_backoff_ms", "must not be less than base_backoff_ms");
+  }
+  c.Bounded(path + ".max_retry_after_ms", r.max_retry_after_ms(), l::kMaxRetryAfterMs);
+}
+
+void CheckBreaker(const config::v1::CircuitBreakerPolicy& b, const std::string& path, Checker& c) {
+  c.Bounded(path + ".consecutive_failures", b.consecutive_failures(), l::kConsecutiveFailures);
+  c.Bounded(path + ".failure_rate_window_ms", b.failure_rate_window_ms(), l::kFailureRateWindowMs);
+  c.Bounded(path + ".failure_rate_percent", b.failure_rate_percent(), l::kFailureRatePercent);
+  c.Bounded(path + ".minimum_volume", b.minimum_volume(), l::kMinimumVolume);
+  const bool base_ok =
+      c.Bounded(path + ".base_ejection_ms", b.base_ejection_ms(), l::kBaseEjectionMs);
+  const bool max_ok = c.Bounded(path + ".max_ejection_ms", b.max_ejection_ms(), l::kMaxEjectionMs);
+  if (base_ok && max_ok &&
+      l::kMaxEjectionMs.Or(b.max_ejection_ms()) < l::kBaseEjectionMs.Or(b.base_ejection_ms())) {
+    c.Add(path + ".max_ejection_ms", "must not be less than base_ejection_ms");
+  }
+  c.Bounded(path + ".half_open_probes", b.half_open_probes(), l::kHalfOpenProbes);
+  c.Bounded(path + ".probe_timeout_ms", b.probe_timeout_ms(), l::kProbeTimeoutMs);
+}
+
+void CheckCache(const config::v1::CachePolicy& cache, const std::string& path, Checker& c) {
+  if (!config::v1::CacheMode_IsValid(cache.mode())) c.Add(path + ".mode", "unknown cache mode");
+  c.Bounded(path + ".ttl_ms", cache.ttl_ms(), l::kCacheTtlMs);
+  c.Bounded(path + ".max_stale_ms", cache.max_stale_ms(), l::kCacheMaxStaleMs);
+  c.Bounded(path + ".max_bytes", cache.max_bytes(), l::kCacheMaxBytes);
+}
+
+void CheckDegradation(const config::v1::DegradationPolicy& d, const std::string& path,
+                      Checker& c) {
+  switch (d.mode()) {
+    case config::v1::DEGRADATION_MODE_UNSPECIFIED:
+    case config::v1::DEGRADATION_MODE_UNAVAILABLE:
+      if (!d.static_response().empty()) {
+        c.Add(path + ".static_response",
+              "is set but mode is not DEGRADATION_MODE_STATIC_RESPONSE");
+      }
+      break;
+    case config::v1::DEGRADATION_MODE_STATIC_RESPONSE:
+      if (d.static_response().empty() ||
+          d.static_response().size() > l::kMaxStaticResponseBytes) {
+        c.Add(path + ".static_response",
+              "must be 1 to 65,536 bytes for DEGRADATION_MODE_STATIC_RESPONSE");
+      }
+      break;
+    default:
+      c.Add(path + ".mode", "unknown degradation mode");
+  }
+}
+
+void CheckTargets(const config::v1::Route& r, const std::string& path, Checker& c) {
+  int with_tier = 0;
+  for (const auto& target : r.targets()) with_tier += target.has_tier() ? 1 : 0;
+  if (with_tier != 0 && with_tier != r.targets_size()) {
+    c.Add(path + ".targets", "either every target sets a tier or none does");
+  }
+  for (int j = 0; j < r.targets_size(); ++j) {
+    const std::string tp = absl::StrCat(path, ".targets[", j, "]");
+    if (r.targets(j).tier() < 0) c.Add(tp + ".tier", "must be >= 0");
+    if (r.targets(j).weight() > l::kMaxWeight) {
+      c.Add(tp + ".weight", "must be at most 1,000 (0 means 1)");
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<FieldViolation> ValidateRouteSettings(const config::v1::Route& route,
+                                                  std::string_view path) {
+  std::vector<FieldViolation> out;
+  Checker c(out);
+  const std::string p(path);
+  CheckTargets(route, p, c);
+  CheckTimeouts(route.timeouts(), p + ".timeouts", c);
+  CheckRetry(route.retry(), p + ".retry", c);
+  CheckBreaker(route.circuit_breaker(), p + ".circuit_breaker", c);
+  CheckCache(route.cache(), p + ".cache", c);
+  CheckDegradation(route.degradation(), p + ".degradation", c);
+  return out;
+}
+
+}  // namespace turnpike
