@@ -179,11 +179,12 @@ Gateway::Gateway(const TempDir& dir, const std::string& config_json,
   port_ = WaitForPort(port_file, *process_);
 }
 
-Gateway::Gateway(const TempDir& dir, const WatchSource& source, std::vector<std::string> extra_args) {
+Gateway::Gateway(const TempDir& dir, const WatchSource& source,
+                 std::vector<std::string> extra_args) {
   const std::string port_file = dir.File(source.name + ".port");
   std::filesystem::remove(port_file);
-  const std::string cache =
-      source.snapshot_cache.empty() ? dir.File(source.name + "-snapshot.pb") : source.snapshot_cache;
+  const std::string cache = source.snapshot_cache.empty() ? dir.File(source.name + "-snapshot.pb")
+                                                          : source.snapshot_cache;
   std::vector<std::string> args = {"--control_plane=" + source.control_plane,
                                    "--node_id=" + source.node_id,
                                    "--snapshot_cache=" + cache,
