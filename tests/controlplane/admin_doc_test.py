@@ -1,25 +1,33 @@
 #!/usr/bin/env python3
-"""Replays docs/admin.md against a real turnpike-control.
+"""Replays docs/admin.md against a live stack: fake provider, turnpike-control, turnpike-gateway.
 
-Starts turnpike-control on a free port with a fresh database, seeds the demo state the cookbook
-assumes (credential fake-key, provider fake, route demo) through the admin API, then runs every
-`grpcurl` line of the ```sh blocks in order, translated to `buf curl`. Lines addressed to the
-control plane (localhost:50052) must succeed; gateway lines (localhost:50051) are run only when
---gateway=ADDR is given (a live gateway watching this control plane), otherwise skipped.
-Finally sends SIGTERM and expects a clean exit.
+Starts the three processes on free ports in a temp dir (the gateway watching the control plane),
+seeds the demo state the cookbook assumes (credential fake-key, provider fake pointing at the fake
+provider, route demo) through the admin API as `tools/dev up` does, then runs EVERY `grpcurl` line
+of the ```sh blocks in order, translated to `buf curl`, and requires each to succeed: lines for
+the control plane (localhost:50052) and for the gateway (localhost:50051) alike. Before each
+gateway line it waits (deadline-bounded) until the gateway has ACKed the control plane's current
+config version: a gateway ACKs only after applying the snapshot, so the line sees every change
+made above it. Finally sends SIGTERM to each process and expects clean exits, and checks that no
+example secret reached a log.
 
-usage: admin_doc_test.py --control=PATH/turnpike-control --buf=PATH/buf --doc=docs/admin.md
+usage: admin_doc_test.py --control=PATH --gateway=PATH --fake=PATH --buf=PATH --doc=docs/admin.md
+Without buf it prints SKIP (exit 0), except under CI=true, where that is a failure.
 """
 import argparse
 import json
 import os
-import re
 import shlex
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+
+CONTROL_ADDR = "localhost:50052"
+GATEWAY_ADDR = "localhost:50051"
+GATEWAY_NODE = "admin-doc-gateway"
+SECRETS = ("sk-example-not-a-real-key", "sk-example-rotated-key")
 
 
 def extract_lines(doc):
@@ -35,6 +43,7 @@ def extract_lines(doc):
 
 
 def to_buf_curl(buf, line, addresses):
+    """Returns (address in the doc, buf curl argv)."""
     args = shlex.split(line)
     assert args[0] == "grpcurl", line
     out = [buf, "curl", "--protocol", "grpc", "--http2-prior-knowledge"]
@@ -56,91 +65,159 @@ def to_buf_curl(buf, line, addresses):
     address, method = positional
     if address not in addresses:
         raise ValueError(f"unexpected address {address} in: {line}")
-    target = addresses[address]
-    if target is None:
-        return None
-    return out + [f"http://{target}/{method}"]
+    return address, out + [f"http://{addresses[address]}/{method}"]
 
 
 def run(cmd, timeout=30):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
+def wait_until(condition, timeout, poll=0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll)
+
+
+class Stack:
+    """The processes under test, each logging to a file in `tmp`."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.procs = []  # (name, Popen, log file)
+
+    def start(self, name, argv):
+        port_file = os.path.join(self.tmp, f"{name}.port")
+        log = open(os.path.join(self.tmp, f"{name}.log"), "w+")
+        proc = subprocess.Popen(argv + [f"--port_file={port_file}"], stdout=log,
+                                stderr=subprocess.STDOUT)
+        self.procs.append((name, proc, log))
+
+        def ready():
+            return (os.path.exists(port_file) and open(port_file).read().strip() != "") \
+                or proc.poll() is not None
+        if not wait_until(ready, 20) or proc.poll() is not None:
+            raise RuntimeError(f"{name} did not start:\n{self.log(name)}")
+        return f"127.0.0.1:{int(open(port_file).read().strip())}"
+
+    def log(self, name):
+        for n, _, log in self.procs:
+            if n == name:
+                log.flush()
+                log.seek(0)
+                return log.read()
+        return ""
+
+    def stop(self):
+        """SIGTERM in reverse start order; returns a list of problems."""
+        problems = []
+        for name, proc, _ in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                code = proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = "timeout"
+            if code != 0:
+                problems.append(f"{name} exited with {code} after SIGTERM:\n{self.log(name)}")
+        return problems
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--control", required=True)
+    p.add_argument("--gateway", required=True)
+    p.add_argument("--fake", required=True)
     p.add_argument("--buf", required=True)
     p.add_argument("--doc", required=True)
-    p.add_argument("--gateway", default=None)
     opts = p.parse_args()
     if not os.access(opts.buf, os.X_OK):
+        if os.environ.get("CI") == "true":
+            print(f"buf not found at {opts.buf}: tools/dev installs it (npm install in tools/)")
+            return 1
         print(f"SKIP: buf not found at {opts.buf} (npm install in tools/)")
         return 0
 
     lines = extract_lines(opts.doc)
     assert lines, "no grpcurl lines found"
+    base = [opts.buf, "curl", "--protocol", "grpc", "--http2-prior-knowledge"]
+
+    def call(address, method, body):
+        r = run(base + ["-d", json.dumps(body), f"http://{address}/{method}"])
+        return r, (json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else {})
+
     with tempfile.TemporaryDirectory(prefix="tp-admin-doc-") as tmp:
-        port_file = os.path.join(tmp, "port")
-        log = open(os.path.join(tmp, "control.log"), "w+")
-        proc = subprocess.Popen(
-            [opts.control, "--listen=127.0.0.1:0", f"--port_file={port_file}",
-             f"--db={tmp}/var/turnpike.db", "--dev_insecure_master_key"],
-            stdout=log, stderr=subprocess.STDOUT)
+        stack = Stack(tmp)
         try:
-            deadline = time.time() + 20
-            while not os.path.exists(port_file):
-                if proc.poll() is not None or time.time() > deadline:
-                    log.seek(0)
-                    print("turnpike-control did not start:\n" + log.read())
-                    return 1
-                time.sleep(0.02)
-            control = f"127.0.0.1:{open(port_file).read().strip()}"
-            base = [opts.buf, "curl", "--protocol", "grpc", "--http2-prior-knowledge"]
+            fake = stack.start("fake", [opts.fake, "--listen=127.0.0.1:0", "--api_key=fake-key"])
+            control = stack.start("control", [
+                opts.control, "--listen=127.0.0.1:0", f"--db={tmp}/var/turnpike.db",
+                "--dev_insecure_master_key"])
+            admin = "turnpike.admin.v1.AdminService"
+            # The demo state of tools/dev-up.sh, made the same way.
             seed = [
                 ("CreateCredential", {"credential": {"name": "fake-key"}, "secret": "fake-key"}),
                 ("CreateProvider", {"provider": {"spec": {
                     "name": "fake", "kind": "PROVIDER_KIND_OPENAI",
-                    "baseUrl": "http://127.0.0.1:9/v1", "credential": "fake-key"}}}),
+                    "baseUrl": f"http://{fake}/v1", "credential": "fake-key"}}}),
                 ("CreateRoute", {"route": {"spec": {
                     "capability": "demo", "targets": [{"provider": "fake", "model": "gpt-4o-mini"}],
                     "allowUnauthenticated": True}}}),
             ]
             for method, body in seed:
-                r = run(base + ["-d", json.dumps(body),
-                                f"http://{control}/turnpike.admin.v1.AdminService/{method}"])
+                r, _ = call(control, f"{admin}/{method}", body)
                 if r.returncode != 0:
                     print(f"seed {method} failed:\n{r.stdout}{r.stderr}")
                     return 1
-            addresses = {"localhost:50052": control, "localhost:50051": opts.gateway}
-            ran = skipped = 0
+            gateway = stack.start("gateway", [
+                opts.gateway, f"--control_plane={control}", f"--node_id={GATEWAY_NODE}",
+                f"--snapshot_cache={tmp}/gateway-snapshot.pb", "--listen=127.0.0.1:0"])
+
+            def gateway_current():
+                _, status = call(control, f"{admin}/GetConfigStatus", {})
+                _, planes = call(control, f"{admin}/ListDataPlanes", {})
+                return bool(status.get("version")) and any(d.get("nodeId") == GATEWAY_NODE and d.get("connected")
+                           and d.get("ackedVersion") == status.get("version")
+                           for d in planes.get("dataPlanes", []))
+
+            addresses = {CONTROL_ADDR: control, GATEWAY_ADDR: gateway}
+            counts = {CONTROL_ADDR: 0, GATEWAY_ADDR: 0}
             for n, line in enumerate(lines, 1):
-                cmd = to_buf_curl(opts.buf, line, addresses)
-                if cmd is None:
-                    skipped += 1
-                    continue
+                address, cmd = to_buf_curl(opts.buf, line, addresses)
+                if address == GATEWAY_ADDR and not wait_until(gateway_current, 15, poll=0.05):
+                    print(f"before line {n}: the gateway did not ACK the current config within "
+                          f"15 s\n  {line}\n{stack.log('gateway')}")
+                    return 1
                 r = run(cmd)
                 if r.returncode != 0:
                     print(f"line {n} failed (exit {r.returncode}):\n  {line}\n{r.stdout}{r.stderr}")
+                    if address == GATEWAY_ADDR:
+                        print(stack.log("gateway"))
                     return 1
-                ran += 1
-            print(f"ran {ran} lines of {opts.doc}, skipped {skipped} gateway lines")
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                code = proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = "timeout"
-        if code != 0:
-            log.seek(0)
-            print(f"turnpike-control exited with {code} after SIGTERM:\n{log.read()}")
-            return 1
-        log.seek(0)
-        text = log.read()
-        for secret in ("sk-example-not-a-real-key", "sk-example-rotated-key"):
-            if secret in text:
-                print(f"secret {secret} leaked into the control plane log")
+                counts[address] += 1
+            if counts[GATEWAY_ADDR] == 0:
+                print(f"no line of {opts.doc} addresses the gateway ({GATEWAY_ADDR})")
                 return 1
+            print(f"ran all {len(lines)} lines of {opts.doc}: {counts[CONTROL_ADDR]} against the "
+                  f"control plane, {counts[GATEWAY_ADDR]} against the gateway")
+        except RuntimeError as e:
+            print(e)
+            return 1
+        finally:
+            problems = stack.stop()
+        if problems:
+            print("\n".join(problems))
+            return 1
+        for name in ("control", "gateway"):
+            text = stack.log(name)
+            for secret in SECRETS:
+                if secret in text:
+                    print(f"secret {secret} leaked into the {name} log")
+                    return 1
     return 0
 
 

@@ -153,6 +153,7 @@ long FakeStat(int fake_port, const std::string& name) {
 
 std::string FakeProviderBinary() { return FAKE_PROVIDER_BIN; }
 std::string GatewayBinary() { return GATEWAY_BIN; }
+std::string ControlBinary() { return CONTROL_BIN; }
 
 FakeProvider::FakeProvider(const TempDir& dir, std::vector<std::string> extra_args) {
   const std::string port_file = dir.File("fake.port");
@@ -199,6 +200,33 @@ double MetricValue(const std::string& page, const std::string& series) {
     }
   }
   return -1;
+}
+
+Gateway::Gateway(const TempDir& dir, const WatchSource& source,
+                 std::vector<std::string> extra_args) {
+  const std::string port_file = dir.File(source.name + ".port");
+  std::filesystem::remove(port_file);
+  const std::string cache = source.snapshot_cache.empty() ? dir.File(source.name + "-snapshot.pb")
+                                                          : source.snapshot_cache;
+  std::vector<std::string> args = {"--control_plane=" + source.control_plane,
+                                   "--node_id=" + source.node_id,
+                                   "--snapshot_cache=" + cache,
+                                   "--listen=127.0.0.1:0",
+                                   "--port_file=" + port_file,
+                                   "--drain_timeout=5s"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  process_ = std::make_unique<Process>(GatewayBinary(), args, dir.File(source.name + ".log"));
+  port_ = WaitForPort(port_file, *process_);
+}
+
+ControlPlane::ControlPlane(const TempDir& dir, int port) {
+  const std::string port_file = dir.File("control.port");
+  std::filesystem::remove(port_file);  // a restart must not read the previous run's port
+  std::vector<std::string> args = {"--listen=127.0.0.1:" + std::to_string(port),
+                                   "--port_file=" + port_file, "--db=" + dir.File("turnpike.db"),
+                                   "--dev_insecure_master_key"};
+  process_ = std::make_unique<Process>(ControlBinary(), args, dir.File("control.log"));
+  port_ = WaitForPort(port_file, *process_);
 }
 
 }  // namespace turnpike::testing

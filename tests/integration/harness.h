@@ -1,6 +1,6 @@
-// Test harness for integration tests: real processes (turnpike-gateway, turnpike-fake-provider)
-// on ephemeral ports in a private temp dir, plain HTTP to the fake provider's introspection API,
-// and deadline-bounded waits. Not thread-safe; one harness per test.
+// Test harness for integration tests: real processes (turnpike-gateway, turnpike-control,
+// turnpike-fake-provider) on ephemeral ports in a private temp dir, plain HTTP to the fake
+// provider's introspection API, and deadline-bounded waits. Not thread-safe; one harness per test.
 #ifndef TURNPIKE_TESTS_INTEGRATION_HARNESS_H_
 #define TURNPIKE_TESTS_INTEGRATION_HARNESS_H_
 
@@ -68,6 +68,7 @@ long FakeStat(int fake_port, const std::string& name);
 
 std::string FakeProviderBinary();
 std::string GatewayBinary();
+std::string ControlBinary();
 
 // A fake provider process on an ephemeral port.
 class FakeProvider {
@@ -82,11 +83,37 @@ class FakeProvider {
   int port_ = -1;
 };
 
-// A gateway process started from a config JSON string.
+// A turnpike-control process on the database <dir>/turnpike.db with the development master key.
+// `port` 0 picks a free port; a restart passes the previous run's port (and the same dir) to come
+// back on the same address and database. Its log is <dir>/control.log, appended to by restarts.
+class ControlPlane {
+ public:
+  explicit ControlPlane(const TempDir& dir, int port = 0);
+  int port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  Process& process() { return *process_; }
+
+ private:
+  std::unique_ptr<Process> process_;
+  int port_ = -1;
+};
+
+// How a gateway gets its config from a control plane. `name` keeps the files of several gateways
+// in one dir apart: <dir>/<name>.port, <name>.log, and by default <name>-snapshot.pb as the
+// last-good snapshot cache.
+struct WatchSource {
+  std::string control_plane;  // host:port
+  std::string node_id;
+  std::string name = "gateway";
+  std::string snapshot_cache;  // empty: <dir>/<name>-snapshot.pb
+};
+
+// A gateway process started from a config JSON string, or watching a control plane.
 class Gateway {
  public:
   Gateway(const TempDir& dir, const std::string& config_json, std::vector<std::string> extra_args = {},
           std::map<std::string, std::string> env = {});
+  Gateway(const TempDir& dir, const WatchSource& source, std::vector<std::string> extra_args = {});
   int port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   Process& process() { return *process_; }
