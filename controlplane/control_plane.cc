@@ -52,6 +52,11 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(Options option
   builder.AddListeningPort(options.listen_address, creds, &cp->port_);
   builder.RegisterService(cp->admin_service_.get());
   builder.RegisterService(cp->watch_service_.get());
+  {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(cp->active_calls_.Factory());
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   // Gateways ping idle watch streams every 30 s; allow it, and find dead gateways ourselves.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
@@ -102,8 +107,11 @@ void ControlPlane::Shutdown(absl::Duration grace) {
   }
   if (server_ != nullptr) server_->GetHealthCheckService()->SetServingStatus(false);
   cache_.Shutdown();
-  if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now() +
-                                            absl::ToChronoMicroseconds(grace));
+  // Watch streams are ending; admin calls in flight get `grace`; idle connections (an admin's
+  // grpcurl, a gateway between streams) do not hold the shutdown.
+  if (server_ != nullptr) {
+    ShutdownPromptly(*server_, grace, [this] { return active_calls_.active(); });
+  }
   if (sweeper_.joinable() && sweeper_.get_id() != std::this_thread::get_id()) sweeper_.join();
   absl::MutexLock lock(&mu_);
   stopped_ = true;

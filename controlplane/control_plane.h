@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/server_drain.h"
 #include "controlplane/admin_service.h"
 #include "controlplane/config_admin.h"
 #include "controlplane/data_plane_registry.h"
@@ -70,6 +71,7 @@ class ControlPlane {
   std::unique_ptr<ConfigAdmin> admin_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<WatchService> watch_service_;
+  ActiveCallCounter active_calls_;  // declared before server_: it must outlive it
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::thread sweeper_;

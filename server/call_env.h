@@ -36,6 +36,8 @@ struct CallEnv {
   std::atomic<bool>* shutting_down = nullptr;
   // Call objects alive (accepting or serving); shutdown waits for it to reach zero.
   std::atomic<int>* live_calls = nullptr;
+  // Calls accepted and not yet destroyed (in flight); shutdown drains until it is zero.
+  std::atomic<int>* active_calls = nullptr;
   bool access_log = true;
   // Request metrics; null when the gateway runs without them (unit tests).
   GatewayMetrics* metrics = nullptr;

@@ -173,7 +173,10 @@ class StreamCall final : public CallBase, public ChatListener {
     Unref();  // the exchange's reference
   }
 
-  ~StreamCall() override { env_->live_calls->fetch_sub(1); }
+  ~StreamCall() override {
+    if (accepted_) env_->active_calls->fetch_sub(1);
+    env_->live_calls->fetch_sub(1);
+  }
 
  private:
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
@@ -186,6 +189,8 @@ class StreamCall final : public CallBase, public ChatListener {
       delete this;
       return;
     }
+    accepted_ = true;
+    env_->active_calls->fetch_add(1);
     start_nanos_ = MonotonicNanos();
     if (!env_->shutting_down->load()) SpawnStreamCompletionCall(env_);
     start_time_ = Monotonic();
@@ -295,6 +300,7 @@ class StreamCall final : public CallBase, public ChatListener {
   CallTag finish_tag_{this, kFinish};
   CallTag done_tag_{this, kDone};
   std::atomic<int> refs_{1};
+  bool accepted_ = false;  // a call arrived (counted in env_->active_calls)
 
   // Set on the CQ thread before the exchange starts; read-only afterwards.
   v1::StreamCompletionRequest request_;
@@ -366,7 +372,10 @@ class CompleteCall final : public CallBase, public ChatListener {
     Unref();
   }
 
-  ~CompleteCall() override { env_->live_calls->fetch_sub(1); }
+  ~CompleteCall() override {
+    if (accepted_) env_->active_calls->fetch_sub(1);
+    env_->live_calls->fetch_sub(1);
+  }
 
  private:
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
@@ -379,6 +388,8 @@ class CompleteCall final : public CallBase, public ChatListener {
       delete this;
       return;
     }
+    accepted_ = true;
+    env_->active_calls->fetch_add(1);
     start_nanos_ = MonotonicNanos();
     if (!env_->shutting_down->load()) SpawnCompleteCall(env_);
     start_time_ = Monotonic();
@@ -432,6 +443,7 @@ class CompleteCall final : public CallBase, public ChatListener {
   CallTag finish_tag_{this, kFinish};
   CallTag done_tag_{this, kDone};
   std::atomic<int> refs_{1};
+  bool accepted_ = false;  // a call arrived (counted in env_->active_calls)
 
   v1::StreamCompletionRequest request_;
   Authorization auth_;

@@ -281,7 +281,10 @@ class EmbedCall final : public CallBase {
     }
   }
 
-  ~EmbedCall() override { env_->live_calls->fetch_sub(1); }
+  ~EmbedCall() override {
+    if (accepted_) env_->active_calls->fetch_sub(1);
+    env_->live_calls->fetch_sub(1);
+  }
 
  private:
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
@@ -313,6 +316,8 @@ class EmbedCall final : public CallBase {
       delete this;
       return;
     }
+    accepted_ = true;
+    env_->active_calls->fetch_add(1);
     start_nanos_ = MonotonicNanos();
     if (!env_->shutting_down->load()) SpawnEmbedCall(env_);
     Ref();  // done tag
@@ -366,6 +371,7 @@ class EmbedCall final : public CallBase {
   CallTag finish_tag_{this, kFinish};
   CallTag done_tag_{this, kDone};
   std::atomic<int> refs_{1};
+  bool accepted_ = false;  // a call arrived (counted in env_->active_calls)
   v1::EmbedRequest request_;
   int64_t start_nanos_ = 0;
   const RouteEntry* route_ = nullptr;  // set before the exchange starts; kept alive by it

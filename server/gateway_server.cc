@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/server_drain.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 
@@ -60,6 +61,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(Options opti
     env->resilience = options.resilience;
     env->shutting_down = &server->shutting_down_;
     env->live_calls = &server->live_calls_;
+    env->active_calls = &server->active_calls_;
     env->access_log = options.access_log;
     for (int i = 0; i < options.accepts_per_queue; ++i) {
       SpawnStreamCompletionCall(env.get());
@@ -90,8 +92,9 @@ void GatewayServer::Shutdown(absl::Duration drain) {
   shut_down_ = true;
   shutting_down_.store(true);
   SetServing(false);
-  // Stops accepting at once; calls in flight get until the deadline, then are cancelled.
-  server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(drain));
+  // Stops accepting at once; calls in flight get until the deadline, then are cancelled. Idle
+  // client connections do not hold the drain: it ends when the last call does.
+  ShutdownPromptly(*server_, drain, [this] { return active_calls_.load(); });
   // Cancelled calls still finish their upstream exchange and final CQ operations; the queues
   // must stay open until every call object is gone.
   const absl::Time give_up = absl::Now() + absl::Seconds(10);

@@ -64,6 +64,7 @@ class GatewayServer {
   std::vector<std::thread> threads_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<int> live_calls_{0};
+  std::atomic<int> active_calls_{0};
   bool shut_down_ = false;
   int port_ = 0;
 };

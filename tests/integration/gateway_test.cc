@@ -431,6 +431,17 @@ TEST_F(GatewayTest, SigtermDrainsStreamsInFlight) {
   EXPECT_EQ(r2->Finish().error_code(), grpc::UNAVAILABLE);
 }
 
+TEST_F(GatewayTest, SigtermWithOnlyIdleConnectionsStopsWithoutWaitingForTheDrainTimeout) {
+  StartGateway({"--drain_timeout=60s"});
+  // One finished call leaves this client's connection open and idle.
+  ASSERT_TRUE(Stream(Request("openai", "hi")).status.ok());
+  ASSERT_EQ(channel_->GetState(false), GRPC_CHANNEL_READY);
+  gateway_->process().Signal(SIGTERM);
+  // Nothing is in flight, so the drain ends at once instead of waiting the 60 s for the idle
+  // connection (gRPC's Server::Shutdown alone waits for every connection to close).
+  EXPECT_EQ(gateway_->process().Wait(std::chrono::seconds(20)), 0) << gateway_->process().Log();
+}
+
 TEST(GatewayConfig, MalformedConfigNamesTheField) {
   TempDir dir;
   struct Case {

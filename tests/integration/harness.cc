@@ -206,6 +206,8 @@ Gateway::Gateway(const TempDir& dir, const WatchSource& source,
                  std::vector<std::string> extra_args) {
   const std::string port_file = dir.File(source.name + ".port");
   std::filesystem::remove(port_file);
+  const std::string metrics_port_file = dir.File(source.name + "-metrics.port");
+  std::filesystem::remove(metrics_port_file);
   const std::string cache = source.snapshot_cache.empty() ? dir.File(source.name + "-snapshot.pb")
                                                           : source.snapshot_cache;
   std::vector<std::string> args = {"--control_plane=" + source.control_plane,
@@ -213,10 +215,13 @@ Gateway::Gateway(const TempDir& dir, const WatchSource& source,
                                    "--snapshot_cache=" + cache,
                                    "--listen=127.0.0.1:0",
                                    "--port_file=" + port_file,
-                                   "--drain_timeout=5s"};
+                                   "--drain_timeout=5s",
+                                   "--metrics_listen=127.0.0.1:0",
+                                   "--metrics_port_file=" + metrics_port_file};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   process_ = std::make_unique<Process>(GatewayBinary(), args, dir.File(source.name + ".log"));
   port_ = WaitForPort(port_file, *process_);
+  if (port_ > 0) metrics_port_ = WaitForPort(metrics_port_file, *process_);
 }
 
 ControlPlane::ControlPlane(const TempDir& dir, int port) {
