@@ -237,7 +237,10 @@ void UpstreamLoop::Run() {
       stop = stopping_;
     }
     RunCommands();
-    if (n == 0 || curl_timeout_ms_ == 0) {
+    // curl's timer is one-shot: it is re-armed by TimerCallback only when curl wants a new one,
+    // so disarm it before firing (re-firing an expired timer on every turn would spin).
+    if (Monotonic() >= curl_deadline_) {
+      curl_deadline_ = absl::InfiniteFuture();
       int running;
       curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
     }
@@ -419,7 +422,12 @@ void UpstreamLoop::CheckDeadlines(absl::Time now) {
 }
 
 int UpstreamLoop::NextTimeoutMs() {
-  int timeout = static_cast<int>(curl_timeout_ms_);
+  int timeout = -1;
+  if (curl_deadline_ != absl::InfiniteFuture()) {
+    const absl::Duration left = curl_deadline_ - Monotonic();
+    timeout = static_cast<int>(std::clamp<int64_t>(
+        absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))), 0, 1 << 30));
+  }
   // First-byte and idle deadlines are checked at kDeadlineTick granularity while transfers run.
   const int tick_ms = static_cast<int>(absl::ToInt64Milliseconds(kDeadlineTick));
   if (!transfers_.empty() && (timeout < 0 || timeout > tick_ms)) timeout = tick_ms;
@@ -451,7 +459,9 @@ int UpstreamLoop::SocketCallback(void*, int fd, int what, void* userp, void*) {
 }
 
 int UpstreamLoop::TimerCallback(void*, long timeout_ms, void* userp) {
-  static_cast<UpstreamLoop*>(userp)->curl_timeout_ms_ = timeout_ms;
+  auto* self = static_cast<UpstreamLoop*>(userp);
+  self->curl_deadline_ = timeout_ms < 0 ? absl::InfiniteFuture()
+                                        : Monotonic() + absl::Milliseconds(timeout_ms);
   return 0;
 }
 

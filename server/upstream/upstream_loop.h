@@ -150,7 +150,7 @@ class UpstreamLoop {
   using TimerEntry = std::pair<absl::Time, TimerId>;
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> timer_queue_;
   absl::flat_hash_map<TimerId, std::function<void()>> timers_;
-  long curl_timeout_ms_ = -1;
+  absl::Time curl_deadline_ = absl::InfiniteFuture();  // curl's one-shot timer
   std::atomic<TransferId> next_id_{1};
   std::atomic<int> active_{0};
 };
