@@ -275,6 +275,7 @@ class StreamCall final : public CallBase, public ChatListener {
       Serialize(queue_.front(), &write_buffer_);
       if (queue_.front().has_delta()) queued_bytes_ = 0;
       queue_.pop_front();
+      ExcludedFromOverhead grpc_call(overhead_);
       if (queue_.empty() && has_final_) {
         finish_sent_ = true;
         responder_.WriteAndFinish(write_buffer_, grpc::WriteOptions(), final_status_, &finish_tag_);
@@ -287,6 +288,7 @@ class StreamCall final : public CallBase, public ChatListener {
     }
     if (has_final_) {
       finish_sent_ = true;
+      ExcludedFromOverhead grpc_call(overhead_);
       responder_.Finish(final_status_, &finish_tag_);
     }
   }
@@ -364,8 +366,10 @@ class CompleteCall final : public CallBase, public ChatListener {
       if (status.ok()) {
         *response_.mutable_finish() = finish;
         Serialize(response_, &response_buffer_);
+        ExcludedFromOverhead grpc_call(overhead_);
         responder_.Finish(response_buffer_, grpc::Status::OK, &finish_tag_);
       } else {
+        ExcludedFromOverhead grpc_call(overhead_);
         responder_.FinishWithError(ToGrpcStatus(status), &finish_tag_);
       }
     }
@@ -416,13 +420,13 @@ class CompleteCall final : public CallBase, public ChatListener {
                                                    ToChatRequest(request_), /*stream=*/false,
                                                    *env_->loop, *env_->resilience, this,
                                                    DeadlineOf(ctx_), env_->metrics);
-    std::atomic<int64_t>* overhead = exchange->overhead();
+    overhead_ = exchange->overhead();
     {
       absl::MutexLock lock(&mu_);
       exchange_ = exchange;
     }
     exchange->Start();
-    overhead->fetch_add(MonotonicNanos() - start_nanos_, std::memory_order_relaxed);
+    overhead_->fetch_add(MonotonicNanos() - start_nanos_, std::memory_order_relaxed);
   }
 
   void OnCallDone() {
@@ -449,6 +453,7 @@ class CompleteCall final : public CallBase, public ChatListener {
   Authorization auth_;
   absl::Time start_time_;
   int64_t start_nanos_ = 0;
+  std::atomic<int64_t>* overhead_ = nullptr;  // the exchange's overhead total, once it exists
   // Written only by the exchange (loop thread), before OnDone.
   v1::CompleteResponse response_;
 

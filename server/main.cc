@@ -59,6 +59,17 @@ ABSL_FLAG(std::string, metrics_port_file, "", "If set, write the /metrics port h
 ABSL_FLAG(bool, access_log, true, "Log one line per request");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 
+#ifdef TURNPIKE_JEMALLOC
+// jemalloc reads this at start-up: two arenas for the gateway's few hot threads (fewer idle
+// pages), and one background thread that returns freed pages to the OS within about a second,
+// so memory goes back near idle after a burst. MALLOC_CONF in the environment overrides it.
+extern "C" {
+const char* malloc_conf =
+    "narenas:2,background_thread:true,max_background_threads:1,dirty_decay_ms:1000,"
+    "muzzy_decay_ms:0";
+}
+#endif
+
 namespace turnpike {
 namespace {
 
