@@ -79,6 +79,9 @@ std::vector<double> OverheadBuckets();
 // Bucket bounds for request durations from a millisecond to minutes.
 std::vector<double> RequestDurationBuckets();
 
+// Resident set size of this process in bytes (from /proc/self/statm), 0 if unreadable.
+double ProcessResidentBytes();
+
 // One sample emitted by a collector at scrape time.
 struct MetricSample {
   std::vector<std::string> label_values;

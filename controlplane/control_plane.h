@@ -58,6 +58,8 @@ class ControlPlane {
   ConfigAdmin& admin() { return *admin_; }
   SnapshotCache& cache() { return cache_; }
   DataPlaneRegistry& registry() { return registry_; }
+  // gRPC calls in flight (admin calls and watch streams), for metrics.
+  int active_calls() const { return active_calls_.active(); }
 
  private:
   explicit ControlPlane(Clock& clock) : registry_(clock) {}

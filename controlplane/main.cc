@@ -17,12 +17,17 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/metrics.h"
+#include "common/metrics_http_server.h"
 #include "controlplane/control_plane.h"
 #include "controlplane/secret_box.h"
 #include "grpcpp/security/server_credentials.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50052", "gRPC listen address (host:port; port 0 = any)");
 ABSL_FLAG(std::string, port_file, "", "if set, write the bound port to this file once serving");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9465",
+          "address (host:port) of the Prometheus /metrics endpoint; empty disables it");
+ABSL_FLAG(std::string, metrics_port_file, "", "if set, write the /metrics port to this file");
 ABSL_FLAG(std::string, db, "./var/turnpike.db", "SQLite database file (created if missing)");
 ABSL_FLAG(std::string, master_key_file, "",
           "file holding the 32-byte master key (64 hex chars or base64); "
@@ -178,6 +183,59 @@ int main(int argc, char** argv) {
   spdlog::info("turnpike-control serving on port {} (db {}, schema v{}, {})", (*cp)->port(),
                options.db_path, turnpike::controlplane::EmbeddedMigrations().size(),
                absl::GetFlag(FLAGS_tls_cert).empty() ? "plaintext" : "TLS");
+  // Metrics, read at scrape time (docs/metrics.md).
+  turnpike::MetricsRegistry metrics;
+  turnpike::controlplane::ControlPlane* raw = cp->get();
+  using turnpike::MetricSample;
+  using Type = turnpike::MetricsRegistry::Type;
+  metrics.AddCollector("turnpike_control_config_version",
+                       "The current config version (every committed admin change bumps it).",
+                       Type::kGauge, {}, [raw] {
+                         absl::StatusOr<turnpike::controlplane::ConfigVersion> v =
+                             raw->admin().GetConfigVersion();
+                         if (!v.ok()) return std::vector<MetricSample>{};
+                         return std::vector<MetricSample>{{{}, static_cast<double>(v->version)}};
+                       });
+  metrics.AddCollector(
+      "turnpike_control_data_planes",
+      "Gateways with an open watch stream (state=connected), and those of them that have acked the "
+      "current version (state=current).",
+      Type::kGauge, {"state"}, [raw] {
+        absl::StatusOr<turnpike::controlplane::ConfigVersion> v = raw->admin().GetConfigVersion();
+        const auto [connected, current] =
+            raw->registry().Count(v.ok() ? absl::StrCat(v->version) : std::string());
+        return std::vector<MetricSample>{{{"connected"}, static_cast<double>(connected)},
+                                         {{"current"}, static_cast<double>(current)}};
+      });
+  metrics.AddCollector("turnpike_control_active_calls",
+                       "gRPC calls in flight (admin calls and watch streams).", Type::kGauge, {},
+                       [raw] {
+                         return std::vector<MetricSample>{
+                             {{}, static_cast<double>(raw->active_calls())}};
+                       });
+  metrics.AddCollector("process_resident_memory_bytes", "Resident memory size in bytes.",
+                       Type::kGauge, {}, [] {
+                         return std::vector<MetricSample>{{{}, turnpike::ProcessResidentBytes()}};
+                       });
+  std::unique_ptr<turnpike::MetricsHttpServer> metrics_server;
+  if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen); !listen.empty()) {
+    absl::StatusOr<std::unique_ptr<turnpike::MetricsHttpServer>> started =
+        turnpike::MetricsHttpServer::Start(listen, metrics);
+    if (!started.ok()) {
+      (*cp)->Shutdown(absl::ZeroDuration());
+      return Fail(absl::Status(started.status().code(),
+                               absl::StrCat(started.status().message(),
+                                            " (set --metrics_listen, or empty to disable /metrics)")));
+    }
+    metrics_server = *std::move(started);
+    const std::string metrics_port_file = absl::GetFlag(FLAGS_metrics_port_file);
+    if (!metrics_port_file.empty()) {
+      if (absl::Status s = WritePortFile(metrics_port_file, metrics_server->port()); !s.ok()) {
+        return Fail(s);
+      }
+    }
+  }
+
   const std::string port_file = absl::GetFlag(FLAGS_port_file);
   if (!port_file.empty()) {
     if (absl::Status s = WritePortFile(port_file, (*cp)->port()); !s.ok()) return Fail(s);
@@ -186,6 +244,7 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("turnpike-control: {} received, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (metrics_server != nullptr) metrics_server->Stop();
   (*cp)->Shutdown(absl::Seconds(5));
   spdlog::info("turnpike-control: stopped");
   return 0;

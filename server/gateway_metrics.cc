@@ -1,9 +1,5 @@
 #include "server/gateway_metrics.h"
 
-#include <unistd.h>
-
-#include <cstdio>
-
 #include "absl/time/clock.h"
 #include "server/resilience/resilience.h"
 
@@ -165,16 +161,6 @@ void GatewayMetrics::AddConfigVersion(std::function<std::string()> read) {
                          "The config version in force (value 1; empty before the first).",
                          MetricsRegistry::Type::kGauge, {"version"},
                          [read] { return std::vector<MetricSample>{{{read()}, 1}}; });
-}
-
-double ProcessResidentBytes() {
-  FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
-  long pages_total = 0, pages_resident = 0;
-  const int n = std::fscanf(f, "%ld %ld", &pages_total, &pages_resident);
-  std::fclose(f);
-  if (n != 2) return 0;
-  return static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
 }
 
 }  // namespace turnpike

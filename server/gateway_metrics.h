@@ -108,9 +108,6 @@ class GatewayMetrics {
   Histogram* ttft_;
 };
 
-// Resident set size of this process in bytes (from /proc/self/statm), 0 if unreadable.
-double ProcessResidentBytes();
-
 }  // namespace turnpike
 
 #endif  // TURNPIKE_SERVER_GATEWAY_METRICS_H_

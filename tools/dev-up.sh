@@ -84,7 +84,7 @@ cat <<TXT
 
 Turnpike is up.
   gateway        localhost:50051   (config from the control plane; /metrics on localhost:9464)
-  control plane  localhost:50052   (admin API; database var/dev/turnpike.db, dev master key)
+  control plane  localhost:50052   (admin API; database var/dev/turnpike.db, dev master key; /metrics on localhost:9465)
   fake provider  127.0.0.1:$FAKE_PORT  (speaks OpenAI, Azure, Anthropic, Gemini, vLLM, llama.cpp, Ollama)
 ${extra:+  real routes   $extra
 }

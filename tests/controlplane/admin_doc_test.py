@@ -156,6 +156,7 @@ def main():
             fake = stack.start("fake", [opts.fake, "--listen=127.0.0.1:0", "--api_key=fake-key"])
             control = stack.start("control", [
                 opts.control, "--listen=127.0.0.1:0", f"--db={tmp}/var/turnpike.db",
+                "--metrics_listen=127.0.0.1:0",
                 "--dev_insecure_master_key"])
             admin = "turnpike.admin.v1.AdminService"
             # The demo state of tools/dev-up.sh, made the same way.

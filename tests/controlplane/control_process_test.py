@@ -7,10 +7,12 @@ usage: control_process_test.py --control=PATH/turnpike-control
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 FAILURES = []
 
@@ -24,7 +26,8 @@ def check(cond, what):
 def refuses(control, args, env_extra, expect, tmp):
     env = {k: v for k, v in os.environ.items() if k != "TURNPIKE_MASTER_KEY"}
     env.update(env_extra)
-    r = subprocess.run([control, "--listen=127.0.0.1:0", f"--db={tmp}/var/t.db"] + args,
+    r = subprocess.run([control, "--listen=127.0.0.1:0", f"--db={tmp}/var/t.db",
+                        "--metrics_listen=127.0.0.1:0"] + args,
                        capture_output=True, text=True, timeout=30, env=env)
     out = r.stdout + r.stderr
     check(r.returncode == 1, f"{args} exits 1 (got {r.returncode}): {out}")
@@ -35,8 +38,10 @@ def serves_and_stops(control, tmp, sig, env_extra):
     port_file = os.path.join(tmp, f"port-{sig}")
     env = dict(os.environ)
     env.update(env_extra)
+    metrics_port_file = os.path.join(tmp, f"metrics-port-{sig}")
     proc = subprocess.Popen([control, "--listen=127.0.0.1:0", f"--port_file={port_file}",
-                             f"--db={tmp}/nested/dir/t.db"],
+                             f"--db={tmp}/nested/dir/t.db", "--metrics_listen=127.0.0.1:0",
+                             f"--metrics_port_file={metrics_port_file}"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     deadline = time.time() + 20
     while not os.path.exists(port_file) and proc.poll() is None and time.time() < deadline:
@@ -44,6 +49,14 @@ def serves_and_stops(control, tmp, sig, env_extra):
     check(os.path.exists(port_file), "port file written")
     if os.path.exists(port_file):
         check(int(open(port_file).read().strip()) > 0, "port file holds a port")
+    # Prometheus /metrics on its own port (written before the gRPC port file).
+    check(os.path.exists(metrics_port_file), "metrics port file written")
+    if os.path.exists(metrics_port_file):
+        url = f"http://127.0.0.1:{open(metrics_port_file).read().strip()}/metrics"
+        page = urllib.request.urlopen(url, timeout=10).read().decode()
+        check("turnpike_control_config_version 1\n" in page, f"config version on /metrics: {page}")
+        check('turnpike_control_data_planes{state="connected"} 0\n' in page,
+              f"data planes on /metrics: {page}")
     check(os.path.exists(f"{tmp}/nested/dir/t.db"), "parent directory of --db created")
     proc.send_signal(sig)
     try:
@@ -71,6 +84,12 @@ def main():
         bad_db = os.path.join(tmp, "bad.db")
         with open(bad_db, "wb") as f:
             f.write(b"this is not a database" * 512)
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            refuses(opts.control, ["--dev_insecure_master_key",
+                                   f"--metrics_listen=127.0.0.1:{busy.getsockname()[1]}"], {},
+                    "metrics: cannot listen", tmp)
         refuses(opts.control, [f"--db={bad_db}", "--dev_insecure_master_key"], {},
                 "not a SQLite database", tmp)
         out = serves_and_stops(opts.control, tmp, signal.SIGTERM, {"TURNPIKE_MASTER_KEY": key})

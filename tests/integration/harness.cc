@@ -229,7 +229,7 @@ ControlPlane::ControlPlane(const TempDir& dir, int port) {
   std::filesystem::remove(port_file);  // a restart must not read the previous run's port
   std::vector<std::string> args = {"--listen=127.0.0.1:" + std::to_string(port),
                                    "--port_file=" + port_file, "--db=" + dir.File("turnpike.db"),
-                                   "--dev_insecure_master_key"};
+                                   "--dev_insecure_master_key", "--metrics_listen=127.0.0.1:0"};
   process_ = std::make_unique<Process>(ControlBinary(), args, dir.File("control.log"));
   port_ = WaitForPort(port_file, *process_);
 }
