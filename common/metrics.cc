@@ -161,44 +161,42 @@ MetricsRegistry::Entry* MetricsRegistry::Find(const std::string& name) {
   return nullptr;
 }
 
+template <typename T>
+MetricsRegistry::Family<T>& MetricsRegistry::AddFamily(std::unique_ptr<Family<T>> Entry::*slot,
+                                                       Type type, const std::string& name,
+                                                       const std::string& help,
+                                                       std::vector<std::string> labels,
+                                                       std::function<std::unique_ptr<T>()> make) {
+  absl::MutexLock lock(&mu_);
+  if (Entry* e = Find(name); e != nullptr && e->*slot != nullptr) return *(e->*slot);
+  auto e = std::make_unique<Entry>();
+  e->type = type;
+  (*e).*slot = std::unique_ptr<Family<T>>(
+      new Family<T>(name, help, std::move(labels), std::move(make)));
+  entries_.push_back(std::move(e));
+  return *((*entries_.back()).*slot);
+}
+
 MetricsRegistry::Family<Counter>& MetricsRegistry::AddCounter(const std::string& name,
                                                               const std::string& help,
                                                               std::vector<std::string> labels) {
-  absl::MutexLock lock(&mu_);
-  if (Entry* e = Find(name); e != nullptr && e->counters) return *e->counters;
-  auto e = std::make_unique<Entry>();
-  e->type = Type::kCounter;
-  e->counters.reset(new Family<Counter>(name, help, std::move(labels),
-                                        [] { return std::make_unique<Counter>(); }));
-  entries_.push_back(std::move(e));
-  return *entries_.back()->counters;
+  return AddFamily<Counter>(&Entry::counters, Type::kCounter, name, help, std::move(labels),
+                            [] { return std::make_unique<Counter>(); });
 }
 
 MetricsRegistry::Family<Gauge>& MetricsRegistry::AddGauge(const std::string& name,
                                                           const std::string& help,
                                                           std::vector<std::string> labels) {
-  absl::MutexLock lock(&mu_);
-  if (Entry* e = Find(name); e != nullptr && e->gauges) return *e->gauges;
-  auto e = std::make_unique<Entry>();
-  e->type = Type::kGauge;
-  e->gauges.reset(new Family<Gauge>(name, help, std::move(labels),
-                                    [] { return std::make_unique<Gauge>(); }));
-  entries_.push_back(std::move(e));
-  return *entries_.back()->gauges;
+  return AddFamily<Gauge>(&Entry::gauges, Type::kGauge, name, help, std::move(labels),
+                          [] { return std::make_unique<Gauge>(); });
 }
 
 MetricsRegistry::Family<Histogram>& MetricsRegistry::AddHistogram(
     const std::string& name, const std::string& help, std::vector<double> bounds_seconds,
     std::vector<std::string> labels) {
-  absl::MutexLock lock(&mu_);
-  if (Entry* e = Find(name); e != nullptr && e->histograms) return *e->histograms;
-  auto e = std::make_unique<Entry>();
-  e->type = Type::kHistogram;
-  e->histograms.reset(new Family<Histogram>(
-      name, help, std::move(labels),
-      [bounds = std::move(bounds_seconds)] { return std::make_unique<Histogram>(bounds); }));
-  entries_.push_back(std::move(e));
-  return *entries_.back()->histograms;
+  return AddFamily<Histogram>(
+      &Entry::histograms, Type::kHistogram, name, help, std::move(labels),
+      [bounds = std::move(bounds_seconds)] { return std::make_unique<Histogram>(bounds); });
 }
 
 void MetricsRegistry::AddCollector(const std::string& name, const std::string& help, Type type,

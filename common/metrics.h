@@ -143,6 +143,11 @@ class MetricsRegistry {
     std::function<std::vector<MetricSample>()> collect;
   };
   Entry* Find(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The family `name` in `slot` of its entry, created (with `make` for its series) if new.
+  template <typename T>
+  Family<T>& AddFamily(std::unique_ptr<Family<T>> Entry::*slot, Type type, const std::string& name,
+                       const std::string& help, std::vector<std::string> labels,
+                       std::function<std::unique_ptr<T>()> make) ABSL_LOCKS_EXCLUDED(mu_);
 
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<Entry>> entries_ ABSL_GUARDED_BY(mu_);

@@ -36,39 +36,31 @@ inline int64_t MonotonicNanos() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// Takes the time from construction to destruction back out of `total` (may be null: no-op):
-// wraps calls into the gRPC library (a write, a finish), whose cost the bench's gRPC floor
-// measures, inside a stretch counted by ScopedOverhead.
-class ExcludedFromOverhead {
+// Adds (kSign +1) or takes back (kSign -1) the time from construction to destruction to or from
+// `total` (may be null: no-op).
+template <int kSign>
+class OverheadSpan {
  public:
-  explicit ExcludedFromOverhead(std::atomic<int64_t>* total)
+  explicit OverheadSpan(std::atomic<int64_t>* total)
       : total_(total), start_(total != nullptr ? MonotonicNanos() : 0) {}
-  ~ExcludedFromOverhead() {
-    if (total_ != nullptr) total_->fetch_sub(MonotonicNanos() - start_, std::memory_order_relaxed);
+  ~OverheadSpan() {
+    if (total_ != nullptr) {
+      total_->fetch_add(kSign * (MonotonicNanos() - start_), std::memory_order_relaxed);
+    }
   }
-  ExcludedFromOverhead(const ExcludedFromOverhead&) = delete;
-  ExcludedFromOverhead& operator=(const ExcludedFromOverhead&) = delete;
+  OverheadSpan(const OverheadSpan&) = delete;
+  OverheadSpan& operator=(const OverheadSpan&) = delete;
 
  private:
   std::atomic<int64_t>* const total_;
   const int64_t start_;
 };
 
-// Adds the time from construction to destruction to `total` (may be null: no-op).
-class ScopedOverhead {
- public:
-  explicit ScopedOverhead(std::atomic<int64_t>* total)
-      : total_(total), start_(total != nullptr ? MonotonicNanos() : 0) {}
-  ~ScopedOverhead() {
-    if (total_ != nullptr) total_->fetch_add(MonotonicNanos() - start_, std::memory_order_relaxed);
-  }
-  ScopedOverhead(const ScopedOverhead&) = delete;
-  ScopedOverhead& operator=(const ScopedOverhead&) = delete;
-
- private:
-  std::atomic<int64_t>* const total_;
-  const int64_t start_;
-};
+// A stretch of the gateway's own work on a request.
+using ScopedOverhead = OverheadSpan<+1>;
+// A call into the gRPC library (a write, a finish) inside such a stretch: its cost is the gRPC
+// floor the bench measures, so it is taken back out.
+using ExcludedFromOverhead = OverheadSpan<-1>;
 
 class GatewayMetrics {
  public:
