@@ -74,6 +74,14 @@ void RecordRequest(CallEnv* env, GatewayMetrics::Method method, const Authorizat
                               status.code(), MonotonicNanos() - start_nanos);
 }
 
+// Counts a request refused before any upstream work (parse, validation, authorization): all of
+// its time was the gateway's own.
+void RecordRejected(CallEnv* env, GatewayMetrics::Method method, const Authorization& auth,
+                    const absl::Status& status, int64_t start_nanos) {
+  RecordRequest(env, method, auth, status, start_nanos);
+  if (env->metrics != nullptr) env->metrics->RecordOverhead(method, MonotonicNanos() - start_nanos);
+}
+
 // Shared front half of both completion methods: parse, validate, authorize.
 absl::Status Admit(CallEnv* env, const grpc::ByteBuffer& buffer, const grpc::ServerContext& ctx,
                    v1::StreamCompletionRequest* request,
@@ -167,7 +175,7 @@ class StreamCall final : public CallBase, public ChatListener {
     }
     if (env_->access_log) {
       LogAccess("StreamCompletion", request_, auth_.caller, start_, status, finish,
-                Monotonic() - start_time_);
+                absl::Nanoseconds(MonotonicNanos() - start_nanos_));
     }
     RecordRequest(env_, GatewayMetrics::Method::kStreamCompletion, auth_, status, start_nanos_);
     Unref();  // the exchange's reference
@@ -193,7 +201,6 @@ class StreamCall final : public CallBase, public ChatListener {
     env_->active_calls->fetch_add(1);
     start_nanos_ = MonotonicNanos();
     if (!env_->shutting_down->load()) SpawnStreamCompletionCall(env_);
-    start_time_ = Monotonic();
     Ref();  // for the done tag; refs_ is now 2 (active + done)
     std::shared_ptr<const RuntimeConfig> config;
     absl::Status status = Admit(env_, request_buffer_, ctx_, &request_, &config, &auth_);
@@ -201,13 +208,9 @@ class StreamCall final : public CallBase, public ChatListener {
     if (!status.ok()) {
       if (env_->access_log) {
         LogAccess("StreamCompletion", request_, auth_.caller, start_, status, {},
-                  Monotonic() - start_time_);
+                  absl::Nanoseconds(MonotonicNanos() - start_nanos_));
       }
-      RecordRequest(env_, GatewayMetrics::Method::kStreamCompletion, auth_, status, start_nanos_);
-      if (env_->metrics != nullptr) {
-        env_->metrics->RecordOverhead(GatewayMetrics::Method::kStreamCompletion,
-                                      MonotonicNanos() - start_nanos_);
-      }
+      RecordRejected(env_, GatewayMetrics::Method::kStreamCompletion, auth_, status, start_nanos_);
       absl::MutexLock lock(&mu_);
       final_status_ = ToGrpcStatus(status);
       has_final_ = true;
@@ -307,7 +310,6 @@ class StreamCall final : public CallBase, public ChatListener {
   // Set on the CQ thread before the exchange starts; read-only afterwards.
   v1::StreamCompletionRequest request_;
   Authorization auth_;
-  absl::Time start_time_;
   int64_t start_nanos_ = 0;
   // The exchange's overhead total (null before it exists); CQ-thread work adds to it.
   std::atomic<int64_t>* overhead_ = nullptr;
@@ -357,7 +359,7 @@ class CompleteCall final : public CallBase, public ChatListener {
   void OnDone(const absl::Status& status, const v1::CompletionFinish& finish) override {
     if (env_->access_log) {
       LogAccess("Complete", request_, auth_.caller, response_.start(), status, finish,
-                Monotonic() - start_time_);
+                absl::Nanoseconds(MonotonicNanos() - start_nanos_));
     }
     RecordRequest(env_, GatewayMetrics::Method::kComplete, auth_, status, start_nanos_);
     {
@@ -396,20 +398,15 @@ class CompleteCall final : public CallBase, public ChatListener {
     env_->active_calls->fetch_add(1);
     start_nanos_ = MonotonicNanos();
     if (!env_->shutting_down->load()) SpawnCompleteCall(env_);
-    start_time_ = Monotonic();
     Ref();  // done tag
     std::shared_ptr<const RuntimeConfig> config;
     absl::Status status = Admit(env_, request_buffer_, ctx_, &request_, &config, &auth_);
     request_buffer_.Clear();
     if (!status.ok()) {
       if (env_->access_log) {
-        LogAccess("Complete", request_, auth_.caller, {}, status, {}, Monotonic() - start_time_);
+        LogAccess("Complete", request_, auth_.caller, {}, status, {}, absl::Nanoseconds(MonotonicNanos() - start_nanos_));
       }
-      RecordRequest(env_, GatewayMetrics::Method::kComplete, auth_, status, start_nanos_);
-      if (env_->metrics != nullptr) {
-        env_->metrics->RecordOverhead(GatewayMetrics::Method::kComplete,
-                                      MonotonicNanos() - start_nanos_);
-      }
+      RecordRejected(env_, GatewayMetrics::Method::kComplete, auth_, status, start_nanos_);
       absl::MutexLock lock(&mu_);
       exchange_done_ = true;
       responder_.FinishWithError(ToGrpcStatus(status), &finish_tag_);
@@ -451,7 +448,6 @@ class CompleteCall final : public CallBase, public ChatListener {
 
   v1::StreamCompletionRequest request_;
   Authorization auth_;
-  absl::Time start_time_;
   int64_t start_nanos_ = 0;
   std::atomic<int64_t>* overhead_ = nullptr;  // the exchange's overhead total, once it exists
   // Written only by the exchange (loop thread), before OnDone.

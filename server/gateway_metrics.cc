@@ -34,20 +34,24 @@ GatewayMetrics::GatewayMetrics()
     : requests_(registry_.AddCounter("turnpike_requests_total",
                                      "Requests finished, by method, capability and gRPC code.",
                                      {"method", "capability", "code"})),
-      duration_(registry_.AddHistogram("turnpike_request_duration_seconds",
-                                       "Wall time of finished requests, by method.",
-                                       RequestDurationBuckets(), {"method"})),
       attempts_(registry_.AddCounter(
           "turnpike_upstream_attempts_total",
           "Upstream attempts by provider, model and what the gateway did after them.",
           {"provider", "model", "disposition"})) {
+  auto& duration = registry_.AddHistogram("turnpike_request_duration_seconds",
+                                          "Wall time of finished requests, by method.",
+                                          RequestDurationBuckets(), {"method"});
   auto& overhead = registry_.AddHistogram(
       "turnpike_internal_overhead_seconds",
       "Time the gateway's own code spent on a request, excluding waits on the upstream and the "
       "client (see docs/metrics.md).",
       OverheadBuckets(), {"method"});
-  for (Method m : {Method::kStreamCompletion, Method::kComplete, Method::kEmbed}) {
+  // Overhead is measured for the completion methods (the hot path); embeddings are not timed.
+  for (Method m : {Method::kStreamCompletion, Method::kComplete}) {
     overhead_[static_cast<int>(m)] = &overhead.With({MethodName(m)});
+  }
+  for (Method m : {Method::kStreamCompletion, Method::kComplete, Method::kEmbed}) {
+    duration_[static_cast<int>(m)] = &duration.With({MethodName(m)});
   }
   ttft_ = &registry_
                .AddHistogram("turnpike_time_to_first_token_seconds",
@@ -59,11 +63,11 @@ GatewayMetrics::GatewayMetrics()
 void GatewayMetrics::RecordRequest(Method method, const std::string& capability,
                                    absl::StatusCode code, int64_t duration_nanos) {
   requests_.With({MethodName(method), capability, absl::StatusCodeToString(code)}).Add();
-  duration_.With({MethodName(method)}).ObserveNanos(duration_nanos);
+  duration_[static_cast<int>(method)]->ObserveNanos(duration_nanos);
 }
 
 void GatewayMetrics::RecordOverhead(Method method, int64_t nanos) {
-  overhead_[static_cast<int>(method)]->ObserveNanos(nanos);
+  if (Histogram* h = overhead_[static_cast<int>(method)]; h != nullptr) h->ObserveNanos(nanos);
 }
 
 void GatewayMetrics::RecordAttempt(const std::string& provider, const std::string& model,

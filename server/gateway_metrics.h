@@ -76,7 +76,7 @@ class GatewayMetrics {
   // (so client input never becomes a label).
   void RecordRequest(Method method, const std::string& capability, absl::StatusCode code,
                      int64_t duration_nanos);
-  // A finished request's internal overhead (see the header comment).
+  // A finished completion's internal overhead (see the header comment); ignored for kEmbed.
   void RecordOverhead(Method method, int64_t nanos);
   void RecordTimeToFirstToken(int64_t nanos) { ttft_->ObserveNanos(nanos); }
   // One upstream attempt's outcome (attempt disposition name, e.g. "SERVED", "RETRIED").
@@ -94,9 +94,9 @@ class GatewayMetrics {
  private:
   MetricsRegistry registry_;
   MetricsRegistry::Family<Counter>& requests_;
-  MetricsRegistry::Family<Histogram>& duration_;
   MetricsRegistry::Family<Counter>& attempts_;
-  Histogram* overhead_[3];
+  Histogram* duration_[3] = {};
+  Histogram* overhead_[3] = {};  // no series for kEmbed
   Histogram* ttft_;
 };
 

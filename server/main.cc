@@ -299,6 +299,7 @@ int Run() {
         watch->channel(), [&resilience] { return resilience.Status(); }, Clock::Real());
     if (!reporter.ok()) {
       spdlog::error("{}", std::string(reporter.status().message()));
+      metrics_server.reset();  // its collectors read `watch`, which goes first on return
       spdlog::shutdown();
       return 2;
     }
