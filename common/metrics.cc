@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -62,8 +62,7 @@ std::vector<std::pair<std::vector<std::string>, const T*>> Sorted(
   std::vector<std::pair<std::vector<std::string>, const T*>> out;
   out.reserve(series.size());
   for (const auto& [labels, value] : series) out.emplace_back(labels, value.get());
-  std::sort(out.begin(), out.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   return out;
 }
 
@@ -117,7 +116,8 @@ double Histogram::Snapshot::Quantile(double q) const {
       const double lower = i == 0 ? 0.0 : bounds[i - 1];
       if (i == bounds.size()) return lower;  // +Inf bucket: the highest finite bound
       const double upper = bounds[i];
-      return lower + (upper - lower) * (rank - static_cast<double>(below)) / static_cast<double>(in);
+      return lower +
+             (upper - lower) * (rank - static_cast<double>(below)) / static_cast<double>(in);
     }
     below += in;
   }
@@ -138,9 +138,9 @@ std::vector<double> MicrosToSecondsBuckets() {
 
 std::vector<double> OverheadBuckets() {
   std::vector<double> b;
-  for (double us : {1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100, 125, 150,
-                    200, 250, 300, 400, 500, 750, 1000, 2500, 5000, 10000, 25000, 100000,
-                    1000000}) {
+  for (double us : {1,   2,   3,   4,   5,    6,    8,    10,    12,    15,     20,
+                    25,  30,  40,  50,  60,   80,   100,  125,   150,   200,    250,
+                    300, 400, 500, 750, 1000, 2500, 5000, 10000, 25000, 100000, 1000000}) {
     b.push_back(us / 1e6);
   }
   return b;
@@ -171,8 +171,8 @@ MetricsRegistry::Family<T>& MetricsRegistry::AddFamily(std::unique_ptr<Family<T>
   if (Entry* e = Find(name); e != nullptr && e->*slot != nullptr) return *(e->*slot);
   auto e = std::make_unique<Entry>();
   e->type = type;
-  (*e).*slot = std::unique_ptr<Family<T>>(
-      new Family<T>(name, help, std::move(labels), std::move(make)));
+  (*e).*slot =
+      std::unique_ptr<Family<T>>(new Family<T>(name, help, std::move(labels), std::move(make)));
   entries_.push_back(std::move(e));
   return *((*entries_.back()).*slot);
 }
@@ -254,8 +254,8 @@ std::string MetricsRegistry::Render() const {
       std::sort(samples.begin(), samples.end(),
                 [](const auto& a, const auto& b) { return a.label_values < b.label_values; });
       for (const MetricSample& s : samples) {
-        absl::StrAppend(&out, e->name, Labels(e->labels, s.label_values), " ",
-                        FormatValue(s.value), "\n");
+        absl::StrAppend(&out, e->name, Labels(e->labels, s.label_values), " ", FormatValue(s.value),
+                        "\n");
       }
     }
   }

@@ -53,8 +53,8 @@ class Histogram {
   void ObserveSeconds(double seconds) { ObserveNanos(static_cast<int64_t>(seconds * 1e9)); }
 
   struct Snapshot {
-    std::vector<double> bounds;      // seconds
-    std::vector<uint64_t> buckets;   // per bound, not cumulative; one extra for +Inf
+    std::vector<double> bounds;     // seconds
+    std::vector<uint64_t> buckets;  // per bound, not cumulative; one extra for +Inf
     uint64_t count = 0;
     double sum_seconds = 0;
     // The value below which a fraction `q` of observations fall, interpolated within the
@@ -102,7 +102,9 @@ class MetricsRegistry {
     friend class MetricsRegistry;
     Family(std::string name, std::string help, std::vector<std::string> labels,
            std::function<std::unique_ptr<T>()> make)
-        : name_(std::move(name)), help_(std::move(help)), labels_(std::move(labels)),
+        : name_(std::move(name)),
+          help_(std::move(help)),
+          labels_(std::move(labels)),
           make_(std::move(make)) {}
     const std::string name_, help_;
     const std::vector<std::string> labels_;

@@ -47,8 +47,8 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   server->http_ = evhttp_new(server->base_);
   if (server->http_ == nullptr) return absl::InternalError("metrics: evhttp_new failed");
   evhttp_set_gencb(server->http_, &MetricsHttpServer::Handle, server.get());
-  evhttp_bound_socket* bound = evhttp_bind_socket_with_handle(server->http_, host.c_str(),
-                                                              static_cast<uint16_t>(port));
+  evhttp_bound_socket* bound =
+      evhttp_bind_socket_with_handle(server->http_, host.c_str(), static_cast<uint16_t>(port));
   if (bound == nullptr) {
     return absl::UnavailableError(
         absl::StrCat("metrics: cannot listen on ", listen, " (address in use or not local?)"));
@@ -95,7 +95,9 @@ void MetricsHttpServer::Stop() {
   static const timeval kNow = {0, 0};
   event_base_once(
       base_, -1, EV_TIMEOUT,
-      [](evutil_socket_t, short, void* base) { event_base_loopbreak(static_cast<event_base*>(base)); },
+      [](evutil_socket_t, short, void* base) {
+        event_base_loopbreak(static_cast<event_base*>(base));
+      },
       base_, &kNow);
   if (thread_.joinable()) thread_.join();
   evhttp_free(http_);

@@ -69,19 +69,16 @@ void CheckCache(const config::v1::CachePolicy& cache, const std::string& path, C
   c.Bounded(path + ".max_bytes", cache.max_bytes(), l::kCacheMaxBytes);
 }
 
-void CheckDegradation(const config::v1::DegradationPolicy& d, const std::string& path,
-                      Checker& c) {
+void CheckDegradation(const config::v1::DegradationPolicy& d, const std::string& path, Checker& c) {
   switch (d.mode()) {
     case config::v1::DEGRADATION_MODE_UNSPECIFIED:
     case config::v1::DEGRADATION_MODE_UNAVAILABLE:
       if (!d.static_response().empty()) {
-        c.Add(path + ".static_response",
-              "is set but mode is not DEGRADATION_MODE_STATIC_RESPONSE");
+        c.Add(path + ".static_response", "is set but mode is not DEGRADATION_MODE_STATIC_RESPONSE");
       }
       break;
     case config::v1::DEGRADATION_MODE_STATIC_RESPONSE:
-      if (d.static_response().empty() ||
-          d.static_response().size() > l::kMaxStaticResponseBytes) {
+      if (d.static_response().empty() || d.static_response().size() > l::kMaxStaticResponseBytes) {
         c.Add(path + ".static_response",
               "must be 1 to 65,536 bytes for DEGRADATION_MODE_STATIC_RESPONSE");
       }

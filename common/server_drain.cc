@@ -38,7 +38,8 @@ class CountingFactory : public grpc::experimental::ServerInterceptorFactoryInter
 
 }  // namespace
 
-std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> ActiveCallCounter::Factory() {
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+ActiveCallCounter::Factory() {
   return std::make_unique<CountingFactory>(this);
 }
 

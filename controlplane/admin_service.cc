@@ -56,8 +56,8 @@ grpc::Status Mutate(grpc::ServerContext* context, const char* method, const std:
 template <class Fn>
 grpc::Status Query(Fn fn) {
   absl::Status s = fn();
-  if (!s.ok() && (s.code() == absl::StatusCode::kInternal ||
-                  s.code() == absl::StatusCode::kDataLoss)) {
+  if (!s.ok() &&
+      (s.code() == absl::StatusCode::kInternal || s.code() == absl::StatusCode::kDataLoss)) {
     spdlog::error("admin: query failed: {}", s.ToString());
   }
   return ToGrpcStatus(s);
@@ -76,53 +76,55 @@ std::string PriceKey(const std::string& provider, const std::string& model) {
 }  // namespace
 
 // Generic resources: the same five handlers for each, differing only in names.
-#define TP_GENERIC_RESOURCE(Type, field, plural, KeyExpr, ReqKeyExpr)                            \
-  grpc::Status AdminServiceImpl::Create##Type(grpc::ServerContext* context,                      \
-                                              const a::Create##Type##Request* request,           \
-                                              a::Create##Type##Response* response) {             \
-    const auto& resource = request->field();                                                     \
-    return Mutate(context, "Create" #Type, KeyExpr, [&](const std::string& actor) -> absl::Status { \
-      TP_ASSIGN_OR_RETURN(*response->mutable_##field(),                                          \
-                          admin_.CreateResource<a::Type>(resource, actor));                     \
-      return absl::OkStatus();                                                                   \
-    });                                                                                          \
-  }                                                                                              \
-  grpc::Status AdminServiceImpl::Get##Type(grpc::ServerContext*,                                 \
-                                           const a::Get##Type##Request* request,                 \
-                                           a::Get##Type##Response* response) {                   \
-    return Query([&]() -> absl::Status {                                                         \
+#define TP_GENERIC_RESOURCE(Type, field, plural, KeyExpr, ReqKeyExpr)                             \
+  grpc::Status AdminServiceImpl::Create##Type(grpc::ServerContext* context,                       \
+                                              const a::Create##Type##Request* request,            \
+                                              a::Create##Type##Response* response) {              \
+    const auto& resource = request->field();                                                      \
+    return Mutate(context, "Create" #Type, KeyExpr,                                               \
+                  [&](const std::string& actor) -> absl::Status {                                 \
+                    TP_ASSIGN_OR_RETURN(*response->mutable_##field(),                             \
+                                        admin_.CreateResource<a::Type>(resource, actor));         \
+                    return absl::OkStatus();                                                      \
+                  });                                                                             \
+  }                                                                                               \
+  grpc::Status AdminServiceImpl::Get##Type(grpc::ServerContext*,                                  \
+                                           const a::Get##Type##Request* request,                  \
+                                           a::Get##Type##Response* response) {                    \
+    return Query([&]() -> absl::Status {                                                          \
       TP_ASSIGN_OR_RETURN(*response->mutable_##field(), admin_.GetResource<a::Type>(ReqKeyExpr)); \
-      return absl::OkStatus();                                                                   \
-    });                                                                                          \
-  }                                                                                              \
-  grpc::Status AdminServiceImpl::List##plural(grpc::ServerContext*,                              \
-                                              const a::List##plural##Request* request,           \
-                                              a::List##plural##Response* response) {             \
-    return Query([&]() -> absl::Status {                                                         \
-      TP_ASSIGN_OR_RETURN(auto page, admin_.ListResources<a::Type>(request->page_size(),        \
-                                                                   request->page_token()));      \
-      FillPage(std::move(page), response->mutable_##field##s(),                                  \
-               response->mutable_next_page_token());                                             \
-      return absl::OkStatus();                                                                   \
-    });                                                                                          \
-  }                                                                                              \
-  grpc::Status AdminServiceImpl::Update##Type(grpc::ServerContext* context,                      \
-                                              const a::Update##Type##Request* request,           \
-                                              a::Update##Type##Response* response) {             \
-    const auto& resource = request->field();                                                     \
-    return Mutate(context, "Update" #Type, KeyExpr, [&](const std::string& actor) -> absl::Status { \
-      TP_ASSIGN_OR_RETURN(                                                                       \
-          *response->mutable_##field(),                                                          \
-          admin_.UpdateResource<a::Type>(resource, request->update_mask(), actor));             \
-      return absl::OkStatus();                                                                   \
-    });                                                                                          \
-  }                                                                                              \
-  grpc::Status AdminServiceImpl::Delete##Type(grpc::ServerContext* context,                      \
-                                              const a::Delete##Type##Request* request,           \
-                                              a::Delete##Type##Response*) {                      \
-    return Mutate(context, "Delete" #Type, ReqKeyExpr, [&](const std::string& actor) {          \
-      return admin_.DeleteResource<a::Type>(ReqKeyExpr, request->revision(), actor);            \
-    });                                                                                          \
+      return absl::OkStatus();                                                                    \
+    });                                                                                           \
+  }                                                                                               \
+  grpc::Status AdminServiceImpl::List##plural(grpc::ServerContext*,                               \
+                                              const a::List##plural##Request* request,            \
+                                              a::List##plural##Response* response) {              \
+    return Query([&]() -> absl::Status {                                                          \
+      TP_ASSIGN_OR_RETURN(                                                                        \
+          auto page, admin_.ListResources<a::Type>(request->page_size(), request->page_token())); \
+      FillPage(std::move(page), response->mutable_##field##s(),                                   \
+               response->mutable_next_page_token());                                              \
+      return absl::OkStatus();                                                                    \
+    });                                                                                           \
+  }                                                                                               \
+  grpc::Status AdminServiceImpl::Update##Type(grpc::ServerContext* context,                       \
+                                              const a::Update##Type##Request* request,            \
+                                              a::Update##Type##Response* response) {              \
+    const auto& resource = request->field();                                                      \
+    return Mutate(context, "Update" #Type, KeyExpr,                                               \
+                  [&](const std::string& actor) -> absl::Status {                                 \
+                    TP_ASSIGN_OR_RETURN(                                                          \
+                        *response->mutable_##field(),                                             \
+                        admin_.UpdateResource<a::Type>(resource, request->update_mask(), actor)); \
+                    return absl::OkStatus();                                                      \
+                  });                                                                             \
+  }                                                                                               \
+  grpc::Status AdminServiceImpl::Delete##Type(grpc::ServerContext* context,                       \
+                                              const a::Delete##Type##Request* request,            \
+                                              a::Delete##Type##Response*) {                       \
+    return Mutate(context, "Delete" #Type, ReqKeyExpr, [&](const std::string& actor) {            \
+      return admin_.DeleteResource<a::Type>(ReqKeyExpr, request->revision(), actor);              \
+    });                                                                                           \
   }
 
 TP_GENERIC_RESOURCE(Provider, provider, Providers, resource.spec().name(), request->name())
@@ -130,7 +132,8 @@ TP_GENERIC_RESOURCE(Route, route, Routes, resource.spec().capability(), request-
 TP_GENERIC_RESOURCE(RateLimit, rate_limit, RateLimits, resource.spec().name(), request->name())
 TP_GENERIC_RESOURCE(Budget, budget, Budgets, resource.spec().name(), request->name())
 TP_GENERIC_RESOURCE(Caller, caller, Callers, resource.spec().name(), request->name())
-TP_GENERIC_RESOURCE(Price, price, Prices, PriceKey(resource.spec().provider(), resource.spec().model()),
+TP_GENERIC_RESOURCE(Price, price, Prices,
+                    PriceKey(resource.spec().provider(), resource.spec().model()),
                     PriceKey(request->provider(), request->model()))
 #undef TP_GENERIC_RESOURCE
 
@@ -160,8 +163,7 @@ grpc::Status AdminServiceImpl::ListCredentials(grpc::ServerContext*,
   return Query([&]() -> absl::Status {
     TP_ASSIGN_OR_RETURN(auto page,
                         admin_.ListCredentials(request->page_size(), request->page_token()));
-    FillPage(std::move(page), response->mutable_credentials(),
-             response->mutable_next_page_token());
+    FillPage(std::move(page), response->mutable_credentials(), response->mutable_next_page_token());
     return absl::OkStatus();
   });
 }
@@ -211,25 +213,24 @@ grpc::Status AdminServiceImpl::RetireCredentialVersion(
 grpc::Status AdminServiceImpl::CreateCallerKey(grpc::ServerContext* context,
                                                const a::CreateCallerKeyRequest* request,
                                                a::CreateCallerKeyResponse* response) {
-  return Mutate(context, "CreateCallerKey", request->caller(),
-                [&](const std::string& actor) -> absl::Status {
-                  TP_ASSIGN_OR_RETURN(*response, admin_.CreateCallerKey(request->caller(),
-                                                                         request->key_id(), actor));
-                  return absl::OkStatus();
-                });
+  return Mutate(
+      context, "CreateCallerKey", request->caller(), [&](const std::string& actor) -> absl::Status {
+        TP_ASSIGN_OR_RETURN(*response,
+                            admin_.CreateCallerKey(request->caller(), request->key_id(), actor));
+        return absl::OkStatus();
+      });
 }
 
 grpc::Status AdminServiceImpl::RevokeCallerKey(grpc::ServerContext* context,
                                                const a::RevokeCallerKeyRequest* request,
                                                a::RevokeCallerKeyResponse* response) {
-  return Mutate(context, "RevokeCallerKey",
-                absl::StrCat(request->caller(), " key ", request->key_id()),
-                [&](const std::string& actor) -> absl::Status {
-                  TP_ASSIGN_OR_RETURN(
-                      *response->mutable_caller_key(),
-                      admin_.RevokeCallerKey(request->caller(), request->key_id(), actor));
-                  return absl::OkStatus();
-                });
+  return Mutate(
+      context, "RevokeCallerKey", absl::StrCat(request->caller(), " key ", request->key_id()),
+      [&](const std::string& actor) -> absl::Status {
+        TP_ASSIGN_OR_RETURN(*response->mutable_caller_key(),
+                            admin_.RevokeCallerKey(request->caller(), request->key_id(), actor));
+        return absl::OkStatus();
+      });
 }
 
 grpc::Status AdminServiceImpl::ListDataPlanes(grpc::ServerContext*,
@@ -260,11 +261,10 @@ grpc::Status AdminServiceImpl::GetDataPlane(grpc::ServerContext*,
     }
     std::optional<a::DataPlane> node = registry_.Get(request->node_id());
     if (!node.has_value()) {
-      return ErrorWithReason(
-          absl::StatusCode::kNotFound,
-          absl::StrCat("data plane \"", request->node_id(),
-                       "\" has not connected since the control plane started"),
-          "NOT_FOUND");
+      return ErrorWithReason(absl::StatusCode::kNotFound,
+                             absl::StrCat("data plane \"", request->node_id(),
+                                          "\" has not connected since the control plane started"),
+                             "NOT_FOUND");
     }
     *response->mutable_data_plane() = *std::move(node);
     return absl::OkStatus();

@@ -17,7 +17,7 @@ class AdminServiceImpl final : public admin::v1::AdminService::Service {
   AdminServiceImpl(ConfigAdmin& admin, DataPlaneRegistry& registry)
       : admin_(admin), registry_(registry) {}
 
-#define TP_ADMIN_RPC(Name)                                                           \
+#define TP_ADMIN_RPC(Name)                                                                 \
   grpc::Status Name(grpc::ServerContext* context, const admin::v1::Name##Request* request, \
                     admin::v1::Name##Response* response) override;
   TP_ADMIN_RPC(CreateProvider)

@@ -12,8 +12,8 @@ namespace turnpike::controlplane {
 namespace {
 
 constexpr char kAlphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-constexpr size_t kBodyLength = 43;    // ceil(256 / log2(62))
-constexpr size_t kChecksumLength = 6; // ceil(32 / log2(62))
+constexpr size_t kBodyLength = 43;     // ceil(256 / log2(62))
+constexpr size_t kChecksumLength = 6;  // ceil(32 / log2(62))
 
 uint32_t Crc32(std::string_view data) {
   static const std::array<uint32_t, 256> table = [] {
@@ -79,7 +79,8 @@ absl::StatusOr<GeneratedCallerKey> GenerateCallerKey() {
 }
 
 bool IsWellFormedCallerKey(std::string_view key) {
-  if (key.size() != kCallerKeyLength || key.substr(0, kCallerKeyPrefix.size()) != kCallerKeyPrefix) {
+  if (key.size() != kCallerKeyLength ||
+      key.substr(0, kCallerKeyPrefix.size()) != kCallerKeyPrefix) {
     return false;
   }
   for (char ch : key.substr(kCallerKeyPrefix.size())) {

@@ -304,23 +304,23 @@ absl::StatusOr<R> ConfigAdmin::CreateResource(const R& resource, const std::stri
   TP_RETURN_IF_ERROR(ValidateSpec<R>(spec));
   const std::string key = T::Key(spec);
   R out;
-  TP_RETURN_IF_ERROR(Commit(actor, [&](SqliteDb& db, absl::Time now,
-                                       std::vector<Change>& changes) -> absl::Status {
-    TP_ASSIGN_OR_RETURN(std::optional<SpecRow> existing, GetSpecRow(db, T::kTable, key));
-    if (existing.has_value()) {
-      return ErrorWithReason(absl::StatusCode::kAlreadyExists,
-                             absl::StrCat(T::kType, " \"", key, "\" already exists"),
-                             "ALREADY_EXISTS");
-    }
-    TP_RETURN_IF_ERROR(T::CheckRefs(db, spec));
-    SpecRow row{key, ToJson(spec), 1, now, now, T::Ref(spec)};
-    TP_RETURN_IF_ERROR(InsertSpecRow(db, T::kTable, row));
-    TP_RETURN_IF_ERROR(T::AfterWrite(db, spec));
-    TP_ASSIGN_OR_RETURN(out, FromRow<R>(db, row));
-    changes.push_back({absl::StrCat("Create", R::descriptor()->name()), T::kType, key, "",
-                       ToJson(out)});
-    return absl::OkStatus();
-  }));
+  TP_RETURN_IF_ERROR(Commit(
+      actor, [&](SqliteDb& db, absl::Time now, std::vector<Change>& changes) -> absl::Status {
+        TP_ASSIGN_OR_RETURN(std::optional<SpecRow> existing, GetSpecRow(db, T::kTable, key));
+        if (existing.has_value()) {
+          return ErrorWithReason(absl::StatusCode::kAlreadyExists,
+                                 absl::StrCat(T::kType, " \"", key, "\" already exists"),
+                                 "ALREADY_EXISTS");
+        }
+        TP_RETURN_IF_ERROR(T::CheckRefs(db, spec));
+        SpecRow row{key, ToJson(spec), 1, now, now, T::Ref(spec)};
+        TP_RETURN_IF_ERROR(InsertSpecRow(db, T::kTable, row));
+        TP_RETURN_IF_ERROR(T::AfterWrite(db, spec));
+        TP_ASSIGN_OR_RETURN(out, FromRow<R>(db, row));
+        changes.push_back(
+            {absl::StrCat("Create", R::descriptor()->name()), T::kType, key, "", ToJson(out)});
+        return absl::OkStatus();
+      }));
   return out;
 }
 
@@ -378,41 +378,41 @@ absl::StatusOr<R> ConfigAdmin::UpdateResource(const R& resource,
     TP_RETURN_IF_ERROR(v.ToStatus());
   }
   R out;
-  TP_RETURN_IF_ERROR(Commit(actor, [&](SqliteDb& db, absl::Time now,
-                                       std::vector<Change>& changes) -> absl::Status {
-    TP_ASSIGN_OR_RETURN(std::optional<SpecRow> row, GetSpecRow(db, T::kTable, key));
-    if (!row.has_value()) return NotFound(T::kType, key);
-    if (resource.revision() != 0 && resource.revision() != row->revision) {
-      return RevisionMismatch(T::kType, key, row->revision, resource.revision());
-    }
-    TP_ASSIGN_OR_RETURN(R before, FromRow<R>(db, *row));
-    typename T::Spec spec;
-    if (mask.paths().empty()) {
-      spec = resource.spec();
-    } else {
-      R merged = before;
-      FieldMaskUtil::MergeOptions opts;
-      opts.set_replace_message_fields(true);
-      opts.set_replace_repeated_fields(true);
-      FieldMaskUtil::MergeMessageTo(resource, mask, opts, &merged);
-      spec = merged.spec();
-    }
-    if (T::Key(spec) != key) {
-      Violations v;
-      v.Add(absl::StrCat(T::kField, ".", T::kKeyField),
-            "cannot be changed; create a new resource and delete this one");
-      return v.ToStatus();
-    }
-    TP_RETURN_IF_ERROR(ValidateSpec<R>(spec));
-    TP_RETURN_IF_ERROR(T::CheckRefs(db, spec));
-    SpecRow updated{key, ToJson(spec), row->revision + 1, row->create_time, now, T::Ref(spec)};
-    TP_RETURN_IF_ERROR(UpdateSpecRow(db, T::kTable, updated));
-    TP_RETURN_IF_ERROR(T::AfterWrite(db, spec));
-    TP_ASSIGN_OR_RETURN(out, FromRow<R>(db, updated));
-    changes.push_back({absl::StrCat("Update", R::descriptor()->name()), T::kType, key,
-                       ToJson(before), ToJson(out)});
-    return absl::OkStatus();
-  }));
+  TP_RETURN_IF_ERROR(Commit(
+      actor, [&](SqliteDb& db, absl::Time now, std::vector<Change>& changes) -> absl::Status {
+        TP_ASSIGN_OR_RETURN(std::optional<SpecRow> row, GetSpecRow(db, T::kTable, key));
+        if (!row.has_value()) return NotFound(T::kType, key);
+        if (resource.revision() != 0 && resource.revision() != row->revision) {
+          return RevisionMismatch(T::kType, key, row->revision, resource.revision());
+        }
+        TP_ASSIGN_OR_RETURN(R before, FromRow<R>(db, *row));
+        typename T::Spec spec;
+        if (mask.paths().empty()) {
+          spec = resource.spec();
+        } else {
+          R merged = before;
+          FieldMaskUtil::MergeOptions opts;
+          opts.set_replace_message_fields(true);
+          opts.set_replace_repeated_fields(true);
+          FieldMaskUtil::MergeMessageTo(resource, mask, opts, &merged);
+          spec = merged.spec();
+        }
+        if (T::Key(spec) != key) {
+          Violations v;
+          v.Add(absl::StrCat(T::kField, ".", T::kKeyField),
+                "cannot be changed; create a new resource and delete this one");
+          return v.ToStatus();
+        }
+        TP_RETURN_IF_ERROR(ValidateSpec<R>(spec));
+        TP_RETURN_IF_ERROR(T::CheckRefs(db, spec));
+        SpecRow updated{key, ToJson(spec), row->revision + 1, row->create_time, now, T::Ref(spec)};
+        TP_RETURN_IF_ERROR(UpdateSpecRow(db, T::kTable, updated));
+        TP_RETURN_IF_ERROR(T::AfterWrite(db, spec));
+        TP_ASSIGN_OR_RETURN(out, FromRow<R>(db, updated));
+        changes.push_back({absl::StrCat("Update", R::descriptor()->name()), T::kType, key,
+                           ToJson(before), ToJson(out)});
+        return absl::OkStatus();
+      }));
   return out;
 }
 
@@ -420,8 +420,7 @@ template <class R>
 absl::Status ConfigAdmin::DeleteResource(const std::string& key, int64_t revision,
                                          const std::string& actor) {
   using T = Traits<R>;
-  return Commit(actor, [&](SqliteDb& db, absl::Time, std::vector<Change>& changes)
-                           -> absl::Status {
+  return Commit(actor, [&](SqliteDb& db, absl::Time, std::vector<Change>& changes) -> absl::Status {
     TP_ASSIGN_OR_RETURN(std::optional<SpecRow> row, GetSpecRow(db, T::kTable, key));
     if (!row.has_value()) return NotFound(T::kType, key);
     if (revision != 0 && revision != row->revision) {
@@ -480,14 +479,14 @@ absl::StatusOr<ConfigAdmin::Page<admin::v1::AuditEntry>> ConfigAdmin::ListAuditE
   return page;
 }
 
-#define TP_INSTANTIATE_RESOURCE(R)                                                          \
-  template absl::StatusOr<R> ConfigAdmin::CreateResource<R>(const R&, const std::string&);  \
-  template absl::StatusOr<R> ConfigAdmin::GetResource<R>(const std::string&);               \
-  template absl::StatusOr<ConfigAdmin::Page<R>> ConfigAdmin::ListResources<R>(              \
-      int, const std::string&);                                                             \
-  template absl::StatusOr<R> ConfigAdmin::UpdateResource<R>(                                \
-      const R&, const google::protobuf::FieldMask&, const std::string&);                    \
-  template absl::Status ConfigAdmin::DeleteResource<R>(const std::string&, int64_t,         \
+#define TP_INSTANTIATE_RESOURCE(R)                                                                 \
+  template absl::StatusOr<R> ConfigAdmin::CreateResource<R>(const R&, const std::string&);         \
+  template absl::StatusOr<R> ConfigAdmin::GetResource<R>(const std::string&);                      \
+  template absl::StatusOr<ConfigAdmin::Page<R>> ConfigAdmin::ListResources<R>(int,                 \
+                                                                              const std::string&); \
+  template absl::StatusOr<R> ConfigAdmin::UpdateResource<R>(                                       \
+      const R&, const google::protobuf::FieldMask&, const std::string&);                           \
+  template absl::Status ConfigAdmin::DeleteResource<R>(const std::string&, int64_t,                \
                                                        const std::string&);
 
 TP_INSTANTIATE_RESOURCE(admin::v1::Provider)

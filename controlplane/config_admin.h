@@ -114,10 +114,9 @@ class ConfigAdmin {
   // Runs `fn` in a write transaction. If it records changes, bumps the config version, audits
   // each change, rebuilds and checks the snapshot, commits, then publishes. `now` is the
   // transaction's time.
-  absl::Status Commit(const std::string& actor,
-                      absl::FunctionRef<absl::Status(SqliteDb&, absl::Time now,
-                                                     std::vector<Change>&)>
-                          fn);
+  absl::Status Commit(
+      const std::string& actor,
+      absl::FunctionRef<absl::Status(SqliteDb&, absl::Time now, std::vector<Change>&)> fn);
   absl::StatusOr<admin::v1::Credential> LoadCredential(SqliteDb& db, const std::string& name);
 
   // Constant after construction.

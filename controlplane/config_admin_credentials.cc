@@ -36,11 +36,11 @@ absl::Status CredentialNotFound(const std::string& name) {
 
 absl::Status CheckRevision(const CredentialRow& row, int64_t given) {
   if (given != 0 && given != row.revision) {
-    return ErrorWithReason(absl::StatusCode::kAborted,
-                           absl::StrCat("credential \"", row.name, "\" is at revision ",
-                                        row.revision, ", the request says ", given,
-                                        "; read it again and reapply the change"),
-                           "REVISION_MISMATCH");
+    return ErrorWithReason(
+        absl::StatusCode::kAborted,
+        absl::StrCat("credential \"", row.name, "\" is at revision ", row.revision,
+                     ", the request says ", given, "; read it again and reapply the change"),
+        "REVISION_MISMATCH");
   }
   return absl::OkStatus();
 }
@@ -104,28 +104,28 @@ absl::StatusOr<admin::v1::Credential> ConfigAdmin::CreateCredential(
     TP_RETURN_IF_ERROR(v.ToStatus());
   }
   admin::v1::Credential out;
-  TP_RETURN_IF_ERROR(Commit(actor, [&](SqliteDb& db, absl::Time now,
-                                       std::vector<Change>& changes) -> absl::Status {
-    TP_ASSIGN_OR_RETURN(std::optional<CredentialRow> existing, GetCredentialRow(db, name));
-    if (existing.has_value()) {
-      return ErrorWithReason(absl::StatusCode::kAlreadyExists,
-                             absl::StrCat("credential \"", name, "\" already exists"),
-                             "ALREADY_EXISTS");
-    }
-    TP_ASSIGN_OR_RETURN(std::string sealed, box_.Seal(request.secret(), name, 1));
-    TP_RETURN_IF_ERROR(InsertCredentialRow(
-        db, CredentialRow{name, request.credential().description(), 1, 1, now, now}));
-    CredentialVersionRow version;
-    version.version = 1;
-    version.state = VersionState::kActive;
-    version.sealed = std::move(sealed);
-    version.fingerprint = box_.Fingerprint(request.secret());
-    version.create_time = now;
-    TP_RETURN_IF_ERROR(InsertCredentialVersion(db, name, version));
-    TP_ASSIGN_OR_RETURN(out, LoadCredential(db, name));
-    changes.push_back({"CreateCredential", kCredential, name, "", ToJson(out)});
-    return absl::OkStatus();
-  }));
+  TP_RETURN_IF_ERROR(Commit(
+      actor, [&](SqliteDb& db, absl::Time now, std::vector<Change>& changes) -> absl::Status {
+        TP_ASSIGN_OR_RETURN(std::optional<CredentialRow> existing, GetCredentialRow(db, name));
+        if (existing.has_value()) {
+          return ErrorWithReason(absl::StatusCode::kAlreadyExists,
+                                 absl::StrCat("credential \"", name, "\" already exists"),
+                                 "ALREADY_EXISTS");
+        }
+        TP_ASSIGN_OR_RETURN(std::string sealed, box_.Seal(request.secret(), name, 1));
+        TP_RETURN_IF_ERROR(InsertCredentialRow(
+            db, CredentialRow{name, request.credential().description(), 1, 1, now, now}));
+        CredentialVersionRow version;
+        version.version = 1;
+        version.state = VersionState::kActive;
+        version.sealed = std::move(sealed);
+        version.fingerprint = box_.Fingerprint(request.secret());
+        version.create_time = now;
+        TP_RETURN_IF_ERROR(InsertCredentialVersion(db, name, version));
+        TP_ASSIGN_OR_RETURN(out, LoadCredential(db, name));
+        changes.push_back({"CreateCredential", kCredential, name, "", ToJson(out)});
+        return absl::OkStatus();
+      }));
   return out;
 }
 
@@ -167,27 +167,26 @@ absl::StatusOr<admin::v1::Credential> ConfigAdmin::UpdateCredential(
     TP_RETURN_IF_ERROR(v.ToStatus());
   }
   admin::v1::Credential out;
-  TP_RETURN_IF_ERROR(Commit(actor, [&](SqliteDb& db, absl::Time now,
-                                       std::vector<Change>& changes) -> absl::Status {
-    TP_ASSIGN_OR_RETURN(std::optional<CredentialRow> row, GetCredentialRow(db, name));
-    if (!row.has_value()) return CredentialNotFound(name);
-    TP_RETURN_IF_ERROR(CheckRevision(*row, credential.revision()));
-    TP_ASSIGN_OR_RETURN(admin::v1::Credential before, LoadCredential(db, name));
-    row->description = credential.description();
-    row->revision += 1;
-    row->update_time = now;
-    TP_RETURN_IF_ERROR(UpdateCredentialRow(db, *row));
-    TP_ASSIGN_OR_RETURN(out, LoadCredential(db, name));
-    changes.push_back({"UpdateCredential", kCredential, name, ToJson(before), ToJson(out)});
-    return absl::OkStatus();
-  }));
+  TP_RETURN_IF_ERROR(Commit(
+      actor, [&](SqliteDb& db, absl::Time now, std::vector<Change>& changes) -> absl::Status {
+        TP_ASSIGN_OR_RETURN(std::optional<CredentialRow> row, GetCredentialRow(db, name));
+        if (!row.has_value()) return CredentialNotFound(name);
+        TP_RETURN_IF_ERROR(CheckRevision(*row, credential.revision()));
+        TP_ASSIGN_OR_RETURN(admin::v1::Credential before, LoadCredential(db, name));
+        row->description = credential.description();
+        row->revision += 1;
+        row->update_time = now;
+        TP_RETURN_IF_ERROR(UpdateCredentialRow(db, *row));
+        TP_ASSIGN_OR_RETURN(out, LoadCredential(db, name));
+        changes.push_back({"UpdateCredential", kCredential, name, ToJson(before), ToJson(out)});
+        return absl::OkStatus();
+      }));
   return out;
 }
 
 absl::Status ConfigAdmin::DeleteCredential(const std::string& name, int64_t revision,
                                            const std::string& actor) {
-  return Commit(actor, [&](SqliteDb& db, absl::Time, std::vector<Change>& changes)
-                           -> absl::Status {
+  return Commit(actor, [&](SqliteDb& db, absl::Time, std::vector<Change>& changes) -> absl::Status {
     TP_ASSIGN_OR_RETURN(std::optional<CredentialRow> row, GetCredentialRow(db, name));
     if (!row.has_value()) return CredentialNotFound(name);
     TP_RETURN_IF_ERROR(CheckRevision(*row, revision));
@@ -224,32 +223,33 @@ absl::StatusOr<admin::v1::Credential> ConfigAdmin::RotateCredential(
     TP_RETURN_IF_ERROR(v.ToStatus());
   }
   admin::v1::Credential out;
-  TP_RETURN_IF_ERROR(Commit(actor, [&](SqliteDb& db, absl::Time now,
-                                       std::vector<Change>& changes) -> absl::Status {
-    TP_ASSIGN_OR_RETURN(std::optional<CredentialRow> row, GetCredentialRow(db, name));
-    if (!row.has_value()) return CredentialNotFound(name);
-    TP_RETURN_IF_ERROR(CheckRevision(*row, request.revision()));
-    TP_ASSIGN_OR_RETURN(admin::v1::Credential before, LoadCredential(db, name));
-    TP_ASSIGN_OR_RETURN(std::vector<CredentialVersionRow> versions, ListCredentialVersions(db, name));
-    int64_t next = versions.empty() ? 1 : versions.front().version + 1;
-    TP_RETURN_IF_ERROR(SetCredentialVersionState(db, name, row->active_version,
-                                                 VersionState::kPrevious, now + grace));
-    TP_ASSIGN_OR_RETURN(std::string sealed, box_.Seal(request.secret(), name, next));
-    CredentialVersionRow version;
-    version.version = next;
-    version.state = VersionState::kActive;
-    version.sealed = std::move(sealed);
-    version.fingerprint = box_.Fingerprint(request.secret());
-    version.create_time = now;
-    TP_RETURN_IF_ERROR(InsertCredentialVersion(db, name, version));
-    row->active_version = next;
-    row->revision += 1;
-    row->update_time = now;
-    TP_RETURN_IF_ERROR(UpdateCredentialRow(db, *row));
-    TP_ASSIGN_OR_RETURN(out, LoadCredential(db, name));
-    changes.push_back({"RotateCredential", kCredential, name, ToJson(before), ToJson(out)});
-    return absl::OkStatus();
-  }));
+  TP_RETURN_IF_ERROR(Commit(
+      actor, [&](SqliteDb& db, absl::Time now, std::vector<Change>& changes) -> absl::Status {
+        TP_ASSIGN_OR_RETURN(std::optional<CredentialRow> row, GetCredentialRow(db, name));
+        if (!row.has_value()) return CredentialNotFound(name);
+        TP_RETURN_IF_ERROR(CheckRevision(*row, request.revision()));
+        TP_ASSIGN_OR_RETURN(admin::v1::Credential before, LoadCredential(db, name));
+        TP_ASSIGN_OR_RETURN(std::vector<CredentialVersionRow> versions,
+                            ListCredentialVersions(db, name));
+        int64_t next = versions.empty() ? 1 : versions.front().version + 1;
+        TP_RETURN_IF_ERROR(SetCredentialVersionState(db, name, row->active_version,
+                                                     VersionState::kPrevious, now + grace));
+        TP_ASSIGN_OR_RETURN(std::string sealed, box_.Seal(request.secret(), name, next));
+        CredentialVersionRow version;
+        version.version = next;
+        version.state = VersionState::kActive;
+        version.sealed = std::move(sealed);
+        version.fingerprint = box_.Fingerprint(request.secret());
+        version.create_time = now;
+        TP_RETURN_IF_ERROR(InsertCredentialVersion(db, name, version));
+        row->active_version = next;
+        row->revision += 1;
+        row->update_time = now;
+        TP_RETURN_IF_ERROR(UpdateCredentialRow(db, *row));
+        TP_ASSIGN_OR_RETURN(out, LoadCredential(db, name));
+        changes.push_back({"RotateCredential", kCredential, name, ToJson(before), ToJson(out)});
+        return absl::OkStatus();
+      }));
   return out;
 }
 
@@ -263,66 +263,69 @@ absl::StatusOr<admin::v1::Credential> ConfigAdmin::RetireCredentialVersion(
     TP_RETURN_IF_ERROR(v.ToStatus());
   }
   admin::v1::Credential out;
-  TP_RETURN_IF_ERROR(Commit(actor, [&](SqliteDb& db, absl::Time now,
-                                       std::vector<Change>& changes) -> absl::Status {
-    TP_ASSIGN_OR_RETURN(std::optional<CredentialRow> row, GetCredentialRow(db, name));
-    if (!row.has_value()) return CredentialNotFound(name);
-    TP_RETURN_IF_ERROR(CheckRevision(*row, request.revision()));
-    TP_ASSIGN_OR_RETURN(admin::v1::Credential before, LoadCredential(db, name));
-    TP_ASSIGN_OR_RETURN(std::vector<CredentialVersionRow> versions, ListCredentialVersions(db, name));
-    const CredentialVersionRow* target = nullptr;
-    for (const auto& v : versions) {
-      if (v.version == request.version()) target = &v;
-    }
-    if (target == nullptr) {
-      return ErrorWithReason(absl::StatusCode::kNotFound,
-                             absl::StrCat("credential \"", name, "\" has no version ",
-                                          request.version()),
-                             "NOT_FOUND");
-    }
-    if (target->state == VersionState::kActive) {
-      return ErrorWithReason(absl::StatusCode::kFailedPrecondition,
-                             absl::StrCat("version ", request.version(), " of credential \"", name,
-                                          "\" is active; rotate to a new secret first"),
-                             "CREDENTIAL_VERSION_ACTIVE");
-    }
-    if (target->state == VersionState::kRetired) {
-      out = before;  // already retired: nothing to change
-      return absl::OkStatus();
-    }
-    TP_RETURN_IF_ERROR(
-        SetCredentialVersionState(db, name, request.version(), VersionState::kRetired, now));
-    row->revision += 1;
-    row->update_time = now;
-    TP_RETURN_IF_ERROR(UpdateCredentialRow(db, *row));
-    TP_ASSIGN_OR_RETURN(out, LoadCredential(db, name));
-    changes.push_back({"RetireCredentialVersion", kCredential, name, ToJson(before), ToJson(out)});
-    return absl::OkStatus();
-  }));
+  TP_RETURN_IF_ERROR(Commit(
+      actor, [&](SqliteDb& db, absl::Time now, std::vector<Change>& changes) -> absl::Status {
+        TP_ASSIGN_OR_RETURN(std::optional<CredentialRow> row, GetCredentialRow(db, name));
+        if (!row.has_value()) return CredentialNotFound(name);
+        TP_RETURN_IF_ERROR(CheckRevision(*row, request.revision()));
+        TP_ASSIGN_OR_RETURN(admin::v1::Credential before, LoadCredential(db, name));
+        TP_ASSIGN_OR_RETURN(std::vector<CredentialVersionRow> versions,
+                            ListCredentialVersions(db, name));
+        const CredentialVersionRow* target = nullptr;
+        for (const auto& v : versions) {
+          if (v.version == request.version()) target = &v;
+        }
+        if (target == nullptr) {
+          return ErrorWithReason(
+              absl::StatusCode::kNotFound,
+              absl::StrCat("credential \"", name, "\" has no version ", request.version()),
+              "NOT_FOUND");
+        }
+        if (target->state == VersionState::kActive) {
+          return ErrorWithReason(absl::StatusCode::kFailedPrecondition,
+                                 absl::StrCat("version ", request.version(), " of credential \"",
+                                              name, "\" is active; rotate to a new secret first"),
+                                 "CREDENTIAL_VERSION_ACTIVE");
+        }
+        if (target->state == VersionState::kRetired) {
+          out = before;  // already retired: nothing to change
+          return absl::OkStatus();
+        }
+        TP_RETURN_IF_ERROR(
+            SetCredentialVersionState(db, name, request.version(), VersionState::kRetired, now));
+        row->revision += 1;
+        row->update_time = now;
+        TP_RETURN_IF_ERROR(UpdateCredentialRow(db, *row));
+        TP_ASSIGN_OR_RETURN(out, LoadCredential(db, name));
+        changes.push_back(
+            {"RetireCredentialVersion", kCredential, name, ToJson(before), ToJson(out)});
+        return absl::OkStatus();
+      }));
   return out;
 }
 
 absl::StatusOr<int> ConfigAdmin::RetireExpiredCredentialVersions() {
   int retired = 0;
-  TP_RETURN_IF_ERROR(Commit("system", [&](SqliteDb& db, absl::Time now,
-                                          std::vector<Change>& changes) -> absl::Status {
-    TP_ASSIGN_OR_RETURN(auto due, VersionsDueForRetirement(db, now));
-    for (const auto& [name, version] : due) {
-      TP_ASSIGN_OR_RETURN(admin::v1::Credential before, LoadCredential(db, name));
-      TP_RETURN_IF_ERROR(SetCredentialVersionState(db, name, version, VersionState::kRetired, now));
-      TP_ASSIGN_OR_RETURN(std::optional<CredentialRow> row, GetCredentialRow(db, name));
-      if (!row.has_value()) return CredentialNotFound(name);
-      CredentialRow updated = *row;
-      updated.revision += 1;
-      updated.update_time = now;
-      TP_RETURN_IF_ERROR(UpdateCredentialRow(db, updated));
-      TP_ASSIGN_OR_RETURN(admin::v1::Credential after, LoadCredential(db, name));
-      changes.push_back({"RetireExpiredCredentialVersion", kCredential, name, ToJson(before),
-                         ToJson(after)});
-      ++retired;
-    }
-    return absl::OkStatus();
-  }));
+  TP_RETURN_IF_ERROR(Commit(
+      "system", [&](SqliteDb& db, absl::Time now, std::vector<Change>& changes) -> absl::Status {
+        TP_ASSIGN_OR_RETURN(auto due, VersionsDueForRetirement(db, now));
+        for (const auto& [name, version] : due) {
+          TP_ASSIGN_OR_RETURN(admin::v1::Credential before, LoadCredential(db, name));
+          TP_RETURN_IF_ERROR(
+              SetCredentialVersionState(db, name, version, VersionState::kRetired, now));
+          TP_ASSIGN_OR_RETURN(std::optional<CredentialRow> row, GetCredentialRow(db, name));
+          if (!row.has_value()) return CredentialNotFound(name);
+          CredentialRow updated = *row;
+          updated.revision += 1;
+          updated.update_time = now;
+          TP_RETURN_IF_ERROR(UpdateCredentialRow(db, updated));
+          TP_ASSIGN_OR_RETURN(admin::v1::Credential after, LoadCredential(db, name));
+          changes.push_back(
+              {"RetireExpiredCredentialVersion", kCredential, name, ToJson(before), ToJson(after)});
+          ++retired;
+        }
+        return absl::OkStatus();
+      }));
   return retired;
 }
 
@@ -335,49 +338,51 @@ absl::StatusOr<admin::v1::CreateCallerKeyResponse> ConfigAdmin::CreateCallerKey(
     TP_RETURN_IF_ERROR(v.ToStatus());
   }
   admin::v1::CreateCallerKeyResponse out;
-  TP_RETURN_IF_ERROR(Commit(actor, [&](SqliteDb& db, absl::Time now,
-                                       std::vector<Change>& changes) -> absl::Status {
-    TP_ASSIGN_OR_RETURN(std::optional<SpecRow> row, GetSpecRow(db, kCallersTable, caller));
-    if (!row.has_value()) {
-      return ErrorWithReason(absl::StatusCode::kNotFound,
-                             absl::StrCat("caller \"", caller, "\" does not exist"), "NOT_FOUND");
-    }
-    TP_ASSIGN_OR_RETURN(std::vector<CallerKeyRow> keys, ListCallerKeys(db, caller));
-    int valid = 0;
-    for (const auto& k : keys) valid += k.revoke_time.has_value() ? 0 : 1;
-    if (valid >= options_.max_keys_per_caller) {
-      return ErrorWithReason(absl::StatusCode::kFailedPrecondition,
-                             absl::StrCat("caller \"", caller, "\" already has ", valid,
-                                          " valid keys; revoke one first"),
-                             "TOO_MANY_KEYS");
-    }
-    TP_ASSIGN_OR_RETURN(std::string before, CallerAuditJson(db, *row));
-    TP_ASSIGN_OR_RETURN(GeneratedCallerKey key, GenerateCallerKey());
-    std::string id = key_id;
-    if (id.empty()) {
-      std::string id_bytes(8, '\0');
-      if (RAND_bytes(reinterpret_cast<unsigned char*>(id_bytes.data()), 8) != 1) {
-        return absl::InternalError("RAND_bytes failed");
-      }
-      id = absl::BytesToHexString(id_bytes);
-    }
-    CallerKeyRow k{id, caller, key.sha256_hex, key.display_prefix, now, std::nullopt};
-    absl::Status inserted = InsertCallerKey(db, k);
-    if (inserted.code() == absl::StatusCode::kAlreadyExists) {
-      return ErrorWithReason(absl::StatusCode::kAlreadyExists,
-                             absl::StrCat("a caller key with id \"", id, "\" already exists"),
-                             "ALREADY_EXISTS");
-    }
-    TP_RETURN_IF_ERROR(inserted);
-    row->revision += 1;
-    row->update_time = now;
-    TP_RETURN_IF_ERROR(UpdateSpecRow(db, kCallersTable, *row));
-    TP_ASSIGN_OR_RETURN(std::string after, CallerAuditJson(db, *row));
-    out.set_key(std::move(key.key));
-    *out.mutable_caller_key() = KeyToProto(k);
-    changes.push_back({"CreateCallerKey", "caller", caller, std::move(before), std::move(after)});
-    return absl::OkStatus();
-  }));
+  TP_RETURN_IF_ERROR(Commit(
+      actor, [&](SqliteDb& db, absl::Time now, std::vector<Change>& changes) -> absl::Status {
+        TP_ASSIGN_OR_RETURN(std::optional<SpecRow> row, GetSpecRow(db, kCallersTable, caller));
+        if (!row.has_value()) {
+          return ErrorWithReason(absl::StatusCode::kNotFound,
+                                 absl::StrCat("caller \"", caller, "\" does not exist"),
+                                 "NOT_FOUND");
+        }
+        TP_ASSIGN_OR_RETURN(std::vector<CallerKeyRow> keys, ListCallerKeys(db, caller));
+        int valid = 0;
+        for (const auto& k : keys) valid += k.revoke_time.has_value() ? 0 : 1;
+        if (valid >= options_.max_keys_per_caller) {
+          return ErrorWithReason(absl::StatusCode::kFailedPrecondition,
+                                 absl::StrCat("caller \"", caller, "\" already has ", valid,
+                                              " valid keys; revoke one first"),
+                                 "TOO_MANY_KEYS");
+        }
+        TP_ASSIGN_OR_RETURN(std::string before, CallerAuditJson(db, *row));
+        TP_ASSIGN_OR_RETURN(GeneratedCallerKey key, GenerateCallerKey());
+        std::string id = key_id;
+        if (id.empty()) {
+          std::string id_bytes(8, '\0');
+          if (RAND_bytes(reinterpret_cast<unsigned char*>(id_bytes.data()), 8) != 1) {
+            return absl::InternalError("RAND_bytes failed");
+          }
+          id = absl::BytesToHexString(id_bytes);
+        }
+        CallerKeyRow k{id, caller, key.sha256_hex, key.display_prefix, now, std::nullopt};
+        absl::Status inserted = InsertCallerKey(db, k);
+        if (inserted.code() == absl::StatusCode::kAlreadyExists) {
+          return ErrorWithReason(absl::StatusCode::kAlreadyExists,
+                                 absl::StrCat("a caller key with id \"", id, "\" already exists"),
+                                 "ALREADY_EXISTS");
+        }
+        TP_RETURN_IF_ERROR(inserted);
+        row->revision += 1;
+        row->update_time = now;
+        TP_RETURN_IF_ERROR(UpdateSpecRow(db, kCallersTable, *row));
+        TP_ASSIGN_OR_RETURN(std::string after, CallerAuditJson(db, *row));
+        out.set_key(std::move(key.key));
+        *out.mutable_caller_key() = KeyToProto(k);
+        changes.push_back(
+            {"CreateCallerKey", "caller", caller, std::move(before), std::move(after)});
+        return absl::OkStatus();
+      }));
   return out;
 }
 
@@ -391,35 +396,36 @@ absl::StatusOr<admin::v1::CallerKey> ConfigAdmin::RevokeCallerKey(const std::str
     TP_RETURN_IF_ERROR(v.ToStatus());
   }
   admin::v1::CallerKey out;
-  TP_RETURN_IF_ERROR(Commit(actor, [&](SqliteDb& db, absl::Time now,
-                                       std::vector<Change>& changes) -> absl::Status {
-    TP_ASSIGN_OR_RETURN(std::optional<SpecRow> row, GetSpecRow(db, kCallersTable, caller));
-    TP_ASSIGN_OR_RETURN(std::vector<CallerKeyRow> keys, ListCallerKeys(db, caller));
-    const CallerKeyRow* key = nullptr;
-    for (const auto& k : keys) {
-      if (k.key_id == key_id) key = &k;
-    }
-    if (!row.has_value() || key == nullptr) {
-      return ErrorWithReason(
-          absl::StatusCode::kNotFound,
-          absl::StrCat("caller \"", caller, "\" has no key \"", key_id, "\""), "NOT_FOUND");
-    }
-    if (key->revoke_time.has_value()) {  // already revoked: nothing to change
-      out = KeyToProto(*key);
-      return absl::OkStatus();
-    }
-    TP_ASSIGN_OR_RETURN(std::string before, CallerAuditJson(db, *row));
-    TP_RETURN_IF_ERROR(RevokeCallerKeyRow(db, key_id, now));
-    row->revision += 1;
-    row->update_time = now;
-    TP_RETURN_IF_ERROR(UpdateSpecRow(db, kCallersTable, *row));
-    TP_ASSIGN_OR_RETURN(std::string after, CallerAuditJson(db, *row));
-    CallerKeyRow revoked = *key;
-    revoked.revoke_time = now;
-    out = KeyToProto(revoked);
-    changes.push_back({"RevokeCallerKey", "caller", caller, std::move(before), std::move(after)});
-    return absl::OkStatus();
-  }));
+  TP_RETURN_IF_ERROR(Commit(
+      actor, [&](SqliteDb& db, absl::Time now, std::vector<Change>& changes) -> absl::Status {
+        TP_ASSIGN_OR_RETURN(std::optional<SpecRow> row, GetSpecRow(db, kCallersTable, caller));
+        TP_ASSIGN_OR_RETURN(std::vector<CallerKeyRow> keys, ListCallerKeys(db, caller));
+        const CallerKeyRow* key = nullptr;
+        for (const auto& k : keys) {
+          if (k.key_id == key_id) key = &k;
+        }
+        if (!row.has_value() || key == nullptr) {
+          return ErrorWithReason(
+              absl::StatusCode::kNotFound,
+              absl::StrCat("caller \"", caller, "\" has no key \"", key_id, "\""), "NOT_FOUND");
+        }
+        if (key->revoke_time.has_value()) {  // already revoked: nothing to change
+          out = KeyToProto(*key);
+          return absl::OkStatus();
+        }
+        TP_ASSIGN_OR_RETURN(std::string before, CallerAuditJson(db, *row));
+        TP_RETURN_IF_ERROR(RevokeCallerKeyRow(db, key_id, now));
+        row->revision += 1;
+        row->update_time = now;
+        TP_RETURN_IF_ERROR(UpdateSpecRow(db, kCallersTable, *row));
+        TP_ASSIGN_OR_RETURN(std::string after, CallerAuditJson(db, *row));
+        CallerKeyRow revoked = *key;
+        revoked.revoke_time = now;
+        out = KeyToProto(revoked);
+        changes.push_back(
+            {"RevokeCallerKey", "caller", caller, std::move(before), std::move(after)});
+        return absl::OkStatus();
+      }));
   return out;
 }
 

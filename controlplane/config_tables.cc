@@ -59,9 +59,9 @@ void BindRef(SqliteStatement& s, int index, const std::optional<std::string>& re
 
 absl::StatusOr<std::optional<SpecRow>> GetSpecRow(SqliteDb& db, const SpecTable& t,
                                                   const std::string& name) {
-  TP_ASSIGN_OR_RETURN(SqliteStatement s,
-                      db.Prepare(absl::StrCat("SELECT ", SpecColumns(t), " FROM ", t.table,
-                                              " WHERE name = ?")));
+  TP_ASSIGN_OR_RETURN(
+      SqliteStatement s,
+      db.Prepare(absl::StrCat("SELECT ", SpecColumns(t), " FROM ", t.table, " WHERE name = ?")));
   s.Bind(1, name);
   TP_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<SpecRow>();
@@ -84,10 +84,10 @@ absl::StatusOr<std::vector<SpecRow>> ListSpecRows(SqliteDb& db, const SpecTable&
 }
 
 absl::Status InsertSpecRow(SqliteDb& db, const SpecTable& t, const SpecRow& row) {
-  TP_ASSIGN_OR_RETURN(
-      SqliteStatement s,
-      db.Prepare(absl::StrCat("INSERT INTO ", t.table, " (", SpecColumns(t), ") VALUES (?, ?, ?, ?, ?",
-                              t.ref_column != nullptr ? ", ?" : "", ")")));
+  TP_ASSIGN_OR_RETURN(SqliteStatement s,
+                      db.Prepare(absl::StrCat("INSERT INTO ", t.table, " (", SpecColumns(t),
+                                              ") VALUES (?, ?, ?, ?, ?",
+                                              t.ref_column != nullptr ? ", ?" : "", ")")));
   s.Bind(1, row.name).Bind(2, row.spec_json).Bind(3, row.revision);
   s.Bind(4, Micros(row.create_time)).Bind(5, Micros(row.update_time));
   if (t.ref_column != nullptr) BindRef(s, 6, row.ref);
@@ -95,12 +95,11 @@ absl::Status InsertSpecRow(SqliteDb& db, const SpecTable& t, const SpecRow& row)
 }
 
 absl::Status UpdateSpecRow(SqliteDb& db, const SpecTable& t, const SpecRow& row) {
-  TP_ASSIGN_OR_RETURN(
-      SqliteStatement s,
-      db.Prepare(absl::StrCat("UPDATE ", t.table, " SET spec = ?, revision = ?, update_time = ?",
-                              t.ref_column != nullptr ? absl::StrCat(", ", t.ref_column, " = ?")
-                                                      : "",
-                              " WHERE name = ?")));
+  TP_ASSIGN_OR_RETURN(SqliteStatement s,
+                      db.Prepare(absl::StrCat(
+                          "UPDATE ", t.table, " SET spec = ?, revision = ?, update_time = ?",
+                          t.ref_column != nullptr ? absl::StrCat(", ", t.ref_column, " = ?") : "",
+                          " WHERE name = ?")));
   s.Bind(1, row.spec_json).Bind(2, row.revision).Bind(3, Micros(row.update_time));
   int next = 4;
   if (t.ref_column != nullptr) BindRef(s, next++, row.ref);
@@ -125,7 +124,8 @@ absl::Status ReplaceRouteTargets(SqliteDb& db, const std::string& route,
   for (size_t i = 0; i < targets.size(); ++i) {
     TP_ASSIGN_OR_RETURN(
         SqliteStatement ins,
-        db.Prepare("INSERT INTO route_targets (route, position, provider, model) VALUES (?, ?, ?, ?)"));
+        db.Prepare(
+            "INSERT INTO route_targets (route, position, provider, model) VALUES (?, ?, ?, ?)"));
     ins.Bind(1, route).Bind(2, static_cast<int64_t>(i)).Bind(3, targets[i].provider);
     ins.Bind(4, targets[i].model);
     TP_RETURN_IF_ERROR(ins.Run());
@@ -139,7 +139,8 @@ absl::StatusOr<std::vector<std::string>> RoutesUsingProvider(SqliteDb& db,
                provider);
 }
 
-absl::StatusOr<std::vector<std::string>> PricesOfProvider(SqliteDb& db, const std::string& provider) {
+absl::StatusOr<std::vector<std::string>> PricesOfProvider(SqliteDb& db,
+                                                          const std::string& provider) {
   return Names(db, "SELECT name FROM prices WHERE provider = ? ORDER BY name", provider);
 }
 
@@ -177,8 +178,14 @@ absl::Status AppendAudit(SqliteDb& db, const AuditRecord& r) {
                  "before_json, after_json, config_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
   s.Bind(1, Micros(r.time)).Bind(2, r.actor).Bind(3, r.action).Bind(4, r.resource_type);
   s.Bind(5, r.resource_name);
-  if (r.before_json.empty()) s.BindNull(6); else s.Bind(6, r.before_json);
-  if (r.after_json.empty()) s.BindNull(7); else s.Bind(7, r.after_json);
+  if (r.before_json.empty())
+    s.BindNull(6);
+  else
+    s.Bind(6, r.before_json);
+  if (r.after_json.empty())
+    s.BindNull(7);
+  else
+    s.Bind(7, r.after_json);
   s.Bind(8, r.config_version);
   return s.Run();
 }
@@ -244,9 +251,9 @@ CredentialRow ReadCredentialRow(const SqliteStatement& s) {
 
 absl::StatusOr<std::optional<CredentialRow>> GetCredentialRow(SqliteDb& db,
                                                               const std::string& name) {
-  TP_ASSIGN_OR_RETURN(SqliteStatement s,
-                      db.Prepare(absl::StrCat("SELECT ", kCredentialColumns,
-                                              " FROM credentials WHERE name = ?")));
+  TP_ASSIGN_OR_RETURN(
+      SqliteStatement s,
+      db.Prepare(absl::StrCat("SELECT ", kCredentialColumns, " FROM credentials WHERE name = ?")));
   s.Bind(1, name);
   TP_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<CredentialRow>();
@@ -324,7 +331,10 @@ absl::Status InsertCredentialVersion(SqliteDb& db, const std::string& name,
       db.Prepare("INSERT INTO credential_versions (credential, version, state, sealed, "
                  "fingerprint, create_time, retire_time) VALUES (?, ?, ?, ?, ?, ?, ?)"));
   s.Bind(1, name).Bind(2, r.version).Bind(3, static_cast<int64_t>(r.state));
-  if (r.sealed.has_value()) s.BindBlob(4, *r.sealed); else s.BindNull(4);
+  if (r.sealed.has_value())
+    s.BindBlob(4, *r.sealed);
+  else
+    s.BindNull(4);
   s.Bind(5, r.fingerprint).Bind(6, Micros(r.create_time)).Bind(7, Micros(r.retire_time));
   return s.Run();
 }

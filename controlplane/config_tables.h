@@ -63,7 +63,8 @@ absl::Status ReplaceRouteTargets(SqliteDb& db, const std::string& route,
 // Names of rows that reference a provider / credential (for FAILED_PRECONDITION messages).
 absl::StatusOr<std::vector<std::string>> RoutesUsingProvider(SqliteDb& db,
                                                              const std::string& provider);
-absl::StatusOr<std::vector<std::string>> PricesOfProvider(SqliteDb& db, const std::string& provider);
+absl::StatusOr<std::vector<std::string>> PricesOfProvider(SqliteDb& db,
+                                                          const std::string& provider);
 absl::StatusOr<std::vector<std::string>> ProvidersUsingCredential(SqliteDb& db,
                                                                   const std::string& credential);
 

@@ -35,12 +35,12 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(Options option
   TP_ASSIGN_OR_RETURN(cp->store_, Store::Open(store_options, EmbeddedMigrations()));
   TP_ASSIGN_OR_RETURN(cp->box_, SecretBox::Create(master_key));
   SnapshotCache* cache = &cp->cache_;
-  TP_ASSIGN_OR_RETURN(
-      cp->admin_,
-      ConfigAdmin::Create(
-          *cp->store_, *cp->box_, clock,
-          [cache](std::shared_ptr<const config::v1::Snapshot> s) { cache->Publish(std::move(s)); },
-          options.admin));
+  TP_ASSIGN_OR_RETURN(cp->admin_, ConfigAdmin::Create(
+                                      *cp->store_, *cp->box_, clock,
+                                      [cache](std::shared_ptr<const config::v1::Snapshot> s) {
+                                        cache->Publish(std::move(s));
+                                      },
+                                      options.admin));
   cp->admin_service_ = std::make_unique<AdminServiceImpl>(*cp->admin_, cp->registry_);
   cp->watch_service_ = std::make_unique<WatchService>(cp->cache_, cp->registry_);
 
@@ -70,9 +70,8 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(Options option
                      " (address in use, not local, or TLS files unreadable)"));
   }
   cp->server_->GetHealthCheckService()->SetServingStatus(true);
-  cp->sweeper_ = std::thread([raw = cp.get(), interval = options.retire_sweep_interval] {
-    raw->SweepLoop(interval);
-  });
+  cp->sweeper_ = std::thread(
+      [raw = cp.get(), interval = options.retire_sweep_interval] { raw->SweepLoop(interval); });
   return cp;
 }
 

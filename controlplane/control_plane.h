@@ -24,8 +24,8 @@
 #include "controlplane/snapshot_cache.h"
 #include "controlplane/store.h"
 #include "controlplane/watch_service.h"
-#include "grpcpp/server.h"
 #include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
 
 namespace turnpike::controlplane {
 
@@ -43,7 +43,8 @@ class ControlPlane {
   };
 
   // Opens the database, checks the master key, publishes the current snapshot and starts
-  // serving. Errors name the cause (database locked, corrupt, newer; wrong master key; port in use).
+  // serving. Errors name the cause (database locked, corrupt, newer; wrong master key; port in
+  // use).
   static absl::StatusOr<std::unique_ptr<ControlPlane>> Start(Options options,
                                                              const MasterKey& master_key,
                                                              Clock& clock);

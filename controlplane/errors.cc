@@ -60,7 +60,8 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
     any->set_value(std::string(payload));
   });
   if (rpc.details_size() == 0) {
-    return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+    return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                        std::string(status.message()));
   }
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()),
                       rpc.SerializeAsString());

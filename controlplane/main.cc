@@ -58,7 +58,8 @@ absl::StatusOr<MasterKey> LoadMasterKey() {
   const std::string file = absl::GetFlag(FLAGS_master_key_file);
   const char* env = std::getenv("TURNPIKE_MASTER_KEY");
   if (!file.empty()) {
-    if (env != nullptr) spdlog::warn("both --master_key_file and TURNPIKE_MASTER_KEY set; using the file");
+    if (env != nullptr)
+      spdlog::warn("both --master_key_file and TURNPIKE_MASTER_KEY set; using the file");
     struct stat st;
     if (stat(file.c_str(), &st) == 0 && (st.st_mode & 0077) != 0) {
       spdlog::warn("master key file {} is readable by group or others; chmod 0400 it", file);
@@ -66,13 +67,15 @@ absl::StatusOr<MasterKey> LoadMasterKey() {
     absl::StatusOr<std::string> text = ReadFile(file);
     if (!text.ok()) return text.status();
     absl::StatusOr<MasterKey> key = MasterKey::Parse(*text);
-    if (!key.ok()) return absl::InvalidArgumentError(absl::StrCat(file, ": ", key.status().message()));
+    if (!key.ok())
+      return absl::InvalidArgumentError(absl::StrCat(file, ": ", key.status().message()));
     return key;
   }
   if (env != nullptr) {
     absl::StatusOr<MasterKey> key = MasterKey::Parse(env);
     if (!key.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("TURNPIKE_MASTER_KEY: ", key.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("TURNPIKE_MASTER_KEY: ", key.status().message()));
     }
     return key;
   }
@@ -97,7 +100,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
     return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
   }
   if (cert.empty()) {
-    if (!ca.empty()) return absl::InvalidArgumentError("--tls_client_ca needs --tls_cert/--tls_key");
+    if (!ca.empty())
+      return absl::InvalidArgumentError("--tls_client_ca needs --tls_cert/--tls_key");
     if (!turnpike::controlplane::IsLoopbackAddress(listen)) {
       if (!absl::GetFlag(FLAGS_allow_insecure_non_loopback)) {
         return absl::FailedPreconditionError(absl::StrCat(
@@ -146,7 +150,8 @@ int Fail(const absl::Status& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("turnpike-control: Turnpike's control plane (admin API + config watch)");
+  absl::SetProgramUsageMessage(
+      "turnpike-control: Turnpike's control plane (admin API + config watch)");
   absl::ParseCommandLine(argc, argv);
 
   // Signals are taken by sigwait() below; block them before any thread starts.
@@ -207,12 +212,11 @@ int main(int argc, char** argv) {
         return std::vector<MetricSample>{{{"connected"}, static_cast<double>(connected)},
                                          {{"current"}, static_cast<double>(current)}};
       });
-  metrics.AddCollector("turnpike_control_active_calls",
-                       "gRPC calls in flight (admin calls and watch streams).", Type::kGauge, {},
-                       [raw] {
-                         return std::vector<MetricSample>{
-                             {{}, static_cast<double>(raw->active_calls())}};
-                       });
+  metrics.AddCollector(
+      "turnpike_control_active_calls", "gRPC calls in flight (admin calls and watch streams).",
+      Type::kGauge, {}, [raw] {
+        return std::vector<MetricSample>{{{}, static_cast<double>(raw->active_calls())}};
+      });
   metrics.AddCollector("process_resident_memory_bytes", "Resident memory size in bytes.",
                        Type::kGauge, {}, [] {
                          return std::vector<MetricSample>{{{}, turnpike::ProcessResidentBytes()}};
@@ -223,9 +227,10 @@ int main(int argc, char** argv) {
         turnpike::MetricsHttpServer::Start(listen, metrics);
     if (!started.ok()) {
       (*cp)->Shutdown(absl::ZeroDuration());
-      return Fail(absl::Status(started.status().code(),
-                               absl::StrCat(started.status().message(),
-                                            " (set --metrics_listen, or empty to disable /metrics)")));
+      return Fail(
+          absl::Status(started.status().code(),
+                       absl::StrCat(started.status().message(),
+                                    " (set --metrics_listen, or empty to disable /metrics)")));
     }
     metrics_server = *std::move(started);
     const std::string metrics_port_file = absl::GetFlag(FLAGS_metrics_port_file);
@@ -243,7 +248,8 @@ int main(int argc, char** argv) {
 
   int sig = 0;
   sigwait(&signals, &sig);
-  spdlog::info("turnpike-control: {} received, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  spdlog::info("turnpike-control: {} received, shutting down",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT");
   if (metrics_server != nullptr) metrics_server->Stop();
   (*cp)->Shutdown(absl::Seconds(5));
   spdlog::info("turnpike-control: stopped");

@@ -31,10 +31,10 @@ absl::StatusOr<int64_t> RunMigrations(SqliteDb& db, absl::Span<const Migration> 
         ", no application_id); refusing to modify it"));
   }
   if (version > newest) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "database ", db.path(), " has schema version ", version,
-        ", newer than this turnpike-control supports (", newest,
-        "); run a newer turnpike-control or restore a backup made by this version"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("database ", db.path(), " has schema version ", version,
+                     ", newer than this turnpike-control supports (", newest,
+                     "); run a newer turnpike-control or restore a backup made by this version"));
   }
   for (int64_t next = version + 1; next <= newest; ++next) {
     const Migration& m = migrations[next - 1];
@@ -44,8 +44,8 @@ absl::StatusOr<int64_t> RunMigrations(SqliteDb& db, absl::Span<const Migration> 
       TP_ASSIGN_OR_RETURN(int64_t current, db.QueryInt("PRAGMA user_version"));
       if (current >= next) return absl::OkStatus();
       if (current != next - 1) {
-        return absl::AbortedError(absl::StrCat("schema version changed to ", current,
-                                               " while migrating; restart"));
+        return absl::AbortedError(
+            absl::StrCat("schema version changed to ", current, " while migrating; restart"));
       }
       absl::Status applied = db.Exec(m.sql);
       if (!applied.ok()) {

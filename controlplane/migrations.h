@@ -16,8 +16,8 @@
 namespace turnpike::controlplane {
 
 struct Migration {
-  int64_t version;         // NNNN from the file name; versions are 1, 2, 3, ... without gaps
-  const char* name;        // file name, e.g. "0001_initial.sql"
+  int64_t version;   // NNNN from the file name; versions are 1, 2, 3, ... without gaps
+  const char* name;  // file name, e.g. "0001_initial.sql"
   const char* sql;
 };
 

@@ -115,11 +115,11 @@ absl::StatusOr<std::string> GcmDecrypt(std::string_view key, std::string_view no
   std::string out(ciphertext.size(), '\0');
   auto* o = reinterpret_cast<unsigned char*>(out.data());
   std::string tag_copy(tag);
-  bool ok = EVP_DecryptInit_ex2(c.ctx, EVP_aes_256_gcm(), U(key), U(nonce), nullptr) == 1 &&
-            EVP_DecryptUpdate(c.ctx, nullptr, &len, U(aad), static_cast<int>(aad.size())) == 1 &&
-            EVP_DecryptUpdate(c.ctx, o, &len, U(ciphertext), static_cast<int>(ciphertext.size())) ==
-                1 &&
-            EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, kTagLen, tag_copy.data()) == 1;
+  bool ok =
+      EVP_DecryptInit_ex2(c.ctx, EVP_aes_256_gcm(), U(key), U(nonce), nullptr) == 1 &&
+      EVP_DecryptUpdate(c.ctx, nullptr, &len, U(aad), static_cast<int>(aad.size())) == 1 &&
+      EVP_DecryptUpdate(c.ctx, o, &len, U(ciphertext), static_cast<int>(ciphertext.size())) == 1 &&
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, kTagLen, tag_copy.data()) == 1;
   int final_len = 0;
   if (!ok || EVP_DecryptFinal_ex(c.ctx, o + len, &final_len) <= 0) {
     Cleanse(out);
@@ -231,14 +231,15 @@ absl::StatusOr<std::string> SecretBox::Open(std::string_view sealed, std::string
     return absl::DataLossError(absl::StrCat(what, ": sealed secret is malformed"));
   }
   if (static_cast<unsigned char>(sealed[3]) != kFormatV1) {
-    return absl::DataLossError(absl::StrCat(what, ": unknown sealed format ",
-                                            static_cast<int>(static_cast<unsigned char>(sealed[3]))));
+    return absl::DataLossError(absl::StrCat(
+        what, ": unknown sealed format ", static_cast<int>(static_cast<unsigned char>(sealed[3]))));
   }
   std::string_view key_id = sealed.substr(4, kKeyIdLen);
   if (key_id != key_id_) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        what, ": sealed under master key id ", absl::BytesToHexString(absl::string_view(key_id.data(), key_id.size())),
-        ", but the configured master key has id ", key_id_hex_));
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, ": sealed under master key id ",
+                     absl::BytesToHexString(absl::string_view(key_id.data(), key_id.size())),
+                     ", but the configured master key has id ", key_id_hex_));
   }
   std::string aad = Aad(key_id_, name, version);
   std::string_view p = sealed.substr(kWrapOffset);
@@ -250,8 +251,9 @@ absl::StatusOr<std::string> SecretBox::Open(std::string_view sealed, std::string
         what, ": cannot be opened (tampered with, or bound to another credential or version)"));
   }
   std::string_view d = sealed.substr(kDataOffset);
-  absl::StatusOr<std::string> pt = GcmDecrypt(*dek, d.substr(0, kNonceLen), aad,
-                                              d.substr(kNonceLen + kTagLen), d.substr(kNonceLen, kTagLen));
+  absl::StatusOr<std::string> pt =
+      GcmDecrypt(*dek, d.substr(0, kNonceLen), aad, d.substr(kNonceLen + kTagLen),
+                 d.substr(kNonceLen, kTagLen));
   Cleanse(*dek);
   if (!pt.ok()) {
     return absl::DataLossError(absl::StrCat(

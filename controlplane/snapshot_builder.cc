@@ -52,8 +52,8 @@ absl::StatusOr<config::v1::Snapshot> BuildSnapshot(SqliteDb& db, const SecretBox
     *snap.add_routes() = std::move(r);
     return absl::OkStatus();
   }));
-  TP_RETURN_IF_ERROR(ReadAll<config::v1::Caller>(
-      db, kCallersTable, [&](config::v1::Caller c) -> absl::Status {
+  TP_RETURN_IF_ERROR(
+      ReadAll<config::v1::Caller>(db, kCallersTable, [&](config::v1::Caller c) -> absl::Status {
         c.clear_key_sha256();
         TP_ASSIGN_OR_RETURN(std::vector<CallerKeyRow> keys, ListCallerKeys(db, c.name()));
         for (const auto& k : keys) {

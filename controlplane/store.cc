@@ -29,8 +29,8 @@ absl::Status Configure(SqliteDb& db, absl::Duration busy_timeout) {
 absl::Status CheckReadable(SqliteDb& db) {
   absl::StatusOr<int64_t> v = db.QueryInt("PRAGMA schema_version");
   if (!v.ok()) {
-    return absl::Status(v.status().code(),
-                        absl::StrCat("cannot read database ", db.path(), ": ", v.status().message()));
+    return absl::Status(v.status().code(), absl::StrCat("cannot read database ", db.path(), ": ",
+                                                        v.status().message()));
   }
   return absl::OkStatus();
 }
@@ -42,8 +42,8 @@ absl::Status CheckIntegrity(SqliteDb& db, bool full) {
   while (true) {
     absl::StatusOr<bool> row = stmt.Step();
     if (!row.ok()) {
-      return absl::DataLossError(absl::StrCat("integrity check of ", db.path(),
-                                              " failed: ", row.status().message()));
+      return absl::DataLossError(
+          absl::StrCat("integrity check of ", db.path(), " failed: ", row.status().message()));
     }
     if (!*row) break;
     std::string line = stmt.ColumnText(0);
@@ -61,9 +61,9 @@ absl::Status CheckForeignKeys(SqliteDb& db) {
   TP_ASSIGN_OR_RETURN(SqliteStatement stmt, db.Prepare("PRAGMA foreign_key_check"));
   TP_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (row) {
-    return absl::DataLossError(absl::StrCat("database ", db.path(), " breaks referential integrity (",
-                                            stmt.ColumnText(0), " row ", stmt.ColumnInt(1),
-                                            "); restore it from a backup"));
+    return absl::DataLossError(
+        absl::StrCat("database ", db.path(), " breaks referential integrity (", stmt.ColumnText(0),
+                     " row ", stmt.ColumnInt(1), "); restore it from a backup"));
   }
   return absl::OkStatus();
 }
@@ -93,9 +93,9 @@ absl::StatusOr<int> AcquireLockFile(const std::string& db_path) {
     int err = errno;
     close(fd);
     if (err == EWOULDBLOCK) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("database ", db_path, " is in use by another turnpike-control (", lock_path,
-                       " is locked); stop it first"));
+      return absl::FailedPreconditionError(absl::StrCat("database ", db_path,
+                                                        " is in use by another turnpike-control (",
+                                                        lock_path, " is locked); stop it first"));
     }
     return absl::FailedPreconditionError(
         absl::StrCat("cannot lock ", lock_path, ": ", std::strerror(err)));
@@ -131,8 +131,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const Options& options,
   if (absl::Status s = Configure(**reader, options.busy_timeout); !s.ok()) return fail(s);
   if (absl::Status s = (*reader)->Exec("PRAGMA query_only = ON"); !s.ok()) return fail(s);
 
-  return std::unique_ptr<Store>(new Store(options.path, lock_fd, *version, *std::move(writer),
-                                          *std::move(reader)));
+  return std::unique_ptr<Store>(
+      new Store(options.path, lock_fd, *version, *std::move(writer), *std::move(reader)));
 }
 
 Store::Store(std::string path, int lock_fd, int64_t schema_version,

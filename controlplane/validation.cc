@@ -98,8 +98,8 @@ bool IsValidName(std::string_view name) {
   if (name.empty() || name.size() > 63) return false;
   if (!absl::ascii_isalnum(static_cast<unsigned char>(name[0]))) return false;
   for (char ch : name) {
-    bool ok = absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' ||
-              ch == '.';
+    bool ok =
+        absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.';
     if (!ok) return false;
   }
   return true;
@@ -119,15 +119,17 @@ void ValidateProvider(const Provider& p, const std::string& path, SpecMode mode,
   ValidateName(p.name(), F(path, "name"), v);
   if (p.kind() == config::v1::PROVIDER_KIND_UNSPECIFIED ||
       !config::v1::ProviderKind_IsValid(p.kind())) {
-    v.Add(F(path, "kind"), "must be one of PROVIDER_KIND_OPENAI, PROVIDER_KIND_AZURE_OPENAI, "
-                           "PROVIDER_KIND_ANTHROPIC, PROVIDER_KIND_GEMINI, "
-                           "PROVIDER_KIND_OPENAI_COMPATIBLE");
+    v.Add(F(path, "kind"),
+          "must be one of PROVIDER_KIND_OPENAI, PROVIDER_KIND_AZURE_OPENAI, "
+          "PROVIDER_KIND_ANTHROPIC, PROVIDER_KIND_GEMINI, "
+          "PROVIDER_KIND_OPENAI_COMPATIBLE");
   }
   ValidateBaseUrl(p.base_url(), F(path, "base_url"), v);
   if (p.kind() == config::v1::PROVIDER_KIND_AZURE_OPENAI && p.api_version().empty()) {
     v.Add(F(path, "api_version"), "is required for PROVIDER_KIND_AZURE_OPENAI");
   }
-  if (!p.api_version().empty() && (p.api_version().size() > 64 || !IsPrintableNoSpace(p.api_version()))) {
+  if (!p.api_version().empty() &&
+      (p.api_version().size() > 64 || !IsPrintableNoSpace(p.api_version()))) {
     v.Add(F(path, "api_version"), "must be at most 64 printable characters without spaces");
   }
   if (!config::v1::CompatFlavor_IsValid(p.compat_flavor())) {

@@ -176,9 +176,9 @@ grpc::ServerBidiReactor<WatchRequest, WatchResponse>* WatchService::Watch(
   return new WatchReactor(context, cache_, registry_, next_stream_id_.fetch_add(1));
 }
 
-grpc::ServerUnaryReactor* WatchService::ReportHealth(
-    grpc::CallbackServerContext* context, const config::v1::ReportHealthRequest* request,
-    config::v1::ReportHealthResponse*) {
+grpc::ServerUnaryReactor* WatchService::ReportHealth(grpc::CallbackServerContext* context,
+                                                     const config::v1::ReportHealthRequest* request,
+                                                     config::v1::ReportHealthResponse*) {
   Violations v;
   if (request->node_id().empty() || request->node_id().size() > kMaxNodeIdLength) {
     v.Add("node_id", "must be 1-256 characters");

@@ -53,8 +53,8 @@ absl::StatusOr<Authorization> Authorize(const RuntimeConfig& config,
     return result;
   }
   if (!caller->Allows(capability)) {
-    absl::Status status = absl::PermissionDeniedError(
-        absl::StrCat("caller \"", caller->name, "\" may not use capability \"", Absl(capability), "\""));
+    absl::Status status = absl::PermissionDeniedError(absl::StrCat(
+        "caller \"", caller->name, "\" may not use capability \"", Absl(capability), "\""));
     AttachReason(status, "CAPABILITY_NOT_ALLOWED");
     return status;
   }

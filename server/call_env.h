@@ -1,7 +1,7 @@
 // What every asynchronous call object needs from the server: the raw services to request calls
-// on, its completion queue, the config store, the upstream loop and the resilience state. Owned by GatewayServer and
-// outlives every call. The tag protocol: each CQ tag is a CallTag whose call->Proceed(kind, ok)
-// runs on the completion-queue thread.
+// on, its completion queue, the config store, the upstream loop and the resilience state. Owned by
+// GatewayServer and outlives every call. The tag protocol: each CQ tag is a CallTag whose
+// call->Proceed(kind, ok) runs on the completion-queue thread.
 #ifndef TURNPIKE_SERVER_CALL_ENV_H_
 #define TURNPIKE_SERVER_CALL_ENV_H_
 
@@ -23,7 +23,8 @@ namespace turnpike {
 // a precise INVALID_ARGUMENT, and responses are serialized once into a reusable buffer.
 using RawCompletionService = v1::CompletionService::WithRawMethod_StreamCompletion<
     v1::CompletionService::WithRawMethod_Complete<v1::CompletionService::Service>>;
-using RawEmbeddingService = v1::EmbeddingService::WithRawMethod_Embed<v1::EmbeddingService::Service>;
+using RawEmbeddingService =
+    v1::EmbeddingService::WithRawMethod_Embed<v1::EmbeddingService::Service>;
 
 struct CallEnv {
   RawCompletionService* completion = nullptr;

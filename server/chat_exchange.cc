@@ -317,8 +317,8 @@ absl::Status ChatExchange::AttemptResult(const absl::Status& transfer_status) {
   if (!attempt_error_.ok()) return attempt_error_;
   if (first_token_timed_out_ && transfer_status.code() == absl::StatusCode::kCancelled &&
       !cancelled_.load()) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        "upstream sent no token within ", absl::FormatDuration(first_token_timeout_)));
+    return absl::DeadlineExceededError(
+        absl::StrCat("upstream sent no token within ", absl::FormatDuration(first_token_timeout_)));
   }
   if (http_status_ >= 200 && http_status_ < 300) {
     if (!transfer_status.ok()) {
@@ -421,8 +421,8 @@ void ChatExchange::GiveUp(absl::Duration retry_hint) {
   absl::Status status = last_error_;
   if (status.ok()) {
     // No attempt ran: every target was skipped (rate-limit cool-downs beyond the deadline).
-    status = absl::UnavailableError(absl::StrCat(
-        "no target of capability \"", route_->capability, "\" is available now"));
+    status = absl::UnavailableError(
+        absl::StrCat("no target of capability \"", route_->capability, "\" is available now"));
   }
   if (availability_failure && route_->degradation.force_unavailable &&
       status.code() != absl::StatusCode::kUnavailable) {

@@ -140,7 +140,7 @@ class ChatExchange : public TransferHandler,
   bool attempt_running_ = false;
   bool committed_ = false;
   bool done_ = false;
-  absl::Status last_error_;      // of the last failed attempt
+  absl::Status last_error_;  // of the last failed attempt
   FailureKind last_kind_ = FailureKind::kNone;
   std::string text_;  // text delivered (unary mode collects it here too)
   v1::CompletionStart start_;

@@ -54,15 +54,17 @@ ChatRequest ToChatRequest(const v1::StreamCompletionRequest& r) {
 }
 
 void LogAccess(const char* method, const v1::StreamCompletionRequest& request,
-               const std::string& caller, const v1::CompletionStart& start, const absl::Status& status,
-               const v1::CompletionFinish& finish, absl::Duration latency) {
+               const std::string& caller, const v1::CompletionStart& start,
+               const absl::Status& status, const v1::CompletionFinish& finish,
+               absl::Duration latency) {
   spdlog::info(
       "access method={} request_id={} capability={} caller={} provider={} model={} status={} "
       "input_tokens={} output_tokens={} cost_usd_micros={} attempts={} latency_ms={:.3f}",
       method, request.request_id(), request.capability(), caller.empty() ? "-" : caller,
-      start.provider().empty() ? "-" : start.provider(), start.model().empty() ? "-" : start.model(),
-      absl::StatusCodeToString(status.code()), finish.usage().input_tokens(),
-      finish.usage().output_tokens(), finish.usage().cost_usd_micros(), finish.attempts_size(),
+      start.provider().empty() ? "-" : start.provider(),
+      start.model().empty() ? "-" : start.model(), absl::StatusCodeToString(status.code()),
+      finish.usage().input_tokens(), finish.usage().output_tokens(),
+      finish.usage().cost_usd_micros(), finish.attempts_size(),
       absl::ToDoubleMilliseconds(latency));
 }
 
@@ -219,10 +221,9 @@ class StreamCall final : public CallBase, public ChatListener {
       return;
     }
     Ref();  // for the exchange, released in OnDone
-    auto exchange = std::make_shared<ChatExchange>(std::move(config), auth_.route,
-                                                   ToChatRequest(request_), /*stream=*/true,
-                                                   *env_->loop, *env_->resilience, this,
-                                                   DeadlineOf(ctx_), env_->metrics);
+    auto exchange = std::make_shared<ChatExchange>(
+        std::move(config), auth_.route, ToChatRequest(request_), /*stream=*/true, *env_->loop,
+        *env_->resilience, this, DeadlineOf(ctx_), env_->metrics);
     overhead_ = exchange->overhead();
     {
       absl::MutexLock lock(&mu_);
@@ -404,7 +405,8 @@ class CompleteCall final : public CallBase, public ChatListener {
     request_buffer_.Clear();
     if (!status.ok()) {
       if (env_->access_log) {
-        LogAccess("Complete", request_, auth_.caller, {}, status, {}, absl::Nanoseconds(MonotonicNanos() - start_nanos_));
+        LogAccess("Complete", request_, auth_.caller, {}, status, {},
+                  absl::Nanoseconds(MonotonicNanos() - start_nanos_));
       }
       RecordRejected(env_, GatewayMetrics::Method::kComplete, auth_, status, start_nanos_);
       absl::MutexLock lock(&mu_);
@@ -413,10 +415,9 @@ class CompleteCall final : public CallBase, public ChatListener {
       return;
     }
     Ref();  // exchange
-    auto exchange = std::make_shared<ChatExchange>(std::move(config), auth_.route,
-                                                   ToChatRequest(request_), /*stream=*/false,
-                                                   *env_->loop, *env_->resilience, this,
-                                                   DeadlineOf(ctx_), env_->metrics);
+    auto exchange = std::make_shared<ChatExchange>(
+        std::move(config), auth_.route, ToChatRequest(request_), /*stream=*/false, *env_->loop,
+        *env_->resilience, this, DeadlineOf(ctx_), env_->metrics);
     overhead_ = exchange->overhead();
     {
       absl::MutexLock lock(&mu_);

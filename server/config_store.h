@@ -14,7 +14,9 @@ namespace turnpike {
 class ConfigStore {
  public:
   // nullptr until the first config is applied.
-  std::shared_ptr<const RuntimeConfig> Get() const { return current_.load(std::memory_order_acquire); }
+  std::shared_ptr<const RuntimeConfig> Get() const {
+    return current_.load(std::memory_order_acquire);
+  }
   void Set(std::shared_ptr<const RuntimeConfig> config) {
     current_.store(std::move(config), std::memory_order_release);
   }

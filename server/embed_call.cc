@@ -33,8 +33,13 @@ class EmbedExchange : public TransferHandler, public std::enable_shared_from_thi
   EmbedExchange(std::shared_ptr<const RuntimeConfig> config, const RouteEntry* route,
                 const v1::EmbedRequest* request, UpstreamLoop& loop, Resilience& resilience,
                 absl::Time deadline, DoneFn done)
-      : config_(std::move(config)), route_(route), request_(request), loop_(loop),
-        resilience_(resilience), client_deadline_(deadline), done_(std::move(done)) {}
+      : config_(std::move(config)),
+        route_(route),
+        request_(request),
+        loop_(loop),
+        resilience_(resilience),
+        client_deadline_(deadline),
+        done_(std::move(done)) {}
 
   void Start() {
     auto self = shared_from_this();
@@ -129,15 +134,15 @@ class EmbedExchange : public TransferHandler, public std::enable_shared_from_thi
 
   void Run(const AttemptPlanner::Step& step) {
     if (step.kind == AttemptPlanner::Step::Kind::kGiveUp) {
-      absl::Status status = last_error_.ok()
-                                ? absl::UnavailableError(absl::StrCat(
-                                      "no target of capability \"", route_->capability,
-                                      "\" is available now"))
-                                : last_error_;
+      absl::Status status =
+          last_error_.ok()
+              ? absl::UnavailableError(absl::StrCat("no target of capability \"",
+                                                    route_->capability, "\" is available now"))
+              : last_error_;
       if (step.retry_hint > absl::ZeroDuration() &&
           status.code() == absl::StatusCode::kUnavailable && !ProviderErrorFromStatus(status)) {
-        AttachRetryInfo(status, absl::ToInt64Milliseconds(
-                                    absl::Ceil(step.retry_hint, absl::Milliseconds(1))));
+        AttachRetryInfo(
+            status, absl::ToInt64Milliseconds(absl::Ceil(step.retry_hint, absl::Milliseconds(1))));
       }
       Finish(std::move(status), {});
       return;
@@ -181,9 +186,9 @@ class EmbedExchange : public TransferHandler, public std::enable_shared_from_thi
     absl::StatusOr<HttpRequest> http = target.provider->adapter->BuildEmbedRequest(params);
     if (!http.ok()) {
       // Not an upstream failure: this target cannot embed; the planner moves on.
-      OnComplete(absl::FailedPreconditionError(absl::StrCat(
-          "provider \"", target.provider->name, "\" cannot serve embeddings: ",
-          http.status().message())));
+      OnComplete(absl::FailedPreconditionError(
+          absl::StrCat("provider \"", target.provider->name,
+                       "\" cannot serve embeddings: ", http.status().message())));
       return;
     }
     TransferOptions options = route_->timeouts;

@@ -96,8 +96,8 @@ void GatewayMetrics::AddResilience(const Resilience* resilience) {
       }));
   registry_.AddCollector(
       "turnpike_upstream_circuit_open_remaining_seconds",
-      "Seconds until an open circuit admits a probe (0 when closed).", Type::kGauge, kUpstreamLabels,
-      per_upstream([](const UpstreamStatus& s, absl::Time now) {
+      "Seconds until an open circuit admits a probe (0 when closed).", Type::kGauge,
+      kUpstreamLabels, per_upstream([](const UpstreamStatus& s, absl::Time now) {
         return s.breaker_state == "closed" ? 0.0 : SecondsUntil(s.open_until, now);
       }));
   registry_.AddCollector(
@@ -108,12 +108,12 @@ void GatewayMetrics::AddResilience(const Resilience* resilience) {
       "turnpike_upstream_circuit_opened_total", "Times each upstream's circuit opened.",
       Type::kCounter, kUpstreamLabels,
       per_upstream([](const UpstreamStatus& s, absl::Time) { return s.opened_total; }));
-  registry_.AddCollector(
-      "turnpike_upstream_rate_limit_cooldown_seconds",
-      "Seconds an upstream still cools down after a 429 (0 when not cooling).", Type::kGauge,
-      kUpstreamLabels, per_upstream([](const UpstreamStatus& s, absl::Time now) {
-        return SecondsUntil(s.cooling_until, now);
-      }));
+  registry_.AddCollector("turnpike_upstream_rate_limit_cooldown_seconds",
+                         "Seconds an upstream still cools down after a 429 (0 when not cooling).",
+                         Type::kGauge, kUpstreamLabels,
+                         per_upstream([](const UpstreamStatus& s, absl::Time now) {
+                           return SecondsUntil(s.cooling_until, now);
+                         }));
   registry_.AddCollector(
       "turnpike_upstream_retry_tokens", "gRFC A6 retry-throttle tokens left per upstream.",
       Type::kGauge, kUpstreamLabels,
@@ -136,13 +136,14 @@ void GatewayMetrics::AddResilience(const Resilience* resilience) {
       kUpstreamLabels, per_upstream([](const UpstreamStatus& s, absl::Time) {
         return s.retries_over_budget_total;
       }));
-  registry_.AddCollector("turnpike_cache_fallbacks_total",
-                         "Replies served from the response cache after every target failed.",
-                         Type::kCounter, {"stale"}, [resilience] {
-                           return std::vector<MetricSample>{
-                               {{"false"}, static_cast<double>(resilience->cache_fallbacks())},
-                               {{"true"}, static_cast<double>(resilience->stale_cache_fallbacks())}};
-                         });
+  registry_.AddCollector(
+      "turnpike_cache_fallbacks_total",
+      "Replies served from the response cache after every target failed.", Type::kCounter,
+      {"stale"}, [resilience] {
+        return std::vector<MetricSample>{
+            {{"false"}, static_cast<double>(resilience->cache_fallbacks())},
+            {{"true"}, static_cast<double>(resilience->stale_cache_fallbacks())}};
+      });
   AddCounter("turnpike_degraded_total",
              "Replies answered by a route's degradation after every target failed.",
              [resilience] { return static_cast<double>(resilience->degraded()); });
@@ -150,21 +151,24 @@ void GatewayMetrics::AddResilience(const Resilience* resilience) {
 
 void GatewayMetrics::AddGauge(const std::string& name, const std::string& help,
                               std::function<double()> read) {
-  registry_.AddCollector(name, help, MetricsRegistry::Type::kGauge, {},
-                         [read] { return std::vector<MetricSample>{{{}, read()}}; });
+  registry_.AddCollector(name, help, MetricsRegistry::Type::kGauge, {}, [read] {
+    return std::vector<MetricSample>{{{}, read()}};
+  });
 }
 
 void GatewayMetrics::AddCounter(const std::string& name, const std::string& help,
                                 std::function<double()> read) {
-  registry_.AddCollector(name, help, MetricsRegistry::Type::kCounter, {},
-                         [read] { return std::vector<MetricSample>{{{}, read()}}; });
+  registry_.AddCollector(name, help, MetricsRegistry::Type::kCounter, {}, [read] {
+    return std::vector<MetricSample>{{{}, read()}};
+  });
 }
 
 void GatewayMetrics::AddConfigVersion(std::function<std::string()> read) {
   registry_.AddCollector("turnpike_config_info",
                          "The config version in force (value 1; empty before the first).",
-                         MetricsRegistry::Type::kGauge, {"version"},
-                         [read] { return std::vector<MetricSample>{{{read()}, 1}}; });
+                         MetricsRegistry::Type::kGauge, {"version"}, [read] {
+                           return std::vector<MetricSample>{{{read()}, 1}};
+                         });
 }
 
 }  // namespace turnpike

@@ -20,9 +20,8 @@ void PollQueue(grpc::ServerCompletionQueue* cq) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(Options options,
-                                                                    ConfigStore& config,
-                                                                    std::vector<UpstreamLoop*> loops) {
+absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
+    Options options, ConfigStore& config, std::vector<UpstreamLoop*> loops) {
   if (options.resilience == nullptr) {
     return absl::InvalidArgumentError("GatewayServer::Options::resilience is required");
   }
@@ -42,8 +41,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(Options opti
   for (int i = 0; i < threads; ++i) server->cqs_.push_back(builder.AddCompletionQueue());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
-                                               " (address in use or invalid?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen, " (address in use or invalid?)"));
   }
   if (!absl::StartsWith(options.listen, "unix:") && server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));

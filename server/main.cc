@@ -20,11 +20,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/config_store.h"
 #include "common/metrics_http_server.h"
+#include "server/config_store.h"
 #include "server/config_watch/config_watch_client.h"
-#include "server/gateway_metrics.h"
 #include "server/config_watch/health_reporter.h"
+#include "server/gateway_metrics.h"
 #include "server/gateway_server.h"
 #include "server/resilience/resilience.h"
 #include "server/runtime_config.h"
@@ -36,9 +36,11 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "Address to serve on: host:port or unix:/path");
 ABSL_FLAG(std::string, port_file, "", "If set, write the bound port here once listening");
 ABSL_FLAG(std::string, config, "", "Config file: the JSON form of turnpike.config.v1.Snapshot");
-ABSL_FLAG(std::string, control_plane, "",
-          "Control plane address (host:port); replaces --config: config arrives on the watch stream");
-ABSL_FLAG(std::string, node_id, "", "This gateway's id on the watch stream (default: hostname-pid)");
+ABSL_FLAG(
+    std::string, control_plane, "",
+    "Control plane address (host:port); replaces --config: config arrives on the watch stream");
+ABSL_FLAG(std::string, node_id, "",
+          "This gateway's id on the watch stream (default: hostname-pid)");
 ABSL_FLAG(std::string, snapshot_cache, "var/gateway-snapshot.pb",
           "With --control_plane: where the last good snapshot is kept (mode 0600) and started from "
           "when the control plane is down; empty disables it");
@@ -89,8 +91,8 @@ absl::Status WritePortFile(const std::string& path, int port) {
 void SetUpLogging() {
   spdlog::init_thread_pool(8192, 1);
   auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  auto logger = std::make_shared<spdlog::async_logger>("gateway", sink, spdlog::thread_pool(),
-                                                       spdlog::async_overflow_policy::overrun_oldest);
+  auto logger = std::make_shared<spdlog::async_logger>(
+      "gateway", sink, spdlog::thread_pool(), spdlog::async_overflow_policy::overrun_oldest);
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
   spdlog::flush_every(std::chrono::seconds(1));
@@ -294,7 +296,8 @@ int Run() {
                        "Config snapshots rejected (NACKed) as invalid.",
                        [w] { return static_cast<double>(w->stats().nacked); });
     absl::StatusOr<std::unique_ptr<HealthReporter>> reporter = HealthReporter::Create(
-        {.node_id = watch->node_id(), .interval = absl::GetFlag(FLAGS_health_report_interval),
+        {.node_id = watch->node_id(),
+         .interval = absl::GetFlag(FLAGS_health_report_interval),
          .log_failure = [](const std::string& m) { spdlog::debug("{}", m); }},
         watch->channel(), [&resilience] { return resilience.Status(); }, Clock::Real());
     if (!reporter.ok()) {
@@ -307,7 +310,8 @@ int Run() {
     health->Start();
   }
   if (!absl::GetFlag(FLAGS_port_file).empty()) {
-    if (absl::Status s = WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port()); !s.ok()) {
+    if (absl::Status s = WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
+        !s.ok()) {
       spdlog::error("{}", std::string(s.message()));
     }
   }
@@ -315,7 +319,8 @@ int Run() {
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
-  spdlog::info("received {}: draining for up to {}", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
+  spdlog::info("received {}: draining for up to {}",
+               signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
                absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)));
   if (health != nullptr) health->Stop();
   if (watch != nullptr) watch->Stop();

@@ -30,7 +30,8 @@ absl::Status Flatten(const grpc::ByteBuffer& buffer, std::string* out) {
   if (!buffer.Dump(&slices).ok()) return absl::InvalidArgumentError("request: unreadable message");
   out->clear();
   out->reserve(buffer.Length());
-  for (const grpc::Slice& s : slices) out->append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const grpc::Slice& s : slices)
+    out->append(reinterpret_cast<const char*>(s.begin()), s.size());
   return absl::OkStatus();
 }
 
@@ -188,7 +189,8 @@ absl::Status ValidateEmbedRequest(const v1::EmbedRequest& request) {
       !s.ok()) {
     return s;
   }
-  if (request.inputs_size() == 0) return InvalidFieldError("inputs", "at least one input is required");
+  if (request.inputs_size() == 0)
+    return InvalidFieldError("inputs", "at least one input is required");
   if (request.inputs_size() > kMaxEmbedInputs) {
     return InvalidFieldError("inputs", absl::StrCat("at most ", kMaxEmbedInputs, " inputs"));
   }

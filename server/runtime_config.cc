@@ -133,7 +133,8 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
       return FieldError(field + ".base_url", "must start with http:// or https://");
     }
     if (p.kind() == config::v1::PROVIDER_KIND_AZURE_OPENAI && p.api_version().empty()) {
-      return FieldError(field + ".api_version", "is required for Azure OpenAI (e.g. \"2024-10-21\")");
+      return FieldError(field + ".api_version",
+                        "is required for Azure OpenAI (e.g. \"2024-10-21\")");
     }
     std::string key = p.api_key();
     if (key.empty() && !p.api_key_env().empty()) {
@@ -183,7 +184,8 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
                         absl::StrCat("duplicate route for capability \"", r.capability(), "\""));
     }
     if (r.targets_size() == 0) return FieldError(field + ".targets", "needs at least one target");
-    if (r.default_max_tokens() < 0) return FieldError(field + ".default_max_tokens", "must be >= 0");
+    if (r.default_max_tokens() < 0)
+      return FieldError(field + ".default_max_tokens", "must be >= 0");
     // Timeouts, retry, breaker, cache, degradation, tiers and weights: the same check the control
     // plane's admin API makes (common/route_settings.h).
     const std::vector<FieldViolation> violations = ValidateRouteSettings(r, field);
@@ -191,7 +193,8 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
     RouteEntry route;
     route.capability = r.capability();
     route.allow_unauthenticated = r.allow_unauthenticated();
-    route.default_max_tokens = r.default_max_tokens() > 0 ? r.default_max_tokens() : kDefaultMaxTokens;
+    route.default_max_tokens =
+        r.default_max_tokens() > 0 ? r.default_max_tokens() : kDefaultMaxTokens;
     BuildResilience(r, &route);
     // Tiers: all targets set one, or none does (then each target is its own tier, in order).
     const bool with_tier = r.targets(0).has_tier();
@@ -229,7 +232,8 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
   for (int i = 0; i < snapshot.callers_size(); ++i) {
     const auto& c = snapshot.callers(i);
     const std::string field = absl::StrCat("callers[", i, "]");
-    if (!ValidName(c.name())) return FieldError(field + ".name", "must be 1-128 characters of [A-Za-z0-9._-]");
+    if (!ValidName(c.name()))
+      return FieldError(field + ".name", "must be 1-128 characters of [A-Za-z0-9._-]");
     auto caller = std::make_unique<CallerEntry>();
     caller->name = c.name();
     for (const std::string& cap : c.allowed_capabilities()) {

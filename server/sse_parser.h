@@ -57,7 +57,7 @@ class SseParser {
   std::string event_type_;  // event-type buffer
   std::string last_event_id_;
   long long retry_ms_ = -1;
-  bool skip_lf_ = false;       // the previous chunk ended with CR; a leading LF belongs to it
+  bool skip_lf_ = false;         // the previous chunk ended with CR; a leading LF belongs to it
   bool at_stream_start_ = true;  // a BOM may still need stripping
   bool has_fields_ = false;      // any field seen since the last dispatch
 };

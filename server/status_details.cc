@@ -20,7 +20,8 @@ void AttachDetail(absl::Status& status, const google::protobuf::Message& detail)
 }
 
 absl::Status InvalidFieldError(std::string_view field, std::string_view description) {
-  absl::Status status = absl::InvalidArgumentError(absl::StrCat(Absl(field), ": ", Absl(description)));
+  absl::Status status =
+      absl::InvalidArgumentError(absl::StrCat(Absl(field), ": ", Absl(description)));
   google::rpc::BadRequest bad_request;
   auto* violation = bad_request.add_field_violations();
   violation->set_field(std::string(field));
@@ -55,7 +56,8 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
     any->set_value(std::string(payload));
   });
   if (rpc_status.details_size() == 0) {
-    return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+    return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                        std::string(status.message()));
   }
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()),
                       rpc_status.SerializeAsString());

@@ -42,8 +42,8 @@ absl::Status WriteAll(int fd, const std::string& data, const std::string& path) 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ConfigWatchClient>> ConfigWatchClient::Create(Options options,
-                                                                            ApplyFn apply,
-                                                                            Clock& clock) {
+                                                                             ApplyFn apply,
+                                                                             Clock& clock) {
   if (options.target.empty()) return absl::InvalidArgumentError("config watch: target is empty");
   if (options.node_id.empty()) return absl::InvalidArgumentError("config watch: node_id is empty");
   if (options.credentials == nullptr) {
@@ -171,8 +171,8 @@ absl::Status ConfigWatchClient::SaveSnapshot(const Snapshot& snapshot) {
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return absl::UnavailableError(Errno("cannot create", tmp));
   // The file holds provider keys: 0600 even if an older tmp file had other permissions.
-  absl::Status s = fchmod(fd, 0600) == 0 ? absl::OkStatus()
-                                         : absl::UnavailableError(Errno("cannot chmod", tmp));
+  absl::Status s =
+      fchmod(fd, 0600) == 0 ? absl::OkStatus() : absl::UnavailableError(Errno("cannot chmod", tmp));
   if (s.ok()) s = WriteAll(fd, data, tmp);
   if (s.ok() && fsync(fd) != 0) s = absl::UnavailableError(Errno("cannot fsync", tmp));
   close(fd);
@@ -210,8 +210,8 @@ void ConfigWatchClient::Stop() {
 }
 
 absl::Duration ConfigWatchClient::Backoff(int attempt) {
-  double base = absl::ToDoubleSeconds(options_.initial_backoff) *
-                std::pow(1.6, std::min(attempt, 40));
+  double base =
+      absl::ToDoubleSeconds(options_.initial_backoff) * std::pow(1.6, std::min(attempt, 40));
   base = std::min(base, absl::ToDoubleSeconds(options_.max_backoff));
   return absl::Seconds(base * absl::Uniform(bitgen_, 0.8, 1.2));
 }
@@ -282,10 +282,9 @@ bool ConfigWatchClient::RunStream() {
     stopping = stopping_;
   }
   if (!stopping) {
-    Log(absl::LogSeverity::kWarning,
-        absl::StrCat("config watch: stream to ", options_.target, " ended (",
-                     static_cast<int>(status.error_code()), " ", status.error_message(),
-                     "); reconnecting"));
+    Log(absl::LogSeverity::kWarning, absl::StrCat("config watch: stream to ", options_.target,
+                                                  " ended (", static_cast<int>(status.error_code()),
+                                                  " ", status.error_message(), "); reconnecting"));
   }
   return progressed;
 }

@@ -35,9 +35,9 @@ namespace turnpike {
 class ConfigWatchClient {
  public:
   struct Options {
-    std::string target;          // control plane address, e.g. "localhost:50052"
+    std::string target;  // control plane address, e.g. "localhost:50052"
     std::string node_id;
-    std::string snapshot_path;   // last good snapshot, written 0600 (binary proto); may be empty
+    std::string snapshot_path;  // last good snapshot, written 0600 (binary proto); may be empty
     std::shared_ptr<grpc::ChannelCredentials> credentials;  // insecure or TLS
     absl::Duration initial_backoff = absl::Seconds(1);
     absl::Duration max_backoff = absl::Seconds(30);
@@ -52,15 +52,15 @@ class ConfigWatchClient {
   using ApplyFn = std::function<absl::Status(const config::v1::Snapshot&)>;
 
   struct Stats {
-    int64_t applied = 0;         // snapshots applied (cache included)
-    int64_t nacked = 0;          // snapshots rejected by ApplyFn
-    int64_t streams = 0;         // watch streams opened
-    int64_t save_failures = 0;   // last-good snapshots that could not be written
+    int64_t applied = 0;        // snapshots applied (cache included)
+    int64_t nacked = 0;         // snapshots rejected by ApplyFn
+    int64_t streams = 0;        // watch streams opened
+    int64_t save_failures = 0;  // last-good snapshots that could not be written
     absl::Time last_applied = absl::InfinitePast();  // when the snapshot in force was applied
   };
 
-  static absl::StatusOr<std::unique_ptr<ConfigWatchClient>> Create(Options options,
-                                                                   ApplyFn apply, Clock& clock);
+  static absl::StatusOr<std::unique_ptr<ConfigWatchClient>> Create(Options options, ApplyFn apply,
+                                                                   Clock& clock);
   ~ConfigWatchClient();
   ConfigWatchClient(const ConfigWatchClient&) = delete;
   ConfigWatchClient& operator=(const ConfigWatchClient&) = delete;

@@ -26,7 +26,8 @@ google::protobuf::Timestamp WallTimestamp(absl::Time t, absl::Time now_monotonic
   const int64_t seconds = absl::ToUnixSeconds(wall);  // rounds towards the past
   google::protobuf::Timestamp ts;
   ts.set_seconds(seconds);
-  ts.set_nanos(static_cast<int32_t>((wall - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
+  ts.set_nanos(
+      static_cast<int32_t>((wall - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
   return ts;
 }
 
@@ -52,7 +53,8 @@ std::string Signature(std::vector<UpstreamStatus>& status, absl::Time now) {
 absl::StatusOr<std::unique_ptr<HealthReporter>> HealthReporter::Create(
     Options options, std::shared_ptr<grpc::ChannelInterface> channel, StatusSource source,
     Clock& clock) {
-  if (options.node_id.empty()) return absl::InvalidArgumentError("health reporter: node_id is empty");
+  if (options.node_id.empty())
+    return absl::InvalidArgumentError("health reporter: node_id is empty");
   if (channel == nullptr) return absl::InvalidArgumentError("health reporter: no channel");
   if (!source) return absl::InvalidArgumentError("health reporter: no status source");
   if (options.interval <= absl::ZeroDuration() || options.change_poll <= absl::ZeroDuration() ||
@@ -95,8 +97,7 @@ HealthReporter::Stats HealthReporter::stats() const {
 }
 
 ReportHealthRequest HealthReporter::BuildReport(const std::string& node_id,
-                                                std::vector<UpstreamStatus> status,
-                                                Clock& clock) {
+                                                std::vector<UpstreamStatus> status, Clock& clock) {
   const absl::Time now_wall = clock.Now();
   const absl::Time now = clock.MonotonicNow();
   std::sort(status.begin(), status.end(), KeyLess);

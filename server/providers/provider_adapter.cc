@@ -57,14 +57,22 @@ absl::StatusCode CodeFor(ProviderErrorClass c) {
 
 const char* ClassName(ProviderErrorClass c) {
   switch (c) {
-    case ProviderErrorClass::kInvalidRequest: return "invalid request";
-    case ProviderErrorClass::kAuth: return "authentication failed";
-    case ProviderErrorClass::kNotFound: return "not found";
-    case ProviderErrorClass::kRateLimited: return "rate limited";
-    case ProviderErrorClass::kQuotaExhausted: return "quota exhausted";
-    case ProviderErrorClass::kOverloaded: return "overloaded";
-    case ProviderErrorClass::kServer: return "server error";
-    case ProviderErrorClass::kUnknown: return "error";
+    case ProviderErrorClass::kInvalidRequest:
+      return "invalid request";
+    case ProviderErrorClass::kAuth:
+      return "authentication failed";
+    case ProviderErrorClass::kNotFound:
+      return "not found";
+    case ProviderErrorClass::kRateLimited:
+      return "rate limited";
+    case ProviderErrorClass::kQuotaExhausted:
+      return "quota exhausted";
+    case ProviderErrorClass::kOverloaded:
+      return "overloaded";
+    case ProviderErrorClass::kServer:
+      return "server error";
+    case ProviderErrorClass::kUnknown:
+      return "error";
   }
   return "error";
 }

@@ -64,9 +64,9 @@ enum class ProviderErrorClass {
 // they echo a key, as OpenAI's 401 does).
 struct ProviderError {
   ProviderErrorClass error_class = ProviderErrorClass::kUnknown;
-  int http_status = 0;    // 0 when the error came inside a 200 stream
-  std::string type;       // provider error type, e.g. "rate_limit_error"
-  std::string code;       // provider error code, e.g. "invalid_api_key"
+  int http_status = 0;  // 0 when the error came inside a 200 stream
+  std::string type;     // provider error type, e.g. "rate_limit_error"
+  std::string code;     // provider error code, e.g. "invalid_api_key"
   std::string message;
   int64_t retry_after_ms = 0;  // from headers (filled by the caller) or the body
 };

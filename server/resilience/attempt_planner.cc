@@ -51,23 +51,33 @@ FailureKind ClassifyFailure(const absl::Status& status, bool deadline_passed) {
 
 const char* FailureKindName(FailureKind kind) {
   switch (kind) {
-    case FailureKind::kNone: return "success";
-    case FailureKind::kCancelled: return "cancelled";
-    case FailureKind::kDeadline: return "deadline passed";
-    case FailureKind::kInvalidRequest: return "invalid request";
-    case FailureKind::kUnsupported: return "unsupported by this target";
-    case FailureKind::kAuth: return "authentication failed";
-    case FailureKind::kQuotaExhausted: return "quota exhausted";
-    case FailureKind::kRateLimited: return "rate limited";
-    case FailureKind::kConnect: return "connect failure";
-    case FailureKind::kTimeout: return "timeout";
-    case FailureKind::kUpstream: return "upstream failure";
+    case FailureKind::kNone:
+      return "success";
+    case FailureKind::kCancelled:
+      return "cancelled";
+    case FailureKind::kDeadline:
+      return "deadline passed";
+    case FailureKind::kInvalidRequest:
+      return "invalid request";
+    case FailureKind::kUnsupported:
+      return "unsupported by this target";
+    case FailureKind::kAuth:
+      return "authentication failed";
+    case FailureKind::kQuotaExhausted:
+      return "quota exhausted";
+    case FailureKind::kRateLimited:
+      return "rate limited";
+    case FailureKind::kConnect:
+      return "connect failure";
+    case FailureKind::kTimeout:
+      return "timeout";
+    case FailureKind::kUpstream:
+      return "upstream failure";
   }
   return "failure";
 }
 
-AttemptPlanner::AttemptPlanner(const RouteEntry& route, Resilience& resilience,
-                               absl::Time deadline)
+AttemptPlanner::AttemptPlanner(const RouteEntry& route, Resilience& resilience, absl::Time deadline)
     : route_(route), resilience_(resilience), deadline_(deadline) {
   targets_.resize(route.targets.size());
   for (size_t i = 0; i < route.targets.size(); ++i) {
@@ -222,10 +232,9 @@ void AttemptPlanner::RecordOutcome(const AttemptOutcome& outcome) {
     }
     case FailureKind::kAuth:
     case FailureKind::kQuotaExhausted: {
-      const std::string why = absl::StrCat(FailureKindName(outcome.kind),
-                                           outcome.http_status != 0
-                                               ? absl::StrCat(", HTTP ", outcome.http_status)
-                                               : std::string());
+      const std::string why = absl::StrCat(
+          FailureKindName(outcome.kind),
+          outcome.http_status != 0 ? absl::StrCat(", HTTP ", outcome.http_status) : std::string());
       up.credential().MarkFailing(now + route_.breaker.max_ejection, why);
       resilience_.Report(absl::StrCat("credential of provider ", target.provider->name,
                                       " benched for ", Human(route_.breaker.max_ejection), ": ",
@@ -240,8 +249,7 @@ void AttemptPlanner::RecordOutcome(const AttemptOutcome& outcome) {
       if (up.RecordFailure(route_.breaker, now, probe)) {
         const UpstreamStatus status = up.Status(now);
         resilience_.Report(absl::StrCat("circuit of ", up.name(), " opened for ",
-                                        Human(status.open_until - now), ": ",
-                                        status.open_reason));
+                                        Human(status.open_until - now), ": ", status.open_reason));
       }
       break;
     case FailureKind::kUnsupported:
@@ -257,8 +265,7 @@ void AttemptPlanner::RecordOutcome(const AttemptOutcome& outcome) {
   probe_id_ = 0;
 }
 
-AttemptPlanner::Step AttemptPlanner::Finish(const AttemptOutcome& outcome,
-                                            absl::Duration latency) {
+AttemptPlanner::Step AttemptPlanner::Finish(const AttemptOutcome& outcome, absl::Duration latency) {
   running_ = false;
   UpstreamState& up = *targets_[current_].upstream;
   if (running_is_retry_) {
@@ -336,15 +343,14 @@ AttemptPlanner::Step AttemptPlanner::Finish(const AttemptOutcome& outcome,
   if (step.target == previous) {
     rec->set_disposition(v1::ATTEMPT_DISPOSITION_RETRIED);
     rec->set_backoff_ms(absl::ToInt64Milliseconds(step.delay));
-    rec->set_reason(absl::StrCat(note, FailureKindName(outcome.kind), ": retrying after ",
-                                 Human(step.delay)));
+    rec->set_reason(
+        absl::StrCat(note, FailureKindName(outcome.kind), ": retrying after ", Human(step.delay)));
   } else {
     rec->set_disposition(v1::ATTEMPT_DISPOSITION_FAILED_OVER);
-    rec->set_reason(absl::StrCat(note, FailureKindName(outcome.kind), ": failing over to ",
-                                 route_.targets[step.target].provider->name, "/",
-                                 route_.targets[step.target].model,
-                                 why_not_same.empty() ? "" : " (", why_not_same,
-                                 why_not_same.empty() ? "" : ")"));
+    rec->set_reason(absl::StrCat(
+        note, FailureKindName(outcome.kind), ": failing over to ",
+        route_.targets[step.target].provider->name, "/", route_.targets[step.target].model,
+        why_not_same.empty() ? "" : " (", why_not_same, why_not_same.empty() ? "" : ")"));
   }
   return step;
 }
@@ -419,16 +425,14 @@ bool AttemptPlanner::TryFailover(Step* step, std::string* why_not) {
     }
     pending_ = Pending::kRetry;
     probe_id_ = a.probe_id;
-    *step = AttemptStep(t, absl::ZeroDuration(),
-                        a.kind == UpstreamState::Admission::Kind::kProbe);
+    *step = AttemptStep(t, absl::ZeroDuration(), a.kind == UpstreamState::Admission::Kind::kProbe);
     return true;
   }
   if (why_not->empty()) *why_not = "no other target available";
   return false;
 }
 
-void AttemptPlanner::RecordSkip(size_t target, const std::string& reason,
-                                absl::Time available_at) {
+void AttemptPlanner::RecordSkip(size_t target, const std::string& reason, absl::Time available_at) {
   TargetState& ts = targets_[target];
   if (ts.skip_recorded) return;
   ts.skip_recorded = true;

@@ -58,7 +58,7 @@ class AttemptPlanner {
   struct Step {
     enum class Kind { kAttempt, kGiveUp };
     Kind kind = Kind::kGiveUp;
-    size_t target = 0;  // index into route.targets
+    size_t target = 0;     // index into route.targets
     absl::Duration delay;  // wait before starting the attempt
     // Limit on the attempt's time to first token (shorter for half-open probes).
     absl::Duration first_token_timeout;

@@ -32,9 +32,9 @@ UpstreamState& Resilience::Upstream(std::string_view provider, std::string_view 
   credential_key.append(credential);
   std::unique_ptr<CredentialState>& cred = credentials_[credential_key];
   if (cred == nullptr) cred = std::make_unique<CredentialState>();
-  auto state = std::make_unique<UpstreamState>(absl::StrCat(Absl(provider), "/", Absl(model)),
-                                               cred.get(), seed, options_.throttle,
-                                               options_.budget);
+  auto state =
+      std::make_unique<UpstreamState>(absl::StrCat(Absl(provider), "/", Absl(model)), cred.get(),
+                                      seed, options_.throttle, options_.budget);
   UpstreamState& ref = *state;
   upstreams_.emplace(key, std::move(state));
   return ref;

@@ -63,9 +63,9 @@ class UpstreamState {
   struct Admission {
     enum class Kind { kAllowed, kProbe, kOpen, kCooling, kCredentialFailing };
     Kind kind = Kind::kAllowed;
-    uint64_t probe_id = 0;       // kProbe
-    absl::Time available_at;     // not admitted: when it may be again
-    std::string reason;          // not admitted: why
+    uint64_t probe_id = 0;    // kProbe
+    absl::Time available_at;  // not admitted: when it may be again
+    std::string reason;       // not admitted: why
     bool admitted() const { return kind == Kind::kAllowed || kind == Kind::kProbe; }
   };
   enum class RetryVerdict { kAllowed, kThrottled, kOverBudget };

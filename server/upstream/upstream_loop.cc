@@ -5,8 +5,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <mutex>
 
@@ -343,14 +343,16 @@ void UpstreamLoop::StartTransfer(std::unique_ptr<Transfer> owned) {
     return;
   }
   t->easy = easy;
-  for (const std::string& h : t->request.headers) t->headers = curl_slist_append(t->headers, h.c_str());
+  for (const std::string& h : t->request.headers)
+    t->headers = curl_slist_append(t->headers, h.c_str());
   // No "Expect: 100-continue" round trip for large bodies.
   t->headers = curl_slist_append(t->headers, "Expect:");
   curl_easy_setopt(easy, CURLOPT_URL, t->request.url.c_str());
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
   curl_easy_setopt(easy, CURLOPT_POST, 1L);
   curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->request.body.data());
-  curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->request.body.size()));
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                   static_cast<curl_off_t>(t->request.body.size()));
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &UpstreamLoop::WriteCallback);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &UpstreamLoop::HeaderCallback);
@@ -413,9 +415,9 @@ void UpstreamLoop::CheckDeadlines(absl::Time now) {
                                   "upstream sent no data within ",
                                   absl::FormatDuration(t->options.first_byte_timeout))));
     } else if (t->got_data && now - t->last_data > t->options.idle_timeout) {
-      expired.emplace_back(t, absl::DeadlineExceededError(absl::StrCat(
-                                  "upstream stalled: no data for ",
-                                  absl::FormatDuration(t->options.idle_timeout))));
+      expired.emplace_back(
+          t, absl::DeadlineExceededError(absl::StrCat(
+                 "upstream stalled: no data for ", absl::FormatDuration(t->options.idle_timeout))));
     }
   }
   for (auto& [t, status] : expired) FinishTransfer(t, std::move(status));
@@ -460,8 +462,8 @@ int UpstreamLoop::SocketCallback(void*, int fd, int what, void* userp, void*) {
 
 int UpstreamLoop::TimerCallback(void*, long timeout_ms, void* userp) {
   auto* self = static_cast<UpstreamLoop*>(userp);
-  self->curl_deadline_ = timeout_ms < 0 ? absl::InfiniteFuture()
-                                        : Monotonic() + absl::Milliseconds(timeout_ms);
+  self->curl_deadline_ =
+      timeout_ms < 0 ? absl::InfiniteFuture() : Monotonic() + absl::Milliseconds(timeout_ms);
   return 0;
 }
 

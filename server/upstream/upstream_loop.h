@@ -18,9 +18,9 @@
 #include <thread>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include <functional>
 #include <queue>
+#include "absl/base/thread_annotations.h"
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -131,7 +131,7 @@ class UpstreamLoop {
   // Constant after construction.
   const Options options_;
   int epoll_fd_ = -1;
-  int wake_fd_ = -1;  // eventfd
+  int wake_fd_ = -1;       // eventfd
   void* multi_ = nullptr;  // CURLM*
 
   absl::Mutex mu_;

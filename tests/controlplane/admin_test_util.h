@@ -25,7 +25,8 @@ inline constexpr char kCanarySecret[] = "sk-CANARY-7f3a9c2e1b-do-not-leak";
 
 // A hosted OpenAI provider when `credential` is given, else a local OpenAI-compatible server
 // (the only kind that may have no key).
-inline admin::v1::Provider MakeProvider(const std::string& name, const std::string& credential = "") {
+inline admin::v1::Provider MakeProvider(const std::string& name,
+                                        const std::string& credential = "") {
   admin::v1::Provider p;
   p.mutable_spec()->set_name(name);
   p.mutable_spec()->set_kind(credential.empty() ? config::v1::PROVIDER_KIND_OPENAI_COMPATIBLE
@@ -53,7 +54,7 @@ inline admin::v1::Caller MakeCaller(const std::string& name) {
 }
 
 inline admin::v1::CreateCredentialRequest MakeCredential(const std::string& name,
-                                                        const std::string& secret) {
+                                                         const std::string& secret) {
   admin::v1::CreateCredentialRequest r;
   r.mutable_credential()->set_name(name);
   r.set_secret(secret);

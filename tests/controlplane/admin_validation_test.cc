@@ -71,7 +71,8 @@ TEST_F(AdminValidationTest, Provider) {
           {"azure without api_version",
            [](P& p) { p.set_kind(config::v1::PROVIDER_KIND_AZURE_OPENAI); },
            "provider.spec.api_version"},
-          {"compat flavor on openai", [](P& p) { p.set_compat_flavor(config::v1::COMPAT_FLAVOR_VLLM); },
+          {"compat flavor on openai",
+           [](P& p) { p.set_compat_flavor(config::v1::COMPAT_FLAVOR_VLLM); },
            "provider.spec.compat_flavor"},
           {"hosted provider without credential", [](P& p) { p.clear_credential(); },
            "provider.spec.credential"},
@@ -129,108 +130,109 @@ TEST_F(AdminValidationTest, RouteResilienceSettings) {
   ASSERT_TRUE(admin_->CreateResource(MakeProvider("fake"), "t").ok());
   admin::v1::Route valid = MakeRoute("demo", "fake");
   RunTable<admin::v1::Route, R>(
-      valid,
-      {
-          {"connect timeout over a day", [](R& r) { r.mutable_timeouts()->set_connect_ms(86'400'001); },
-           "route.spec.timeouts.connect_ms"},
-          {"negative idle timeout", [](R& r) { r.mutable_timeouts()->set_idle_ms(-1); },
-           "route.spec.timeouts.idle_ms"},
-          {"max_attempts 11", [](R& r) { r.mutable_retry()->set_max_attempts(11); },
-           "route.spec.retry.max_attempts"},
-          {"negative max_attempts", [](R& r) { r.mutable_retry()->set_max_attempts(-1); },
-           "route.spec.retry.max_attempts"},
-          {"max_attempts_per_target 6",
-           [](R& r) { r.mutable_retry()->set_max_attempts_per_target(6); },
-           "route.spec.retry.max_attempts_per_target"},
-          {"base_backoff_ms over a minute",
-           [](R& r) { r.mutable_retry()->set_base_backoff_ms(60'001); },
-           "route.spec.retry.base_backoff_ms"},
-          {"max_backoff_ms over 5 minutes",
-           [](R& r) { r.mutable_retry()->set_max_backoff_ms(300'001); },
-           "route.spec.retry.max_backoff_ms"},
-          {"max_backoff below base",
-           [](R& r) {
-             r.mutable_retry()->set_base_backoff_ms(500);
-             r.mutable_retry()->set_max_backoff_ms(100);
-           },
-           "route.spec.retry.max_backoff_ms"},
-          {"max_backoff below the default base",
-           [](R& r) { r.mutable_retry()->set_max_backoff_ms(50); },
-           "route.spec.retry.max_backoff_ms"},
-          {"max_retry_after_ms over an hour",
-           [](R& r) { r.mutable_retry()->set_max_retry_after_ms(3'600'001); },
-           "route.spec.retry.max_retry_after_ms"},
-          {"consecutive_failures 1001",
-           [](R& r) { r.mutable_circuit_breaker()->set_consecutive_failures(1001); },
-           "route.spec.circuit_breaker.consecutive_failures"},
-          {"failure_rate_window_ms 9",
-           [](R& r) { r.mutable_circuit_breaker()->set_failure_rate_window_ms(9); },
-           "route.spec.circuit_breaker.failure_rate_window_ms"},
-          {"failure_rate_percent 101",
-           [](R& r) { r.mutable_circuit_breaker()->set_failure_rate_percent(101); },
-           "route.spec.circuit_breaker.failure_rate_percent"},
-          {"negative minimum_volume",
-           [](R& r) { r.mutable_circuit_breaker()->set_minimum_volume(-3); },
-           "route.spec.circuit_breaker.minimum_volume"},
-          {"base_ejection_ms over an hour",
-           [](R& r) { r.mutable_circuit_breaker()->set_base_ejection_ms(3'600'001); },
-           "route.spec.circuit_breaker.base_ejection_ms"},
-          {"max_ejection below base",
-           [](R& r) {
-             r.mutable_circuit_breaker()->set_base_ejection_ms(60'000);
-             r.mutable_circuit_breaker()->set_max_ejection_ms(1'000);
-           },
-           "route.spec.circuit_breaker.max_ejection_ms"},
-          {"half_open_probes 101",
-           [](R& r) { r.mutable_circuit_breaker()->set_half_open_probes(101); },
-           "route.spec.circuit_breaker.half_open_probes"},
-          {"probe_timeout_ms over 10 minutes",
-           [](R& r) { r.mutable_circuit_breaker()->set_probe_timeout_ms(600'001); },
-           "route.spec.circuit_breaker.probe_timeout_ms"},
-          {"unknown cache mode",
-           [](R& r) { r.mutable_cache()->set_mode(static_cast<config::v1::CacheMode>(7)); },
-           "route.spec.cache.mode"},
-          {"negative cache ttl", [](R& r) { r.mutable_cache()->set_ttl_ms(-1); },
-           "route.spec.cache.ttl_ms"},
-          {"max_stale over a year",
-           [](R& r) { r.mutable_cache()->set_max_stale_ms(int64_t{366} * 86'400'000); },
-           "route.spec.cache.max_stale_ms"},
-          {"cache under 1 KiB", [](R& r) { r.mutable_cache()->set_max_bytes(10); },
-           "route.spec.cache.max_bytes"},
-          {"cache over 1 GiB", [](R& r) { r.mutable_cache()->set_max_bytes((int64_t{1} << 30) + 1); },
-           "route.spec.cache.max_bytes"},
-          {"unknown degradation mode",
-           [](R& r) {
-             r.mutable_degradation()->set_mode(static_cast<config::v1::DegradationMode>(9));
-           },
-           "route.spec.degradation.mode"},
-          {"static response mode without text",
-           [](R& r) {
-             r.mutable_degradation()->set_mode(config::v1::DEGRADATION_MODE_STATIC_RESPONSE);
-           },
-           "route.spec.degradation.static_response"},
-          {"static response over 64 KiB",
-           [](R& r) {
-             r.mutable_degradation()->set_mode(config::v1::DEGRADATION_MODE_STATIC_RESPONSE);
-             r.mutable_degradation()->set_static_response(std::string(65'537, 'x'));
-           },
-           "route.spec.degradation.static_response"},
-          {"static text without its mode",
-           [](R& r) { r.mutable_degradation()->set_static_response("Try later."); },
-           "route.spec.degradation.static_response"},
-          {"tier on some targets only",
-           [](R& r) {
-             r.mutable_targets(0)->set_tier(0);
-             auto* t = r.add_targets();
-             t->set_provider("fake");
-             t->set_model("other");
-           },
-           "route.spec.targets"},
-          {"negative tier", [](R& r) { r.mutable_targets(0)->set_tier(-1); },
-           "route.spec.targets[0].tier"},
-          {"weight 1001", [](R& r) { r.mutable_targets(0)->set_weight(1001); },
-           "route.spec.targets[0].weight"},
-      });
+      valid, {
+                 {"connect timeout over a day",
+                  [](R& r) { r.mutable_timeouts()->set_connect_ms(86'400'001); },
+                  "route.spec.timeouts.connect_ms"},
+                 {"negative idle timeout", [](R& r) { r.mutable_timeouts()->set_idle_ms(-1); },
+                  "route.spec.timeouts.idle_ms"},
+                 {"max_attempts 11", [](R& r) { r.mutable_retry()->set_max_attempts(11); },
+                  "route.spec.retry.max_attempts"},
+                 {"negative max_attempts", [](R& r) { r.mutable_retry()->set_max_attempts(-1); },
+                  "route.spec.retry.max_attempts"},
+                 {"max_attempts_per_target 6",
+                  [](R& r) { r.mutable_retry()->set_max_attempts_per_target(6); },
+                  "route.spec.retry.max_attempts_per_target"},
+                 {"base_backoff_ms over a minute",
+                  [](R& r) { r.mutable_retry()->set_base_backoff_ms(60'001); },
+                  "route.spec.retry.base_backoff_ms"},
+                 {"max_backoff_ms over 5 minutes",
+                  [](R& r) { r.mutable_retry()->set_max_backoff_ms(300'001); },
+                  "route.spec.retry.max_backoff_ms"},
+                 {"max_backoff below base",
+                  [](R& r) {
+                    r.mutable_retry()->set_base_backoff_ms(500);
+                    r.mutable_retry()->set_max_backoff_ms(100);
+                  },
+                  "route.spec.retry.max_backoff_ms"},
+                 {"max_backoff below the default base",
+                  [](R& r) { r.mutable_retry()->set_max_backoff_ms(50); },
+                  "route.spec.retry.max_backoff_ms"},
+                 {"max_retry_after_ms over an hour",
+                  [](R& r) { r.mutable_retry()->set_max_retry_after_ms(3'600'001); },
+                  "route.spec.retry.max_retry_after_ms"},
+                 {"consecutive_failures 1001",
+                  [](R& r) { r.mutable_circuit_breaker()->set_consecutive_failures(1001); },
+                  "route.spec.circuit_breaker.consecutive_failures"},
+                 {"failure_rate_window_ms 9",
+                  [](R& r) { r.mutable_circuit_breaker()->set_failure_rate_window_ms(9); },
+                  "route.spec.circuit_breaker.failure_rate_window_ms"},
+                 {"failure_rate_percent 101",
+                  [](R& r) { r.mutable_circuit_breaker()->set_failure_rate_percent(101); },
+                  "route.spec.circuit_breaker.failure_rate_percent"},
+                 {"negative minimum_volume",
+                  [](R& r) { r.mutable_circuit_breaker()->set_minimum_volume(-3); },
+                  "route.spec.circuit_breaker.minimum_volume"},
+                 {"base_ejection_ms over an hour",
+                  [](R& r) { r.mutable_circuit_breaker()->set_base_ejection_ms(3'600'001); },
+                  "route.spec.circuit_breaker.base_ejection_ms"},
+                 {"max_ejection below base",
+                  [](R& r) {
+                    r.mutable_circuit_breaker()->set_base_ejection_ms(60'000);
+                    r.mutable_circuit_breaker()->set_max_ejection_ms(1'000);
+                  },
+                  "route.spec.circuit_breaker.max_ejection_ms"},
+                 {"half_open_probes 101",
+                  [](R& r) { r.mutable_circuit_breaker()->set_half_open_probes(101); },
+                  "route.spec.circuit_breaker.half_open_probes"},
+                 {"probe_timeout_ms over 10 minutes",
+                  [](R& r) { r.mutable_circuit_breaker()->set_probe_timeout_ms(600'001); },
+                  "route.spec.circuit_breaker.probe_timeout_ms"},
+                 {"unknown cache mode",
+                  [](R& r) { r.mutable_cache()->set_mode(static_cast<config::v1::CacheMode>(7)); },
+                  "route.spec.cache.mode"},
+                 {"negative cache ttl", [](R& r) { r.mutable_cache()->set_ttl_ms(-1); },
+                  "route.spec.cache.ttl_ms"},
+                 {"max_stale over a year",
+                  [](R& r) { r.mutable_cache()->set_max_stale_ms(int64_t{366} * 86'400'000); },
+                  "route.spec.cache.max_stale_ms"},
+                 {"cache under 1 KiB", [](R& r) { r.mutable_cache()->set_max_bytes(10); },
+                  "route.spec.cache.max_bytes"},
+                 {"cache over 1 GiB",
+                  [](R& r) { r.mutable_cache()->set_max_bytes((int64_t{1} << 30) + 1); },
+                  "route.spec.cache.max_bytes"},
+                 {"unknown degradation mode",
+                  [](R& r) {
+                    r.mutable_degradation()->set_mode(static_cast<config::v1::DegradationMode>(9));
+                  },
+                  "route.spec.degradation.mode"},
+                 {"static response mode without text",
+                  [](R& r) {
+                    r.mutable_degradation()->set_mode(config::v1::DEGRADATION_MODE_STATIC_RESPONSE);
+                  },
+                  "route.spec.degradation.static_response"},
+                 {"static response over 64 KiB",
+                  [](R& r) {
+                    r.mutable_degradation()->set_mode(config::v1::DEGRADATION_MODE_STATIC_RESPONSE);
+                    r.mutable_degradation()->set_static_response(std::string(65'537, 'x'));
+                  },
+                  "route.spec.degradation.static_response"},
+                 {"static text without its mode",
+                  [](R& r) { r.mutable_degradation()->set_static_response("Try later."); },
+                  "route.spec.degradation.static_response"},
+                 {"tier on some targets only",
+                  [](R& r) {
+                    r.mutable_targets(0)->set_tier(0);
+                    auto* t = r.add_targets();
+                    t->set_provider("fake");
+                    t->set_model("other");
+                  },
+                  "route.spec.targets"},
+                 {"negative tier", [](R& r) { r.mutable_targets(0)->set_tier(-1); },
+                  "route.spec.targets[0].tier"},
+                 {"weight 1001", [](R& r) { r.mutable_targets(0)->set_weight(1001); },
+                  "route.spec.targets[0].weight"},
+             });
 }
 
 TEST_F(AdminValidationTest, RouteResilienceSettingsAtTheirLimitsAreAccepted) {
@@ -330,16 +332,16 @@ TEST_F(AdminValidationTest, RateLimit) {
   valid.mutable_spec()->set_capability("demo");
   valid.mutable_spec()->set_requests_per_minute(60);
   RunTable<admin::v1::RateLimit, L>(
-      valid, {
-                 {"empty name", [](L& l) { l.clear_name(); }, "rate_limit.spec.name"},
-                 {"bad capability", [](L& l) { l.set_capability("A B"); },
-                  "rate_limit.spec.capability"},
-                 {"bad caller", [](L& l) { l.set_caller("A B"); }, "rate_limit.spec.caller"},
-                 {"no limits", [](L& l) { l.clear_requests_per_minute(); },
-                  "rate_limit.spec.requests_per_minute"},
-                 {"negative tokens", [](L& l) { l.set_tokens_per_minute(-1); },
-                  "rate_limit.spec.tokens_per_minute"},
-             });
+      valid,
+      {
+          {"empty name", [](L& l) { l.clear_name(); }, "rate_limit.spec.name"},
+          {"bad capability", [](L& l) { l.set_capability("A B"); }, "rate_limit.spec.capability"},
+          {"bad caller", [](L& l) { l.set_caller("A B"); }, "rate_limit.spec.caller"},
+          {"no limits", [](L& l) { l.clear_requests_per_minute(); },
+           "rate_limit.spec.requests_per_minute"},
+          {"negative tokens", [](L& l) { l.set_tokens_per_minute(-1); },
+           "rate_limit.spec.tokens_per_minute"},
+      });
 }
 
 TEST_F(AdminValidationTest, Budget) {
@@ -424,9 +426,11 @@ TEST(SnapshotConsistencyTest, RejectsBrokenSnapshots) {
     const char* field;
   };
   std::vector<SnapCase> cases = {
-      {"dangling target", [](auto& s) { s.mutable_routes(0)->mutable_targets(0)->set_provider("x"); },
+      {"dangling target",
+       [](auto& s) { s.mutable_routes(0)->mutable_targets(0)->set_provider("x"); },
        "routes[0].targets[0].provider"},
-      {"duplicate provider", [](auto& s) { *s.add_providers() = s.providers(0); }, "providers[1].name"},
+      {"duplicate provider", [](auto& s) { *s.add_providers() = s.providers(0); },
+       "providers[1].name"},
       {"duplicate route", [](auto& s) { *s.add_routes() = s.routes(0); }, "routes[1].capability"},
       {"credential without key", [](auto& s) { s.mutable_providers(0)->clear_api_key(); },
        "providers[0].api_key"},

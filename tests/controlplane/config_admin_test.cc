@@ -197,7 +197,8 @@ TEST_F(ConfigAdminTest, SnapshotCarriesDecryptedKeyButNothingElseDoes) {
   // Responses, lists, audit and the database file never hold the secret.
   EXPECT_THAT(cred->DebugString(), Not(HasSubstr(kCanarySecret)));
   EXPECT_THAT(admin_->GetCredential("openai-key")->DebugString(), Not(HasSubstr(kCanarySecret)));
-  EXPECT_THAT(admin_->ListCredentials(0, "")->items[0].DebugString(), Not(HasSubstr(kCanarySecret)));
+  EXPECT_THAT(admin_->ListCredentials(0, "")->items[0].DebugString(),
+              Not(HasSubstr(kCanarySecret)));
   EXPECT_EQ(cred->versions(0).fingerprint(), box_->Fingerprint(kCanarySecret));
   auto audit = admin_->ListAuditEntries(100, "");
   ASSERT_TRUE(audit.ok());
@@ -250,10 +251,14 @@ TEST_F(ConfigAdminTest, RotationOverlapsVersionsUntilRetirement) {
   auto audit = admin_->ListAuditEntries(1, "");
   EXPECT_EQ(audit->items[0].actor(), "system");
   // The retired ciphertext is destroyed.
-  ASSERT_TRUE(store_->Read([](SqliteDb& db) -> absl::Status {
-    EXPECT_EQ(*db.QueryInt("SELECT count(*) FROM credential_versions WHERE sealed IS NULL"), 1);
-    return absl::OkStatus();
-  }).ok());
+  ASSERT_TRUE(
+      store_
+          ->Read([](SqliteDb& db) -> absl::Status {
+            EXPECT_EQ(*db.QueryInt("SELECT count(*) FROM credential_versions WHERE sealed IS NULL"),
+                      1);
+            return absl::OkStatus();
+          })
+          .ok());
 }
 
 TEST_F(ConfigAdminTest, ExplicitRetirementAndDefaultGracePeriod) {
@@ -342,10 +347,12 @@ TEST_F(ConfigAdminTest, DeletingACallerDropsItsKeys) {
   ASSERT_TRUE(admin_->CreateCallerKey("c", "", "t").ok());
   ASSERT_TRUE(admin_->DeleteResource<admin::v1::Caller>("c", 0, "t").ok());
   EXPECT_EQ(LastPublished()->callers_size(), 0);
-  ASSERT_TRUE(store_->Read([](SqliteDb& db) -> absl::Status {
-    EXPECT_EQ(*db.QueryInt("SELECT count(*) FROM caller_keys"), 0);
-    return absl::OkStatus();
-  }).ok());
+  ASSERT_TRUE(store_
+                  ->Read([](SqliteDb& db) -> absl::Status {
+                    EXPECT_EQ(*db.QueryInt("SELECT count(*) FROM caller_keys"), 0);
+                    return absl::OkStatus();
+                  })
+                  .ok());
 }
 
 TEST_F(ConfigAdminTest, PricesRateLimitsAndBudgetsReachTheSnapshot) {

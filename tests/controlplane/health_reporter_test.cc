@@ -236,7 +236,7 @@ TEST(HealthReportBuildTest, ConvertsStatesAndTimesAndSorts) {
   status[1].model = "m";
   status[1].credential = "alpha-key@1";
   status[1].breaker_state = "closed";
-  status[1].open_until = mono - absl::Minutes(3);   // an old ejection: not shown when closed
+  status[1].open_until = mono - absl::Minutes(3);     // an old ejection: not shown when closed
   status[1].cooling_until = mono - absl::Seconds(1);  // over: not shown
   status[1].credential_failing_until = mono + absl::Minutes(5);
   status[2].provider = "alpha";

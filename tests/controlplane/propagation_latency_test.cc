@@ -72,19 +72,20 @@ TEST_F(PropagationLatencyTest, HundredChangesP50P99) {
       int64_t want;
     } target{&applied, want};
     absl::MutexLock lock(&mu);
-    ASSERT_TRUE(mu.AwaitWithTimeout(
-        absl::Condition(+[](Target* t) { return *t->applied >= t->want; }, &target),
-        absl::Seconds(5)))
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(
+                                        +[](Target* t) { return *t->applied >= t->want; }, &target),
+                                    absl::Seconds(5)))
         << "change " << i << " not applied within 5 s";
     latencies.push_back(applied_at - start);
   }
   (*client)->Stop();
   std::sort(latencies.begin(), latencies.end());
   auto ms = [](absl::Duration d) { return absl::ToDoubleMilliseconds(d); };
-  std::printf("config propagation over %zu changes (admin RPC -> gateway applied): p50 %.2f ms, "
-              "p99 %.2f ms, max %.2f ms\n",
-              latencies.size(), ms(latencies[latencies.size() / 2]),
-              ms(latencies[latencies.size() * 99 / 100]), ms(latencies.back()));
+  std::printf(
+      "config propagation over %zu changes (admin RPC -> gateway applied): p50 %.2f ms, "
+      "p99 %.2f ms, max %.2f ms\n",
+      latencies.size(), ms(latencies[latencies.size() / 2]),
+      ms(latencies[latencies.size() * 99 / 100]), ms(latencies.back()));
   RecordProperty("p50_ms", std::to_string(ms(latencies[latencies.size() / 2])));
   RecordProperty("p99_ms", std::to_string(ms(latencies[latencies.size() * 99 / 100])));
   EXPECT_LT(latencies.back(), absl::Seconds(1));

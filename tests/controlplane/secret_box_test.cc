@@ -32,8 +32,9 @@ TEST(MasterKeyTest, ParsesHexAndBase64) {
 }
 
 TEST(MasterKeyTest, RejectsWrongLengthWithoutEchoingInput) {
-  for (const char* bad : {"", "abcd", "zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
-                          "c2hvcnQ="}) {
+  for (const char* bad :
+       {"", "abcd", "zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+        "c2hvcnQ="}) {
     auto k = MasterKey::Parse(bad);
     ASSERT_FALSE(k.ok()) << bad;
     EXPECT_EQ(k.status().code(), absl::StatusCode::kInvalidArgument);

@@ -19,7 +19,8 @@ using ::testing::HasSubstr;
 using ::turnpike::testing::TempDir;
 
 constexpr Migration kTestMigrations[] = {
-    {1, "0001_a.sql", "CREATE TABLE a (id INTEGER PRIMARY KEY, v INTEGER NOT NULL CHECK (v >= 0));"},
+    {1, "0001_a.sql",
+     "CREATE TABLE a (id INTEGER PRIMARY KEY, v INTEGER NOT NULL CHECK (v >= 0));"},
     {2, "0002_b.sql",
      "CREATE TABLE b (id INTEGER PRIMARY KEY, a_id INTEGER NOT NULL REFERENCES a (id));"},
 };
@@ -74,8 +75,8 @@ TEST(StoreTest, MigrationsApplyIncrementallyAndReopenIsIdempotent) {
     auto store = Store::Open(Opts(path), absl::MakeConstSpan(kTestMigrations, 1));
     ASSERT_TRUE(store.ok()) << store.status();
     EXPECT_EQ((*store)->schema_version(), 1);
-    ASSERT_TRUE((*store)->Write([](SqliteDb& db) { return db.Exec("INSERT INTO a VALUES (1, 5)"); })
-                    .ok());
+    ASSERT_TRUE(
+        (*store)->Write([](SqliteDb& db) { return db.Exec("INSERT INTO a VALUES (1, 5)"); }).ok());
   }
   {
     auto store = Store::Open(Opts(path), kTestMigrations);
@@ -131,9 +132,9 @@ TEST(StoreTest, RefusesForeignSqliteDatabase) {
   std::string path = dir.File("t.db");
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(raw, "CREATE TABLE x (y); PRAGMA user_version = 7;", nullptr, nullptr,
-                         nullptr),
-            SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(raw, "CREATE TABLE x (y); PRAGMA user_version = 7;", nullptr, nullptr, nullptr),
+      SQLITE_OK);
   sqlite3_close(raw);
   auto store = Store::Open(Opts(path), kTestMigrations);
   ASSERT_FALSE(store.ok());
@@ -253,10 +254,12 @@ TEST(StoreTest, ConcurrentReadModifyWriteLosesNoUpdate) {
   }
   for (auto& t : threads) t.join();
   int64_t v = 0;
-  ASSERT_TRUE((*store)->Read([&](SqliteDb& db) -> absl::Status {
-    v = *db.QueryInt("SELECT v FROM a WHERE id = 1");
-    return absl::OkStatus();
-  }).ok());
+  ASSERT_TRUE((*store)
+                  ->Read([&](SqliteDb& db) -> absl::Status {
+                    v = *db.QueryInt("SELECT v FROM a WHERE id = 1");
+                    return absl::OkStatus();
+                  })
+                  .ok());
   EXPECT_EQ(v, 100);
 }
 
@@ -289,25 +292,25 @@ TEST(StoreTest, InitialSchemaEnforcesItsConstraints) {
   std::string digest(64, 'a');
   EXPECT_EQ(exec("INSERT INTO caller_keys VALUES ('k0', 'c', 'ABC', 'tpk_', 0, NULL)").code(),
             absl::StatusCode::kInvalidArgument);
-  ASSERT_TRUE(
-      exec(absl::StrCat("INSERT INTO caller_keys VALUES ('k1', 'c', '", digest, "', 'tpk_', 0, NULL)"))
-          .ok());
-  EXPECT_EQ(
-      exec(absl::StrCat("INSERT INTO caller_keys VALUES ('k2', 'c', '", digest, "', 'tpk_', 0, NULL)"))
-          .code(),
-      absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(exec(absl::StrCat("INSERT INTO caller_keys VALUES ('k1', 'c', '", digest,
+                                "', 'tpk_', 0, NULL)"))
+                  .ok());
+  EXPECT_EQ(exec(absl::StrCat("INSERT INTO caller_keys VALUES ('k2', 'c', '", digest,
+                              "', 'tpk_', 0, NULL)"))
+                .code(),
+            absl::StatusCode::kAlreadyExists);
   // Only one active version per credential; a retired version keeps no ciphertext.
   ASSERT_TRUE(exec("INSERT INTO credentials VALUES ('k', '', 1, 1, 0, 0)").ok());
-  ASSERT_TRUE(exec("INSERT INTO credential_versions VALUES ('k', 1, 1, x'00', 'fp', 0, NULL)").ok());
+  ASSERT_TRUE(
+      exec("INSERT INTO credential_versions VALUES ('k', 1, 1, x'00', 'fp', 0, NULL)").ok());
   EXPECT_EQ(exec("INSERT INTO credential_versions VALUES ('k', 2, 1, x'00', 'fp', 0, NULL)").code(),
             absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(exec("INSERT INTO credential_versions VALUES ('k', 3, 3, x'00', 'fp', 0, NULL)").code(),
             absl::StatusCode::kInvalidArgument);
   // The audit log is append-only.
-  ASSERT_TRUE(
-      exec("INSERT INTO admin_audit (time, actor, action, resource_type, resource_name, "
-           "config_version) VALUES (0, 'a', 'x', 't', 'n', 1)")
-          .ok());
+  ASSERT_TRUE(exec("INSERT INTO admin_audit (time, actor, action, resource_type, resource_name, "
+                   "config_version) VALUES (0, 'a', 'x', 't', 'n', 1)")
+                  .ok());
   EXPECT_FALSE(exec("UPDATE admin_audit SET actor = 'b'").ok());
   EXPECT_FALSE(exec("DELETE FROM admin_audit").ok());
 }

@@ -7,12 +7,12 @@
 #include <openssl/x509v3.h>
 
 #include "absl/synchronization/mutex.h"
+#include "controlplane/control_plane.h"
+#include "grpcpp/security/server_credentials.h"
 #include "gtest/gtest.h"
 #include "server/config_watch/config_watch_client.h"
 #include "tests/controlplane/admin_test_util.h"
 #include "tests/controlplane/test_util.h"
-#include "controlplane/control_plane.h"
-#include "grpcpp/security/server_credentials.h"
 
 namespace turnpike::controlplane::testing {
 namespace {

@@ -25,9 +25,11 @@ class Recorder {
     return [this](const config::v1::Snapshot& s) -> absl::Status {
       absl::MutexLock lock(&mu_);
       calls_.push_back(s.version());
-      mu_.Await(absl::Condition(+[](Recorder* r) { return !r->blocked_; }, this));
+      mu_.Await(absl::Condition(
+          +[](Recorder* r) { return !r->blocked_; }, this));
       for (const auto& r : s.routes()) {
-        if (r.capability() == "bad") return absl::InvalidArgumentError("route bad: rejected by test");
+        if (r.capability() == "bad")
+          return absl::InvalidArgumentError("route bad: rejected by test");
       }
       return absl::OkStatus();
     };
@@ -227,9 +229,8 @@ TEST_F(WatchClientTest, TwoGatewaysConverge) {
   int64_t v = Change();
   ASSERT_TRUE(Applied(*a, v));
   ASSERT_TRUE(Applied(*b, v));
-  ASSERT_TRUE(WaitFor([&] {
-    return cp_->registry().Count(std::to_string(v)) == std::make_pair(2, 2);
-  }));
+  ASSERT_TRUE(
+      WaitFor([&] { return cp_->registry().Count(std::to_string(v)) == std::make_pair(2, 2); }));
 }
 
 TEST_F(WatchClientTest, CreateRejectsBadOptions) {

@@ -147,7 +147,8 @@ TEST_F(WatchProtocolTest, NackHoldsTheNodeUntilANewerVersion) {
   WatchResponse r2 = w.Read();
   EXPECT_EQ(V(r2), v2);
   ASSERT_TRUE(w.Ack(r2));
-  ASSERT_TRUE(WaitFor([&] { return cp_->registry().Get("gw-1")->acked_version() == r2.version_info(); }));
+  ASSERT_TRUE(
+      WaitFor([&] { return cp_->registry().Get("gw-1")->acked_version() == r2.version_info(); }));
   EXPECT_TRUE(cp_->registry().Get("gw-1")->last_nack().empty());
 }
 

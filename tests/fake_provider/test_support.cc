@@ -131,8 +131,8 @@ int FakeProviderProcess::Spawn(const std::vector<std::string>& extra_args) {
     int status;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      const bool stray = WIFSIGNALED(status) &&
-                         (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGINT);
+      const bool stray =
+          WIFSIGNALED(status) && (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGINT);
       if (!stray) {
         ADD_FAILURE() << "fake provider exited early ("
                       << (WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))

@@ -72,16 +72,19 @@ TEST(DocsTest, EveryGatewayGrpcurlLineWorksAgainstTheDemoStack) {
   FakeProvider fake(dir, {"--chunks=8"});
   ASSERT_GT(fake.port(), 0) << fake.process().Log();
   // The same config tools/dev up writes (tools/dev-up.sh).
-  Gateway gateway(dir, absl::StrCat(
-      R"({"version":"dev-1","providers":[{"name":"fake","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://127.0.0.1:)",
-      fake.port(), R"(/v1","apiKeyEnv":"TURNPIKE_FAKE_KEY"}],
+  Gateway gateway(
+      dir,
+      absl::StrCat(
+          R"({"version":"dev-1","providers":[{"name":"fake","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://127.0.0.1:)",
+          fake.port(), R"(/v1","apiKeyEnv":"TURNPIKE_FAKE_KEY"}],
       "routes":[{"capability":"demo","targets":[{"provider":"fake","model":"gpt-4o-mini"}],"allowUnauthenticated":true}],
       "prices":[{"provider":"fake","model":"gpt-4o-mini","inputUsdMicrosPerMtok":"150000","outputUsdMicrosPerMtok":"600000"}]})"));
   ASSERT_GT(gateway.port(), 0) << gateway.process().Log();
 
   const std::string shim_dir = dir.File("shim");
   std::filesystem::create_directory(shim_dir);
-  std::filesystem::create_symlink(std::string(SOURCE_DIR) + "/tools/grpcurl-shim", shim_dir + "/grpcurl");
+  std::filesystem::create_symlink(std::string(SOURCE_DIR) + "/tools/grpcurl-shim",
+                                  shim_dir + "/grpcurl");
 
   const std::vector<DocLine> lines = GatewayLines();
   ASSERT_GE(lines.size(), 5u) << "expected the README and banner examples";

@@ -10,10 +10,10 @@
 #include "absl/strings/str_replace.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/integration/harness.h"
 #include "turnpike/v1/completion.grpc.pb.h"
 #include "turnpike/v1/embedding.grpc.pb.h"
@@ -30,14 +30,22 @@ using v1::StreamCompletionResponse;
 std::string AllKindsConfig(int fake_port, const std::string& extra_routes = "") {
   const std::string base = absl::StrCat("http://127.0.0.1:", fake_port);
   return absl::StrCat(R"({"version":"test-1","providers":[
-    {"name":"openai","kind":"PROVIDER_KIND_OPENAI","baseUrl":")", base, R"(/v1","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
-    {"name":"azure","kind":"PROVIDER_KIND_AZURE_OPENAI","baseUrl":")", base, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY","apiVersion":"2024-10-21"},
-    {"name":"anthropic","kind":"PROVIDER_KIND_ANTHROPIC","baseUrl":")", base, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
-    {"name":"gemini","kind":"PROVIDER_KIND_GEMINI","baseUrl":")", base, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
-    {"name":"vllm","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","compatFlavor":"COMPAT_FLAVOR_VLLM","baseUrl":")", base, R"(/vllm/v1"},
-    {"name":"llamacpp","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","compatFlavor":"COMPAT_FLAVOR_LLAMA_CPP","baseUrl":")", base, R"(/llamacpp/v1"},
-    {"name":"ollama","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","compatFlavor":"COMPAT_FLAVOR_OLLAMA","baseUrl":")", base, R"(/ollama/v1"},
-    {"name":"badkey","kind":"PROVIDER_KIND_OPENAI","baseUrl":")", base, R"(/v1","apiKeyEnv":"WRONG_KEY"},
+    {"name":"openai","kind":"PROVIDER_KIND_OPENAI","baseUrl":")",
+                      base, R"(/v1","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
+    {"name":"azure","kind":"PROVIDER_KIND_AZURE_OPENAI","baseUrl":")",
+                      base, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY","apiVersion":"2024-10-21"},
+    {"name":"anthropic","kind":"PROVIDER_KIND_ANTHROPIC","baseUrl":")",
+                      base, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
+    {"name":"gemini","kind":"PROVIDER_KIND_GEMINI","baseUrl":")",
+                      base, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
+    {"name":"vllm","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","compatFlavor":"COMPAT_FLAVOR_VLLM","baseUrl":")",
+                      base, R"(/vllm/v1"},
+    {"name":"llamacpp","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","compatFlavor":"COMPAT_FLAVOR_LLAMA_CPP","baseUrl":")",
+                      base, R"(/llamacpp/v1"},
+    {"name":"ollama","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","compatFlavor":"COMPAT_FLAVOR_OLLAMA","baseUrl":")",
+                      base, R"(/ollama/v1"},
+    {"name":"badkey","kind":"PROVIDER_KIND_OPENAI","baseUrl":")",
+                      base, R"(/v1","apiKeyEnv":"WRONG_KEY"},
     {"name":"dead","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://127.0.0.1:1/v1","apiKeyEnv":"TURNPIKE_FAKE_KEY"}
   ],"routes":[
     {"capability":"openai","targets":[{"provider":"openai","model":"gpt-4o-mini"}],"allowUnauthenticated":true},
@@ -51,7 +59,8 @@ std::string AllKindsConfig(int fake_port, const std::string& extra_routes = "") 
     {"capability":"dead","targets":[{"provider":"dead","model":"gpt-4o-mini"}],"allowUnauthenticated":true},
     {"capability":"failover","targets":[{"provider":"dead","model":"gpt-4o-mini"},{"provider":"anthropic","model":"claude-haiku-4-5"}],"allowUnauthenticated":true},
     {"capability":"closed","targets":[{"provider":"openai","model":"gpt-4o-mini"}]}
-    )", extra_routes, R"(
+    )",
+                      extra_routes, R"(
   ],"prices":[{"provider":"openai","model":"gpt-4o-mini","inputUsdMicrosPerMtok":"150000","outputUsdMicrosPerMtok":"600000"}],
   "callers":[{"name":"claims-service","keySha256":["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],"allowedCapabilities":["openai","closed"]}]
   })");
@@ -78,8 +87,9 @@ class GatewayTest : public ::testing::Test {
   }
 
   void StartGateway(std::vector<std::string> extra_args) {
-    gateway_ = std::make_unique<Gateway>(dir_, AllKindsConfig(fake_->port()), extra_args,
-                                         std::map<std::string, std::string>{{"WRONG_KEY", "not-the-key"}});
+    gateway_ =
+        std::make_unique<Gateway>(dir_, AllKindsConfig(fake_->port()), extra_args,
+                                  std::map<std::string, std::string>{{"WRONG_KEY", "not-the-key"}});
     ASSERT_GT(gateway_->port(), 0) << gateway_->process().Log();
     channel_ = grpc::CreateChannel(gateway_->address(), grpc::InsecureChannelCredentials());
     stub_ = CompletionService::NewStub(channel_);
@@ -144,7 +154,7 @@ TEST_P(EveryProviderKind, StreamsStartDeltasAndFinishWithUsage) {
   ASSERT_TRUE(r.messages.back().has_finish());
   const auto& finish = r.messages.back().finish();
   EXPECT_EQ(finish.finish_reason(), v1::FINISH_REASON_STOP);
-  EXPECT_EQ(finish.usage().input_tokens(), 5);  // five words in the prompt
+  EXPECT_EQ(finish.usage().input_tokens(), 5);   // five words in the prompt
   EXPECT_EQ(finish.usage().output_tokens(), 5);  // five chunks
   ASSERT_EQ(finish.attempts_size(), 1);
   EXPECT_EQ(finish.attempts(0).outcome(), "OK");
@@ -193,7 +203,8 @@ TEST_F(GatewayTest, SendsTheProviderWireFormatUpstream) {
   ASSERT_TRUE(Stream(request).status.ok());
   HttpResponse recorded = HttpRequest("GET", fake_->base() + "/_fake/requests");
   ASSERT_EQ(recorded.status, 200);
-  EXPECT_NE(recorded.body.find("\"path\":\"/v1/chat/completions\""), std::string::npos) << recorded.body;
+  EXPECT_NE(recorded.body.find("\"path\":\"/v1/chat/completions\""), std::string::npos)
+      << recorded.body;
   EXPECT_NE(recorded.body.find("max_completion_tokens"), std::string::npos) << recorded.body;
   EXPECT_NE(recorded.body.find("include_usage"), std::string::npos) << recorded.body;
   EXPECT_NE(recorded.body.find("Bearer fake-key"), std::string::npos) << recorded.body;
@@ -204,7 +215,7 @@ struct FaultCase {
   std::string capability;
   std::string directive;
   grpc::StatusCode code;
-  int http_status;       // expected ProviderError.http_status; -1: no ProviderError detail
+  int http_status;         // expected ProviderError.http_status; -1: no ProviderError detail
   int64_t retry_after_ms;  // expected RetryInfo, 0 for none
   bool text_before_error;  // deltas reach the client before the error
 };
@@ -241,21 +252,27 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         FaultCase{"RateLimit429", "openai", "[[fake status=429 retry_after=2]]",
                   grpc::RESOURCE_EXHAUSTED, 429, 2000, false},
-        FaultCase{"QuotaExhausted429", "openai", "[[fake status=429 error_type=insufficient_quota]]",
-                  grpc::FAILED_PRECONDITION, 429, 0, false},
+        FaultCase{"QuotaExhausted429", "openai",
+                  "[[fake status=429 error_type=insufficient_quota]]", grpc::FAILED_PRECONDITION,
+                  429, 0, false},
         FaultCase{"Server500", "openai", "[[fake status=500]]", grpc::UNAVAILABLE, 500, 0, false},
-        FaultCase{"Unavailable503", "gemini", "[[fake status=503]]", grpc::UNAVAILABLE, 503, 0, false},
-        FaultCase{"Overloaded529", "anthropic", "[[fake status=529]]", grpc::UNAVAILABLE, 529, 0, false},
-        FaultCase{"BadRequest400", "azure", "[[fake status=400]]", grpc::INVALID_ARGUMENT, 400, 0, false},
+        FaultCase{"Unavailable503", "gemini", "[[fake status=503]]", grpc::UNAVAILABLE, 503, 0,
+                  false},
+        FaultCase{"Overloaded529", "anthropic", "[[fake status=529]]", grpc::UNAVAILABLE, 529, 0,
+                  false},
+        FaultCase{"BadRequest400", "azure", "[[fake status=400]]", grpc::INVALID_ARGUMENT, 400, 0,
+                  false},
         FaultCase{"WrongKey", "badkey", "", grpc::FAILED_PRECONDITION, 401, 0, false},
         FaultCase{"ConnectionRefused", "dead", "", grpc::UNAVAILABLE, -1, 0, false},
         FaultCase{"ResetBeforeFirstByte", "openai", "[[fake reset_after_chunks=0]]",
                   grpc::UNAVAILABLE, -1, 0, false},
-        FaultCase{"ResetMidStream", "vllm", "[[fake reset_after_chunks=2]]", grpc::UNAVAILABLE, -1, 0, true},
+        FaultCase{"ResetMidStream", "vllm", "[[fake reset_after_chunks=2]]", grpc::UNAVAILABLE, -1,
+                  0, true},
         FaultCase{"MalformedSse", "openai", "[[fake malformed=1]]", grpc::INTERNAL, -1, 0, true},
         FaultCase{"ErrorEventInStream", "anthropic", "[[fake stream_error_after=1]]",
                   grpc::UNAVAILABLE, 0, 0, true},
-        FaultCase{"TruncatedStream", "gemini", "[[fake truncate=1]]", grpc::UNAVAILABLE, -1, 0, true}),
+        FaultCase{"TruncatedStream", "gemini", "[[fake truncate=1]]", grpc::UNAVAILABLE, -1, 0,
+                  true}),
     [](const auto& info) { return info.param.name; });
 
 TEST_F(GatewayTest, FailsOverToTheNextTargetBeforeTheFirstToken) {
@@ -364,7 +381,8 @@ TEST_F(GatewayTest, CallerKeysAreEnforced) {
   // sha256("test") is the digest configured for caller "claims-service".
   EXPECT_EQ(Stream(Request("closed", "hi")).status.error_code(), grpc::UNAUTHENTICATED);
   EXPECT_EQ(Stream(Request("closed", "hi"), "wrong").status.error_code(), grpc::UNAUTHENTICATED);
-  EXPECT_EQ(Stream(Request("anthropic", "hi"), "test").status.error_code(), grpc::PERMISSION_DENIED);
+  EXPECT_EQ(Stream(Request("anthropic", "hi"), "test").status.error_code(),
+            grpc::PERMISSION_DENIED);
   EXPECT_TRUE(Stream(Request("closed", "hi"), "test").status.ok());
   // An open route still serves callers without a key.
   EXPECT_TRUE(Stream(Request("anthropic", "hi")).status.ok());
@@ -467,7 +485,8 @@ TEST(GatewayConfig, MalformedConfigNamesTheField) {
     EXPECT_EQ(gateway.port(), -1);
     EXPECT_EQ(gateway.process().Wait(std::chrono::seconds(10)), 2) << c.json;
     EXPECT_NE(gateway.process().Log().find(c.expected), std::string::npos)
-        << c.json << "\n" << gateway.process().Log();
+        << c.json << "\n"
+        << gateway.process().Log();
   }
 }
 

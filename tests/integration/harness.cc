@@ -51,7 +51,8 @@ Process::Process(const std::string& binary, std::vector<std::string> args,
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                   0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   if (posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(), envp.data()) != 0) {
@@ -124,7 +125,8 @@ size_t Append(char* data, size_t size, size_t n, void* out) {
 }
 }  // namespace
 
-HttpResponse HttpRequest(const std::string& method, const std::string& url, const std::string& body) {
+HttpResponse HttpRequest(const std::string& method, const std::string& url,
+                         const std::string& body) {
   HttpResponse response;
   CURL* curl = curl_easy_init();
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
@@ -144,7 +146,8 @@ HttpResponse HttpRequest(const std::string& method, const std::string& url, cons
 }
 
 long FakeStat(int fake_port, const std::string& name) {
-  HttpResponse r = HttpRequest("GET", "http://127.0.0.1:" + std::to_string(fake_port) + "/_fake/stats");
+  HttpResponse r =
+      HttpRequest("GET", "http://127.0.0.1:" + std::to_string(fake_port) + "/_fake/stats");
   const std::string key = "\"" + name + "\":";
   const size_t pos = r.body.find(key);
   if (pos == std::string::npos) return -1;
@@ -170,13 +173,14 @@ Gateway::Gateway(const TempDir& dir, const std::string& config_json,
   const std::string config_path = dir.File("gateway-config.json");
   std::ofstream(config_path) << config_json;
   const std::string port_file = dir.File("gateway.port");
-  std::filesystem::remove(port_file);  // a gateway restarted in the same dir must not read the old port
+  std::filesystem::remove(
+      port_file);  // a gateway restarted in the same dir must not read the old port
   const std::string metrics_port_file = dir.File("gateway-metrics.port");
   std::filesystem::remove(metrics_port_file);
-  std::vector<std::string> args = {"--config=" + config_path, "--listen=127.0.0.1:0",
-                                   "--port_file=" + port_file, "--drain_timeout=5s",
-                                   "--metrics_listen=127.0.0.1:0",
-                                   "--metrics_port_file=" + metrics_port_file};
+  std::vector<std::string> args = {
+      "--config=" + config_path,      "--listen=127.0.0.1:0",
+      "--port_file=" + port_file,     "--drain_timeout=5s",
+      "--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + metrics_port_file};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   if (env.count("TURNPIKE_FAKE_KEY") == 0) env["TURNPIKE_FAKE_KEY"] = "fake-key";
   process_ = std::make_unique<Process>(GatewayBinary(), args, dir.File("gateway.log"), env);

@@ -111,8 +111,8 @@ struct WatchSource {
 // A gateway process started from a config JSON string, or watching a control plane.
 class Gateway {
  public:
-  Gateway(const TempDir& dir, const std::string& config_json, std::vector<std::string> extra_args = {},
-          std::map<std::string, std::string> env = {});
+  Gateway(const TempDir& dir, const std::string& config_json,
+          std::vector<std::string> extra_args = {}, std::map<std::string, std::string> env = {});
   Gateway(const TempDir& dir, const WatchSource& source, std::vector<std::string> extra_args = {});
   int port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }

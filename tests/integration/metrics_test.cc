@@ -16,8 +16,10 @@ namespace {
 std::string Config(int fake_port) {
   const std::string base = absl::StrCat("http://127.0.0.1:", fake_port, "/v1");
   return absl::StrCat(R"({"version":"metrics-1","providers":[
-    {"name":"fake","kind":"PROVIDER_KIND_OPENAI","baseUrl":")", base, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
-    {"name":"down","kind":"PROVIDER_KIND_OPENAI","baseUrl":")", base, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"}
+    {"name":"fake","kind":"PROVIDER_KIND_OPENAI","baseUrl":")",
+                      base, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
+    {"name":"down","kind":"PROVIDER_KIND_OPENAI","baseUrl":")",
+                      base, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"}
   ],"routes":[
     {"capability":"demo","targets":[{"provider":"fake","model":"gpt-4o-mini"}],"allowUnauthenticated":true},
     {"capability":"flaky","targets":[{"provider":"down","model":"gpt-4o-mini"}],"allowUnauthenticated":true,
@@ -69,19 +71,33 @@ TEST_F(MetricsTest, CountsRequestsAndRecordsOverheadPerRequest) {
   ASSERT_TRUE(WaitFor(
       [&] {
         page = gateway_->Metrics();
-        return MetricValue(page, R"(turnpike_internal_overhead_seconds_count{method="StreamCompletion"})") == 4;
+        return MetricValue(
+                   page,
+                   R"(turnpike_internal_overhead_seconds_count{method="StreamCompletion"})") == 4;
       },
       std::chrono::seconds(5)))
       << page;
-  EXPECT_EQ(MetricValue(page, R"(turnpike_requests_total{method="StreamCompletion",capability="demo",code="OK"})"), 3)
+  EXPECT_EQ(
+      MetricValue(
+          page,
+          R"(turnpike_requests_total{method="StreamCompletion",capability="demo",code="OK"})"),
+      3)
       << page;
   // An unknown capability is counted with an empty capability label: client input never becomes
   // a label value.
-  EXPECT_EQ(MetricValue(page, R"(turnpike_requests_total{method="StreamCompletion",capability="",code="NOT_FOUND"})"), 1)
+  EXPECT_EQ(
+      MetricValue(
+          page,
+          R"(turnpike_requests_total{method="StreamCompletion",capability="",code="NOT_FOUND"})"),
+      1)
       << page;
   EXPECT_EQ(page.find("no-such-capability"), std::string::npos) << page;
   EXPECT_EQ(MetricValue(page, "turnpike_time_to_first_token_seconds_count"), 3) << page;
-  EXPECT_EQ(MetricValue(page, R"(turnpike_upstream_attempts_total{provider="fake",model="gpt-4o-mini",disposition="ATTEMPT_DISPOSITION_SERVED"})"), 3)
+  EXPECT_EQ(
+      MetricValue(
+          page,
+          R"(turnpike_upstream_attempts_total{provider="fake",model="gpt-4o-mini",disposition="ATTEMPT_DISPOSITION_SERVED"})"),
+      3)
       << page;
   // The gateway's own work per request is far below the request's wall time.
   const double overhead_sum =
@@ -98,20 +114,34 @@ TEST_F(MetricsTest, CountsRequestsAndRecordsOverheadPerRequest) {
 TEST_F(MetricsTest, ShowsAnOpenCircuit) {
   // Two 500s in a row open the "down" upstream's circuit (consecutiveFailures: 2).
   for (int i = 0; i < 2; ++i) {
-    EXPECT_EQ(Stream("flaky", "[[fake status=500]] boom").error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(Stream("flaky", "[[fake status=500]] boom").error_code(),
+              grpc::StatusCode::UNAVAILABLE);
   }
   const std::string page = gateway_->Metrics();
-  EXPECT_EQ(MetricValue(page, R"(turnpike_upstream_circuit_state{provider="down",model="gpt-4o-mini",credential=""})"), 1)
+  EXPECT_EQ(
+      MetricValue(
+          page,
+          R"(turnpike_upstream_circuit_state{provider="down",model="gpt-4o-mini",credential=""})"),
+      1)
       << page;
-  EXPECT_EQ(MetricValue(page, R"(turnpike_upstream_circuit_opened_total{provider="down",model="gpt-4o-mini",credential=""})"), 1)
+  EXPECT_EQ(
+      MetricValue(
+          page,
+          R"(turnpike_upstream_circuit_opened_total{provider="down",model="gpt-4o-mini",credential=""})"),
+      1)
       << page;
   const double remaining = MetricValue(
-      page, R"(turnpike_upstream_circuit_open_remaining_seconds{provider="down",model="gpt-4o-mini",credential=""})");
+      page,
+      R"(turnpike_upstream_circuit_open_remaining_seconds{provider="down",model="gpt-4o-mini",credential=""})");
   EXPECT_GT(remaining, 0) << page;
   EXPECT_LE(remaining, 60) << page;
   // The healthy upstream is not in the open state.
   Stream("demo", "hi");
-  EXPECT_EQ(MetricValue(gateway_->Metrics(), R"(turnpike_upstream_circuit_state{provider="fake",model="gpt-4o-mini",credential=""})"), 0);
+  EXPECT_EQ(
+      MetricValue(
+          gateway_->Metrics(),
+          R"(turnpike_upstream_circuit_state{provider="fake",model="gpt-4o-mini",credential=""})"),
+      0);
 }
 
 TEST_F(MetricsTest, ServesOnlyTheMetricsPath) {

@@ -92,25 +92,38 @@ class ResilienceTest : public ::testing::Test {
     const std::string p1 = absl::StrCat("http://127.0.0.1:", primary_->port());
     const std::string p2 = absl::StrCat("http://127.0.0.1:", secondary_->port());
     // Short timeouts and backoff keep the matrix fast; the policy is the same at any scale.
-    const std::string fast = R"("timeouts":{"firstTokenMs":400,"idleMs":400},"retry":{"baseBackoffMs":20,"maxBackoffMs":100})";
-    return absl::StrCat(R"({"version":"res-1","providers":[
-      {"name":"a","kind":"PROVIDER_KIND_OPENAI","baseUrl":")", p1, R"(/v1","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
-      {"name":"anth","kind":"PROVIDER_KIND_ANTHROPIC","baseUrl":")", p1, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
-      {"name":"slow","kind":"PROVIDER_KIND_OPENAI","baseUrl":")", p1, R"(/v1","apiKeyEnv":"TURNPIKE_FAKE_KEY","headers":{"x-fake-first-byte-delay-ms":"3000"}},
-      {"name":"b","kind":"PROVIDER_KIND_ANTHROPIC","baseUrl":")", p2, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
+    const std::string fast =
+        R"("timeouts":{"firstTokenMs":400,"idleMs":400},"retry":{"baseBackoffMs":20,"maxBackoffMs":100})";
+    return absl::StrCat(
+        R"({"version":"res-1","providers":[
+      {"name":"a","kind":"PROVIDER_KIND_OPENAI","baseUrl":")",
+        p1, R"(/v1","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
+      {"name":"anth","kind":"PROVIDER_KIND_ANTHROPIC","baseUrl":")",
+        p1, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
+      {"name":"slow","kind":"PROVIDER_KIND_OPENAI","baseUrl":")",
+        p1,
+        R"(/v1","apiKeyEnv":"TURNPIKE_FAKE_KEY","headers":{"x-fake-first-byte-delay-ms":"3000"}},
+      {"name":"b","kind":"PROVIDER_KIND_ANTHROPIC","baseUrl":")",
+        p2, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
       {"name":"dead","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://127.0.0.1:1/v1","apiKeyEnv":"TURNPIKE_FAKE_KEY"}
     ],"routes":[
-      {"capability":"single","targets":[{"provider":"a","model":"m1"}],"allowUnauthenticated":true,)", fast, R"(},
-      {"capability":"anthropic","targets":[{"provider":"anth","model":"claude"}],"allowUnauthenticated":true,)", fast, R"(},
-      {"capability":"chain","targets":[{"provider":"a","model":"m2"},{"provider":"b","model":"claude"}],"allowUnauthenticated":true,)", fast, R"(},
-      {"capability":"dead","targets":[{"provider":"dead","model":"m"}],"allowUnauthenticated":true,)", fast, R"(},
-      {"capability":"dead-chain","targets":[{"provider":"dead","model":"m"},{"provider":"b","model":"claude"}],"allowUnauthenticated":true,)", fast, R"(},
+      {"capability":"single","targets":[{"provider":"a","model":"m1"}],"allowUnauthenticated":true,)",
+        fast, R"(},
+      {"capability":"anthropic","targets":[{"provider":"anth","model":"claude"}],"allowUnauthenticated":true,)",
+        fast, R"(},
+      {"capability":"chain","targets":[{"provider":"a","model":"m2"},{"provider":"b","model":"claude"}],"allowUnauthenticated":true,)",
+        fast, R"(},
+      {"capability":"dead","targets":[{"provider":"dead","model":"m"}],"allowUnauthenticated":true,)",
+        fast, R"(},
+      {"capability":"dead-chain","targets":[{"provider":"dead","model":"m"},{"provider":"b","model":"claude"}],"allowUnauthenticated":true,)",
+        fast, R"(},
       {"capability":"slow-chain","targets":[{"provider":"slow","model":"m"},{"provider":"b","model":"claude"}],"allowUnauthenticated":true,
        "timeouts":{"firstTokenMs":300}},
       {"capability":"breaker","targets":[{"provider":"a","model":"brk"},{"provider":"b","model":"claude"}],"allowUnauthenticated":true,
        "retry":{"maxAttemptsPerTarget":1},
        "circuitBreaker":{"consecutiveFailures":3,"baseEjectionMs":600,"maxEjectionMs":5000,"probeTimeoutMs":300}},
-      {"capability":"storm","targets":[{"provider":"a","model":"storm"}],"allowUnauthenticated":true,)", fast, R"(},
+      {"capability":"storm","targets":[{"provider":"a","model":"storm"}],"allowUnauthenticated":true,)",
+        fast, R"(},
       {"capability":"patient","targets":[{"provider":"a","model":"patient"}],"allowUnauthenticated":true,
        "retry":{"baseBackoffMs":2000,"maxBackoffMs":2000}},
       {"capability":"full","targets":[{"provider":"a","model":"full"},{"provider":"b","model":"full"}],"allowUnauthenticated":true,
@@ -501,8 +514,7 @@ TEST_F(ResilienceTest, ClientDeadlineShorterThanTheBackoffIsNeverSleptPast) {
   EXPECT_EQ(PrimaryRequests(), 1);
   auto attempts = r.attempts();
   ASSERT_EQ(attempts.size(), 1u);
-  EXPECT_NE(attempts[0].reason().find("would pass the deadline"), std::string::npos)
-      << Describe(r);
+  EXPECT_NE(attempts[0].reason().find("would pass the deadline"), std::string::npos) << Describe(r);
 }
 
 // ---- Fallback chain: primary -> secondary -> cache -> degradation ----------------------------

@@ -21,8 +21,8 @@ AttemptOutcome Out(FailureKind kind, int http = 0, int64_t retry_after_ms = 0) {
   o.kind = kind;
   o.http_status = http;
   o.retry_after_ms = retry_after_ms;
-  o.status = kind == FailureKind::kNone ? absl::OkStatus()
-                                        : absl::UnavailableError(FailureKindName(kind));
+  o.status =
+      kind == FailureKind::kNone ? absl::OkStatus() : absl::UnavailableError(FailureKindName(kind));
   return o;
 }
 
@@ -34,7 +34,8 @@ class PlannerTest : public ::testing::Test {
       {"name":"a","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://127.0.0.1:1/v1"},
       {"name":"b","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://127.0.0.1:2/v1"},
       {"name":"c","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://127.0.0.1:3/v1"}],
-      "routes":[)", route, "]}");
+      "routes":[)",
+                                          route, "]}");
     auto snapshot = ParseSnapshotJson(json);
     ASSERT_TRUE(snapshot.ok()) << snapshot.status();
     auto config = RuntimeConfig::Build(*snapshot, [](const std::string&) { return std::nullopt; });
@@ -396,7 +397,7 @@ TEST_F(PlannerTest, RetryBudgetCapsConcurrentRetries) {
   EXPECT_NE(reasons[3].find("retry budget exhausted"), std::string::npos) << reasons[3];
   EXPECT_NE(reasons[9].find("throttled"), std::string::npos) << reasons[9];
   EXPECT_EQ(Status("a/m").active_retries, 3);  // held through the backoff
-  planners.clear();  // abandoned: reservations are released
+  planners.clear();                            // abandoned: reservations are released
   EXPECT_EQ(Status("a/m").active_retries, 0);
   EXPECT_EQ(Status("a/m").active_requests, 0);
 }

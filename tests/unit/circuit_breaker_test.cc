@@ -72,7 +72,7 @@ TEST_F(CircuitBreakerTest, OpensOnFailureRateOnlyWithMinimumVolume) {
   }
   EXPECT_EQ(breaker_.state(), CircuitBreaker::State::kClosed);
   breaker_.RecordSuccess(settings_, now(), 0);  // 19 attempts, 9 failed
-  Fail(1);  // 20 attempts, 10 failed: 50%
+  Fail(1);                                      // 20 attempts, 10 failed: 50%
   EXPECT_EQ(breaker_.state(), CircuitBreaker::State::kOpen);
   EXPECT_NE(breaker_.open_reason().find("50% of 20"), std::string::npos) << breaker_.open_reason();
 }

@@ -24,12 +24,15 @@ TEST(DocsConfigTest, ConfigurationExampleIsValid) {
                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
   auto snapshot = ParseSnapshotJson(json);
   ASSERT_TRUE(snapshot.ok()) << snapshot.status();
-  std::map<std::string, std::string> env = {{"OPENAI_API_KEY", "k1"}, {"ANTHROPIC_API_KEY", "k2"},
-                                            {"AZURE_OPENAI_KEY", "k3"}, {"GEMINI_API_KEY", "k4"}};
-  auto config = RuntimeConfig::Build(*snapshot, [&](const std::string& name) -> std::optional<std::string> {
-    auto it = env.find(name);
-    return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
-  });
+  std::map<std::string, std::string> env = {{"OPENAI_API_KEY", "k1"},
+                                            {"ANTHROPIC_API_KEY", "k2"},
+                                            {"AZURE_OPENAI_KEY", "k3"},
+                                            {"GEMINI_API_KEY", "k4"}};
+  auto config =
+      RuntimeConfig::Build(*snapshot, [&](const std::string& name) -> std::optional<std::string> {
+        auto it = env.find(name);
+        return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
+      });
   ASSERT_TRUE(config.ok()) << config.status();
   const RouteEntry* route = (*config)->FindRoute("claims-summary");
   ASSERT_NE(route, nullptr);

@@ -49,9 +49,9 @@ TEST(Metrics, RegisteringTwiceReturnsTheSameFamily) {
 TEST(Metrics, HistogramBucketsAreCumulativeWithSumAndCount) {
   MetricsRegistry r;
   auto& h = r.AddHistogram("x_seconds", "X.", {0.001, 0.01}).With({});
-  h.ObserveNanos(500'000);     // 0.5 ms -> le 0.001
-  h.ObserveNanos(1'000'000);   // exactly 1 ms -> le 0.001 (bounds are inclusive)
-  h.ObserveNanos(5'000'000);   // 5 ms -> le 0.01
+  h.ObserveNanos(500'000);        // 0.5 ms -> le 0.001
+  h.ObserveNanos(1'000'000);      // exactly 1 ms -> le 0.001 (bounds are inclusive)
+  h.ObserveNanos(5'000'000);      // 5 ms -> le 0.01
   h.ObserveNanos(2'000'000'000);  // 2 s -> +Inf only
   EXPECT_EQ(r.Render(),
             "# HELP x_seconds X.\n"

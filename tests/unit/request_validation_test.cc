@@ -80,15 +80,20 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Case{[](auto& r) { r.clear_capability(); }, "capability"},
         Case{[](auto& r) { r.clear_messages(); }, "messages"},
-        Case{[](auto& r) { r.mutable_messages(0)->set_role(v1::ROLE_UNSPECIFIED); }, "messages[0].role"},
-        Case{[](auto& r) { r.mutable_messages(0)->set_role(static_cast<v1::Role>(9)); }, "messages[0].role"},
+        Case{[](auto& r) { r.mutable_messages(0)->set_role(v1::ROLE_UNSPECIFIED); },
+             "messages[0].role"},
+        Case{[](auto& r) { r.mutable_messages(0)->set_role(static_cast<v1::Role>(9)); },
+             "messages[0].role"},
         Case{[](auto& r) { r.mutable_messages(0)->set_role(v1::ROLE_SYSTEM); }, "messages"},
         Case{[](auto& r) { r.set_max_tokens(0); }, "max_tokens"},
         Case{[](auto& r) { r.set_max_tokens(-5); }, "max_tokens"},
         Case{[](auto& r) { r.set_temperature(2.5); }, "temperature"},
         Case{[](auto& r) { r.set_temperature(std::nan("")); }, "temperature"},
         Case{[](auto& r) { r.set_top_p(-0.1); }, "top_p"},
-        Case{[](auto& r) { for (int i = 0; i < 5; ++i) r.add_stop("x"); }, "stop"},
+        Case{[](auto& r) {
+               for (int i = 0; i < 5; ++i) r.add_stop("x");
+             },
+             "stop"},
         Case{[](auto& r) { r.add_stop(""); }, "stop[0]"},
         Case{[](auto& r) { r.set_request_id(std::string(200, 'a')); }, "request_id"},
         Case{[](auto& r) { (*r.mutable_tags())[""] = "v"; }, "tags"}));

@@ -23,7 +23,8 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> Build(const std::string& ro
 }
 
 TEST(ResilienceConfigTest, DefaultsWhenTheRouteSaysNothing) {
-  auto config = Build(R"({"capability":"c","targets":[{"provider":"p","model":"m"},{"provider":"q","model":"m"}]})");
+  auto config = Build(
+      R"({"capability":"c","targets":[{"provider":"p","model":"m"},{"provider":"q","model":"m"}]})");
   ASSERT_TRUE(config.ok()) << config.status();
   const RouteEntry* r = (*config)->FindRoute("c");
   EXPECT_EQ(r->retry.max_attempts, 3);
@@ -95,29 +96,34 @@ TEST(ResilienceConfigTest, ErrorsNameTheField) {
       {R"("retry":{"maxAttempts":11})", "routes[0].retry.max_attempts"},
       {R"("retry":{"maxAttemptsPerTarget":-1})", "routes[0].retry.max_attempts_per_target"},
       {R"("retry":{"baseBackoffMs":500,"maxBackoffMs":100})", "routes[0].retry.max_backoff_ms"},
-      {R"("circuitBreaker":{"failureRatePercent":101})", "routes[0].circuit_breaker.failure_rate_percent"},
-      {R"("circuitBreaker":{"baseEjectionMs":5000,"maxEjectionMs":1000})", "routes[0].circuit_breaker.max_ejection_ms"},
+      {R"("circuitBreaker":{"failureRatePercent":101})",
+       "routes[0].circuit_breaker.failure_rate_percent"},
+      {R"("circuitBreaker":{"baseEjectionMs":5000,"maxEjectionMs":1000})",
+       "routes[0].circuit_breaker.max_ejection_ms"},
       {R"("circuitBreaker":{"halfOpenProbes":1000})", "routes[0].circuit_breaker.half_open_probes"},
       {R"("cache":{"maxBytes":"10"})", "routes[0].cache.max_bytes"},
       {R"("cache":{"mode":7})", "routes[0].cache.mode"},
-      {R"("degradation":{"mode":"DEGRADATION_MODE_STATIC_RESPONSE"})", "routes[0].degradation.static_response"},
+      {R"("degradation":{"mode":"DEGRADATION_MODE_STATIC_RESPONSE"})",
+       "routes[0].degradation.static_response"},
       {R"("degradation":{"staticResponse":"x"})", "routes[0].degradation.static_response"},
   };
   for (const auto& [settings, field] : cases) {
-    auto config = Build(absl::StrCat(R"({"capability":"c","targets":[{"provider":"p","model":"m"}],)",
-                                     settings, "}"));
+    auto config = Build(absl::StrCat(
+        R"({"capability":"c","targets":[{"provider":"p","model":"m"}],)", settings, "}"));
     ASSERT_FALSE(config.ok()) << settings;
     EXPECT_NE(config.status().message().find(field), std::string::npos)
         << settings << " -> " << config.status().message();
   }
-  auto mixed = Build(R"({"capability":"c","targets":[{"provider":"p","model":"m","tier":0},{"provider":"q","model":"m"}]})");
+  auto mixed = Build(
+      R"({"capability":"c","targets":[{"provider":"p","model":"m","tier":0},{"provider":"q","model":"m"}]})");
   ASSERT_FALSE(mixed.ok());
   EXPECT_NE(mixed.status().message().find("routes[0].targets"), std::string::npos);
   auto strict = Build(R"({"capability":"c","targets":[{"provider":"p","model":"m"}],
                           "degradation":{"mode":"DEGRADATION_MODE_UNAVAILABLE"}})");
   ASSERT_TRUE(strict.ok()) << strict.status();
   EXPECT_TRUE((*strict)->FindRoute("c")->degradation.force_unavailable);
-  auto heavy = Build(R"({"capability":"c","targets":[{"provider":"p","model":"m","weight":5000}]})");
+  auto heavy =
+      Build(R"({"capability":"c","targets":[{"provider":"p","model":"m","weight":5000}]})");
   ASSERT_FALSE(heavy.ok());
   EXPECT_NE(heavy.status().message().find("routes[0].targets[0].weight"), std::string::npos);
   auto negative = Build(R"({"capability":"c","targets":[{"provider":"p","model":"m","tier":-1}]})");

@@ -29,7 +29,7 @@ TEST(ResponseCacheTest, FreshStaleAndDropped) {
   EXPECT_EQ(hit->age, absl::ZeroDuration());
   clock.Advance(absl::Seconds(61));
   EXPECT_FALSE(cache.Get("k", clock.Now(), ttl, drop).has_value());  // not fresh
-  hit = cache.Get("k", clock.Now(), drop, drop);                       // usable as a last resort
+  hit = cache.Get("k", clock.Now(), drop, drop);                     // usable as a last resort
   ASSERT_TRUE(hit.has_value());
   EXPECT_EQ(hit->age, absl::Seconds(61));
   clock.Advance(absl::Seconds(600));

@@ -82,24 +82,49 @@ TEST_P(BadConfigTest, NamesTheField) {
 INSTANTIATE_TEST_SUITE_P(
     Table, BadConfigTest,
     ::testing::Values(
-        BadCase{R"({"providers":[{"name":"","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://x","apiKeyEnv":"KEY"}]})", "providers[0].name"},
-        BadCase{R"({"providers":[{"name":"a b","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://x","apiKeyEnv":"KEY"}]})", "providers[0].name"},
-        BadCase{R"({"providers":[{"name":"a","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://x","apiKeyEnv":"KEY"},{"name":"a","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://x","apiKeyEnv":"KEY"}]})", "providers[1].name"},
+        BadCase{
+            R"({"providers":[{"name":"","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://x","apiKeyEnv":"KEY"}]})",
+            "providers[0].name"},
+        BadCase{
+            R"({"providers":[{"name":"a b","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://x","apiKeyEnv":"KEY"}]})",
+            "providers[0].name"},
+        BadCase{
+            R"({"providers":[{"name":"a","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://x","apiKeyEnv":"KEY"},{"name":"a","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://x","apiKeyEnv":"KEY"}]})",
+            "providers[1].name"},
         BadCase{R"({"providers":[{"name":"a","baseUrl":"http://x"}]})", "providers[0].kind"},
-        BadCase{R"({"providers":[{"name":"a","kind":99,"baseUrl":"http://x"}]})", "providers[0].kind"},
-        BadCase{R"({"providers":[{"name":"a","kind":"PROVIDER_KIND_OPENAI","baseUrl":"x"}]})", "providers[0].base_url"},
-        BadCase{R"({"providers":[{"name":"a","kind":"PROVIDER_KIND_ANTHROPIC","baseUrl":"http://x"}]})", "providers[0].api_key_env"},
-        BadCase{R"({"providers":[{"name":"a","kind":"PROVIDER_KIND_GEMINI","baseUrl":"http://x","apiKeyEnv":"NOPE"}]})", "NOPE is not set"},
-        BadCase{R"({"providers":[{"name":"a","kind":"PROVIDER_KIND_AZURE_OPENAI","baseUrl":"http://x","apiKeyEnv":"KEY"}]})", "providers[0].api_version"},
+        BadCase{R"({"providers":[{"name":"a","kind":99,"baseUrl":"http://x"}]})",
+                "providers[0].kind"},
+        BadCase{R"({"providers":[{"name":"a","kind":"PROVIDER_KIND_OPENAI","baseUrl":"x"}]})",
+                "providers[0].base_url"},
+        BadCase{
+            R"({"providers":[{"name":"a","kind":"PROVIDER_KIND_ANTHROPIC","baseUrl":"http://x"}]})",
+            "providers[0].api_key_env"},
+        BadCase{
+            R"({"providers":[{"name":"a","kind":"PROVIDER_KIND_GEMINI","baseUrl":"http://x","apiKeyEnv":"NOPE"}]})",
+            "NOPE is not set"},
+        BadCase{
+            R"({"providers":[{"name":"a","kind":"PROVIDER_KIND_AZURE_OPENAI","baseUrl":"http://x","apiKeyEnv":"KEY"}]})",
+            "providers[0].api_version"},
         BadCase{R"({"routes":[{"capability":"c","targets":[]}]})", "routes[0].targets"},
-        BadCase{R"({"routes":[{"capability":"","targets":[{"provider":"p","model":"m"}]}]})", "routes[0].capability"},
-        BadCase{R"({"providers":[{"name":"p","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://x"}],"routes":[{"capability":"c","targets":[{"provider":"p","model":"m"}]},{"capability":"c","targets":[{"provider":"p","model":"m"}]}]})", "routes[1].capability"},
-        BadCase{R"({"providers":[{"name":"p","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://x"}],"routes":[{"capability":"c","targets":[{"provider":"p"}]}]})", "routes[0].targets[0].model"},
-        BadCase{R"({"routes":[{"capability":"c","targets":[{"provider":"q","model":"m"}]}]})", "routes[0].targets[0].provider"},
-        BadCase{R"({"providers":[{"name":"p","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://x"}],"routes":[{"capability":"c","targets":[{"provider":"p","model":"m"}],"timeouts":{"idleMs":-1}}]})", "routes[0].timeouts"},
+        BadCase{R"({"routes":[{"capability":"","targets":[{"provider":"p","model":"m"}]}]})",
+                "routes[0].capability"},
+        BadCase{
+            R"({"providers":[{"name":"p","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://x"}],"routes":[{"capability":"c","targets":[{"provider":"p","model":"m"}]},{"capability":"c","targets":[{"provider":"p","model":"m"}]}]})",
+            "routes[1].capability"},
+        BadCase{
+            R"({"providers":[{"name":"p","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://x"}],"routes":[{"capability":"c","targets":[{"provider":"p"}]}]})",
+            "routes[0].targets[0].model"},
+        BadCase{R"({"routes":[{"capability":"c","targets":[{"provider":"q","model":"m"}]}]})",
+                "routes[0].targets[0].provider"},
+        BadCase{
+            R"({"providers":[{"name":"p","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://x"}],"routes":[{"capability":"c","targets":[{"provider":"p","model":"m"}],"timeouts":{"idleMs":-1}}]})",
+            "routes[0].timeouts"},
         BadCase{R"({"callers":[{"name":"c","keySha256":["abc"]}]})", "callers[0].key_sha256[0]"},
-        BadCase{R"({"prices":[{"provider":"p","model":"m","inputUsdMicrosPerMtok":"-1"}]})", "prices[0]"},
-        BadCase{R"({"providers":[{"name":"p","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://x","apiKey":"k","color":"red"}]})", "color"},
+        BadCase{R"({"prices":[{"provider":"p","model":"m","inputUsdMicrosPerMtok":"-1"}]})",
+                "prices[0]"},
+        BadCase{
+            R"({"providers":[{"name":"p","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://x","apiKey":"k","color":"red"}]})",
+            "color"},
         BadCase{R"({"providers":)", "config"}));
 
 }  // namespace

@@ -276,8 +276,8 @@ absl::StatusOr<Recorder> RunGrpcLoad(const LoadOptions& options, const GrpcTarge
         // States: 0 idle, 1 connecting, 2 ready, 3 transient failure, 4 shutdown.
         return absl::UnavailableError(
             absl::StrCat("cannot connect to ", target.address, " within ",
-                         absl::FormatDuration(target.connect_timeout),
-                         " (channel state ", static_cast<int>(channel->GetState(false)), ")"));
+                         absl::FormatDuration(target.connect_timeout), " (channel state ",
+                         static_cast<int>(channel->GetState(false)), ")"));
       }
       channels.push_back(std::move(channel));
     }
