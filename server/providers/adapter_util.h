@@ -15,7 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "server/sse_parser.h"
+#include "server/providers/sse_parser.h"
 #include "simdjson.h"
 #include "turnpike/config/v1/snapshot.pb.h"
 

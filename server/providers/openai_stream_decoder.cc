@@ -13,7 +13,7 @@
 #include <utility>
 
 #include "server/providers/openai_internal.h"
-#include "server/sse_parser.h"
+#include "server/providers/sse_parser.h"
 
 namespace turnpike::openai_internal {
 namespace {

@@ -20,8 +20,8 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "google/protobuf/repeated_ptr_field.h"
+#include "server/config/runtime_config.h"
 #include "server/resilience/resilience.h"
-#include "server/runtime_config.h"
 #include "turnpike/v1/common.pb.h"
 
 namespace turnpike {

@@ -8,7 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
-#include "server/config_watch/config_watch_client.h"
+#include "server/config/config_watch_client.h"
 #include "tests/controlplane/control_plane_test_util.h"
 #include "turnpike/admin/v1/admin.grpc.pb.h"
 

@@ -10,7 +10,7 @@
 #include "controlplane/control_plane.h"
 #include "grpcpp/security/server_credentials.h"
 #include "gtest/gtest.h"
-#include "server/config_watch/config_watch_client.h"
+#include "server/config/config_watch_client.h"
 #include "tests/controlplane/admin_test_util.h"
 #include "tests/controlplane/test_util.h"
 

@@ -9,7 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/config_watch/config_watch_client.h"
+#include "server/config/config_watch_client.h"
 #include "tests/controlplane/control_plane_test_util.h"
 
 namespace turnpike::controlplane::testing {

@@ -1,0 +1,304 @@
+#include "server/config/runtime_config.h"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/route_settings.h"
+#include "common/string_view_compat.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace turnpike {
+namespace {
+
+using config::v1::Provider;
+using config::v1::Snapshot;
+
+constexpr int32_t kDefaultMaxTokens = 1024;
+
+absl::Status FieldError(std::string_view field, std::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat("config: ", Absl(field), ": ", Absl(message)));
+}
+
+bool ValidName(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(c) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
+}
+
+// The resilience settings of route `r` (timeouts, RetryPolicy, CircuitBreakerPolicy, CachePolicy,
+// DegradationPolicy), defaults filled in. `r` has passed ValidateRouteSettings.
+void BuildResilience(const config::v1::Route& r, RouteEntry* route) {
+  namespace l = route_limits;
+  const auto ms = [](const SettingLimits& limits, int64_t value) {
+    return absl::Milliseconds(limits.Or(value));
+  };
+  const auto& t = r.timeouts();
+  route->timeouts.connect_timeout = ms(l::kConnectMs, t.connect_ms());
+  route->timeouts.first_byte_timeout = ms(l::kFirstTokenMs, t.first_token_ms());
+  route->timeouts.idle_timeout = ms(l::kIdleMs, t.idle_ms());
+  route->timeouts.total_timeout = ms(l::kTotalMs, t.total_ms());
+
+  const auto& retry = r.retry();
+  route->retry.max_attempts = static_cast<int>(l::kMaxAttempts.Or(retry.max_attempts()));
+  route->retry.max_attempts_per_target =
+      static_cast<int>(l::kMaxAttemptsPerTarget.Or(retry.max_attempts_per_target()));
+  route->retry.base_backoff = ms(l::kBaseBackoffMs, retry.base_backoff_ms());
+  route->retry.max_backoff = ms(l::kMaxBackoffMs, retry.max_backoff_ms());
+  route->retry.max_retry_after = ms(l::kMaxRetryAfterMs, retry.max_retry_after_ms());
+
+  const auto& cb = r.circuit_breaker();
+  route->breaker.consecutive_failures =
+      static_cast<int>(l::kConsecutiveFailures.Or(cb.consecutive_failures()));
+  route->breaker.failure_rate_window = ms(l::kFailureRateWindowMs, cb.failure_rate_window_ms());
+  route->breaker.failure_rate_percent =
+      static_cast<int>(l::kFailureRatePercent.Or(cb.failure_rate_percent()));
+  route->breaker.minimum_volume = static_cast<int>(l::kMinimumVolume.Or(cb.minimum_volume()));
+  route->breaker.base_ejection = ms(l::kBaseEjectionMs, cb.base_ejection_ms());
+  route->breaker.max_ejection = ms(l::kMaxEjectionMs, cb.max_ejection_ms());
+  route->breaker.half_open_probes = static_cast<int>(l::kHalfOpenProbes.Or(cb.half_open_probes()));
+  route->breaker.probe_timeout = ms(l::kProbeTimeoutMs, cb.probe_timeout_ms());
+
+  const auto& cache = r.cache();
+  switch (cache.mode()) {
+    case config::v1::CACHE_MODE_FALLBACK:
+      route->cache.mode = CacheMode::kFallback;
+      break;
+    case config::v1::CACHE_MODE_FIRST:
+      route->cache.mode = CacheMode::kFirst;
+      break;
+    default:  // unset or CACHE_MODE_OFF
+      route->cache.mode = CacheMode::kOff;
+      break;
+  }
+  route->cache.ttl = ms(l::kCacheTtlMs, cache.ttl_ms());
+  route->cache.max_stale = ms(l::kCacheMaxStaleMs, cache.max_stale_ms());
+  route->cache.max_bytes = static_cast<size_t>(l::kCacheMaxBytes.Or(cache.max_bytes()));
+
+  const auto& degradation = r.degradation();
+  route->degradation.force_unavailable =
+      degradation.mode() == config::v1::DEGRADATION_MODE_UNAVAILABLE;
+  if (degradation.mode() == config::v1::DEGRADATION_MODE_STATIC_RESPONSE) {
+    route->degradation.static_response_enabled = true;
+    route->degradation.static_response = degradation.static_response();
+  }
+}
+
+std::string Sha256(std::string_view data) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  return std::string(reinterpret_cast<char*>(digest), sizeof(digest));
+}
+
+}  // namespace
+
+RuntimeConfig::EnvLookup RuntimeConfig::ProcessEnv() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+}
+
+absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const Snapshot& snapshot,
+                                                                          const EnvLookup& env) {
+  std::shared_ptr<RuntimeConfig> config(new RuntimeConfig());
+  config->version_ = snapshot.version();
+  absl::flat_hash_map<std::string, const ProviderEntry*> providers;
+
+  for (int i = 0; i < snapshot.providers_size(); ++i) {
+    const Provider& p = snapshot.providers(i);
+    const std::string field = absl::StrCat("providers[", i, "]");
+    if (!ValidName(p.name())) {
+      return FieldError(field + ".name", "must be 1-128 characters of [A-Za-z0-9._-]");
+    }
+    if (providers.contains(p.name())) {
+      return FieldError(field + ".name", absl::StrCat("duplicate provider \"", p.name(), "\""));
+    }
+    if (p.kind() == config::v1::PROVIDER_KIND_UNSPECIFIED ||
+        !config::v1::ProviderKind_IsValid(p.kind())) {
+      return FieldError(field + ".kind", "must be set (e.g. PROVIDER_KIND_OPENAI)");
+    }
+    if (!absl::StartsWith(p.base_url(), "http://") && !absl::StartsWith(p.base_url(), "https://")) {
+      return FieldError(field + ".base_url", "must start with http:// or https://");
+    }
+    if (p.kind() == config::v1::PROVIDER_KIND_AZURE_OPENAI && p.api_version().empty()) {
+      return FieldError(field + ".api_version",
+                        "is required for Azure OpenAI (e.g. \"2024-10-21\")");
+    }
+    std::string key = p.api_key();
+    if (key.empty() && !p.api_key_env().empty()) {
+      std::optional<std::string> value = env(p.api_key_env());
+      if (!value.has_value() || value->empty()) {
+        return FieldError(field + ".api_key_env",
+                          absl::StrCat("environment variable ", p.api_key_env(), " is not set"));
+      }
+      key = *std::move(value);
+    }
+    if (key.empty() && p.kind() != config::v1::PROVIDER_KIND_OPENAI_COMPATIBLE) {
+      return FieldError(field + ".api_key_env",
+                        "this provider kind needs an API key (set api_key_env)");
+    }
+    absl::StatusOr<std::unique_ptr<ProviderAdapter>> adapter = MakeProviderAdapter(p, key);
+    if (!adapter.ok()) return FieldError(field, Std(adapter.status().message()));
+    auto entry = std::make_unique<ProviderEntry>();
+    entry->name = p.name();
+    entry->kind = p.kind();
+    entry->adapter = *std::move(adapter);
+    if (!p.credential().empty()) {
+      entry->credential = absl::StrCat(p.credential(), "@", p.credential_version());
+    }
+    providers[p.name()] = entry.get();
+    config->providers_.push_back(std::move(entry));
+  }
+
+  absl::flat_hash_map<std::pair<std::string, std::string>, std::pair<int64_t, int64_t>> prices;
+  for (int i = 0; i < snapshot.prices_size(); ++i) {
+    const auto& price = snapshot.prices(i);
+    const std::string field = absl::StrCat("prices[", i, "]");
+    if (price.input_usd_micros_per_mtok() < 0 || price.output_usd_micros_per_mtok() < 0) {
+      return FieldError(field, "prices must not be negative");
+    }
+    prices[{price.provider(), price.model()}] = {price.input_usd_micros_per_mtok(),
+                                                 price.output_usd_micros_per_mtok()};
+  }
+
+  for (int i = 0; i < snapshot.routes_size(); ++i) {
+    const auto& r = snapshot.routes(i);
+    const std::string field = absl::StrCat("routes[", i, "]");
+    if (!ValidName(r.capability())) {
+      return FieldError(field + ".capability", "must be 1-128 characters of [A-Za-z0-9._-]");
+    }
+    if (config->routes_.contains(r.capability())) {
+      return FieldError(field + ".capability",
+                        absl::StrCat("duplicate route for capability \"", r.capability(), "\""));
+    }
+    if (r.targets_size() == 0) return FieldError(field + ".targets", "needs at least one target");
+    if (r.default_max_tokens() < 0)
+      return FieldError(field + ".default_max_tokens", "must be >= 0");
+    // Timeouts, retry, breaker, cache, degradation, tiers and weights: the same check the control
+    // plane's admin API makes (common/route_settings.h).
+    const std::vector<FieldViolation> violations = ValidateRouteSettings(r, field);
+    if (!violations.empty()) return FieldError(violations[0].field, violations[0].description);
+    RouteEntry route;
+    route.capability = r.capability();
+    route.allow_unauthenticated = r.allow_unauthenticated();
+    route.default_max_tokens =
+        r.default_max_tokens() > 0 ? r.default_max_tokens() : kDefaultMaxTokens;
+    BuildResilience(r, &route);
+    // Tiers: all targets set one, or none does (then each target is its own tier, in order).
+    const bool with_tier = r.targets(0).has_tier();
+    std::vector<int32_t> tiers;
+    for (int j = 0; j < r.targets_size(); ++j) {
+      tiers.push_back(with_tier ? r.targets(j).tier() : j);
+    }
+    std::vector<int32_t> distinct = tiers;
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    route.tiers = static_cast<int>(distinct.size());
+    for (int j = 0; j < r.targets_size(); ++j) {
+      const auto& target = r.targets(j);
+      const std::string tfield = absl::StrCat(field, ".targets[", j, "]");
+      auto it = providers.find(target.provider());
+      if (it == providers.end()) {
+        return FieldError(tfield + ".provider",
+                          absl::StrCat("unknown provider \"", target.provider(), "\""));
+      }
+      if (target.model().empty()) return FieldError(tfield + ".model", "must be set");
+      TargetEntry entry;
+      entry.provider = it->second;
+      entry.model = target.model();
+      entry.fallback_position = static_cast<int>(
+          std::lower_bound(distinct.begin(), distinct.end(), tiers[static_cast<size_t>(j)]) -
+          distinct.begin());
+      entry.weight = target.weight() == 0 ? 1 : target.weight();
+      auto price = prices.find(std::make_pair(target.provider(), target.model()));
+      if (price != prices.end()) entry.price = price->second;
+      route.targets.push_back(std::move(entry));
+    }
+    config->routes_.emplace(r.capability(), std::move(route));
+  }
+
+  for (int i = 0; i < snapshot.callers_size(); ++i) {
+    const auto& c = snapshot.callers(i);
+    const std::string field = absl::StrCat("callers[", i, "]");
+    if (!ValidName(c.name()))
+      return FieldError(field + ".name", "must be 1-128 characters of [A-Za-z0-9._-]");
+    auto caller = std::make_unique<CallerEntry>();
+    caller->name = c.name();
+    for (const std::string& cap : c.allowed_capabilities()) {
+      if (cap == "*") caller->all_capabilities = true;
+      caller->capabilities.insert(cap);
+    }
+    for (int j = 0; j < c.key_sha256_size(); ++j) {
+      const std::string& hex = c.key_sha256(j);
+      if (hex.size() != 64 || !std::all_of(hex.begin(), hex.end(), [](char ch) {
+            return absl::ascii_isdigit(ch) || (ch >= 'a' && ch <= 'f');
+          })) {
+        return FieldError(absl::StrCat(field, ".key_sha256[", j, "]"),
+                          "must be 64 lowercase hex characters");
+      }
+      config->callers_by_digest_[absl::HexStringToBytes(hex)] = caller.get();
+    }
+    config->callers_.push_back(std::move(caller));
+  }
+  return std::shared_ptr<const RuntimeConfig>(std::move(config));
+}
+
+const RouteEntry* RuntimeConfig::FindRoute(std::string_view capability) const {
+  auto it = routes_.find(std::string(capability));
+  return it == routes_.end() ? nullptr : &it->second;
+}
+
+const CallerEntry* RuntimeConfig::FindCallerByKey(std::string_view key) const {
+  const std::string digest = Sha256(key);  // std::string_view in, raw bytes out
+  auto it = callers_by_digest_.find(digest);
+  if (it == callers_by_digest_.end()) return nullptr;
+  // The map lookup is on a digest of the key; confirm the match in constant time as well.
+  if (CRYPTO_memcmp(it->first.data(), digest.data(), digest.size()) != 0) return nullptr;
+  return it->second;
+}
+
+int64_t RuntimeConfig::CostMicros(const TargetEntry& target, int64_t input_tokens,
+                                  int64_t output_tokens) {
+  if (!target.price.has_value()) return 0;
+  const __int128 total = static_cast<__int128>(input_tokens) * target.price->first +
+                         static_cast<__int128>(output_tokens) * target.price->second;
+  return static_cast<int64_t>((total + 999999) / 1000000);
+}
+
+absl::StatusOr<Snapshot> ParseSnapshotJson(std::string_view json) {
+  Snapshot snapshot;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  auto status = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(json.data(), json.size()), &snapshot, options);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("config: ", status.message().as_string()));
+  }
+  return snapshot;
+}
+
+absl::StatusOr<Snapshot> LoadSnapshotFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("config file ", path, ": cannot open"));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  absl::StatusOr<Snapshot> snapshot = ParseSnapshotJson(buffer.str());
+  if (!snapshot.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", snapshot.status().message()));
+  }
+  return snapshot;
+}
+
+}  // namespace turnpike

@@ -1,0 +1,104 @@
+// RuntimeConfig is a validated, immutable view of one config snapshot, shaped for the request
+// path: routes by capability, provider adapters ready to use, callers by key digest, prices.
+// Build() is the single place a snapshot is checked, whether it came from a file or the watch
+// stream; an invalid snapshot is rejected whole with an error naming the field. Instances are
+// shared as shared_ptr<const RuntimeConfig> and read concurrently without locks.
+#ifndef TURNPIKE_SERVER_CONFIG_RUNTIME_CONFIG_H_
+#define TURNPIKE_SERVER_CONFIG_RUNTIME_CONFIG_H_
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "server/providers/provider_adapter.h"
+#include "server/resilience/policy.h"
+#include "server/upstream/upstream_loop.h"
+#include "turnpike/config/v1/snapshot.pb.h"
+
+namespace turnpike {
+
+struct ProviderEntry {
+  std::string name;
+  config::v1::ProviderKind kind;
+  std::unique_ptr<ProviderAdapter> adapter;
+  // Identifies the credential (never the secret): "name@version" from the control plane, empty
+  // for a file config. Part of the upstream key, so a rotated credential starts healthy.
+  std::string credential;
+};
+
+struct TargetEntry {
+  const ProviderEntry* provider = nullptr;
+  std::string model;
+  // The target's tier rank: 0 for the primary tier, 1 for the first fallback tier, and so on.
+  int fallback_position = 0;
+  // Share of its tier's traffic (>= 1).
+  uint32_t weight = 1;
+  // Micro-dollars per 1M tokens; nullopt when the price table has no entry (cost reported as 0).
+  std::optional<std::pair<int64_t, int64_t>> price;
+};
+
+struct RouteEntry {
+  std::string capability;
+  std::vector<TargetEntry> targets;
+  bool allow_unauthenticated = false;
+  int32_t default_max_tokens = 1024;
+  TransferOptions timeouts;
+  RetrySettings retry;
+  BreakerSettings breaker;
+  CacheSettings cache;
+  DegradationSettings degradation;
+  // Number of fallback tiers (the cache and degradation come after them).
+  int tiers = 1;
+};
+
+struct CallerEntry {
+  std::string name;
+  bool all_capabilities = false;
+  absl::flat_hash_set<std::string> capabilities;
+  bool Allows(std::string_view capability) const {
+    return all_capabilities || capabilities.contains(std::string(capability));
+  }
+};
+
+class RuntimeConfig {
+ public:
+  // Looks up environment variables (api_key_env); injectable for tests.
+  using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+  static EnvLookup ProcessEnv();
+
+  static absl::StatusOr<std::shared_ptr<const RuntimeConfig>> Build(
+      const config::v1::Snapshot& snapshot, const EnvLookup& env);
+
+  const std::string& version() const { return version_; }
+  // nullptr if the capability has no route.
+  const RouteEntry* FindRoute(std::string_view capability) const;
+  // The caller owning `key` (a full "Bearer" token), or nullptr. Compares digests in constant time.
+  const CallerEntry* FindCallerByKey(std::string_view key) const;
+
+  // Cost in micro-dollars, rounded up so that spend is never under-reported.
+  static int64_t CostMicros(const TargetEntry& target, int64_t input_tokens, int64_t output_tokens);
+
+ private:
+  RuntimeConfig() = default;
+
+  std::string version_;
+  std::vector<std::unique_ptr<ProviderEntry>> providers_;
+  absl::flat_hash_map<std::string, RouteEntry> routes_;
+  std::vector<std::unique_ptr<CallerEntry>> callers_;
+  absl::flat_hash_map<std::string, const CallerEntry*> callers_by_digest_;  // raw 32-byte digest
+};
+
+// Parses the JSON form of a Snapshot (the --config file). Errors name the offending field.
+absl::StatusOr<config::v1::Snapshot> ParseSnapshotJson(std::string_view json);
+// Reads and parses a --config file.
+absl::StatusOr<config::v1::Snapshot> LoadSnapshotFile(const std::string& path);
+
+}  // namespace turnpike
+
+#endif  // TURNPIKE_SERVER_CONFIG_RUNTIME_CONFIG_H_

@@ -1,0 +1,66 @@
+// What every asynchronous call object needs from the server: the raw services to request calls
+// on, its completion queue, the config store, the upstream loop and the resilience state. Owned by
+// GatewayServer and outlives every call. The tag protocol: each CQ tag is a CallTag whose
+// call->Proceed(kind, ok) runs on the completion-queue thread.
+#ifndef TURNPIKE_SERVER_GRPC_CALL_ENV_H_
+#define TURNPIKE_SERVER_GRPC_CALL_ENV_H_
+
+#include <atomic>
+#include <memory>
+
+#include "grpcpp/generic/async_generic_service.h"
+#include "grpcpp/grpcpp.h"
+#include "server/config/config_store.h"
+#include "server/resilience/resilience.h"
+#include "server/telemetry/gateway_metrics.h"
+#include "server/upstream/upstream_loop.h"
+#include "turnpike/v1/completion.grpc.pb.h"
+#include "turnpike/v1/embedding.grpc.pb.h"
+
+namespace turnpike {
+
+// Raw (ByteBuffer) async services: requests are parsed by request_validation so bad bytes get
+// a precise INVALID_ARGUMENT, and responses are serialized once into a reusable buffer.
+using RawCompletionService = v1::CompletionService::WithRawMethod_StreamCompletion<
+    v1::CompletionService::WithRawMethod_Complete<v1::CompletionService::Service>>;
+using RawEmbeddingService =
+    v1::EmbeddingService::WithRawMethod_Embed<v1::EmbeddingService::Service>;
+
+struct CallEnv {
+  RawCompletionService* completion = nullptr;
+  RawEmbeddingService* embedding = nullptr;
+  grpc::ServerCompletionQueue* cq = nullptr;
+  ConfigStore* config = nullptr;
+  UpstreamLoop* loop = nullptr;
+  // Circuit breakers, retry budgets and response caches shared by every request.
+  Resilience* resilience = nullptr;
+  std::atomic<bool>* shutting_down = nullptr;
+  // Call objects alive (accepting or serving); shutdown waits for it to reach zero.
+  std::atomic<int>* live_calls = nullptr;
+  // Calls accepted and not yet destroyed (in flight); shutdown drains until it is zero.
+  std::atomic<int>* active_calls = nullptr;
+  bool access_log = true;
+  // Request metrics; null when the gateway runs without them (unit tests).
+  GatewayMetrics* metrics = nullptr;
+};
+
+class CallBase {
+ public:
+  virtual ~CallBase() = default;
+  virtual void Proceed(int kind, bool ok) = 0;
+};
+
+struct CallTag {
+  CallBase* call;
+  int kind;
+};
+
+// Starts accepting one call of each kind on env's completion queue; each accepted call replaces
+// itself, so the number of pending accepts stays constant.
+void SpawnStreamCompletionCall(CallEnv* env);
+void SpawnCompleteCall(CallEnv* env);
+void SpawnEmbedCall(CallEnv* env);
+
+}  // namespace turnpike
+
+#endif  // TURNPIKE_SERVER_GRPC_CALL_ENV_H_

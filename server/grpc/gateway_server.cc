@@ -1,0 +1,106 @@
+#include "server/grpc/gateway_server.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/server_drain.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+
+namespace turnpike {
+namespace {
+
+void PollQueue(grpc::ServerCompletionQueue* cq) {
+  void* tag;
+  bool ok;
+  while (cq->Next(&tag, &ok)) {
+    auto* call_tag = static_cast<CallTag*>(tag);
+    call_tag->call->Proceed(call_tag->kind, ok);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
+    Options options, ConfigStore& config, std::vector<UpstreamLoop*> loops) {
+  if (options.resilience == nullptr) {
+    return absl::InvalidArgumentError("GatewayServer::Options::resilience is required");
+  }
+  if (loops.empty()) return absl::InvalidArgumentError("GatewayServer needs an upstream loop");
+  std::unique_ptr<GatewayServer> server(new GatewayServer());
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
+  builder.RegisterService(&server->completion_);
+  builder.RegisterService(&server->embedding_);
+  builder.SetMaxReceiveMessageSize(options.max_request_bytes);
+  // Small replies and long streams: keep latency low rather than batching.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  const int threads =
+      options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  for (int i = 0; i < threads; ++i) server->cqs_.push_back(builder.AddCompletionQueue());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen, " (address in use or invalid?)"));
+  }
+  if (!absl::StartsWith(options.listen, "unix:") && server->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+  }
+  server->SetServing(false);
+  for (size_t q = 0; q < server->cqs_.size(); ++q) {
+    auto& cq = server->cqs_[q];
+    auto env = std::make_unique<CallEnv>();
+    env->completion = &server->completion_;
+    env->embedding = &server->embedding_;
+    env->cq = cq.get();
+    env->config = &config;
+    env->loop = loops[q % loops.size()];
+    env->metrics = options.metrics;
+    env->resilience = options.resilience;
+    env->shutting_down = &server->shutting_down_;
+    env->live_calls = &server->live_calls_;
+    env->active_calls = &server->active_calls_;
+    env->access_log = options.access_log;
+    for (int i = 0; i < options.accepts_per_queue; ++i) {
+      SpawnStreamCompletionCall(env.get());
+      SpawnCompleteCall(env.get());
+      SpawnEmbedCall(env.get());
+    }
+    server->envs_.push_back(std::move(env));
+  }
+  for (auto& cq : server->cqs_) {
+    grpc::ServerCompletionQueue* q = cq.get();
+    server->threads_.emplace_back([q] { PollQueue(q); });
+  }
+  return server;
+}
+
+GatewayServer::~GatewayServer() { Shutdown(absl::ZeroDuration()); }
+
+void GatewayServer::SetServing(bool serving) {
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  if (health == nullptr) return;
+  health->SetServingStatus(serving);
+  health->SetServingStatus("turnpike.v1.CompletionService", serving);
+  health->SetServingStatus("turnpike.v1.EmbeddingService", serving);
+}
+
+void GatewayServer::Shutdown(absl::Duration drain) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  shutting_down_.store(true);
+  SetServing(false);
+  // Stops accepting at once; calls in flight get until the deadline, then are cancelled. Idle
+  // client connections do not hold the drain: it ends when the last call does.
+  ShutdownPromptly(*server_, drain, [this] { return active_calls_.load(); });
+  // Cancelled calls still finish their upstream exchange and final CQ operations; the queues
+  // must stay open until every call object is gone.
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (live_calls_.load() > 0 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
+  for (auto& cq : cqs_) cq->Shutdown();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+}  // namespace turnpike

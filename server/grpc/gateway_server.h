@@ -1,0 +1,74 @@
+// GatewayServer is turnpike-gateway's gRPC front: CompletionService and EmbeddingService on the
+// completion-queue async API (one CQ and one polling thread per core, no thread per request),
+// plus reflection and grpc.health.v1.Health, which says SERVING only once a config is loaded.
+// Shutdown() stops accepting, lets calls in flight finish up to a drain deadline, cancels the
+// rest and joins the threads. Thread-safe.
+#ifndef TURNPIKE_SERVER_GRPC_GATEWAY_SERVER_H_
+#define TURNPIKE_SERVER_GRPC_GATEWAY_SERVER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "server/config/config_store.h"
+#include "server/grpc/call_env.h"
+#include "server/upstream/upstream_loop.h"
+
+namespace turnpike {
+
+class GatewayServer {
+ public:
+  struct Options {
+    // "host:port" (port 0 = ephemeral) or "unix:/path".
+    std::string listen = "127.0.0.1:50051";
+    // Completion-queue threads; 0 = one per core.
+    int threads = 0;
+    // Largest request message accepted (gRPC answers RESOURCE_EXHAUSTED above it).
+    int max_request_bytes = 4 << 20;
+    // Pending accepts per method per completion queue.
+    int accepts_per_queue = 32;
+    bool access_log = true;
+    // Required: the process-wide resilience state (owned by the caller, outlives the server).
+    Resilience* resilience = nullptr;
+    // Request metrics (owned by the caller, outlives the server); optional.
+    GatewayMetrics* metrics = nullptr;
+  };
+
+  // Calls accepted on completion queue i run their upstream transfers on loops[i % size], so
+  // each core's requests stay on one CQ thread and one loop thread. `loops` must not be empty
+  // and outlive the server.
+  static absl::StatusOr<std::unique_ptr<GatewayServer>> Start(Options options, ConfigStore& config,
+                                                              std::vector<UpstreamLoop*> loops);
+  ~GatewayServer();
+
+  // The bound TCP port (0 for unix sockets).
+  int port() const { return port_; }
+  // Reports SERVING / NOT_SERVING on grpc.health.v1.Health (overall and per service).
+  void SetServing(bool serving);
+  // Stops accepting, waits for calls up to `drain`, cancels the rest, joins threads. Idempotent.
+  void Shutdown(absl::Duration drain);
+
+ private:
+  GatewayServer() = default;
+
+  RawCompletionService completion_;
+  RawEmbeddingService embedding_;
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;
+  std::vector<std::unique_ptr<CallEnv>> envs_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<int> live_calls_{0};
+  std::atomic<int> active_calls_{0};
+  bool shut_down_ = false;
+  int port_ = 0;
+};
+
+}  // namespace turnpike
+
+#endif  // TURNPIKE_SERVER_GRPC_GATEWAY_SERVER_H_

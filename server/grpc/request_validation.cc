@@ -1,0 +1,218 @@
+#include "server/grpc/request_validation.h"
+
+#include <cmath>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/unknown_field_set.h"
+#include "server/status_details.h"
+#include "simdjson.h"
+
+namespace turnpike {
+namespace {
+
+using google::protobuf::UnknownField;
+using google::protobuf::UnknownFieldSet;
+
+constexpr int kMaxStop = 4;
+constexpr int kMaxTags = 32;
+constexpr size_t kMaxTagKey = 64;
+constexpr size_t kMaxTagValue = 256;
+constexpr size_t kMaxRequestId = 128;
+constexpr int32_t kMaxMaxTokens = 1000000;
+constexpr int kMaxEmbedInputs = 2048;
+
+absl::Status Flatten(const grpc::ByteBuffer& buffer, std::string* out) {
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return absl::InvalidArgumentError("request: unreadable message");
+  out->clear();
+  out->reserve(buffer.Length());
+  for (const grpc::Slice& s : slices)
+    out->append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return absl::OkStatus();
+}
+
+bool ValidUtf8(const std::string& s) { return simdjson::validate_utf8(s.data(), s.size()); }
+
+// Field paths of the string fields to check, by field number, for a schema-less walk.
+struct StringFieldSpec {
+  int number;
+  const char* name;
+  bool repeated;
+  // For message fields: the nested string fields (map entries are messages too).
+  std::vector<StringFieldSpec> nested;
+};
+
+// Finds the first string field with invalid UTF-8, walking the wire format without a schema so
+// that it works on bytes the generated parser rejected.
+std::string FindInvalidUtf8(const UnknownFieldSet& set, const std::vector<StringFieldSpec>& specs,
+                            const std::string& prefix) {
+  std::vector<int> counters(specs.size(), 0);
+  for (int i = 0; i < set.field_count(); ++i) {
+    const UnknownField& field = set.field(i);
+    if (field.type() != UnknownField::TYPE_LENGTH_DELIMITED) continue;
+    for (size_t s = 0; s < specs.size(); ++s) {
+      const StringFieldSpec& spec = specs[s];
+      if (spec.number != field.number()) continue;
+      std::string path = prefix + spec.name;
+      if (spec.repeated) absl::StrAppend(&path, "[", counters[s]++, "]");
+      if (spec.nested.empty()) {
+        if (!ValidUtf8(field.length_delimited())) return path;
+      } else {
+        UnknownFieldSet nested;
+        if (nested.ParseFromString(field.length_delimited())) {
+          std::string bad = FindInvalidUtf8(nested, spec.nested, path + ".");
+          if (!bad.empty()) return bad;
+        }
+      }
+    }
+  }
+  return "";
+}
+
+template <typename Message>
+absl::Status ParseStrict(const grpc::ByteBuffer& buffer, Message* message,
+                         const std::vector<StringFieldSpec>& string_fields) {
+  std::string bytes;
+  if (absl::Status s = Flatten(buffer, &bytes); !s.ok()) return s;
+  if (message->ParseFromString(bytes)) return absl::OkStatus();
+  UnknownFieldSet set;
+  if (set.ParseFromString(bytes)) {
+    std::string bad = FindInvalidUtf8(set, string_fields, "");
+    if (!bad.empty()) return InvalidFieldError(bad, "invalid UTF-8 (string fields must be UTF-8)");
+  }
+  return InvalidFieldError("request", "not a valid protobuf message");
+}
+
+const std::vector<StringFieldSpec>& CompletionStringFields() {
+  static const auto* specs = new std::vector<StringFieldSpec>{
+      {1, "capability", false, {}},
+      {2, "messages", true, {{2, "content", false, {}}}},
+      {6, "stop", true, {}},
+      {7, "user", false, {}},
+      {8, "tags", true, {{1, "key", false, {}}, {2, "value", false, {}}}},
+      {9, "request_id", false, {}},
+  };
+  return *specs;
+}
+
+const std::vector<StringFieldSpec>& EmbedStringFields() {
+  static const auto* specs = new std::vector<StringFieldSpec>{
+      {1, "capability", false, {}},
+      {2, "inputs", true, {}},
+      {4, "user", false, {}},
+      {5, "tags", true, {{1, "key", false, {}}, {2, "value", false, {}}}},
+      {6, "request_id", false, {}},
+  };
+  return *specs;
+}
+
+absl::Status ValidateCommon(const std::string& capability, const std::string& request_id,
+                            const google::protobuf::Map<std::string, std::string>& tags) {
+  if (capability.empty()) return InvalidFieldError("capability", "is required");
+  if (request_id.size() > kMaxRequestId) {
+    return InvalidFieldError("request_id", absl::StrCat("longer than ", kMaxRequestId, " bytes"));
+  }
+  if (tags.size() > kMaxTags) {
+    return InvalidFieldError("tags", absl::StrCat("more than ", kMaxTags, " tags"));
+  }
+  for (const auto& [key, value] : tags) {
+    if (key.empty() || key.size() > kMaxTagKey) {
+      return InvalidFieldError("tags", absl::StrCat("keys must be 1-", kMaxTagKey, " bytes"));
+    }
+    if (value.size() > kMaxTagValue) {
+      return InvalidFieldError(absl::StrCat("tags[", key, "]"),
+                               absl::StrCat("longer than ", kMaxTagValue, " bytes"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ParseCompletionRequest(const grpc::ByteBuffer& buffer,
+                                    v1::StreamCompletionRequest* request) {
+  return ParseStrict(buffer, request, CompletionStringFields());
+}
+
+absl::Status ValidateCompletionRequest(const v1::StreamCompletionRequest& request) {
+  if (absl::Status s = ValidateCommon(request.capability(), request.request_id(), request.tags());
+      !s.ok()) {
+    return s;
+  }
+  if (request.messages_size() == 0) {
+    return InvalidFieldError("messages", "at least one message is required");
+  }
+  for (int i = 0; i < request.messages_size(); ++i) {
+    const v1::Role role = request.messages(i).role();
+    if (role != v1::ROLE_SYSTEM && role != v1::ROLE_USER && role != v1::ROLE_ASSISTANT) {
+      return InvalidFieldError(absl::StrCat("messages[", i, "].role"),
+                               "must be ROLE_SYSTEM, ROLE_USER or ROLE_ASSISTANT");
+    }
+  }
+  bool has_non_system = false;
+  for (const v1::Message& m : request.messages()) has_non_system |= m.role() != v1::ROLE_SYSTEM;
+  if (!has_non_system) {
+    return InvalidFieldError("messages", "needs at least one ROLE_USER or ROLE_ASSISTANT message");
+  }
+  if (request.has_max_tokens() &&
+      (request.max_tokens() <= 0 || request.max_tokens() > kMaxMaxTokens)) {
+    return InvalidFieldError("max_tokens", absl::StrCat("must be between 1 and ", kMaxMaxTokens));
+  }
+  if (request.has_temperature() &&
+      !(request.temperature() >= 0.0 && request.temperature() <= 2.0)) {
+    return InvalidFieldError("temperature", "must be between 0 and 2");
+  }
+  if (request.has_top_p() && !(request.top_p() >= 0.0 && request.top_p() <= 1.0)) {
+    return InvalidFieldError("top_p", "must be between 0 and 1");
+  }
+  if (request.stop_size() > kMaxStop) {
+    return InvalidFieldError("stop", absl::StrCat("at most ", kMaxStop, " stop sequences"));
+  }
+  for (int i = 0; i < request.stop_size(); ++i) {
+    if (request.stop(i).empty()) {
+      return InvalidFieldError(absl::StrCat("stop[", i, "]"), "must not be empty");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseEmbedRequest(const grpc::ByteBuffer& buffer, v1::EmbedRequest* request) {
+  return ParseStrict(buffer, request, EmbedStringFields());
+}
+
+absl::Status ValidateEmbedRequest(const v1::EmbedRequest& request) {
+  if (absl::Status s = ValidateCommon(request.capability(), request.request_id(), request.tags());
+      !s.ok()) {
+    return s;
+  }
+  if (request.inputs_size() == 0)
+    return InvalidFieldError("inputs", "at least one input is required");
+  if (request.inputs_size() > kMaxEmbedInputs) {
+    return InvalidFieldError("inputs", absl::StrCat("at most ", kMaxEmbedInputs, " inputs"));
+  }
+  for (int i = 0; i < request.inputs_size(); ++i) {
+    if (request.inputs(i).empty()) {
+      return InvalidFieldError(absl::StrCat("inputs[", i, "]"), "must not be empty");
+    }
+  }
+  if (request.has_dimensions() && request.dimensions() <= 0) {
+    return InvalidFieldError("dimensions", "must be positive");
+  }
+  return absl::OkStatus();
+}
+
+std::string NewRequestId() {
+  thread_local absl::BitGen gen;
+  const uint64_t hi = absl::Uniform<uint64_t>(gen);
+  const uint64_t lo = absl::Uniform<uint64_t>(gen);
+  char buf[40];
+  snprintf(buf, sizeof(buf), "req_%016lx%016lx", static_cast<unsigned long>(hi),
+           static_cast<unsigned long>(lo));
+  return buf;
+}
+
+}  // namespace turnpike

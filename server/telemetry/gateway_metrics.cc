@@ -1,0 +1,174 @@
+#include "server/telemetry/gateway_metrics.h"
+
+#include "absl/time/clock.h"
+#include "server/resilience/resilience.h"
+
+namespace turnpike {
+namespace {
+
+const char* MethodName(GatewayMetrics::Method method) {
+  switch (method) {
+    case GatewayMetrics::Method::kStreamCompletion:
+      return "StreamCompletion";
+    case GatewayMetrics::Method::kComplete:
+      return "Complete";
+    case GatewayMetrics::Method::kEmbed:
+      return "Embed";
+  }
+  return "unknown";
+}
+
+// An upstream is a provider, a model and a credential version ("name@version", never a secret).
+const std::vector<std::string> kUpstreamLabels = {"provider", "model", "credential"};
+
+// Seconds from now (monotonic, as the resilience clock reports) until `t`; 0 if past.
+double SecondsUntil(absl::Time t, absl::Time now) {
+  if (t == absl::InfinitePast() || t <= now) return 0;
+  if (t == absl::InfiniteFuture()) return 1e9;
+  return absl::ToDoubleSeconds(t - now);
+}
+
+}  // namespace
+
+GatewayMetrics::GatewayMetrics()
+    : requests_(registry_.AddCounter("turnpike_requests_total",
+                                     "Requests finished, by method, capability and gRPC code.",
+                                     {"method", "capability", "code"})),
+      attempts_(registry_.AddCounter(
+          "turnpike_upstream_attempts_total",
+          "Upstream attempts by provider, model and what the gateway did after them.",
+          {"provider", "model", "disposition"})) {
+  auto& duration = registry_.AddHistogram("turnpike_request_duration_seconds",
+                                          "Wall time of finished requests, by method.",
+                                          RequestDurationBuckets(), {"method"});
+  auto& overhead = registry_.AddHistogram(
+      "turnpike_internal_overhead_seconds",
+      "Time the gateway's own code spent on a request, excluding waits on the upstream and the "
+      "client (see docs/metrics.md).",
+      OverheadBuckets(), {"method"});
+  // Overhead is measured for the completion methods (the hot path); embeddings are not timed.
+  for (Method m : {Method::kStreamCompletion, Method::kComplete}) {
+    overhead_[static_cast<int>(m)] = &overhead.With({MethodName(m)});
+  }
+  for (Method m : {Method::kStreamCompletion, Method::kComplete, Method::kEmbed}) {
+    duration_[static_cast<int>(m)] = &duration.With({MethodName(m)});
+  }
+  ttft_ = &registry_
+               .AddHistogram("turnpike_time_to_first_token_seconds",
+                             "Time from a StreamCompletion's arrival to its first text delta.",
+                             RequestDurationBuckets())
+               .With({});
+}
+
+void GatewayMetrics::RecordRequest(Method method, const std::string& capability,
+                                   absl::StatusCode code, int64_t duration_nanos) {
+  requests_.With({MethodName(method), capability, absl::StatusCodeToString(code)}).Add();
+  duration_[static_cast<int>(method)]->ObserveNanos(duration_nanos);
+}
+
+void GatewayMetrics::RecordOverhead(Method method, int64_t nanos) {
+  if (Histogram* h = overhead_[static_cast<int>(method)]; h != nullptr) h->ObserveNanos(nanos);
+}
+
+void GatewayMetrics::RecordAttempt(const std::string& provider, const std::string& model,
+                                   const std::string& disposition) {
+  attempts_.With({provider, model, disposition}).Add();
+}
+
+void GatewayMetrics::AddResilience(const Resilience* resilience) {
+  using Type = MetricsRegistry::Type;
+  // One scrape-time read per family; the upstream set is small (provider × model × credential).
+  auto per_upstream = [resilience](std::function<double(const UpstreamStatus&, absl::Time)> f) {
+    return [resilience, f] {
+      const absl::Time now = resilience->clock().MonotonicNow();
+      std::vector<MetricSample> out;
+      for (const UpstreamStatus& s : resilience->Status()) {
+        out.push_back({{s.provider, s.model, s.credential}, f(s, now)});
+      }
+      return out;
+    };
+  };
+  registry_.AddCollector(
+      "turnpike_upstream_circuit_state",
+      "Circuit breaker state per upstream: 0 closed, 1 open, 2 half-open (probing).", Type::kGauge,
+      kUpstreamLabels, per_upstream([](const UpstreamStatus& s, absl::Time) {
+        return s.breaker_state == "open" ? 1.0 : s.breaker_state == "half_open" ? 2.0 : 0.0;
+      }));
+  registry_.AddCollector(
+      "turnpike_upstream_circuit_open_remaining_seconds",
+      "Seconds until an open circuit admits a probe (0 when closed).", Type::kGauge,
+      kUpstreamLabels, per_upstream([](const UpstreamStatus& s, absl::Time now) {
+        return s.breaker_state == "closed" ? 0.0 : SecondsUntil(s.open_until, now);
+      }));
+  registry_.AddCollector(
+      "turnpike_upstream_consecutive_failures", "Consecutive failed attempts per upstream.",
+      Type::kGauge, kUpstreamLabels,
+      per_upstream([](const UpstreamStatus& s, absl::Time) { return s.consecutive_failures; }));
+  registry_.AddCollector(
+      "turnpike_upstream_circuit_opened_total", "Times each upstream's circuit opened.",
+      Type::kCounter, kUpstreamLabels,
+      per_upstream([](const UpstreamStatus& s, absl::Time) { return s.opened_total; }));
+  registry_.AddCollector("turnpike_upstream_rate_limit_cooldown_seconds",
+                         "Seconds an upstream still cools down after a 429 (0 when not cooling).",
+                         Type::kGauge, kUpstreamLabels,
+                         per_upstream([](const UpstreamStatus& s, absl::Time now) {
+                           return SecondsUntil(s.cooling_until, now);
+                         }));
+  registry_.AddCollector(
+      "turnpike_upstream_retry_tokens", "gRFC A6 retry-throttle tokens left per upstream.",
+      Type::kGauge, kUpstreamLabels,
+      per_upstream([](const UpstreamStatus& s, absl::Time) { return s.throttle_tokens; }));
+  registry_.AddCollector(
+      "turnpike_upstream_active_requests", "Requests in flight per upstream.", Type::kGauge,
+      kUpstreamLabels,
+      per_upstream([](const UpstreamStatus& s, absl::Time) { return s.active_requests; }));
+  registry_.AddCollector(
+      "turnpike_upstream_retries_total", "Retries started per upstream.", Type::kCounter,
+      kUpstreamLabels,
+      per_upstream([](const UpstreamStatus& s, absl::Time) { return s.retries_total; }));
+  registry_.AddCollector(
+      "turnpike_upstream_retries_throttled_total",
+      "Retries refused by the retry throttle per upstream.", Type::kCounter, kUpstreamLabels,
+      per_upstream([](const UpstreamStatus& s, absl::Time) { return s.retries_throttled_total; }));
+  registry_.AddCollector(
+      "turnpike_upstream_retries_over_budget_total",
+      "Retries refused by the retry budget (max(3, 20% of active)) per upstream.", Type::kCounter,
+      kUpstreamLabels, per_upstream([](const UpstreamStatus& s, absl::Time) {
+        return s.retries_over_budget_total;
+      }));
+  registry_.AddCollector(
+      "turnpike_cache_fallbacks_total",
+      "Replies served from the response cache after every target failed.", Type::kCounter,
+      {"stale"}, [resilience] {
+        return std::vector<MetricSample>{
+            {{"false"}, static_cast<double>(resilience->cache_fallbacks())},
+            {{"true"}, static_cast<double>(resilience->stale_cache_fallbacks())}};
+      });
+  AddCounter("turnpike_degraded_total",
+             "Replies answered by a route's degradation after every target failed.",
+             [resilience] { return static_cast<double>(resilience->degraded()); });
+}
+
+void GatewayMetrics::AddGauge(const std::string& name, const std::string& help,
+                              std::function<double()> read) {
+  registry_.AddCollector(name, help, MetricsRegistry::Type::kGauge, {}, [read] {
+    return std::vector<MetricSample>{{{}, read()}};
+  });
+}
+
+void GatewayMetrics::AddCounter(const std::string& name, const std::string& help,
+                                std::function<double()> read) {
+  registry_.AddCollector(name, help, MetricsRegistry::Type::kCounter, {}, [read] {
+    return std::vector<MetricSample>{{{}, read()}};
+  });
+}
+
+void GatewayMetrics::AddConfigVersion(std::function<std::string()> read) {
+  registry_.AddCollector("turnpike_config_info",
+                         "The config version in force (value 1; empty before the first).",
+                         MetricsRegistry::Type::kGauge, {"version"}, [read] {
+                           return std::vector<MetricSample>{{{read()}, 1}};
+                         });
+}
+
+}  // namespace turnpike

@@ -1,0 +1,105 @@
+// GatewayMetrics is the data plane's set of Prometheus metrics (docs/metrics.md lists them):
+// per-request counters and histograms updated on the hot path, and collectors that read the
+// resilience registry, the upstream loops and the process at scrape time. Created once in main,
+// before the server, and outlives every call.
+//
+// Internal overhead is the time the gateway's own threads spend on a request in gateway code:
+// admission (parse, validate, authorize), routing and building the upstream request, handing
+// work between threads, decoding each SSE event, queueing and serializing each response, and
+// finishing. Excluded: waiting on the upstream, on timers (backoff) or on the client to read;
+// libcurl's and the kernel's socket I/O; and the calls into gRPC that send each response
+// message (their cost is the gRPC floor the bench measures beside it). The bench's
+// CPU-per-completion figure covers everything.
+// ScopedOverhead adds one stretch of such work to a request's running total.
+// Thread-safe.
+#ifndef TURNPIKE_SERVER_TELEMETRY_GATEWAY_METRICS_H_
+#define TURNPIKE_SERVER_TELEMETRY_GATEWAY_METRICS_H_
+
+#include <time.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/metrics.h"
+
+namespace turnpike {
+
+class Resilience;
+
+inline int64_t MonotonicNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Adds (kSign +1) or takes back (kSign -1) the time from construction to destruction to or from
+// `total` (may be null: no-op).
+template <int kSign>
+class OverheadSpan {
+ public:
+  explicit OverheadSpan(std::atomic<int64_t>* total)
+      : total_(total), start_(total != nullptr ? MonotonicNanos() : 0) {}
+  ~OverheadSpan() {
+    if (total_ != nullptr) {
+      total_->fetch_add(kSign * (MonotonicNanos() - start_), std::memory_order_relaxed);
+    }
+  }
+  OverheadSpan(const OverheadSpan&) = delete;
+  OverheadSpan& operator=(const OverheadSpan&) = delete;
+
+ private:
+  std::atomic<int64_t>* const total_;
+  const int64_t start_;
+};
+
+// A stretch of the gateway's own work on a request.
+using ScopedOverhead = OverheadSpan<+1>;
+// A call into the gRPC library (a write, a finish) inside such a stretch: its cost is the gRPC
+// floor the bench measures, so it is taken back out.
+using ExcludedFromOverhead = OverheadSpan<-1>;
+
+class GatewayMetrics {
+ public:
+  enum class Method { kStreamCompletion = 0, kComplete = 1, kEmbed = 2 };
+
+  GatewayMetrics();
+  GatewayMetrics(const GatewayMetrics&) = delete;
+  GatewayMetrics& operator=(const GatewayMetrics&) = delete;
+
+  MetricsRegistry& registry() { return registry_; }
+
+  // One finished request. `capability` is empty when the request named no configured route
+  // (so client input never becomes a label).
+  void RecordRequest(Method method, const std::string& capability, absl::StatusCode code,
+                     int64_t duration_nanos);
+  // A finished completion's internal overhead (see the header comment); ignored for kEmbed.
+  void RecordOverhead(Method method, int64_t nanos);
+  void RecordTimeToFirstToken(int64_t nanos) { ttft_->ObserveNanos(nanos); }
+  // One upstream attempt's outcome (attempt disposition name, e.g. "SERVED", "RETRIED").
+  void RecordAttempt(const std::string& provider, const std::string& model,
+                     const std::string& disposition);
+
+  // Scrape-time sources. Each may be called once; the functions must be thread-safe and outlive
+  // the registry's use.
+  void AddResilience(const Resilience* resilience);
+  void AddGauge(const std::string& name, const std::string& help, std::function<double()> read);
+  void AddCounter(const std::string& name, const std::string& help, std::function<double()> read);
+  // The config version in force, as an info-style gauge (value 1, label version).
+  void AddConfigVersion(std::function<std::string()> read);
+
+ private:
+  MetricsRegistry registry_;
+  MetricsRegistry::Family<Counter>& requests_;
+  MetricsRegistry::Family<Counter>& attempts_;
+  Histogram* duration_[3] = {};
+  Histogram* overhead_[3] = {};  // no series for kEmbed
+  Histogram* ttft_;
+};
+
+}  // namespace turnpike
+
+#endif  // TURNPIKE_SERVER_TELEMETRY_GATEWAY_METRICS_H_

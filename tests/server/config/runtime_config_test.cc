@@ -1,0 +1,131 @@
+// RuntimeConfig::Build is the one validation path for file and watch-stream snapshots.
+#include "server/config/runtime_config.h"
+
+#include <map>
+
+#include "gtest/gtest.h"
+
+namespace turnpike {
+namespace {
+
+RuntimeConfig::EnvLookup Env(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+absl::StatusOr<std::shared_ptr<const RuntimeConfig>> BuildJson(const std::string& json) {
+  absl::StatusOr<config::v1::Snapshot> snapshot = ParseSnapshotJson(json);
+  if (!snapshot.ok()) return snapshot.status();
+  return RuntimeConfig::Build(*snapshot, Env({{"KEY", "secret"}}));
+}
+
+constexpr char kGood[] = R"({"version":"v7",
+  "providers":[{"name":"oa","kind":"PROVIDER_KIND_OPENAI","baseUrl":"https://api.openai.com/v1","apiKeyEnv":"KEY"},
+               {"name":"local","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://127.0.0.1:8000/v1"}],
+  "routes":[{"capability":"chat","targets":[{"provider":"oa","model":"gpt-4o"},{"provider":"local","model":"llama"}],
+             "defaultMaxTokens":99,"timeouts":{"connectMs":150}}],
+  "callers":[{"name":"svc","keySha256":["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],"allowedCapabilities":["chat"]}],
+  "prices":[{"provider":"oa","model":"gpt-4o","inputUsdMicrosPerMtok":"2500000","outputUsdMicrosPerMtok":"10000000"}]})";
+
+TEST(RuntimeConfigTest, BuildsRoutesCallersAndPrices) {
+  auto config = BuildJson(kGood);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ((*config)->version(), "v7");
+  const RouteEntry* route = (*config)->FindRoute("chat");
+  ASSERT_NE(route, nullptr);
+  ASSERT_EQ(route->targets.size(), 2u);
+  EXPECT_EQ(route->targets[1].provider->name, "local");
+  EXPECT_EQ(route->targets[1].fallback_position, 1);
+  EXPECT_EQ(route->default_max_tokens, 99);
+  EXPECT_EQ(route->timeouts.connect_timeout, absl::Milliseconds(150));
+  EXPECT_EQ(route->timeouts.first_byte_timeout, absl::Seconds(30));  // default
+  EXPECT_EQ((*config)->FindRoute("other"), nullptr);
+  const CallerEntry* caller = (*config)->FindCallerByKey("test");
+  ASSERT_NE(caller, nullptr);
+  EXPECT_EQ(caller->name, "svc");
+  EXPECT_TRUE(caller->Allows("chat"));
+  EXPECT_FALSE(caller->Allows("other"));
+  EXPECT_EQ((*config)->FindCallerByKey("tesT"), nullptr);
+}
+
+TEST(RuntimeConfigTest, CostRoundsUpInMicroDollars) {
+  auto config = BuildJson(kGood);
+  ASSERT_TRUE(config.ok());
+  const RouteEntry* route = (*config)->FindRoute("chat");
+  // 1000 in at $2.50/M + 100 out at $10/M = $0.0025 + $0.001 = 3500 micro-dollars exactly.
+  EXPECT_EQ(RuntimeConfig::CostMicros(route->targets[0], 1000, 100), 3500);
+  // 1 token in: 2.5 micro-dollars -> 3.
+  EXPECT_EQ(RuntimeConfig::CostMicros(route->targets[0], 1, 0), 3);
+  EXPECT_EQ(RuntimeConfig::CostMicros(route->targets[0], 0, 0), 0);
+  // No price for the second target.
+  EXPECT_EQ(RuntimeConfig::CostMicros(route->targets[1], 1000, 1000), 0);
+}
+
+struct BadCase {
+  const char* json;
+  const char* field;
+};
+
+class BadConfigTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(BadConfigTest, NamesTheField) {
+  auto config = BuildJson(GetParam().json);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(config.status().message().find(GetParam().field), std::string::npos)
+      << config.status().message();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, BadConfigTest,
+    ::testing::Values(
+        BadCase{
+            R"({"providers":[{"name":"","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://x","apiKeyEnv":"KEY"}]})",
+            "providers[0].name"},
+        BadCase{
+            R"({"providers":[{"name":"a b","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://x","apiKeyEnv":"KEY"}]})",
+            "providers[0].name"},
+        BadCase{
+            R"({"providers":[{"name":"a","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://x","apiKeyEnv":"KEY"},{"name":"a","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://x","apiKeyEnv":"KEY"}]})",
+            "providers[1].name"},
+        BadCase{R"({"providers":[{"name":"a","baseUrl":"http://x"}]})", "providers[0].kind"},
+        BadCase{R"({"providers":[{"name":"a","kind":99,"baseUrl":"http://x"}]})",
+                "providers[0].kind"},
+        BadCase{R"({"providers":[{"name":"a","kind":"PROVIDER_KIND_OPENAI","baseUrl":"x"}]})",
+                "providers[0].base_url"},
+        BadCase{
+            R"({"providers":[{"name":"a","kind":"PROVIDER_KIND_ANTHROPIC","baseUrl":"http://x"}]})",
+            "providers[0].api_key_env"},
+        BadCase{
+            R"({"providers":[{"name":"a","kind":"PROVIDER_KIND_GEMINI","baseUrl":"http://x","apiKeyEnv":"NOPE"}]})",
+            "NOPE is not set"},
+        BadCase{
+            R"({"providers":[{"name":"a","kind":"PROVIDER_KIND_AZURE_OPENAI","baseUrl":"http://x","apiKeyEnv":"KEY"}]})",
+            "providers[0].api_version"},
+        BadCase{R"({"routes":[{"capability":"c","targets":[]}]})", "routes[0].targets"},
+        BadCase{R"({"routes":[{"capability":"","targets":[{"provider":"p","model":"m"}]}]})",
+                "routes[0].capability"},
+        BadCase{
+            R"({"providers":[{"name":"p","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://x"}],"routes":[{"capability":"c","targets":[{"provider":"p","model":"m"}]},{"capability":"c","targets":[{"provider":"p","model":"m"}]}]})",
+            "routes[1].capability"},
+        BadCase{
+            R"({"providers":[{"name":"p","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://x"}],"routes":[{"capability":"c","targets":[{"provider":"p"}]}]})",
+            "routes[0].targets[0].model"},
+        BadCase{R"({"routes":[{"capability":"c","targets":[{"provider":"q","model":"m"}]}]})",
+                "routes[0].targets[0].provider"},
+        BadCase{
+            R"({"providers":[{"name":"p","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://x"}],"routes":[{"capability":"c","targets":[{"provider":"p","model":"m"}],"timeouts":{"idleMs":-1}}]})",
+            "routes[0].timeouts"},
+        BadCase{R"({"callers":[{"name":"c","keySha256":["abc"]}]})", "callers[0].key_sha256[0]"},
+        BadCase{R"({"prices":[{"provider":"p","model":"m","inputUsdMicrosPerMtok":"-1"}]})",
+                "prices[0]"},
+        BadCase{
+            R"({"providers":[{"name":"p","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://x","apiKey":"k","color":"red"}]})",
+            "color"},
+        BadCase{R"({"providers":)", "config"}));
+
+}  // namespace
+}  // namespace turnpike
