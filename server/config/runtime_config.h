@@ -18,7 +18,7 @@
 #include "absl/status/statusor.h"
 #include "server/providers/provider_adapter.h"
 #include "server/resilience/policy.h"
-#include "server/upstream/upstream_loop.h"
+#include "server/upstream/transport.h"
 #include "turnpike/config/v1/snapshot.pb.h"
 
 namespace turnpike {

@@ -4,15 +4,11 @@
 
 #include <cstring>
 
-#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
-#include "server/status_details.h"
-#include "turnpike/v1/common.pb.h"
 
 namespace turnpike {
 namespace {
 
-constexpr size_t kMaxErrorBody = 64 << 10;
 constexpr size_t kMaxResponseBody = 16 << 20;
 
 // Token estimate for usage the provider never reported (a stream cut off after text was sent):
@@ -60,239 +56,98 @@ std::string ChatCacheKey(std::string_view capability, const ChatRequest& request
   return std::string(reinterpret_cast<char*>(digest), sizeof(digest));
 }
 
-ChatExchange::ChatExchange(std::shared_ptr<const RuntimeConfig> config, const RouteEntry* route,
-                           ChatRequest request, bool stream, UpstreamLoop& loop,
-                           Resilience& resilience, ChatListener* listener, absl::Time deadline,
+std::shared_ptr<ChatExchange> ChatExchange::Create(ExchangeRequest request, ChatRequest chat,
+                                                   bool stream, ChatListener* listener,
+                                                   UpstreamTransport& transport,
+                                                   Resilience& resilience,
+                                                   RequestFinishedSink* sink,
+                                                   GatewayMetrics* metrics) {
+  return std::shared_ptr<ChatExchange>(new ChatExchange(
+      std::move(request), std::move(chat), stream, listener, transport, resilience, sink, metrics));
+}
+
+ChatExchange::ChatExchange(ExchangeRequest request, ChatRequest chat, bool stream,
+                           ChatListener* listener, UpstreamTransport& transport,
+                           Resilience& resilience, RequestFinishedSink* sink,
                            GatewayMetrics* metrics)
-    : config_(std::move(config)),
-      route_(route),
-      request_(std::move(request)),
+    : AttemptDriver(std::move(request), transport, resilience, sink, metrics),
+      chat_(std::move(chat)),
       stream_(stream),
-      loop_(loop),
-      resilience_(resilience),
-      listener_(listener),
-      client_deadline_(deadline),
-      metrics_(metrics) {}
+      listener_(listener) {}
 
-ChatExchange::~ChatExchange() {
-  if (metrics_ != nullptr) {
-    metrics_->RecordOverhead(
-        stream_ ? GatewayMetrics::Method::kStreamCompletion : GatewayMetrics::Method::kComplete,
-        overhead_nanos_.load(std::memory_order_relaxed));
-  }
+int32_t ChatExchange::max_tokens() const {
+  return chat_.max_tokens.value_or(route().default_max_tokens);
 }
 
-void ChatExchange::RecordAttempts() const {
-  if (metrics_ == nullptr || planner_ == nullptr) return;
-  for (const v1::Attempt& a : planner_->attempts()) {
-    metrics_->RecordAttempt(a.provider(), a.model(), v1::AttemptDisposition_Name(a.disposition()));
-  }
-}
-
-absl::Time ChatExchange::Now() const { return resilience_.clock().MonotonicNow(); }
-
-void ChatExchange::Start() {
-  auto self = shared_from_this();
-  if (loop_.RunAfter(absl::ZeroDuration(), [self] { self->StartOnLoop(); }) == 0) {
-    // The loop has stopped: nothing can run; end here (no other thread touches the exchange yet).
-    deadline_ = client_deadline_;
-    planner_ = std::make_unique<AttemptPlanner>(*route_, resilience_, deadline_);
-    Done(absl::UnavailableError("the gateway is shutting down"));
-  }
-}
-
-void ChatExchange::Cancel() {
-  cancelled_.store(true);
-  const UpstreamLoop::TransferId id = transfer_.load();
-  if (id != 0) loop_.Cancel(id);
-  // A wait (backoff, cool-down) in progress must end now too: wake the exchange on the loop.
-  auto self = shared_from_this();
-  loop_.RunAfter(absl::ZeroDuration(), [self] { self->OnCancelWake(); });
-}
-
-void ChatExchange::Resume() {
-  const UpstreamLoop::TransferId id = transfer_.load();
-  if (id != 0) loop_.Resume(id);
-}
-
-void ChatExchange::StartOnLoop() {
-  ScopedOverhead overhead(&overhead_nanos_);
-  const absl::Time now = Now();
-  deadline_ = std::min(client_deadline_, now + route_->timeouts.total_timeout);
-  planner_ = std::make_unique<AttemptPlanner>(*route_, resilience_, deadline_);
-  if (cancelled_.load()) {
-    Done(absl::CancelledError("cancelled by the client"));
-    return;
-  }
-  if (now >= client_deadline_) {
-    Done(absl::DeadlineExceededError("the client's deadline passed before any attempt"));
-    return;
-  }
-  if (route_->cache.mode != CacheMode::kOff) {
-    cache_key_ = ChatCacheKey(route_->capability, request_,
-                              request_.max_tokens.value_or(route_->default_max_tokens));
-    if (route_->cache.mode == CacheMode::kFirst &&
-        ServeFromCache(route_->cache.ttl, /*first_line=*/true)) {
-      return;
-    }
-  }
-  Run(planner_->First());
-}
-
-void ChatExchange::Run(const AttemptPlanner::Step& step) {
-  if (step.kind == AttemptPlanner::Step::Kind::kGiveUp) {
-    GiveUp(step.retry_hint);
-    return;
-  }
-  if (step.delay <= absl::ZeroDuration()) {
-    StartAttempt(step);
-    return;
-  }
-  pending_step_ = step;
-  waiting_ = true;
-  auto self = shared_from_this();
-  wait_timer_ = loop_.RunAfter(step.delay, [self] { self->OnWaitOver(); });
-  if (wait_timer_ == 0) {
-    waiting_ = false;
-    planner_->Abandon();
-    Done(absl::UnavailableError("the gateway is shutting down"));
-  }
-}
-
-void ChatExchange::OnWaitOver() {
-  ScopedOverhead overhead(&overhead_nanos_);
-  if (done_ || !waiting_) return;
-  waiting_ = false;
-  wait_timer_ = 0;
-  if (cancelled_.load()) {
-    planner_->Abandon();
-    Done(absl::CancelledError("cancelled by the client"));
-    return;
-  }
-  StartAttempt(pending_step_);
-}
-
-void ChatExchange::OnCancelWake() {
-  ScopedOverhead overhead(&overhead_nanos_);
-  if (done_) return;
-  if (waiting_) {
-    loop_.CancelTimer(wait_timer_);
-    waiting_ = false;
-    wait_timer_ = 0;
-    planner_->Abandon();
-    Done(absl::CancelledError("cancelled by the client"));
-    return;
-  }
-  const UpstreamLoop::TransferId id = transfer_.load();
-  if (id != 0) loop_.Cancel(id);
-}
-
-void ChatExchange::StartAttempt(const AttemptPlanner::Step& step) {
-  planner_->Begin();
-  attempt_running_ = true;
-  const TargetEntry& t = route_->targets[step.target];
+absl::StatusOr<HttpRequest> ChatExchange::BuildRequest(const TargetEntry& target) {
   ChatParams params;
-  params.model = t.model;
-  params.messages = request_.messages;
-  params.max_tokens = request_.max_tokens.value_or(route_->default_max_tokens);
-  params.temperature = request_.temperature;
-  params.top_p = request_.top_p;
-  for (const std::string& s : request_.stop) params.stop.push_back(s);
-  params.user = request_.user;
+  params.model = target.model;
+  params.messages = chat_.messages;
+  params.max_tokens = max_tokens();
+  params.temperature = chat_.temperature;
+  params.top_p = chat_.top_p;
+  for (const std::string& s : chat_.stop) params.stop.push_back(s);
+  params.user = request().end_user;
   params.stream = stream_;
-  HttpRequest http = t.provider->adapter->BuildChatRequest(params);
+  return target.provider->adapter->BuildChatRequest(params);
+}
 
-  ++generation_;
-  attempt_start_ = Now();
-  http_status_ = 0;
-  retry_after_ms_ = 0;
+void ChatExchange::ResetAttempt() {
   body_.clear();
   sse_.reset();
   decoder_.reset();
-  attempt_error_ = absl::OkStatus();
   finished_ = false;
   finish_ = ChatFinish();
-  got_text_ = false;
-  first_token_timed_out_ = false;
-  first_token_timeout_ = step.first_token_timeout;
-
-  TransferOptions options = route_->timeouts;
-  const absl::Duration left = std::max(deadline_ - attempt_start_, absl::Milliseconds(1));
-  options.total_timeout = left;
-  options.first_byte_timeout = std::min(step.first_token_timeout, left);
-  auto self = shared_from_this();
-  const uint64_t generation = generation_;
-  const UpstreamLoop::TransferId id = loop_.Start(std::move(http), options, self);
-  // A stopping loop completes the transfer inline (CANCELLED): the exchange may be done already.
-  if (done_ || generation != generation_ || !attempt_running_) return;
-  transfer_.store(id);
-  // A Cancel() that raced with this start may have read the previous id: cancel ourselves.
-  if (cancelled_.load()) loop_.Cancel(id);
-  // Streams get a true first-token limit: bytes without text (headers, pings) do not count.
-  if (stream_ && first_token_timeout_ < left) {
-    first_token_timer_ = loop_.RunAfter(
-        first_token_timeout_, [self, generation] { self->OnFirstTokenTimeout(generation); });
-  }
 }
 
-void ChatExchange::OnFirstTokenTimeout(uint64_t generation) {
-  ScopedOverhead overhead(&overhead_nanos_);
-  if (done_ || generation != generation_ || !attempt_running_ || got_text_) return;
-  first_token_timer_ = 0;
-  first_token_timed_out_ = true;
-  const UpstreamLoop::TransferId id = transfer_.load();
-  if (id != 0) loop_.Cancel(id);
+void ChatExchange::OnSuccessStart() {
+  if (!stream_) return;
+  sse_ = std::make_unique<SseParser>();
+  decoder_ = target().provider->adapter->NewStreamDecoder();
 }
 
-void ChatExchange::OnResponseStart(int http_status, int64_t retry_after_ms) {
-  ScopedOverhead overhead(&overhead_nanos_);
-  http_status_ = http_status;
-  retry_after_ms_ = retry_after_ms;
-  if (stream_ && http_status >= 200 && http_status < 300) {
-    sse_ = std::make_unique<SseParser>();
-    decoder_ = target().provider->adapter->NewStreamDecoder();
-  }
-}
-
-TransferHandler::DataResult ChatExchange::OnData(std::string_view bytes) {
-  ScopedOverhead overhead(&overhead_nanos_);
+TransferHandler::DataResult ChatExchange::OnSuccessBody(std::string_view bytes) {
   if (decoder_ == nullptr) {
-    const size_t cap =
-        (http_status_ >= 200 && http_status_ < 300) ? kMaxResponseBody : kMaxErrorBody;
-    if (body_.size() + bytes.size() > cap) {
-      if (http_status_ >= 200 && http_status_ < 300) {
-        attempt_error_ = absl::ResourceExhaustedError(
-            absl::StrCat("upstream response larger than ", cap, " bytes"));
-        return DataResult::kAbort;
-      }
-      body_.append(bytes.substr(0, cap - body_.size()));
-      return DataResult::kContinue;
+    if (body_.size() + bytes.size() > kMaxResponseBody) {
+      SetAttemptError(absl::ResourceExhaustedError(
+          absl::StrCat("upstream response larger than ", kMaxResponseBody, " bytes")));
+      return DataResult::kAbort;
     }
     body_.append(bytes);
     return DataResult::kContinue;
   }
-  if (committed_ && listener_->Congested()) return DataResult::kPause;
+  // Backpressure: a caller that stopped reading pauses the upstream (the bytes come again).
+  if (committed() && listener_->Congested()) return DataResult::kPause;
   absl::Status status = sse_->Feed(bytes, [this](std::string_view event, std::string_view data) {
     return decoder_->OnEvent(event, data, *this);
   });
   if (!status.ok()) {
-    attempt_error_ = std::move(status);
+    SetAttemptError(std::move(status));
     return DataResult::kAbort;
   }
   return DataResult::kContinue;
 }
 
+absl::Status ChatExchange::OnSuccessEnd() {
+  absl::Status status;
+  if (stream_) {
+    sse_->Finish();
+    status = decoder_->OnEnd(*this);
+  } else {
+    absl::StatusOr<ChatResult> result = target().provider->adapter->ParseChatResponse(body_);
+    if (!result.ok()) return result.status();
+    OnText(result->text);
+    OnFinish(result->finish);
+  }
+  if (status.ok() && !finished_)
+    status = absl::InternalError("upstream stream ended without a finish");
+  return status;
+}
+
 void ChatExchange::OnText(std::string_view text) {
   if (text.empty()) return;
-  if (!got_text_) {
-    got_text_ = true;
-    if (first_token_timer_ != 0) {
-      loop_.CancelTimer(first_token_timer_);
-      first_token_timer_ = 0;
-    }
-    planner_->FirstToken();
-  }
-  if (!committed_) Commit();
+  MarkFirstToken();
+  if (!committed()) Commit();
   text_.append(text);
   if (stream_) listener_->OnText(text);
 }
@@ -303,270 +158,128 @@ void ChatExchange::OnFinish(const ChatFinish& finish) {
 }
 
 void ChatExchange::Commit() {
-  committed_ = true;
+  MarkCommitted();
   const TargetEntry& t = target();
-  start_.set_request_id(request_.request_id);
+  start_.set_request_id(request().request_id);
   start_.set_provider(t.provider->name);
   start_.set_model(t.model);
-  start_.set_attempt(planner_->attempt_on_target());
+  start_.set_attempt(planner().attempt_on_target());
   start_.set_fallback_position(t.fallback_position);
   listener_->OnCommit(start_);
 }
 
-absl::Status ChatExchange::AttemptResult(const absl::Status& transfer_status) {
-  if (!attempt_error_.ok()) return attempt_error_;
-  if (first_token_timed_out_ && transfer_status.code() == absl::StatusCode::kCancelled &&
-      !cancelled_.load()) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("upstream sent no token within ", absl::FormatDuration(first_token_timeout_)));
-  }
-  if (http_status_ >= 200 && http_status_ < 300) {
-    if (!transfer_status.ok()) {
-      if (committed_) {
-        return absl::Status(transfer_status.code(), absl::StrCat("upstream stream interrupted: ",
-                                                                 transfer_status.message()));
-      }
-      return transfer_status;
-    }
-    const ProviderAdapter& adapter = *target().provider->adapter;
-    if (stream_) {
-      sse_->Finish();
-      return decoder_->OnEnd(*this);
-    }
-    absl::StatusOr<ChatResult> result = adapter.ParseChatResponse(body_);
-    if (!result.ok()) return result.status();
-    OnText(result->text);
-    OnFinish(result->finish);
-    return absl::OkStatus();
-  }
-  if (http_status_ != 0) {
-    if (transfer_status.code() == absl::StatusCode::kCancelled) return transfer_status;
-    ProviderError error = target().provider->adapter->ParseError(http_status_, body_);
-    // The provider's retry-after header is authoritative; a delay read from the body is a fallback.
-    if (retry_after_ms_ > 0) error.retry_after_ms = retry_after_ms_;
-    return ProviderErrorStatus(error);
-  }
-  return transfer_status.ok() ? absl::UnavailableError("upstream closed without a response")
-                              : transfer_status;
+bool ChatExchange::ServeFirst() {
+  if (route().cache.mode == CacheMode::kOff) return false;
+  cache_key_ = ChatCacheKey(route().capability, chat_, max_tokens());
+  return route().cache.mode == CacheMode::kFirst &&
+         ServeFromCache(route().cache.ttl, /*first_line=*/true);
 }
 
-void ChatExchange::OnComplete(absl::Status transfer_status) {
-  ScopedOverhead overhead(&overhead_nanos_);
-  if (done_) return;
-  transfer_.store(0);
-  attempt_running_ = false;
-  if (first_token_timer_ != 0) {
-    loop_.CancelTimer(first_token_timer_);
-    first_token_timer_ = 0;
+bool ChatExchange::ServeFallback() {
+  if (route().cache.mode != CacheMode::kOff &&
+      ServeFromCache(route().cache.ttl + route().cache.max_stale, /*first_line=*/false)) {
+    return true;
   }
-  absl::Status status = AttemptResult(transfer_status);
-  if (cancelled_.load() && !status.ok()) status = absl::CancelledError("cancelled by the client");
-  if (status.ok() && !finished_)
-    status = absl::InternalError("upstream stream ended without a finish");
-
-  AttemptOutcome outcome;
-  outcome.status = status;
-  outcome.kind = ClassifyFailure(status, Now() >= deadline_);
-  outcome.http_status = http_status_;
-  outcome.retry_after_ms = retry_after_ms_;
-  if (std::optional<ProviderError> error = ProviderErrorFromStatus(status)) {
-    outcome.retry_after_ms = error->retry_after_ms;
-  }
-  outcome.committed = committed_;
-  const AttemptPlanner::Step next = planner_->Finish(outcome, Now() - attempt_start_);
-
-  if (status.ok()) {
-    if (!cache_key_.empty()) {
-      ResponseCache::Entry entry;
-      entry.text = text_;
-      entry.finish_reason = finish_.reason;
-      entry.provider_finish_reason = finish_.provider_reason;
-      entry.provider = target().provider->name;
-      entry.model = target().model;
-      entry.stored = Now();
-      resilience_.Cache(route_->capability, route_->cache.max_bytes)
-          .Put(cache_key_, std::move(entry));
-    }
-    Done(absl::OkStatus());
-    return;
-  }
-  if (committed_) {
-    Done(std::move(status));
-    return;
-  }
-  last_error_ = std::move(status);
-  last_kind_ = outcome.kind;
-  Run(next);
+  if (!route().degradation.static_response_enabled) return false;
+  v1::CompletionStart start;
+  start.set_degraded(true);
+  resilience().CountDegraded();
+  start.set_fallback_position(route().tiers + (route().cache.mode != CacheMode::kOff ? 1 : 0));
+  degraded_ = true;
+  ServeStatic(start, route().degradation.static_response, v1::FINISH_REASON_OTHER,
+              "turnpike_degraded");
+  return true;
 }
 
-void ChatExchange::GiveUp(absl::Duration retry_hint) {
-  const bool availability_failure =
-      last_kind_ != FailureKind::kCancelled && last_kind_ != FailureKind::kDeadline &&
-      last_kind_ != FailureKind::kInvalidRequest && !cancelled_.load() && Now() < client_deadline_;
-  if (availability_failure) {
-    if (route_->cache.mode != CacheMode::kOff &&
-        ServeFromCache(route_->cache.ttl + route_->cache.max_stale, /*first_line=*/false)) {
-      return;
-    }
-    if (route_->degradation.static_response_enabled) {
-      v1::CompletionStart start;
-      start.set_degraded(true);
-      resilience_.CountDegraded();
-      start.set_fallback_position(route_->tiers + (route_->cache.mode != CacheMode::kOff ? 1 : 0));
-      ServeStatic(start, route_->degradation.static_response, v1::FINISH_REASON_OTHER,
-                  "turnpike_degraded");
-      return;
-    }
-  }
-  absl::Status status = last_error_;
-  if (status.ok()) {
-    // No attempt ran: every target was skipped (rate-limit cool-downs beyond the deadline).
-    status = absl::UnavailableError(
-        absl::StrCat("no target of capability \"", route_->capability, "\" is available now"));
-  }
-  if (availability_failure && route_->degradation.force_unavailable &&
-      status.code() != absl::StatusCode::kUnavailable) {
-    absl::Status replaced = absl::UnavailableError(status.message());
-    status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-      replaced.SetPayload(url, payload);
-    });
-    status = std::move(replaced);
-  }
-  // When a target will be available again (a cool-down or an ejection ends), say so, unless the
-  // provider's own retry-after already does.
-  if (retry_hint > absl::ZeroDuration() &&
-      (status.code() == absl::StatusCode::kUnavailable ||
-       status.code() == absl::StatusCode::kResourceExhausted)) {
-    std::optional<ProviderError> error = ProviderErrorFromStatus(status);
-    if (!error.has_value() || error->retry_after_ms == 0) {
-      AttachRetryInfo(status,
-                      absl::ToInt64Milliseconds(absl::Ceil(retry_hint, absl::Milliseconds(1))));
-    }
-  }
-  Done(std::move(status));
+void ChatExchange::OnSucceeded() {
+  if (cache_key_.empty()) return;
+  ResponseCache::Entry entry;
+  entry.text = text_;
+  entry.finish_reason = finish_.reason;
+  entry.provider_finish_reason = finish_.provider_reason;
+  entry.provider = target().provider->name;
+  entry.model = target().model;
+  entry.stored = Now();
+  resilience().Cache(route().capability, route().cache.max_bytes).Put(cache_key_, std::move(entry));
 }
 
 bool ChatExchange::ServeFromCache(absl::Duration max_age, bool first_line) {
-  ResponseCache& cache = resilience_.Cache(route_->capability, route_->cache.max_bytes);
-  const absl::Duration drop_after = route_->cache.ttl + route_->cache.max_stale;
+  ResponseCache& cache = resilience().Cache(route().capability, route().cache.max_bytes);
+  const absl::Duration drop_after = route().cache.ttl + route().cache.max_stale;
   std::optional<ResponseCache::Hit> hit = cache.Get(cache_key_, Now(), max_age, drop_after);
   if (!hit.has_value()) return false;
   v1::CompletionStart start;
   start.set_provider(hit->entry.provider);
   start.set_model(hit->entry.model);
   start.set_cache_hit(true);
-  start.set_stale(hit->age >= route_->cache.ttl);
-  start.set_fallback_position(first_line ? 0 : route_->tiers);
-  if (!first_line) resilience_.CountCacheFallback(start.stale());
+  start.set_stale(hit->age >= route().cache.ttl);
+  start.set_fallback_position(first_line ? 0 : route().tiers);
+  if (!first_line) resilience().CountCacheFallback(start.stale());
+  cache_hit_ = true;
   ServeStatic(start, std::move(hit->entry.text), hit->entry.finish_reason,
               std::move(hit->entry.provider_finish_reason));
   return true;
 }
 
-void ChatExchange::ServeStatic(const v1::CompletionStart& start, std::string text,
-                               v1::FinishReason reason, std::string provider_reason) {
-  done_ = true;
-  start_ = start;
-  start_.set_request_id(request_.request_id);
-  committed_ = true;
+void ChatExchange::ServeStatic(v1::CompletionStart start, std::string text, v1::FinishReason reason,
+                               std::string provider_reason) {
+  MarkCommitted();
+  start_ = std::move(start);
+  start_.set_request_id(request().request_id);
   listener_->OnCommit(start_);
-  if (!text.empty()) listener_->OnText(text);
-  result_.set_finish_reason(reason);
-  result_.set_provider_finish_reason(std::move(provider_reason));
-  result_.mutable_usage();  // nothing was billed
-  *result_.mutable_attempts() = planner_->attempts();
-  RecordAttempts();
-  listener_->OnDone(absl::OkStatus(), result_);
+  text_ = std::move(text);
+  if (stream_ && !text_.empty()) listener_->OnText(text_);
+  finished_ = true;
+  finish_ = ChatFinish();
+  finish_.reason = reason;
+  finish_.provider_reason = std::move(provider_reason);
+  finish_.usage_reported = true;  // nothing was billed
 }
 
-absl::Status ChatExchange::Decorate(absl::Status status) const {
-  const bool attempted = planner_ != nullptr && !planner_->attempts().empty();
-  // Upstream timeouts are UNAVAILABLE to the caller unless the caller's own deadline passed.
-  if (status.code() == absl::StatusCode::kDeadlineExceeded && Now() < client_deadline_) {
-    absl::Status replaced = absl::UnavailableError(status.message());
-    status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-      replaced.SetPayload(url, payload);
-    });
-    status = std::move(replaced);
-  }
-  std::optional<ProviderError> error = ProviderErrorFromStatus(status);
-  std::string prefix;
-  if (error.has_value() && attempted) {
-    const TargetEntry& t = target();
-    v1::ProviderError detail;
-    detail.set_provider(t.provider->name);
-    detail.set_model(t.model);
-    detail.set_http_status(error->http_status);
-    detail.set_error_type(error->type);
-    detail.set_error_code(error->code);
-    detail.set_message(error->message);
-    detail.set_retry_after_ms(error->retry_after_ms);
-    prefix = absl::StrCat(t.provider->name, ": ");
-    AttachDetail(status, detail);
-    if (error->retry_after_ms > 0) AttachRetryInfo(status, error->retry_after_ms);
-  }
-  // Several targets failed: the caller cannot act on one provider's error code, so the request
-  // is UNAVAILABLE (the attempt list says what each target did).
-  const int targets = planner_ != nullptr ? planner_->targets_involved() : 0;
-  if (!committed_ && targets > 1 && status.code() != absl::StatusCode::kCancelled &&
-      status.code() != absl::StatusCode::kDeadlineExceeded &&
-      status.code() != absl::StatusCode::kInvalidArgument &&
-      status.code() != absl::StatusCode::kUnavailable) {
-    absl::Status replaced = absl::UnavailableError(status.message());
-    status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-      replaced.SetPayload(url, payload);
-    });
-    status = std::move(replaced);
-  }
-  if (!committed_ && targets > 1 && status.code() == absl::StatusCode::kUnavailable) {
-    prefix = absl::StrCat("all ", targets, " targets of \"", route_->capability,
-                          "\" failed; last: ", prefix);
-  }
-  if (!prefix.empty()) {
-    absl::Status renamed(status.code(), absl::StrCat(prefix, status.message()));
-    status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-      renamed.SetPayload(url, payload);
-    });
-    status = std::move(renamed);
-  }
-  v1::PartialCompletion partial;
-  if (planner_ != nullptr) *partial.mutable_attempts() = planner_->attempts();
-  if (committed_) *partial.mutable_usage() = result_.usage();
-  AttachDetail(status, partial);
-  return status;
-}
-
-void ChatExchange::Done(absl::Status status) {
-  done_ = true;
-  RecordAttempts();
-  if (planner_ != nullptr) *result_.mutable_attempts() = planner_->attempts();
-  v1::Usage* usage = result_.mutable_usage();
-  if (finished_ || committed_) {
-    const TargetEntry& t = target();
-    int64_t input = finish_.input_tokens;
-    int64_t output = finish_.output_tokens;
-    if (!status.ok() && committed_ && !finish_.usage_reported) {
-      // Cut off before the provider reported usage: meter an estimate, never zero.
-      size_t prompt_bytes = 0;
-      if (request_.messages != nullptr) {
-        for (const v1::Message& m : *request_.messages) prompt_bytes += m.content().size();
-      }
-      input = std::max(input, EstimateTokens(prompt_bytes));
-      output = std::max(output, EstimateTokens(text_.size()));
-    }
-    usage->set_input_tokens(input);
-    usage->set_output_tokens(output);
-    usage->set_cost_usd_micros(RuntimeConfig::CostMicros(t, input, output));
-  }
-  if (status.ok()) {
-    if (!committed_) Commit();
-    result_.set_finish_reason(finish_.reason);
-    result_.set_provider_finish_reason(finish_.provider_reason);
-    if (!stream_) listener_->OnText(text_);
-    listener_->OnDone(status, result_);
+void ChatExchange::FillOutcome(const absl::Status& status, RequestFinished& event) {
+  event.cache_hit = cache_hit_;
+  event.degraded = degraded_;
+  if (cache_hit_ || degraded_) {
+    event.provider = start_.provider();
+    event.model = start_.model();
+    event.credential.clear();
+    event.cost_known = true;  // nothing was billed
     return;
   }
-  listener_->OnDone(Decorate(std::move(status)), result_);
+  if (!finished_ && !committed()) return;  // nothing reached the caller: nothing was billed
+  const TargetEntry& t = target();
+  int64_t input = finish_.input_tokens;
+  int64_t output = finish_.output_tokens;
+  if (!status.ok() && committed() && !finish_.usage_reported) {
+    event.usage_estimated = true;
+    // Cut off before the provider reported usage: meter an estimate, never zero.
+    size_t prompt_bytes = 0;
+    if (chat_.messages != nullptr) {
+      for (const v1::Message& m : *chat_.messages) prompt_bytes += m.content().size();
+    }
+    input = std::max(input, EstimateTokens(prompt_bytes));
+    output = std::max(output, EstimateTokens(text_.size()));
+  }
+  event.input_tokens = input;
+  event.output_tokens = output;
+  event.cost_usd_micros = RuntimeConfig::CostMicros(t, input, output);
+  event.cost_known = t.price.has_value();
+}
+
+void ChatExchange::Deliver(const absl::Status& status, const RequestFinished& event) {
+  v1::CompletionFinish finish;
+  *finish.mutable_attempts() = event.attempts;
+  v1::Usage* usage = finish.mutable_usage();
+  usage->set_input_tokens(event.input_tokens);
+  usage->set_output_tokens(event.output_tokens);
+  usage->set_cost_usd_micros(event.cost_usd_micros);
+  if (status.ok()) {
+    if (!committed()) Commit();
+    finish.set_finish_reason(finish_.reason);
+    finish.set_provider_finish_reason(finish_.provider_reason);
+    if (!stream_) listener_->OnText(text_);
+  }
+  listener_->OnDone(status, finish);
 }
 
 }  // namespace turnpike

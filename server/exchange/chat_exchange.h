@@ -1,44 +1,34 @@
-// ChatExchange drives one completion request upstream under the route's resilience policy: an
-// AttemptPlanner picks each target (skipping open circuits, retrying with jittered backoff,
-// failing over down the chain), each attempt goes through the UpstreamLoop and the provider's
-// adapter, and normalized events go to a ChatListener. Failover is transparent only before the
-// first text reached the listener (the commit point); after that a failure ends the request with
-// the partial usage attached. When every target failed, the route's response cache and then its
-// degradation answer, if configured. Every reply lists its attempts.
+// ChatExchange is the completion protocol on top of the AttemptDriver: it builds each target's
+// chat request, decodes the provider's SSE stream (or JSON body) into text and a finish, sends
+// them to a ChatListener with backpressure (a listener whose queue is full pauses the upstream),
+// and serves the response cache and the degradation answer when the route allows. Retries,
+// failover, timeouts and errors are the driver's (attempt_driver.h).
 //
-// Threading: all of the exchange's state lives on the UpstreamLoop thread. Start() hands the
-// work to the loop; Cancel() and Resume() may be called from any thread (they only touch atomics
-// and post to the loop). Waits (backoff, retry-after, first-token timeout) are loop timers, so no
-// thread ever sleeps.
+// Threading: as AttemptDriver: everything runs on the transport thread; Start(), Cancel() and
+// Resume() may be called from any thread.
 #ifndef TURNPIKE_SERVER_EXCHANGE_CHAT_EXCHANGE_H_
 #define TURNPIKE_SERVER_EXCHANGE_CHAT_EXCHANGE_H_
 
-#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "absl/status/status.h"
-#include "absl/time/time.h"
-#include "server/config/runtime_config.h"
+#include "server/exchange/attempt_driver.h"
 #include "server/providers/provider_adapter.h"
 #include "server/providers/sse_parser.h"
-#include "server/resilience/attempt_planner.h"
-#include "server/resilience/resilience.h"
-#include "server/telemetry/gateway_metrics.h"
-#include "server/upstream/upstream_loop.h"
 #include "turnpike/v1/completion.pb.h"
 
 namespace turnpike {
 
-// Receives a ChatExchange's results. Must stay alive until OnDone() has returned.
+// Receives a ChatExchange's results, on the transport thread. Must stay alive until OnDone()
+// has returned.
 class ChatListener {
  public:
   virtual ~ChatListener() = default;
-  // The exchange committed to a target: `start` says who serves. Called once, before any text
-  // (or before OnDone for a reply with no text).
+  // The exchange committed: `start` says who serves. Called once, before any text (or before
+  // OnDone for a reply with no text).
   virtual void OnCommit(const v1::CompletionStart& start) = 0;
   virtual void OnText(std::string_view text) = 0;
   // True while the listener's outbound queue is full; the exchange then pauses the upstream
@@ -50,13 +40,12 @@ class ChatListener {
 };
 
 struct ChatRequest {
+  // Owned by the caller; outlives the exchange.
   const google::protobuf::RepeatedPtrField<v1::Message>* messages = nullptr;
-  std::string request_id;
   std::optional<int32_t> max_tokens;
   std::optional<double> temperature;
   std::optional<double> top_p;
   std::vector<std::string> stop;
-  std::string user;
 };
 
 // The response-cache key of a request: a SHA-256 over its normalized form (capability, messages,
@@ -64,102 +53,60 @@ struct ChatRequest {
 std::string ChatCacheKey(std::string_view capability, const ChatRequest& request,
                          int32_t max_tokens);
 
-class ChatExchange : public TransferHandler,
-                     public StreamSink,
-                     public std::enable_shared_from_this<ChatExchange> {
+class ChatExchange final : public AttemptDriver, public StreamSink {
  public:
-  // `config` keeps the route alive for the whole exchange. `deadline` is the client's deadline
-  // (absl::InfiniteFuture() if none), in monotonic time. `resilience` outlives the exchange.
-  ChatExchange(std::shared_ptr<const RuntimeConfig> config, const RouteEntry* route,
-               ChatRequest request, bool stream, UpstreamLoop& loop, Resilience& resilience,
-               ChatListener* listener, absl::Time deadline, GatewayMetrics* metrics = nullptr);
-  // Records the request's internal overhead (GatewayMetrics) once the loop and the call have
-  // both let go of the exchange.
-  ~ChatExchange() override;
+  // `stream`: text goes to the listener as it arrives (else once, at the end).
+  static std::shared_ptr<ChatExchange> Create(ExchangeRequest request, ChatRequest chat,
+                                              bool stream, ChatListener* listener,
+                                              UpstreamTransport& transport, Resilience& resilience,
+                                              RequestFinishedSink* sink,
+                                              GatewayMetrics* metrics = nullptr);
 
-  void Start();
-  // Aborts the request; OnDone(CANCELLED) follows unless the exchange already ended.
-  void Cancel();
-  // The listener drained its queue: resume a paused upstream.
-  void Resume();
-  // The running total of the request's internal overhead: callers (any thread) add their own
-  // stretches of work on the request to it with ScopedOverhead.
-  std::atomic<int64_t>* overhead() { return &overhead_nanos_; }
+ private:
+  ChatExchange(ExchangeRequest request, ChatRequest chat, bool stream, ChatListener* listener,
+               UpstreamTransport& transport, Resilience& resilience, RequestFinishedSink* sink,
+               GatewayMetrics* metrics);
 
-  // TransferHandler (loop thread).
-  void OnResponseStart(int http_status, int64_t retry_after_ms) override;
-  DataResult OnData(std::string_view bytes) override;
-  void OnComplete(absl::Status status) override;
+  // AttemptDriver.
+  absl::StatusOr<HttpRequest> BuildRequest(const TargetEntry& target) override;
+  void ResetAttempt() override;
+  void OnSuccessStart() override;
+  DataResult OnSuccessBody(std::string_view bytes) override;
+  absl::Status OnSuccessEnd() override;
+  bool WantsFirstTokenTimer() const override { return stream_; }
+  bool ServeFirst() override;
+  bool ServeFallback() override;
+  void OnSucceeded() override;
+  void FillOutcome(const absl::Status& status, RequestFinished& event) override;
+  void Deliver(const absl::Status& status, const RequestFinished& event) override;
 
-  // StreamSink (loop thread, from the decoder).
+  // StreamSink (from the decoders).
   void OnText(std::string_view text) override;
   void OnFinish(const ChatFinish& finish) override;
 
- private:
-  void StartOnLoop();
-  void Run(const AttemptPlanner::Step& step);
-  void StartAttempt(const AttemptPlanner::Step& step);
-  void OnWaitOver();
-  void OnCancelWake();
-  void OnFirstTokenTimeout(uint64_t generation);
-  absl::Status AttemptResult(const absl::Status& transfer_status);
-  // Every target failed or none could be tried: the cache, the degradation, or the error.
-  void GiveUp(absl::Duration retry_hint);
   bool ServeFromCache(absl::Duration max_age, bool first_line);
-  void ServeStatic(const v1::CompletionStart& start, std::string text, v1::FinishReason reason,
+  void ServeStatic(v1::CompletionStart start, std::string text, v1::FinishReason reason,
                    std::string provider_reason);
   void Commit();
-  void Done(absl::Status status);
-  void RecordAttempts() const;
-  absl::Status Decorate(absl::Status status) const;
-  absl::Time Now() const;
-  const TargetEntry& target() const { return route_->targets[planner_->current()]; }
+  int32_t max_tokens() const;
 
   // Constant after construction.
-  const std::shared_ptr<const RuntimeConfig> config_;
-  const RouteEntry* const route_;
-  const ChatRequest request_;
+  const ChatRequest chat_;
   const bool stream_;
-  UpstreamLoop& loop_;
-  Resilience& resilience_;
   ChatListener* const listener_;
-  const absl::Time client_deadline_;
-  GatewayMetrics* const metrics_;
 
-  std::atomic<int64_t> overhead_nanos_{0};
-  std::atomic<bool> cancelled_{false};
-  std::atomic<UpstreamLoop::TransferId> transfer_{0};
-
-  // Loop-thread state.
-  absl::Time deadline_;  // min(client deadline, start + route total)
-  std::unique_ptr<AttemptPlanner> planner_;
+  // Transport-thread state.
   std::string cache_key_;  // empty when the route has no cache
-  AttemptPlanner::Step pending_step_;
-  UpstreamLoop::TimerId wait_timer_ = 0;
-  bool waiting_ = false;
-  bool attempt_running_ = false;
-  bool committed_ = false;
-  bool done_ = false;
-  absl::Status last_error_;  // of the last failed attempt
-  FailureKind last_kind_ = FailureKind::kNone;
-  std::string text_;  // text delivered (unary mode collects it here too)
+  std::string text_;       // text delivered (unary mode collects it here too)
   v1::CompletionStart start_;
-  v1::CompletionFinish result_;
+  bool cache_hit_ = false;
+  bool degraded_ = false;
+  ChatFinish finish_;
+  bool finished_ = false;
   // Per attempt.
-  uint64_t generation_ = 0;
-  UpstreamLoop::TimerId first_token_timer_ = 0;
-  absl::Duration first_token_timeout_;
-  bool first_token_timed_out_ = false;
-  bool got_text_ = false;
-  absl::Time attempt_start_;
-  int http_status_ = 0;
-  int64_t retry_after_ms_ = 0;
-  std::string body_;  // error body or non-streaming body
+  std::string body_;  // a non-streaming 2xx body
   std::unique_ptr<SseParser> sse_;
   std::unique_ptr<StreamDecoder> decoder_;
-  absl::Status attempt_error_;
-  bool finished_ = false;
-  ChatFinish finish_;
 };
 
 }  // namespace turnpike

@@ -1,5 +1,6 @@
 // What every asynchronous call object needs from the server: the raw services to request calls
-// on, its completion queue, the config store, the upstream loop and the resilience state. Owned by
+// on, its completion queue, the config store, the upstream transport, the resilience state and
+// the request-finished sink. Owned by
 // GatewayServer and outlives every call. The tag protocol: each CQ tag is a CallTag whose
 // call->Proceed(kind, ok) runs on the completion-queue thread.
 #ifndef TURNPIKE_SERVER_GRPC_CALL_ENV_H_
@@ -8,12 +9,14 @@
 #include <atomic>
 #include <memory>
 
+#include "common/clock.h"
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/grpcpp.h"
 #include "server/config/config_store.h"
+#include "server/exchange/request_finished.h"
 #include "server/resilience/resilience.h"
 #include "server/telemetry/gateway_metrics.h"
-#include "server/upstream/upstream_loop.h"
+#include "server/upstream/transport.h"
 #include "turnpike/v1/completion.grpc.pb.h"
 #include "turnpike/v1/embedding.grpc.pb.h"
 
@@ -31,7 +34,8 @@ struct CallEnv {
   RawEmbeddingService* embedding = nullptr;
   grpc::ServerCompletionQueue* cq = nullptr;
   ConfigStore* config = nullptr;
-  UpstreamLoop* loop = nullptr;
+  // The upstream transport of this queue's calls.
+  UpstreamTransport* transport = nullptr;
   // Circuit breakers, retry budgets and response caches shared by every request.
   Resilience* resilience = nullptr;
   std::atomic<bool>* shutting_down = nullptr;
@@ -39,9 +43,11 @@ struct CallEnv {
   std::atomic<int>* live_calls = nullptr;
   // Calls accepted and not yet destroyed (in flight); shutdown drains until it is zero.
   std::atomic<int>* active_calls = nullptr;
-  bool access_log = true;
-  // Request metrics; null when the gateway runs without them (unit tests).
+  // Where every request ends (access log, metrics; later usage and audit). Never null.
+  RequestFinishedSink* finished = nullptr;
+  // Request metrics (internal overhead); null when the gateway runs without them.
   GatewayMetrics* metrics = nullptr;
+  Clock* clock = &Clock::Real();
 };
 
 class CallBase {

@@ -1,7 +1,8 @@
-// The asynchronous (completion-queue) calls of turnpike.v1.CompletionService. A call object
-// lives from its accept until its last CQ operation and its ChatExchange have finished
-// (reference counted). Upstream events arrive on the loop thread and are queued under mu_; gRPC
-// writes are started from whichever thread has the next message, one at a time.
+// The asynchronous (completion-queue) calls of turnpike.v1.CompletionService: each translates
+// its wire format to the attempt driver's request (a ChatExchange) and the driver's events back.
+// A call object lives from its accept until its last CQ operation and its exchange have finished
+// (reference counted). Upstream events arrive on the transport thread and are queued under mu_;
+// gRPC writes are started from whichever thread has the next message, one at a time.
 #include <deque>
 
 #include "absl/strings/str_cat.h"
@@ -10,9 +11,9 @@
 #include "server/exchange/chat_exchange.h"
 #include "server/grpc/authorizer.h"
 #include "server/grpc/call_env.h"
+#include "server/grpc/call_support.h"
 #include "server/grpc/request_validation.h"
 #include "server/status_details.h"
-#include "spdlog/spdlog.h"
 
 namespace turnpike {
 namespace {
@@ -23,65 +24,14 @@ enum TagKind { kRequest = 0, kWrite = 1, kFinish = 2, kDone = 3 };
 constexpr size_t kHighWaterBytes = 64 << 10;
 constexpr size_t kLowWaterBytes = 16 << 10;
 
-absl::Time Monotonic() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return absl::TimeFromTimespec(ts);
-}
-
-absl::Time DeadlineOf(const grpc::ServerContext& ctx) {
-  const auto deadline = ctx.deadline();
-  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
-  return Monotonic() + absl::FromChrono(deadline - std::chrono::system_clock::now());
-}
-
-void Serialize(const google::protobuf::Message& message, grpc::ByteBuffer* out) {
-  out->Clear();  // the serializer requires an empty buffer; ours are reused per write
-  bool own;
-  grpc::GenericSerialize<grpc::ProtoBufferWriter, google::protobuf::Message>(message, out, &own);
-}
-
 ChatRequest ToChatRequest(const v1::StreamCompletionRequest& r) {
   ChatRequest c;
   c.messages = &r.messages();
-  c.request_id = r.request_id();
   if (r.has_max_tokens()) c.max_tokens = r.max_tokens();
   if (r.has_temperature()) c.temperature = r.temperature();
   if (r.has_top_p()) c.top_p = r.top_p();
   c.stop.assign(r.stop().begin(), r.stop().end());
-  c.user = r.user();
   return c;
-}
-
-void LogAccess(const char* method, const v1::StreamCompletionRequest& request,
-               const std::string& caller, const v1::CompletionStart& start,
-               const absl::Status& status, const v1::CompletionFinish& finish,
-               absl::Duration latency) {
-  spdlog::info(
-      "access method={} request_id={} capability={} caller={} provider={} model={} status={} "
-      "input_tokens={} output_tokens={} cost_usd_micros={} attempts={} latency_ms={:.3f}",
-      method, request.request_id(), request.capability(), caller.empty() ? "-" : caller,
-      start.provider().empty() ? "-" : start.provider(),
-      start.model().empty() ? "-" : start.model(), absl::StatusCodeToString(status.code()),
-      finish.usage().input_tokens(), finish.usage().output_tokens(),
-      finish.usage().cost_usd_micros(), finish.attempts_size(),
-      absl::ToDoubleMilliseconds(latency));
-}
-
-// Counts a finished request in the gateway's metrics (no-op without metrics).
-void RecordRequest(CallEnv* env, GatewayMetrics::Method method, const Authorization& auth,
-                   const absl::Status& status, int64_t start_nanos) {
-  if (env->metrics == nullptr) return;
-  env->metrics->RecordRequest(method, auth.route != nullptr ? auth.route->capability : "",
-                              status.code(), MonotonicNanos() - start_nanos);
-}
-
-// Counts a request refused before any upstream work (parse, validation, authorization): all of
-// its time was the gateway's own.
-void RecordRejected(CallEnv* env, GatewayMetrics::Method method, const Authorization& auth,
-                    const absl::Status& status, int64_t start_nanos) {
-  RecordRequest(env, method, auth, status, start_nanos);
-  if (env->metrics != nullptr) env->metrics->RecordOverhead(method, MonotonicNanos() - start_nanos);
 }
 
 // Shared front half of both completion methods: parse, validate, authorize.
@@ -101,6 +51,34 @@ absl::Status Admit(CallEnv* env, const grpc::ByteBuffer& buffer, const grpc::Ser
   if (!authorized.ok()) return authorized.status();
   *auth = *std::move(authorized);
   return absl::OkStatus();
+}
+
+// The exchange's view of an admitted call.
+ExchangeRequest ToExchangeRequest(CallEnv* env, RequestMethod method,
+                                  std::shared_ptr<const RuntimeConfig> config,
+                                  const Authorization& auth,
+                                  const v1::StreamCompletionRequest& request,
+                                  const grpc::ServerContext& ctx, absl::Time accepted,
+                                  absl::Time accepted_wall) {
+  ExchangeRequest r;
+  r.config = std::move(config);
+  r.route = auth.route;
+  r.method = method;
+  r.request_id = request.request_id();
+  r.caller = auth.caller;
+  r.end_user = request.user();
+  r.deadline = DeadlineFromGrpc(ctx, *env->clock);
+  r.accepted = accepted;
+  r.accepted_wall = accepted_wall;
+  return r;
+}
+
+void Refuse(CallEnv* env, RequestMethod method, const v1::StreamCompletionRequest& request,
+            const Authorization& auth, const absl::Status& status, absl::Time accepted,
+            absl::Time accepted_wall) {
+  EmitRefused(env->finished, method, request.request_id(),
+              auth.route != nullptr ? auth.route->capability : "", auth.caller, request.user(),
+              status, accepted, accepted_wall, *env->clock);
 }
 
 class StreamCall final : public CallBase, public ChatListener {
@@ -139,10 +117,6 @@ class StreamCall final : public CallBase, public ChatListener {
   }
 
   void OnText(std::string_view text) override {
-    if (!first_text_ && env_->metrics != nullptr) {
-      env_->metrics->RecordTimeToFirstToken(MonotonicNanos() - start_nanos_);
-    }
-    first_text_ = true;
     absl::MutexLock lock(&mu_);
     if (broken_) return;
     // Text that arrives while a write is in flight joins the pending delta: a slow reader gets
@@ -175,11 +149,6 @@ class StreamCall final : public CallBase, public ChatListener {
       exchange_done_ = true;
       Pump();
     }
-    if (env_->access_log) {
-      LogAccess("StreamCompletion", request_, auth_.caller, start_, status, finish,
-                absl::Nanoseconds(MonotonicNanos() - start_nanos_));
-    }
-    RecordRequest(env_, GatewayMetrics::Method::kStreamCompletion, auth_, status, start_nanos_);
     Unref();  // the exchange's reference
   }
 
@@ -201,18 +170,16 @@ class StreamCall final : public CallBase, public ChatListener {
     }
     accepted_ = true;
     env_->active_calls->fetch_add(1);
-    start_nanos_ = MonotonicNanos();
+    accepted_at_ = env_->clock->MonotonicNow();
+    accepted_wall_ = env_->clock->Now();
     if (!env_->shutting_down->load()) SpawnStreamCompletionCall(env_);
     Ref();  // for the done tag; refs_ is now 2 (active + done)
     std::shared_ptr<const RuntimeConfig> config;
     absl::Status status = Admit(env_, request_buffer_, ctx_, &request_, &config, &auth_);
     request_buffer_.Clear();
     if (!status.ok()) {
-      if (env_->access_log) {
-        LogAccess("StreamCompletion", request_, auth_.caller, start_, status, {},
-                  absl::Nanoseconds(MonotonicNanos() - start_nanos_));
-      }
-      RecordRejected(env_, GatewayMetrics::Method::kStreamCompletion, auth_, status, start_nanos_);
+      Refuse(env_, RequestMethod::kStreamCompletion, request_, auth_, status, accepted_at_,
+             accepted_wall_);
       absl::MutexLock lock(&mu_);
       final_status_ = ToGrpcStatus(status);
       has_final_ = true;
@@ -221,16 +188,19 @@ class StreamCall final : public CallBase, public ChatListener {
       return;
     }
     Ref();  // for the exchange, released in OnDone
-    auto exchange = std::make_shared<ChatExchange>(
-        std::move(config), auth_.route, ToChatRequest(request_), /*stream=*/true, *env_->loop,
-        *env_->resilience, this, DeadlineOf(ctx_), env_->metrics);
+    auto exchange = ChatExchange::Create(
+        ToExchangeRequest(env_, RequestMethod::kStreamCompletion, std::move(config), auth_,
+                          request_, ctx_, accepted_at_, accepted_wall_),
+        ToChatRequest(request_), /*stream=*/true, this, *env_->transport, *env_->resilience,
+        env_->finished, env_->metrics);
     overhead_ = exchange->overhead();
     {
       absl::MutexLock lock(&mu_);
       exchange_ = exchange;
     }
     exchange->Start();
-    overhead_->fetch_add(MonotonicNanos() - start_nanos_, std::memory_order_relaxed);
+    overhead_->fetch_add(absl::ToInt64Nanoseconds(env_->clock->MonotonicNow() - accepted_at_),
+                         std::memory_order_relaxed);
   }
 
   void OnWriteDone(bool ok) {
@@ -276,7 +246,7 @@ class StreamCall final : public CallBase, public ChatListener {
       queued_bytes_ = 0;
     }
     if (!queue_.empty()) {
-      Serialize(queue_.front(), &write_buffer_);
+      SerializeTo(queue_.front(), &write_buffer_);
       if (queue_.front().has_delta()) queued_bytes_ = 0;
       queue_.pop_front();
       ExcludedFromOverhead grpc_call(overhead_);
@@ -311,10 +281,10 @@ class StreamCall final : public CallBase, public ChatListener {
   // Set on the CQ thread before the exchange starts; read-only afterwards.
   v1::StreamCompletionRequest request_;
   Authorization auth_;
-  int64_t start_nanos_ = 0;
+  absl::Time accepted_at_;    // monotonic
+  absl::Time accepted_wall_;  // wall clock
   // The exchange's overhead total (null before it exists); CQ-thread work adds to it.
   std::atomic<int64_t>* overhead_ = nullptr;
-  bool first_text_ = false;  // loop thread only
 
   absl::Mutex mu_;
   std::deque<v1::StreamCompletionResponse> queue_ ABSL_GUARDED_BY(mu_);
@@ -358,17 +328,12 @@ class CompleteCall final : public CallBase, public ChatListener {
   void OnText(std::string_view text) override { response_.mutable_text()->append(text); }
   bool Congested() override { return false; }
   void OnDone(const absl::Status& status, const v1::CompletionFinish& finish) override {
-    if (env_->access_log) {
-      LogAccess("Complete", request_, auth_.caller, response_.start(), status, finish,
-                absl::Nanoseconds(MonotonicNanos() - start_nanos_));
-    }
-    RecordRequest(env_, GatewayMetrics::Method::kComplete, auth_, status, start_nanos_);
     {
       absl::MutexLock lock(&mu_);
       exchange_done_ = true;
       if (status.ok()) {
         *response_.mutable_finish() = finish;
-        Serialize(response_, &response_buffer_);
+        SerializeTo(response_, &response_buffer_);
         ExcludedFromOverhead grpc_call(overhead_);
         responder_.Finish(response_buffer_, grpc::Status::OK, &finish_tag_);
       } else {
@@ -397,34 +362,34 @@ class CompleteCall final : public CallBase, public ChatListener {
     }
     accepted_ = true;
     env_->active_calls->fetch_add(1);
-    start_nanos_ = MonotonicNanos();
+    accepted_at_ = env_->clock->MonotonicNow();
+    accepted_wall_ = env_->clock->Now();
     if (!env_->shutting_down->load()) SpawnCompleteCall(env_);
     Ref();  // done tag
     std::shared_ptr<const RuntimeConfig> config;
     absl::Status status = Admit(env_, request_buffer_, ctx_, &request_, &config, &auth_);
     request_buffer_.Clear();
     if (!status.ok()) {
-      if (env_->access_log) {
-        LogAccess("Complete", request_, auth_.caller, {}, status, {},
-                  absl::Nanoseconds(MonotonicNanos() - start_nanos_));
-      }
-      RecordRejected(env_, GatewayMetrics::Method::kComplete, auth_, status, start_nanos_);
+      Refuse(env_, RequestMethod::kComplete, request_, auth_, status, accepted_at_, accepted_wall_);
       absl::MutexLock lock(&mu_);
       exchange_done_ = true;
       responder_.FinishWithError(ToGrpcStatus(status), &finish_tag_);
       return;
     }
     Ref();  // exchange
-    auto exchange = std::make_shared<ChatExchange>(
-        std::move(config), auth_.route, ToChatRequest(request_), /*stream=*/false, *env_->loop,
-        *env_->resilience, this, DeadlineOf(ctx_), env_->metrics);
+    auto exchange =
+        ChatExchange::Create(ToExchangeRequest(env_, RequestMethod::kComplete, std::move(config),
+                                               auth_, request_, ctx_, accepted_at_, accepted_wall_),
+                             ToChatRequest(request_), /*stream=*/false, this, *env_->transport,
+                             *env_->resilience, env_->finished, env_->metrics);
     overhead_ = exchange->overhead();
     {
       absl::MutexLock lock(&mu_);
       exchange_ = exchange;
     }
     exchange->Start();
-    overhead_->fetch_add(MonotonicNanos() - start_nanos_, std::memory_order_relaxed);
+    overhead_->fetch_add(absl::ToInt64Nanoseconds(env_->clock->MonotonicNow() - accepted_at_),
+                         std::memory_order_relaxed);
   }
 
   void OnCallDone() {
@@ -449,7 +414,8 @@ class CompleteCall final : public CallBase, public ChatListener {
 
   v1::StreamCompletionRequest request_;
   Authorization auth_;
-  int64_t start_nanos_ = 0;
+  absl::Time accepted_at_;                    // monotonic
+  absl::Time accepted_wall_;                  // wall clock
   std::atomic<int64_t>* overhead_ = nullptr;  // the exchange's overhead total, once it exists
   // Written only by the exchange (loop thread), before OnDone.
   v1::CompleteResponse response_;

@@ -27,6 +27,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   }
   if (loops.empty()) return absl::InvalidArgumentError("GatewayServer needs an upstream loop");
   std::unique_ptr<GatewayServer> server(new GatewayServer());
+  server->clock_ = options.clock;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -48,6 +49,11 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
   }
   server->SetServing(false);
+  RequestFinishedSink* finished = options.finished;
+  if (finished == nullptr) {
+    server->own_finished_ = std::make_unique<RequestTelemetry>(options.access_log, options.metrics);
+    finished = server->own_finished_.get();
+  }
   for (size_t q = 0; q < server->cqs_.size(); ++q) {
     auto& cq = server->cqs_[q];
     auto env = std::make_unique<CallEnv>();
@@ -55,13 +61,14 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     env->embedding = &server->embedding_;
     env->cq = cq.get();
     env->config = &config;
-    env->loop = loops[q % loops.size()];
+    env->transport = loops[q % loops.size()];
     env->metrics = options.metrics;
     env->resilience = options.resilience;
     env->shutting_down = &server->shutting_down_;
     env->live_calls = &server->live_calls_;
     env->active_calls = &server->active_calls_;
-    env->access_log = options.access_log;
+    env->finished = finished;
+    env->clock = options.clock;
     for (int i = 0; i < options.accepts_per_queue; ++i) {
       SpawnStreamCompletionCall(env.get());
       SpawnCompleteCall(env.get());
@@ -96,8 +103,10 @@ void GatewayServer::Shutdown(absl::Duration drain) {
   ShutdownPromptly(*server_, drain, [this] { return active_calls_.load(); });
   // Cancelled calls still finish their upstream exchange and final CQ operations; the queues
   // must stay open until every call object is gone.
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (live_calls_.load() > 0 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
+  const absl::Time give_up = clock_->MonotonicNow() + absl::Seconds(10);
+  while (live_calls_.load() > 0 && clock_->MonotonicNow() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
   for (auto& cq : cqs_) cq->Shutdown();
   for (auto& t : threads_) t.join();
   threads_.clear();

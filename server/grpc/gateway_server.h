@@ -17,6 +17,7 @@
 #include "grpcpp/grpcpp.h"
 #include "server/config/config_store.h"
 #include "server/grpc/call_env.h"
+#include "server/telemetry/request_telemetry.h"
 #include "server/upstream/upstream_loop.h"
 
 namespace turnpike {
@@ -37,6 +38,11 @@ class GatewayServer {
     Resilience* resilience = nullptr;
     // Request metrics (owned by the caller, outlives the server); optional.
     GatewayMetrics* metrics = nullptr;
+    // Where every request ends (owned by the caller, outlives the server); when null the server
+    // uses its own RequestTelemetry (access log per `access_log`, and `metrics`).
+    RequestFinishedSink* finished = nullptr;
+    // The time source of every call (deadlines, latency); must outlive the server.
+    Clock* clock = &Clock::Real();
   };
 
   // Calls accepted on completion queue i run their upstream transfers on loops[i % size], so
@@ -60,11 +66,13 @@ class GatewayServer {
   RawEmbeddingService embedding_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;
+  std::unique_ptr<RequestFinishedSink> own_finished_;
   std::vector<std::unique_ptr<CallEnv>> envs_;
   std::vector<std::thread> threads_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<int> live_calls_{0};
   std::atomic<int> active_calls_{0};
+  Clock* clock_ = nullptr;
   bool shut_down_ = false;
   int port_ = 0;
 };

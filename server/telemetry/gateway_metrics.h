@@ -15,8 +15,6 @@
 #ifndef TURNPIKE_SERVER_TELEMETRY_GATEWAY_METRICS_H_
 #define TURNPIKE_SERVER_TELEMETRY_GATEWAY_METRICS_H_
 
-#include <time.h>
-
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -24,17 +22,17 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/clock.h"
 #include "common/metrics.h"
 
 namespace turnpike {
 
 class Resilience;
 
-inline int64_t MonotonicNanos() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
+// Overhead is the real time the gateway's threads spend on a request, so spans always read the
+// real clock (a simulated one would measure nothing); every other data-plane time read goes
+// through an injected Clock.
+inline int64_t OverheadNowNanos() { return absl::ToUnixNanos(Clock::Real().MonotonicNow()); }
 
 // Adds (kSign +1) or takes back (kSign -1) the time from construction to destruction to or from
 // `total` (may be null: no-op).
@@ -42,10 +40,10 @@ template <int kSign>
 class OverheadSpan {
  public:
   explicit OverheadSpan(std::atomic<int64_t>* total)
-      : total_(total), start_(total != nullptr ? MonotonicNanos() : 0) {}
+      : total_(total), start_(total != nullptr ? OverheadNowNanos() : 0) {}
   ~OverheadSpan() {
     if (total_ != nullptr) {
-      total_->fetch_add(kSign * (MonotonicNanos() - start_), std::memory_order_relaxed);
+      total_->fetch_add(kSign * (OverheadNowNanos() - start_), std::memory_order_relaxed);
     }
   }
   OverheadSpan(const OverheadSpan&) = delete;

@@ -20,6 +20,7 @@
 namespace turnpike {
 
 struct UpstreamLoop::Transfer {
+  UpstreamLoop* loop = nullptr;
   TransferId id = 0;
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
@@ -36,12 +37,6 @@ struct UpstreamLoop::Transfer {
 };
 
 namespace {
-
-absl::Time Monotonic() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return absl::TimeFromTimespec(ts);
-}
 
 // Parses retry-after-ms (milliseconds) or retry-after (delta-seconds or an HTTP date).
 void ParseRetryHeader(absl::string_view line, int64_t* retry_after_ms) {
@@ -94,7 +89,7 @@ absl::Status CurlStatus(CURLcode code, const char* error) {
 
 }  // namespace
 
-UpstreamLoop::UpstreamLoop(Options options) : options_(options) {}
+UpstreamLoop::UpstreamLoop(Options options) : options_(options), clock_(*options.clock) {}
 
 absl::StatusOr<std::unique_ptr<UpstreamLoop>> UpstreamLoop::Create(Options options) {
   static std::once_flag once;
@@ -151,6 +146,7 @@ int UpstreamLoop::active_transfers() const { return active_.load(std::memory_ord
 UpstreamLoop::TransferId UpstreamLoop::Start(HttpRequest request, TransferOptions options,
                                              std::shared_ptr<TransferHandler> handler) {
   auto transfer = std::make_unique<Transfer>();
+  transfer->loop = this;
   transfer->id = next_id_.fetch_add(1, std::memory_order_relaxed);
   transfer->request = std::move(request);
   transfer->options = options;
@@ -162,7 +158,7 @@ UpstreamLoop::TransferId UpstreamLoop::Start(HttpRequest request, TransferOption
 
 UpstreamLoop::TimerId UpstreamLoop::RunAfter(absl::Duration delay, std::function<void()> fn) {
   const TimerId id = next_id_.fetch_add(1, std::memory_order_relaxed);
-  Command command{Command::Kind::kTimer, id, nullptr, Monotonic() + delay, std::move(fn)};
+  Command command{Command::Kind::kTimer, id, nullptr, clock_.MonotonicNow() + delay, std::move(fn)};
   bool wake = false;
   {
     absl::MutexLock lock(&mu_);
@@ -239,13 +235,13 @@ void UpstreamLoop::Run() {
     RunCommands();
     // curl's timer is one-shot: it is re-armed by TimerCallback only when curl wants a new one,
     // so disarm it before firing (re-firing an expired timer on every turn would spin).
-    if (Monotonic() >= curl_deadline_) {
+    if (clock_.MonotonicNow() >= curl_deadline_) {
       curl_deadline_ = absl::InfiniteFuture();
       int running;
       curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
     }
     CheckDone();
-    const absl::Time now = Monotonic();
+    const absl::Time now = clock_.MonotonicNow();
     // First-byte and idle limits are checked every kDeadlineTick, not on every wake-up: with
     // a thousand streams a scan per event would cost more than the events themselves.
     if (now >= next_deadline_check_) {
@@ -303,7 +299,7 @@ void UpstreamLoop::RunCommands() {
         auto it = transfers_.find(c.id);
         if (it != transfers_.end() && it->second->paused) {
           it->second->paused = false;
-          it->second->last_data = Monotonic();
+          it->second->last_data = clock_.MonotonicNow();
           // May synchronously deliver the held-back data to the write callback.
           curl_easy_pause(it->second->easy, CURLPAUSE_CONT);
         }
@@ -368,7 +364,7 @@ void UpstreamLoop::StartTransfer(std::unique_ptr<Transfer> owned) {
                    static_cast<long>(absl::ToInt64Milliseconds(t->options.total_timeout)));
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, nullptr);
-  t->started = Monotonic();
+  t->started = clock_.MonotonicNow();
   t->last_data = t->started;
   transfers_[t->id] = t;
   active_.fetch_add(1, std::memory_order_relaxed);
@@ -426,7 +422,7 @@ void UpstreamLoop::CheckDeadlines(absl::Time now) {
 int UpstreamLoop::NextTimeoutMs() {
   int timeout = -1;
   if (curl_deadline_ != absl::InfiniteFuture()) {
-    const absl::Duration left = curl_deadline_ - Monotonic();
+    const absl::Duration left = curl_deadline_ - clock_.MonotonicNow();
     timeout = static_cast<int>(std::clamp<int64_t>(
         absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))), 0, 1 << 30));
   }
@@ -436,7 +432,7 @@ int UpstreamLoop::NextTimeoutMs() {
   // Cancelled timers are dropped lazily; skip them so they do not cause early wake-ups.
   while (!timer_queue_.empty() && !timers_.contains(timer_queue_.top().second)) timer_queue_.pop();
   if (!timer_queue_.empty()) {
-    const absl::Duration left = timer_queue_.top().first - Monotonic();
+    const absl::Duration left = timer_queue_.top().first - clock_.MonotonicNow();
     const int64_t ms =
         std::max<int64_t>(0, absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))));
     if (timeout < 0 || ms < timeout) timeout = static_cast<int>(std::min<int64_t>(ms, 1 << 30));
@@ -462,8 +458,9 @@ int UpstreamLoop::SocketCallback(void*, int fd, int what, void* userp, void*) {
 
 int UpstreamLoop::TimerCallback(void*, long timeout_ms, void* userp) {
   auto* self = static_cast<UpstreamLoop*>(userp);
-  self->curl_deadline_ =
-      timeout_ms < 0 ? absl::InfiniteFuture() : Monotonic() + absl::Milliseconds(timeout_ms);
+  self->curl_deadline_ = timeout_ms < 0
+                             ? absl::InfiniteFuture()
+                             : self->clock_.MonotonicNow() + absl::Milliseconds(timeout_ms);
   return 0;
 }
 
@@ -507,7 +504,7 @@ size_t UpstreamLoop::WriteCallback(char* data, size_t size, size_t nmemb, void* 
       break;
   }
   t->got_data = true;
-  t->last_data = Monotonic();
+  t->last_data = t->loop->clock_.MonotonicNow();
   return n;
 }
 

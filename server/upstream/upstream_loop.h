@@ -28,51 +28,19 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/providers/provider_adapter.h"
+#include "server/upstream/transport.h"
 
 namespace turnpike {
 
-// Receives one transfer's events, on the loop thread.
-class TransferHandler {
+class UpstreamLoop final : public UpstreamTransport {
  public:
-  enum class DataResult { kContinue, kPause, kAbort };
-  virtual ~TransferHandler() = default;
-  // The response status line and headers arrived. `retry_after_ms` is parsed from
-  // retry-after-ms / retry-after (seconds or HTTP date), 0 if absent.
-  virtual void OnResponseStart(int http_status, int64_t retry_after_ms) = 0;
-  // Body bytes. Return kPause to stop reading from the socket until UpstreamLoop::Resume();
-  // on kPause the bytes are NOT consumed and will be delivered again after Resume. kAbort ends
-  // the transfer at once (OnComplete follows with a non-OK status).
-  virtual DataResult OnData(std::string_view bytes) = 0;
-  // The transfer ended: OK when the body completed; UNAVAILABLE for connection failures and
-  // resets, DEADLINE_EXCEEDED for a timeout, CANCELLED after Cancel().
-  virtual void OnComplete(absl::Status status) = 0;
-};
-
-// Connection failures (connect refused, DNS, TLS) carry this payload: the request never reached
-// the provider, so a router may fail over at once instead of retrying the same host.
-inline constexpr char kConnectFailurePayloadUrl[] = "turnpike.internal/upstream_connect_failure";
-inline bool IsConnectFailure(const absl::Status& status) {
-  return status.GetPayload(kConnectFailurePayloadUrl).has_value();
-}
-
-struct TransferOptions {
-  absl::Duration connect_timeout = absl::Seconds(2);
-  // Limit from sending the request to the first body byte.
-  absl::Duration first_byte_timeout = absl::Seconds(30);
-  // Limit on silence between body reads once data flows (not counted while paused).
-  absl::Duration idle_timeout = absl::Seconds(30);
-  // Limit on the whole transfer.
-  absl::Duration total_timeout = absl::Minutes(5);
-};
-
-class UpstreamLoop {
- public:
-  using TransferId = uint64_t;
-  using TimerId = uint64_t;
-
   struct Options {
     // Idle connections kept for reuse across all hosts.
     int max_idle_connections = 256;
+    // Time source of timers and transfer deadlines; must outlive the loop. The loop waits in
+    // epoll with real timeouts, so only a real clock makes sense here (tests of the logic above
+    // the loop use tests/mocks/fake_transport.h on a SimulatedClock instead).
+    Clock* clock = &Clock::Real();
   };
 
   static absl::StatusOr<std::unique_ptr<UpstreamLoop>> Create(Options options);
@@ -83,17 +51,18 @@ class UpstreamLoop {
 
   // Queues a transfer. The loop keeps `handler` alive until its OnComplete() returns.
   TransferId Start(HttpRequest request, TransferOptions options,
-                   std::shared_ptr<TransferHandler> handler);
+                   std::shared_ptr<TransferHandler> handler) override;
   // Resumes reading a paused transfer. No-op for unknown or finished ids.
-  void Resume(TransferId id);
+  void Resume(TransferId id) override;
   // Aborts a transfer at once (closes its connection); it completes with CANCELLED.
-  void Cancel(TransferId id);
+  void Cancel(TransferId id) override;
   // Runs `fn` once on the loop thread after `delay` (zero or negative: on the next turn of the
   // loop). Returns 0, and drops `fn` without running it, once the loop has stopped; a timer
   // pending when Stop() is called runs during the stop.
-  TimerId RunAfter(absl::Duration delay, std::function<void()> fn);
+  TimerId RunAfter(absl::Duration delay, std::function<void()> fn) override;
   // Drops a timer that has not run yet; no-op for unknown or fired ids.
-  void CancelTimer(TimerId id);
+  void CancelTimer(TimerId id) override;
+  Clock& clock() override { return clock_; }
   // Stops the loop thread; transfers still running complete with CANCELLED. Idempotent.
   void Stop();
 
@@ -130,6 +99,7 @@ class UpstreamLoop {
 
   // Constant after construction.
   const Options options_;
+  Clock& clock_;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;       // eventfd
   void* multi_ = nullptr;  // CURLM*

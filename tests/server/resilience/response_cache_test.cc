@@ -72,11 +72,10 @@ TEST(ChatCacheKeyTest, DependsOnWhatShapesTheReplyOnly) {
   m->set_content("hello");
   ChatRequest a;
   a.messages = &messages;
-  a.request_id = "r1";
-  a.user = "alice";
-  ChatRequest b = a;
-  b.request_id = "r2";
-  b.user = "bob";
+  // The request id and the end user are not part of ChatRequest, so they cannot change the key;
+  // the same request built twice gets the same key.
+  ChatRequest b;
+  b.messages = &messages;
   EXPECT_EQ(ChatCacheKey("cap", a, 100), ChatCacheKey("cap", b, 100));
   EXPECT_NE(ChatCacheKey("cap", a, 100), ChatCacheKey("other", a, 100));
   EXPECT_NE(ChatCacheKey("cap", a, 100), ChatCacheKey("cap", a, 101));

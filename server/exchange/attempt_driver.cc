@@ -1,0 +1,402 @@
+#include "server/exchange/attempt_driver.h"
+
+#include <algorithm>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "server/status_details.h"
+
+namespace turnpike {
+namespace {
+
+// Error bodies are kept up to this size for ParseError; the rest is dropped.
+constexpr size_t kMaxErrorBody = 64 << 10;
+
+// `status` with another code and the same message and payloads.
+absl::Status WithCode(const absl::Status& status, absl::StatusCode code) {
+  absl::Status out(code, status.message());
+  status.ForEachPayload(
+      [&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
+}
+
+// `status` with `prefix` before its message, the same code and payloads.
+absl::Status WithPrefix(const absl::Status& status, absl::string_view prefix) {
+  absl::Status out(status.code(), absl::StrCat(prefix, status.message()));
+  status.ForEachPayload(
+      [&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
+}
+
+bool IsSuccess(int http_status) { return http_status >= 200 && http_status < 300; }
+
+}  // namespace
+
+AttemptDriver::AttemptDriver(ExchangeRequest request, UpstreamTransport& transport,
+                             Resilience& resilience, RequestFinishedSink* sink,
+                             GatewayMetrics* metrics)
+    : request_(std::move(request)),
+      transport_(transport),
+      resilience_(resilience),
+      sink_(sink),
+      metrics_(metrics) {}
+
+AttemptDriver::~AttemptDriver() {
+  if (metrics_ != nullptr) {
+    metrics_->RecordOverhead(static_cast<GatewayMetrics::Method>(request_.method),
+                             overhead_nanos_.load(std::memory_order_relaxed));
+  }
+}
+
+void AttemptDriver::Start() {
+  auto self = shared_from_this();
+  if (!transport_.Post([self] { self->StartOnTransport(); })) {
+    // The transport has stopped: nothing can run, and no other thread touches the driver yet.
+    deadline_ = request_.deadline;
+    planner_ = std::make_unique<AttemptPlanner>(route(), resilience_, deadline_);
+    Done(absl::UnavailableError("the gateway is shutting down"));
+  }
+}
+
+void AttemptDriver::Cancel() {
+  cancelled_.store(true);
+  const UpstreamTransport::TransferId id = transfer_.load();
+  if (id != 0) transport_.Cancel(id);
+  // A wait (backoff, cool-down) in progress must end now too: wake the driver on its thread.
+  auto self = shared_from_this();
+  transport_.Post([self] { self->OnCancelWake(); });
+}
+
+void AttemptDriver::Resume() {
+  const UpstreamTransport::TransferId id = transfer_.load();
+  if (id != 0) transport_.Resume(id);
+}
+
+void AttemptDriver::StartOnTransport() {
+  ScopedOverhead overhead(&overhead_nanos_);
+  const absl::Time now = Now();
+  deadline_ = std::min(request_.deadline, now + route().timeouts.total_timeout);
+  planner_ = std::make_unique<AttemptPlanner>(route(), resilience_, deadline_);
+  if (cancelled_.load()) {
+    Done(absl::CancelledError("cancelled by the client"));
+    return;
+  }
+  if (now >= request_.deadline) {
+    Done(absl::DeadlineExceededError("the client's deadline passed before any attempt"));
+    return;
+  }
+  if (ServeFirst()) {
+    Done(absl::OkStatus());
+    return;
+  }
+  Run(planner_->First());
+}
+
+void AttemptDriver::Run(const AttemptPlanner::Step& step) {
+  if (step.kind == AttemptPlanner::Step::Kind::kGiveUp) {
+    GiveUp(step.retry_hint);
+    return;
+  }
+  if (step.delay <= absl::ZeroDuration()) {
+    StartAttempt(step);
+    return;
+  }
+  pending_step_ = step;
+  waiting_ = true;
+  auto self = shared_from_this();
+  wait_timer_ = transport_.RunAfter(step.delay, [self] { self->OnWaitOver(); });
+  if (wait_timer_ == 0) {
+    waiting_ = false;
+    planner_->Abandon();
+    Done(absl::UnavailableError("the gateway is shutting down"));
+  }
+}
+
+void AttemptDriver::OnWaitOver() {
+  ScopedOverhead overhead(&overhead_nanos_);
+  if (done_ || !waiting_) return;
+  waiting_ = false;
+  wait_timer_ = 0;
+  if (cancelled_.load()) {
+    planner_->Abandon();
+    Done(absl::CancelledError("cancelled by the client"));
+    return;
+  }
+  StartAttempt(pending_step_);
+}
+
+void AttemptDriver::OnCancelWake() {
+  ScopedOverhead overhead(&overhead_nanos_);
+  if (done_) return;
+  if (waiting_) {
+    transport_.CancelTimer(wait_timer_);
+    waiting_ = false;
+    wait_timer_ = 0;
+    planner_->Abandon();
+    Done(absl::CancelledError("cancelled by the client"));
+    return;
+  }
+  const UpstreamTransport::TransferId id = transfer_.load();
+  if (id != 0) transport_.Cancel(id);
+}
+
+void AttemptDriver::StartAttempt(const AttemptPlanner::Step& step) {
+  planner_->Begin();
+  attempt_running_ = true;
+  ++generation_;
+  attempt_start_ = Now();
+  http_status_ = 0;
+  retry_after_ms_ = 0;
+  error_body_.clear();
+  attempt_error_ = absl::OkStatus();
+  got_token_ = false;
+  first_token_timed_out_ = false;
+  first_token_timeout_ = step.first_token_timeout;
+  ResetAttempt();
+
+  const TargetEntry& t = route().targets[step.target];
+  absl::StatusOr<HttpRequest> http = BuildRequest(t);
+  if (!http.ok()) {
+    // Not an upstream failure: this target cannot serve the request; the planner moves on.
+    FinishAttempt(http.status());
+    return;
+  }
+  TransferOptions options = route().timeouts;
+  const absl::Duration left = std::max(deadline_ - attempt_start_, absl::Milliseconds(1));
+  options.total_timeout = left;
+  options.first_byte_timeout = std::min(step.first_token_timeout, left);
+  auto self = shared_from_this();
+  const uint64_t generation = generation_;
+  const UpstreamTransport::TransferId id = transport_.Start(*std::move(http), options, self);
+  // A stopping transport completes the transfer inline (CANCELLED): the request may be over.
+  if (done_ || generation != generation_ || !attempt_running_) return;
+  transfer_.store(id);
+  // A Cancel() that raced with this start may have read the previous id: cancel ourselves.
+  if (cancelled_.load()) transport_.Cancel(id);
+  if (WantsFirstTokenTimer() && first_token_timeout_ < left) {
+    first_token_timer_ = transport_.RunAfter(
+        first_token_timeout_, [self, generation] { self->OnFirstTokenTimeout(generation); });
+  }
+}
+
+void AttemptDriver::OnFirstTokenTimeout(uint64_t generation) {
+  ScopedOverhead overhead(&overhead_nanos_);
+  if (done_ || generation != generation_ || !attempt_running_ || got_token_) return;
+  first_token_timer_ = 0;
+  first_token_timed_out_ = true;
+  const UpstreamTransport::TransferId id = transfer_.load();
+  if (id != 0) transport_.Cancel(id);
+}
+
+void AttemptDriver::MarkCommitted() {
+  if (committed_) return;
+  committed_ = true;
+  committed_at_ = Now();
+}
+
+void AttemptDriver::MarkFirstToken() {
+  if (got_token_) return;
+  got_token_ = true;
+  if (first_token_timer_ != 0) {
+    transport_.CancelTimer(first_token_timer_);
+    first_token_timer_ = 0;
+  }
+  planner_->FirstToken();
+}
+
+void AttemptDriver::OnResponseStart(int http_status, int64_t retry_after_ms) {
+  ScopedOverhead overhead(&overhead_nanos_);
+  http_status_ = http_status;
+  retry_after_ms_ = retry_after_ms;
+  if (IsSuccess(http_status)) OnSuccessStart();
+}
+
+TransferHandler::DataResult AttemptDriver::OnData(std::string_view bytes) {
+  ScopedOverhead overhead(&overhead_nanos_);
+  if (IsSuccess(http_status_)) return OnSuccessBody(bytes);
+  // An error body: keep the start of it for ParseError, drop the rest.
+  const size_t room = kMaxErrorBody - std::min(kMaxErrorBody, error_body_.size());
+  error_body_.append(bytes.substr(0, room));
+  return DataResult::kContinue;
+}
+
+absl::Status AttemptDriver::AttemptResult(const absl::Status& transfer_status) {
+  if (!attempt_error_.ok()) return attempt_error_;
+  if (first_token_timed_out_ && transfer_status.code() == absl::StatusCode::kCancelled &&
+      !cancelled_.load()) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("upstream sent no token within ", absl::FormatDuration(first_token_timeout_)));
+  }
+  if (IsSuccess(http_status_)) {
+    if (!transfer_status.ok()) {
+      if (committed_) return WithPrefix(transfer_status, "upstream stream interrupted: ");
+      return transfer_status;
+    }
+    return OnSuccessEnd();
+  }
+  if (http_status_ != 0) {
+    if (transfer_status.code() == absl::StatusCode::kCancelled) return transfer_status;
+    ProviderError error = target().provider->adapter->ParseError(http_status_, error_body_);
+    // The provider's retry-after header is authoritative; a delay read from the body is a fallback.
+    if (retry_after_ms_ > 0) error.retry_after_ms = retry_after_ms_;
+    return ProviderErrorStatus(error);
+  }
+  return transfer_status.ok() ? absl::UnavailableError("upstream closed without a response")
+                              : transfer_status;
+}
+
+void AttemptDriver::OnComplete(absl::Status transfer_status) {
+  ScopedOverhead overhead(&overhead_nanos_);
+  if (done_) return;
+  FinishAttempt(AttemptResult(transfer_status));
+}
+
+void AttemptDriver::FinishAttempt(absl::Status status) {
+  transfer_.store(0);
+  attempt_running_ = false;
+  if (first_token_timer_ != 0) {
+    transport_.CancelTimer(first_token_timer_);
+    first_token_timer_ = 0;
+  }
+  if (cancelled_.load() && !status.ok()) status = absl::CancelledError("cancelled by the client");
+
+  AttemptOutcome outcome;
+  outcome.status = status;
+  outcome.kind = ClassifyFailure(status, Now() >= deadline_);
+  outcome.http_status = http_status_;
+  outcome.retry_after_ms = retry_after_ms_;
+  if (std::optional<ProviderError> error = ProviderErrorFromStatus(status)) {
+    outcome.retry_after_ms = error->retry_after_ms;
+  }
+  outcome.committed = committed_;
+  const AttemptPlanner::Step next = planner_->Finish(outcome, Now() - attempt_start_);
+
+  if (status.ok()) {
+    OnSucceeded();
+    Done(absl::OkStatus());
+    return;
+  }
+  if (committed_) {
+    Done(std::move(status));
+    return;
+  }
+  last_error_ = std::move(status);
+  last_kind_ = outcome.kind;
+  Run(next);
+}
+
+void AttemptDriver::GiveUp(absl::Duration retry_hint) {
+  const bool availability_failure =
+      last_kind_ != FailureKind::kCancelled && last_kind_ != FailureKind::kDeadline &&
+      last_kind_ != FailureKind::kInvalidRequest && !cancelled_.load() && Now() < request_.deadline;
+  if (availability_failure && ServeFallback()) {
+    Done(absl::OkStatus());
+    return;
+  }
+  absl::Status status = last_error_;
+  if (status.ok()) {
+    // No attempt ran: every target was skipped (cool-downs or ejections beyond the deadline).
+    status = absl::UnavailableError(
+        absl::StrCat("no target of capability \"", route().capability, "\" is available now"));
+  }
+  if (availability_failure && route().degradation.force_unavailable &&
+      status.code() != absl::StatusCode::kUnavailable) {
+    status = WithCode(status, absl::StatusCode::kUnavailable);
+  }
+  // When a target will be available again (a cool-down or an ejection ends), say so, unless the
+  // provider's own retry-after already does.
+  if (retry_hint > absl::ZeroDuration() &&
+      (status.code() == absl::StatusCode::kUnavailable ||
+       status.code() == absl::StatusCode::kResourceExhausted)) {
+    std::optional<ProviderError> error = ProviderErrorFromStatus(status);
+    if (!error.has_value() || error->retry_after_ms == 0) {
+      AttachRetryInfo(status,
+                      absl::ToInt64Milliseconds(absl::Ceil(retry_hint, absl::Milliseconds(1))));
+    }
+  }
+  Done(std::move(status));
+}
+
+absl::Status AttemptDriver::Decorate(absl::Status status, const RequestFinished& event) const {
+  // Upstream timeouts are UNAVAILABLE to the caller unless the caller's own deadline passed.
+  if (status.code() == absl::StatusCode::kDeadlineExceeded && Now() < request_.deadline) {
+    status = WithCode(status, absl::StatusCode::kUnavailable);
+  }
+  std::optional<ProviderError> error = ProviderErrorFromStatus(status);
+  std::string prefix;
+  if (error.has_value() && attempted()) {
+    const TargetEntry& t = target();
+    v1::ProviderError detail;
+    detail.set_provider(t.provider->name);
+    detail.set_model(t.model);
+    detail.set_http_status(error->http_status);
+    detail.set_error_type(error->type);
+    detail.set_error_code(error->code);
+    detail.set_message(error->message);
+    detail.set_retry_after_ms(error->retry_after_ms);
+    prefix = absl::StrCat(t.provider->name, ": ");
+    AttachDetail(status, detail);
+    if (error->retry_after_ms > 0) AttachRetryInfo(status, error->retry_after_ms);
+  }
+  // Several targets failed: the caller cannot act on one provider's error code, so the request
+  // is UNAVAILABLE (the attempt list says what each target did).
+  const int targets = planner_ != nullptr ? planner_->targets_involved() : 0;
+  if (!committed_ && targets > 1) {
+    switch (status.code()) {
+      case absl::StatusCode::kCancelled:
+      case absl::StatusCode::kDeadlineExceeded:
+      case absl::StatusCode::kInvalidArgument:
+        break;
+      default:
+        status = WithCode(status, absl::StatusCode::kUnavailable);
+        prefix = absl::StrCat("all ", targets, " targets of \"", route().capability,
+                              "\" failed; last: ", prefix);
+    }
+  }
+  if (!prefix.empty()) status = WithPrefix(status, prefix);
+  v1::PartialCompletion partial;
+  if (planner_ != nullptr) *partial.mutable_attempts() = planner_->attempts();
+  if (committed_) {
+    v1::Usage* usage = partial.mutable_usage();
+    usage->set_input_tokens(event.input_tokens);
+    usage->set_output_tokens(event.output_tokens);
+    usage->set_cost_usd_micros(event.cost_usd_micros);
+  }
+  AttachDetail(status, partial);
+  return status;
+}
+
+void AttemptDriver::Done(absl::Status status) {
+  done_ = true;
+  RequestFinished event;
+  event.method = request_.method;
+  event.request_id = request_.request_id;
+  event.capability = route().capability;
+  event.caller = request_.caller;
+  event.end_user = request_.end_user;
+  event.config_version = request_.config->version();
+  if (attempted()) {
+    const TargetEntry& t = target();
+    event.provider = t.provider->name;
+    event.model = t.model;
+    event.credential = t.provider->credential;
+    event.attempts = planner_->attempts();
+  }
+  FillOutcome(status, event);
+  if (!status.ok()) status = Decorate(std::move(status), event);
+  event.partial = !status.ok() && committed_;
+  event.status = status;
+  event.start_time = request_.accepted_wall;
+  const absl::Time now = Now();
+  event.latency = now - request_.accepted;
+  if (committed_at_ != absl::InfiniteFuture()) {
+    event.time_to_first_token = committed_at_ - request_.accepted;
+  }
+  Deliver(status, event);
+  if (sink_ != nullptr) {
+    event.overhead_nanos = overhead_nanos_.load(std::memory_order_relaxed);
+    sink_->OnRequestFinished(event);
+  }
+}
+
+}  // namespace turnpike

@@ -1,0 +1,75 @@
+// RequestFinished is the one event every request ends with, whatever its entry point (gRPC
+// streaming or unary completion, embeddings) and whatever its outcome: served, failed after its
+// attempts, cut off mid-stream, answered from the cache or the degradation response, refused
+// before any attempt (bad input, unauthenticated, no config). It carries everything a usage
+// record, a request-log line and an audit entry need; RequestFinishedSink is where they hook in
+// (docs/architecture.md, "Where a request ends"). The attempt driver emits it exactly once per
+// request, after the caller has been answered.
+#ifndef TURNPIKE_SERVER_EXCHANGE_REQUEST_FINISHED_H_
+#define TURNPIKE_SERVER_EXCHANGE_REQUEST_FINISHED_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "google/protobuf/repeated_ptr_field.h"
+#include "turnpike/v1/common.pb.h"
+
+namespace turnpike {
+
+enum class RequestMethod { kStreamCompletion = 0, kComplete = 1, kEmbed = 2 };
+const char* RequestMethodName(RequestMethod method);
+
+struct RequestFinished {
+  RequestMethod method = RequestMethod::kStreamCompletion;
+  std::string request_id;
+  // Empty when the request never named a configured route (refused before routing).
+  std::string capability;
+  // The authenticated caller's name; empty for an open route or a refused request.
+  std::string caller;
+  std::string end_user;  // the request's `user` field
+  std::string config_version;
+
+  // Who served (empty when nobody did: refused, or every attempt failed before any response).
+  std::string provider;
+  std::string model;
+  std::string credential;  // "name@version", never the secret
+
+  // The status the caller received (with its details).
+  absl::Status status;
+  // Tokens and cost as the caller was told. `usage_estimated`: the provider reported no usage
+  // (a cut-off stream) and the counts are the gateway's estimate. `cost_known`: the model had a
+  // price; when false, cost_usd_micros is 0 and means "unknown", not free.
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  int64_t cost_usd_micros = 0;
+  bool usage_estimated = false;
+  bool cost_known = false;
+
+  bool refused = false;    // ended before any attempt (parse, validation, auth, no config)
+  bool partial = false;    // text had reached the caller when the request failed
+  bool cache_hit = false;  // answered from the response cache
+  bool degraded = false;   // answered with the route's degradation response
+  google::protobuf::RepeatedPtrField<v1::Attempt> attempts;
+
+  absl::Time start_time;  // wall clock, when the call was accepted
+  absl::Duration latency;
+  // From acceptance to the first text sent; absl::InfiniteDuration() if none was sent.
+  absl::Duration time_to_first_token = absl::InfiniteDuration();
+  // The gateway's own work on this request (GatewayMetrics' internal overhead).
+  int64_t overhead_nanos = 0;
+};
+
+// Receives every finished request. Called once per request, on whichever thread finished it
+// (a completion-queue or transport thread): implementations must be thread-safe and must not
+// block (hand disk or network work to a queue).
+class RequestFinishedSink {
+ public:
+  virtual ~RequestFinishedSink() = default;
+  virtual void OnRequestFinished(const RequestFinished& event) = 0;
+};
+
+}  // namespace turnpike
+
+#endif  // TURNPIKE_SERVER_EXCHANGE_REQUEST_FINISHED_H_
