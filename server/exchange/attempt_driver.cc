@@ -374,6 +374,8 @@ void AttemptDriver::Done(absl::Status status) {
   event.capability = route().capability;
   event.caller = request_.caller;
   event.end_user = request_.end_user;
+  event.trace_id = request_.trace_id;
+  event.tags = request_.tags;
   event.config_version = request_.config->version();
   if (attempted()) {
     const TargetEntry& t = target();

@@ -22,6 +22,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -44,6 +46,10 @@ struct ExchangeRequest {
   std::string request_id;
   std::string caller;
   std::string end_user;
+  // The W3C trace id of the caller's `traceparent` (32 hex digits), empty if none was sent.
+  std::string trace_id;
+  // The request's tags, sorted by key.
+  std::vector<std::pair<std::string, std::string>> tags;
   // The caller's deadline on the transport clock's monotonic time (absl::InfiniteFuture() if
   // none); see DeadlineFromGrpc in server/grpc/deadline.h.
   absl::Time deadline = absl::InfiniteFuture();

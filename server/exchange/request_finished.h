@@ -10,6 +10,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -29,7 +31,9 @@ struct RequestFinished {
   // The authenticated caller's name; empty for an open route or a refused request.
   std::string caller;
   std::string end_user;  // the request's `user` field
-  std::string config_version;
+  std::string trace_id;  // W3C trace id from `traceparent`, empty if none
+  std::vector<std::pair<std::string, std::string>> tags;  // sorted by key
+  std::string config_version;  // empty when no snapshot was loaded
 
   // Who served (empty when nobody did: refused, or every attempt failed before any response).
   std::string provider;

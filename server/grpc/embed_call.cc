@@ -74,47 +74,39 @@ class EmbedCall final : public CallBase {
     }
     accepted_ = true;
     env_->active_calls->fetch_add(1);
-    const absl::Time accepted = env_->clock->MonotonicNow();
-    const absl::Time accepted_wall = env_->clock->Now();
+    ExchangeRequest r = BeginCall(RequestMethod::kEmbed, ctx_, *env_->clock);
     if (!env_->shutting_down->load()) SpawnEmbedCall(env_);
     Ref();  // done tag
     absl::Status status = ParseEmbedRequest(request_buffer_, &request_);
     request_buffer_.Clear();
-    if (status.ok()) status = ValidateEmbedRequest(request_);
-    if (status.ok() && request_.request_id().empty()) request_.set_request_id(NewRequestId());
-    std::shared_ptr<const RuntimeConfig> config = env_->config->Get();
-    Authorization auth;
     if (status.ok()) {
-      if (config == nullptr) {
+      if (request_.request_id().empty()) request_.set_request_id(NewRequestId());
+      r.request_id = request_.request_id();
+      r.end_user = request_.user();
+      r.tags = SortedTags(request_.tags());
+      status = ValidateEmbedRequest(request_);
+    }
+    if (status.ok()) {
+      r.config = env_->config->Get();
+      if (r.config == nullptr) {
         status = absl::UnavailableError("gateway has no configuration yet");
         AttachReason(status, "NOT_READY");
+      } else if (absl::StatusOr<Authorization> a =
+                     Authorize(*r.config, ctx_, request_.capability());
+                 a.ok()) {
+        r.route = a->route;
+        r.caller = std::move(a->caller);
+        r.deadline = DeadlineFromGrpc(ctx_, *env_->clock);
       } else {
-        absl::StatusOr<Authorization> a = Authorize(*config, ctx_, request_.capability());
-        if (a.ok()) {
-          auth = *std::move(a);
-        } else {
-          status = a.status();
-        }
+        status = a.status();
       }
     }
     if (!status.ok()) {
-      EmitRefused(env_->finished, RequestMethod::kEmbed, request_.request_id(),
-                  auth.route != nullptr ? auth.route->capability : "", auth.caller, request_.user(),
-                  status, accepted, accepted_wall, *env_->clock);
+      EmitRefused(env_->finished, r, status, *env_->clock);
       Finish(status, {});
       return;
     }
     Ref();  // exchange
-    ExchangeRequest r;
-    r.config = std::move(config);
-    r.route = auth.route;
-    r.method = RequestMethod::kEmbed;
-    r.request_id = request_.request_id();
-    r.caller = auth.caller;
-    r.end_user = request_.user();
-    r.deadline = DeadlineFromGrpc(ctx_, *env_->clock);
-    r.accepted = accepted;
-    r.accepted_wall = accepted_wall;
     auto exchange = EmbedExchange::Create(
         std::move(r), &request_,
         [this](const absl::Status& s, const v1::EmbedResponse& response) {

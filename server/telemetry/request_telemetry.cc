@@ -31,11 +31,13 @@ void RequestTelemetry::OnRequestFinished(const RequestFinished& event) {
   if (!access_log_) return;
   spdlog::info(
       "access method={} request_id={} capability={} caller={} provider={} model={} status={} "
-      "input_tokens={} output_tokens={} cost_usd_micros={} attempts={} latency_ms={:.3f}",
+      "input_tokens={} output_tokens={} cost_usd_micros={} attempts={} latency_ms={:.3f} "
+      "trace_id={}",
       RequestMethodName(event.method), OrDash(event.request_id), OrDash(event.capability),
       OrDash(event.caller), OrDash(event.provider), OrDash(event.model),
       absl::StatusCodeToString(event.status.code()), event.input_tokens, event.output_tokens,
-      event.cost_usd_micros, event.attempts.size(), absl::ToDoubleMilliseconds(event.latency));
+      event.cost_usd_micros, event.attempts.size(), absl::ToDoubleMilliseconds(event.latency),
+      OrDash(event.trace_id));
 }
 
 }  // namespace turnpike

@@ -1,0 +1,142 @@
+// The asynchronous (completion-queue) call of turnpike.v1.CompletionService/Complete: it admits
+// the request, runs a non-streaming ChatExchange and answers once. A call object lives from its
+// accept until its last CQ operation and its exchange have finished (reference counted).
+#include "absl/synchronization/mutex.h"
+#include "server/exchange/chat_exchange.h"
+#include "server/grpc/call_env.h"
+#include "server/grpc/call_support.h"
+#include "server/grpc/completion_admission.h"
+#include "server/status_details.h"
+
+namespace turnpike {
+namespace {
+
+enum TagKind { kRequest = 0, kFinish = 2, kDone = 3 };
+
+class CompleteCall final : public CallBase, public ChatListener {
+ public:
+  explicit CompleteCall(CallEnv* env) : env_(env), responder_(&ctx_) {
+    env_->live_calls->fetch_add(1);
+    ctx_.AsyncNotifyWhenDone(&done_tag_);
+    env_->completion->RequestComplete(&ctx_, &request_buffer_, &responder_, env_->cq, env_->cq,
+                                      &request_tag_);
+  }
+
+  void Proceed(int kind, bool ok) override {
+    switch (kind) {
+      case kRequest:
+        OnRequest(ok);
+        break;
+      case kFinish:
+        Unref();
+        break;
+      case kDone:
+        OnCallDone();
+        break;
+    }
+  }
+
+  void OnCommit(const v1::CompletionStart& start) override { *response_.mutable_start() = start; }
+  void OnText(std::string_view text) override { response_.mutable_text()->append(text); }
+  bool Congested() override { return false; }
+  void OnDone(const absl::Status& status, const v1::CompletionFinish& finish) override {
+    {
+      absl::MutexLock lock(&mu_);
+      exchange_done_ = true;
+      if (status.ok()) {
+        *response_.mutable_finish() = finish;
+        SerializeTo(response_, &response_buffer_);
+        ExcludedFromOverhead grpc_call(overhead_);
+        responder_.Finish(response_buffer_, grpc::Status::OK, &finish_tag_);
+      } else {
+        ExcludedFromOverhead grpc_call(overhead_);
+        responder_.FinishWithError(ToGrpcStatus(status), &finish_tag_);
+      }
+    }
+    Unref();
+  }
+
+  ~CompleteCall() override {
+    if (accepted_) env_->active_calls->fetch_sub(1);
+    env_->live_calls->fetch_sub(1);
+  }
+
+ private:
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  void OnRequest(bool ok) {
+    if (!ok) {
+      delete this;
+      return;
+    }
+    accepted_ = true;
+    env_->active_calls->fetch_add(1);
+    accepted_nanos_ = OverheadNowNanos();
+    exchange_request_ = BeginCall(RequestMethod::kComplete, ctx_, *env_->clock);
+    if (!env_->shutting_down->load()) SpawnCompleteCall(env_);
+    Ref();  // done tag
+    absl::Status status =
+        AdmitCompletion(env_, request_buffer_, ctx_, &request_, &exchange_request_);
+    request_buffer_.Clear();
+    if (!status.ok()) {
+      EmitRefused(env_->finished, exchange_request_, status, *env_->clock);
+      absl::MutexLock lock(&mu_);
+      exchange_done_ = true;
+      responder_.FinishWithError(ToGrpcStatus(status), &finish_tag_);
+      return;
+    }
+    Ref();  // exchange
+    auto exchange = ChatExchange::Create(std::move(exchange_request_), ToChatRequest(request_),
+                                         /*stream=*/false, this, *env_->transport,
+                                         *env_->resilience, env_->finished, env_->metrics);
+    overhead_ = exchange->overhead();
+    {
+      absl::MutexLock lock(&mu_);
+      exchange_ = exchange;
+    }
+    exchange->Start();
+    overhead_->fetch_add(OverheadNowNanos() - accepted_nanos_, std::memory_order_relaxed);
+  }
+
+  void OnCallDone() {
+    std::shared_ptr<ChatExchange> cancel;
+    if (ctx_.IsCancelled()) {
+      absl::MutexLock lock(&mu_);
+      if (!exchange_done_) cancel = exchange_;
+    }
+    if (cancel) cancel->Cancel();
+    Unref();
+  }
+
+  CallEnv* const env_;
+  grpc::ServerContext ctx_;
+  grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> responder_;
+  grpc::ByteBuffer request_buffer_;
+  CallTag request_tag_{this, kRequest};
+  CallTag finish_tag_{this, kFinish};
+  CallTag done_tag_{this, kDone};
+  std::atomic<int> refs_{1};
+  bool accepted_ = false;  // a call arrived (counted in env_->active_calls)
+
+  v1::StreamCompletionRequest request_;
+  // What the exchange needs; moved into it once the request is admitted.
+  ExchangeRequest exchange_request_;
+  int64_t accepted_nanos_ = 0;                // for the overhead total
+  std::atomic<int64_t>* overhead_ = nullptr;  // the exchange's overhead total, once it exists
+  // Written only by the exchange (loop thread), before OnDone.
+  v1::CompleteResponse response_;
+
+  absl::Mutex mu_;
+  grpc::ByteBuffer response_buffer_ ABSL_GUARDED_BY(mu_);
+  bool exchange_done_ ABSL_GUARDED_BY(mu_) = false;
+  std::shared_ptr<ChatExchange> exchange_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+void SpawnCompleteCall(CallEnv* env) { new CompleteCall(env); }
+
+}  // namespace turnpike

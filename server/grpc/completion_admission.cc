@@ -1,0 +1,44 @@
+#include "server/grpc/completion_admission.h"
+
+#include "server/grpc/authorizer.h"
+#include "server/grpc/call_support.h"
+#include "server/grpc/request_validation.h"
+#include "server/status_details.h"
+
+namespace turnpike {
+
+absl::Status AdmitCompletion(CallEnv* env, const grpc::ByteBuffer& buffer,
+                             const grpc::ServerContext& context,
+                             v1::StreamCompletionRequest* request, ExchangeRequest* exchange) {
+  if (absl::Status s = ParseCompletionRequest(buffer, request); !s.ok()) return s;
+  if (request->request_id().empty()) request->set_request_id(NewRequestId());
+  exchange->request_id = request->request_id();
+  exchange->end_user = request->user();
+  exchange->tags = SortedTags(request->tags());
+  if (absl::Status s = ValidateCompletionRequest(*request); !s.ok()) return s;
+  exchange->config = env->config->Get();
+  if (exchange->config == nullptr) {
+    absl::Status status = absl::UnavailableError("gateway has no configuration yet");
+    AttachReason(status, "NOT_READY");
+    return status;
+  }
+  absl::StatusOr<Authorization> authorized =
+      Authorize(*exchange->config, context, request->capability());
+  if (!authorized.ok()) return authorized.status();
+  exchange->route = authorized->route;
+  exchange->caller = std::move(authorized->caller);
+  exchange->deadline = DeadlineFromGrpc(context, *env->clock);
+  return absl::OkStatus();
+}
+
+ChatRequest ToChatRequest(const v1::StreamCompletionRequest& r) {
+  ChatRequest c;
+  c.messages = &r.messages();
+  if (r.has_max_tokens()) c.max_tokens = r.max_tokens();
+  if (r.has_temperature()) c.temperature = r.temperature();
+  if (r.has_top_p()) c.top_p = r.top_p();
+  c.stop.assign(r.stop().begin(), r.stop().end());
+  return c;
+}
+
+}  // namespace turnpike

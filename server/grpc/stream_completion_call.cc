@@ -1,0 +1,218 @@
+// The asynchronous (completion-queue) call of turnpike.v1.CompletionService/StreamCompletion:
+// it admits the request, starts a streaming ChatExchange, and writes the exchange's events to
+// the client one message at a time. A call object lives from its accept until its last CQ
+// operation and its exchange have finished (reference counted). Exchange events arrive on the
+// transport thread and are queued under mu_ (OutboundQueue: coalescing and backpressure); gRPC
+// writes are started from whichever thread has the next message, one at a time.
+#include "absl/synchronization/mutex.h"
+#include "server/exchange/chat_exchange.h"
+#include "server/grpc/call_env.h"
+#include "server/grpc/call_support.h"
+#include "server/grpc/completion_admission.h"
+#include "server/grpc/outbound_queue.h"
+#include "server/status_details.h"
+
+namespace turnpike {
+namespace {
+
+enum TagKind { kRequest = 0, kWrite = 1, kFinish = 2, kDone = 3 };
+
+class StreamCall final : public CallBase, public ChatListener {
+ public:
+  explicit StreamCall(CallEnv* env) : env_(env), responder_(&ctx_) {
+    env_->live_calls->fetch_add(1);
+    ctx_.AsyncNotifyWhenDone(&done_tag_);
+    env_->completion->RequestStreamCompletion(&ctx_, &request_buffer_, &responder_, env_->cq,
+                                              env_->cq, &request_tag_);
+  }
+
+  void Proceed(int kind, bool ok) override {
+    switch (kind) {
+      case kRequest:
+        OnRequest(ok);
+        break;
+      case kWrite:
+        OnWriteDone(ok);
+        break;
+      case kFinish:
+        Unref();
+        break;
+      case kDone:
+        OnCallDone();
+        break;
+    }
+  }
+
+  // ChatListener (loop thread).
+  void OnCommit(const v1::CompletionStart& start) override {
+    absl::MutexLock lock(&mu_);
+    queue_.PushStart(start);
+    Pump();
+  }
+
+  void OnText(std::string_view text) override {
+    absl::MutexLock lock(&mu_);
+    if (broken_) return;
+    queue_.PushText(text);
+    Pump();
+  }
+
+  bool Congested() override {
+    absl::MutexLock lock(&mu_);
+    return queue_.Congested();
+  }
+
+  void OnDone(const absl::Status& status, const v1::CompletionFinish& finish) override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (status.ok()) {
+        queue_.PushFinish(finish);
+      }
+      final_status_ = ToGrpcStatus(status);
+      has_final_ = true;
+      exchange_done_ = true;
+      Pump();
+    }
+    Unref();  // the exchange's reference
+  }
+
+  ~StreamCall() override {
+    if (accepted_) env_->active_calls->fetch_sub(1);
+    env_->live_calls->fetch_sub(1);
+  }
+
+ private:
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  void OnRequest(bool ok) {
+    if (!ok) {  // server shutting down before a call arrived
+      delete this;
+      return;
+    }
+    accepted_ = true;
+    env_->active_calls->fetch_add(1);
+    accepted_nanos_ = OverheadNowNanos();
+    exchange_request_ = BeginCall(RequestMethod::kStreamCompletion, ctx_, *env_->clock);
+    if (!env_->shutting_down->load()) SpawnStreamCompletionCall(env_);
+    Ref();  // for the done tag; refs_ is now 2 (active + done)
+    absl::Status status =
+        AdmitCompletion(env_, request_buffer_, ctx_, &request_, &exchange_request_);
+    request_buffer_.Clear();
+    if (!status.ok()) {
+      EmitRefused(env_->finished, exchange_request_, status, *env_->clock);
+      absl::MutexLock lock(&mu_);
+      final_status_ = ToGrpcStatus(status);
+      has_final_ = true;
+      exchange_done_ = true;
+      Pump();
+      return;
+    }
+    Ref();  // for the exchange, released in OnDone
+    auto exchange = ChatExchange::Create(std::move(exchange_request_), ToChatRequest(request_),
+                                         /*stream=*/true, this, *env_->transport, *env_->resilience,
+                                         env_->finished, env_->metrics);
+    overhead_ = exchange->overhead();
+    {
+      absl::MutexLock lock(&mu_);
+      exchange_ = exchange;
+    }
+    exchange->Start();
+    overhead_->fetch_add(OverheadNowNanos() - accepted_nanos_, std::memory_order_relaxed);
+  }
+
+  void OnWriteDone(bool ok) {
+    std::shared_ptr<ChatExchange> cancel;
+    std::shared_ptr<ChatExchange> resume;
+    {
+      // Writes happen only after the exchange exists; it outlives this scope (exchange_ holds it).
+      ScopedOverhead overhead(overhead_);
+      absl::MutexLock lock(&mu_);
+      write_in_flight_ = false;
+      if (!ok) {
+        broken_ = true;
+        queue_.Clear();
+        if (!exchange_done_) cancel = exchange_;
+      } else if (queue_.ResumeDue() && !exchange_done_) {
+        resume = exchange_;
+      }
+      Pump();
+    }
+    if (cancel) cancel->Cancel();
+    if (resume) resume->Resume();
+    Unref();  // the write's reference
+  }
+
+  void OnCallDone() {
+    std::shared_ptr<ChatExchange> cancel;
+    if (ctx_.IsCancelled()) {
+      absl::MutexLock lock(&mu_);
+      broken_ = true;
+      if (!exchange_done_) cancel = exchange_;
+    }
+    if (cancel) cancel->Cancel();
+    Unref();  // the done tag's reference
+  }
+
+  // Starts the next write or the finish, if none is in flight. Requires mu_.
+  void Pump() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (write_in_flight_ || finish_sent_) return;
+    if (broken_) queue_.Clear();
+    if (!queue_.empty()) {
+      SerializeTo(queue_.Pop(), &write_buffer_);
+      ExcludedFromOverhead grpc_call(overhead_);
+      if (queue_.empty() && has_final_) {
+        finish_sent_ = true;
+        responder_.WriteAndFinish(write_buffer_, grpc::WriteOptions(), final_status_, &finish_tag_);
+        return;
+      }
+      write_in_flight_ = true;
+      Ref();
+      responder_.Write(write_buffer_, &write_tag_);
+      return;
+    }
+    if (has_final_) {
+      finish_sent_ = true;
+      ExcludedFromOverhead grpc_call(overhead_);
+      responder_.Finish(final_status_, &finish_tag_);
+    }
+  }
+
+  CallEnv* const env_;
+  grpc::ServerContext ctx_;
+  grpc::ServerAsyncWriter<grpc::ByteBuffer> responder_;
+  grpc::ByteBuffer request_buffer_;
+  CallTag request_tag_{this, kRequest};
+  CallTag write_tag_{this, kWrite};
+  CallTag finish_tag_{this, kFinish};
+  CallTag done_tag_{this, kDone};
+  std::atomic<int> refs_{1};
+  bool accepted_ = false;  // a call arrived (counted in env_->active_calls)
+
+  // Set on the CQ thread before the exchange starts; read-only afterwards.
+  v1::StreamCompletionRequest request_;
+  // What the exchange needs; moved into it once the request is admitted.
+  ExchangeRequest exchange_request_;
+  int64_t accepted_nanos_ = 0;  // for the overhead total
+  // The exchange's overhead total (null before it exists); CQ-thread work adds to it.
+  std::atomic<int64_t>* overhead_ = nullptr;
+
+  absl::Mutex mu_;
+  OutboundQueue queue_ ABSL_GUARDED_BY(mu_);
+  grpc::ByteBuffer write_buffer_ ABSL_GUARDED_BY(mu_);
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_sent_ ABSL_GUARDED_BY(mu_) = false;
+  bool has_final_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool exchange_done_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<ChatExchange> exchange_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+void SpawnStreamCompletionCall(CallEnv* env) { new StreamCall(env); }
+
+}  // namespace turnpike
