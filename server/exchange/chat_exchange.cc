@@ -6,7 +6,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
-#include "server/status_details.h"
+#include "common/status.h"
 #include "turnpike/v1/common.pb.h"
 
 namespace turnpike {
@@ -426,11 +426,7 @@ void ChatExchange::GiveUp(absl::Duration retry_hint) {
   }
   if (availability_failure && route_->degradation.force_unavailable &&
       status.code() != absl::StatusCode::kUnavailable) {
-    absl::Status replaced = absl::UnavailableError(status.message());
-    status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-      replaced.SetPayload(url, payload);
-    });
-    status = std::move(replaced);
+    status = WithCode(status, absl::StatusCode::kUnavailable);
   }
   // When a target will be available again (a cool-down or an ejection ends), say so, unless the
   // provider's own retry-after already does.
@@ -483,11 +479,7 @@ absl::Status ChatExchange::Decorate(absl::Status status) const {
   const bool attempted = planner_ != nullptr && !planner_->attempts().empty();
   // Upstream timeouts are UNAVAILABLE to the caller unless the caller's own deadline passed.
   if (status.code() == absl::StatusCode::kDeadlineExceeded && Now() < client_deadline_) {
-    absl::Status replaced = absl::UnavailableError(status.message());
-    status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-      replaced.SetPayload(url, payload);
-    });
-    status = std::move(replaced);
+    status = WithCode(status, absl::StatusCode::kUnavailable);
   }
   std::optional<ProviderError> error = ProviderErrorFromStatus(status);
   std::string prefix;
@@ -512,22 +504,14 @@ absl::Status ChatExchange::Decorate(absl::Status status) const {
       status.code() != absl::StatusCode::kDeadlineExceeded &&
       status.code() != absl::StatusCode::kInvalidArgument &&
       status.code() != absl::StatusCode::kUnavailable) {
-    absl::Status replaced = absl::UnavailableError(status.message());
-    status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-      replaced.SetPayload(url, payload);
-    });
-    status = std::move(replaced);
+    status = WithCode(status, absl::StatusCode::kUnavailable);
   }
   if (!committed_ && targets > 1 && status.code() == absl::StatusCode::kUnavailable) {
     prefix = absl::StrCat("all ", targets, " targets of \"", route_->capability,
                           "\" failed; last: ", prefix);
   }
   if (!prefix.empty()) {
-    absl::Status renamed(status.code(), absl::StrCat(prefix, status.message()));
-    status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-      renamed.SetPayload(url, payload);
-    });
-    status = std::move(renamed);
+    status = WithMessagePrefix(status, prefix);
   }
   v1::PartialCompletion partial;
   if (planner_ != nullptr) *partial.mutable_attempts() = planner_->attempts();

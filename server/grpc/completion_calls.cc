@@ -6,12 +6,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/status.h"
 #include "grpcpp/support/proto_buffer_writer.h"
 #include "server/exchange/chat_exchange.h"
 #include "server/grpc/authorizer.h"
 #include "server/grpc/call_env.h"
 #include "server/grpc/request_validation.h"
-#include "server/status_details.h"
 #include "spdlog/spdlog.h"
 
 namespace turnpike {
