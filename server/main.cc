@@ -110,7 +110,8 @@ std::string ReadFileOrDie(const std::string& path, bool* ok) {
 // Subscribes to the control plane. The gateway reports NOT_SERVING until it holds a full
 // snapshot, from the cache file or the stream.
 absl::StatusOr<std::unique_ptr<ConfigWatchClient>> StartWatch(ConfigStore& store,
-                                                              GatewayServer& server) {
+                                                              GatewayServer& server,
+                                                              Resilience& resilience) {
   ConfigWatchClient::Options options;
   options.target = absl::GetFlag(FLAGS_control_plane);
   options.node_id = absl::GetFlag(FLAGS_node_id);
@@ -146,9 +147,10 @@ absl::StatusOr<std::unique_ptr<ConfigWatchClient>> StartWatch(ConfigStore& store
       spdlog::info("config watch: {}", message);
     }
   };
-  auto apply = [&store, &server](const config::v1::Snapshot& snapshot) -> absl::Status {
+  auto apply = [&store, &server,
+                &resilience](const config::v1::Snapshot& snapshot) -> absl::Status {
     absl::StatusOr<std::shared_ptr<const RuntimeConfig>> config =
-        RuntimeConfig::Build(snapshot, RuntimeConfig::ProcessEnv());
+        RuntimeConfig::Build(snapshot, RuntimeConfig::ProcessEnv(), resilience);
     if (!config.ok()) return config.status();
     store.Set(*config);
     server.SetServing(true);
@@ -184,6 +186,11 @@ int Run() {
     spdlog::shutdown();
     return 2;
   }
+  // Created before any config: every snapshot resolves its targets' state in it.
+  absl::BitGen bitgen;  // Resilience's (it seeds new upstreams, under its lock)
+  Resilience::Options resilience_options;
+  resilience_options.on_event = [](const std::string& event) { spdlog::warn("{}", event); };
+  Resilience resilience(resilience_options, Clock::Real(), bitgen);
   std::shared_ptr<const RuntimeConfig> file_config;
   if (from_file) {
     absl::StatusOr<config::v1::Snapshot> snapshot = LoadSnapshotFile(absl::GetFlag(FLAGS_config));
@@ -193,7 +200,7 @@ int Run() {
       return 2;
     }
     absl::StatusOr<std::shared_ptr<const RuntimeConfig>> config =
-        RuntimeConfig::Build(*snapshot, RuntimeConfig::ProcessEnv());
+        RuntimeConfig::Build(*snapshot, RuntimeConfig::ProcessEnv(), resilience);
     if (!config.ok()) {
       spdlog::error("{}: {}", absl::GetFlag(FLAGS_config), std::string(config.status().message()));
       spdlog::shutdown();
@@ -220,10 +227,6 @@ int Run() {
     loops.push_back(*std::move(loop));
   }
   ConfigStore store;
-  absl::BitGen bitgen;
-  Resilience::Options resilience_options;
-  resilience_options.on_event = [](const std::string& event) { spdlog::warn("{}", event); };
-  Resilience resilience(resilience_options, Clock::Real(), bitgen);
 
   GatewayMetrics metrics;
   metrics.AddResilience(&resilience);
@@ -281,7 +284,8 @@ int Run() {
     spdlog::info("config {} applied: serving",
                  file_config->version().empty() ? "(unversioned)" : file_config->version());
   } else {
-    absl::StatusOr<std::unique_ptr<ConfigWatchClient>> client = StartWatch(store, **server);
+    absl::StatusOr<std::unique_ptr<ConfigWatchClient>> client =
+        StartWatch(store, **server, resilience);
     if (!client.ok()) {
       spdlog::error("{}", std::string(client.status().message()));
       spdlog::shutdown();

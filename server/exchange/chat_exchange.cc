@@ -7,6 +7,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "common/thread_bit_gen.h"
 #include "turnpike/v1/common.pb.h"
 
 namespace turnpike {
@@ -96,7 +97,8 @@ void ChatExchange::Start() {
   if (loop_.RunAfter(absl::ZeroDuration(), [self] { self->StartOnLoop(); }) == 0) {
     // The loop has stopped: nothing can run; end here (no other thread touches the exchange yet).
     deadline_ = client_deadline_;
-    planner_ = std::make_unique<AttemptPlanner>(*route_, resilience_, deadline_);
+    planner_ =
+        std::make_unique<AttemptPlanner>(*route_, resilience_, deadline_, ThisThreadBitGen());
     Done(absl::UnavailableError("the gateway is shutting down"));
   }
 }
@@ -119,7 +121,7 @@ void ChatExchange::StartOnLoop() {
   ScopedOverhead overhead(&overhead_nanos_);
   const absl::Time now = Now();
   deadline_ = std::min(client_deadline_, now + route_->timeouts.total_timeout);
-  planner_ = std::make_unique<AttemptPlanner>(*route_, resilience_, deadline_);
+  planner_ = std::make_unique<AttemptPlanner>(*route_, resilience_, deadline_, ThisThreadBitGen());
   if (cancelled_.load()) {
     Done(absl::CancelledError("cancelled by the client"));
     return;
@@ -384,8 +386,7 @@ void ChatExchange::OnComplete(absl::Status transfer_status) {
       entry.provider = target().provider->name;
       entry.model = target().model;
       entry.stored = Now();
-      resilience_.Cache(route_->capability, route_->cache.max_bytes)
-          .Put(cache_key_, std::move(entry));
+      route_->response_cache->Put(cache_key_, std::move(entry));
     }
     Done(absl::OkStatus());
     return;
@@ -443,7 +444,7 @@ void ChatExchange::GiveUp(absl::Duration retry_hint) {
 }
 
 bool ChatExchange::ServeFromCache(absl::Duration max_age, bool first_line) {
-  ResponseCache& cache = resilience_.Cache(route_->capability, route_->cache.max_bytes);
+  ResponseCache& cache = *route_->response_cache;
   const absl::Duration drop_after = route_->cache.ttl + route_->cache.max_stale;
   std::optional<ResponseCache::Hit> hit = cache.Get(cache_key_, Now(), max_age, drop_after);
   if (!hit.has_value()) return false;

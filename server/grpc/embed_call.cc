@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
+#include "common/thread_bit_gen.h"
 #include "grpcpp/support/proto_buffer_writer.h"
 #include "server/grpc/authorizer.h"
 #include "server/grpc/call_env.h"
@@ -124,7 +125,8 @@ class EmbedExchange : public TransferHandler, public std::enable_shared_from_thi
 
   void StartOnLoop() {
     deadline_ = std::min(client_deadline_, Now() + route_->timeouts.total_timeout);
-    planner_ = std::make_unique<AttemptPlanner>(*route_, resilience_, deadline_);
+    planner_ =
+        std::make_unique<AttemptPlanner>(*route_, resilience_, deadline_, ThisThreadBitGen());
     if (cancelled_.load()) {
       Finish(absl::CancelledError("cancelled by the client"), {});
       return;
