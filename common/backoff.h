@@ -1,6 +1,7 @@
 // Backoff between retries: capped exponential with full jitter (AWS "Exponential Backoff and
-// Jitter"; Envoy and gRFC A6 use the same shape), and the rule that combines it with a provider's
-// retry-after. Pure functions; randomness comes from the caller's generator.
+// Jitter"; Envoy and gRFC A6 use the same shape). The one backoff of the project: the
+// AttemptPlanner's retries and the config watch client's reconnects. Pure functions; randomness
+// comes from the caller's generator.
 #ifndef TURNPIKE_COMMON_BACKOFF_H_
 #define TURNPIKE_COMMON_BACKOFF_H_
 

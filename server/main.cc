@@ -111,7 +111,8 @@ std::string ReadFileOrDie(const std::string& path, bool* ok) {
 // snapshot, from the cache file or the stream.
 absl::StatusOr<std::unique_ptr<ConfigWatchClient>> StartWatch(ConfigStore& store,
                                                               GatewayServer& server,
-                                                              Resilience& resilience) {
+                                                              Resilience& resilience,
+                                                              absl::BitGenRef rng) {
   ConfigWatchClient::Options options;
   options.target = absl::GetFlag(FLAGS_control_plane);
   options.node_id = absl::GetFlag(FLAGS_node_id);
@@ -158,7 +159,7 @@ absl::StatusOr<std::unique_ptr<ConfigWatchClient>> StartWatch(ConfigStore& store
     return absl::OkStatus();
   };
   absl::StatusOr<std::unique_ptr<ConfigWatchClient>> client =
-      ConfigWatchClient::Create(std::move(options), apply, Clock::Real());
+      ConfigWatchClient::Create(std::move(options), apply, Clock::Real(), rng);
   if (!client.ok()) return client.status();
   absl::Status cached = (*client)->LoadCachedSnapshot();
   if (cached.ok()) {
@@ -187,7 +188,8 @@ int Run() {
     return 2;
   }
   // Created before any config: every snapshot resolves its targets' state in it.
-  absl::BitGen bitgen;  // Resilience's (it seeds new upstreams, under its lock)
+  absl::BitGen bitgen;     // Resilience's (it seeds new upstreams, under its lock)
+  absl::BitGen watch_rng;  // the config watch client's (reconnect jitter, on its thread)
   Resilience::Options resilience_options;
   resilience_options.on_event = [](const std::string& event) { spdlog::warn("{}", event); };
   Resilience resilience(resilience_options, Clock::Real(), bitgen);
@@ -285,7 +287,7 @@ int Run() {
                  file_config->version().empty() ? "(unversioned)" : file_config->version());
   } else {
     absl::StatusOr<std::unique_ptr<ConfigWatchClient>> client =
-        StartWatch(store, **server, resilience);
+        StartWatch(store, **server, resilience, watch_rng);
     if (!client.ok()) {
       spdlog::error("{}", std::string(client.status().message()));
       spdlog::shutdown();
