@@ -17,6 +17,21 @@ class RealClock : public Clock {
 
 }  // namespace
 
+bool Clock::AwaitWithDeadline(absl::Mutex& mu, const absl::Condition& cond, absl::Time deadline) {
+  return mu.AwaitWithTimeout(cond, deadline - MonotonicNow());
+}
+
+bool SimulatedClock::AwaitWithDeadline(absl::Mutex& mu, const absl::Condition& cond,
+                                       absl::Time deadline) {
+  // Time moves only in Advance(), on another thread and under another mutex: look at it again
+  // every millisecond of real time. Lock order: the caller's `mu`, then mu_ (Advance takes only
+  // mu_), so this cannot deadlock.
+  while (!mu.AwaitWithTimeout(cond, absl::Milliseconds(1))) {
+    if (MonotonicNow() >= deadline) return false;
+  }
+  return true;
+}
+
 Clock& Clock::Real() {
   static RealClock* clock = new RealClock();
   return *clock;

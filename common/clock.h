@@ -1,6 +1,7 @@
 // Time as an injected dependency: production code takes a Clock& and tests pass a SimulatedClock,
-// so timeouts, backoff and expiry are tested without sleeping. Clock implementations are
-// thread-safe.
+// so timeouts, backoff and expiry are tested without sleeping. A component that waits (a backoff
+// between reconnects, a periodic report) waits through its Clock (AwaitWithDeadline), so a
+// simulated clock drives its timers too. Clock implementations are thread-safe.
 #ifndef TURNPIKE_COMMON_CLOCK_H_
 #define TURNPIKE_COMMON_CLOCK_H_
 
@@ -18,12 +19,19 @@ class Clock {
   virtual absl::Time Now() = 0;
   // Monotonic time, for measuring intervals and deadlines; never goes backwards.
   virtual absl::Time MonotonicNow() = 0;
+  // Waits until `cond` holds or MonotonicNow() reaches `deadline`, whichever is first; returns
+  // whether `cond` holds. `mu` is held on entry and exit and released while waiting, as in
+  // absl::Mutex::AwaitWithDeadline. The real clock waits in real time.
+  virtual bool AwaitWithDeadline(absl::Mutex& mu, const absl::Condition& cond, absl::Time deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
   // The process-wide real clock.
   static Clock& Real();
 };
 
-// A clock that moves only when told to. Now() and MonotonicNow() advance together.
+// A clock that moves only when told to. Now() and MonotonicNow() advance together. A waiter
+// (AwaitWithDeadline) wakes when its condition holds or once Advance() has moved the clock past
+// its deadline.
 class SimulatedClock : public Clock {
  public:
   explicit SimulatedClock(absl::Time start = absl::UnixEpoch() + absl::Hours(24 * 365 * 50))
@@ -33,6 +41,8 @@ class SimulatedClock : public Clock {
     return now_;
   }
   absl::Time MonotonicNow() override { return Now(); }
+  bool AwaitWithDeadline(absl::Mutex& mu, const absl::Condition& cond, absl::Time deadline) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void Advance(absl::Duration d) {
     absl::MutexLock lock(&mu_);
     now_ += d;

@@ -3,8 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 #include "common/status_macros.h"
-#include "controlplane/errors.h"
 #include "controlplane/proto_util.h"
 
 namespace turnpike::controlplane {

@@ -7,7 +7,7 @@
 //
 // Resources with a plain spec (Provider, Route, RateLimit, Budget, Price, Caller) share the
 // generic Create/Get/List/Update/Delete templates, instantiated for those admin.v1 types.
-// Errors are absl::Status with google.rpc details (see errors.h). Thread-safe: writes are
+// Errors are absl::Status with google.rpc details (see common/status.h). Thread-safe: writes are
 // serialised by the Store, reads run concurrently with them.
 #ifndef TURNPIKE_CONTROLPLANE_CONFIG_ADMIN_H_
 #define TURNPIKE_CONTROLPLANE_CONFIG_ADMIN_H_

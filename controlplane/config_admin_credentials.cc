@@ -4,10 +4,10 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status.h"
 #include "common/status_macros.h"
 #include "controlplane/caller_keys.h"
 #include "controlplane/config_admin.h"
-#include "controlplane/errors.h"
 #include "controlplane/proto_util.h"
 #include "controlplane/validation.h"
 

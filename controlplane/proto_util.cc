@@ -2,7 +2,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
-#include "controlplane/errors.h"
+#include "common/status.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace turnpike::controlplane {

@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
-#include "controlplane/errors.h"
+#include "common/status.h"
 #include "turnpike/config/v1/snapshot.pb.h"
 
 namespace turnpike::controlplane {

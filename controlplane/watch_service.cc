@@ -6,7 +6,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "controlplane/errors.h"
+#include "common/status.h"
 
 namespace turnpike::controlplane {
 namespace {

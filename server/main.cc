@@ -110,7 +110,9 @@ std::string ReadFileOrDie(const std::string& path, bool* ok) {
 // Subscribes to the control plane. The gateway reports NOT_SERVING until it holds a full
 // snapshot, from the cache file or the stream.
 absl::StatusOr<std::unique_ptr<ConfigWatchClient>> StartWatch(ConfigStore& store,
-                                                              GatewayServer& server) {
+                                                              GatewayServer& server,
+                                                              Resilience& resilience,
+                                                              absl::BitGenRef rng) {
   ConfigWatchClient::Options options;
   options.target = absl::GetFlag(FLAGS_control_plane);
   options.node_id = absl::GetFlag(FLAGS_node_id);
@@ -146,9 +148,10 @@ absl::StatusOr<std::unique_ptr<ConfigWatchClient>> StartWatch(ConfigStore& store
       spdlog::info("config watch: {}", message);
     }
   };
-  auto apply = [&store, &server](const config::v1::Snapshot& snapshot) -> absl::Status {
+  auto apply = [&store, &server,
+                &resilience](const config::v1::Snapshot& snapshot) -> absl::Status {
     absl::StatusOr<std::shared_ptr<const RuntimeConfig>> config =
-        RuntimeConfig::Build(snapshot, RuntimeConfig::ProcessEnv());
+        RuntimeConfig::Build(snapshot, RuntimeConfig::ProcessEnv(), resilience);
     if (!config.ok()) return config.status();
     store.Set(*config);
     server.SetServing(true);
@@ -156,7 +159,7 @@ absl::StatusOr<std::unique_ptr<ConfigWatchClient>> StartWatch(ConfigStore& store
     return absl::OkStatus();
   };
   absl::StatusOr<std::unique_ptr<ConfigWatchClient>> client =
-      ConfigWatchClient::Create(std::move(options), apply, Clock::Real());
+      ConfigWatchClient::Create(std::move(options), apply, Clock::Real(), rng);
   if (!client.ok()) return client.status();
   absl::Status cached = (*client)->LoadCachedSnapshot();
   if (cached.ok()) {
@@ -184,6 +187,12 @@ int Run() {
     spdlog::shutdown();
     return 2;
   }
+  // Created before any config: every snapshot resolves its targets' state in it.
+  absl::BitGen bitgen;     // Resilience's (it seeds new upstreams, under its lock)
+  absl::BitGen watch_rng;  // the config watch client's (reconnect jitter, on its thread)
+  Resilience::Options resilience_options;
+  resilience_options.on_event = [](const std::string& event) { spdlog::warn("{}", event); };
+  Resilience resilience(resilience_options, Clock::Real(), bitgen);
   std::shared_ptr<const RuntimeConfig> file_config;
   if (from_file) {
     absl::StatusOr<config::v1::Snapshot> snapshot = LoadSnapshotFile(absl::GetFlag(FLAGS_config));
@@ -193,7 +202,7 @@ int Run() {
       return 2;
     }
     absl::StatusOr<std::shared_ptr<const RuntimeConfig>> config =
-        RuntimeConfig::Build(*snapshot, RuntimeConfig::ProcessEnv());
+        RuntimeConfig::Build(*snapshot, RuntimeConfig::ProcessEnv(), resilience);
     if (!config.ok()) {
       spdlog::error("{}: {}", absl::GetFlag(FLAGS_config), std::string(config.status().message()));
       spdlog::shutdown();
@@ -220,10 +229,6 @@ int Run() {
     loops.push_back(*std::move(loop));
   }
   ConfigStore store;
-  absl::BitGen bitgen;
-  Resilience::Options resilience_options;
-  resilience_options.on_event = [](const std::string& event) { spdlog::warn("{}", event); };
-  Resilience resilience(resilience_options, Clock::Real(), bitgen);
 
   GatewayMetrics metrics;
   metrics.AddResilience(&resilience);
@@ -281,7 +286,8 @@ int Run() {
     spdlog::info("config {} applied: serving",
                  file_config->version().empty() ? "(unversioned)" : file_config->version());
   } else {
-    absl::StatusOr<std::unique_ptr<ConfigWatchClient>> client = StartWatch(store, **server);
+    absl::StatusOr<std::unique_ptr<ConfigWatchClient>> client =
+        StartWatch(store, **server, resilience, watch_rng);
     if (!client.ok()) {
       spdlog::error("{}", std::string(client.status().message()));
       spdlog::shutdown();

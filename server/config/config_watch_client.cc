@@ -6,12 +6,12 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/backoff.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/support/channel_arguments.h"
 
@@ -43,7 +43,8 @@ absl::Status WriteAll(int fd, const std::string& data, const std::string& path) 
 
 absl::StatusOr<std::unique_ptr<ConfigWatchClient>> ConfigWatchClient::Create(Options options,
                                                                              ApplyFn apply,
-                                                                             Clock& clock) {
+                                                                             Clock& clock,
+                                                                             absl::BitGenRef rng) {
   if (options.target.empty()) return absl::InvalidArgumentError("config watch: target is empty");
   if (options.node_id.empty()) return absl::InvalidArgumentError("config watch: node_id is empty");
   if (options.credentials == nullptr) {
@@ -56,11 +57,12 @@ absl::StatusOr<std::unique_ptr<ConfigWatchClient>> ConfigWatchClient::Create(Opt
         "config watch: backoffs must satisfy 0 < initial_backoff <= max_backoff");
   }
   return std::unique_ptr<ConfigWatchClient>(
-      new ConfigWatchClient(std::move(options), std::move(apply), clock));
+      new ConfigWatchClient(std::move(options), std::move(apply), clock, rng));
 }
 
-ConfigWatchClient::ConfigWatchClient(Options options, ApplyFn apply, Clock& clock)
-    : options_(std::move(options)), apply_(std::move(apply)), clock_(clock) {
+ConfigWatchClient::ConfigWatchClient(Options options, ApplyFn apply, Clock& clock,
+                                     absl::BitGenRef rng)
+    : options_(std::move(options)), apply_(std::move(apply)), clock_(clock), rng_(rng) {
   grpc::ChannelArguments args;
   // Connection attempts follow the same backoff as stream restarts.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
@@ -209,13 +211,6 @@ void ConfigWatchClient::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-absl::Duration ConfigWatchClient::Backoff(int attempt) {
-  double base =
-      absl::ToDoubleSeconds(options_.initial_backoff) * std::pow(1.6, std::min(attempt, 40));
-  base = std::min(base, absl::ToDoubleSeconds(options_.max_backoff));
-  return absl::Seconds(base * absl::Uniform(bitgen_, 0.8, 1.2));
-}
-
 void ConfigWatchClient::Run() {
   int attempt = 0;
   while (true) {
@@ -225,9 +220,11 @@ void ConfigWatchClient::Run() {
     }
     bool progressed = RunStream();
     attempt = progressed ? 0 : attempt + 1;
-    absl::Duration delay = Backoff(progressed ? 0 : attempt - 1);
+    const absl::Duration delay = FullJitterBackoff(options_.initial_backoff, options_.max_backoff,
+                                                   progressed ? 0 : attempt - 1, rng_);
+    const absl::Time until = clock_.MonotonicNow() + delay;
     absl::MutexLock lock(&mu_);
-    if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), delay)) return;
+    if (clock_.AwaitWithDeadline(mu_, absl::Condition(&stopping_), until)) return;
   }
 }
 

@@ -3,8 +3,10 @@
 // snapshot pushed calls ApplyFn: OK is ACKed (and the snapshot saved to disk, mode 0600, as the
 // last good one), an error is NACKed with its message while the previous snapshot stays in force.
 // A snapshot whose version is the one already applied is ACKed without applying it again. When
-// the stream ends it reconnects with jittered exponential backoff (gRPC connection-backoff
-// style: ×1.6 per attempt, ±20 %, capped), reset by any response received.
+// the stream ends it reconnects after the project's full-jitter backoff (common/backoff.h:
+// uniform below min(max_backoff, initial_backoff * 2^attempt)), reset by any response received.
+// Time (the wait, the applied-at stamp) comes from the injected Clock and the jitter from the
+// injected generator, so tests drive reconnects on a SimulatedClock.
 // LoadCachedSnapshot() lets a gateway start from the last good snapshot while the control plane
 // is down. Thread-safe; ApplyFn is never called concurrently with itself.
 #ifndef TURNPIKE_SERVER_CONFIG_CONFIG_WATCH_CLIENT_H_
@@ -18,7 +20,7 @@
 
 #include "absl/base/log_severity.h"
 #include "absl/base/thread_annotations.h"
-#include "absl/random/random.h"
+#include "absl/random/bit_gen_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -59,8 +61,11 @@ class ConfigWatchClient {
     absl::Time last_applied = absl::InfinitePast();  // when the snapshot in force was applied
   };
 
+  // `clock` and `rng` outlive the client; `rng` is drawn from only on the client's thread, so it
+  // must not be shared with another thread.
   static absl::StatusOr<std::unique_ptr<ConfigWatchClient>> Create(Options options, ApplyFn apply,
-                                                                   Clock& clock);
+                                                                   Clock& clock,
+                                                                   absl::BitGenRef rng);
   ~ConfigWatchClient();
   ConfigWatchClient(const ConfigWatchClient&) = delete;
   ConfigWatchClient& operator=(const ConfigWatchClient&) = delete;
@@ -68,8 +73,8 @@ class ConfigWatchClient {
   // Loads snapshot_path if present and applies it; NOT_FOUND if there is none. DATA_LOSS if the
   // file is unreadable or not a snapshot; the ApplyFn's error if it rejects it.
   absl::Status LoadCachedSnapshot();
-  // Background thread: connect, watch, ACK/NACK, save good snapshots, reconnect with jittered
-  // backoff. Idempotent; does nothing after Stop().
+  // Background thread: connect, watch, ACK/NACK, save good snapshots, reconnect after a jittered
+  // backoff on the injected Clock. Idempotent; does nothing after Stop().
   void Start();
   // Cancels the stream, joins; idempotent.
   void Stop();
@@ -83,14 +88,13 @@ class ConfigWatchClient {
   Stats stats() const;
 
  private:
-  ConfigWatchClient(Options options, ApplyFn apply, Clock& clock);
+  ConfigWatchClient(Options options, ApplyFn apply, Clock& clock, absl::BitGenRef rng);
   void Run();
   // One watch stream, until it ends. Returns true if any response arrived.
   bool RunStream();
   // Applies `snapshot` unless its version is already in force; saves it if applied.
   absl::Status ApplyAndSave(const config::v1::Snapshot& snapshot, bool save);
   absl::Status SaveSnapshot(const config::v1::Snapshot& snapshot);
-  absl::Duration Backoff(int attempt);
   void Log(absl::LogSeverity severity, const std::string& message);
 
   // Constant after construction.
@@ -113,7 +117,7 @@ class ConfigWatchClient {
   std::thread thread_;
 
   // Used only by the watch thread.
-  absl::BitGen bitgen_;
+  absl::BitGenRef rng_;
 };
 
 }  // namespace turnpike

@@ -111,7 +111,8 @@ RuntimeConfig::EnvLookup RuntimeConfig::ProcessEnv() {
 }
 
 absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const Snapshot& snapshot,
-                                                                          const EnvLookup& env) {
+                                                                          const EnvLookup& env,
+                                                                          Resilience& resilience) {
   std::shared_ptr<RuntimeConfig> config(new RuntimeConfig());
   config->version_ = snapshot.version();
   absl::flat_hash_map<std::string, const ProviderEntry*> providers;
@@ -251,6 +252,13 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
       config->callers_by_digest_[absl::HexStringToBytes(hex)] = caller.get();
     }
     config->callers_.push_back(std::move(caller));
+  }
+  // Valid: resolve the shared state now, so requests never look it up by name.
+  for (auto& [capability, route] : config->routes_) {
+    route.response_cache = &resilience.Cache(capability, route.cache.max_bytes);
+    for (TargetEntry& t : route.targets) {
+      t.upstream = &resilience.Upstream(t.provider->name, t.model, t.provider->credential);
+    }
   }
   return std::shared_ptr<const RuntimeConfig>(std::move(config));
 }

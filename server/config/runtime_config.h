@@ -1,8 +1,11 @@
 // RuntimeConfig is a validated, immutable view of one config snapshot, shaped for the request
 // path: routes by capability, provider adapters ready to use, callers by key digest, prices.
 // Build() is the single place a snapshot is checked, whether it came from a file or the watch
-// stream; an invalid snapshot is rejected whole with an error naming the field. Instances are
-// shared as shared_ptr<const RuntimeConfig> and read concurrently without locks.
+// stream; an invalid snapshot is rejected whole with an error naming the field. Build() also
+// resolves, once per snapshot, the process-wide state each route and target uses (its
+// UpstreamState and response cache, owned by Resilience), so a request follows pointers and takes
+// no registry lock. Instances are shared as shared_ptr<const RuntimeConfig> and read concurrently
+// without locks.
 #ifndef TURNPIKE_SERVER_CONFIG_RUNTIME_CONFIG_H_
 #define TURNPIKE_SERVER_CONFIG_RUNTIME_CONFIG_H_
 
@@ -18,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "server/providers/provider_adapter.h"
 #include "server/resilience/policy.h"
+#include "server/resilience/resilience.h"
 #include "server/upstream/transport.h"
 #include "turnpike/config/v1/snapshot.pb.h"
 
@@ -41,6 +45,9 @@ struct TargetEntry {
   uint32_t weight = 1;
   // Micro-dollars per 1M tokens; nullopt when the price table has no entry (cost reported as 0).
   std::optional<std::pair<int64_t, int64_t>> price;
+  // The shared state of (provider, model, credential), owned by Resilience and never destroyed:
+  // the same object in every snapshot that has this target, so health survives config swaps.
+  UpstreamState* upstream = nullptr;
 };
 
 struct RouteEntry {
@@ -55,6 +62,9 @@ struct RouteEntry {
   DegradationSettings degradation;
   // Number of fallback tiers (the cache and degradation come after them).
   int tiers = 1;
+  // The capability's response cache (owned by Resilience, sized by `cache.max_bytes` when the
+  // snapshot was built); set whatever the cache mode.
+  ResponseCache* response_cache = nullptr;
 };
 
 struct CallerEntry {
@@ -72,8 +82,10 @@ class RuntimeConfig {
   using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
   static EnvLookup ProcessEnv();
 
+  // `resilience` outlives every snapshot built with it; state is resolved in it only when the
+  // whole snapshot is valid.
   static absl::StatusOr<std::shared_ptr<const RuntimeConfig>> Build(
-      const config::v1::Snapshot& snapshot, const EnvLookup& env);
+      const config::v1::Snapshot& snapshot, const EnvLookup& env, Resilience& resilience);
 
   const std::string& version() const { return version_; }
   // nullptr if the capability has no route.

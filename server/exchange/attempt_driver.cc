@@ -2,31 +2,15 @@
 
 #include <algorithm>
 
-#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
-#include "server/status_details.h"
+#include "common/status.h"
+#include "common/thread_bit_gen.h"
 
 namespace turnpike {
 namespace {
 
 // Error bodies are kept up to this size for ParseError; the rest is dropped.
 constexpr size_t kMaxErrorBody = 64 << 10;
-
-// `status` with another code and the same message and payloads.
-absl::Status WithCode(const absl::Status& status, absl::StatusCode code) {
-  absl::Status out(code, status.message());
-  status.ForEachPayload(
-      [&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
-  return out;
-}
-
-// `status` with `prefix` before its message, the same code and payloads.
-absl::Status WithPrefix(const absl::Status& status, absl::string_view prefix) {
-  absl::Status out(status.code(), absl::StrCat(prefix, status.message()));
-  status.ForEachPayload(
-      [&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
-  return out;
-}
 
 bool IsSuccess(int http_status) { return http_status >= 200 && http_status < 300; }
 
@@ -53,7 +37,9 @@ void AttemptDriver::Start() {
   if (!transport_.Post([self] { self->StartOnTransport(); })) {
     // The transport has stopped: nothing can run, and no other thread touches the driver yet.
     deadline_ = request_.deadline;
-    planner_ = std::make_unique<AttemptPlanner>(route(), resilience_, deadline_);
+    // The transport's random source belongs to its thread; this is another one.
+    planner_ =
+        std::make_unique<AttemptPlanner>(route(), resilience_, deadline_, ThisThreadBitGen());
     Done(absl::UnavailableError("the gateway is shutting down"));
   }
 }
@@ -76,7 +62,7 @@ void AttemptDriver::StartOnTransport() {
   ScopedOverhead overhead(&overhead_nanos_);
   const absl::Time now = Now();
   deadline_ = std::min(request_.deadline, now + route().timeouts.total_timeout);
-  planner_ = std::make_unique<AttemptPlanner>(route(), resilience_, deadline_);
+  planner_ = std::make_unique<AttemptPlanner>(route(), resilience_, deadline_, transport_.random());
   if (cancelled_.load()) {
     Done(absl::CancelledError("cancelled by the client"));
     return;
@@ -229,7 +215,7 @@ absl::Status AttemptDriver::AttemptResult(const absl::Status& transfer_status) {
   }
   if (IsSuccess(http_status_)) {
     if (!transfer_status.ok()) {
-      if (committed_) return WithPrefix(transfer_status, "upstream stream interrupted: ");
+      if (committed_) return WithMessagePrefix(transfer_status, "upstream stream interrupted: ");
       return transfer_status;
     }
     return OnSuccessEnd();
@@ -353,7 +339,7 @@ absl::Status AttemptDriver::Decorate(absl::Status status, const RequestFinished&
                               "\" failed; last: ", prefix);
     }
   }
-  if (!prefix.empty()) status = WithPrefix(status, prefix);
+  if (!prefix.empty()) status = WithMessagePrefix(status, prefix);
   v1::PartialCompletion partial;
   if (planner_ != nullptr) *partial.mutable_attempts() = planner_->attempts();
   if (committed_) {

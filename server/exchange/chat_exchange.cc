@@ -200,11 +200,11 @@ void ChatExchange::OnSucceeded() {
   entry.provider = target().provider->name;
   entry.model = target().model;
   entry.stored = Now();
-  resilience().Cache(route().capability, route().cache.max_bytes).Put(cache_key_, std::move(entry));
+  route().response_cache->Put(cache_key_, std::move(entry));
 }
 
 bool ChatExchange::ServeFromCache(absl::Duration max_age, bool first_line) {
-  ResponseCache& cache = resilience().Cache(route().capability, route().cache.max_bytes);
+  ResponseCache& cache = *route().response_cache;
   const absl::Duration drop_after = route().cache.ttl + route().cache.max_stale;
   std::optional<ResponseCache::Hit> hit = cache.Get(cache_key_, Now(), max_age, drop_after);
   if (!hit.has_value()) return false;

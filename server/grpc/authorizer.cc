@@ -3,8 +3,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 #include "common/string_view_compat.h"
-#include "server/status_details.h"
 
 namespace turnpike {
 namespace {

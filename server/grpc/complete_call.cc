@@ -6,7 +6,7 @@
 #include "server/grpc/call_env.h"
 #include "server/grpc/call_support.h"
 #include "server/grpc/completion_admission.h"
-#include "server/status_details.h"
+#include "common/status.h"
 
 namespace turnpike {
 namespace {

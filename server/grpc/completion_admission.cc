@@ -3,7 +3,7 @@
 #include "server/grpc/authorizer.h"
 #include "server/grpc/call_support.h"
 #include "server/grpc/request_validation.h"
-#include "server/status_details.h"
+#include "common/status.h"
 
 namespace turnpike {
 

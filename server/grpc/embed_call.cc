@@ -8,7 +8,7 @@
 #include "server/grpc/call_env.h"
 #include "server/grpc/call_support.h"
 #include "server/grpc/request_validation.h"
-#include "server/status_details.h"
+#include "common/status.h"
 
 namespace turnpike {
 namespace {

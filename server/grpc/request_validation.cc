@@ -6,9 +6,9 @@
 #include "absl/random/random.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/unknown_field_set.h"
-#include "server/status_details.h"
 #include "simdjson.h"
 
 namespace turnpike {

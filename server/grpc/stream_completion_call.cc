@@ -10,7 +10,7 @@
 #include "server/grpc/call_support.h"
 #include "server/grpc/completion_admission.h"
 #include "server/grpc/outbound_queue.h"
-#include "server/status_details.h"
+#include "common/status.h"
 
 namespace turnpike {
 namespace {

@@ -1,8 +1,11 @@
 #include "server/resilience/attempt_planner.h"
 
 #include <algorithm>
+#include <cassert>
 
+#include "absl/random/distributions.h"
 #include "absl/strings/str_cat.h"
+#include "common/backoff.h"
 #include "server/providers/provider_adapter.h"
 #include "server/upstream/upstream_loop.h"
 
@@ -77,12 +80,13 @@ const char* FailureKindName(FailureKind kind) {
   return "failure";
 }
 
-AttemptPlanner::AttemptPlanner(const RouteEntry& route, Resilience& resilience, absl::Time deadline)
-    : route_(route), resilience_(resilience), deadline_(deadline) {
+AttemptPlanner::AttemptPlanner(const RouteEntry& route, Resilience& resilience, absl::Time deadline,
+                               absl::BitGenRef rng)
+    : route_(route), resilience_(resilience), deadline_(deadline), rng_(rng) {
   targets_.resize(route.targets.size());
   for (size_t i = 0; i < route.targets.size(); ++i) {
-    const TargetEntry& t = route.targets[i];
-    targets_[i].upstream = &resilience.Upstream(t.provider->name, t.model, t.provider->credential);
+    targets_[i].upstream = route.targets[i].upstream;
+    assert(targets_[i].upstream != nullptr);  // set by RuntimeConfig::Build
   }
   BuildOrder();
 }
@@ -108,7 +112,7 @@ void AttemptPlanner::BuildOrder() {
     while (!tier.empty()) {
       uint64_t total = 0;
       for (size_t t : tier) total += route_.targets[t].weight;
-      uint64_t pick = resilience_.Pick(total);
+      uint64_t pick = total > 1 ? absl::Uniform<uint64_t>(rng_, 0, total) : 0;
       size_t chosen = 0;
       for (; chosen + 1 < tier.size(); ++chosen) {
         const uint64_t w = route_.targets[tier[chosen]].weight;
@@ -368,7 +372,7 @@ bool AttemptPlanner::TrySame(const AttemptOutcome& outcome, Step* step, std::str
   }
   const absl::Time now = Now();
   absl::Duration wait =
-      resilience_.Backoff(route_.retry.base_backoff, route_.retry.max_backoff, ts.attempts - 1);
+      FullJitterBackoff(route_.retry.base_backoff, route_.retry.max_backoff, ts.attempts - 1, rng_);
   absl::Duration hint = absl::Milliseconds(outcome.retry_after_ms);
   if (outcome.kind == FailureKind::kRateLimited && hint <= absl::ZeroDuration()) {
     hint = resilience_.options().default_rate_limit_cooldown;

@@ -8,8 +8,11 @@
 // to the upstream's shared state (Resilience), and keeps the attempt list the caller sees.
 //
 // It does no I/O and never waits: it returns Steps (target + delay) and the caller runs them.
-// Time comes from Resilience's Clock. Not thread-safe: one planner per request, driven from one
-// thread at a time.
+// Time comes from Resilience's Clock; randomness (the weighted order within a tier, backoff
+// jitter) from the generator the caller passes per request, so no draw takes a shared lock. It
+// takes no registry lock either: each target's UpstreamState was resolved when the config
+// snapshot was built (TargetEntry::upstream). Not thread-safe: one planner per request, driven
+// from one thread at a time.
 #ifndef TURNPIKE_SERVER_RESILIENCE_ATTEMPT_PLANNER_H_
 #define TURNPIKE_SERVER_RESILIENCE_ATTEMPT_PLANNER_H_
 
@@ -17,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/random/bit_gen_ref.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "google/protobuf/repeated_ptr_field.h"
@@ -66,8 +70,13 @@ class AttemptPlanner {
     absl::Duration retry_hint;
   };
 
-  // `route` must outlive the planner. `deadline` is the request's (client deadline or route total).
-  AttemptPlanner(const RouteEntry& route, Resilience& resilience, absl::Time deadline);
+  // `route` must outlive the planner (its targets' `upstream` set by RuntimeConfig::Build).
+  // `deadline` is the request's (client deadline or route total). `rng` is drawn from in the
+  // constructor and in Finish(); it must outlive the planner and not be used concurrently by
+  // another thread (e.g. the generator of the thread that drives the request; tests pass a
+  // seeded one).
+  AttemptPlanner(const RouteEntry& route, Resilience& resilience, absl::Time deadline,
+                 absl::BitGenRef rng);
   ~AttemptPlanner();  // releases any reservation still held
   AttemptPlanner(const AttemptPlanner&) = delete;
   AttemptPlanner& operator=(const AttemptPlanner&) = delete;
@@ -114,6 +123,7 @@ class AttemptPlanner {
   const RouteEntry& route_;
   Resilience& resilience_;
   const absl::Time deadline_;
+  absl::BitGenRef rng_;
 
   std::vector<TargetState> targets_;
   std::vector<size_t> order_;  // by tier; within a tier, a weighted random order

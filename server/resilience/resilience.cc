@@ -4,7 +4,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/string_view_compat.h"
-#include "server/resilience/backoff.h"
 
 namespace turnpike {
 
@@ -23,7 +22,6 @@ UpstreamState& Resilience::Upstream(std::string_view provider, std::string_view 
     auto it = upstreams_.find(key);
     if (it != upstreams_.end()) return *it->second;
   }
-  const uint64_t seed = Seed();
   absl::MutexLock lock(&mu_);
   auto it = upstreams_.find(key);
   if (it != upstreams_.end()) return *it->second;
@@ -32,9 +30,9 @@ UpstreamState& Resilience::Upstream(std::string_view provider, std::string_view 
   credential_key.append(credential);
   std::unique_ptr<CredentialState>& cred = credentials_[credential_key];
   if (cred == nullptr) cred = std::make_unique<CredentialState>();
-  auto state =
-      std::make_unique<UpstreamState>(absl::StrCat(Absl(provider), "/", Absl(model)), cred.get(),
-                                      seed, options_.throttle, options_.budget);
+  auto state = std::make_unique<UpstreamState>(absl::StrCat(Absl(provider), "/", Absl(model)),
+                                               cred.get(), absl::Uniform<uint64_t>(rng_),
+                                               options_.throttle, options_.budget);
   UpstreamState& ref = *state;
   upstreams_.emplace(key, std::move(state));
   return ref;
@@ -55,22 +53,6 @@ ResponseCache& Resilience::Cache(std::string_view capability, size_t max_bytes) 
   if (cache == nullptr) cache = std::make_unique<ResponseCache>(max_bytes);
   cache->SetMaxBytes(max_bytes);
   return *cache;
-}
-
-absl::Duration Resilience::Backoff(absl::Duration base, absl::Duration cap, int retry) {
-  absl::MutexLock lock(&rng_mu_);
-  return FullJitterBackoff(base, cap, retry, rng_);
-}
-
-uint64_t Resilience::Pick(uint64_t total) {
-  if (total <= 1) return 0;
-  absl::MutexLock lock(&rng_mu_);
-  return absl::Uniform<uint64_t>(rng_, 0, total);
-}
-
-uint64_t Resilience::Seed() {
-  absl::MutexLock lock(&rng_mu_);
-  return absl::Uniform<uint64_t>(rng_);
 }
 
 void Resilience::Report(const std::string& event) const {

@@ -2,9 +2,12 @@
 // every upstream (circuit breaker, retry throttle, retry budget, rate-limit cool-down), of every
 // provider credential, and each route's response cache. Created once in main and shared by
 // every exchange (through CallEnv); state survives config swaps because it is keyed by names
-// (provider, model, credential@version; capability), not by config objects. Time and randomness
-// are injected (a Clock and an absl::BitGenRef), so everything runs on a SimulatedClock in tests.
-// Thread-safe: lookups take a reader lock on the registry; each upstream has its own mutex.
+// (provider, model, credential@version; capability), not by config objects, and
+// RuntimeConfig::Build resolves each target's state here once per snapshot (TargetEntry::upstream),
+// so requests follow pointers and never take the registry's lock. Time is injected (a Clock); the
+// injected generator only seeds new upstreams: per-request draws (jitter, weighted picks) use the
+// caller's generator (AttemptPlanner). Thread-safe: the registry has one mutex, taken when a
+// snapshot is built and by Status(); each upstream has its own mutex.
 #ifndef TURNPIKE_SERVER_RESILIENCE_RESILIENCE_H_
 #define TURNPIKE_SERVER_RESILIENCE_RESILIENCE_H_
 
@@ -44,20 +47,17 @@ class Resilience {
   Resilience(const Resilience&) = delete;
   Resilience& operator=(const Resilience&) = delete;
 
-  // The upstream (provider, model, credential); created on first use, never destroyed.
-  // `credential` identifies the secret (name@version), never the secret itself.
+  // The upstream (provider, model, credential); created on first use, never destroyed, so the
+  // same name always gives the same object. `credential` identifies the secret (name@version),
+  // never the secret itself. Called when a snapshot is built, not per request.
   UpstreamState& Upstream(std::string_view provider, std::string_view model,
                           std::string_view credential) ABSL_LOCKS_EXCLUDED(mu_);
-  // The response cache of `capability`, bounded to `max_bytes` (resized when the route changes).
+  // The response cache of `capability`, bounded to `max_bytes` (resized when a snapshot changes
+  // the route). Called when a snapshot is built, not per request.
   ResponseCache& Cache(std::string_view capability, size_t max_bytes) ABSL_LOCKS_EXCLUDED(mu_);
 
   Clock& clock() const { return clock_; }
   const Options& options() const { return options_; }
-  // A full-jitter backoff drawn from the shared generator (thread-safe).
-  absl::Duration Backoff(absl::Duration base, absl::Duration cap, int retry)
-      ABSL_LOCKS_EXCLUDED(rng_mu_);
-  // A weighted pick in [0, total) (thread-safe).
-  uint64_t Pick(uint64_t total) ABSL_LOCKS_EXCLUDED(rng_mu_);
   void Report(const std::string& event) const;
 
   // Every upstream's state, for metrics and the admin API.
@@ -75,16 +75,12 @@ class Resilience {
   int64_t degraded() const { return degraded_.load(std::memory_order_relaxed); }
 
  private:
-  uint64_t Seed() ABSL_LOCKS_EXCLUDED(rng_mu_);
-
   // Constant after construction.
   const Options options_;
   Clock& clock_;
 
-  absl::Mutex rng_mu_;
-  absl::BitGenRef rng_ ABSL_GUARDED_BY(rng_mu_);
-
   mutable absl::Mutex mu_;
+  absl::BitGenRef rng_ ABSL_GUARDED_BY(mu_);  // seeds each new upstream's ejection jitter
   absl::flat_hash_map<std::string, std::unique_ptr<CredentialState>> credentials_
       ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::unique_ptr<UpstreamState>> upstreams_ ABSL_GUARDED_BY(mu_);

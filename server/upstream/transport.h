@@ -15,6 +15,7 @@
 #include <memory>
 #include <string_view>
 
+#include "absl/random/bit_gen_ref.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -80,6 +81,9 @@ class UpstreamTransport {
   virtual void CancelTimer(TimerId id) = 0;
   // The time source of the transport's timers and deadlines.
   virtual Clock& clock() = 0;
+  // The transport thread's random source (retry jitter, weighted picks). Use only on that
+  // thread: it is one generator per thread, so draws take no lock.
+  virtual absl::BitGenRef random() = 0;
 
   // Runs `fn` on the transport's thread as soon as possible; false if the transport has stopped.
   bool Post(std::function<void()> fn) { return RunAfter(absl::ZeroDuration(), std::move(fn)) != 0; }

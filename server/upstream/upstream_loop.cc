@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "server/upstream/retry_after.h"
 
 namespace turnpike {
 
@@ -37,31 +38,6 @@ struct UpstreamLoop::Transfer {
 };
 
 namespace {
-
-// Parses retry-after-ms (milliseconds) or retry-after (delta-seconds or an HTTP date).
-void ParseRetryHeader(absl::string_view line, int64_t* retry_after_ms) {
-  const size_t colon = line.find(':');
-  if (colon == absl::string_view::npos) return;
-  std::string name = absl::AsciiStrToLower(line.substr(0, colon));
-  absl::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
-  if (name == "retry-after-ms") {
-    double ms;
-    if (absl::SimpleAtod(value, &ms) && ms >= 0) *retry_after_ms = static_cast<int64_t>(ms);
-  } else if (name == "retry-after" && *retry_after_ms == 0) {
-    double seconds;
-    if (absl::SimpleAtod(value, &seconds)) {
-      if (seconds >= 0) *retry_after_ms = static_cast<int64_t>(seconds * 1000);
-      return;
-    }
-    absl::Time when;
-    std::string err;
-    if (absl::ParseTime("%a, %d %b %Y %H:%M:%S", std::string(absl::StripSuffix(value, " GMT")),
-                        &when, &err)) {
-      const absl::Duration d = when - absl::Now();
-      *retry_after_ms = d > absl::ZeroDuration() ? absl::ToInt64Milliseconds(d) : 0;
-    }
-  }
-}
 
 absl::Status ConnectFailure(std::string message) {
   absl::Status status = absl::UnavailableError(std::move(message));
@@ -481,7 +457,7 @@ size_t UpstreamLoop::HeaderCallback(char* data, size_t size, size_t nmemb, void*
     }
     return n;
   }
-  ParseRetryHeader(absl::StripTrailingAsciiWhitespace(line), &t->retry_after_ms);
+  t->retry_after_ms = ParseRetryHeader(line, t->loop->clock_.Now(), t->retry_after_ms);
   return n;
 }
 

@@ -23,6 +23,7 @@
 #include "absl/base/thread_annotations.h"
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -63,6 +64,7 @@ class UpstreamLoop final : public UpstreamTransport {
   // Drops a timer that has not run yet; no-op for unknown or fired ids.
   void CancelTimer(TimerId id) override;
   Clock& clock() override { return clock_; }
+  absl::BitGenRef random() override { return absl::BitGenRef(bitgen_); }
   // Stops the loop thread; transfers still running complete with CANCELLED. Idempotent.
   void Stop();
 
@@ -114,6 +116,7 @@ class UpstreamLoop final : public UpstreamTransport {
   static constexpr size_t kMaxIdleEasyHandles = 256;
 
   // Loop-thread state.
+  absl::BitGen bitgen_;
   absl::flat_hash_map<TransferId, Transfer*> transfers_;
   std::vector<void*> idle_easy_;  // CURL* handles ready for reuse
   absl::Time next_deadline_check_ = absl::InfinitePast();

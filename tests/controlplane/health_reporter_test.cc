@@ -50,7 +50,7 @@ class HealthReporterTest : public ControlPlaneFixture {
     o.initial_backoff = absl::Milliseconds(50);
     o.max_backoff = absl::Milliseconds(500);
     auto watch = ConfigWatchClient::Create(
-        o, [](const config::v1::Snapshot&) { return absl::OkStatus(); }, Clock::Real());
+        o, [](const config::v1::Snapshot&) { return absl::OkStatus(); }, Clock::Real(), watch_gen_);
     ASSERT_TRUE(watch.ok()) << watch.status();
     watch_ = *std::move(watch);
     watch_->Start();
@@ -114,6 +114,7 @@ class HealthReporterTest : public ControlPlaneFixture {
 
   SimulatedClock clock_;
   std::mt19937_64 gen_{7};
+  std::mt19937_64 watch_gen_{8};  // the watch client's own (drawn from on its thread)
   Resilience resilience_{Resilience::Options(), clock_, gen_};
   BreakerSettings settings_;  // defaults: opens after 5 failures, ejects for 30 s (+ jitter)
   std::unique_ptr<admin::v1::AdminService::Stub> admin_;
@@ -133,14 +134,13 @@ TEST_F(HealthReporterTest, AdminSeesTheBreakerOpenThenHalfOpenThenClosed) {
   ASSERT_TRUE(ShownState("claude", config::v1::BREAKER_STATE_CLOSED));
   EXPECT_EQ(FromTimestamp(Shown().health_reported()), clock_.Now());
 
-  const absl::Time real_start = absl::Now();
   for (int i = 0; i < settings_.consecutive_failures; ++i) {
     openai.RecordFailure(settings_, clock_.MonotonicNow(), 0);
   }
   const absl::Time open_until = openai.Status(clock_.MonotonicNow()).open_until;
   ASSERT_GT(open_until, clock_.MonotonicNow());
+  // Shown although the simulated hour never passes: the change itself was reported.
   ASSERT_TRUE(ShownState("openai", config::v1::BREAKER_STATE_OPEN));
-  EXPECT_LT(absl::Now() - real_start, absl::Seconds(5));  // prompt: not the hourly report
   UpstreamHealth h = *ShownUpstream("openai");
   // SimulatedClock: wall and monotonic time are the same, so open_until shows unchanged.
   EXPECT_TRUE(SameTime(h.open_until(), open_until));
@@ -207,11 +207,10 @@ TEST_F(HealthReporterTest, ControlPlaneDownCountsFailuresAndTheNextReportCarries
   clock_.Advance(absl::Seconds(5));
   ASSERT_TRUE(ShownState("openai", config::v1::BREAKER_STATE_OPEN));
   EXPECT_EQ(ShownUpstream("openai")->credential(), "");
-  // Stop does not wait for anything.
-  const absl::Time start = absl::Now();
+  // Stop does not wait for the next report: the simulated interval never passes from here on, so
+  // returning at all is the property.
   reporter_->Stop();
   reporter_->Stop();  // idempotent
-  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
 }
 
 // A clock whose wall and monotonic times differ, as they do in production.

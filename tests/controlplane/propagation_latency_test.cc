@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "absl/random/random.h"
 #include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
@@ -21,6 +22,7 @@ TEST_F(PropagationLatencyTest, HundredChangesP50P99) {
   absl::Mutex mu;
   int64_t applied = 0;
   absl::Time applied_at;
+  absl::BitGen gen;  // the watch client's; drawn from on its thread only
   ConfigWatchClient::Options o;
   o.target = target();
   o.node_id = "gw-latency";
@@ -35,7 +37,7 @@ TEST_F(PropagationLatencyTest, HundredChangesP50P99) {
         applied_at = absl::Now();
         return absl::OkStatus();
       },
-      Clock::Real());
+      Clock::Real(), gen);
   ASSERT_TRUE(client.ok());
   (*client)->Start();
 

@@ -6,6 +6,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <deque>
+#include <random>
+
 #include "absl/synchronization/mutex.h"
 #include "controlplane/control_plane.h"
 #include "grpcpp/security/server_credentials.h"
@@ -126,7 +129,7 @@ class TlsTest : public ::testing::Test {
           keys_seen_.push_back(s.providers_size() > 0 ? s.providers(0).api_key() : "");
           return absl::OkStatus();
         },
-        Clock::Real());
+        Clock::Real(), gens_.emplace_back(gens_.size()));
     EXPECT_TRUE(c.ok());
     return *std::move(c);
   }
@@ -143,6 +146,7 @@ class TlsTest : public ::testing::Test {
   std::unique_ptr<ControlPlane> cp_;
   absl::Mutex mu_;
   std::vector<std::string> keys_seen_;
+  std::deque<std::mt19937_64> gens_;  // one per watch client, drawn from on its thread
 };
 
 TEST_F(TlsTest, SnapshotsFlowOverTls) {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,9 +67,9 @@ class FakeTransport final : public UpstreamTransport {
   TimerId RunAfter(absl::Duration delay, std::function<void()> fn) override {
     if (stopped_) return 0;
     const TimerId id = next_id_++;
-    timers_.emplace(std::make_pair(clock_.MonotonicNow() + std::max(delay, absl::ZeroDuration()),
-                                   id),
-                    std::move(fn));
+    timers_.emplace(
+        std::make_pair(clock_.MonotonicNow() + std::max(delay, absl::ZeroDuration()), id),
+        std::move(fn));
     return id;
   }
   void CancelTimer(TimerId id) override {
@@ -80,6 +81,7 @@ class FakeTransport final : public UpstreamTransport {
     }
   }
   Clock& clock() override { return clock_; }
+  absl::BitGenRef random() override { return absl::BitGenRef(gen_); }
 
   // ---- The test's side. ----
   // Runs every timer due now (including posted work), repeatedly, until none is due.
@@ -161,6 +163,7 @@ class FakeTransport final : public UpstreamTransport {
   }
 
   SimulatedClock& clock_;
+  std::mt19937_64 gen_{42};  // seeded: runs repeat exactly
   TransferId next_id_ = 1;
   bool stopped_ = false;
   int resumes_ = 0;

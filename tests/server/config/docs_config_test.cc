@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "server/config/runtime_config.h"
+#include "tests/server/config/test_resilience.h"
 
 namespace turnpike {
 namespace {
@@ -28,11 +29,13 @@ TEST(DocsConfigTest, ConfigurationExampleIsValid) {
                                             {"ANTHROPIC_API_KEY", "k2"},
                                             {"AZURE_OPENAI_KEY", "k3"},
                                             {"GEMINI_API_KEY", "k4"}};
-  auto config =
-      RuntimeConfig::Build(*snapshot, [&](const std::string& name) -> std::optional<std::string> {
+  auto config = RuntimeConfig::Build(
+      *snapshot,
+      [&](const std::string& name) -> std::optional<std::string> {
         auto it = env.find(name);
         return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
-      });
+      },
+      TestResilience());
   ASSERT_TRUE(config.ok()) << config.status();
   const RouteEntry* route = (*config)->FindRoute("claims-summary");
   ASSERT_NE(route, nullptr);

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/config/runtime_config.h"
+#include "tests/server/config/test_resilience.h"
 
 namespace turnpike {
 namespace {
@@ -19,7 +20,8 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> Build(const std::string& ro
          "routes":[)",
       route, "]}"));
   if (!snapshot.ok()) return snapshot.status();
-  return RuntimeConfig::Build(*snapshot, [](const std::string&) { return std::nullopt; });
+  return RuntimeConfig::Build(
+      *snapshot, [](const std::string&) { return std::nullopt; }, TestResilience());
 }
 
 TEST(ResilienceConfigTest, DefaultsWhenTheRouteSaysNothing) {
@@ -148,7 +150,8 @@ TEST(ResilienceConfigTest, DocExampleIsValid) {
          "routes":[)",
       route, "]}"));
   ASSERT_TRUE(snapshot.ok()) << snapshot.status();
-  auto config = RuntimeConfig::Build(*snapshot, [](const std::string&) { return std::nullopt; });
+  auto config = RuntimeConfig::Build(
+      *snapshot, [](const std::string&) { return std::nullopt; }, TestResilience());
   ASSERT_TRUE(config.ok()) << config.status();
   const RouteEntry* r = (*config)->FindRoute("claims-summary");
   ASSERT_NE(r, nullptr);

@@ -2,8 +2,11 @@
 #include "server/config/runtime_config.h"
 
 #include <map>
+#include <random>
 
+#include "common/clock.h"
 #include "gtest/gtest.h"
+#include "tests/server/config/test_resilience.h"
 
 namespace turnpike {
 namespace {
@@ -19,7 +22,7 @@ RuntimeConfig::EnvLookup Env(std::map<std::string, std::string> vars) {
 absl::StatusOr<std::shared_ptr<const RuntimeConfig>> BuildJson(const std::string& json) {
   absl::StatusOr<config::v1::Snapshot> snapshot = ParseSnapshotJson(json);
   if (!snapshot.ok()) return snapshot.status();
-  return RuntimeConfig::Build(*snapshot, Env({{"KEY", "secret"}}));
+  return RuntimeConfig::Build(*snapshot, Env({{"KEY", "secret"}}), TestResilience());
 }
 
 constexpr char kGood[] = R"({"version":"v7",
@@ -49,6 +52,63 @@ TEST(RuntimeConfigTest, BuildsRoutesCallersAndPrices) {
   EXPECT_TRUE(caller->Allows("chat"));
   EXPECT_FALSE(caller->Allows("other"));
   EXPECT_EQ((*config)->FindCallerByKey("tesT"), nullptr);
+}
+
+// Build resolves each target's shared state once; the state is keyed by names and never
+// destroyed, so a target in two successive snapshots gets the same UpstreamState (its breaker and
+// budgets survive the swap) while a rotated credential or another model gets its own.
+TEST(RuntimeConfigTest, TargetStateIsResolvedOnceAndSurvivesConfigSwaps) {
+  SimulatedClock clock;
+  std::mt19937_64 gen(7);
+  Resilience resilience(Resilience::Options(), clock, gen);
+  auto build = [&](const std::string& json) {
+    absl::StatusOr<config::v1::Snapshot> snapshot = ParseSnapshotJson(json);
+    EXPECT_TRUE(snapshot.ok()) << snapshot.status();
+    auto config = RuntimeConfig::Build(*snapshot, Env({{"KEY", "secret"}}), resilience);
+    EXPECT_TRUE(config.ok()) << config.status();
+    return *config;
+  };
+  std::shared_ptr<const RuntimeConfig> first = build(kGood);
+  const RouteEntry* route = first->FindRoute("chat");
+  ASSERT_NE(route, nullptr);
+  UpstreamState* oa = route->targets[0].upstream;
+  ASSERT_NE(oa, nullptr);
+  ASSERT_NE(route->response_cache, nullptr);
+  EXPECT_EQ(oa, &resilience.Upstream("oa", "gpt-4o", ""));
+  EXPECT_NE(oa, route->targets[1].upstream);
+
+  // The next snapshot: same oa/gpt-4o target, in another position, and a new model for local.
+  std::shared_ptr<const RuntimeConfig> second = build(R"({"version":"v8",
+    "providers":[{"name":"local","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://127.0.0.1:8000/v1"},
+                 {"name":"oa","kind":"PROVIDER_KIND_OPENAI","baseUrl":"https://api.openai.com/v1","apiKeyEnv":"KEY"}],
+    "routes":[{"capability":"chat","targets":[{"provider":"local","model":"qwen"},{"provider":"oa","model":"gpt-4o"}]}]})");
+  const RouteEntry* next = second->FindRoute("chat");
+  ASSERT_NE(next, nullptr);
+  EXPECT_EQ(next->targets[1].upstream, oa);
+  EXPECT_NE(next->targets[0].upstream, route->targets[1].upstream);
+  EXPECT_EQ(next->response_cache, route->response_cache);
+
+  // A rotated credential starts with fresh state.
+  std::shared_ptr<const RuntimeConfig> rotated = build(R"({"version":"v9",
+    "providers":[{"name":"oa","kind":"PROVIDER_KIND_OPENAI","baseUrl":"https://api.openai.com/v1",
+                  "apiKeyEnv":"KEY","credential":"oa-key","credentialVersion":"2"}],
+    "routes":[{"capability":"chat","targets":[{"provider":"oa","model":"gpt-4o"}]}]})");
+  EXPECT_NE(rotated->FindRoute("chat")->targets[0].upstream, oa);
+  EXPECT_EQ(resilience.Status().size(), 4u);
+}
+
+// A rejected snapshot creates no state.
+TEST(RuntimeConfigTest, InvalidSnapshotResolvesNoState) {
+  SimulatedClock clock;
+  std::mt19937_64 gen(7);
+  Resilience resilience(Resilience::Options(), clock, gen);
+  absl::StatusOr<config::v1::Snapshot> snapshot = ParseSnapshotJson(R"({
+    "providers":[{"name":"local","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://127.0.0.1:8000/v1"}],
+    "routes":[{"capability":"chat","targets":[{"provider":"local","model":"m"}]}],
+    "callers":[{"name":"bad name!"}]})");
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  EXPECT_FALSE(RuntimeConfig::Build(*snapshot, Env({}), resilience).ok());
+  EXPECT_TRUE(resilience.Status().empty());
 }
 
 TEST(RuntimeConfigTest, CostRoundsUpInMicroDollars) {

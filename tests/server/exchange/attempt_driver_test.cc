@@ -11,10 +11,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/clock.h"
+#include "common/status.h"
 #include "gtest/gtest.h"
 #include "server/exchange/chat_exchange.h"
 #include "server/exchange/embed_exchange.h"
-#include "server/status_details.h"
 #include "tests/mocks/fake_transport.h"
 #include "turnpike/v1/common.pb.h"
 
@@ -99,8 +99,8 @@ class AttemptDriverTest : public ::testing::Test {
                                           route, "]}");
     auto snapshot = ParseSnapshotJson(json);
     ASSERT_TRUE(snapshot.ok()) << snapshot.status();
-    auto config =
-        RuntimeConfig::Build(*snapshot, [](const std::string&) { return std::string("key"); });
+    auto config = RuntimeConfig::Build(
+        *snapshot, [](const std::string&) { return std::string("key"); }, resilience_);
     ASSERT_TRUE(config.ok()) << config.status();
     config_ = *config;
     ASSERT_NE(config_->FindRoute("r"), nullptr);
@@ -243,8 +243,7 @@ TEST_F(AttemptDriverTest, FailureAfterTheFirstTokenEndsWithPartialUsageAndNoFail
   EXPECT_EQ(listener_.text, "partial answer");
   ASSERT_EQ(listener_.done, 1);
   EXPECT_EQ(listener_.status.code(), absl::StatusCode::kUnavailable);
-  EXPECT_NE(listener_.status.message().find("interrupted"), std::string::npos)
-      << listener_.status;
+  EXPECT_NE(listener_.status.message().find("interrupted"), std::string::npos) << listener_.status;
   const v1::PartialCompletion partial = PartialOf(listener_.status);
   // The provider reported no usage: an estimate, never zero (4 bytes a token, rounded up).
   EXPECT_EQ(partial.usage().output_tokens(), (std::string("partial answer").size() + 3) / 4);
@@ -328,8 +327,7 @@ TEST_F(AttemptDriverTest, ADeadlineShorterThanTheRetryAfterEndsNowWithRetryInfo)
   EXPECT_EQ(clock_.MonotonicNow(), before);
   EXPECT_EQ(transport_.started(), 1);
   EXPECT_EQ(listener_.status.code(), absl::StatusCode::kResourceExhausted) << listener_.status;
-  EXPECT_TRUE(
-      listener_.status.GetPayload("type.googleapis.com/google.rpc.RetryInfo").has_value());
+  EXPECT_TRUE(listener_.status.GetPayload("type.googleapis.com/google.rpc.RetryInfo").has_value());
 }
 
 TEST_F(AttemptDriverTest, AReaderThatStopsPausesTheTransferAndResumeDeliversTheRest) {
@@ -414,8 +412,8 @@ TEST_F(AttemptDriverTest, AnInvalidRequestAfterFailoverKeepsItsCode) {
   // The last target's 400 is the caller's error, whatever the first did.
   EXPECT_EQ(listener_.status.code(), absl::StatusCode::kInvalidArgument) << listener_.status;
   EXPECT_EQ(PartialOf(listener_.status).attempts_size(), 2);
-  EXPECT_TRUE(listener_.status.GetPayload("type.googleapis.com/turnpike.v1.ProviderError")
-                  .has_value());
+  EXPECT_TRUE(
+      listener_.status.GetPayload("type.googleapis.com/turnpike.v1.ProviderError").has_value());
   ASSERT_EQ(sink_.events.size(), 1u);
   EXPECT_EQ(sink_.events[0].status.code(), listener_.status.code());
   EXPECT_FALSE(sink_.events[0].partial);
@@ -449,8 +447,8 @@ TEST_F(AttemptDriverTest, AClientDeadlineAlreadyPastMakesNoAttempt) {
   ChatRequest chat;
   chat.messages = &messages_;
   ExchangeRequest r = Request(RequestMethod::kStreamCompletion, absl::ZeroDuration());
-  auto exchange = ChatExchange::Create(std::move(r), std::move(chat), true, &listener_,
-                                       transport_, resilience_, &sink_);
+  auto exchange = ChatExchange::Create(std::move(r), std::move(chat), true, &listener_, transport_,
+                                       resilience_, &sink_);
   exchange->Start();
   transport_.RunPending();
   EXPECT_EQ(transport_.started(), 0);

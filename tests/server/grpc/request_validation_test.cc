@@ -3,9 +3,9 @@
 #include <cmath>
 #include <functional>
 
+#include "common/status.h"
 #include "google/rpc/error_details.pb.h"
 #include "gtest/gtest.h"
-#include "server/status_details.h"
 
 namespace turnpike {
 namespace {

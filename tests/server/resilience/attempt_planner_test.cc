@@ -28,8 +28,9 @@ AttemptOutcome Out(FailureKind kind, int http = 0, int64_t retry_after_ms = 0) {
 
 class PlannerTest : public ::testing::Test {
  protected:
-  // Providers a, b and c; `route` is the JSON of one Route for capability "r".
-  void Load(const std::string& route) {
+  // Providers a, b and c; `route` is the JSON of one Route for capability "r". Its targets'
+  // state lives in `resilience` (the fixture's by default).
+  void Load(const std::string& route, Resilience* resilience = nullptr) {
     const std::string json = absl::StrCat(R"({"providers":[
       {"name":"a","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://127.0.0.1:1/v1"},
       {"name":"b","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://127.0.0.1:2/v1"},
@@ -38,7 +39,9 @@ class PlannerTest : public ::testing::Test {
                                           route, "]}");
     auto snapshot = ParseSnapshotJson(json);
     ASSERT_TRUE(snapshot.ok()) << snapshot.status();
-    auto config = RuntimeConfig::Build(*snapshot, [](const std::string&) { return std::nullopt; });
+    auto config = RuntimeConfig::Build(
+        *snapshot, [](const std::string&) { return std::nullopt; },
+        resilience != nullptr ? *resilience : resilience_);
     ASSERT_TRUE(config.ok()) << config.status();
     config_ = *config;
     route_ = config_->FindRoute("r");
@@ -46,7 +49,7 @@ class PlannerTest : public ::testing::Test {
   }
 
   std::unique_ptr<AttemptPlanner> Planner(absl::Duration deadline = absl::InfiniteDuration()) {
-    return std::make_unique<AttemptPlanner>(*route_, resilience_, Now() + deadline);
+    return std::make_unique<AttemptPlanner>(*route_, resilience_, Now() + deadline, gen_);
   }
   absl::Time Now() { return clock_.MonotonicNow(); }
   const std::string& Provider(const Step& s) { return route_->targets[s.target].provider->name; }
@@ -219,13 +222,14 @@ TEST_F(PlannerTest, RetryAfterAboveTheRouteMaximumIsNotWaited) {
 }
 
 TEST_F(PlannerTest, NeverWaitsPastTheDeadline) {
-  Load(R"({"capability":"r","targets":[{"provider":"a","model":"m"}],
-           "retry":{"baseBackoffMs":1000,"maxBackoffMs":1000}})");
+  constexpr char kRoute[] = R"({"capability":"r","targets":[{"provider":"a","model":"m"}],
+           "retry":{"baseBackoffMs":1000,"maxBackoffMs":1000}})";
   int gave_up = 0;
   for (int i = 0; i < 300; ++i) {
     // A fresh upstream each time, so neither the throttle nor the breaker steps in.
     Resilience fresh(Resilience::Options(), clock_, gen_);
-    AttemptPlanner planner(*route_, fresh, Now() + absl::Milliseconds(200));
+    Load(kRoute, &fresh);
+    AttemptPlanner planner(*route_, fresh, Now() + absl::Milliseconds(200), gen_);
     planner.First();
     planner.Begin();
     clock_.Advance(absl::Milliseconds(50));
@@ -264,7 +268,7 @@ TEST_F(PlannerTest, AuthFailureBenchesTheCredentialForEveryModel) {
   EXPECT_EQ(Provider(step), "b");  // fails over; never the same credential again
   // Another model behind the same credential is skipped.
   const RouteEntry* r2 = config_->FindRoute("r2");
-  AttemptPlanner other(*r2, resilience_, absl::InfiniteFuture());
+  AttemptPlanner other(*r2, resilience_, absl::InfiniteFuture(), gen_);
   Step first = other.First();
   EXPECT_EQ(r2->targets[first.target].provider->name, "b");
   ASSERT_EQ(other.attempts().size(), 1);

@@ -1,5 +1,5 @@
 // Full-jitter backoff: the bounds of every draw, the exponential ceiling and its cap.
-#include "server/resilience/backoff.h"
+#include "common/backoff.h"
 
 #include <random>
 

@@ -1,4 +1,4 @@
-#include "server/resilience/backoff.h"
+#include "common/backoff.h"
 
 #include <algorithm>
 

@@ -1,8 +1,9 @@
 // Backoff between retries: capped exponential with full jitter (AWS "Exponential Backoff and
-// Jitter"; Envoy and gRFC A6 use the same shape), and the rule that combines it with a provider's
-// retry-after. Pure functions; randomness comes from the caller's generator.
-#ifndef TURNPIKE_SERVER_RESILIENCE_BACKOFF_H_
-#define TURNPIKE_SERVER_RESILIENCE_BACKOFF_H_
+// Jitter"; Envoy and gRFC A6 use the same shape). The one backoff of the project: the
+// AttemptPlanner's retries and the config watch client's reconnects. Pure functions; randomness
+// comes from the caller's generator.
+#ifndef TURNPIKE_COMMON_BACKOFF_H_
+#define TURNPIKE_COMMON_BACKOFF_H_
 
 #include "absl/random/bit_gen_ref.h"
 #include "absl/time/time.h"
@@ -19,4 +20,4 @@ absl::Duration BackoffCeiling(absl::Duration base, absl::Duration cap, int retry
 
 }  // namespace turnpike
 
-#endif  // TURNPIKE_SERVER_RESILIENCE_BACKOFF_H_
+#endif  // TURNPIKE_COMMON_BACKOFF_H_
