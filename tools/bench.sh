@@ -50,13 +50,24 @@ API_KEY=fake-key
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/turnpike-bench.XXXXXX")"
 pids=()
+# Whether pid $1 is a child of this shell that is still running. Only such a pid may be signalled
+# or waited on as alive: bash reaps a child as soon as it exits, and from then on its pid may name
+# another process (pid_max is 32768 on the CI machines, and tests run in parallel as the same
+# user). Signalling stale pids from `pids` used to kill other tests' fake providers at start-up.
+running_child() {
+  local p
+  for p in $(jobs -pr); do [[ "$p" == "$1" ]] && return 0; done
+  return 1
+}
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
+    if running_child "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
+  done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 50); do running_child "$pid" || break; sleep 0.1; done
+    if running_child "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
     wait "$pid" 2>/dev/null || true
   done
   if [[ "${BENCH_KEEP:-0}" == 1 || $rc -ne 0 ]]; then
@@ -74,6 +85,8 @@ die() { echo "bench: $*" >&2; exit 1; }
 wait_for_port() {  # port_file, pid, what
   for _ in $(seq 1 300); do
     [[ -s "$1" ]] && { cat "$1"; return 0; }
+    # kill -0 only probes (it sends nothing). running_child would not do here: this runs in a
+    # $(...) subshell, whose copy of the job table never sees the child exit.
     kill -0 "$2" 2>/dev/null || die "$3 exited during start-up; log: $WORK/$3.log"
     sleep 0.05
   done
@@ -229,7 +242,7 @@ RSS_LOAD_KIB="$(sort -n "$WORK/rss.samples" | tail -1)"
 RSS_LOAD_KIB="${RSS_LOAD_KIB:-0}"
 sleep "$SETTLE"
 RSS_AFTER_KIB="$(rss_kib "$GW_PID")"
-kill -0 "$GW_PID" 2>/dev/null || die "the gateway exited during the run; log: $WORK/gateway.log"
+running_child "$GW_PID" || die "the gateway exited during the run; log: $WORK/gateway.log"
 echo "bench: load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 

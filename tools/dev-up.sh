@@ -13,11 +13,22 @@ mkdir -p "$RUN_DIR"
 rm -f "$RUN_DIR"/*.port
 
 pids=()
+# Whether pid $1 is a child of this shell that is still running. Only such a pid may be signalled
+# or waited on as alive: bash reaps a child as soon as it exits, and from then on its pid may name
+# another process (pid_max is 32768 on the CI machines, and tests run in parallel as the same
+# user). Signalling stale pids from `pids` used to kill other tests' fake providers at start-up.
+running_child() {
+  local p
+  for p in $(jobs -pr); do [[ "$p" == "$1" ]] && return 0; done
+  return 1
+}
 cleanup() {
   trap - INT TERM EXIT
   echo
   echo "stopping..."
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    if running_child "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
+  done
   wait 2>/dev/null || true
 }
 trap cleanup INT TERM EXIT
@@ -25,7 +36,7 @@ trap cleanup INT TERM EXIT
 wait_for_file() {  # path, what, pid
   for _ in $(seq 1 200); do
     [[ -s "$1" ]] && return 0
-    kill -0 "$3" 2>/dev/null || { echo "$2 exited; see its log above" >&2; exit 1; }
+    running_child "$3" || { echo "$2 exited; see its log above" >&2; exit 1; }
     sleep 0.05
   done
   echo "$2 did not start within 10 s" >&2

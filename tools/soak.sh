@@ -21,8 +21,19 @@ for bin in "$BENCH" "$FAKE" "$GATEWAY"; do
 done
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/turnpike-soak.XXXXXX")"
 pids=()
+# Whether pid $1 is a child of this shell that is still running. Only such a pid may be signalled
+# or waited on as alive: bash reaps a child as soon as it exits, and from then on its pid may name
+# another process (pid_max is 32768 on the CI machines, and tests run in parallel as the same
+# user). Signalling stale pids from `pids` used to kill other tests' fake providers at start-up.
+running_child() {
+  local p
+  for p in $(jobs -pr); do [[ "$p" == "$1" ]] && return 0; done
+  return 1
+}
 cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    if running_child "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
+  done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
@@ -57,11 +68,11 @@ pids+=("$BENCH_PID")
 echo "soak: $RATE streams/s for $DURATION; RSS every 10 s (KiB)"
 start=$SECONDS
 samples=()
-while kill -0 "$BENCH_PID" 2>/dev/null; do
+while running_child "$BENCH_PID"; do
   rss="$(rss_kib)"
   samples+=("$((SECONDS - start)):$rss")
   echo "  t=$((SECONDS - start))s rss=${rss}"
-  for _ in $(seq 1 100); do kill -0 "$BENCH_PID" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 1 100); do running_child "$BENCH_PID" || break; sleep 0.1; done
 done
 wait "$BENCH_PID" || { cat "$WORK/bench.out" >&2; echo "soak: load generator failed" >&2; exit 1; }
 sleep 2

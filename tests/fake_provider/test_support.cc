@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -81,22 +82,14 @@ FakeProviderProcess::FakeProviderProcess(std::vector<std::string> extra_args) {
     return;
   }
   dir_ = tmpl;
-  // The machine is shared with other suites; a stray SIGTERM/SIGINT aimed at a recycled pid
-  // can hit the child before it has installed its handlers. That is not a fake provider
-  // failure, so start again (a real crash dies of another signal and fails the test).
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    const int status = Spawn(extra_args);
-    if (status == 0) break;
-    if (!WIFSIGNALED(status) || (WTERMSIG(status) != SIGTERM && WTERMSIG(status) != SIGINT)) {
-      break;
-    }
-    std::fprintf(stderr, "fake provider killed by stray signal %d during start-up; retrying\n",
-                 WTERMSIG(status));
-  }
+  // One start, no retry: a child that dies before it is ready is a failure, whatever the signal.
+  // (Stray SIGTERMs used to come from tools/bench.sh signalling pids it had already reaped; see
+  // there. Nothing here signals a pid it has reaped: pid_ is reset the moment waitpid returns it.)
+  Spawn(extra_args);
   if (port_ > 0) curl_ = curl_easy_init();
 }
 
-int FakeProviderProcess::Spawn(const std::vector<std::string>& extra_args) {
+void FakeProviderProcess::Spawn(const std::vector<std::string>& extra_args) {
   const std::string port_file = dir_ + "/port";
   const std::string out_path = dir_ + "/stdout";
   const std::string err_path = dir_ + "/stderr";
@@ -119,7 +112,7 @@ int FakeProviderProcess::Spawn(const std::vector<std::string>& extra_args) {
   if (rc != 0) {
     ADD_FAILURE() << "posix_spawn " << argv[0] << " failed: " << rc;
     pid_ = -1;
-    return 0;
+    return;
   }
   const auto deadline = Clock::now() + kDeadline;
   while (Clock::now() < deadline) {
@@ -129,27 +122,28 @@ int FakeProviderProcess::Spawn(const std::vector<std::string>& extra_args) {
       break;
     }
     int status;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    const pid_t reaped = waitpid(pid_, &status, WNOHANG);
+    if (reaped != 0) {
+      // Reaped (or, with -1, not ours to wait for): the pid may be reused from here on, so it
+      // is forgotten before anything else.
       pid_ = -1;
-      const bool stray =
-          WIFSIGNALED(status) && (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGINT);
-      if (!stray) {
-        ADD_FAILURE() << "fake provider exited early ("
-                      << (WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+      ADD_FAILURE() << "fake provider exited during start-up ("
+                    << (reaped < 0            ? std::string("waitpid failed")
+                        : WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
                                               : "exit " + std::to_string(WEXITSTATUS(status)))
-                      << "): stderr=" << ReadFile(err_path) << " stdout=" << ReadFile(out_path);
-      }
-      return status;
+                    << "): stderr=" << ReadFile(err_path) << " stdout=" << ReadFile(out_path);
+      return;
     }
     std::this_thread::sleep_for(kPoll);
   }
   if (port_ <= 0) {
-    ADD_FAILURE() << "fake provider did not write its port file within 10 s";
-    return 0;
+    // Still our unreaped child: the destructor stops it.
+    ADD_FAILURE() << "fake provider did not write its port file within 10 s: stderr="
+                  << ReadFile(err_path);
+    return;
   }
   // The listening line is printed before the port file is written, so it is there now.
   stdout_ = ReadFile(out_path);
-  return 0;
 }
 
 FakeProviderProcess::~FakeProviderProcess() {
@@ -163,6 +157,7 @@ FakeProviderProcess::~FakeProviderProcess() {
 
 int FakeProviderProcess::Stop(int signal) {
   if (pid_ <= 0) return -1;
+  // pid_ is an unreaped child here (a zombie at worst), so it cannot name another process.
   kill(pid_, signal);
   const auto deadline = Clock::now() + kDeadline;
   int status = 0;
@@ -171,6 +166,12 @@ int FakeProviderProcess::Stop(int signal) {
     if (r == pid_) {
       pid_ = -1;
       return status;
+    }
+    if (r < 0) {  // not our child any more: never signal that pid again
+      const int error = errno;
+      ADD_FAILURE() << "waitpid(" << pid_ << ") failed: errno " << error;
+      pid_ = -1;
+      return -1;
     }
     std::this_thread::sleep_for(kPoll);
   }

@@ -69,11 +69,12 @@ class FakeProviderProcess {
   HttpResponse Delete(const std::string& path);
 
  private:
-  // Starts the binary once and waits for its port file. Returns the child's wait status if
-  // it died during start-up, else 0.
-  int Spawn(const std::vector<std::string>& extra_args);
+  // Starts the binary once and waits for its port file; a failure to start fails the test.
+  void Spawn(const std::vector<std::string>& extra_args);
 
   std::string dir_;
+  // The child, while it is not yet reaped; -1 from the moment waitpid returns it, so a pid that
+  // the kernel may have handed to another process is never signalled.
   pid_t pid_ = -1;
   int port_ = 0;
   std::string stdout_;

@@ -61,11 +61,14 @@ Process::Process(const std::string& binary, std::vector<std::string> args,
   posix_spawn_file_actions_destroy(&actions);
 }
 
+// Signals go only to a child that has not been reaped: until waitpid returns it, its pid stays
+// reserved (as a zombie at worst) and cannot name another process. Once reaped, exit_code_ is set
+// and the pid is never used again; a pid is only ever reaped here.
 Process::~Process() {
   if (pid_ > 0 && !exit_code_.has_value()) {
     kill(pid_, SIGKILL);
     int status;
-    waitpid(pid_, &status, 0);
+    if (waitpid(pid_, &status, 0) == pid_) exit_code_ = 128 + SIGKILL;
   }
 }
 
@@ -79,6 +82,12 @@ bool Process::Running() {
   const pid_t r = waitpid(pid_, &status, WNOHANG);
   if (r == pid_) {
     exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return false;
+  }
+  if (r < 0) {
+    // Not our child to wait for (it cannot happen unless someone else reaped it): treat it as
+    // gone, with an exit code no real exit has, so that it is never signalled again.
+    exit_code_ = -1;
     return false;
   }
   return true;

@@ -1,7 +1,13 @@
 // The resilience fault matrix (issue 5): real gateway and fake-provider processes, faults
 // injected per request, and for each one the exact number of upstream attempts (counted at the
-// fake provider), a timing bound, and the final outcome the client sees. Two fake providers play
-// the primary and the secondary target so each side is counted on its own.
+// fake provider), the attempt list the gateway reports (disposition, outcome, the wait it chose),
+// and the final outcome the client sees. Two fake providers play the primary and the secondary
+// target so each side is counted on its own.
+//
+// Timing: these processes share a loaded CI machine, so no test asserts "finished in under N ms".
+// "It waited at least X" is a lower bound and is checked on the clock. "It did not wait for X" is
+// checked by what the gateway reports (the backoff it recorded, a timeout outcome, a status that a
+// wait would have turned into DEADLINE_EXCEEDED) or against X itself with a margin of seconds.
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -25,6 +31,11 @@ using v1::CompletionService;
 using v1::StreamCompletionRequest;
 using v1::StreamCompletionResponse;
 using Clock = std::chrono::steady_clock;
+
+// The first-byte delay of the "slow" provider and of hung probes: far beyond the 300 ms first-token
+// timeouts, so "the gateway gave up on its own timer" and "it waited for the reply" differ by
+// seconds, not by scheduling noise.
+constexpr milliseconds kHung(10000);
 
 template <typename T>
 std::optional<T> Detail(const grpc::Status& status) {
@@ -101,8 +112,8 @@ class ResilienceTest : public ::testing::Test {
       {"name":"anth","kind":"PROVIDER_KIND_ANTHROPIC","baseUrl":")",
         p1, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
       {"name":"slow","kind":"PROVIDER_KIND_OPENAI","baseUrl":")",
-        p1,
-        R"(/v1","apiKeyEnv":"TURNPIKE_FAKE_KEY","headers":{"x-fake-first-byte-delay-ms":"3000"}},
+        p1, R"(/v1","apiKeyEnv":"TURNPIKE_FAKE_KEY","headers":{"x-fake-first-byte-delay-ms":")",
+        kHung.count(), R"("}},
       {"name":"b","kind":"PROVIDER_KIND_ANTHROPIC","baseUrl":")",
         p2, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
       {"name":"dead","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://127.0.0.1:1/v1","apiKeyEnv":"TURNPIKE_FAKE_KEY"}
@@ -190,32 +201,42 @@ TEST_F(ResilienceTest, RateLimitWithRetryAfterIsWaitedOutThenRetried) {
   ASSERT_TRUE(r.status.ok()) << Describe(r);
   EXPECT_EQ(PrimaryRequests(), 2);
   EXPECT_GE(r.elapsed, milliseconds(1000)) << Describe(r);  // retry-after honoured
-  EXPECT_LT(r.elapsed, milliseconds(3000)) << Describe(r);
   EXPECT_EQ(r.start().attempt(), 2);
   auto attempts = r.attempts();
   ASSERT_EQ(attempts.size(), 2u) << Describe(r);
   EXPECT_EQ(attempts[0].http_status(), 429);
   EXPECT_EQ(attempts[0].disposition(), v1::ATTEMPT_DISPOSITION_RETRIED);
-  EXPECT_GE(attempts[0].backoff_ms(), 1000);
+  // The wait the gateway chose is the retry-after itself (the route's own backoff, at most
+  // 100 ms, is shorter): not less, and not some longer wait on top of it.
+  EXPECT_EQ(attempts[0].backoff_ms(), 1000) << Describe(r);
   EXPECT_EQ(attempts[1].disposition(), v1::ATTEMPT_DISPOSITION_SERVED);
 }
 
 TEST_F(ResilienceTest, RateLimitPastTheDeadlineFailsOverAtOnce) {
   Queue(*primary_, R"([{"status":429,"retry_after":"5"}])");
+  // The client allows 2 s, less than the 5 s retry-after: a reply at all (rather than
+  // DEADLINE_EXCEEDED) shows the gateway did not wait for the retry-after before failing over.
   Result r = Stream("chain", "hello", milliseconds(2000));
   ASSERT_TRUE(r.status.ok()) << Describe(r);
-  EXPECT_LT(r.elapsed, milliseconds(1000)) << Describe(r);
   EXPECT_EQ(PrimaryRequests(), 1);
   EXPECT_EQ(SecondaryRequests(), 1);
   EXPECT_EQ(r.start().provider(), "b");
   EXPECT_EQ(r.start().fallback_position(), 1);
+  ASSERT_EQ(r.attempts().size(), 2u) << Describe(r);
   EXPECT_EQ(r.attempts()[0].disposition(), v1::ATTEMPT_DISPOSITION_FAILED_OVER);
+  EXPECT_EQ(r.attempts()[0].http_status(), 429);
+  EXPECT_EQ(r.attempts()[1].disposition(), v1::ATTEMPT_DISPOSITION_SERVED);
 }
 
 TEST_F(ResilienceTest, RateLimitPastTheDeadlineWithNoFallbackReturnsRetryInfoAtOnce) {
+  // As above: RESOURCE_EXHAUSTED rather than DEADLINE_EXCEEDED within the 2 s the client allows
+  // means the gateway answered instead of sleeping; the attempt says it decided not to wait.
   Result r = Stream("single", "hello [[fake status=429 retry_after=5]]", milliseconds(2000));
   ASSERT_EQ(r.status.error_code(), grpc::RESOURCE_EXHAUSTED) << Describe(r);
-  EXPECT_LT(r.elapsed, milliseconds(1000)) << Describe(r);
+  ASSERT_EQ(r.attempts().size(), 1u) << Describe(r);
+  EXPECT_EQ(r.attempts()[0].disposition(), v1::ATTEMPT_DISPOSITION_FINAL);
+  EXPECT_NE(r.attempts()[0].reason().find("would pass the deadline"), std::string::npos)
+      << Describe(r);
   EXPECT_EQ(PrimaryRequests(), 1);
   auto retry = Detail<google::rpc::RetryInfo>(r.status);
   ASSERT_TRUE(retry.has_value());
@@ -267,12 +288,12 @@ TEST_P(ServerErrors, TransientFailureIsRetriedOnceAfterBackoff) {
   Result r = Stream(GetParam().capability, "hello");
   ASSERT_TRUE(r.status.ok()) << Describe(r);
   EXPECT_EQ(PrimaryRequests(), 2);
-  EXPECT_LT(r.elapsed, milliseconds(1500)) << Describe(r);
   auto attempts = r.attempts();
   ASSERT_EQ(attempts.size(), 2u);
   EXPECT_EQ(attempts[0].http_status(), GetParam().http_status);
   EXPECT_EQ(attempts[0].disposition(), v1::ATTEMPT_DISPOSITION_RETRIED);
-  EXPECT_LT(attempts[0].backoff_ms(), 20);  // first retry: U(0, base)
+  // The only wait between the attempts is the backoff the gateway chose and reports.
+  EXPECT_LT(attempts[0].backoff_ms(), 20) << Describe(r);  // first retry: U(0, base)
   EXPECT_EQ(r.text(), "Hello from the fake provider");
 }
 
@@ -318,11 +339,14 @@ TEST_F(ResilienceTest, ConnectionRefusedFailsOverAtOnce) {
   Result r = Stream("dead-chain", "hello");
   ASSERT_TRUE(r.status.ok()) << Describe(r);
   EXPECT_EQ(SecondaryRequests(), 1);
-  EXPECT_LT(r.elapsed, milliseconds(1000));
   auto attempts = r.attempts();
   ASSERT_EQ(attempts.size(), 2u);
   EXPECT_EQ(attempts[0].provider(), "dead");
   EXPECT_EQ(attempts[0].http_status(), 0);
+  // Ended by the refused connect, not by waiting out the 400 ms first-token timeout, and not
+  // retried on the dead target first (a failover step has no delay).
+  EXPECT_EQ(attempts[0].outcome(), "UNAVAILABLE") << Describe(r);
+  EXPECT_EQ(attempts[0].attempt(), 1);
   EXPECT_EQ(attempts[0].disposition(), v1::ATTEMPT_DISPOSITION_FAILED_OVER);
   EXPECT_NE(attempts[0].reason().find("connect failure"), std::string::npos) << Describe(r);
 }
@@ -330,8 +354,15 @@ TEST_F(ResilienceTest, ConnectionRefusedFailsOverAtOnce) {
 TEST_F(ResilienceTest, ConnectionRefusedOnTheOnlyTargetIsRetriedOnce) {
   Result r = Stream("dead", "hello");
   ASSERT_EQ(r.status.error_code(), grpc::UNAVAILABLE) << Describe(r);
-  EXPECT_EQ(r.attempts().size(), 2u) << Describe(r);
-  EXPECT_LT(r.elapsed, milliseconds(1000));
+  auto attempts = r.attempts();
+  ASSERT_EQ(attempts.size(), 2u) << Describe(r);
+  // Each attempt ends on the refused connect (no first-token timeout), and the one wait between
+  // them is the reported first-retry backoff, U(0, 20 ms).
+  EXPECT_EQ(attempts[0].outcome(), "UNAVAILABLE") << Describe(r);
+  EXPECT_EQ(attempts[0].disposition(), v1::ATTEMPT_DISPOSITION_RETRIED);
+  EXPECT_LT(attempts[0].backoff_ms(), 20) << Describe(r);
+  EXPECT_EQ(attempts[1].outcome(), "UNAVAILABLE") << Describe(r);
+  EXPECT_EQ(attempts[1].disposition(), v1::ATTEMPT_DISPOSITION_FINAL);
 }
 
 TEST_F(ResilienceTest, ResetBeforeTheFirstByteIsRetried) {
@@ -362,8 +393,10 @@ TEST_F(ResilienceTest, ResetMidStreamEndsTheStreamWithPartialUsage) {
 TEST_F(ResilienceTest, SlowFirstBytePastTheFirstTokenTimeoutFailsOver) {
   Result r = Stream("slow-chain", "hello");
   ASSERT_TRUE(r.status.ok()) << Describe(r);
-  EXPECT_GE(r.elapsed, milliseconds(300)) << Describe(r);
-  EXPECT_LT(r.elapsed, milliseconds(2000)) << Describe(r);  // well before the 3 s delay
+  EXPECT_GE(r.elapsed, milliseconds(300)) << Describe(r);  // the first-token timeout
+  // Did not wait for the slow reply: the gateway's own timer ended the attempt (the outcome), the
+  // secondary served, and all of it well before the reply was due.
+  EXPECT_LT(r.elapsed, kHung) << Describe(r);
   EXPECT_EQ(PrimaryRequests(), 1);
   EXPECT_EQ(SecondaryRequests(), 1);
   EXPECT_EQ(r.start().provider(), "b");
@@ -376,9 +409,10 @@ TEST_F(ResilienceTest, SlowFirstBytePastTheFirstTokenTimeoutFailsOver) {
 TEST_F(ResilienceTest, IdleStallMidStreamEndsTheStream) {
   Result r = Stream("single", "hello [[fake stall_after_chunks=2]]");
   ASSERT_EQ(r.status.error_code(), grpc::UNAVAILABLE) << Describe(r);
+  // "stalled" is the gateway's idle timer: the fake holds the stream for 60 s and the client
+  // allows 20 s, so neither of them ended it.
   EXPECT_NE(r.status.error_message().find("stalled"), std::string::npos) << Describe(r);
-  EXPECT_GE(r.elapsed, milliseconds(400));
-  EXPECT_LT(r.elapsed, milliseconds(3000));
+  EXPECT_GE(r.elapsed, milliseconds(400));  // the idle timeout
   EXPECT_EQ(PrimaryRequests(), 1);
   EXPECT_EQ(r.text(), "Hello from");
 }
@@ -451,7 +485,8 @@ TEST_F(ResilienceTest, BreakerOpensAfterNFailuresAndRecoversThroughHalfOpen) {
 
 TEST_F(ResilienceTest, AHungProbeTimesOutFailsOverAndReopensTheCircuit) {
   Queue(*primary_,
-        R"([{"status":500},{"status":500},{"status":500},{"first_byte_delay_ms":3000}])");
+        absl::StrCat(R"([{"status":500},{"status":500},{"status":500},{"first_byte_delay_ms":)",
+                     kHung.count(), "}]"));
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(Stream("breaker", "hello").status.ok());
   Result probe;
   ASSERT_TRUE(WaitFor(
@@ -462,8 +497,8 @@ TEST_F(ResilienceTest, AHungProbeTimesOutFailsOverAndReopensTheCircuit) {
       milliseconds(5000)));
   ASSERT_TRUE(probe.status.ok()) << Describe(probe);
   EXPECT_EQ(probe.start().provider(), "b");  // the probe timed out and the request failed over
-  EXPECT_GE(probe.elapsed, milliseconds(300)) << Describe(probe);
-  EXPECT_LT(probe.elapsed, milliseconds(2000)) << Describe(probe);
+  EXPECT_GE(probe.elapsed, milliseconds(300)) << Describe(probe);  // the probe timeout
+  EXPECT_LT(probe.elapsed, kHung) << Describe(probe);              // not the hung reply
   EXPECT_EQ(probe.attempts()[0].outcome(), "DEADLINE_EXCEEDED");
   // Open again (for twice as long): a is skipped.
   Result after = Stream("breaker", "hello");
@@ -507,13 +542,17 @@ TEST_F(ResilienceTest, StormWhereEveryRequestFailsIsCappedByTheRetryLimits) {
 
 TEST_F(ResilienceTest, ClientDeadlineShorterThanTheBackoffIsNeverSleptPast) {
   // The retry would wait at least 1 s (retry-after) on a route whose backoff is up to 2 s; the
-  // client allows 600 ms, so the gateway answers at once with the upstream error.
+  // client allows 600 ms, so the gateway answers at once with the upstream error. Had it slept
+  // (even only until the deadline) the client would see DEADLINE_EXCEEDED, not the upstream's
+  // UNAVAILABLE; and the one attempt is FINAL, so no wait was scheduled after it.
   Result r = Stream("patient", "hi [[fake status=503 retry_after=1]]", milliseconds(600));
   EXPECT_EQ(r.status.error_code(), grpc::UNAVAILABLE) << Describe(r);
-  EXPECT_LT(r.elapsed, milliseconds(400)) << Describe(r);
+  ASSERT_TRUE(Detail<v1::ProviderError>(r.status).has_value()) << Describe(r);
+  EXPECT_EQ(Detail<v1::ProviderError>(r.status)->http_status(), 503);
   EXPECT_EQ(PrimaryRequests(), 1);
   auto attempts = r.attempts();
   ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].disposition(), v1::ATTEMPT_DISPOSITION_FINAL);
   EXPECT_NE(attempts[0].reason().find("would pass the deadline"), std::string::npos) << Describe(r);
 }
 
@@ -641,19 +680,34 @@ TEST_F(ResilienceTest, EmbeddingsRetryAndListAttempts) {
 }
 
 TEST_F(ResilienceTest, ClientCancelDuringBackoffEndsAtOnce) {
-  // The retry waits for a 10 s retry-after; the client cancels after the first attempt.
+  // The retry waits for a 9 s retry-after; the client cancels after the first attempt.
+  constexpr milliseconds kRetryAfter(9000);
+  const std::string finished_cancelled =
+      R"(turnpike_requests_total{method="StreamCompletion",capability="single",code="CANCELLED"})";
+  ASSERT_EQ(MetricValue(gateway_->Metrics(), finished_cancelled), -1);
   grpc::ClientContext ctx;
-  auto reader =
-      stub_->StreamCompletion(&ctx, Request("single", "hi [[fake status=503 retry_after=9]]"));
-  ASSERT_TRUE(WaitFor([&] { return PrimaryRequests() == 1; }, milliseconds(3000)));
+  auto reader = stub_->StreamCompletion(
+      &ctx,
+      Request("single",
+              absl::StrCat("hi [[fake status=503 retry_after=", kRetryAfter.count() / 1000, "]]")));
+  ASSERT_TRUE(WaitFor([&] { return PrimaryRequests() == 1; }, milliseconds(5000)));
   const auto cancelled = Clock::now();
   ctx.TryCancel();
   StreamCompletionResponse response;
   while (reader->Read(&response)) {
   }
   EXPECT_EQ(reader->Finish().error_code(), grpc::CANCELLED);
-  EXPECT_LT(Clock::now() - cancelled, milliseconds(1000));
-  EXPECT_EQ(PrimaryRequests(), 1);
+  // The client library ends a cancelled call locally, so the client's clock says nothing about
+  // the gateway. The gateway's own count of finished requests does: it records the call as
+  // CANCELLED when it abandons the backoff, which must happen long before the retry-after is over
+  // (half of it leaves seconds of margin for a loaded machine).
+  EXPECT_TRUE(WaitFor([&] { return MetricValue(gateway_->Metrics(), finished_cancelled) == 1; },
+                      kRetryAfter / 2))
+      << "not recorded as cancelled "
+      << std::chrono::duration_cast<milliseconds>(Clock::now() - cancelled).count()
+      << " ms after the cancel\n"
+      << gateway_->Metrics();
+  EXPECT_EQ(PrimaryRequests(), 1);  // and the retry never went out
 }
 
 }  // namespace

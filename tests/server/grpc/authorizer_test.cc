@@ -1,0 +1,273 @@
+// Authorize() is the gateway's only gate between a caller's metadata and a route: these tests pin
+// the gRPC code, message and ErrorInfo reason a client gets for each way of being refused, that
+// every bad key gets the same answer (no oracle for which keys exist), and that no answer echoes
+// the key it was sent. Client metadata is set with gRPC's own ServerContextTestSpouse, so the
+// function under test is the one the server calls.
+#include "server/grpc/authorizer.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "grpcpp/test/server_context_test_spouse.h"
+#include "gtest/gtest.h"
+#include "server/config/runtime_config.h"
+#include "server/status_details.h"
+
+namespace turnpike {
+namespace {
+
+// Keys and their lowercase hex SHA-256 digests (the only form a snapshot holds).
+constexpr char kClaimsKey[] = "tp-claims-key-0001";
+constexpr char kClaimsKeySha[] = "396f4001651cc2524606f91af565e3ef4430ac338a9800737e7b65a61d64b44d";
+constexpr char kClaimsKey2[] = "tp-claims-key-0002";
+constexpr char kClaimsKey2Sha[] =
+    "e77411e121ca7a6dc175a05d39f68df8bbf650f000cae89529e81133a7a81c88";
+constexpr char kOpsKey[] = "tp-ops-key-0001";
+constexpr char kOpsKeySha[] = "ddff1ea7c2f68750a99f1e0f67963a1052153c180a2ff642af56217c0144928a";
+
+constexpr char kInvalidKey[] = "invalid API key";
+
+std::shared_ptr<const RuntimeConfig> Config(bool claims_has_first_key = true) {
+  const std::string claims_keys =
+      claims_has_first_key ? absl::StrCat("\"", kClaimsKeySha, "\",\"", kClaimsKey2Sha, "\"")
+                           : absl::StrCat("\"", kClaimsKey2Sha, "\"");
+  const std::string json = absl::StrCat(R"({"version":"auth-1",
+    "providers":[{"name":"p","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://127.0.0.1:1/v1"}],
+    "routes":[{"capability":"chat","targets":[{"provider":"p","model":"m"}]},
+              {"capability":"admin-chat","targets":[{"provider":"p","model":"m"}]},
+              {"capability":"open","targets":[{"provider":"p","model":"m"}],"allowUnauthenticated":true}],
+    "callers":[{"name":"claims","keySha256":[)",
+                                        claims_keys, R"(],"allowedCapabilities":["chat","open"]},
+               {"name":"ops","keySha256":[")",
+                                        kOpsKeySha, R"("],"allowedCapabilities":["*"]}]})");
+  absl::StatusOr<config::v1::Snapshot> snapshot = ParseSnapshotJson(json);
+  EXPECT_TRUE(snapshot.ok()) << snapshot.status();
+  absl::StatusOr<std::shared_ptr<const RuntimeConfig>> config =
+      RuntimeConfig::Build(*snapshot, [](const std::string&) { return std::nullopt; });
+  EXPECT_TRUE(config.ok()) << config.status();
+  return *config;
+}
+
+// Authorize() on a server context carrying `authorization` metadata values (none if empty).
+absl::StatusOr<Authorization> AuthorizeWith(const RuntimeConfig& config,
+                                            const std::vector<std::string>& authorization,
+                                            const std::string& capability) {
+  grpc::ServerContext context;
+  grpc::testing::ServerContextTestSpouse spouse(&context);
+  for (const std::string& value : authorization) spouse.AddClientMetadata("authorization", value);
+  return Authorize(config, context, capability);
+}
+
+// What a gRPC client receives: code, message and the ErrorInfo reason in the rich details.
+struct Refusal {
+  grpc::StatusCode code;
+  std::string message;
+  std::string reason;
+  std::string details;  // serialized grpc-status-details-bin, to search for leaked keys
+};
+
+Refusal AsClientSees(const absl::Status& status) {
+  const grpc::Status grpc_status = ToGrpcStatus(status);
+  Refusal out{grpc_status.error_code(), grpc_status.error_message(), "",
+              grpc_status.error_details()};
+  google::rpc::Status rpc;
+  if (rpc.ParseFromString(grpc_status.error_details())) {
+    for (const auto& any : rpc.details()) {
+      google::rpc::ErrorInfo info;
+      if (any.UnpackTo(&info)) {
+        out.reason = info.reason();
+        EXPECT_EQ(info.domain(), kErrorDomain);
+      }
+    }
+  }
+  return out;
+}
+
+TEST(AuthorizerTest, KnownKeyOnAnAllowedCapabilityNamesTheCallerAndRoute) {
+  auto config = Config();
+  auto auth = AuthorizeWith(*config, {absl::StrCat("Bearer ", kClaimsKey)}, "chat");
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  EXPECT_EQ(auth->caller, "claims");
+  ASSERT_NE(auth->route, nullptr);
+  EXPECT_EQ(auth->route->capability, "chat");
+  // Every active key of a caller works, and "*" allows any capability.
+  auto second = AuthorizeWith(*config, {absl::StrCat("Bearer ", kClaimsKey2)}, "chat");
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->caller, "claims");
+  auto ops = AuthorizeWith(*config, {absl::StrCat("Bearer ", kOpsKey)}, "admin-chat");
+  ASSERT_TRUE(ops.ok()) << ops.status();
+  EXPECT_EQ(ops->caller, "ops");
+}
+
+TEST(AuthorizerTest, SchemeIsCaseInsensitiveAndSurroundingWhitespaceIsIgnored) {
+  auto config = Config();
+  for (const std::string& value :
+       {absl::StrCat("bearer ", kClaimsKey), absl::StrCat("BEARER ", kClaimsKey),
+        absl::StrCat("  Bearer   ", kClaimsKey, "  ")}) {
+    auto auth = AuthorizeWith(*config, {value}, "chat");
+    ASSERT_TRUE(auth.ok()) << "'" << value << "': " << auth.status();
+    EXPECT_EQ(auth->caller, "claims");
+  }
+}
+
+TEST(AuthorizerTest, NoKeyOnAClosedRouteIsUnauthenticatedAndSaysHowToSendOne) {
+  auto config = Config();
+  auto auth = AuthorizeWith(*config, {}, "chat");
+  ASSERT_FALSE(auth.ok());
+  const Refusal r = AsClientSees(auth.status());
+  EXPECT_EQ(r.code, grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(r.message, "missing API key: send \"authorization: Bearer <key>\" metadata");
+  EXPECT_EQ(r.reason, "UNAUTHENTICATED");
+}
+
+TEST(AuthorizerTest, NoKeyOnAnOpenRouteIsAllowedAnonymously) {
+  auto config = Config();
+  auto auth = AuthorizeWith(*config, {}, "open");
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  EXPECT_EQ(auth->caller, "");
+  ASSERT_NE(auth->route, nullptr);
+  EXPECT_EQ(auth->route->capability, "open");
+}
+
+TEST(AuthorizerTest, AKeyOnAnOpenRouteIsStillChecked) {
+  auto config = Config();
+  // A known caller is identified (for limits and accounting) even where no key is needed...
+  auto known = AuthorizeWith(*config, {absl::StrCat("Bearer ", kClaimsKey)}, "open");
+  ASSERT_TRUE(known.ok()) << known.status();
+  EXPECT_EQ(known->caller, "claims");
+  // ...and a bad key is refused rather than silently treated as anonymous.
+  auto bad = AuthorizeWith(*config, {"Bearer not-a-key"}, "open");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(AsClientSees(bad.status()).code, grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(AsClientSees(bad.status()).message, kInvalidKey);
+}
+
+TEST(AuthorizerTest, MalformedHeaderIsUnauthenticatedWithTheExpectedForm) {
+  auto config = Config();
+  for (const std::string& value : {std::string(kClaimsKey), absl::StrCat("Basic ", kClaimsKey),
+                                   absl::StrCat("Bearer", kClaimsKey), std::string("Bearer"),
+                                   std::string(""), std::string("   ")}) {
+    auto auth = AuthorizeWith(*config, {value}, "chat");
+    ASSERT_FALSE(auth.ok()) << "'" << value << "' was accepted";
+    const Refusal r = AsClientSees(auth.status());
+    EXPECT_EQ(r.code, grpc::StatusCode::UNAUTHENTICATED) << "'" << value << "'";
+    EXPECT_EQ(r.message, "authorization must be \"Bearer <key>\"") << "'" << value << "'";
+    EXPECT_EQ(r.reason, "UNAUTHENTICATED");
+  }
+}
+
+TEST(AuthorizerTest, TwoAuthorizationHeadersAreRefusedEvenIfBothAreValid) {
+  auto config = Config();
+  auto auth = AuthorizeWith(
+      *config, {absl::StrCat("Bearer ", kClaimsKey), absl::StrCat("Bearer ", kOpsKey)}, "chat");
+  ASSERT_FALSE(auth.ok());
+  const Refusal r = AsClientSees(auth.status());
+  EXPECT_EQ(r.code, grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(r.message, "more than one authorization header");
+}
+
+TEST(AuthorizerTest, UnknownKeyIsUnauthenticatedWithOneMessageForEveryBadKey) {
+  auto config = Config();
+  const std::string key = kClaimsKey;
+  // Near misses of a real key must fail the same way as a random one: the comparison is on the
+  // whole key's digest, and the message does not say how close the guess was.
+  const std::vector<std::string> bad_keys = {
+      "sk-random-guess",
+      key.substr(0, key.size() - 1),        // a prefix
+      key + "1",                            // an extension
+      key.substr(0, key.size() - 1) + "9",  // last character changed
+      "x" + key.substr(1),                  // first character changed
+      kClaimsKeySha,                        // the stored digest itself is not a key
+      absl::AsciiStrToUpper(key),           // keys are case-sensitive
+  };
+  for (const std::string& bad : bad_keys) {
+    auto auth = AuthorizeWith(*config, {"Bearer " + bad}, "chat");
+    ASSERT_FALSE(auth.ok()) << "'" << bad << "' was accepted";
+    const Refusal r = AsClientSees(auth.status());
+    EXPECT_EQ(r.code, grpc::StatusCode::UNAUTHENTICATED) << bad;
+    EXPECT_EQ(r.message, kInvalidKey) << bad;
+    EXPECT_EQ(r.reason, "UNAUTHENTICATED") << bad;
+  }
+}
+
+TEST(AuthorizerTest, UnknownKeyIsRefusedBeforeTheCapabilityIsLookedUp) {
+  auto config = Config();
+  // A bad key learns nothing about which capabilities exist: not NOT_FOUND, not PERMISSION_DENIED.
+  for (const char* capability : {"chat", "no-such-capability"}) {
+    auto auth = AuthorizeWith(*config, {"Bearer sk-random-guess"}, capability);
+    ASSERT_FALSE(auth.ok());
+    EXPECT_EQ(AsClientSees(auth.status()).code, grpc::StatusCode::UNAUTHENTICATED) << capability;
+    EXPECT_EQ(AsClientSees(auth.status()).message, kInvalidKey) << capability;
+  }
+}
+
+TEST(AuthorizerTest, RevokedKeyIsRefusedLikeAnUnknownOneWhileTheCallersOtherKeyStillWorks) {
+  // Revoking a key publishes a snapshot without its digest.
+  auto before = Config(/*claims_has_first_key=*/true);
+  ASSERT_TRUE(AuthorizeWith(*before, {absl::StrCat("Bearer ", kClaimsKey)}, "chat").ok());
+  auto after = Config(/*claims_has_first_key=*/false);
+  auto revoked = AuthorizeWith(*after, {absl::StrCat("Bearer ", kClaimsKey)}, "chat");
+  ASSERT_FALSE(revoked.ok());
+  const Refusal r = AsClientSees(revoked.status());
+  EXPECT_EQ(r.code, grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(r.message, kInvalidKey);
+  auto other = AuthorizeWith(*after, {absl::StrCat("Bearer ", kClaimsKey2)}, "chat");
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(other->caller, "claims");
+}
+
+TEST(AuthorizerTest, CapabilityNotAllowedIsPermissionDeniedNamingCallerAndCapability) {
+  auto config = Config();
+  auto auth = AuthorizeWith(*config, {absl::StrCat("Bearer ", kClaimsKey)}, "admin-chat");
+  ASSERT_FALSE(auth.ok());
+  const Refusal r = AsClientSees(auth.status());
+  EXPECT_EQ(r.code, grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(r.message, "caller \"claims\" may not use capability \"admin-chat\"");
+  EXPECT_EQ(r.reason, "CAPABILITY_NOT_ALLOWED");
+}
+
+TEST(AuthorizerTest, UnknownCapabilityIsNotFoundForAKnownCaller) {
+  auto config = Config();
+  auto auth = AuthorizeWith(*config, {absl::StrCat("Bearer ", kOpsKey)}, "no-such-capability");
+  ASSERT_FALSE(auth.ok());
+  const Refusal r = AsClientSees(auth.status());
+  EXPECT_EQ(r.code, grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(r.message, "no route for capability \"no-such-capability\"");
+  EXPECT_EQ(r.reason, "CAPABILITY_NOT_FOUND");
+}
+
+TEST(AuthorizerTest, NoRefusalEchoesTheKeyItWasSent) {
+  auto config = Config();
+  const std::string secret = "sk-live-DO-NOT-LOG-5f3a9c";
+  struct Case {
+    std::vector<std::string> authorization;
+    std::string capability;
+  };
+  const std::vector<Case> cases = {
+      {{"Bearer " + secret}, "chat"},                                 // unknown key
+      {{secret}, "chat"},                                             // malformed
+      {{"Basic " + secret}, "chat"},                                  // wrong scheme
+      {{"Bearer " + secret, "Bearer " + secret}, "chat"},             // duplicated
+      {{absl::StrCat("Bearer ", kClaimsKey)}, "admin-chat"},          // not allowed
+      {{absl::StrCat("Bearer ", kClaimsKey)}, "no-such-capability"},  // no route
+  };
+  for (const Case& c : cases) {
+    auto auth = AuthorizeWith(*config, c.authorization, c.capability);
+    ASSERT_FALSE(auth.ok()) << c.authorization.front();
+    const Refusal r = AsClientSees(auth.status());
+    for (const std::string& key : {secret, std::string(kClaimsKey)}) {
+      EXPECT_EQ(r.message.find(key), std::string::npos) << r.message;
+      EXPECT_EQ(r.details.find(key), std::string::npos) << "key in the rich error details";
+      EXPECT_EQ(std::string(auth.status().ToString()).find(key), std::string::npos)
+          << "key in the absl status (logged by the server): " << auth.status();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace turnpike
