@@ -6,17 +6,19 @@
 #include "server/grpc/authorizer.h"
 
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/status.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpcpp/test/server_context_test_spouse.h"
 #include "gtest/gtest.h"
 #include "server/config/runtime_config.h"
-#include "server/status_details.h"
 
 namespace turnpike {
 namespace {
@@ -47,8 +49,12 @@ std::shared_ptr<const RuntimeConfig> Config(bool claims_has_first_key = true) {
                                         kOpsKeySha, R"("],"allowedCapabilities":["*"]}]})");
   absl::StatusOr<config::v1::Snapshot> snapshot = ParseSnapshotJson(json);
   EXPECT_TRUE(snapshot.ok()) << snapshot.status();
-  absl::StatusOr<std::shared_ptr<const RuntimeConfig>> config =
-      RuntimeConfig::Build(*snapshot, [](const std::string&) { return std::nullopt; });
+  // Build() resolves each target's upstream state; authorization never touches it.
+  static SimulatedClock clock;
+  static std::mt19937_64 gen{1};
+  static Resilience resilience(Resilience::Options(), clock, gen);
+  absl::StatusOr<std::shared_ptr<const RuntimeConfig>> config = RuntimeConfig::Build(
+      *snapshot, [](const std::string&) { return std::nullopt; }, resilience);
   EXPECT_TRUE(config.ok()) << config.status();
   return *config;
 }
