@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "server/upstream/curl_easy.h"
 #include "server/upstream/retry_after.h"
 
 namespace turnpike {
@@ -36,34 +37,6 @@ struct UpstreamLoop::Transfer {
   absl::Time last_data;
   char error[CURL_ERROR_SIZE] = {0};
 };
-
-namespace {
-
-absl::Status ConnectFailure(std::string message) {
-  absl::Status status = absl::UnavailableError(std::move(message));
-  status.SetPayload(kConnectFailurePayloadUrl, absl::Cord());
-  return status;
-}
-
-absl::Status CurlStatus(CURLcode code, const char* error) {
-  std::string detail = error[0] != '\0' ? std::string(error) : curl_easy_strerror(code);
-  switch (code) {
-    case CURLE_OPERATION_TIMEDOUT:
-      return absl::DeadlineExceededError(absl::StrCat("upstream timed out: ", detail));
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-      return ConnectFailure(absl::StrCat("upstream host not found: ", detail));
-    case CURLE_COULDNT_CONNECT:
-      return ConnectFailure(absl::StrCat("upstream connect failed: ", detail));
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CONNECT_ERROR:
-      return ConnectFailure(absl::StrCat("upstream TLS failure: ", detail));
-    default:
-      return absl::UnavailableError(absl::StrCat("upstream connection failed: ", detail));
-  }
-}
-
-}  // namespace
 
 UpstreamLoop::UpstreamLoop(Options options) : options_(options), clock_(*options.clock) {}
 
@@ -128,7 +101,7 @@ UpstreamLoop::TransferId UpstreamLoop::Start(HttpRequest request, TransferOption
   transfer->options = options;
   transfer->handler = std::move(handler);
   const TransferId id = transfer->id;
-  Post(Command{Command::Kind::kStart, id, std::move(transfer), {}, nullptr});
+  Enqueue(Command{Command::Kind::kStart, id, std::move(transfer), {}, nullptr});
   return id;
 }
 
@@ -150,18 +123,18 @@ UpstreamLoop::TimerId UpstreamLoop::RunAfter(absl::Duration delay, std::function
 }
 
 void UpstreamLoop::CancelTimer(TimerId id) {
-  if (id != 0) Post(Command{Command::Kind::kCancelTimer, id, nullptr, {}, nullptr});
+  if (id != 0) Enqueue(Command{Command::Kind::kCancelTimer, id, nullptr, {}, nullptr});
 }
 
 void UpstreamLoop::Resume(TransferId id) {
-  Post(Command{Command::Kind::kResume, id, nullptr, {}, nullptr});
+  Enqueue(Command{Command::Kind::kResume, id, nullptr, {}, nullptr});
 }
 
 void UpstreamLoop::Cancel(TransferId id) {
-  Post(Command{Command::Kind::kCancel, id, nullptr, {}, nullptr});
+  Enqueue(Command{Command::Kind::kCancel, id, nullptr, {}, nullptr});
 }
 
-void UpstreamLoop::Post(Command command) {
+void UpstreamLoop::Enqueue(Command command) {
   std::shared_ptr<TransferHandler> rejected;
   bool wake = false;
   {
@@ -315,31 +288,11 @@ void UpstreamLoop::StartTransfer(std::unique_ptr<Transfer> owned) {
     return;
   }
   t->easy = easy;
-  for (const std::string& h : t->request.headers)
-    t->headers = curl_slist_append(t->headers, h.c_str());
-  // No "Expect: 100-continue" round trip for large bodies.
-  t->headers = curl_slist_append(t->headers, "Expect:");
-  curl_easy_setopt(easy, CURLOPT_URL, t->request.url.c_str());
-  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
-  curl_easy_setopt(easy, CURLOPT_POST, 1L);
-  curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->request.body.data());
-  curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                   static_cast<curl_off_t>(t->request.body.size()));
-  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &UpstreamLoop::WriteCallback);
-  curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
-  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &UpstreamLoop::HeaderCallback);
-  curl_easy_setopt(easy, CURLOPT_HEADERDATA, t);
-  curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
-  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
-  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
-  curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(absl::ToInt64Milliseconds(t->options.connect_timeout)));
-  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
-                   static_cast<long>(absl::ToInt64Milliseconds(t->options.total_timeout)));
-  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, nullptr);
+  t->headers = ConfigureEasy(easy, t->request, t->options,
+                             {.write = &UpstreamLoop::WriteCallback,
+                              .header = &UpstreamLoop::HeaderCallback,
+                              .user_data = t,
+                              .error_buffer = t->error});
   t->started = clock_.MonotonicNow();
   t->last_data = t->started;
   transfers_[t->id] = t;

@@ -83,7 +83,7 @@ class UpstreamLoop final : public UpstreamTransport {
 
   explicit UpstreamLoop(Options options);
   absl::Status Init();
-  void Post(Command command);
+  void Enqueue(Command command);
   void Run();
   void RunCommands();
   void StartTransfer(std::unique_ptr<Transfer> transfer);
