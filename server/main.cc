@@ -28,7 +28,11 @@
 #include "server/grpc/gateway_server.h"
 #include "server/resilience/resilience.h"
 #include "server/telemetry/gateway_metrics.h"
+#include "server/telemetry/request_telemetry.h"
 #include "server/upstream/upstream_loop.h"
+#include "server/usage/usage_recorder.h"
+#include "server/usage/usage_shipper.h"
+#include "server/usage/usage_spool.h"
 #include "spdlog/async.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -59,6 +63,15 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Address (host:port) of the Prometheus /metrics endpoint; empty disables it");
 ABSL_FLAG(std::string, metrics_port_file, "", "If set, write the /metrics port here");
 ABSL_FLAG(bool, access_log, true, "Log one line per request");
+ABSL_FLAG(std::string, usage_spool_dir, "var/usage-spool",
+          "With --control_plane: where usage records wait (fsynced) until the control plane has "
+          "them; empty turns metering off");
+ABSL_FLAG(int, usage_spool_max_mb, 256, "Bound of the usage spool (disk and queue), MiB");
+ABSL_FLAG(std::string, usage_spool_full, "drop",
+          "When the usage spool is full: drop (keep serving, count the records not kept) or "
+          "reject (refuse new requests with UNAVAILABLE)");
+ABSL_FLAG(absl::Duration, usage_commit_interval, absl::Milliseconds(20),
+          "Longest a finished request's usage record waits in memory before it is fsynced");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 
 #ifdef TURNPIKE_JEMALLOC
@@ -107,6 +120,14 @@ std::string ReadFileOrDie(const std::string& path, bool* ok) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// This gateway's node id: --node_id, or host-pid.
+std::string NodeId() {
+  if (!absl::GetFlag(FLAGS_node_id).empty()) return absl::GetFlag(FLAGS_node_id);
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  return absl::StrCat(host, "-", getpid());
+}
+
 // Subscribes to the control plane. The gateway reports NOT_SERVING until it holds a full
 // snapshot, from the cache file or the stream.
 absl::StatusOr<std::unique_ptr<ConfigWatchClient>> StartWatch(ConfigStore& store,
@@ -115,12 +136,7 @@ absl::StatusOr<std::unique_ptr<ConfigWatchClient>> StartWatch(ConfigStore& store
                                                               absl::BitGenRef rng) {
   ConfigWatchClient::Options options;
   options.target = absl::GetFlag(FLAGS_control_plane);
-  options.node_id = absl::GetFlag(FLAGS_node_id);
-  if (options.node_id.empty()) {
-    char host[256] = {0};
-    gethostname(host, sizeof(host) - 1);
-    options.node_id = absl::StrCat(host, "-", getpid());
-  }
+  options.node_id = NodeId();
   options.snapshot_path = absl::GetFlag(FLAGS_snapshot_cache);
   if (!options.snapshot_path.empty()) {
     std::error_code ec;
@@ -271,6 +287,53 @@ int Run() {
   options.threads = threads;
   options.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
   options.access_log = absl::GetFlag(FLAGS_access_log);
+  // Where every request ends: the access log and metrics, then metering (docs/usage.md).
+  RequestTelemetry telemetry(options.access_log, &metrics);
+  std::vector<RequestFinishedSink*> sinks = {&telemetry};
+  std::unique_ptr<UsageSpool> spool;
+  std::unique_ptr<UsageRecorder> recorder;
+  const std::string full_policy = absl::GetFlag(FLAGS_usage_spool_full);
+  if (full_policy != "drop" && full_policy != "reject") {
+    spdlog::error("--usage_spool_full must be drop or reject, not \"{}\"", full_policy);
+    spdlog::shutdown();
+    return 2;
+  }
+  if (from_control_plane && !absl::GetFlag(FLAGS_usage_spool_dir).empty()) {
+    UsageSpool::Options spool_options;
+    spool_options.dir = absl::GetFlag(FLAGS_usage_spool_dir);
+    spool_options.max_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_usage_spool_max_mb)) << 20;
+    spool_options.commit_interval = absl::GetFlag(FLAGS_usage_commit_interval);
+    std::error_code ec;
+    const auto parent = std::filesystem::path(spool_options.dir).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    absl::StatusOr<std::unique_ptr<UsageSpool>> opened =
+        UsageSpool::Open(spool_options, Clock::Real());
+    if (!opened.ok()) {
+      spdlog::error("{} (set --usage_spool_dir)", std::string(opened.status().message()));
+      spdlog::shutdown();
+      return 2;
+    }
+    spool = *std::move(opened);
+    const UsageSpool::Stats recovered = spool->stats();
+    if (recovered.recovered > 0 || recovered.truncated_bytes > 0) {
+      spdlog::info("usage spool: {} records from before the restart to ship ({} torn bytes cut)",
+                   recovered.recovered, recovered.truncated_bytes);
+    }
+    recorder = std::make_unique<UsageRecorder>(*spool, NodeId(), full_policy == "reject");
+    sinks.push_back(recorder.get());
+    UsageSpool* sp = spool.get();
+    metrics.AddGauge("turnpike_usage_spool_bytes", "Usage records on disk or queued, bytes.",
+                     [sp] { return static_cast<double>(sp->stats().bytes); });
+    metrics.AddCounter("turnpike_usage_records_spooled_total",
+                       "Usage records accepted into the spool.",
+                       [sp] { return static_cast<double>(sp->stats().appended); });
+    metrics.AddCounter("turnpike_usage_records_dropped_total",
+                       "Usage records not kept because the spool was full.",
+                       [sp] { return static_cast<double>(sp->stats().dropped); });
+  }
+  RequestFinishedFanout finished(sinks);
+  options.finished = &finished;
+  options.usage = recorder.get();
   absl::StatusOr<std::unique_ptr<GatewayServer>> server =
       GatewayServer::Start(options, store, loop_ptrs);
   if (!server.ok()) {
@@ -280,6 +343,7 @@ int Run() {
   }
   std::unique_ptr<ConfigWatchClient> watch;
   std::unique_ptr<HealthReporter> health;
+  std::unique_ptr<UsageShipper> shipper;  // before `spool` goes
   if (from_file) {
     store.Set(file_config);
     (*server)->SetServing(true);
@@ -294,6 +358,14 @@ int Run() {
       return 2;
     }
     watch = *std::move(client);
+    if (spool != nullptr) {
+      shipper = std::make_unique<UsageShipper>(*spool, watch->channel(), UsageShipper::Options(),
+                                               Clock::Real());
+      UsageShipper* sh = shipper.get();
+      metrics.AddCounter("turnpike_usage_records_shipped_total",
+                         "Usage records the control plane acknowledged.",
+                         [sh] { return static_cast<double>(sh->stats().shipped); });
+    }
     ConfigWatchClient* w = watch.get();
     metrics.AddCounter("turnpike_config_snapshots_applied_total",
                        "Config snapshots applied (from the control plane or the cache).",
@@ -331,6 +403,9 @@ int Run() {
   if (health != nullptr) health->Stop();
   if (watch != nullptr) watch->Stop();
   (*server)->Shutdown(absl::GetFlag(FLAGS_drain_timeout));
+  // Every request has ended: its usage record is queued; make it durable before exiting (the
+  // shipper sends it now or after the restart).
+  if (spool != nullptr) spool->Flush();
   for (auto& loop : loops) loop->Stop();
   if (metrics_server != nullptr) metrics_server->Stop();
   spdlog::info("turnpike-gateway stopped");

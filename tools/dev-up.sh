@@ -81,7 +81,8 @@ add_real anthropic PROVIDER_KIND_ANTHROPIC https://api.anthropic.com ANTHROPIC_A
 add_real gemini PROVIDER_KIND_GEMINI https://generativelanguage.googleapis.com GEMINI_API_KEY gemini-chat gemini-2.5-flash
 
 "$BUILD_DIR/server/turnpike-gateway" --control_plane="$CONTROL_ADDR" --node_id=dev-gateway \
-  --snapshot_cache="$RUN_DIR/gateway-snapshot.pb" --listen="$GATEWAY_ADDR" \
+  --snapshot_cache="$RUN_DIR/gateway-snapshot.pb" --usage_spool_dir="$RUN_DIR/usage-spool" \
+  --listen="$GATEWAY_ADDR" \
   --port_file="$RUN_DIR/gateway.port" --metrics_listen="$METRICS_ADDR" &
 pids+=($!)
 wait_for_file "$RUN_DIR/gateway.port" "gateway" "${pids[-1]}"

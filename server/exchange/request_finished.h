@@ -74,6 +74,20 @@ class RequestFinishedSink {
   virtual void OnRequestFinished(const RequestFinished& event) = 0;
 };
 
+// Hands each event to several sinks, in order (the access log and metrics, then metering).
+// The sink list is fixed before the first request; thread-safe if every sink is.
+class RequestFinishedFanout final : public RequestFinishedSink {
+ public:
+  explicit RequestFinishedFanout(std::vector<RequestFinishedSink*> sinks)
+      : sinks_(std::move(sinks)) {}
+  void OnRequestFinished(const RequestFinished& event) override {
+    for (RequestFinishedSink* sink : sinks_) sink->OnRequestFinished(event);
+  }
+
+ private:
+  const std::vector<RequestFinishedSink*> sinks_;
+};
+
 }  // namespace turnpike
 
 #endif  // TURNPIKE_SERVER_EXCHANGE_REQUEST_FINISHED_H_

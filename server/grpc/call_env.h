@@ -17,6 +17,7 @@
 #include "server/resilience/resilience.h"
 #include "server/telemetry/gateway_metrics.h"
 #include "server/upstream/transport.h"
+#include "server/usage/usage_recorder.h"
 #include "turnpike/v1/completion.grpc.pb.h"
 #include "turnpike/v1/embedding.grpc.pb.h"
 
@@ -48,6 +49,9 @@ struct CallEnv {
   // Request metrics (internal overhead); null when the gateway runs without them.
   GatewayMetrics* metrics = nullptr;
   Clock* clock = &Clock::Real();
+  // Metering; null when the gateway does not meter (a file config). When it says it is not
+  // accepting (its spool is full in reject mode), new requests are refused.
+  const UsageRecorder* usage = nullptr;
 };
 
 class CallBase {

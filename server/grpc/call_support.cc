@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/status.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "grpcpp/support/proto_buffer_writer.h"
 
@@ -52,6 +53,15 @@ std::vector<std::pair<std::string, std::string>> SortedTags(
   std::vector<std::pair<std::string, std::string>> out(tags.begin(), tags.end());
   std::sort(out.begin(), out.end());
   return out;
+}
+
+absl::Status CheckMetering(const UsageRecorder* usage) {
+  if (usage == nullptr || usage->Accepting()) return absl::OkStatus();
+  absl::Status status = absl::UnavailableError(
+      "the gateway's usage spool is full and it is set to refuse unmetered requests "
+      "(--usage_spool_full=reject); the control plane may be unreachable");
+  AttachReason(status, "USAGE_SPOOL_FULL");
+  return status;
 }
 
 absl::Time DeadlineFromGrpc(const grpc::ServerContext& context, Clock& clock) {

@@ -16,6 +16,7 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "server/exchange/attempt_driver.h"
 #include "server/exchange/request_finished.h"
+#include "server/usage/usage_recorder.h"
 
 namespace turnpike {
 
@@ -30,6 +31,10 @@ std::string TraceIdOf(std::string_view traceparent);
 // The request's tags, sorted by key.
 std::vector<std::pair<std::string, std::string>> SortedTags(
     const google::protobuf::Map<std::string, std::string>& tags);
+
+// UNAVAILABLE (reason USAGE_SPOOL_FULL) while the gateway refuses new requests because it could
+// not meter them; OK otherwise.
+absl::Status CheckMetering(const UsageRecorder* usage);
 
 // The client's deadline as a point on `clock`'s monotonic time (absl::InfiniteFuture() if the
 // client set none): the one conversion from gRPC's wall-clock deadline to the planner's time.

@@ -16,6 +16,7 @@ absl::Status AdmitCompletion(CallEnv* env, const grpc::ByteBuffer& buffer,
   exchange->end_user = request->user();
   exchange->tags = SortedTags(request->tags());
   if (absl::Status s = ValidateCompletionRequest(*request); !s.ok()) return s;
+  if (absl::Status s = CheckMetering(env->usage); !s.ok()) return s;
   exchange->config = env->config->Get();
   if (exchange->config == nullptr) {
     absl::Status status = absl::UnavailableError("gateway has no configuration yet");

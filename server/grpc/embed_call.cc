@@ -86,6 +86,7 @@ class EmbedCall final : public CallBase {
       r.tags = SortedTags(request_.tags());
       status = ValidateEmbedRequest(request_);
     }
+    if (status.ok()) status = CheckMetering(env_->usage);
     if (status.ok()) {
       r.config = env_->config->Get();
       if (r.config == nullptr) {

@@ -69,6 +69,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     env->active_calls = &server->active_calls_;
     env->finished = finished;
     env->clock = options.clock;
+    env->usage = options.usage;
     for (int i = 0; i < options.accepts_per_queue; ++i) {
       SpawnStreamCompletionCall(env.get());
       SpawnCompleteCall(env.get());

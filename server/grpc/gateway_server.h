@@ -41,6 +41,9 @@ class GatewayServer {
     // Where every request ends (owned by the caller, outlives the server); when null the server
     // uses its own RequestTelemetry (access log per `access_log`, and `metrics`).
     RequestFinishedSink* finished = nullptr;
+    // Metering (owned by the caller, outlives the server); optional. It must also be one of the
+    // sinks of `finished`.
+    const UsageRecorder* usage = nullptr;
     // The time source of every call (deadlines, latency); must outlive the server.
     Clock* clock = &Clock::Real();
   };

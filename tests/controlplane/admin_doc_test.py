@@ -176,7 +176,8 @@ def main():
                     return 1
             gateway = stack.start("gateway", [
                 opts.gateway, f"--control_plane={control}", f"--node_id={GATEWAY_NODE}",
-                f"--snapshot_cache={tmp}/gateway-snapshot.pb", "--listen=127.0.0.1:0",
+                f"--snapshot_cache={tmp}/gateway-snapshot.pb", f"--usage_spool_dir={tmp}/usage-spool",
+                "--listen=127.0.0.1:0",
                 "--metrics_listen=127.0.0.1:0"])
 
             def gateway_current():

@@ -99,8 +99,8 @@ class ControlPlane {
 };
 
 // How a gateway gets its config from a control plane. `name` keeps the files of several gateways
-// in one dir apart: <dir>/<name>.port, <name>.log, and by default <name>-snapshot.pb as the
-// last-good snapshot cache.
+// in one dir apart: <dir>/<name>.port, <name>.log, <name>-usage/ (the usage spool), and by
+// default <name>-snapshot.pb as the last-good snapshot cache.
 struct WatchSource {
   std::string control_plane;  // host:port
   std::string node_id;

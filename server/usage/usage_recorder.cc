@@ -1,0 +1,35 @@
+#include "server/usage/usage_recorder.h"
+
+#include "absl/status/status.h"
+
+namespace turnpike {
+
+usage::v1::UsageRecord ToUsageRecord(const RequestFinished& event, const std::string& node_id) {
+  usage::v1::UsageRecord r;
+  r.set_request_id(event.request_id);
+  r.set_node_id(node_id);
+  r.set_caller(event.caller);
+  r.set_capability(event.capability);
+  r.set_provider(event.provider);
+  r.set_model(event.model);
+  r.set_input_tokens(event.input_tokens);
+  r.set_output_tokens(event.output_tokens);
+  r.set_cost_usd_micros(event.cost_usd_micros);
+  r.set_status(absl::StatusCodeToString(event.status.code()));
+  r.set_partial(event.partial);
+  const absl::Duration since_epoch = event.start_time - absl::UnixEpoch();
+  r.mutable_start_time()->set_seconds(absl::ToInt64Seconds(since_epoch));
+  r.mutable_start_time()->set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(since_epoch - absl::Seconds(absl::ToInt64Seconds(since_epoch)))));
+  r.set_latency_us(absl::ToInt64Microseconds(event.latency));
+  r.set_user(event.end_user);
+  for (const auto& [key, value] : event.tags) (*r.mutable_tags())[key] = value;
+  return r;
+}
+
+void UsageRecorder::OnRequestFinished(const RequestFinished& event) {
+  // A request refused for want of room in the spool is not recorded either (there is no room).
+  spool_.Append(ToUsageRecord(event, node_id_));
+}
+
+}  // namespace turnpike

@@ -1,0 +1,174 @@
+// The gateway's usage spool on real files: group commit on the injected clock, sealing, crash
+// recovery (a torn tail is cut, whole records are kept), the bound, and restart.
+#include "server/usage/usage_spool.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "gtest/gtest.h"
+
+namespace turnpike {
+namespace {
+
+usage::v1::UsageRecord Record(int i) {
+  usage::v1::UsageRecord r;
+  r.set_request_id(absl::StrCat("req-", i));
+  r.set_capability("cap");
+  r.set_cost_usd_micros(i);
+  return r;
+}
+
+// Waits (real time, bounded) for `cond`.
+template <typename F>
+bool Eventually(F cond) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline) {
+    if (cond()) return true;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return cond();
+}
+
+class UsageSpoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/turnpike-spool-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<UsageSpool> Open(size_t max_bytes = 1 << 20) {
+    UsageSpool::Options options;
+    options.dir = dir_;
+    options.commit_interval = absl::Milliseconds(20);
+    options.seal_after = absl::Milliseconds(500);
+    options.max_bytes = max_bytes;
+    auto spool = UsageSpool::Open(options, clock_);
+    EXPECT_TRUE(spool.ok()) << spool.status();
+    return spool.ok() ? *std::move(spool) : nullptr;
+  }
+  // The segment files.
+  std::vector<std::string> Files() {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir_)) {
+      if (e.path().extension() == ".log") names.push_back(e.path().filename().string());
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  SimulatedClock clock_;
+  std::string dir_;
+};
+
+TEST_F(UsageSpoolTest, RecordsBecomeDurableAtTheGroupCommitAndShipOnceSealed) {
+  auto spool = Open();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(spool->Append(Record(i)));
+  // Nothing is written before the commit interval has passed on the spool's clock.
+  EXPECT_EQ(spool->stats().durable, 0u);
+  clock_.Advance(absl::Milliseconds(20));
+  ASSERT_TRUE(Eventually([&] { return spool->stats().durable == 3; }));
+  // Durable, but the segment is still open: the shipper sees nothing yet.
+  auto none = spool->NextSealed();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  clock_.Advance(absl::Milliseconds(500));
+  std::optional<UsageSpool::Segment> sealed;
+  ASSERT_TRUE(Eventually([&] {
+    auto next = spool->NextSealed();
+    if (next.ok() && next->has_value()) sealed = **next;
+    return sealed.has_value();
+  }));
+  ASSERT_EQ(sealed->records.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(sealed->records[i].request_id(), absl::StrCat("req-", i));
+  ASSERT_TRUE(spool->Remove(*sealed).ok());
+  EXPECT_EQ(spool->stats().removed, 3u);
+  EXPECT_EQ(spool->stats().bytes, 0u);
+  EXPECT_TRUE(Files().empty());
+}
+
+TEST_F(UsageSpoolTest, AKilledWritersSegmentKeepsWholeRecordsAndLosesOnlyTheTornTail) {
+  // What a process killed mid-write leaves: an open segment with two whole records and half of
+  // a third.
+  std::string data = FrameUsageRecord(Record(1)) + FrameUsageRecord(Record(2));
+  const std::string third = FrameUsageRecord(Record(3));
+  data += third.substr(0, third.size() / 2);
+  {
+    std::ofstream out(absl::StrFormat("%s/open-%020d.log", dir_, 7), std::ios::binary);
+    out << data;
+  }
+  auto spool = Open();
+  EXPECT_EQ(spool->stats().recovered, 2u);
+  EXPECT_EQ(spool->stats().truncated_bytes, third.size() / 2);
+  auto next = spool->NextSealed();
+  ASSERT_TRUE(next.ok());
+  ASSERT_TRUE(next->has_value());
+  ASSERT_EQ((*next)->records.size(), 2u);
+  EXPECT_EQ((*next)->records[1].request_id(), "req-2");
+  // New records go to a later segment, after the recovered one.
+  ASSERT_TRUE(spool->Append(Record(4)));
+  spool->Flush();
+  EXPECT_EQ(Files().size(), 2u);
+  EXPECT_EQ((*spool->NextSealed())->sequence, 7u);
+}
+
+TEST_F(UsageSpoolTest, ACorruptRecordEndsTheSegmentThere) {
+  std::string first = FrameUsageRecord(Record(1));
+  std::string second = FrameUsageRecord(Record(2));
+  second[second.size() - 1] ^= 0x5a;  // fails its checksum
+  {
+    std::ofstream out(absl::StrFormat("%s/open-%020d.log", dir_, 1), std::ios::binary);
+    out << first << second;
+  }
+  auto spool = Open();
+  EXPECT_EQ(spool->stats().recovered, 1u);
+  EXPECT_EQ(spool->stats().truncated_bytes, second.size());
+}
+
+TEST_F(UsageSpoolTest, AFullSpoolRefusesAndCountsAndTakesRecordsAgainOnceShipped) {
+  const size_t frame = FrameUsageRecord(Record(1)).size();
+  auto spool = Open(/*max_bytes=*/frame * 3 + frame / 2);
+  for (int i = 1; i <= 3; ++i) EXPECT_TRUE(spool->Append(Record(i)));
+  EXPECT_FALSE(spool->Append(Record(4)));
+  EXPECT_EQ(spool->stats().dropped, 1u);
+  EXPECT_TRUE(spool->Full());
+  spool->Flush();
+  auto next = spool->NextSealed();
+  ASSERT_TRUE(next.ok() && next->has_value());
+  ASSERT_TRUE(spool->Remove(**next).ok());
+  EXPECT_FALSE(spool->Full());
+  EXPECT_TRUE(spool->Append(Record(5)));
+}
+
+TEST_F(UsageSpoolTest, ASecondProcessCannotOpenASpoolInUse) {
+  auto spool = Open();
+  UsageSpool::Options options;
+  options.dir = dir_;
+  auto second = UsageSpool::Open(options, clock_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("in use"), std::string::npos);
+}
+
+TEST_F(UsageSpoolTest, ARestartKeepsWhatWasNotShipped) {
+  {
+    auto spool = Open();
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(spool->Append(Record(i)));
+  }  // the destructor writes, fsyncs and seals what was queued
+  auto spool = Open();
+  EXPECT_EQ(spool->stats().recovered, 5u);
+  auto next = spool->NextSealed();
+  ASSERT_TRUE(next.ok() && next->has_value());
+  EXPECT_EQ((*next)->records.size(), 5u);
+}
+
+}  // namespace
+}  // namespace turnpike
