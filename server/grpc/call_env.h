@@ -54,10 +54,35 @@ struct CallEnv {
   const UsageRecorder* usage = nullptr;
 };
 
+// What every call object shares: its server context, a reference count (the pending accept, each
+// CQ operation in flight and the exchange each hold one; the last Unref deletes the call), and
+// the server's counts of live and accepted calls that shutdown waits on.
 class CallBase {
  public:
-  virtual ~CallBase() = default;
+  virtual ~CallBase() {
+    if (accepted_) env_->active_calls->fetch_sub(1);
+    env_->live_calls->fetch_sub(1);
+  }
   virtual void Proceed(int kind, bool ok) = 0;
+
+ protected:
+  explicit CallBase(CallEnv* env) : env_(env) { env_->live_calls->fetch_add(1); }
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  // A call arrived: it is in flight until the object is destroyed.
+  void MarkAccepted() {
+    accepted_ = true;
+    env_->active_calls->fetch_add(1);
+  }
+
+  CallEnv* const env_;
+  grpc::ServerContext ctx_;
+
+ private:
+  std::atomic<int> refs_{1};
+  bool accepted_ = false;
 };
 
 struct CallTag {

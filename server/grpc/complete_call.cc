@@ -2,11 +2,11 @@
 // the request, runs a non-streaming ChatExchange and answers once. A call object lives from its
 // accept until its last CQ operation and its exchange have finished (reference counted).
 #include "absl/synchronization/mutex.h"
+#include "common/status.h"
 #include "server/exchange/chat_exchange.h"
 #include "server/grpc/call_env.h"
 #include "server/grpc/call_support.h"
 #include "server/grpc/completion_admission.h"
-#include "common/status.h"
 
 namespace turnpike {
 namespace {
@@ -15,8 +15,7 @@ enum TagKind { kRequest = 0, kFinish = 2, kDone = 3 };
 
 class CompleteCall final : public CallBase, public ChatListener {
  public:
-  explicit CompleteCall(CallEnv* env) : env_(env), responder_(&ctx_) {
-    env_->live_calls->fetch_add(1);
+  explicit CompleteCall(CallEnv* env) : CallBase(env), responder_(&ctx_) {
     ctx_.AsyncNotifyWhenDone(&done_tag_);
     env_->completion->RequestComplete(&ctx_, &request_buffer_, &responder_, env_->cq, env_->cq,
                                       &request_tag_);
@@ -56,24 +55,13 @@ class CompleteCall final : public CallBase, public ChatListener {
     Unref();
   }
 
-  ~CompleteCall() override {
-    if (accepted_) env_->active_calls->fetch_sub(1);
-    env_->live_calls->fetch_sub(1);
-  }
-
  private:
-  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
-  void Unref() {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
-  }
-
   void OnRequest(bool ok) {
     if (!ok) {
       delete this;
       return;
     }
-    accepted_ = true;
-    env_->active_calls->fetch_add(1);
+    MarkAccepted();
     accepted_nanos_ = OverheadNowNanos();
     exchange_request_ = BeginCall(RequestMethod::kComplete, ctx_, *env_->clock);
     if (!env_->shutting_down->load()) SpawnCompleteCall(env_);
@@ -111,15 +99,11 @@ class CompleteCall final : public CallBase, public ChatListener {
     Unref();
   }
 
-  CallEnv* const env_;
-  grpc::ServerContext ctx_;
   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> responder_;
   grpc::ByteBuffer request_buffer_;
   CallTag request_tag_{this, kRequest};
   CallTag finish_tag_{this, kFinish};
   CallTag done_tag_{this, kDone};
-  std::atomic<int> refs_{1};
-  bool accepted_ = false;  // a call arrived (counted in env_->active_calls)
 
   v1::StreamCompletionRequest request_;
   // What the exchange needs; moved into it once the request is admitted.

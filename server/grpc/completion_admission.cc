@@ -1,9 +1,9 @@
 #include "server/grpc/completion_admission.h"
 
+#include "common/status.h"
 #include "server/grpc/authorizer.h"
 #include "server/grpc/call_support.h"
 #include "server/grpc/request_validation.h"
-#include "common/status.h"
 
 namespace turnpike {
 

@@ -3,12 +3,12 @@
 // as completions) and the driver's answer back.
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/status.h"
 #include "server/exchange/embed_exchange.h"
 #include "server/grpc/authorizer.h"
 #include "server/grpc/call_env.h"
 #include "server/grpc/call_support.h"
 #include "server/grpc/request_validation.h"
-#include "common/status.h"
 
 namespace turnpike {
 namespace {
@@ -17,8 +17,7 @@ enum TagKind { kRequest = 0, kFinish = 2, kDone = 3 };
 
 class EmbedCall final : public CallBase {
  public:
-  explicit EmbedCall(CallEnv* env) : env_(env), responder_(&ctx_) {
-    env_->live_calls->fetch_add(1);
+  explicit EmbedCall(CallEnv* env) : CallBase(env), responder_(&ctx_) {
     ctx_.AsyncNotifyWhenDone(&done_tag_);
     env_->embedding->RequestEmbed(&ctx_, &request_buffer_, &responder_, env_->cq, env_->cq,
                                   &request_tag_);
@@ -45,17 +44,7 @@ class EmbedCall final : public CallBase {
     }
   }
 
-  ~EmbedCall() override {
-    if (accepted_) env_->active_calls->fetch_sub(1);
-    env_->live_calls->fetch_sub(1);
-  }
-
  private:
-  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
-  void Unref() {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
-  }
-
   void Finish(const absl::Status& status, const v1::EmbedResponse& response) {
     absl::MutexLock lock(&mu_);
     exchange_done_ = true;
@@ -72,8 +61,7 @@ class EmbedCall final : public CallBase {
       delete this;
       return;
     }
-    accepted_ = true;
-    env_->active_calls->fetch_add(1);
+    MarkAccepted();
     ExchangeRequest r = BeginCall(RequestMethod::kEmbed, ctx_, *env_->clock);
     if (!env_->shutting_down->load()) SpawnEmbedCall(env_);
     Ref();  // done tag
@@ -122,15 +110,11 @@ class EmbedCall final : public CallBase {
     exchange->Start();
   }
 
-  CallEnv* const env_;
-  grpc::ServerContext ctx_;
   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> responder_;
   grpc::ByteBuffer request_buffer_;
   CallTag request_tag_{this, kRequest};
   CallTag finish_tag_{this, kFinish};
   CallTag done_tag_{this, kDone};
-  std::atomic<int> refs_{1};
-  bool accepted_ = false;  // a call arrived (counted in env_->active_calls)
   v1::EmbedRequest request_;
 
   absl::Mutex mu_;

@@ -5,12 +5,12 @@
 // transport thread and are queued under mu_ (OutboundQueue: coalescing and backpressure); gRPC
 // writes are started from whichever thread has the next message, one at a time.
 #include "absl/synchronization/mutex.h"
+#include "common/status.h"
 #include "server/exchange/chat_exchange.h"
 #include "server/grpc/call_env.h"
 #include "server/grpc/call_support.h"
 #include "server/grpc/completion_admission.h"
 #include "server/grpc/outbound_queue.h"
-#include "common/status.h"
 
 namespace turnpike {
 namespace {
@@ -19,8 +19,7 @@ enum TagKind { kRequest = 0, kWrite = 1, kFinish = 2, kDone = 3 };
 
 class StreamCall final : public CallBase, public ChatListener {
  public:
-  explicit StreamCall(CallEnv* env) : env_(env), responder_(&ctx_) {
-    env_->live_calls->fetch_add(1);
+  explicit StreamCall(CallEnv* env) : CallBase(env), responder_(&ctx_) {
     ctx_.AsyncNotifyWhenDone(&done_tag_);
     env_->completion->RequestStreamCompletion(&ctx_, &request_buffer_, &responder_, env_->cq,
                                               env_->cq, &request_tag_);
@@ -76,24 +75,13 @@ class StreamCall final : public CallBase, public ChatListener {
     Unref();  // the exchange's reference
   }
 
-  ~StreamCall() override {
-    if (accepted_) env_->active_calls->fetch_sub(1);
-    env_->live_calls->fetch_sub(1);
-  }
-
  private:
-  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
-  void Unref() {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
-  }
-
   void OnRequest(bool ok) {
     if (!ok) {  // server shutting down before a call arrived
       delete this;
       return;
     }
-    accepted_ = true;
-    env_->active_calls->fetch_add(1);
+    MarkAccepted();
     accepted_nanos_ = OverheadNowNanos();
     exchange_request_ = BeginCall(RequestMethod::kStreamCompletion, ctx_, *env_->clock);
     if (!env_->shutting_down->load()) SpawnStreamCompletionCall(env_);
@@ -180,16 +168,12 @@ class StreamCall final : public CallBase, public ChatListener {
     }
   }
 
-  CallEnv* const env_;
-  grpc::ServerContext ctx_;
   grpc::ServerAsyncWriter<grpc::ByteBuffer> responder_;
   grpc::ByteBuffer request_buffer_;
   CallTag request_tag_{this, kRequest};
   CallTag write_tag_{this, kWrite};
   CallTag finish_tag_{this, kFinish};
   CallTag done_tag_{this, kDone};
-  std::atomic<int> refs_{1};
-  bool accepted_ = false;  // a call arrived (counted in env_->active_calls)
 
   // Set on the CQ thread before the exchange starts; read-only afterwards.
   v1::StreamCompletionRequest request_;
