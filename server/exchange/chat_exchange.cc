@@ -250,9 +250,10 @@ void ChatExchange::FillOutcome(const absl::Status& status, RequestFinished& even
   const TargetEntry& t = target();
   int64_t input = finish_.input_tokens;
   int64_t output = finish_.output_tokens;
-  if (!status.ok() && committed() && !finish_.usage_reported) {
+  if (!finish_.usage_reported) {
+    // The provider reported no usage (a stream cut off before its usage event, a server that
+    // ignores stream_options.include_usage): meter an estimate, marked as such, never zero.
     event.usage_estimated = true;
-    // Cut off before the provider reported usage: meter an estimate, never zero.
     size_t prompt_bytes = 0;
     if (chat_.messages != nullptr) {
       for (const v1::Message& m : *chat_.messages) prompt_bytes += m.content().size();

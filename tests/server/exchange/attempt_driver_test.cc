@@ -256,6 +256,22 @@ TEST_F(AttemptDriverTest, FailureAfterTheFirstTokenEndsWithPartialUsageAndNoFail
   EXPECT_EQ(sink_.events[0].output_tokens, partial.usage().output_tokens());
 }
 
+TEST_F(AttemptDriverTest, AServerThatReportsNoUsageIsMeteredWithAMarkedEstimate) {
+  Load(kTwoTargets);
+  StartChat();
+  Serve(Chunk("twelve bytes") +
+        "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
+        "\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+  ASSERT_EQ(listener_.done, 1);
+  ASSERT_TRUE(listener_.status.ok()) << listener_.status;
+  EXPECT_EQ(listener_.finish.usage().output_tokens(), 3);  // 12 bytes / 4
+  EXPECT_GT(listener_.finish.usage().input_tokens(), 0);
+  EXPECT_GT(listener_.finish.usage().cost_usd_micros(), 0);
+  ASSERT_EQ(sink_.events.size(), 1u);
+  EXPECT_TRUE(sink_.events[0].usage_estimated);
+  EXPECT_EQ(sink_.events[0].cost_usd_micros, listener_.finish.usage().cost_usd_micros());
+}
+
 TEST_F(AttemptDriverTest, NoTokenWithinTheFirstTokenTimeoutFailsOver) {
   Load(R"({"capability":"r","targets":[{"provider":"a","model":"m"},{"provider":"b","model":"m"}],
            "retry":{"maxAttempts":2,"maxAttemptsPerTarget":1},"timeouts":{"firstTokenMs":1000}})");
