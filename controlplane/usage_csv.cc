@@ -20,9 +20,8 @@ std::string Rfc3339(const google::protobuf::Timestamp& t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", time, absl::UTCTimeZone());
 }
 
-void Sep(std::string& out) {
-  if (!out.empty() && out.back() != '\n') out.push_back(',');
-}
+// Every field but a row's first is preceded by a comma (the first may be empty).
+void Sep(std::string& out) { out.push_back(','); }
 
 void Text(std::string& out, std::string_view v) {
   Sep(out);
@@ -41,10 +40,14 @@ void Bool(std::string& out, bool v) {
 
 const char* MethodName(u::Method m) {
   switch (m) {
-    case u::METHOD_STREAM_COMPLETION: return "StreamCompletion";
-    case u::METHOD_COMPLETE: return "Complete";
-    case u::METHOD_EMBED: return "Embed";
-    default: return "";
+    case u::METHOD_STREAM_COMPLETION:
+      return "StreamCompletion";
+    case u::METHOD_COMPLETE:
+      return "Complete";
+    case u::METHOD_EMBED:
+      return "Embed";
+    default:
+      return "";
   }
 }
 
@@ -52,8 +55,8 @@ const char* MethodName(u::Method m) {
 
 void AppendCsvText(std::string& out, std::string_view value) {
   std::string guarded;
-  if (!value.empty() && (value[0] == '=' || value[0] == '+' || value[0] == '-' ||
-                         value[0] == '@' || value[0] == '\t' || value[0] == '\r')) {
+  if (!value.empty() && (value[0] == '=' || value[0] == '+' || value[0] == '-' || value[0] == '@' ||
+                         value[0] == '\t' || value[0] == '\r')) {
     guarded = "'";
     guarded.append(value);
     value = guarded;
@@ -80,11 +83,21 @@ std::string SpendCsvHeader(const u::QuerySpendRequest& request) {
   std::string out = "bucket_start";
   for (int g : request.group_by()) {
     switch (g) {
-      case u::GROUP_BY_CAPABILITY: out += ",capability"; break;
-      case u::GROUP_BY_MODEL: out += ",model"; break;
-      case u::GROUP_BY_PROVIDER: out += ",provider"; break;
-      case u::GROUP_BY_CALLER: out += ",caller"; break;
-      case u::GROUP_BY_USER: out += ",user"; break;
+      case u::GROUP_BY_CAPABILITY:
+        out += ",capability";
+        break;
+      case u::GROUP_BY_MODEL:
+        out += ",model";
+        break;
+      case u::GROUP_BY_PROVIDER:
+        out += ",provider";
+        break;
+      case u::GROUP_BY_CALLER:
+        out += ",caller";
+        break;
+      case u::GROUP_BY_USER:
+        out += ",user";
+        break;
       default:
         out += ",";
         AppendCsvText(out, absl::StrCat("tag:", request.tag_key()));
@@ -104,12 +117,24 @@ void AppendSpendCsvRow(std::string& out, const u::QuerySpendRequest& request,
   std::string line = Rfc3339(row.bucket_start());
   for (int g : request.group_by()) {
     switch (g) {
-      case u::GROUP_BY_CAPABILITY: Text(line, row.capability()); break;
-      case u::GROUP_BY_MODEL: Text(line, row.model()); break;
-      case u::GROUP_BY_PROVIDER: Text(line, row.provider()); break;
-      case u::GROUP_BY_CALLER: Text(line, row.caller()); break;
-      case u::GROUP_BY_USER: Text(line, row.user()); break;
-      default: Text(line, row.tag_value()); break;
+      case u::GROUP_BY_CAPABILITY:
+        Text(line, row.capability());
+        break;
+      case u::GROUP_BY_MODEL:
+        Text(line, row.model());
+        break;
+      case u::GROUP_BY_PROVIDER:
+        Text(line, row.provider());
+        break;
+      case u::GROUP_BY_CALLER:
+        Text(line, row.caller());
+        break;
+      case u::GROUP_BY_USER:
+        Text(line, row.user());
+        break;
+      default:
+        Text(line, row.tag_value());
+        break;
     }
   }
   Int(line, row.requests());

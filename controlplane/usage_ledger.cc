@@ -158,7 +158,7 @@ u::UsageRecord ReadRecord(const SqliteStatement& s) {
   r.set_credential(s.ColumnText(++i));
   const int64_t method = s.ColumnInt(++i);
   r.set_method(u::Method_IsValid(static_cast<int>(method)) ? static_cast<u::Method>(method)
-                                                            : u::METHOD_UNSPECIFIED);
+                                                           : u::METHOD_UNSPECIFIED);
   r.set_status(s.ColumnText(++i));
   r.set_partial(s.ColumnInt(++i) != 0);
   r.set_input_tokens(s.ColumnInt(++i));
@@ -190,8 +190,8 @@ u::UsageRecord ReadRecord(const SqliteStatement& s) {
 // The rollup key of a record and the sums it adds.
 using RollupKey = std::tuple<int64_t, std::string, std::string, std::string, std::string>;
 struct RollupSums {
-  int64_t requests = 0, input = 0, cached = 0, cache_write = 0, output = 0, reasoning = 0,
-          cost = 0, cost_unknown = 0, estimated = 0;
+  int64_t requests = 0, input = 0, cached = 0, cache_write = 0, output = 0, reasoning = 0, cost = 0,
+          cost_unknown = 0, estimated = 0;
 };
 
 // SQL for the start of the bucket holding the Unix-microsecond time in `column`.
@@ -247,9 +247,9 @@ absl::Status ReadPage(SqliteDb& db, const u::ListUsageRequest& r,
   if (!r.caller().empty()) conds.push_back("caller = ?4");
   if (!r.request_id().empty()) conds.push_back("request_id = ?5");
   if (after.has_value()) conds.push_back("(start_time, request_id) > (?6, ?7)");
-  std::string sql = absl::StrCat("SELECT ", kColumns, " FROM usage",
-                                 conds.empty() ? "" : " WHERE ", absl::StrJoin(conds, " AND "),
-                                 " ORDER BY start_time, request_id LIMIT ?8");
+  std::string sql =
+      absl::StrCat("SELECT ", kColumns, " FROM usage", conds.empty() ? "" : " WHERE ",
+                   absl::StrJoin(conds, " AND "), " ORDER BY start_time, request_id LIMIT ?8");
   TP_ASSIGN_OR_RETURN(SqliteStatement s, db.Prepare(sql));
   if (r.has_start_time()) s.Bind(1, ToMicros(r.start_time()));
   if (r.has_end_time()) s.Bind(2, ToMicros(r.end_time()));
@@ -271,9 +271,9 @@ absl::Status ReadPage(SqliteDb& db, const u::ListUsageRequest& r,
 absl::StatusOr<UsageLedger::IngestResult> UsageLedger::Ingest(
     const google::protobuf::RepeatedPtrField<u::UsageRecord>& records) {
   if (records.size() > options_.max_batch_records) {
-    return InvalidFieldError("records", absl::StrCat("at most ", options_.max_batch_records,
-                                                     " records per batch, got ", records.size(),
-                                                     "; split the batch"));
+    return InvalidFieldError(
+        "records", absl::StrCat("at most ", options_.max_batch_records, " records per batch, got ",
+                                records.size(), "; split the batch"));
   }
   Violations violations;
   std::vector<const u::UsageRecord*> valid;
@@ -299,7 +299,8 @@ absl::StatusOr<UsageLedger::IngestResult> UsageLedger::Ingest(
       "requests = requests + ?6, input_tokens = input_tokens + ?7, "
       "cached_input_tokens = cached_input_tokens + ?8, "
       "cache_write_input_tokens = cache_write_input_tokens + ?9, "
-      "output_tokens = output_tokens + ?10, reasoning_output_tokens = reasoning_output_tokens + ?11, "
+      "output_tokens = output_tokens + ?10, reasoning_output_tokens = reasoning_output_tokens + "
+      "?11, "
       "cost_usd_micros = cost_usd_micros + ?12, "
       "cost_unknown_requests = cost_unknown_requests + ?13, "
       "estimated_requests = estimated_requests + ?14";
@@ -371,11 +372,11 @@ absl::StatusOr<UsageLedger::IngestResult> UsageLedger::Ingest(
          !newest_start_us_.compare_exchange_weak(seen, newest, std::memory_order_relaxed)) {
   }
   if (!violations.empty()) {
-    result.refused = WithMessage(
-        violations.ToStatus(),
-        absl::StrCat(violations.ToStatus().message(), "; ", violations.size(),
-                     " record(s) refused, ", result.accepted, " other(s) stored and ",
-                     result.duplicates, " already stored: do not resend this batch"));
+    result.refused =
+        WithMessage(violations.ToStatus(),
+                    absl::StrCat(violations.ToStatus().message(), "; ", violations.size(),
+                                 " record(s) refused, ", result.accepted, " other(s) stored and ",
+                                 result.duplicates, " already stored: do not resend this batch"));
   }
   return result;
 }
@@ -412,10 +413,18 @@ absl::StatusOr<std::vector<u::SpendRow>> UsageLedger::QuerySpend(
       continue;
     }
     switch (g) {
-      case u::GROUP_BY_CAPABILITY: dims.push_back("capability"); break;
-      case u::GROUP_BY_MODEL: dims.push_back("model"); break;
-      case u::GROUP_BY_PROVIDER: dims.push_back("provider"); break;
-      case u::GROUP_BY_CALLER: dims.push_back("caller"); break;
+      case u::GROUP_BY_CAPABILITY:
+        dims.push_back("capability");
+        break;
+      case u::GROUP_BY_MODEL:
+        dims.push_back("model");
+        break;
+      case u::GROUP_BY_PROVIDER:
+        dims.push_back("provider");
+        break;
+      case u::GROUP_BY_CALLER:
+        dims.push_back("caller");
+        break;
       case u::GROUP_BY_USER:
         dims.push_back("user");
         raw = true;
@@ -445,7 +454,8 @@ absl::StatusOr<std::vector<u::SpendRow>> UsageLedger::QuerySpend(
       return ErrorWithReason(
           absl::StatusCode::kFailedPrecondition,
           absl::StrCat("grouping by end user or tag reads raw usage records, kept for ",
-                       absl::FormatDuration(options_.retention), "; start_time must be at or after ",
+                       absl::FormatDuration(options_.retention),
+                       "; start_time must be at or after ",
                        absl::FormatTime(absl::RFC3339_sec, oldest, absl::UTCTimeZone())),
           "USAGE_RETENTION");
     }
@@ -466,10 +476,9 @@ absl::StatusOr<std::vector<u::SpendRow>> UsageLedger::QuerySpend(
           : "sum(requests), sum(input_tokens), sum(cached_input_tokens), "
             "sum(cache_write_input_tokens), sum(output_tokens), sum(reasoning_output_tokens), "
             "sum(cost_usd_micros), sum(cost_unknown_requests), sum(estimated_requests)";
-  const std::string sql = absl::StrCat("SELECT ", select, ", ", sums, " FROM ",
-                                       raw ? "usage" : "usage_hourly", " WHERE ", time_col,
-                                       " >= ?1 AND ", time_col, " < ?2 GROUP BY ", group,
-                                       " ORDER BY ", group);
+  const std::string sql = absl::StrCat(
+      "SELECT ", select, ", ", sums, " FROM ", raw ? "usage" : "usage_hourly", " WHERE ", time_col,
+      " >= ?1 AND ", time_col, " < ?2 GROUP BY ", group, " ORDER BY ", group);
   std::vector<u::SpendRow> rows;
   TP_RETURN_IF_ERROR(store_.Read([&](SqliteDb& db) -> absl::Status {
     TP_ASSIGN_OR_RETURN(SqliteStatement s, db.Prepare(sql));
@@ -484,12 +493,24 @@ absl::StatusOr<std::vector<u::SpendRow>> UsageLedger::QuerySpend(
       for (u::GroupBy g : dim_kinds) {
         std::string value = s.ColumnText(c++);
         switch (g) {
-          case u::GROUP_BY_CAPABILITY: r.set_capability(std::move(value)); break;
-          case u::GROUP_BY_MODEL: r.set_model(std::move(value)); break;
-          case u::GROUP_BY_PROVIDER: r.set_provider(std::move(value)); break;
-          case u::GROUP_BY_CALLER: r.set_caller(std::move(value)); break;
-          case u::GROUP_BY_USER: r.set_user(std::move(value)); break;
-          default: r.set_tag_value(std::move(value)); break;
+          case u::GROUP_BY_CAPABILITY:
+            r.set_capability(std::move(value));
+            break;
+          case u::GROUP_BY_MODEL:
+            r.set_model(std::move(value));
+            break;
+          case u::GROUP_BY_PROVIDER:
+            r.set_provider(std::move(value));
+            break;
+          case u::GROUP_BY_CALLER:
+            r.set_caller(std::move(value));
+            break;
+          case u::GROUP_BY_USER:
+            r.set_user(std::move(value));
+            break;
+          default:
+            r.set_tag_value(std::move(value));
+            break;
         }
       }
       r.set_requests(s.ColumnInt(c++));
@@ -532,8 +553,9 @@ absl::Status UsageLedger::ForEachRecord(const u::ListUsageRequest& request,
   while (true) {
     std::vector<u::UsageRecord> records;
     // One short read transaction per page, so a long export never holds back checkpoints.
-    TP_RETURN_IF_ERROR(store_.Read(
-        [&](SqliteDb& db) -> absl::Status { return ReadPage(db, request, after, kPage, records); }));
+    TP_RETURN_IF_ERROR(store_.Read([&](SqliteDb& db) -> absl::Status {
+      return ReadPage(db, request, after, kPage, records);
+    }));
     for (const u::UsageRecord& r : records) {
       if (!fn(r)) return absl::OkStatus();
     }
@@ -548,10 +570,9 @@ absl::StatusOr<int64_t> UsageLedger::PruneExpired() {
   while (true) {
     int64_t deleted = 0;
     TP_RETURN_IF_ERROR(store_.Write([&](SqliteDb& db) -> absl::Status {
-      TP_ASSIGN_OR_RETURN(
-          SqliteStatement s,
-          db.Prepare("DELETE FROM usage WHERE rowid IN (SELECT rowid FROM usage "
-                     "WHERE start_time < ?1 ORDER BY start_time LIMIT ?2)"));
+      TP_ASSIGN_OR_RETURN(SqliteStatement s,
+                          db.Prepare("DELETE FROM usage WHERE rowid IN (SELECT rowid FROM usage "
+                                     "WHERE start_time < ?1 ORDER BY start_time LIMIT ?2)"));
       s.Bind(1, cutoff).Bind(2, int64_t{options_.prune_chunk_rows});
       TP_RETURN_IF_ERROR(s.Run());
       deleted = db.changes();

@@ -16,10 +16,10 @@ namespace u = ::turnpike::usage::v1;
 constexpr size_t kChunkBytes = 64 * 1024;
 
 grpc::Status Answer(const char* method, const absl::Status& s) {
-  if (!s.ok() && (s.code() == absl::StatusCode::kInternal ||
-                  s.code() == absl::StatusCode::kDataLoss ||
-                  s.code() == absl::StatusCode::kUnavailable ||
-                  s.code() == absl::StatusCode::kResourceExhausted)) {
+  if (!s.ok() &&
+      (s.code() == absl::StatusCode::kInternal || s.code() == absl::StatusCode::kDataLoss ||
+       s.code() == absl::StatusCode::kUnavailable ||
+       s.code() == absl::StatusCode::kResourceExhausted)) {
     spdlog::error("usage: {} failed: {}", method, s.ToString());
   }
   return ToGrpcStatus(s);

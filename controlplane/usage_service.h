@@ -17,8 +17,7 @@ class UsageServiceImpl final : public usage::v1::UsageService::Service {
   grpc::Status ReportUsage(grpc::ServerContext* context,
                            const usage::v1::ReportUsageRequest* request,
                            usage::v1::ReportUsageResponse* response) override;
-  grpc::Status QuerySpend(grpc::ServerContext* context,
-                          const usage::v1::QuerySpendRequest* request,
+  grpc::Status QuerySpend(grpc::ServerContext* context, const usage::v1::QuerySpendRequest* request,
                           usage::v1::QuerySpendResponse* response) override;
   grpc::Status ListUsage(grpc::ServerContext* context, const usage::v1::ListUsageRequest* request,
                          usage::v1::ListUsageResponse* response) override;

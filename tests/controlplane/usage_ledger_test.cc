@@ -10,8 +10,8 @@
 #include "absl/strings/str_format.h"
 #include "common/status.h"
 #include "controlplane/migrations.h"
-#include "google/rpc/error_details.pb.h"
 #include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
 #include "gtest/gtest.h"
 #include "tests/controlplane/test_util.h"
 #include "tests/controlplane/usage_test_util.h"
@@ -60,12 +60,14 @@ class UsageLedgerTest : public ::testing::Test {
 
   int64_t Count(const std::string& sql) {
     int64_t n = -1;
-    EXPECT_TRUE(store_->Read([&](SqliteDb& db) -> absl::Status {
-      auto v = db.QueryInt(sql);
-      if (!v.ok()) return v.status();
-      n = *v;
-      return absl::OkStatus();
-    }).ok());
+    EXPECT_TRUE(store_
+                    ->Read([&](SqliteDb& db) -> absl::Status {
+                      auto v = db.QueryInt(sql);
+                      if (!v.ok()) return v.status();
+                      n = *v;
+                      return absl::OkStatus();
+                    })
+                    .ok());
     return n;
   }
 
@@ -180,9 +182,10 @@ TEST_F(UsageLedgerTest, RangesAndBucketsFollowUtcHourDayAndMonthBoundaries) {
   auto days = Spend(Query(Utc(2026, 11, 30), Utc(2026, 12, 3), u::GRANULARITY_DAY));
   std::vector<std::pair<int64_t, int64_t>> per_day;
   for (const auto& [k, v] : days) per_day.push_back({k.first, v[0]});
-  EXPECT_THAT(per_day, ElementsAre(std::pair<int64_t, int64_t>{absl::ToUnixSeconds(Utc(2026, 11, 30)), 1},
-                                   std::pair<int64_t, int64_t>{absl::ToUnixSeconds(dec1), 2},
-                                   std::pair<int64_t, int64_t>{absl::ToUnixSeconds(Utc(2026, 12, 2)), 1}));
+  EXPECT_THAT(per_day,
+              ElementsAre(std::pair<int64_t, int64_t>{absl::ToUnixSeconds(Utc(2026, 11, 30)), 1},
+                          std::pair<int64_t, int64_t>{absl::ToUnixSeconds(dec1), 2},
+                          std::pair<int64_t, int64_t>{absl::ToUnixSeconds(Utc(2026, 12, 2)), 1}));
   // One hour [Dec 1 00:00, 01:00) holds only dec-first; end is exclusive.
   auto hour = Spend(Query(dec1, dec1 + absl::Hours(1), u::GRANULARITY_HOUR));
   ASSERT_EQ(hour.size(), 1u);
@@ -191,8 +194,8 @@ TEST_F(UsageLedgerTest, RangesAndBucketsFollowUtcHourDayAndMonthBoundaries) {
   auto months = Spend(Query(Utc(2026, 11, 1), Utc(2027, 2, 1), u::GRANULARITY_MONTH));
   EXPECT_EQ(months.size(), 3u);
   // The same from raw rows (grouped by user) agrees.
-  auto raw = Spend(Query(Utc(2026, 11, 1), Utc(2027, 2, 1), u::GRANULARITY_MONTH,
-                         {u::GROUP_BY_USER}));
+  auto raw =
+      Spend(Query(Utc(2026, 11, 1), Utc(2027, 2, 1), u::GRANULARITY_MONTH, {u::GROUP_BY_USER}));
   ASSERT_EQ(raw.size(), months.size());
   for (auto a = raw.begin(), b = months.begin(); a != raw.end(); ++a, ++b) {
     EXPECT_EQ(a->first.first, b->first.first);
@@ -278,8 +281,8 @@ TEST_F(UsageLedgerTest, RetentionPrunesRawRowsAndKeepsRollups) {
   EXPECT_EQ(spend.begin()->second[0], 2);
   EXPECT_EQ(spend.begin()->second[6], 3000);
   // Grouping by end user needs raw rows: refused for a range before the retention period.
-  auto by_user = ledger_->QuerySpend(Query(day, day + absl::Hours(24), u::GRANULARITY_DAY,
-                                           {u::GROUP_BY_USER}));
+  auto by_user = ledger_->QuerySpend(
+      Query(day, day + absl::Hours(24), u::GRANULARITY_DAY, {u::GROUP_BY_USER}));
   EXPECT_EQ(by_user.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(by_user.status().message(), HasSubstr("raw usage records"));
 
@@ -340,8 +343,8 @@ TEST_F(UsageLedgerTest, IngestRate) {
     for (int i = 0; i < kBatchSize; ++i) {
       u::UsageRecord r = Record(absl::StrCat("bench-", b, "-", i),
                                 Utc(2026, 12, 6) + absl::Seconds(b * kBatchSize + i), caps[i % 4],
-                                i % 2 ? "gpt-4o-mini" : "claude-haiku", i % 2 ? "openai" : "anthropic",
-                                absl::StrCat("caller-", i % 8));
+                                i % 2 ? "gpt-4o-mini" : "claude-haiku",
+                                i % 2 ? "openai" : "anthropic", absl::StrCat("caller-", i % 8));
       r.set_user(absl::StrCat("user-", i % 50));
       r.set_trace_id("4bf92f3577b34da6a3ce929d0e0e4736");
       (*r.mutable_tags())["team"] = "risk";

@@ -50,11 +50,11 @@ class UsageServiceTest : public ControlPlaneFixture {
   std::vector<u::UsageRecord> Seed(int n) {
     std::vector<u::UsageRecord> records;
     for (int i = 0; i < n; ++i) {
-      u::UsageRecord r = Record(absl::StrCat("req-", i),
-                                Utc(2026, 12, 1) + absl::Minutes(i * 37),
-                                i % 3 ? "claims-summary" : "ticket-triage",
-                                i % 2 ? "gpt-4o-mini" : "claude-3-5-haiku", i % 2 ? "openai" : "anthropic",
-                                i % 5 ? "billing" : "crm", 100 + i, 10 + i % 7, 1000 + 13 * i);
+      u::UsageRecord r =
+          Record(absl::StrCat("req-", i), Utc(2026, 12, 1) + absl::Minutes(i * 37),
+                 i % 3 ? "claims-summary" : "ticket-triage",
+                 i % 2 ? "gpt-4o-mini" : "claude-3-5-haiku", i % 2 ? "openai" : "anthropic",
+                 i % 5 ? "billing" : "crm", 100 + i, 10 + i % 7, 1000 + 13 * i);
       r.set_user(i % 4 ? "alice@example.com" : "bob, \"the builder\"");
       (*r.mutable_tags())["team"] = i % 2 ? "risk" : "ops";
       if (i % 11 == 0) {
@@ -77,7 +77,8 @@ class UsageServiceTest : public ControlPlaneFixture {
 };
 
 TEST_F(UsageServiceTest, ABatchResentOverTheWireCountsOnce) {
-  std::vector<u::UsageRecord> batch = {Record("a", Utc(2026, 12, 6)), Record("b", Utc(2026, 12, 6))};
+  std::vector<u::UsageRecord> batch = {Record("a", Utc(2026, 12, 6)),
+                                       Record("b", Utc(2026, 12, 6))};
   u::ReportUsageResponse first, second;
   ASSERT_TRUE(Report(batch, &first).ok());
   ASSERT_TRUE(Report(batch, &second).ok());
@@ -124,11 +125,11 @@ TEST_F(UsageServiceTest, SpendCsvExportParsesBackToTheQuery) {
   int chunks = 0;
   auto rows = ParseCsv(Export(req, &chunks));
   ASSERT_EQ(rows.size(), static_cast<size_t>(answer.rows_size()) + 1);
-  EXPECT_THAT(rows[0], ElementsAre("bucket_start", "capability", "user", "tag:team", "requests",
-                                   "input_tokens", "cached_input_tokens",
-                                   "cache_write_input_tokens", "output_tokens",
-                                   "reasoning_output_tokens", "cost_usd", "cost_usd_micros",
-                                   "cost_unknown_requests", "estimated_requests"));
+  EXPECT_THAT(rows[0],
+              ElementsAre("bucket_start", "capability", "user", "tag:team", "requests",
+                          "input_tokens", "cached_input_tokens", "cache_write_input_tokens",
+                          "output_tokens", "reasoning_output_tokens", "cost_usd", "cost_usd_micros",
+                          "cost_unknown_requests", "estimated_requests"));
   for (int i = 0; i < answer.rows_size(); ++i) {
     const u::SpendRow& want = answer.rows(i);
     const auto& got = rows[i + 1];

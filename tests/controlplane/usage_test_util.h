@@ -64,19 +64,27 @@ inline u::UsageRecord Record(const std::string& id, absl::Time start,
 inline absl::Time BucketStart(absl::Time t, u::Granularity g) {
   const absl::TimeZone utc = absl::UTCTimeZone();
   switch (g) {
-    case u::GRANULARITY_HOUR: return absl::FromCivil(absl::ToCivilHour(t, utc), utc);
-    case u::GRANULARITY_MONTH: return absl::FromCivil(absl::ToCivilMonth(t, utc), utc);
-    default: return absl::FromCivil(absl::ToCivilDay(t, utc), utc);
+    case u::GRANULARITY_HOUR:
+      return absl::FromCivil(absl::ToCivilHour(t, utc), utc);
+    case u::GRANULARITY_MONTH:
+      return absl::FromCivil(absl::ToCivilMonth(t, utc), utc);
+    default:
+      return absl::FromCivil(absl::ToCivilDay(t, utc), utc);
   }
 }
 
 inline std::string DimValue(const u::UsageRecord& r, u::GroupBy g, const std::string& tag_key) {
   switch (g) {
-    case u::GROUP_BY_CAPABILITY: return r.capability();
-    case u::GROUP_BY_MODEL: return r.model();
-    case u::GROUP_BY_PROVIDER: return r.provider();
-    case u::GROUP_BY_CALLER: return r.caller();
-    case u::GROUP_BY_USER: return r.user();
+    case u::GROUP_BY_CAPABILITY:
+      return r.capability();
+    case u::GROUP_BY_MODEL:
+      return r.model();
+    case u::GROUP_BY_PROVIDER:
+      return r.provider();
+    case u::GROUP_BY_CALLER:
+      return r.caller();
+    case u::GROUP_BY_USER:
+      return r.user();
     default: {
       auto it = r.tags().find(tag_key);
       return it == r.tags().end() ? "" : it->second;
@@ -86,12 +94,18 @@ inline std::string DimValue(const u::UsageRecord& r, u::GroupBy g, const std::st
 
 inline std::string RowDim(const u::SpendRow& r, u::GroupBy g) {
   switch (g) {
-    case u::GROUP_BY_CAPABILITY: return r.capability();
-    case u::GROUP_BY_MODEL: return r.model();
-    case u::GROUP_BY_PROVIDER: return r.provider();
-    case u::GROUP_BY_CALLER: return r.caller();
-    case u::GROUP_BY_USER: return r.user();
-    default: return r.tag_value();
+    case u::GROUP_BY_CAPABILITY:
+      return r.capability();
+    case u::GROUP_BY_MODEL:
+      return r.model();
+    case u::GROUP_BY_PROVIDER:
+      return r.provider();
+    case u::GROUP_BY_CALLER:
+      return r.caller();
+    case u::GROUP_BY_USER:
+      return r.user();
+    default:
+      return r.tag_value();
   }
 }
 
@@ -100,10 +114,14 @@ using SpendKey = std::pair<int64_t, std::vector<std::string>>;
 using SpendSums = std::vector<int64_t>;
 
 inline SpendSums Sums(const u::SpendRow& r) {
-  return {r.requests(),      r.input_tokens(),
-          r.cached_input_tokens(), r.cache_write_input_tokens(),
-          r.output_tokens(), r.reasoning_output_tokens(),
-          r.cost_usd_micros(), r.cost_unknown_requests(),
+  return {r.requests(),
+          r.input_tokens(),
+          r.cached_input_tokens(),
+          r.cache_write_input_tokens(),
+          r.output_tokens(),
+          r.reasoning_output_tokens(),
+          r.cost_usd_micros(),
+          r.cost_unknown_requests(),
           r.estimated_requests()};
 }
 
