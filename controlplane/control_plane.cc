@@ -43,6 +43,9 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(Options option
                                       options.admin));
   cp->admin_service_ = std::make_unique<AdminServiceImpl>(*cp->admin_, cp->registry_);
   cp->watch_service_ = std::make_unique<WatchService>(cp->cache_, cp->registry_);
+  cp->ledger_ = std::make_unique<UsageLedger>(*cp->store_, clock, options.usage);
+  cp->usage_service_ = std::make_unique<UsageServiceImpl>(*cp->ledger_);
+  cp->PruneUsage();
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -52,6 +55,8 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(Options option
   builder.AddListeningPort(options.listen_address, creds, &cp->port_);
   builder.RegisterService(cp->admin_service_.get());
   builder.RegisterService(cp->watch_service_.get());
+  // Like the admin service, not yet authenticated (every control-plane RPC gets it at once).
+  builder.RegisterService(cp->usage_service_.get());
   {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
     creators.push_back(cp->active_calls_.Factory());
@@ -91,7 +96,17 @@ void ControlPlane::SweepLoop(absl::Duration interval) {
     } else if (*retired > 0) {
       spdlog::info("retired {} credential version(s) whose grace period ended", *retired);
     }
+    PruneUsage();
     mu_.Lock();
+  }
+}
+
+void ControlPlane::PruneUsage() {
+  absl::StatusOr<int64_t> pruned = ledger_->PruneExpired();
+  if (!pruned.ok()) {
+    spdlog::warn("usage retention sweep failed: {}", pruned.status().ToString());
+  } else if (*pruned > 0) {
+    spdlog::info("pruned {} usage record(s) past their retention (hourly rollups kept)", *pruned);
   }
 }
 

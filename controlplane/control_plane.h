@@ -1,7 +1,8 @@
 // ControlPlane assembles the turnpike-control process from its parts: Store (SQLite), SecretBox,
 // ConfigAdmin, SnapshotCache, DataPlaneRegistry, the Admin and Watch services, health and
-// reflection on one gRPC server, and a background sweep that retires credential versions whose
-// grace period has ended. main() and in-process tests build it the same way. Shutdown() first
+// reflection on one gRPC server, the usage ledger and its service, and a background sweep that
+// retires credential versions whose grace period has ended and prunes usage records past their
+// retention (also once at start). main() and in-process tests build it the same way. Shutdown() first
 // ends every watch stream (gateways reconnect elsewhere or later), then stops the server,
 // letting in-flight admin calls finish within the grace period. Thread-safe.
 #ifndef TURNPIKE_CONTROLPLANE_CONTROL_PLANE_H_
@@ -23,6 +24,8 @@
 #include "controlplane/secret_box.h"
 #include "controlplane/snapshot_cache.h"
 #include "controlplane/store.h"
+#include "controlplane/usage_ledger.h"
+#include "controlplane/usage_service.h"
 #include "controlplane/watch_service.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
@@ -40,6 +43,7 @@ class ControlPlane {
     absl::Duration busy_timeout = absl::Seconds(5);
     absl::Duration retire_sweep_interval = absl::Minutes(1);
     ConfigAdmin::Options admin;
+    UsageLedger::Options usage;
   };
 
   // Opens the database, checks the master key, publishes the current snapshot and starts
@@ -59,12 +63,14 @@ class ControlPlane {
   ConfigAdmin& admin() { return *admin_; }
   SnapshotCache& cache() { return cache_; }
   DataPlaneRegistry& registry() { return registry_; }
+  UsageLedger& ledger() { return *ledger_; }
   // gRPC calls in flight (admin calls and watch streams), for metrics.
   int active_calls() const { return active_calls_.active(); }
 
  private:
   explicit ControlPlane(Clock& clock) : registry_(clock) {}
   void SweepLoop(absl::Duration interval);
+  void PruneUsage();
 
   // Set up by Start(), constant afterwards.
   std::unique_ptr<Store> store_;
@@ -74,6 +80,8 @@ class ControlPlane {
   std::unique_ptr<ConfigAdmin> admin_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<WatchService> watch_service_;
+  std::unique_ptr<UsageLedger> ledger_;
+  std::unique_ptr<UsageServiceImpl> usage_service_;
   ActiveCallCounter active_calls_;  // declared before server_: it must outlive it
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

@@ -16,6 +16,7 @@
 #include "absl/flags/usage.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/metrics_http_server.h"
@@ -38,6 +39,9 @@ ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain (enables TLS)
 ABSL_FLAG(std::string, tls_key, "", "PEM server private key");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA bundle; when set, clients must present a certificate it signed (mTLS)");
+ABSL_FLAG(absl::Duration, usage_retention, absl::Hours(24 * 90),
+          "how long raw usage records are kept (e.g. 2160h); hourly spend rollups are kept for "
+          "good");
 ABSL_FLAG(bool, allow_insecure_non_loopback, false,
           "allow listening without TLS on a non-loopback address (snapshots carry provider keys)");
 
@@ -167,6 +171,10 @@ int main(int argc, char** argv) {
   ControlPlane::Options options;
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.db_path = absl::GetFlag(FLAGS_db);
+  options.usage.retention = absl::GetFlag(FLAGS_usage_retention);
+  if (options.usage.retention <= absl::ZeroDuration()) {
+    return Fail(absl::InvalidArgumentError("--usage_retention must be positive"));
+  }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds =
       ServerCredentials(options.listen_address);
   if (!creds.ok()) return Fail(creds.status());
@@ -217,6 +225,25 @@ int main(int argc, char** argv) {
       Type::kGauge, {}, [raw] {
         return std::vector<MetricSample>{{{}, static_cast<double>(raw->active_calls())}};
       });
+  metrics.AddCollector("turnpike_usage_records_ingested_total",
+                       "Usage records stored (first delivery of a request id).", Type::kCounter,
+                       {}, [raw] {
+                         return std::vector<MetricSample>{
+                             {{}, static_cast<double>(raw->ledger().ingested_total())}};
+                       });
+  metrics.AddCollector("turnpike_usage_records_duplicate_total",
+                       "Usage records skipped because their request id was already stored "
+                       "(a gateway resent a batch).",
+                       Type::kCounter, {}, [raw] {
+                         return std::vector<MetricSample>{
+                             {{}, static_cast<double>(raw->ledger().duplicate_total())}};
+                       });
+  metrics.AddCollector(
+      "turnpike_usage_ledger_lag_seconds",
+      "Seconds between now and the start time of the newest usage record stored since the "
+      "control plane started (0 before the first); grows when gateways stop reporting.",
+      Type::kGauge, {},
+      [raw] { return std::vector<MetricSample>{{{}, raw->ledger().lag_seconds()}}; });
   metrics.AddCollector("process_resident_memory_bytes", "Resident memory size in bytes.",
                        Type::kGauge, {}, [] {
                          return std::vector<MetricSample>{{{}, turnpike::ProcessResidentBytes()}};

@@ -141,6 +141,13 @@ absl::Status SqliteStatement::Run() {
   return absl::OkStatus();
 }
 
+absl::Status SqliteStatement::Reset() {
+  bind_rc_ = 0;
+  int rc = sqlite3_reset(stmt_);
+  if (rc != SQLITE_OK) return db_->Error(rc, "sqlite reset");
+  return absl::OkStatus();
+}
+
 int64_t SqliteStatement::ColumnInt(int index) const { return sqlite3_column_int64(stmt_, index); }
 
 std::optional<int64_t> SqliteStatement::ColumnOptionalInt(int index) const {

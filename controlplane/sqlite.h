@@ -66,6 +66,8 @@ class SqliteStatement {
   absl::StatusOr<bool> Step();
   // Steps a statement that returns no rows.
   absl::Status Run();
+  // Makes the statement ready to run again (bindings are kept until re-bound).
+  absl::Status Reset();
 
   int64_t ColumnInt(int index) const;
   std::optional<int64_t> ColumnOptionalInt(int index) const;
