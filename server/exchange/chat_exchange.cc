@@ -264,6 +264,9 @@ void ChatExchange::FillOutcome(const absl::Status& status, RequestFinished& even
   event.input_tokens = input;
   event.output_tokens = output;
   event.cost_usd_micros = RuntimeConfig::CostMicros(t, input, output);
+  event.input_cost_usd_micros =
+      std::min(event.cost_usd_micros, RuntimeConfig::CostMicros(t, input, 0));
+  event.output_cost_usd_micros = event.cost_usd_micros - event.input_cost_usd_micros;
   event.cost_known = t.price.has_value();
 }
 

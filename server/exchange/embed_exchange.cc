@@ -76,6 +76,7 @@ void EmbedExchange::FillOutcome(const absl::Status& status, RequestFinished& eve
   if (!status.ok() || !served_) return;  // a failed embedding is not billed
   event.input_tokens = response_.usage().input_tokens();
   event.cost_usd_micros = response_.usage().cost_usd_micros();
+  event.input_cost_usd_micros = event.cost_usd_micros;
   event.cost_known = target().price.has_value();
 }
 

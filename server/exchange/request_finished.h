@@ -48,6 +48,10 @@ struct RequestFinished {
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
   int64_t cost_usd_micros = 0;
+  // Its components; they add up to cost_usd_micros exactly (the total is rounded up once, and
+  // the output component takes what the input component's own rounding did not).
+  int64_t input_cost_usd_micros = 0;
+  int64_t output_cost_usd_micros = 0;
   bool usage_estimated = false;
   bool cost_known = false;
 

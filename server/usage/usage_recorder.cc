@@ -24,6 +24,33 @@ usage::v1::UsageRecord ToUsageRecord(const RequestFinished& event, const std::st
   r.set_latency_us(absl::ToInt64Microseconds(event.latency));
   r.set_user(event.end_user);
   for (const auto& [key, value] : event.tags) (*r.mutable_tags())[key] = value;
+  r.set_trace_id(event.trace_id);
+  r.set_config_version(event.config_version);
+  r.set_credential(event.credential);
+  switch (event.method) {
+    case RequestMethod::kStreamCompletion:
+      r.set_method(usage::v1::METHOD_STREAM_COMPLETION);
+      break;
+    case RequestMethod::kComplete:
+      r.set_method(usage::v1::METHOD_COMPLETE);
+      break;
+    case RequestMethod::kEmbed:
+      r.set_method(usage::v1::METHOD_EMBED);
+      break;
+  }
+  r.set_usage_estimated(event.usage_estimated);
+  r.set_cost_known(event.cost_known);
+  r.set_input_cost_usd_micros(event.input_cost_usd_micros);
+  r.set_output_cost_usd_micros(event.output_cost_usd_micros);
+  // Prices travel in the config snapshot: its version is the price version.
+  r.set_price_version(event.config_version);
+  r.set_cache_hit(event.cache_hit);
+  r.set_degraded(event.degraded);
+  r.set_refused(event.refused);
+  r.set_attempts(event.attempts.size());
+  if (event.time_to_first_token != absl::InfiniteDuration()) {
+    r.set_time_to_first_token_us(absl::ToInt64Microseconds(event.time_to_first_token));
+  }
   return r;
 }
 

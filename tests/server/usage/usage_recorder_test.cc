@@ -21,6 +21,16 @@ TEST(UsageRecordTest, CarriesTheRequestsIdentityTokensCostAndOutcome) {
   e.input_tokens = 120;
   e.output_tokens = 30;
   e.cost_usd_micros = 36;
+  e.input_cost_usd_micros = 24;
+  e.output_cost_usd_micros = 12;
+  e.usage_estimated = true;
+  e.cost_known = true;
+  e.method = RequestMethod::kComplete;
+  e.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  e.config_version = "v12";
+  e.credential = "openai-key@3";
+  e.time_to_first_token = absl::Microseconds(900);
+  e.attempts.Add()->set_provider("openai");
   e.start_time = absl::FromUnixSeconds(1700000000) + absl::Milliseconds(250);
   e.latency = absl::Microseconds(41234);
   const usage::v1::UsageRecord r = ToUsageRecord(e, "gw-1");
@@ -40,6 +50,17 @@ TEST(UsageRecordTest, CarriesTheRequestsIdentityTokensCostAndOutcome) {
   EXPECT_EQ(r.start_time().seconds(), 1700000000);
   EXPECT_EQ(r.start_time().nanos(), 250000000);
   EXPECT_EQ(r.latency_us(), 41234);
+  EXPECT_EQ(r.input_cost_usd_micros() + r.output_cost_usd_micros(), r.cost_usd_micros());
+  EXPECT_TRUE(r.usage_estimated());
+  EXPECT_TRUE(r.cost_known());
+  EXPECT_EQ(r.method(), usage::v1::METHOD_COMPLETE);
+  EXPECT_EQ(r.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(r.config_version(), "v12");
+  EXPECT_EQ(r.price_version(), "v12");
+  EXPECT_EQ(r.credential(), "openai-key@3");
+  EXPECT_EQ(r.time_to_first_token_us(), 900);
+  EXPECT_EQ(r.attempts(), 1);
+  EXPECT_FALSE(r.refused());
 }
 
 }  // namespace
