@@ -215,6 +215,23 @@ TEST_F(UsageLedgerTest, BadQueriesNameTheField) {
   EXPECT_THAT(fields, ElementsAre("start_time", "group_by[1]", "tag_key"));
 }
 
+TEST_F(UsageLedgerTest, AnAnswerTooLargeIsRefusedNotTruncated) {
+  UsageLedger::Options o;
+  o.max_spend_rows = 3;
+  UsageLedger small(*store_, clock_, o);
+  std::vector<u::UsageRecord> records;
+  for (int i = 0; i < 4; ++i) {
+    records.push_back(Record(absl::StrCat("r", i), Utc(2026, 12, 1) + absl::Hours(i)));
+  }
+  Ingest(records);
+  auto q = Query(Utc(2026, 12, 1), Utc(2026, 12, 2), u::GRANULARITY_HOUR);
+  EXPECT_EQ(small.QuerySpend(q).status().code(), absl::StatusCode::kOutOfRange);
+  q.set_granularity(u::GRANULARITY_DAY);
+  auto day = small.QuerySpend(q);
+  ASSERT_TRUE(day.ok()) << day.status();
+  EXPECT_EQ(day->size(), 1u);
+}
+
 TEST_F(UsageLedgerTest, ListUsageFiltersAndPaginates) {
   std::vector<u::UsageRecord> records;
   for (int i = 0; i < 25; ++i) {
