@@ -381,3 +381,38 @@ TEST_F(UsageLedgerTest, IngestRate) {
 
 }  // namespace
 }  // namespace turnpike::controlplane
+
+namespace turnpike::controlplane {
+namespace {
+
+// A database made by a binary that knew only 0001 (the config tables) gains the ledger on the
+// next start and keeps its config.
+TEST(UsageMigrationTest, ASchemaOneDatabaseGainsTheLedger) {
+  turnpike::testing::TempDir dir;
+  Store::Options o;
+  o.path = dir.File("old.db");
+  {
+    auto v1 = Store::Open(o, EmbeddedMigrations().subspan(0, 1));
+    ASSERT_TRUE(v1.ok()) << v1.status();
+    EXPECT_EQ((*v1)->schema_version(), 1);
+    ASSERT_TRUE((*v1)
+                    ->Write([](SqliteDb& db) {
+                      return db.Exec("INSERT INTO meta (key, value) VALUES ('kept', 'yes')");
+                    })
+                    .ok());
+  }
+  auto v2 = Store::Open(o, EmbeddedMigrations());
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  EXPECT_EQ((*v2)->schema_version(), 2);
+  EXPECT_TRUE((*v2)
+                  ->Read([](SqliteDb& db) -> absl::Status {
+                    auto kept = db.QueryInt("SELECT count(*) FROM meta WHERE key = 'kept'");
+                    if (!kept.ok()) return kept.status();
+                    if (*kept != 1) return absl::InternalError("meta row lost");
+                    return db.QueryInt("SELECT count(*) FROM usage_hourly").status();
+                  })
+                  .ok());
+}
+
+}  // namespace
+}  // namespace turnpike::controlplane
