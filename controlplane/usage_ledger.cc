@@ -478,12 +478,13 @@ absl::StatusOr<std::vector<u::SpendRow>> UsageLedger::QuerySpend(
             "sum(cost_usd_micros), sum(cost_unknown_requests), sum(estimated_requests)";
   const std::string sql = absl::StrCat(
       "SELECT ", select, ", ", sums, " FROM ", raw ? "usage" : "usage_hourly", " WHERE ", time_col,
-      " >= ?1 AND ", time_col, " < ?2 GROUP BY ", group, " ORDER BY ", group);
+      " >= ?1 AND ", time_col, " < ?2 GROUP BY ", group, " ORDER BY ", group, " LIMIT ?4");
   std::vector<u::SpendRow> rows;
   TP_RETURN_IF_ERROR(store_.Read([&](SqliteDb& db) -> absl::Status {
     TP_ASSIGN_OR_RETURN(SqliteStatement s, db.Prepare(sql));
     s.Bind(1, start_us).Bind(2, end_us);
     if (seen.contains(u::GROUP_BY_TAG)) s.Bind(3, request.tag_key());
+    s.Bind(4, int64_t{options_.max_spend_rows} + 1);
     while (true) {
       TP_ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
@@ -526,6 +527,13 @@ absl::StatusOr<std::vector<u::SpendRow>> UsageLedger::QuerySpend(
     }
     return absl::OkStatus();
   }));
+  if (static_cast<int64_t>(rows.size()) > options_.max_spend_rows) {
+    return ErrorWithReason(
+        absl::StatusCode::kOutOfRange,
+        absl::StrCat("the answer has more than ", options_.max_spend_rows,
+                     " rows; narrow the time range, use a coarser granularity or fewer groupings"),
+        "USAGE_ANSWER_TOO_LARGE");
+  }
   return rows;
 }
 

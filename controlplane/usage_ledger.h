@@ -33,6 +33,8 @@ class UsageLedger {
     int max_batch_records = 1000;
     // Rows deleted per transaction while pruning, so ingest never waits long behind it.
     int prune_chunk_rows = 5000;
+    // A spend answer (or spend export) larger than this is refused: narrow the query.
+    int max_spend_rows = 100000;
   };
 
   // How one batch was stored. `refused` is OK, or INVALID_ARGUMENT with a google.rpc.BadRequest
@@ -55,7 +57,8 @@ class UsageLedger {
 
   // Spend per time bucket and grouped dimensions. From the rollups unless grouped by end user or
   // tag, which read raw rows: then a range starting before the retention period is
-  // FAILED_PRECONDITION. INVALID_ARGUMENT (BadRequest) for a malformed query.
+  // FAILED_PRECONDITION. INVALID_ARGUMENT (BadRequest) for a malformed query; OUT_OF_RANGE for
+  // an answer of more than max_spend_rows rows.
   absl::StatusOr<std::vector<usage::v1::SpendRow>> QuerySpend(
       const usage::v1::QuerySpendRequest& request);
 

@@ -215,6 +215,23 @@ TEST_F(UsageLedgerTest, BadQueriesNameTheField) {
   EXPECT_THAT(fields, ElementsAre("start_time", "group_by[1]", "tag_key"));
 }
 
+TEST_F(UsageLedgerTest, AnAnswerTooLargeIsRefusedNotTruncated) {
+  UsageLedger::Options o;
+  o.max_spend_rows = 3;
+  UsageLedger small(*store_, clock_, o);
+  std::vector<u::UsageRecord> records;
+  for (int i = 0; i < 4; ++i) {
+    records.push_back(Record(absl::StrCat("r", i), Utc(2026, 12, 1) + absl::Hours(i)));
+  }
+  Ingest(records);
+  auto q = Query(Utc(2026, 12, 1), Utc(2026, 12, 2), u::GRANULARITY_HOUR);
+  EXPECT_EQ(small.QuerySpend(q).status().code(), absl::StatusCode::kOutOfRange);
+  q.set_granularity(u::GRANULARITY_DAY);
+  auto day = small.QuerySpend(q);
+  ASSERT_TRUE(day.ok()) << day.status();
+  EXPECT_EQ(day->size(), 1u);
+}
+
 TEST_F(UsageLedgerTest, ListUsageFiltersAndPaginates) {
   std::vector<u::UsageRecord> records;
   for (int i = 0; i < 25; ++i) {
@@ -360,6 +377,41 @@ TEST_F(UsageLedgerTest, IngestRate) {
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   std::printf("usage ingest: records=%d batch=%d seconds=%.3f records_per_second=%.0f\n",
               kBatches * kBatchSize, kBatchSize, seconds, kBatches * kBatchSize / seconds);
+}
+
+}  // namespace
+}  // namespace turnpike::controlplane
+
+namespace turnpike::controlplane {
+namespace {
+
+// A database made by a binary that knew only 0001 (the config tables) gains the ledger on the
+// next start and keeps its config.
+TEST(UsageMigrationTest, ASchemaOneDatabaseGainsTheLedger) {
+  turnpike::testing::TempDir dir;
+  Store::Options o;
+  o.path = dir.File("old.db");
+  {
+    auto v1 = Store::Open(o, EmbeddedMigrations().subspan(0, 1));
+    ASSERT_TRUE(v1.ok()) << v1.status();
+    EXPECT_EQ((*v1)->schema_version(), 1);
+    ASSERT_TRUE((*v1)
+                    ->Write([](SqliteDb& db) {
+                      return db.Exec("INSERT INTO meta (key, value) VALUES ('kept', 'yes')");
+                    })
+                    .ok());
+  }
+  auto v2 = Store::Open(o, EmbeddedMigrations());
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  EXPECT_EQ((*v2)->schema_version(), 2);
+  EXPECT_TRUE((*v2)
+                  ->Read([](SqliteDb& db) -> absl::Status {
+                    auto kept = db.QueryInt("SELECT count(*) FROM meta WHERE key = 'kept'");
+                    if (!kept.ok()) return kept.status();
+                    if (*kept != 1) return absl::InternalError("meta row lost");
+                    return db.QueryInt("SELECT count(*) FROM usage_hourly").status();
+                  })
+                  .ok());
 }
 
 }  // namespace

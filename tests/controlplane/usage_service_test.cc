@@ -193,3 +193,51 @@ TEST_F(UsageServiceTest, RecordCsvExportParsesBackToTheListing) {
 
 }  // namespace
 }  // namespace turnpike::controlplane::testing
+
+namespace turnpike::controlplane::testing {
+namespace {
+
+// Retention runs when the control plane starts: records past it are gone after a restart on a
+// later clock, their spend stays in the rollups.
+TEST(UsageRetentionTest, TheControlPlanePrunesOnStartAndKeepsRollups) {
+  turnpike::testing::TempDir dir;
+  SimulatedClock clock(Utc(2026, 12, 6, 12));
+  auto key = MasterKey::Parse(kTestMasterKey);
+  ASSERT_TRUE(key.ok());
+  ControlPlane::Options o;
+  o.db_path = dir.File("cp.db");
+  o.listen_address = "127.0.0.1:0";
+  o.usage.retention = absl::Hours(24 * 30);
+  {
+    auto cp = ControlPlane::Start(o, *key, clock);
+    ASSERT_TRUE(cp.ok()) << cp.status();
+    google::protobuf::RepeatedPtrField<u::UsageRecord> batch;
+    *batch.Add() = Record("old", Utc(2026, 11, 20, 8));
+    *batch.Add() = Record("new", Utc(2026, 12, 6, 8));
+    auto r = (*cp)->ledger().Ingest(batch);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->accepted, 2);
+  }
+  clock.Advance(absl::Hours(24 * 20));  // "old" is now 36 days old, "new" 20
+  auto cp = ControlPlane::Start(o, *key, clock);
+  ASSERT_TRUE(cp.ok()) << cp.status();
+  u::ListUsageRequest all;
+  auto listed = (*cp)->ledger().ListUsage(all);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->records_size(), 1);
+  EXPECT_EQ(listed->records(0).request_id(), "new");
+  u::QuerySpendRequest q;
+  *q.mutable_start_time() = Ts(Utc(2026, 11, 1));
+  *q.mutable_end_time() = Ts(Utc(2027, 1, 1));
+  q.set_granularity(u::GRANULARITY_MONTH);
+  q.add_group_by(u::GROUP_BY_CAPABILITY);
+  auto spend = (*cp)->ledger().QuerySpend(q);
+  ASSERT_TRUE(spend.ok()) << spend.status();
+  ASSERT_EQ(spend->size(), 2u);  // November (pruned raw, kept rollup) and December
+  EXPECT_EQ((*spend)[0].requests(), 1);
+  EXPECT_EQ((*spend)[0].cost_usd_micros(), 1500);
+  EXPECT_EQ((*spend)[1].requests(), 1);
+}
+
+}  // namespace
+}  // namespace turnpike::controlplane::testing
