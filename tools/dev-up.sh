@@ -50,7 +50,7 @@ wait_for_file "$RUN_DIR/fake.port" "fake provider" "${pids[-1]}"
 FAKE_PORT="$(cat "$RUN_DIR/fake.port")"
 
 # The control plane, on a fresh dev database (var/dev is scratch space for the demo stack).
-rm -f "$RUN_DIR"/turnpike.db* "$RUN_DIR"/gateway-snapshot.pb
+rm -rf "$RUN_DIR"/turnpike.db* "$RUN_DIR"/gateway-snapshot.pb "$RUN_DIR"/usage-spool
 "$BUILD_DIR/controlplane/turnpike-control" --listen="$CONTROL_ADDR" --port_file="$RUN_DIR/control.port" \
   --db="$RUN_DIR/turnpike.db" --dev_insecure_master_key &
 pids+=($!)
