@@ -38,8 +38,8 @@ std::vector<std::unique_ptr<ProviderAdapter>> MakeAdapters() {
       MakeProvider(cfg::PROVIDER_KIND_AZURE_OPENAI, cfg::COMPAT_FLAVOR_UNSPECIFIED), "key"));
   for (cfg::CompatFlavor flavor : {cfg::COMPAT_FLAVOR_UNSPECIFIED, cfg::COMPAT_FLAVOR_VLLM,
                                    cfg::COMPAT_FLAVOR_LLAMA_CPP, cfg::COMPAT_FLAVOR_OLLAMA}) {
-    out.push_back(turnpike::NewOpenAiAdapter(
-        MakeProvider(cfg::PROVIDER_KIND_OPENAI_COMPATIBLE, flavor), ""));
+    out.push_back(
+        turnpike::NewOpenAiAdapter(MakeProvider(cfg::PROVIDER_KIND_OPENAI_COMPATIBLE, flavor), ""));
   }
 #elif TURNPIKE_FUZZ_FAMILY == 1
   out.push_back(turnpike::NewAnthropicAdapter(

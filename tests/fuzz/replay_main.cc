@@ -2,6 +2,7 @@
 // every file under each PATH to fuzz target NAME, in sorted order, and fails if one crashes (the
 // target aborts, or a sanitizer does in a sanitized build). Keeps found crashes fixed in every
 // build, not only the clang one.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -11,7 +12,6 @@
 #include <iterator>
 #include <string>
 #include <vector>
-#include <algorithm>
 
 #include "fuzz_targets.inc"
 

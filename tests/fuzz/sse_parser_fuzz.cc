@@ -23,7 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const absl::Status status =
         parser.Feed(input.substr(0, n), [&](std::string_view event, std::string_view data) {
           // Touch the promised padding so ASan catches a short buffer.
-          for (size_t i = 0; i < turnpike::SseParser::kPadding; ++i) sink = sink ^ data.data()[data.size() + i];
+          for (size_t i = 0; i < turnpike::SseParser::kPadding; ++i)
+            sink = sink ^ data.data()[data.size() + i];
           if (data.size() > options.max_event_bytes) __builtin_trap();
           (void)event;
           return absl::OkStatus();

@@ -78,8 +78,7 @@ Process::~Process() {
   }
   const std::string reports = TakeSanitizerReports(log_path_ + ".sanitizer");
   if (!reports.empty()) {
-    ADD_FAILURE() << binary_ << " (log " << log_path_ << ") wrote a sanitizer report:\n"
-                  << reports;
+    ADD_FAILURE() << binary_ << " (log " << log_path_ << ") wrote a sanitizer report:\n" << reports;
   }
 }
 
