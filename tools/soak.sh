@@ -6,6 +6,9 @@
 # loop at SOAK_RATE streams/s (default 200; 20 chunks 5 ms apart, so ~20 streams in flight) for
 # DURATION (default 10m), sampling the gateway's RSS every 10 s. The first minute is warm-up
 # (allocator arenas, connection pools and caches fill); growth is measured from the end of it.
+# BUILD_DIR may be the clang sanitized build (tools/dev check): then the soak is a leak hunt under
+# load, failing if LeakSanitizer (or ASan/UBSan) reports anything when the processes exit; its RSS
+# figures are ASan's, not the gateway's (docs/performance.md).
 # Prints the samples, then one line:
 #   soak: duration_s=N requests_ok=N errors=N rss_start_mib=X rss_end_mib=X rss_max_mib=X growth_pct=X
 set -euo pipefail
@@ -31,11 +34,22 @@ running_child() {
   return 1
 }
 cleanup() {
+  local status=$?
   for pid in "${pids[@]}"; do
     if running_child "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
   done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # A sanitized build (docs/sanitizers.md) reports leaks when the processes exit: a report from
+  # the gateway or the fake provider fails the soak and is printed.
+  for log in "$WORK/gateway.log" "$WORK/fake.log"; do
+    if [[ -f "$log" ]] && grep -qE 'SUMMARY: [A-Za-z]+Sanitizer' "$log"; then
+      echo "soak: sanitizer report in $(basename "$log"):" >&2
+      sed -n '/ERROR: [A-Za-z]*Sanitizer\|runtime error/,$p' "$log" >&2
+      status=1
+    fi
+  done
   rm -rf "$WORK"
+  exit "$status"
 }
 trap cleanup EXIT
 wait_for_port() {

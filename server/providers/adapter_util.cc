@@ -44,9 +44,10 @@ void AppendProviderHeaders(const config::v1::Provider& provider,
     extra.emplace_back(name, value);
   }
   std::sort(extra.begin(), extra.end());
-  for (const auto& [name, value] : extra) {
+  // A named pair, not a structured binding: clang 14 cannot capture bindings in a lambda.
+  for (const auto& header : extra) {
     std::erase_if(headers, [&](const std::string& line) {
-      return absl::EqualsIgnoreCase(AsAbsl(HeaderName(line)), AsAbsl(name));
+      return absl::EqualsIgnoreCase(AsAbsl(HeaderName(line)), AsAbsl(header.first));
     });
   }
   for (const auto& [name, value] : extra)

@@ -93,9 +93,11 @@ std::vector<std::string> FixedHeaders(const config::v1::Provider& provider,
         name.find(':') != std::string::npos) {
       continue;
     }
-    // An extra header replaces one of ours with the same name.
-    std::erase_if(headers, [&name](const std::string& line) {
-      return absl::EqualsIgnoreCase(openai_internal::ToAbsl(HeaderName(line)), name);
+    // An extra header replaces one of ours with the same name. (A named copy of the binding:
+    // clang 14 cannot capture structured bindings in a lambda.)
+    const std::string& header_name = name;
+    std::erase_if(headers, [&header_name](const std::string& line) {
+      return absl::EqualsIgnoreCase(openai_internal::ToAbsl(HeaderName(line)), header_name);
     });
     headers.push_back(absl::StrCat(name, ": ", value));
   }

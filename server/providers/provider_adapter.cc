@@ -1,5 +1,8 @@
 #include "server/providers/provider_adapter.h"
 
+#include <string>
+#include <string_view>
+
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "server/providers/adapters.h"
@@ -77,6 +80,47 @@ const char* ClassName(ProviderErrorClass c) {
   return "error";
 }
 
+// `s` with every byte that is not part of a well-formed UTF-8 sequence (RFC 3629: no overlong
+// forms, no surrogates, nothing above U+10FFFF) replaced by U+FFFD. Provider error bodies are
+// untrusted bytes; the turnpike.v1.ProviderError detail carries them in proto3 `string` fields,
+// which fail to parse (and so lose the whole detail) on invalid UTF-8.
+std::string ValidUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (c < 0x80) {
+      len = 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;  // overlong
+      if (c == 0xED) hi = 0x9F;  // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;  // overlong
+      if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
+    }
+    bool ok = len > 0 && i + len <= s.size();
+    for (size_t k = 1; ok && k < len; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
+    }
+    if (ok) {
+      out.append(s.substr(i, len));
+      i += len;
+    } else {
+      out.append("\xEF\xBF\xBD");
+      ++i;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::Status ProviderErrorStatus(const ProviderError& error) {
@@ -91,9 +135,9 @@ absl::Status ProviderErrorStatus(const ProviderError& error) {
   absl::Status status(CodeFor(error.error_class), message);
   v1::ProviderError detail;
   detail.set_http_status(error.http_status);
-  detail.set_error_type(error.type);
-  detail.set_error_code(error.code);
-  detail.set_message(error.message);
+  detail.set_error_type(ValidUtf8(error.type));
+  detail.set_error_code(ValidUtf8(error.code));
+  detail.set_message(ValidUtf8(error.message));
   detail.set_retry_after_ms(error.retry_after_ms);
   status.SetPayload(kProviderErrorPayloadUrl, absl::Cord(detail.SerializeAsString()));
   // The class rides along in its own payload so the router can decide on retries.

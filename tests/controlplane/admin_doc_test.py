@@ -17,6 +17,7 @@ Without buf it prints SKIP (exit 0), except under CI=true, where that is a failu
 import argparse
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -124,6 +125,9 @@ class Stack:
                 code = "timeout"
             if code != 0:
                 problems.append(f"{name} exited with {code} after SIGTERM:\n{self.log(name)}")
+            elif re.search(r"SUMMARY: \w+Sanitizer", self.log(name)):
+                # A sanitized build's report (docs/sanitizers.md), even with a clean exit code.
+                problems.append(f"{name} wrote a sanitizer report:\n{self.log(name)}")
         return problems
 
 

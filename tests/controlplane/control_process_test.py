@@ -6,6 +6,7 @@ usage: control_process_test.py --control=PATH/turnpike-control
 """
 import argparse
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,6 +24,11 @@ def check(cond, what):
         print(f"FAIL: {what}")
 
 
+# Every ASan/LSan/UBSan report ends with this line; in a sanitized build (docs/sanitizers.md) a
+# report from the process under test fails the check even when its exit code looks right.
+SANITIZER_REPORT = re.compile(r"SUMMARY: \w+Sanitizer")
+
+
 def refuses(control, args, env_extra, expect, tmp):
     env = {k: v for k, v in os.environ.items() if k != "TURNPIKE_MASTER_KEY"}
     env.update(env_extra)
@@ -32,6 +38,7 @@ def refuses(control, args, env_extra, expect, tmp):
     out = r.stdout + r.stderr
     check(r.returncode == 1, f"{args} exits 1 (got {r.returncode}): {out}")
     check(expect in out, f"{args}: message mentions {expect!r}: {out}")
+    check(not SANITIZER_REPORT.search(out), f"{args}: no sanitizer report: {out}")
 
 
 def serves_and_stops(control, tmp, sig, env_extra):
@@ -66,6 +73,7 @@ def serves_and_stops(control, tmp, sig, env_extra):
         out, _ = proc.communicate()
     check(proc.returncode == 0, f"exit 0 after signal {sig} (got {proc.returncode}): {out}")
     check("stopped" in out, f"logs its shutdown: {out}")
+    check(not SANITIZER_REPORT.search(out), f"no sanitizer report: {out}")
     return out
 
 

@@ -13,10 +13,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "tests/sanitizer_reports.h"
 
 extern char** environ;
 
@@ -107,7 +109,19 @@ void FakeProviderProcess::Spawn(const std::vector<std::string>& extra_args) {
                                    0644);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
-  const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+  // The parent's environment, with sanitizer reports sent to files the destructor checks.
+  const std::map<std::string, std::string> sanitizer_env =
+      turnpike::testing::ChildSanitizerEnv(dir_ + "/sanitizer");
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry(*e);
+    if (sanitizer_env.count(entry.substr(0, entry.find('='))) == 0) env_strings.push_back(entry);
+  }
+  for (const auto& [name, value] : sanitizer_env) env_strings.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) {
     ADD_FAILURE() << "posix_spawn " << argv[0] << " failed: " << rc;
@@ -150,6 +164,8 @@ FakeProviderProcess::~FakeProviderProcess() {
   if (pid_ > 0) Stop();
   if (curl_ != nullptr) curl_easy_cleanup(curl_);
   if (!dir_.empty()) {
+    const std::string reports = turnpike::testing::TakeSanitizerReports(dir_ + "/sanitizer");
+    if (!reports.empty()) ADD_FAILURE() << "fake provider wrote a sanitizer report:\n" << reports;
     for (const char* f : {"/port", "/stdout", "/stderr"}) std::remove((dir_ + f).c_str());
     rmdir(dir_.c_str());
   }

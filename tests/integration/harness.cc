@@ -13,6 +13,9 @@
 #include <sstream>
 #include <thread>
 
+#include "gtest/gtest.h"
+#include "tests/sanitizer_reports.h"
+
 extern char** environ;
 
 namespace turnpike::testing {
@@ -32,7 +35,10 @@ TempDir::~TempDir() {
 
 Process::Process(const std::string& binary, std::vector<std::string> args,
                  const std::string& log_path, std::map<std::string, std::string> extra_env)
-    : log_path_(log_path) {
+    : binary_(binary), log_path_(log_path) {
+  for (auto& [name, value] : ChildSanitizerEnv(log_path + ".sanitizer")) {
+    extra_env.emplace(name, value);  // a caller's own value wins
+  }
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string entry(*e);
@@ -66,9 +72,16 @@ Process::Process(const std::string& binary, std::vector<std::string> args,
 // and the pid is never used again; a pid is only ever reaped here.
 Process::~Process() {
   if (pid_ > 0 && !exit_code_.has_value()) {
-    kill(pid_, SIGKILL);
-    int status;
-    if (waitpid(pid_, &status, 0) == pid_) exit_code_ = 128 + SIGKILL;
+    kill(pid_, SIGTERM);
+    if (!Wait(std::chrono::seconds(15)).has_value()) {
+      kill(pid_, SIGKILL);
+      int status;
+      waitpid(pid_, &status, 0);
+    }
+  }
+  const std::string reports = TakeSanitizerReports(log_path_ + ".sanitizer");
+  if (!reports.empty()) {
+    ADD_FAILURE() << binary_ << " (log " << log_path_ << ") wrote a sanitizer report:\n" << reports;
   }
 }
 

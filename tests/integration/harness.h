@@ -28,12 +28,16 @@ class TempDir {
   std::string path_;
 };
 
-// A child process with stdout and stderr captured to a log file.
+// A child process with stdout and stderr captured to a log file. In a sanitized build its
+// sanitizer reports go to <log_path>.sanitizer.<pid> (tests/sanitizer_reports.h), and the
+// destructor fails the current test with their text.
 class Process {
  public:
   Process(const std::string& binary, std::vector<std::string> args, const std::string& log_path,
           std::map<std::string, std::string> extra_env = {});
-  ~Process();  // SIGKILL if still running
+  // SIGTERM if still running (so LeakSanitizer runs at exit), SIGKILL if it has not exited within
+  // 15 s; then fails the test if the process wrote a sanitizer report.
+  ~Process();
   pid_t pid() const { return pid_; }
   void Signal(int sig);
   // Waits up to `timeout` for exit; returns the exit code (128+signal if killed), or nullopt.
@@ -44,6 +48,7 @@ class Process {
  private:
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
+  std::string binary_;
   std::string log_path_;
 };
 

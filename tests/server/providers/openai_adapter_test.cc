@@ -511,6 +511,24 @@ TEST(OpenAiErrorTest, StatusCarriesTheClass) {
   EXPECT_EQ(back->code, "rate_limit_exceeded");
 }
 
+// Found by tests/fuzz (corpus/openai/crash_invalid_utf8_in_stream_error): a provider's error text
+// is untrusted bytes; invalid UTF-8 in it must not cost the status its ProviderError detail.
+TEST(OpenAiErrorTest, InvalidUtf8KeepsTheErrorDetail) {
+  ProviderError e;
+  e.error_class = ProviderErrorClass::kServer;
+  e.http_status = 500;
+  e.type = "server\xff_error";
+  e.message = "bad \xC0\xAF \xED\xA0\x80 byte \xF4\x90\x80\x80 ok \xE2\x82\xAC";
+  std::optional<ProviderError> back = ProviderErrorFromStatus(ProviderErrorStatus(e));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->error_class, ProviderErrorClass::kServer);
+  EXPECT_EQ(back->type, "server\xEF\xBF\xBD_error");
+  // Overlong, surrogate and out-of-range sequences replaced byte by byte; the euro sign kept.
+  EXPECT_EQ(back->message,
+            "bad \xEF\xBF\xBD\xEF\xBF\xBD \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD byte "
+            "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD ok \xE2\x82\xAC");
+}
+
 TEST(OpenAiInternalTest, SanitizeMessage) {
   using openai_internal::SanitizeMessage;
   EXPECT_EQ(SanitizeMessage("task-force sk-abc123, and (sk-proj-x_y-z)", "", 512),
