@@ -4,10 +4,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 
+#include "common/clock.h"
 #include "server/config/runtime_config.h"
+#include "server/resilience/resilience.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view json(reinterpret_cast<const char*>(data), size);
@@ -15,7 +18,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!snapshot.ok()) return 0;
   const turnpike::RuntimeConfig::EnvLookup env =
       [](const std::string&) -> std::optional<std::string> { return "fuzz-key"; };
-  auto config = turnpike::RuntimeConfig::Build(*snapshot, env);
+  // Build() resolves each target's upstream state in the process-wide registry, as the gateway's
+  // does; one registry serves every input.
+  static turnpike::SimulatedClock clock;
+  static std::mt19937_64 gen{1};
+  static turnpike::Resilience resilience(turnpike::Resilience::Options(), clock, gen);
+  auto config = turnpike::RuntimeConfig::Build(*snapshot, env, resilience);
   if (config.ok()) {
     for (const auto& route : snapshot->routes()) (void)(*config)->FindRoute(route.capability());
     (void)(*config)->FindCallerByKey("Bearer fuzz");
