@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -319,7 +320,22 @@ int Run() {
       spdlog::info("usage spool: {} records from before the restart to ship ({} torn bytes cut)",
                    recovered.recovered, recovered.truncated_bytes);
     }
-    recorder = std::make_unique<UsageRecorder>(*spool, NodeId(), full_policy == "reject");
+    UsageSpool* full_spool = spool.get();
+    recorder =
+        std::make_unique<UsageRecorder>(*spool, NodeId(), full_policy == "reject", [full_spool] {
+          // At most one line a minute, however many records are dropped.
+          static std::atomic<int64_t> last_log_ns{0};
+          const int64_t now = absl::GetCurrentTimeNanos();
+          int64_t last = last_log_ns.load(std::memory_order_relaxed);
+          if (now - last < int64_t{60} * 1000000000 ||
+              !last_log_ns.compare_exchange_strong(last, now)) {
+            return;
+          }
+          spdlog::error(
+              "usage spool full: {} usage records dropped so far (is the control plane "
+              "reachable? see turnpike_usage_records_dropped_total)",
+              full_spool->stats().dropped);
+        });
     sinks.push_back(recorder.get());
     UsageSpool* sp = spool.get();
     metrics.AddGauge("turnpike_usage_spool_bytes", "Usage records on disk or queued, bytes.",

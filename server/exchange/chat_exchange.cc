@@ -236,7 +236,7 @@ void ChatExchange::ServeStatic(v1::CompletionStart start, std::string text, v1::
   finish_.usage_reported = true;  // nothing was billed
 }
 
-void ChatExchange::FillOutcome(const absl::Status& status, RequestFinished& event) {
+void ChatExchange::FillOutcome(const absl::Status& /*status*/, RequestFinished& event) {
   event.cache_hit = cache_hit_;
   event.degraded = degraded_;
   if (cache_hit_ || degraded_) {

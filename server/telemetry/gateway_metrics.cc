@@ -37,7 +37,16 @@ GatewayMetrics::GatewayMetrics()
       attempts_(registry_.AddCounter(
           "turnpike_upstream_attempts_total",
           "Upstream attempts by provider, model and what the gateway did after them.",
-          {"provider", "model", "disposition"})) {
+          {"provider", "model", "disposition"})),
+      tokens_(registry_.AddCounter(
+          "turnpike_tokens_total",
+          "Tokens of finished requests as their callers were told, by capability, provider, model "
+          "and type (input, output).",
+          {"capability", "provider", "model", "type"})),
+      cost_(registry_.AddCounter("turnpike_cost_usd_micros_total",
+                                 "Cost of finished requests in micro-dollars as their callers were "
+                                 "told, by capability, provider and model.",
+                                 {"capability", "provider", "model"})) {
   auto& duration = registry_.AddHistogram("turnpike_request_duration_seconds",
                                           "Wall time of finished requests, by method.",
                                           RequestDurationBuckets(), {"method"});
@@ -64,6 +73,14 @@ void GatewayMetrics::RecordRequest(Method method, const std::string& capability,
                                    absl::StatusCode code, int64_t duration_nanos) {
   requests_.With({MethodName(method), capability, absl::StatusCodeToString(code)}).Add();
   duration_[static_cast<int>(method)]->ObserveNanos(duration_nanos);
+}
+
+void GatewayMetrics::RecordUsage(const std::string& capability, const std::string& provider,
+                                 const std::string& model, int64_t input_tokens,
+                                 int64_t output_tokens, int64_t cost_usd_micros) {
+  if (input_tokens > 0) tokens_.With({capability, provider, model, "input"}).Add(input_tokens);
+  if (output_tokens > 0) tokens_.With({capability, provider, model, "output"}).Add(output_tokens);
+  if (cost_usd_micros > 0) cost_.With({capability, provider, model}).Add(cost_usd_micros);
 }
 
 void GatewayMetrics::RecordOverhead(Method method, int64_t nanos) {

@@ -77,6 +77,11 @@ class GatewayMetrics {
   // A finished completion's internal overhead (see the header comment); ignored for kEmbed.
   void RecordOverhead(Method method, int64_t nanos);
   void RecordTimeToFirstToken(int64_t nanos) { ttft_->ObserveNanos(nanos); }
+  // What one request used, as its caller was told: tokens by type and cost, by capability,
+  // provider and model (all from the config, never from client input). Zero counts are skipped.
+  void RecordUsage(const std::string& capability, const std::string& provider,
+                   const std::string& model, int64_t input_tokens, int64_t output_tokens,
+                   int64_t cost_usd_micros);
   // One upstream attempt's outcome (attempt disposition name, e.g. "SERVED", "RETRIED").
   void RecordAttempt(const std::string& provider, const std::string& model,
                      const std::string& disposition);
@@ -93,6 +98,8 @@ class GatewayMetrics {
   MetricsRegistry registry_;
   MetricsRegistry::Family<Counter>& requests_;
   MetricsRegistry::Family<Counter>& attempts_;
+  MetricsRegistry::Family<Counter>& tokens_;
+  MetricsRegistry::Family<Counter>& cost_;
   Histogram* duration_[3] = {};
   Histogram* overhead_[3] = {};  // no series for kEmbed
   Histogram* ttft_;

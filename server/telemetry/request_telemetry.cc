@@ -21,6 +21,10 @@ void RequestTelemetry::OnRequestFinished(const RequestFinished& event) {
         event.time_to_first_token != absl::InfiniteDuration()) {
       metrics_->RecordTimeToFirstToken(absl::ToInt64Nanoseconds(event.time_to_first_token));
     }
+    if (!event.provider.empty()) {
+      metrics_->RecordUsage(event.capability, event.provider, event.model, event.input_tokens,
+                            event.output_tokens, event.cost_usd_micros);
+    }
     for (const v1::Attempt& a : event.attempts) {
       metrics_->RecordAttempt(a.provider(), a.model(),
                               v1::AttemptDisposition_Name(a.disposition()));

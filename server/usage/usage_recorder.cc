@@ -55,8 +55,7 @@ usage::v1::UsageRecord ToUsageRecord(const RequestFinished& event, const std::st
 }
 
 void UsageRecorder::OnRequestFinished(const RequestFinished& event) {
-  // A request refused for want of room in the spool is not recorded either (there is no room).
-  spool_.Append(ToUsageRecord(event, node_id_));
+  if (!spool_.Append(ToUsageRecord(event, node_id_)) && on_dropped_) on_dropped_();
 }
 
 }  // namespace turnpike

@@ -10,6 +10,7 @@
 #define TURNPIKE_SERVER_USAGE_USAGE_RECORDER_H_
 
 #include <atomic>
+#include <functional>
 #include <string>
 
 #include "server/exchange/request_finished.h"
@@ -24,9 +25,14 @@ usage::v1::UsageRecord ToUsageRecord(const RequestFinished& event, const std::st
 class UsageRecorder final : public RequestFinishedSink {
  public:
   // `spool` must outlive the recorder. Records that do not fit are counted by the spool
-  // (UsageSpool::Stats::dropped).
-  UsageRecorder(UsageSpool& spool, std::string node_id, bool reject_when_full)
-      : spool_(spool), node_id_(std::move(node_id)), reject_when_full_(reject_when_full) {}
+  // (UsageSpool::Stats::dropped); `on_dropped` (may be empty) is told of each, on the request's
+  // thread, without locks: main logs it, at most once a minute.
+  UsageRecorder(UsageSpool& spool, std::string node_id, bool reject_when_full,
+                std::function<void()> on_dropped = {})
+      : spool_(spool),
+        node_id_(std::move(node_id)),
+        reject_when_full_(reject_when_full),
+        on_dropped_(std::move(on_dropped)) {}
 
   void OnRequestFinished(const RequestFinished& event) override;
   // False while new requests must be refused (reject mode and a full spool).
@@ -36,6 +42,7 @@ class UsageRecorder final : public RequestFinishedSink {
   UsageSpool& spool_;
   const std::string node_id_;
   const bool reject_when_full_;
+  const std::function<void()> on_dropped_;
 };
 
 }  // namespace turnpike

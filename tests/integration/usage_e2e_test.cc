@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
@@ -135,6 +136,7 @@ class UsageE2eTest : public ::testing::Test {
   std::unique_ptr<usage::v1::UsageService::Stub> usage_;
   std::unique_ptr<Gateway> gateway_;
   std::unique_ptr<GatewayClient> client_;
+  int probes_ = 0;
 };
 
 TEST_F(UsageE2eTest, TheLedgerEqualsWhatCallersWereToldToTheMicroDollar) {
@@ -185,6 +187,60 @@ TEST_F(UsageE2eTest, TheLedgerEqualsWhatCallersWereToldToTheMicroDollar) {
     told["embed-0"] = response.usage().cost_usd_micros();
     told_status["embed-0"] = "OK";
   }
+  {
+    // A route with a first-line cache and a degradation answer: a cache hit and a degraded
+    // reply are requests too, billed at nothing.
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    admin::v1::CreateRouteRequest route;
+    config::v1::Route* spec = route.mutable_route()->mutable_spec();
+    spec->set_capability("cached");
+    spec->set_allow_unauthenticated(true);
+    spec->add_targets()->set_provider("fake");
+    spec->mutable_targets(0)->set_model("model-0");
+    spec->mutable_retry()->set_max_attempts(1);
+    spec->mutable_cache()->set_mode(config::v1::CACHE_MODE_FIRST);
+    spec->mutable_cache()->set_ttl_ms(600000);
+    spec->mutable_degradation()->set_mode(config::v1::DEGRADATION_MODE_STATIC_RESPONSE);
+    spec->mutable_degradation()->set_static_response("try again later");
+    admin::v1::CreateRouteResponse created;
+    grpc::Status s = admin_stub_->CreateRoute(&ctx, route, &created);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  auto unary_on = [&](const std::string& id, const std::string& capability, const std::string& text,
+                      v1::CompleteResponse* response) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    v1::CompleteRequest request = DemoRequest<v1::CompleteRequest>(text);
+    request.set_capability(capability);
+    request.set_request_id(id);
+    return client_->completion().Complete(&ctx, request, response);
+  };
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        v1::CompleteResponse r;
+        return unary_on(absl::StrCat("probe-", ++probes_), "cached", "warm the route", &r).ok();
+      },
+      seconds(15)));
+  for (const char* id : {"cache-miss", "cache-hit"}) {
+    v1::CompleteResponse response;
+    const grpc::Status status = unary_on(id, "cached", "the same question", &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    told[id] = ToldCost(status, response.finish().usage());
+    told_status[id] = std::string(id) + (response.start().cache_hit() ? ":hit" : ":miss");
+  }
+  {
+    v1::CompleteResponse response;
+    const grpc::Status status =
+        unary_on("degraded", "cached", "fail please [[fake status=503]]", &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_TRUE(response.start().degraded());
+    told["degraded"] = ToldCost(status, response.finish().usage());
+  }
+  EXPECT_EQ(told_status["cache-hit"], "cache-hit:hit");
+  EXPECT_GT(told["cache-miss"], 0);
+  EXPECT_EQ(told["cache-hit"], 0);
+  EXPECT_EQ(told["degraded"], 0);
   EXPECT_EQ(told_status["partial"], "UNAVAILABLE");
   EXPECT_GT(told["partial"], 0);
   EXPECT_EQ(told_status["error"], "INVALID_ARGUMENT");
@@ -201,7 +257,8 @@ TEST_F(UsageE2eTest, TheLedgerEqualsWhatCallersWereToldToTheMicroDollar) {
     EXPECT_EQ(r.cost_usd_micros(), cost) << id;
     EXPECT_EQ(r.input_cost_usd_micros() + r.output_cost_usd_micros(), r.cost_usd_micros()) << id;
     EXPECT_EQ(r.node_id(), "usage-gw");
-    EXPECT_EQ(r.capability(), kCapability);
+    EXPECT_EQ(r.capability(),
+              absl::StartsWith(id, "cache") || id == "degraded" ? "cached" : kCapability);
     told_total += cost;
     ledger_total += r.cost_usd_micros();
   }
@@ -215,6 +272,20 @@ TEST_F(UsageE2eTest, TheLedgerEqualsWhatCallersWereToldToTheMicroDollar) {
   EXPECT_EQ(ledger.at("unary-0").method(), usage::v1::METHOD_COMPLETE);
   EXPECT_EQ(ledger.at("ok-0").method(), usage::v1::METHOD_STREAM_COMPLETION);
   EXPECT_GT(ledger.at("ok-0").output_tokens(), 0);
+  EXPECT_TRUE(ledger.at("cache-hit").cache_hit());
+  EXPECT_FALSE(ledger.at("cache-miss").cache_hit());
+  EXPECT_TRUE(ledger.at("degraded").degraded());
+  // The gateway's own counter of cost agrees with the ledger (probes included on both sides).
+  int64_t ledger_all = 0;
+  for (const auto& [id, r] : ledger) ledger_all += r.cost_usd_micros();
+  EXPECT_EQ(
+      MetricValue(
+          gateway_->Metrics(),
+          R"(turnpike_cost_usd_micros_total{capability="demo",provider="fake",model="model-0"})") +
+          MetricValue(
+              gateway_->Metrics(),
+              R"(turnpike_cost_usd_micros_total{capability="cached",provider="fake",model="model-0"})"),
+      static_cast<double>(ledger_all));
 }
 
 // Unary completions from `threads` callers with unique request ids until stopped; records when
