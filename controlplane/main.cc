@@ -20,6 +20,7 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/metrics_http_server.h"
+#include "common/port_file.h"
 #include "controlplane/control_plane.h"
 #include "controlplane/secret_box.h"
 #include "grpcpp/security/server_credentials.h"
@@ -133,19 +134,6 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
   return grpc::SslServerCredentials(opts);
 }
 
-absl::Status WritePortFile(const std::string& path, int port) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << port << "\n";
-    if (!out.flush()) return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::UnavailableError(absl::StrCat("cannot rename ", tmp, " to ", path));
-  }
-  return absl::OkStatus();
-}
-
 int Fail(const absl::Status& s) {
   spdlog::error("turnpike-control: {}", std::string(s.message()));
   return 1;
@@ -225,12 +213,11 @@ int main(int argc, char** argv) {
       Type::kGauge, {}, [raw] {
         return std::vector<MetricSample>{{{}, static_cast<double>(raw->active_calls())}};
       });
-  metrics.AddCollector("turnpike_usage_records_ingested_total",
-                       "Usage records stored (first delivery of a request id).", Type::kCounter,
-                       {}, [raw] {
-                         return std::vector<MetricSample>{
-                             {{}, static_cast<double>(raw->ledger().ingested_total())}};
-                       });
+  metrics.AddCollector(
+      "turnpike_usage_records_ingested_total",
+      "Usage records stored (first delivery of a request id).", Type::kCounter, {}, [raw] {
+        return std::vector<MetricSample>{{{}, static_cast<double>(raw->ledger().ingested_total())}};
+      });
   metrics.AddCollector("turnpike_usage_records_duplicate_total",
                        "Usage records skipped because their request id was already stored "
                        "(a gateway resent a batch).",
@@ -242,8 +229,9 @@ int main(int argc, char** argv) {
       "turnpike_usage_ledger_lag_seconds",
       "Seconds between now and the start time of the newest usage record stored since the "
       "control plane started (0 before the first); grows when gateways stop reporting.",
-      Type::kGauge, {},
-      [raw] { return std::vector<MetricSample>{{{}, raw->ledger().lag_seconds()}}; });
+      Type::kGauge, {}, [raw] {
+        return std::vector<MetricSample>{{{}, raw->ledger().lag_seconds()}};
+      });
   metrics.AddCollector("process_resident_memory_bytes", "Resident memory size in bytes.",
                        Type::kGauge, {}, [] {
                          return std::vector<MetricSample>{{{}, turnpike::ProcessResidentBytes()}};

@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/metrics_http_server.h"
+#include "common/port_file.h"
 #include "server/config/config_store.h"
 #include "server/config/config_watch_client.h"
 #include "server/config/health_reporter.h"
@@ -88,19 +89,6 @@ const char* malloc_conf =
 
 namespace turnpike {
 namespace {
-
-absl::Status WritePortFile(const std::string& path, int port) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return absl::InternalError(absl::StrCat("cannot write ", tmp));
-    out << port << "\n";
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("cannot rename ", tmp, " to ", path));
-  }
-  return absl::OkStatus();
-}
 
 void SetUpLogging() {
   spdlog::init_thread_pool(8192, 1);
