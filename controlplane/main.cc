@@ -250,7 +250,7 @@ int main(int argc, char** argv) {
     metrics_server = *std::move(started);
     const std::string metrics_port_file = absl::GetFlag(FLAGS_metrics_port_file);
     if (!metrics_port_file.empty()) {
-      if (absl::Status s = WritePortFile(metrics_port_file, metrics_server->port()); !s.ok()) {
+      if (absl::Status s = turnpike::WritePortFile(metrics_port_file, metrics_server->port()); !s.ok()) {
         return Fail(s);
       }
     }
@@ -258,7 +258,7 @@ int main(int argc, char** argv) {
 
   const std::string port_file = absl::GetFlag(FLAGS_port_file);
   if (!port_file.empty()) {
-    if (absl::Status s = WritePortFile(port_file, (*cp)->port()); !s.ok()) return Fail(s);
+    if (absl::Status s = turnpike::WritePortFile(port_file, (*cp)->port()); !s.ok()) return Fail(s);
   }
 
   int sig = 0;
