@@ -201,7 +201,16 @@ UsageSpool::~UsageSpool() {
 }
 
 bool UsageSpool::Append(const usage::v1::UsageRecord& record) {
-  std::string frame = FrameUsageRecord(record);
+  // Framed in a buffer the calling thread keeps, so a request allocates nothing here.
+  thread_local std::string frame;
+  frame.assign(kFrameHeader, '\0');
+  record.AppendToString(&frame);
+  const std::string_view bytes(frame.data() + kFrameHeader, frame.size() - kFrameHeader);
+  std::string header;
+  header.reserve(kFrameHeader);
+  PutU32(&header, static_cast<uint32_t>(bytes.size()));
+  PutU32(&header, Crc(bytes));
+  frame.replace(0, kFrameHeader, header);
   const absl::Time now = clock_.MonotonicNow();
   absl::MutexLock lock(&mu_);
   if (stopping_ || stats_.bytes + frame.size() > options_.max_bytes) {

@@ -2,6 +2,11 @@
 // told it.
 #include "server/usage/usage_recorder.h"
 
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "common/clock.h"
 #include "gtest/gtest.h"
 
 namespace turnpike {
@@ -61,6 +66,49 @@ TEST(UsageRecordTest, CarriesTheRequestsIdentityTokensCostAndOutcome) {
   EXPECT_EQ(r.time_to_first_token_us(), 900);
   EXPECT_EQ(r.attempts(), 1);
   EXPECT_FALSE(r.refused());
+}
+
+}  // namespace
+}  // namespace turnpike
+
+namespace turnpike {
+namespace {
+
+// What metering costs a request on its thread: building the record, serializing and framing it,
+// and queueing it (the disk is the writer thread's). Prints the figure docs/usage.md quotes;
+// asserts only that every record was taken.
+//   build/tests/unit_tests --gtest_filter='UsageRecorderTest.CostPerRequest'
+TEST(UsageRecorderTest, CostPerRequest) {
+  char tmpl[] = "/tmp/turnpike-recorder-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  UsageSpool::Options options;
+  options.dir = tmpl;
+  auto spool = UsageSpool::Open(options, Clock::Real());
+  ASSERT_TRUE(spool.ok()) << spool.status();
+  UsageRecorder recorder(**spool, "gw-1", /*reject_when_full=*/false);
+  RequestFinished e;
+  e.request_id = "0123456789abcdef0123456789abcdef";
+  e.capability = "claims-summary";
+  e.caller = "claims-service";
+  e.provider = "openai";
+  e.model = "gpt-4o-mini";
+  e.credential = "openai-key@3";
+  e.config_version = "42";
+  e.input_tokens = 812;
+  e.output_tokens = 230;
+  e.cost_usd_micros = 260;
+  e.start_time = absl::Now();
+  e.latency = absl::Milliseconds(900);
+  e.attempts.Add()->set_provider("openai");
+  constexpr int kRecords = 20000;
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < kRecords; ++i) recorder.OnRequestFinished(e);
+  const absl::Duration took = absl::Now() - start;
+  std::printf("usage recording: records=%d ns_per_request=%.0f\n", kRecords,
+              absl::ToDoubleNanoseconds(took) / kRecords);
+  EXPECT_EQ((*spool)->stats().appended, static_cast<uint64_t>(kRecords));
+  spool->reset();
+  std::filesystem::remove_all(tmpl);
 }
 
 }  // namespace
