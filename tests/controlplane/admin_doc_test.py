@@ -25,22 +25,12 @@ import sys
 import tempfile
 import time
 
+from doc_lines import extract_lines
+
 CONTROL_ADDR = "localhost:50052"
 GATEWAY_ADDR = "localhost:50051"
 GATEWAY_NODE = "admin-doc-gateway"
 SECRETS = ("sk-example-not-a-real-key", "sk-example-rotated-key")
-
-
-def extract_lines(doc):
-    lines, in_sh = [], False
-    for raw in open(doc, encoding="utf-8"):
-        line = raw.rstrip("\n")
-        if line.startswith("```"):
-            in_sh = line.strip() == "```sh"
-            continue
-        if in_sh and line.startswith("grpcurl"):
-            lines.append(line)
-    return lines
 
 
 def to_buf_curl(buf, line, addresses):

@@ -23,19 +23,9 @@ import tempfile
 import time
 import urllib.request
 
+from doc_lines import extract_lines
+
 CONTROL_ADDR = "localhost:50052"
-
-
-def extract_lines(doc):
-    lines, in_sh = [], False
-    for raw in open(doc, encoding="utf-8"):
-        line = raw.rstrip("\n")
-        if line.startswith("```"):
-            in_sh = line.strip() == "```sh"
-            continue
-        if in_sh and line.startswith("grpcurl"):
-            lines.append(line)
-    return lines
 
 
 def wait_for_file(path, proc, timeout=20):
