@@ -236,10 +236,11 @@ bool UsageSpool::Full() const {
 
 void UsageSpool::Flush() {
   absl::MutexLock lock(&mu_);
-  flush_requested_ = true;
-  const uint64_t target = flushes_done_ + 1;
-  auto done = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return flushes_done_ >= target || stopping_;
+  // A ticket per request: a pass of the writer that took its records before this call must not
+  // count as this flush.
+  const uint64_t ticket = ++flush_requests_;
+  auto done = [this, ticket]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return flushed_through_ >= ticket || stopping_;
   };
   mu_.Await(absl::Condition(&done));
 }
@@ -248,22 +249,22 @@ void UsageSpool::Run() {
   while (true) {
     std::string frames;
     size_t records = 0;
-    bool flush = false;
+    uint64_t flush_ticket = 0;  // the newest flush request this pass serves, if any
     bool stop = false;
     {
       absl::MutexLock lock(&mu_);
       // Sleep until there is something to write (or a flush, or a stop); an open segment that
       // grows old meanwhile is sealed so its records ship.
       auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !queued_.empty() || flush_requested_ || stopping_;
+        return !queued_.empty() || flush_requests_ > flushed_through_ || stopping_;
       };
       const absl::Time seal_at =
           open_fd_ >= 0 ? open_since_ + options_.seal_after : absl::InfiniteFuture();
       clock_.AwaitWithDeadline(mu_, absl::Condition(&has_work), seal_at);
       // Group commit: let records gather until the oldest has waited `commit_interval`.
-      if (!queued_.empty() && !flush_requested_ && !stopping_) {
+      if (!queued_.empty() && flush_requests_ == flushed_through_ && !stopping_) {
         auto urgent = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return flush_requested_ || stopping_;
+          return flush_requests_ > flushed_through_ || stopping_;
         };
         clock_.AwaitWithDeadline(mu_, absl::Condition(&urgent),
                                  oldest_queued_ + options_.commit_interval);
@@ -272,7 +273,7 @@ void UsageSpool::Run() {
       records = queued_records_;
       queued_records_ = 0;
       oldest_queued_ = absl::InfiniteFuture();
-      flush = flush_requested_;
+      if (flush_requests_ > flushed_through_) flush_ticket = flush_requests_;
       stop = stopping_;
     }
     absl::Status status;
@@ -280,7 +281,7 @@ void UsageSpool::Run() {
     const bool seal_due =
         open_fd_ >= 0 && (open_bytes_ >= options_.segment_bytes ||
                           clock_.MonotonicNow() >= open_since_ + options_.seal_after);
-    if (status.ok() && (seal_due || flush || stop)) status = SealOpenSegment();
+    if (status.ok() && (seal_due || flush_ticket != 0 || stop)) status = SealOpenSegment();
     absl::MutexLock lock(&mu_);
     if (!status.ok()) {
       // Keep the records: put them back in front of what was queued since, and try again.
@@ -292,10 +293,7 @@ void UsageSpool::Run() {
     } else {
       stats_.durable += records;
     }
-    if (flush) {
-      flush_requested_ = false;
-      ++flushes_done_;
-    }
+    if (flush_ticket != 0) flushed_through_ = std::max(flushed_through_, flush_ticket);
     // At a stop everything queued before it was written (or, on a disk that refuses writes,
     // stays unwritten: the error is counted).
     if (stop) return;

@@ -101,8 +101,8 @@ class UsageSpool {
   std::string queued_ ABSL_GUARDED_BY(mu_);  // framed records waiting for the writer
   size_t queued_records_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time oldest_queued_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
-  bool flush_requested_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t flushes_done_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t flush_requests_ ABSL_GUARDED_BY(mu_) = 0;   // Flush() calls so far
+  uint64_t flushed_through_ ABSL_GUARDED_BY(mu_) = 0;  // the newest request a pass completed
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool refused_since_removal_ ABSL_GUARDED_BY(mu_) = false;
   Stats stats_ ABSL_GUARDED_BY(mu_);

@@ -5,10 +5,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -146,6 +150,51 @@ TEST_F(UsageSpoolTest, AFullSpoolRefusesAndCountsAndTakesRecordsAgainOnceShipped
   ASSERT_TRUE(spool->Remove(**next).ok());
   EXPECT_FALSE(spool->Full());
   EXPECT_TRUE(spool->Append(Record(5)));
+}
+
+TEST_F(UsageSpoolTest, AfterFlushReturnsEveryRecordAppendedBeforeItIsOnDiskAndSealed) {
+  auto spool = Open();
+  // Threads append and flush at once; each checks its own records after its Flush.
+  std::vector<std::thread> threads;
+  std::atomic<int> missing{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 20; ++round) {
+        std::set<std::string> mine;
+        for (int i = 0; i < 5; ++i) {
+          usage::v1::UsageRecord r = Record(i);
+          r.set_request_id(absl::StrCat("t", t, "-r", round, "-", i));
+          mine.insert(r.request_id());
+          ASSERT_TRUE(spool->Append(r));
+        }
+        spool->Flush();
+        std::set<std::string> sealed;
+        for (const auto& e : std::filesystem::directory_iterator(dir_)) {
+          const std::string name = e.path().filename().string();
+          if (name.rfind("seg-", 0) != 0) continue;
+          std::ifstream in(e.path(), std::ios::binary);
+          std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+          // Frames: 4-byte length, 4-byte CRC, record.
+          for (size_t pos = 0; pos + 8 <= data.size();) {
+            uint32_t len = 0;
+            for (int b = 0; b < 4; ++b) {
+              len |= static_cast<uint32_t>(static_cast<unsigned char>(data[pos + b])) << (8 * b);
+            }
+            usage::v1::UsageRecord r;
+            if (pos + 8 + len > data.size() || !r.ParseFromArray(data.data() + pos + 8, len)) break;
+            sealed.insert(r.request_id());
+            pos += 8 + len;
+          }
+        }
+        for (const std::string& id : mine) {
+          if (!sealed.contains(id)) ++missing;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(missing.load(), 0);
+  EXPECT_EQ(spool->stats().durable, 4u * 20 * 5);
 }
 
 TEST_F(UsageSpoolTest, ASecondProcessCannotOpenASpoolInUse) {
