@@ -1,8 +1,8 @@
-// Caller authentication and capability authorization on the request path (DESIGN.md step 1-2).
-// The key from `authorization: Bearer <key>` is hashed and looked up in the snapshot (keys are
-// never stored in clear). No key on a closed route or an unknown key is UNAUTHENTICATED; a known
-// caller asking for a capability it may not use is PERMISSION_DENIED; an unknown capability is
-// NOT_FOUND. Stateless; thread-safe.
+// Caller authentication and capability authorization on the request path (docs/architecture.md,
+// "The request path", step 1). The key from `authorization: Bearer <key>` is hashed and looked up
+// in the snapshot (keys are never stored in clear). No key on a closed route or an unknown key is
+// UNAUTHENTICATED; a known caller asking for a capability it may not use is PERMISSION_DENIED; an
+// unknown capability is NOT_FOUND. Stateless; thread-safe.
 #ifndef TURNPIKE_SERVER_GRPC_AUTHORIZER_H_
 #define TURNPIKE_SERVER_GRPC_AUTHORIZER_H_
 

@@ -29,7 +29,7 @@ static_assert(SseParser::kPadding >= simdjson::SIMDJSON_PADDING);
 inline constexpr size_t kMaxMessageBytes = 512;
 inline constexpr size_t kMaxQuotedPayloadBytes = 200;
 
-// The Abseil of this toolchain has its own string_view type (STYLE.md): convert explicitly.
+// The Abseil of this toolchain has its own string_view type: convert explicitly.
 inline absl::string_view AsAbsl(std::string_view s) {
   return absl::string_view(s.data(), s.size());
 }

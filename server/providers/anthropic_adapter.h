@@ -1,4 +1,4 @@
-// The adapter for the Anthropic Messages API (PROVIDERS.md §2): `POST {base}/v1/messages`, the
+// The adapter for the Anthropic Messages API (docs/providers.md §2): `POST {base}/v1/messages`, the
 // `event:`-named SSE stream, and Anthropic's `{"type":"error","error":{type,message}}` bodies.
 // The adapter is immutable after construction and thread-safe; the decoder it makes belongs to
 // one response on one thread. Request building lives in anthropic_adapter.cc, everything that

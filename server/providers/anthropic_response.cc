@@ -1,4 +1,4 @@
-// Everything that reads Anthropic JSON: the SSE stream decoder (PROVIDERS.md §2.4), the
+// Everything that reads Anthropic JSON: the SSE stream decoder (docs/providers.md §2.4), the
 // non-streaming Message (§2.3) and error bodies (§2.5). Objects are read in one pass over all
 // their members (which also makes simdjson On-Demand check their structure), so member order,
 // unknown members and trailing spaces do not matter; null and absent members are the same.

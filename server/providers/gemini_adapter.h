@@ -1,4 +1,5 @@
-// The adapter for the Google Gemini API (PROVIDERS.md §3): `models/{model}:generateContent` and
+// The adapter for the Google Gemini API (docs/providers.md §3): `models/{model}:generateContent`
+// and
 // `:streamGenerateContent?alt=sse`, camelCase bodies, and google.rpc status error bodies. The
 // key goes in the `x-goog-api-key` header, never in the `?key=` query (URLs get logged). The
 // adapter is immutable after construction and thread-safe; the decoder it makes belongs to one

@@ -1,5 +1,5 @@
 // Everything that reads Gemini JSON: GenerateContentResponse chunks (streamed or whole,
-// PROVIDERS.md §3.3) and google.rpc error bodies (§3.4). Objects are read in one pass over all
+// docs/providers.md §3.3) and google.rpc error bodies (§3.4). Objects are read in one pass over all
 // their members (which also makes simdjson On-Demand check their structure), so member order,
 // unknown members and whitespace do not matter; null and absent members are the same.
 #include <cstdint>

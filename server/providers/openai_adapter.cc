@@ -1,4 +1,4 @@
-// OpenAI-format requests (PROVIDERS.md §1.1–1.2, §1.7, §4, §5). Unary responses are parsed in
+// OpenAI-format requests (docs/providers.md §1.1–1.2, §1.7, §4, §5). Unary responses are parsed in
 // openai_response.cc, streams decoded in openai_stream_decoder.cc, errors classified in
 // openai_errors.cc.
 //

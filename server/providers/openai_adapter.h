@@ -1,7 +1,7 @@
 // The adapter for OpenAI Chat Completions and everything that speaks its wire format: OpenAI
 // itself, Azure OpenAI (classic deployment URLs) and self-hosted OpenAI-compatible servers (vLLM,
-// llama.cpp, Ollama, or a generic one). PROVIDERS.md §1, §4, §5 describe the formats; the quirks
-// each flavor needs are decided once, at construction, into an OpenAiDialect. The adapter is
+// llama.cpp, Ollama, or a generic one). docs/providers.md §1, §4, §5 describe the formats; the
+// quirks each flavor needs are decided once, at construction, into an OpenAiDialect. The adapter is
 // immutable and thread-safe; an OpenAiStreamDecoder is owned by one response on one thread.
 //
 // Config that the factory cannot reject (it returns no status) is taken as given: an Azure

@@ -1,5 +1,5 @@
-// Error classification for OpenAI-format providers (PROVIDERS.md §1.5, §4.3, §5): the bodies of
-// non-2xx responses and of error events inside a 200 stream, in OpenAI's, Azure's, vLLM's,
+// Error classification for OpenAI-format providers (docs/providers.md §1.5, §4.3, §5): the bodies
+// of non-2xx responses and of error events inside a 200 stream, in OpenAI's, Azure's, vLLM's,
 // llama.cpp's and Ollama's shapes, normalized into a ProviderError with secrets masked.
 #include <array>
 #include <cctype>

@@ -16,7 +16,7 @@
 
 namespace turnpike::openai_internal {
 
-// Abseil here has its own string_view type (STYLE.md): convert explicitly.
+// Abseil here has its own string_view type: convert explicitly.
 inline absl::string_view ToAbsl(std::string_view s) {
   return absl::string_view(s.data(), s.size());
 }

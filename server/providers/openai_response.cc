@@ -1,6 +1,6 @@
-// Unary OpenAI-format bodies: a chat completion (PROVIDERS.md §1.3, Azure §4.3) and an embeddings
-// list (§1.7). These bodies arrive without simdjson padding, so each is parsed from a padded copy
-// with a fresh parser: unary calls are not the hot path.
+// Unary OpenAI-format bodies: a chat completion (docs/providers.md §1.3, Azure §4.3) and an
+// embeddings list (§1.7). These bodies arrive without simdjson padding, so each is parsed from a
+// padded copy with a fresh parser: unary calls are not the hot path.
 #include <cstring>
 #include <string>
 #include <utility>

@@ -1,6 +1,6 @@
-// The Chat Completions stream decoder (PROVIDERS.md §1.4, §4.3, §5). One instance per response,
-// single-threaded. It keeps one simdjson parser for the whole stream (its buffers are reused by
-// every chunk) and accepts every variant the providers send:
+// The Chat Completions stream decoder (docs/providers.md §1.4, §4.3, §5). One instance per
+// response, single-threaded. It keeps one simdjson parser for the whole stream (its buffers are
+// reused by every chunk) and accepts every variant the providers send:
 //   - the first chunk with role + empty content (no empty OnText), content deltas, finish chunk;
 //   - usage on a separate `choices: []` chunk, on the finish chunk (old llama.cpp), inside the
 //     choice (Moonshot) or on every chunk (vLLM continuous_usage_stats): the last non-null wins;

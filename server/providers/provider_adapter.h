@@ -1,6 +1,6 @@
 // A provider adapter translates between Turnpike's normalized request/stream and one provider's
-// wire protocol (PROVIDERS.md): it builds the upstream HTTP request, decodes the SSE stream or the
-// JSON body into normalized events, and classifies the provider's error bodies. Adapters do no
+// wire protocol (docs/providers.md): it builds the upstream HTTP request, decodes the SSE stream or
+// the JSON body into normalized events, and classifies the provider's error bodies. Adapters do no
 // I/O and never retry (the router owns retries). An adapter is immutable after construction and
 // safe to share across threads; a StreamDecoder belongs to one response on one thread.
 #ifndef TURNPIKE_SERVER_PROVIDERS_PROVIDER_ADAPTER_H_

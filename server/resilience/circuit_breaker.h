@@ -1,5 +1,5 @@
-// The circuit breaker of one upstream, built as Envoy-style outlier ejection (RELIABILITY.md §1.4,
-// §1.9). Closed: every attempt is admitted; N consecutive failures, or a failure rate over a
+// The circuit breaker of one upstream, built as Envoy-style outlier ejection (docs/resilience.md).
+// Closed: every attempt is admitted; N consecutive failures, or a failure rate over a
 // threshold with a minimum volume in a sliding window, open it. Open: nothing is admitted until
 // the ejection time passes; the n-th consecutive ejection lasts n × base (capped, plus up to 10%
 // jitter so upstreams do not all return at once), and the count decays by one per base ejection

@@ -1,4 +1,4 @@
-// The two fleet-wide limits on retries to one upstream (RELIABILITY.md §1.2, §1.6):
+// The two fleet-wide limits on retries to one upstream (docs/resilience.md):
 //  * RetryThrottle, gRFC A6's token bucket: every failure takes a token, every success gives back
 //    `token_ratio`; no retries while the bucket holds half its tokens or fewer. It stops retries
 //    within a handful of failures when an upstream fails everything.

@@ -1,4 +1,4 @@
-// Anthropic Messages API (PROVIDERS.md §2): `event:` + `data:` pairs, no [DONE], errors as
+// Anthropic Messages API (docs/providers.md §2): `event:` + `data:` pairs, no [DONE], errors as
 // {"type":"error","error":{...},"request_id":...}.
 #include <string>
 

@@ -1,4 +1,4 @@
-// Gemini generateContent / streamGenerateContent (PROVIDERS.md §3): every stream chunk is a
+// Gemini generateContent / streamGenerateContent (docs/providers.md §3): every stream chunk is a
 // complete GenerateContentResponse with cumulative usageMetadata; finishReason rides on the
 // last chunk; no [DONE]; CRLF framing by default; errors are google.rpc.Status JSON.
 #include <string>

@@ -1,5 +1,6 @@
 // OpenAI chat-completions dialects: OpenAI itself, Azure OpenAI, and the OpenAI-compatible
-// local servers (vLLM, llama.cpp, Ollama) with the quirks documented in PROVIDERS.md §1, §4, §5.
+// local servers (vLLM, llama.cpp, Ollama) with the quirks documented in docs/providers.md §1, §4,
+// §5.
 #include <string>
 
 #include "absl/strings/str_cat.h"

@@ -1,4 +1,4 @@
-// Error bodies of the OpenAI dialects (PROVIDERS.md §1.5, §4.3, §5): the same situations
+// Error bodies of the OpenAI dialects (docs/providers.md §1.5, §4.3, §5): the same situations
 // rendered in OpenAI's, Azure's, vLLM's, llama.cpp's and Ollama's field layouts.
 #include "tools/fake_provider/wire_openai_errors.h"
 
@@ -16,7 +16,7 @@ struct ErrorText {
   std::string code;  // empty renders as null
 };
 
-// OpenAI's own texts (PROVIDERS.md §1.5), also the basis for Azure and the local servers.
+// OpenAI's own texts (docs/providers.md §1.5), also the basis for Azure and the local servers.
 ErrorText OpenAIInjectedText(const ErrorSpec& spec) {
   const std::string model = spec.model.empty() ? "gpt-4o" : spec.model;
   if (spec.type_override == "insufficient_quota") {

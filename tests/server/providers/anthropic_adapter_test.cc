@@ -1,4 +1,4 @@
-// The Anthropic adapter against PROVIDERS.md §2: request building, the recorded SDK streams
+// The Anthropic adapter against docs/providers.md §2: request building, the recorded SDK streams
 // (including the 2026 capture with trailing spaces inside `data:`) decoded whole and in small
 // random reads, the usage rules, in-stream errors, truncation, malformed data and the error table.
 #include "server/providers/anthropic_adapter.h"

@@ -1,4 +1,4 @@
-// The Gemini adapter against PROVIDERS.md §3: request building, the recorded gemini-2.5-flash
+// The Gemini adapter against docs/providers.md §3: request building, the recorded gemini-2.5-flash
 // stream with LF and CRLF framing decoded whole and in small random reads, usage and finish
 // rules, blocked prompts, in-stream errors, truncation, malformed data and the error table.
 #include "server/providers/gemini_adapter.h"
@@ -229,7 +229,7 @@ INSTANTIATE_TEST_SUITE_P(Framing, GeminiCaptureTest,
 TEST(GeminiStreamTest, CaptureAsStoredLosesItsUnterminatedFinalEvent) {
   // The stored capture ends one LF after the last data line. WHATWG SSE drops an event that no
   // blank line terminates, so the chunk carrying finishReason is lost and the stream counts as
-  // cut off. Documents the current contract (see PROVIDERS.md §7.1 rule 6).
+  // cut off. Documents the current contract (see docs/providers.md §7.1 rule 6).
   Decoded d = Decode(*MakeAdapter(), ReadTestdata("gemini/native_stream_as_stored.txt"));
   EXPECT_EQ(d.status.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(d.status.message(), "gemini: stream ended before finishReason");

@@ -1,6 +1,6 @@
-// SseParser against the test vectors of PROVIDERS.md §7.3: every vector is fed whole, as 1-byte
-// reads (with empty reads in between) and split in two at every byte position, and each way must
-// produce the same events, the same status and the same Finish() result.
+// SseParser against the test vectors of docs/providers.md §7.3: every vector is fed whole, as
+// 1-byte reads (with empty reads in between) and split in two at every byte position, and each way
+// must produce the same events, the same status and the same Finish() result.
 #include "server/providers/sse_parser.h"
 
 #include <cstring>
