@@ -83,6 +83,9 @@ absl::Status WithMessagePrefix(const absl::Status& status, std::string_view pref
 // The gRPC status for `status`: same code and message, public payloads as rich details
 // (grpc-status-details-bin); internal payloads are dropped.
 grpc::Status ToGrpcStatus(const absl::Status& status);
+// The reverse, for answers from other services: code, message and public details (so GetDetail
+// reads an ErrorInfo the other side attached).
+absl::Status FromGrpcStatus(const grpc::Status& status);
 
 }  // namespace turnpike
 

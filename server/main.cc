@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "common/metrics_http_server.h"
 #include "common/port_file.h"
+#include "server/admission/gateway_admission.h"
 #include "server/config/config_store.h"
 #include "server/config/config_watch_client.h"
 #include "server/config/health_reporter.h"
@@ -245,6 +246,12 @@ int Run() {
                    });
   metrics.AddGauge("process_resident_memory_bytes", "Resident memory size in bytes.",
                    [] { return ProcessResidentBytes(); });
+  // Rate limits and budgets (docs/limits.md): leases from the control plane, or from a local
+  // ledger over the config file's limits. Declared before the /metrics server, which reads it.
+  GatewayAdmission admission =
+      MakeGatewayAdmission(NodeId(), from_control_plane, store, Clock::Real(),
+                           [](const std::string& message) { spdlog::warn("{}", message); });
+  AddAdmissionMetrics(metrics, *admission.admission);
   metrics.AddConfigVersion([&store] {
     std::shared_ptr<const RuntimeConfig> config = store.Get();
     return config != nullptr ? config->version() : std::string();
@@ -276,9 +283,12 @@ int Run() {
   options.threads = threads;
   options.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
   options.access_log = absl::GetFlag(FLAGS_access_log);
-  // Where every request ends: the access log and metrics, then metering (docs/usage.md).
+  options.admission = admission.admission.get();
+  AdmissionSettler settler;
+  // Where every request ends: the access log and metrics, admission's settlement, then metering
+  // (docs/usage.md).
   RequestTelemetry telemetry(options.access_log, &metrics);
-  std::vector<RequestFinishedSink*> sinks = {&telemetry};
+  std::vector<RequestFinishedSink*> sinks = {&telemetry, &settler};
   std::unique_ptr<UsageSpool> spool;
   std::unique_ptr<UsageRecorder> recorder;
   const std::string full_policy = absl::GetFlag(FLAGS_usage_spool_full);
@@ -362,6 +372,7 @@ int Run() {
       return 2;
     }
     watch = *std::move(client);
+    admission.control_plane->SetChannel(watch->channel());
     if (spool != nullptr) {
       shipper = std::make_unique<UsageShipper>(*spool, watch->channel(), UsageShipper::Options(),
                                                Clock::Real());
@@ -412,6 +423,8 @@ int Run() {
   if (spool != nullptr) spool->Flush();
   for (auto& loop : loops) loop->Stop();
   if (metrics_server != nullptr) metrics_server->Stop();
+  // Every request has settled: give the leases back (what they did not spend returns at once).
+  admission.admission.reset();
   spdlog::info("turnpike-gateway stopped");
   spdlog::shutdown();
   return 0;

@@ -9,6 +9,7 @@
 #ifndef TURNPIKE_SERVER_CONFIG_RUNTIME_CONFIG_H_
 #define TURNPIKE_SERVER_CONFIG_RUNTIME_CONFIG_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -50,6 +51,42 @@ struct TargetEntry {
   UpstreamState* upstream = nullptr;
 };
 
+class Quota;  // server/admission/quota.h
+struct RouteEntry;
+
+// A rate limit or a budget that applies to a route, as the admission layer reads it
+// (docs/limits.md). `quotas` caches the gateway's shared counters for a limit keyed
+// RATE_LIMIT_KEY_SHARED (and for every budget): the admission layer fills them on first use, so
+// later requests reach their counters without a lookup. Counters are owned by the admission layer
+// and outlive every snapshot.
+struct LimitRule {
+  enum class Kind { kRateLimit, kBudget };
+  Kind kind = Kind::kRateLimit;
+  std::string name;
+  std::string caller;  // empty: every caller
+  std::string tier;    // empty: every tier
+  config::v1::RateLimitKey key = config::v1::RATE_LIMIT_KEY_SHARED;
+  int64_t requests_per_minute = 0;
+  int64_t tokens_per_minute = 0;
+  int64_t limit_usd_micros = 0;
+  config::v1::BudgetWindow window = config::v1::BUDGET_WINDOW_MONTHLY;
+  config::v1::OverLimitAction on_exhausted = config::v1::OVER_LIMIT_ACTION_REJECT;
+  const RouteEntry* degrade_to = nullptr;  // set for OVER_LIMIT_ACTION_DEGRADE
+  bool fail_open = false;
+  // [0] requests or dollars, [1] tokens.
+  mutable std::atomic<Quota*> quotas[2] = {nullptr, nullptr};
+
+  bool Matches(std::string_view caller_name, std::string_view caller_tier) const {
+    return (caller.empty() || caller == caller_name) && (tier.empty() || tier == caller_tier);
+  }
+};
+
+struct AdmissionSettings {
+  config::v1::OverLimitAction on_rate_limited = config::v1::OVER_LIMIT_ACTION_REJECT;
+  absl::Duration queue_max_wait = absl::Seconds(5);
+  int queue_max_length = 100;
+};
+
 struct RouteEntry {
   std::string capability;
   std::vector<TargetEntry> targets;
@@ -65,10 +102,15 @@ struct RouteEntry {
   // The capability's response cache (owned by Resilience, sized by `cache.max_bytes` when the
   // snapshot was built); set whatever the cache mode.
   ResponseCache* response_cache = nullptr;
+  AdmissionSettings admission;
+  // The rate limits and budgets whose capability is this route's (or every capability), in the
+  // snapshot's order: rate limits first, then budgets. Owned by the RuntimeConfig.
+  std::vector<const LimitRule*> limits;
 };
 
 struct CallerEntry {
   std::string name;
+  std::string tier;
   bool all_capabilities = false;
   absl::flat_hash_set<std::string> capabilities;
   bool Allows(std::string_view capability) const {
@@ -93,16 +135,23 @@ class RuntimeConfig {
   // The caller owning `key` (a full "Bearer" token), or nullptr. Compares digests in constant time.
   const CallerEntry* FindCallerByKey(std::string_view key) const;
 
+  // The rate limit or budget named `name`, or nullptr (a budget of an unrouted capability too).
+  const LimitRule* FindLimit(LimitRule::Kind kind, std::string_view name) const;
+
   // Cost in micro-dollars, rounded up so that spend is never under-reported.
   static int64_t CostMicros(const TargetEntry& target, int64_t input_tokens, int64_t output_tokens);
 
  private:
   RuntimeConfig() = default;
+  // Checks the snapshot's rate limits, budgets and route admission settings, and attaches each
+  // limit to the routes it applies to. Requires routes_ built.
+  static absl::Status BuildLimits(const config::v1::Snapshot& snapshot, RuntimeConfig& config);
 
   std::string version_;
   std::vector<std::unique_ptr<ProviderEntry>> providers_;
   absl::flat_hash_map<std::string, RouteEntry> routes_;
   std::vector<std::unique_ptr<CallerEntry>> callers_;
+  std::vector<std::unique_ptr<LimitRule>> limits_;
   absl::flat_hash_map<std::string, const CallerEntry*> callers_by_digest_;  // raw 32-byte digest
 };
 

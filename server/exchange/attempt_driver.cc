@@ -371,6 +371,8 @@ void AttemptDriver::Done(absl::Status status) {
     event.attempts = planner_->attempts();
   }
   FillOutcome(status, event);
+  if (request_.degraded) event.degraded = true;
+  event.admission = request_.admission;
   if (!status.ok()) status = Decorate(std::move(status), event);
   event.partial = !status.ok() && committed_;
   event.status = status;

@@ -45,6 +45,7 @@ struct ExchangeRequest {
   RequestMethod method = RequestMethod::kStreamCompletion;
   std::string request_id;
   std::string caller;
+  std::string caller_tier;
   std::string end_user;
   // The W3C trace id of the caller's `traceparent` (32 hex digits), empty if none was sent.
   std::string trace_id;
@@ -56,6 +57,11 @@ struct ExchangeRequest {
   // When the call was accepted: monotonic (for latency) and wall (for records).
   absl::Time accepted = absl::InfinitePast();
   absl::Time accepted_wall = absl::UnixEpoch();
+  // What admission reserved for the request (null if no limit applies); settled when it ends.
+  std::shared_ptr<AdmissionTicket> admission;
+  // A budget of the capability asked for was exhausted and `route` is the cheaper one that
+  // serves instead (marked degraded in the start message and the record).
+  bool degraded = false;
 };
 
 class AttemptDriver : public TransferHandler, public std::enable_shared_from_this<AttemptDriver> {

@@ -165,6 +165,7 @@ void ChatExchange::Commit() {
   start_.set_model(t.model);
   start_.set_attempt(planner().attempt_on_target());
   start_.set_fallback_position(t.fallback_position);
+  if (request().degraded) start_.set_degraded(true);
   listener_->OnCommit(start_);
 }
 
@@ -226,6 +227,7 @@ void ChatExchange::ServeStatic(v1::CompletionStart start, std::string text, v1::
   MarkCommitted();
   start_ = std::move(start);
   start_.set_request_id(request().request_id);
+  if (request().degraded) start_.set_degraded(true);
   listener_->OnCommit(start_);
   text_ = std::move(text);
   if (stream_ && !text_.empty()) listener_->OnText(text_);

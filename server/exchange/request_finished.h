@@ -9,6 +9,7 @@
 #define TURNPIKE_SERVER_EXCHANGE_REQUEST_FINISHED_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +20,8 @@
 #include "turnpike/v1/common.pb.h"
 
 namespace turnpike {
+
+class AdmissionTicket;  // server/admission/admission.h
 
 enum class RequestMethod { kStreamCompletion = 0, kComplete = 1, kEmbed = 2 };
 const char* RequestMethodName(RequestMethod method);
@@ -33,7 +36,7 @@ struct RequestFinished {
   std::string end_user;  // the request's `user` field
   std::string trace_id;  // W3C trace id from `traceparent`, empty if none
   std::vector<std::pair<std::string, std::string>> tags;  // sorted by key
-  std::string config_version;  // empty when no snapshot was loaded
+  std::string config_version;                             // empty when no snapshot was loaded
 
   // Who served (empty when nobody did: refused, or every attempt failed before any response).
   std::string provider;
@@ -58,7 +61,9 @@ struct RequestFinished {
   bool refused = false;    // ended before any attempt (parse, validation, auth, no config)
   bool partial = false;    // text had reached the caller when the request failed
   bool cache_hit = false;  // answered from the response cache
-  bool degraded = false;   // answered with the route's degradation response
+  // Answered with the route's degradation response, or served by a cheaper route because a budget
+  // of the one asked for was exhausted.
+  bool degraded = false;
   google::protobuf::RepeatedPtrField<v1::Attempt> attempts;
 
   absl::Time start_time;  // wall clock, when the call was accepted
@@ -67,6 +72,9 @@ struct RequestFinished {
   absl::Duration time_to_first_token = absl::InfiniteDuration();
   // The gateway's own work on this request (GatewayMetrics' internal overhead).
   int64_t overhead_nanos = 0;
+  // What the request holds from admission (rate limits, budgets); settled from this event.
+  // Null when no limit applied or the request was refused.
+  std::shared_ptr<AdmissionTicket> admission;
 };
 
 // Receives every finished request. Called once per request, on whichever thread finished it

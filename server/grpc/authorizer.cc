@@ -59,6 +59,7 @@ absl::StatusOr<Authorization> Authorize(const RuntimeConfig& config,
     return status;
   }
   result.caller = caller->name;
+  result.tier = caller->tier;
   return result;
 }
 

@@ -19,6 +19,7 @@ struct Authorization {
   const RouteEntry* route = nullptr;
   // Empty for an unauthenticated caller on an open route.
   std::string caller;
+  std::string tier;  // the caller's tier, for limits and budgets narrowed to one
 };
 
 absl::StatusOr<Authorization> Authorize(const RuntimeConfig& config,

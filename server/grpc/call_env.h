@@ -23,6 +23,8 @@
 
 namespace turnpike {
 
+class Admission;  // server/admission/admission.h
+
 // Raw (ByteBuffer) async services: requests are parsed by request_validation so bad bytes get
 // a precise INVALID_ARGUMENT, and responses are serialized once into a reusable buffer.
 using RawCompletionService = v1::CompletionService::WithRawMethod_StreamCompletion<
@@ -52,6 +54,8 @@ struct CallEnv {
   // Metering; null when the gateway does not meter (a file config). When it says it is not
   // accepting (its spool is full in reject mode), new requests are refused.
   const UsageRecorder* usage = nullptr;
+  // Rate limits and budgets; null when the gateway enforces none (tests of other parts).
+  Admission* admission = nullptr;
 };
 
 // What every call object shares: its server context, a reference count (the pending accept, each

@@ -28,8 +28,17 @@ absl::Status AdmitCompletion(CallEnv* env, const grpc::ByteBuffer& buffer,
   if (!authorized.ok()) return authorized.status();
   exchange->route = authorized->route;
   exchange->caller = std::move(authorized->caller);
+  exchange->caller_tier = std::move(authorized->tier);
   exchange->deadline = DeadlineFromGrpc(context, *env->clock);
   return absl::OkStatus();
+}
+
+RequestSize CompletionSize(const v1::StreamCompletionRequest& request) {
+  RequestSize size;
+  for (const v1::Message& m : request.messages()) size.text_bytes += m.content().size();
+  size.items = request.messages_size();
+  if (request.has_max_tokens()) size.max_tokens = request.max_tokens();
+  return size;
 }
 
 ChatRequest ToChatRequest(const v1::StreamCompletionRequest& r) {

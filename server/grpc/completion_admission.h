@@ -11,6 +11,7 @@
 #include "server/exchange/attempt_driver.h"
 #include "server/exchange/chat_exchange.h"
 #include "server/grpc/call_env.h"
+#include "server/grpc/limits_admission.h"
 #include "turnpike/v1/completion.pb.h"
 
 namespace turnpike {
@@ -22,6 +23,9 @@ namespace turnpike {
 absl::Status AdmitCompletion(CallEnv* env, const grpc::ByteBuffer& buffer,
                              const grpc::ServerContext& context,
                              v1::StreamCompletionRequest* request, ExchangeRequest* exchange);
+
+// The request's size for admission: its messages' text, its max_tokens.
+RequestSize CompletionSize(const v1::StreamCompletionRequest& request);
 
 // The chat protocol's view of a request. `request` must outlive the exchange.
 ChatRequest ToChatRequest(const v1::StreamCompletionRequest& request);

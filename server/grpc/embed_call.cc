@@ -8,6 +8,7 @@
 #include "server/grpc/authorizer.h"
 #include "server/grpc/call_env.h"
 #include "server/grpc/call_support.h"
+#include "server/grpc/limits_admission.h"
 #include "server/grpc/request_validation.h"
 
 namespace turnpike {
@@ -85,6 +86,7 @@ class EmbedCall final : public CallBase {
                  a.ok()) {
         r.route = a->route;
         r.caller = std::move(a->caller);
+        r.caller_tier = std::move(a->tier);
         r.deadline = DeadlineFromGrpc(ctx_, *env_->clock);
       } else {
         status = a.status();
@@ -95,6 +97,24 @@ class EmbedCall final : public CallBase {
       Finish(status, {});
       return;
     }
+    RequestSize size;
+    for (const std::string& input : request_.inputs()) size.text_bytes += input.size();
+    size.items = request_.inputs_size();
+    size.text_output = false;
+    Ref();  // for the admission step, released once it has answered
+    AdmitToLimits(env_, &ctx_, std::move(r), size,
+                  [this](ExchangeRequest admitted, absl::Status s) {
+                    if (s.ok()) {
+                      StartExchange(std::move(admitted));
+                    } else {
+                      EmitRefused(env_->finished, admitted, s, *env_->clock);
+                      Finish(s, {});
+                    }
+                    Unref();
+                  });
+  }
+
+  void StartExchange(ExchangeRequest r) {
     Ref();  // exchange
     auto exchange = EmbedExchange::Create(
         std::move(r), &request_,

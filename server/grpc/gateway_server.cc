@@ -70,6 +70,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     env->finished = finished;
     env->clock = options.clock;
     env->usage = options.usage;
+    env->admission = options.admission;
     for (int i = 0; i < options.accepts_per_queue; ++i) {
       SpawnStreamCompletionCall(env.get());
       SpawnCompleteCall(env.get());

@@ -46,6 +46,9 @@ class GatewayServer {
     const UsageRecorder* usage = nullptr;
     // The time source of every call (deadlines, latency); must outlive the server.
     Clock* clock = &Clock::Real();
+    // Rate limits and budgets (owned by the caller, outlives the server); optional. Its
+    // AdmissionSettler must be one of the sinks of `finished`.
+    Admission* admission = nullptr;
   };
 
   // Calls accepted on completion queue i run their upstream transfers on loops[i % size], so

@@ -10,6 +10,7 @@
 #include "server/grpc/call_env.h"
 #include "server/grpc/call_support.h"
 #include "server/grpc/completion_admission.h"
+#include "server/grpc/limits_admission.h"
 #include "server/grpc/outbound_queue.h"
 
 namespace turnpike {
@@ -90,16 +91,33 @@ class StreamCall final : public CallBase, public ChatListener {
         AdmitCompletion(env_, request_buffer_, ctx_, &request_, &exchange_request_);
     request_buffer_.Clear();
     if (!status.ok()) {
-      EmitRefused(env_->finished, exchange_request_, status, *env_->clock);
-      absl::MutexLock lock(&mu_);
-      final_status_ = ToGrpcStatus(status);
-      has_final_ = true;
-      exchange_done_ = true;
-      Pump();
+      Refuse(exchange_request_, status);
       return;
     }
+    Ref();  // for the admission step, released once it has answered
+    AdmitToLimits(env_, &ctx_, std::move(exchange_request_), CompletionSize(request_),
+                  [this](ExchangeRequest admitted, absl::Status s) {
+                    if (s.ok()) {
+                      StartExchange(std::move(admitted));
+                    } else {
+                      Refuse(admitted, s);
+                    }
+                    Unref();
+                  });
+  }
+
+  void Refuse(const ExchangeRequest& request, const absl::Status& status) {
+    EmitRefused(env_->finished, request, status, *env_->clock);
+    absl::MutexLock lock(&mu_);
+    final_status_ = ToGrpcStatus(status);
+    has_final_ = true;
+    exchange_done_ = true;
+    Pump();
+  }
+
+  void StartExchange(ExchangeRequest request) {
     Ref();  // for the exchange, released in OnDone
-    auto exchange = ChatExchange::Create(std::move(exchange_request_), ToChatRequest(request_),
+    auto exchange = ChatExchange::Create(std::move(request), ToChatRequest(request_),
                                          /*stream=*/true, this, *env_->transport, *env_->resilience,
                                          env_->finished, env_->metrics);
     overhead_ = exchange->overhead();

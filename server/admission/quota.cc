@@ -1,0 +1,412 @@
+#include "server/admission/quota.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "google/protobuf/util/time_util.h"
+#include "google/rpc/error_details.pb.h"
+
+namespace turnpike {
+namespace {
+
+using budget::v1::AcquireLeaseRequest;
+using budget::v1::AcquireLeaseResponse;
+
+// A lease is trusted to admit until this long before the source's stated expiry, so that a
+// slightly slow local clock never spends a lease the source already counts as lapsed.
+constexpr absl::Duration kExpiryMargin = absl::Seconds(1);
+// While the source grants nothing, queued requests ask again at most this often.
+constexpr absl::Duration kExhaustedRetry = absl::Milliseconds(250);
+
+absl::Time FromProto(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(t));
+}
+
+int64_t ToNanos(absl::Time t) {
+  if (t == absl::InfiniteFuture()) return INT64_MAX;
+  if (t == absl::InfinitePast()) return INT64_MIN;
+  return absl::ToUnixNanos(t);
+}
+
+bool HasReason(const absl::Status& status, std::string_view reason) {
+  std::optional<google::rpc::ErrorInfo> info = GetDetail<google::rpc::ErrorInfo>(status);
+  return info.has_value() && info->reason() == reason;
+}
+
+}  // namespace
+
+Quota::Quota(budget::v1::Quota id, Kind kind, std::string label, std::function<void()> kick)
+    : id_(std::move(id)), kind_(kind), label_(std::move(label)), kick_(std::move(kick)) {}
+
+void Quota::set_settings(Settings settings) {
+  if (limit_.exchange(settings.limit) != settings.limit) {
+    // A new limit: what the source said was left no longer holds.
+    remote_remaining_.store(settings.limit);
+  }
+  fail_open_setting_.store(settings.fail_open);
+}
+
+uint64_t Quota::Headroom(const Slot& slot) const { return slot.word.load() & kHeadroomMask; }
+
+bool Quota::TryReserve(int64_t amount, absl::Time now, Reservation* out) {
+  const int index = current_.load();
+  if (index < 0) return false;
+  Slot& slot = slots_[index];
+  // Counted in flight before the lease is read, so the manager never recycles a slot under us.
+  slot.inflight.fetch_add(1);
+  if (ToNanos(now) >= slot.usable_until.load()) {
+    slot.inflight.fetch_sub(1);
+    return false;
+  }
+  uint64_t word = slot.word.load();
+  uint64_t headroom;
+  do {
+    headroom = word & kHeadroomMask;
+    if (amount < 0 || headroom < static_cast<uint64_t>(amount)) {
+      slot.inflight.fetch_sub(1);
+      return false;
+    }
+  } while (!slot.word.compare_exchange_weak(word, word - static_cast<uint64_t>(amount)));
+  slot.reserved.fetch_add(amount);
+  out->slot = index;
+  out->generation = static_cast<uint32_t>(word >> kHeadroomBits);
+  out->amount = amount;
+  // Below half a slice: ask the manager to top the lease up before it runs dry.
+  if (static_cast<int64_t>(headroom) - amount < SliceSize(0) / 2 && !low_.exchange(true)) kick_();
+  return true;
+}
+
+void Quota::Settle(const Reservation& r, int64_t actual) {
+  if (r.slot < 0) return;  // admitted while failing open: nothing was held
+  Slot& slot = slots_[r.slot];
+  slot.spent.fetch_add(actual);
+  slot.reserved.fetch_sub(r.amount);
+  const int64_t back = r.amount - actual;
+  if (back != 0) {
+    uint64_t word = slot.word.load();
+    uint64_t next;
+    do {
+      if (static_cast<uint32_t>(word >> kHeadroomBits) != r.generation) break;
+      const int64_t headroom = static_cast<int64_t>(word & kHeadroomMask);
+      // An overrun (the provider billed more than the bound) takes from the headroom, never
+      // below zero; the full actual is in `spent` and reaches the source at release.
+      const int64_t updated =
+          std::clamp<int64_t>(headroom + back, 0, static_cast<int64_t>(kHeadroomMask));
+      next = (word & ~kHeadroomMask) | static_cast<uint64_t>(updated);
+    } while (!slot.word.compare_exchange_weak(word, next));
+  }
+  slot.inflight.fetch_sub(1);
+  if (back > 0 && has_waiters_.load()) kick_();
+}
+
+int64_t Quota::RemainingHint() const {
+  int64_t local = 0;
+  const int index = current_.load();
+  if (index >= 0) local = static_cast<int64_t>(Headroom(slots_[index]));
+  return local + remote_remaining_.load();
+}
+
+absl::Time Quota::WindowEndHint() const {
+  const int64_t nanos = window_end_hint_.load();
+  return nanos == 0 ? absl::InfiniteFuture() : absl::FromUnixNanos(nanos);
+}
+
+int64_t Quota::SliceSize(int64_t need) const {
+  // A sixteenth of the limit, shrinking to a quarter of what is left as the window runs out, so
+  // slices held idle by other gateways stay small near exhaustion (docs/limits.md, "Slices").
+  const int64_t limit = limit_.load(std::memory_order_relaxed);
+  const int64_t left = remote_remaining_.load(std::memory_order_relaxed);
+  const int64_t slice = std::min(std::max<int64_t>(1, limit / 16), std::max<int64_t>(1, left / 4));
+  return std::max(need, slice);
+}
+
+bool Quota::AddWaiter(Waiter waiter, int max_length) {
+  {
+    absl::MutexLock lock(&waiters_mu_);
+    if (static_cast<int>(waiters_.size()) >= max_length) return false;
+    waiters_.push_back(std::move(waiter));
+    has_waiters_.store(true);
+  }
+  kick_();
+  return true;
+}
+
+bool Quota::Idle() const {
+  {
+    absl::MutexLock lock(&waiters_mu_);
+    if (!waiters_.empty()) return false;
+  }
+  for (const Slot& slot : slots_) {
+    if (slot.open || slot.inflight.load() != 0) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<AcquireLeaseResponse> Quota::Ask(LeaseSource& source, Clock& clock,
+                                                AcquireLeaseRequest request, absl::Time* sent_wall,
+                                                absl::Time* sent_mono, absl::Time* answered_mono) {
+  *request.mutable_quota() = id_;
+  if (kind_ == Kind::kUsdMicros) {
+    request.set_budget(id_.budget());
+    request.set_requested_usd_micros(request.requested());
+  }
+  *sent_wall = clock.Now();
+  *sent_mono = clock.MonotonicNow();
+  round_trips_.fetch_add(1, std::memory_order_relaxed);
+  absl::StatusOr<AcquireLeaseResponse> response = source.Acquire(request);
+  *answered_mono = clock.MonotonicNow();
+  if (response.ok()) {
+    source_error_ = absl::OkStatus();
+    remote_remaining_.store(response->remaining());
+    window_end_hint_.store(ToNanos(FromProto(response->window_end())));
+    const absl::Duration ttl = FromProto(response->expires_at()) - *sent_wall;
+    if (ttl > absl::ZeroDuration()) heartbeat_ = std::max(ttl / 3, absl::Milliseconds(100));
+  }
+  return response;
+}
+
+absl::Time Quota::UsableUntil(const AcquireLeaseResponse& response, absl::Time sent_wall,
+                              absl::Time sent_mono, absl::Time answered_mono) {
+  // The source's times are wall times; measured from when the question left (the earliest the
+  // source could have answered) and shortened by the round trip and a margin.
+  const absl::Time expires = FromProto(response.expires_at());
+  const absl::Time window_end = FromProto(response.window_end());
+  const absl::Duration rtt = answered_mono - sent_mono;
+  const absl::Time by_expiry = sent_mono + (expires - sent_wall) - rtt - kExpiryMargin;
+  const absl::Time by_window = sent_mono + (window_end - sent_wall);
+  return std::min(by_expiry, by_window);
+}
+
+bool Quota::Open(LeaseSource& source, Clock& clock, int64_t need) {
+  int free_index = -1;
+  for (int i = 0; i < kSlots; ++i) {
+    if (!slots_[i].open && slots_[i].inflight.load() == 0) {
+      free_index = i;
+      break;
+    }
+  }
+  if (free_index < 0) return false;  // every slot still has requests in flight
+  AcquireLeaseRequest request;
+  request.set_requested(SliceSize(need));
+  request.set_minimum(std::max<int64_t>(need, 1));
+  absl::Time sent_wall, sent_mono, answered_mono;
+  absl::StatusOr<AcquireLeaseResponse> response =
+      Ask(source, clock, std::move(request), &sent_wall, &sent_mono, &answered_mono);
+  if (!response.ok()) {
+    source_error_ = response.status();
+    return false;
+  }
+  if (response->granted() <= 0 || response->lease_id().empty()) {
+    exhausted_ = true;
+    last_refused_ = answered_mono;
+    return false;
+  }
+  exhausted_ = false;
+  Slot& slot = slots_[free_index];
+  slot.open = true;
+  slot.lease_id = response->lease_id();
+  slot.granted = response->granted();
+  slot.window_end = FromProto(response->window_end());
+  slot.last_heartbeat = sent_mono;
+  slot.reserved.store(0);
+  slot.spent.store(0);
+  const uint64_t generation = next_generation_++ & ((uint64_t{1} << (64 - kHeadroomBits)) - 1);
+  const uint64_t headroom =
+      std::min<uint64_t>(static_cast<uint64_t>(response->granted()), kHeadroomMask);
+  slot.word.store((generation << kHeadroomBits) | headroom);
+  // Published last: a request that sees a usable lease sees all of it.
+  slot.usable_until.store(ToNanos(UsableUntil(*response, sent_wall, sent_mono, answered_mono)));
+  current_.store(free_index);
+  low_.store(false);
+  return true;
+}
+
+bool Quota::Renew(LeaseSource& source, Clock& clock, Slot& slot, int64_t want, int64_t need) {
+  AcquireLeaseRequest request;
+  request.set_lease_id(slot.lease_id);
+  request.set_requested(want);
+  request.set_minimum(need);
+  request.set_spent(slot.spent.load());
+  request.set_reserved(slot.reserved.load());
+  absl::Time sent_wall, sent_mono, answered_mono;
+  absl::StatusOr<AcquireLeaseResponse> response =
+      Ask(source, clock, std::move(request), &sent_wall, &sent_mono, &answered_mono);
+  if (!response.ok()) {
+    if (HasReason(response.status(), "LEASE_EXPIRED") ||
+        HasReason(response.status(), "LEASE_WINDOW_ENDED") ||
+        response.status().code() == absl::StatusCode::kNotFound) {
+      return false;  // the lease is over; it is released once its requests settle
+    }
+    source_error_ = response.status();
+    return true;  // unreachable source: keep spending the lease until it lapses
+  }
+  slot.last_heartbeat = sent_mono;
+  const int64_t granted = response->granted();
+  if (granted > 0) {
+    slot.granted += granted;
+    uint64_t word = slot.word.load();
+    uint64_t next;
+    do {
+      const uint64_t headroom = std::min<uint64_t>(
+          (word & kHeadroomMask) + static_cast<uint64_t>(granted), kHeadroomMask);
+      next = (word & ~kHeadroomMask) | headroom;
+    } while (!slot.word.compare_exchange_weak(word, next));
+  }
+  exhausted_ = need > 0 && granted < need;
+  if (exhausted_) last_refused_ = answered_mono;
+  slot.usable_until.store(ToNanos(UsableUntil(*response, sent_wall, sent_mono, answered_mono)));
+  low_.store(false);
+  return true;
+}
+
+void Quota::ReleaseSlot(LeaseSource& source, Slot& slot, int64_t spent) {
+  budget::v1::ReleaseLeaseRequest request;
+  request.set_lease_id(slot.lease_id);
+  request.set_spent(spent);
+  if (kind_ == Kind::kUsdMicros) request.set_spent_usd_micros(spent);
+  round_trips_.fetch_add(1, std::memory_order_relaxed);
+  absl::StatusOr<budget::v1::ReleaseLeaseResponse> response = source.Release(request);
+  if (!response.ok() && absl::IsUnavailable(response.status())) return;  // try again later
+  slot.open = false;
+  slot.usable_until.store(0);
+}
+
+void Quota::Maintain(LeaseSource& source, Clock& clock,
+                     std::vector<std::function<void()>>* callbacks) {
+  const absl::Time mono = clock.MonotonicNow();
+  const int64_t mono_nanos = ToNanos(mono);
+
+  // A lease past its window or its expiry admits nothing more.
+  int current = current_.load();
+  if (current >= 0 && mono_nanos >= slots_[current].usable_until.load()) {
+    slots_[current].usable_until.store(0);
+    current_.store(-1);
+    current = -1;
+  }
+  // Leases no longer current are released once their last request has settled.
+  for (int i = 0; i < kSlots; ++i) {
+    Slot& slot = slots_[i];
+    if (i != current && slot.open && slot.inflight.load() == 0) {
+      slot.usable_until.store(0);
+      if (slot.inflight.load() == 0) ReleaseSlot(source, slot, slot.spent.load());
+    }
+  }
+
+  int64_t need = 0;
+  bool waiting = false;
+  {
+    absl::MutexLock lock(&waiters_mu_);
+    waiting = !waiters_.empty();
+    if (waiting) need = waiters_.front().need;
+  }
+  if (current >= 0) {
+    Slot& slot = slots_[current];
+    const int64_t headroom = static_cast<int64_t>(Headroom(slot));
+    const bool short_of_need = need > headroom;
+    const bool low = headroom < SliceSize(0) / 2 || short_of_need;
+    const bool paced = exhausted_ && mono - last_refused_ < kExhaustedRetry;
+    if ((low && !paced) || mono - slot.last_heartbeat >= heartbeat_) {
+      const int64_t want = low && !paced ? SliceSize(need - headroom) : 0;
+      if (!Renew(source, clock, slot, want, short_of_need ? need - headroom : 0)) {
+        slot.usable_until.store(0);
+        current_.store(-1);
+        current = -1;
+      }
+    }
+  }
+  if (current < 0 && waiting && !(exhausted_ && mono - last_refused_ < kExhaustedRetry)) {
+    Open(source, clock, need);
+  }
+
+  // Serve waiters first come, first served: one that cannot be served holds back the rest,
+  // which may still be refused (their time is up, or the source said no).
+  const absl::Time wall = clock.Now();
+  absl::MutexLock lock(&waiters_mu_);
+  bool blocked = false;
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    Reservation reservation;
+    std::function<void(absl::StatusOr<Reservation>)> done;
+    absl::StatusOr<Reservation> result;
+    if (!blocked && TryReserve(it->need, mono, &reservation)) {
+      result = reservation;
+    } else if (!blocked && current_.load() < 0 && !source_error_.ok()) {
+      // No usable lease and the source is unreachable: the limit's setting decides.
+      if (fail_open_setting_.load()) {
+        fail_open_.fetch_add(1, std::memory_order_relaxed);
+        result = Reservation{};
+      } else {
+        fail_closed_.fetch_add(1, std::memory_order_relaxed);
+        result = Unavailable(source_error_);
+      }
+    } else if (mono >= it->give_up || (!it->queue && exhausted_)) {
+      // Time is up, or the source said no a moment ago (asked at most kExhaustedRetry ago) and
+      // the request would rather be refused than wait.
+      result = Refusal(wall);
+    } else {
+      blocked = true;
+      ++it;
+      continue;
+    }
+    done = std::move(it->done);
+    it = waiters_.erase(it);
+    callbacks->push_back([done = std::move(done), result = std::move(result)]() mutable {
+      done(std::move(result));
+    });
+  }
+  has_waiters_.store(!waiters_.empty());
+}
+
+void Quota::ReleaseAll(LeaseSource& source) {
+  std::deque<Waiter> waiters;
+  {
+    absl::MutexLock lock(&waiters_mu_);
+    waiters.swap(waiters_);
+  }
+  for (Waiter& waiter : waiters) {
+    waiter.done(absl::UnavailableError("the gateway is shutting down"));
+  }
+  current_.store(-1);
+  for (Slot& slot : slots_) {
+    slot.usable_until.store(0);
+    // Anything still in flight at shutdown is reported as spent (the safe side).
+    if (slot.open) ReleaseSlot(source, slot, slot.spent.load() + slot.reserved.load());
+  }
+}
+
+absl::Status Quota::Refusal(absl::Time wall) const {
+  const bool budget = kind_ == Kind::kUsdMicros;
+  absl::Status status = absl::ResourceExhaustedError(absl::StrCat(
+      label_, " has no capacity left for this request (limit ",
+      limit_.load(std::memory_order_relaxed), budget ? " micro-dollars" : "", " per window)"));
+  google::rpc::ErrorInfo info;
+  info.set_reason(budget ? "BUDGET_EXHAUSTED" : "RATE_LIMITED");
+  info.set_domain(kErrorDomain);
+  if (budget) {
+    (*info.mutable_metadata())["budget"] = id_.budget();
+  } else {
+    (*info.mutable_metadata())["rate_limit"] = id_.rate_limit();
+    if (!id_.key().empty()) (*info.mutable_metadata())["key"] = id_.key();
+  }
+  AttachDetail(status, info);
+  const absl::Time end = WindowEndHint();
+  if (end != absl::InfiniteFuture() && end > wall) {
+    AttachRetryInfo(status,
+                    absl::ToInt64Milliseconds(absl::Ceil(end - wall, absl::Milliseconds(1))));
+  }
+  return status;
+}
+
+absl::Status Quota::Unavailable(const absl::Status& cause) const {
+  absl::Status status = absl::UnavailableError(
+      absl::StrCat("cannot renew the gateway's lease of ", label_, " (", cause.message(),
+                   "); refusing requests until it can (fail closed)"));
+  google::rpc::ErrorInfo info;
+  info.set_reason("QUOTA_UNAVAILABLE");
+  info.set_domain(kErrorDomain);
+  AttachDetail(status, info);
+  return status;
+}
+
+}  // namespace turnpike

@@ -1,0 +1,278 @@
+// Quota against the local lease ledger on a simulated clock: the lock-free reservation path, the
+// manager's leases (open, top-up, rollover, release), waiters, refusals with their details, and
+// failing open or closed when the source is unreachable.
+#include "server/admission/quota.h"
+
+#include <thread>
+
+#include "common/status.h"
+#include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "gtest/gtest.h"
+#include "server/admission/local_lease_source.h"
+
+namespace turnpike {
+namespace {
+
+using ::testing::HasSubstr;
+
+absl::Time Utc(int y, int mo, int d, int h = 0, int mi = 0, int s = 0) {
+  return absl::FromCivil(absl::CivilSecond(y, mo, d, h, mi, s), absl::UTCTimeZone());
+}
+
+// A lease source that can be switched off (the control plane unreachable) and counts calls.
+class SwitchableSource : public LeaseSource {
+ public:
+  explicit SwitchableSource(LeaseSource& inner) : inner_(inner) {}
+  absl::StatusOr<budget::v1::AcquireLeaseResponse> Acquire(
+      const budget::v1::AcquireLeaseRequest& request) override {
+    ++acquires;
+    last_acquire = request;
+    if (down) return absl::UnavailableError("control plane unreachable");
+    return inner_.Acquire(request);
+  }
+  absl::StatusOr<budget::v1::ReleaseLeaseResponse> Release(
+      const budget::v1::ReleaseLeaseRequest& request) override {
+    ++releases;
+    last_release = request;
+    if (down) return absl::UnavailableError("control plane unreachable");
+    return inner_.Release(request);
+  }
+  bool down = false;
+  int acquires = 0;
+  int releases = 0;
+  budget::v1::AcquireLeaseRequest last_acquire;
+  budget::v1::ReleaseLeaseRequest last_release;
+
+ private:
+  LeaseSource& inner_;
+};
+
+class QuotaTest : public ::testing::Test {
+ protected:
+  QuotaTest()
+      : clock_(Utc(2026, 12, 6, 10, 30, 10)),
+        local_(
+            [this](const budget::v1::Quota& q, absl::Time now) -> absl::StatusOr<QuotaSpec> {
+              QuotaSpec spec;
+              spec.limit = limit_;
+              spec.window = q.budget().empty()
+                                ? MinuteWindowAt(now)
+                                : BudgetWindowAt(config::v1::BUDGET_WINDOW_DAILY, now);
+              return spec;
+            },
+            clock_),
+        source_(local_) {}
+
+  std::unique_ptr<Quota> MakeRequestsQuota(int64_t limit, bool fail_open = false) {
+    limit_ = limit;
+    budget::v1::Quota id;
+    id.set_rate_limit("rpm");
+    id.set_unit(budget::v1::QUOTA_UNIT_REQUESTS);
+    auto quota = std::make_unique<Quota>(id, Quota::Kind::kRequests,
+                                         "rate limit \"rpm\" (requests per minute)", [] {});
+    quota->set_settings({.limit = limit, .fail_open = fail_open});
+    return quota;
+  }
+
+  // Runs one manager pass and then the callbacks it produced.
+  void Maintain(Quota& quota) {
+    std::vector<std::function<void()>> callbacks;
+    quota.Maintain(source_, clock_, &callbacks);
+    for (auto& callback : callbacks) callback();
+  }
+
+  // Adds a waiter that records its answer.
+  struct Answer {
+    bool done = false;
+    absl::StatusOr<Quota::Reservation> result = absl::UnknownError("unset");
+  };
+  std::shared_ptr<Answer> Wait(Quota& quota, int64_t need, bool queue,
+                               absl::Duration max_wait = absl::Seconds(5)) {
+    auto answer = std::make_shared<Answer>();
+    Quota::Waiter waiter;
+    waiter.need = need;
+    waiter.queue = queue;
+    waiter.give_up = clock_.MonotonicNow() + max_wait;
+    waiter.done = [answer](absl::StatusOr<Quota::Reservation> r) {
+      answer->done = true;
+      answer->result = std::move(r);
+    };
+    EXPECT_TRUE(quota.AddWaiter(std::move(waiter), 100));
+    return answer;
+  }
+
+  SimulatedClock clock_;
+  int64_t limit_ = 0;
+  LocalLeaseSource local_;
+  SwitchableSource source_;
+};
+
+TEST_F(QuotaTest, NoLeaseMeansTheFastPathDeclinesAndAWaiterGetsOneRoundTripLater) {
+  auto quota = MakeRequestsQuota(600);
+  Quota::Reservation r;
+  EXPECT_FALSE(quota->TryReserve(1, clock_.MonotonicNow(), &r));
+  auto answer = Wait(*quota, 1, /*queue=*/false);
+  Maintain(*quota);
+  ASSERT_TRUE(answer->done);
+  ASSERT_TRUE(answer->result.ok()) << answer->result.status();
+  EXPECT_EQ(answer->result->amount, 1);
+  EXPECT_EQ(source_.acquires, 1);
+  // The slice is a sixteenth of the limit: the next requests need no round trip.
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(quota->TryReserve(1, clock_.MonotonicNow(), &r)) << i;
+  }
+  EXPECT_EQ(source_.acquires, 1);
+}
+
+TEST_F(QuotaTest, NeverAdmitsMoreThanTheLimitInAMinuteAndRefusesWithWhenCapacityReturns) {
+  auto quota = MakeRequestsQuota(10);
+  int admitted = 0;
+  for (int i = 0; i < 40; ++i) {
+    Quota::Reservation r;
+    if (quota->TryReserve(1, clock_.MonotonicNow(), &r)) {
+      ++admitted;
+      continue;
+    }
+    auto answer = Wait(*quota, 1, /*queue=*/false);
+    Maintain(*quota);
+    ASSERT_TRUE(answer->done);
+    if (answer->result.ok()) {
+      ++admitted;
+      continue;
+    }
+    const absl::Status& s = answer->result.status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+    EXPECT_THAT(s.message(), HasSubstr("rate limit \"rpm\""));
+    std::optional<google::rpc::ErrorInfo> info = GetDetail<google::rpc::ErrorInfo>(s);
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ(info->reason(), "RATE_LIMITED");
+    EXPECT_EQ(info->metadata().at("rate_limit"), "rpm");
+    std::optional<google::rpc::RetryInfo> retry = GetDetail<google::rpc::RetryInfo>(s);
+    ASSERT_TRUE(retry.has_value());
+    // 10:30:10 now: capacity returns with the next minute, 50 s away.
+    EXPECT_EQ(retry->retry_delay().seconds(), 50);
+  }
+  EXPECT_EQ(admitted, 10);
+}
+
+TEST_F(QuotaTest, ANewMinuteBringsANewLeaseAndTheOldOneIsReleasedOnceItsRequestsSettle) {
+  auto quota = MakeRequestsQuota(4);
+  auto first = Wait(*quota, 1, false);
+  Maintain(*quota);
+  ASSERT_TRUE(first->result.ok());
+  const Quota::Reservation held = *first->result;  // still in flight at the rollover
+  clock_.Advance(absl::Seconds(50));               // 10:31:00
+  Quota::Reservation r;
+  EXPECT_FALSE(quota->TryReserve(1, clock_.MonotonicNow(), &r)) << "the old minute's lease";
+  auto second = Wait(*quota, 1, false);
+  Maintain(*quota);
+  ASSERT_TRUE(second->result.ok()) << second->result.status();
+  EXPECT_NE(second->result->slot, held.slot);
+  EXPECT_EQ(source_.releases, 0) << "a request of the old lease is still in flight";
+  quota->Settle(held, 1);
+  Maintain(*quota);
+  EXPECT_EQ(source_.releases, 1);
+  EXPECT_EQ(source_.last_release.spent(), 1);
+}
+
+TEST_F(QuotaTest, QueuedWaiterIsServedWhenAnotherRequestReleasesItsHold) {
+  auto quota = MakeRequestsQuota(1);
+  auto first = Wait(*quota, 1, false);
+  Maintain(*quota);
+  ASSERT_TRUE(first->result.ok());
+  auto queued = Wait(*quota, 1, /*queue=*/true);
+  Maintain(*quota);
+  EXPECT_FALSE(queued->done) << "a queued request waits while the limit is used up";
+  quota->Settle(*first->result, 0);  // failed before the provider: its hold returns
+  Maintain(*quota);
+  ASSERT_TRUE(queued->done);
+  EXPECT_TRUE(queued->result.ok()) << queued->result.status();
+}
+
+TEST_F(QuotaTest, QueuedWaiterIsRefusedWhenItsWaitIsOver) {
+  auto quota = MakeRequestsQuota(1);
+  auto first = Wait(*quota, 1, false);
+  Maintain(*quota);
+  auto queued = Wait(*quota, 1, /*queue=*/true, absl::Seconds(2));
+  clock_.Advance(absl::Seconds(1));
+  Maintain(*quota);
+  EXPECT_FALSE(queued->done);
+  clock_.Advance(absl::Seconds(1));
+  Maintain(*quota);
+  ASSERT_TRUE(queued->done);
+  EXPECT_EQ(queued->result.status().code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(QuotaTest, KeepsSpendingItsLeaseWhileTheSourceIsDownThenFailsClosed) {
+  auto quota = MakeRequestsQuota(160);  // slices of 10
+  auto first = Wait(*quota, 1, false);
+  Maintain(*quota);
+  ASSERT_TRUE(first->result.ok());
+  source_.down = true;
+  Quota::Reservation r;
+  EXPECT_TRUE(quota->TryReserve(1, clock_.MonotonicNow(), &r)) << "the lease is still good";
+  // The lease lapses (30 s TTL, a second's margin) without renewal.
+  clock_.Advance(absl::Seconds(29));
+  Maintain(*quota);
+  EXPECT_FALSE(quota->TryReserve(1, clock_.MonotonicNow(), &r));
+  auto refused = Wait(*quota, 1, false);
+  Maintain(*quota);
+  ASSERT_TRUE(refused->done);
+  EXPECT_EQ(refused->result.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(refused->result.status().message(), HasSubstr("fail closed"));
+  EXPECT_EQ(quota->fail_closed_refusals(), 1);
+}
+
+TEST_F(QuotaTest, FailsOpenWhenTheLimitSaysSo) {
+  auto quota = MakeRequestsQuota(160, /*fail_open=*/true);
+  source_.down = true;
+  auto answer = Wait(*quota, 1, false);
+  Maintain(*quota);
+  ASSERT_TRUE(answer->done);
+  ASSERT_TRUE(answer->result.ok());
+  EXPECT_EQ(answer->result->slot, -1) << "nothing held";
+  EXPECT_EQ(quota->fail_open_admissions(), 1);
+  quota->Settle(*answer->result, 1);  // settling a hold of nothing is a no-op
+}
+
+TEST_F(QuotaTest, HeartbeatsReportSpentAndReservedAndKeepTheLeaseAlive) {
+  auto quota = MakeRequestsQuota(160);
+  auto first = Wait(*quota, 1, false);
+  Maintain(*quota);
+  ASSERT_TRUE(first->result.ok());
+  quota->Settle(*first->result, 1);
+  Quota::Reservation in_flight;
+  ASSERT_TRUE(quota->TryReserve(1, clock_.MonotonicNow(), &in_flight));
+  for (int i = 0; i < 12; ++i) {  // two minutes... of one minute window: stay within it
+    clock_.Advance(absl::Seconds(4));
+    Maintain(*quota);
+  }
+  EXPECT_GE(source_.acquires, 2) << "a heartbeat every TTL/3 (10 s)";
+  EXPECT_EQ(source_.last_acquire.spent(), 1);
+  EXPECT_EQ(source_.last_acquire.reserved(), 1);
+  Quota::Reservation r;
+  EXPECT_TRUE(quota->TryReserve(1, clock_.MonotonicNow(), &r)) << "still usable at 10:30:58";
+}
+
+TEST_F(QuotaTest, ConcurrentReservationsNeverExceedTheLease) {
+  auto quota = MakeRequestsQuota(16000);  // one slice of 1,000
+  auto first = Wait(*quota, 1, false);
+  Maintain(*quota);
+  ASSERT_TRUE(first->result.ok());
+  std::atomic<int64_t> admitted{1};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 2000; ++i) {
+        Quota::Reservation r;
+        if (quota->TryReserve(1, clock_.MonotonicNow(), &r)) admitted.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(admitted.load(), 1000) << "exactly the lease, no more, no less";
+}
+
+}  // namespace
+}  // namespace turnpike
