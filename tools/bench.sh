@@ -7,7 +7,8 @@
 # then measures with turnpike-bench:
 #   0. the fake provider's own ceiling (direct: streaming and unary at concurrency 64, and the
 #      paced streams of scenario 5);
-#   1. latency at concurrency 1, 5 chunks: floor / direct / gateway;
+#   1. latency at concurrency 1, 5 chunks: floor / direct / gateway; 1b. the same through a route
+#      with one rate limit and one budget (admission on), for what admission adds;
 #   2. chunk gaps at concurrency 1, 20 chunks 2 ms apart: direct / gateway;
 #   3. streaming throughput at concurrency 64, 20 chunks: floor / gateway;
 #   4. unary throughput at concurrency 64: floor / gateway;
@@ -126,7 +127,10 @@ cat >"$WORK/gateway.json" <<JSON
  "providers":[$(provider fake-latency "$LAT_CHUNKS" 0),$(provider fake-stream "$STREAM_CHUNKS" 0),
    $(provider fake-gap "$GAP_CHUNKS" "$GAP_DELAY_MS"),$(provider fake-paced "$PACED_CHUNKS" "$PACED_DELAY_MS")],
  "routes":[$(route bench-latency fake-latency),$(route bench-stream fake-stream),
-   $(route bench-gap fake-gap),$(route bench-paced fake-paced)]}
+   $(route bench-gap fake-gap),$(route bench-paced fake-paced),$(route bench-admitted fake-latency)],
+ "prices":[{"provider":"fake-latency","model":"gpt-4o-mini","inputUsdMicrosPerMtok":"150000","outputUsdMicrosPerMtok":"600000"}],
+ "rateLimits":[{"name":"bench-rpm","capability":"bench-admitted","requestsPerMinute":"100000000"}],
+ "budgets":[{"name":"bench-budget","capability":"bench-admitted","limitUsdMicros":"1000000000000","window":"BUDGET_WINDOW_TOTAL"}]}
 JSON
 TURNPIKE_BENCH_KEY="$API_KEY" "$GATEWAY" --config="$WORK/gateway.json" --listen=127.0.0.1:0 \
   --port_file="$WORK/gateway.port" --access_log=false --metrics_listen=127.0.0.1:0 \
@@ -202,6 +206,9 @@ run direct-latency "$FAKE_PID" "${DIRECT_T[@]}" "${COMMON[@]}" --header="x-fake-
 scrape "$WORK/metrics-before-latency.txt"
 run gateway-latency "$GW_PID" "${GW_T[@]}" "${COMMON[@]}" --capability=bench-latency
 scrape "$WORK/metrics-after-latency.txt"
+echo "== 1b. latency at concurrency 1 with one rate limit and one budget (admission on)"
+run gateway-admitted "$GW_PID" "${GW_T[@]}" "${COMMON[@]}" --capability=bench-admitted
+scrape "$WORK/metrics-after-admitted.txt"
 
 echo "== 2. chunk gaps at concurrency 1 ($GAP_CHUNKS chunks, ${GAP_DELAY_MS} ms apart)"
 run direct-gap "$FAKE_PID" "${DIRECT_T[@]}" "${COMMON[@]}" \
@@ -251,7 +258,7 @@ mib() { echo $((($1 + 512) / 1024)); }
 printf '%-20s %7s %5s %5s %6s %8s %8s %8s %8s %8s %7s %7s %7s\n' scenario ok err stall rps \
   p50_us p99_us ttft_p50 gap_p99 gap_max srv_cpu fake_cpu cli_cpu
 for name in fake-ceiling-stream fake-ceiling-unary fake-ceiling-paced floor-latency direct-latency \
-  gateway-latency direct-gap gateway-gap floor-stream gateway-stream floor-unary gateway-unary \
+  gateway-latency gateway-admitted direct-gap gateway-gap floor-stream gateway-stream floor-unary gateway-unary \
   floor-paced gateway-paced; do
   printf '%-20s %7s %5s %5s %6s %8s %8s %8s %8s %8s %7s %7s %7s\n' "$name" "$(get "$name" ok)" \
     "$(get "$name" errors)" "$(get "$name" stalled)" "$(get "$name" rps)" "$(get "$name" p50_us)" \
@@ -283,6 +290,11 @@ INTERNAL="$(python3 "$(dirname "$0")/bench/histogram_quantiles.py" "$WORK/metric
 INTERNAL_P50="$(sed -n 's/.*q0.5_us=\([-0-9]*\).*/\1/p' <<<"$INTERNAL")"
 INTERNAL_P99="$(sed -n 's/.*q0.99_us=\([-0-9]*\).*/\1/p' <<<"$INTERNAL")"
 echo "internal overhead over the latency run (gateway /metrics): $INTERNAL"
+INTERNAL_ADM="$(python3 "$(dirname "$0")/bench/histogram_quantiles.py" "$WORK/metrics-after-latency.txt" \
+  "$WORK/metrics-after-admitted.txt" 'turnpike_internal_overhead_seconds{method="StreamCompletion"}' 0.5 0.99)"
+INTERNAL_ADM_P50="$(sed -n 's/.*q0.5_us=\([-0-9]*\).*/\1/p' <<<"$INTERNAL_ADM")"
+ADMISSION_ADDED="$(diff_or_missing "$INTERNAL_ADM_P50" "$INTERNAL_P50")"
+echo "internal overhead with admission on (gateway /metrics): $INTERNAL_ADM"
 
 target() {  # description, value, limit, "le" or "ge"
   local verdict
@@ -301,6 +313,7 @@ target "added latency p50 (us) <= floor p50 + 50" "$ADDED_P50" "$(limit_if "$FLO
 target "added latency p99 (us) <= floor p99 + 150" "$ADDED_P99" "$(limit_if "$FLOOR_P99" 150)" le
 target "internal overhead p50 (us)" "$INTERNAL_P50" 25 le
 target "internal overhead p99 (us)" "$INTERNAL_P99" 100 le
+target "admission adds to internal overhead p50 (us)" "$ADMISSION_ADDED" 3 le
 target "ttft overhead p50 (us) <= floor p50 + 50" "$TTFT_OVERHEAD" "$(limit_if "$FLOOR_P50" 50)" le
 target "added chunk gap p99 (us)" "$GAP_P99" 50 le
 target "stream rps >= 40% of floor" "$STREAM_RPS" "$((FLOOR_STREAM_RPS * 40 / 100))" ge
@@ -318,6 +331,7 @@ echo
 echo "bench: grpc_floor_p50_us=$FLOOR_P50 grpc_floor_p99_us=$FLOOR_P99" \
   "grpc_floor_stream_rps=$FLOOR_STREAM_RPS grpc_floor_unary_rps=$FLOOR_UNARY_RPS" \
   "added_p50_us=$ADDED_P50 added_p99_us=$ADDED_P99 internal_p50_us=$INTERNAL_P50" \
-  "internal_p99_us=$INTERNAL_P99 ttft_overhead_p50_us=$TTFT_OVERHEAD chunk_gap_p99_us=$GAP_P99" \
+  "internal_p99_us=$INTERNAL_P99 admission_internal_p50_us=$INTERNAL_ADM_P50" \
+  "admission_added_p50_us=$ADMISSION_ADDED ttft_overhead_p50_us=$TTFT_OVERHEAD chunk_gap_p99_us=$GAP_P99" \
   "stream_rps=$STREAM_RPS unary_rps=$UNARY_RPS paced_streams_ok=$PACED_OK" \
   "rss_idle_mib=$(mib "$RSS_IDLE_KIB") rss_1k_streams_mib=$(mib "$RSS_LOAD_KIB")"
