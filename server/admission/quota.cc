@@ -41,9 +41,15 @@ Quota::Quota(budget::v1::Quota id, Kind kind, std::string label, std::function<v
     : id_(std::move(id)), kind_(kind), label_(std::move(label)), kick_(std::move(kick)) {}
 
 void Quota::set_settings(Settings settings) {
-  if (limit_.exchange(settings.limit) != settings.limit) {
-    // A new limit: what the source said was left no longer holds.
+  const int64_t previous = limit_.exchange(settings.limit);
+  if (previous != settings.limit) {
+    // A new limit applies to new requests at once: what the source said was left no longer
+    // holds, and the current lease was carved under the old limit.
     remote_remaining_.store(settings.limit);
+    if (previous != 0) {
+      limit_changed_.store(true);
+      kick_();
+    }
   }
   fail_open_setting_.store(settings.fail_open);
 }
@@ -52,7 +58,7 @@ uint64_t Quota::Headroom(const Slot& slot) const { return slot.word.load() & kHe
 
 bool Quota::TryReserve(int64_t amount, absl::Time now, Reservation* out) {
   const int index = current_.load();
-  if (index < 0) return false;
+  if (index < 0 || limit_changed_.load(std::memory_order_relaxed)) return false;
   Slot& slot = slots_[index];
   // Counted in flight before the lease is read, so the manager never recycles a slot under us.
   slot.inflight.fetch_add(1);
@@ -278,9 +284,11 @@ void Quota::Maintain(LeaseSource& source, Clock& clock,
   const absl::Time mono = clock.MonotonicNow();
   const int64_t mono_nanos = ToNanos(mono);
 
-  // A lease past its window or its expiry admits nothing more.
+  // A lease past its window or its expiry, or carved under a limit since changed, admits nothing
+  // more.
   int current = current_.load();
-  if (current >= 0 && mono_nanos >= slots_[current].usable_until.load()) {
+  const bool limit_changed = limit_changed_.exchange(false);
+  if (current >= 0 && (limit_changed || mono_nanos >= slots_[current].usable_until.load())) {
     slots_[current].usable_until.store(0);
     current_.store(-1);
     current = -1;

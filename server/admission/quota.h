@@ -150,6 +150,9 @@ class Quota {
   std::atomic<int64_t> remote_remaining_{0};
   std::atomic<int64_t> window_end_hint_{0};  // Unix nanos
   std::atomic<bool> has_waiters_{false};
+  // The limit changed: the current lease was carved under the old one and admits nothing more;
+  // the manager releases it and the next request gets a lease under the new limit.
+  std::atomic<bool> limit_changed_{false};
   std::atomic<bool> low_{false};
   std::atomic<int64_t> round_trips_{0};
   std::atomic<int64_t> fail_open_{0};

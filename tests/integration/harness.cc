@@ -251,12 +251,13 @@ Gateway::Gateway(const TempDir& dir, const WatchSource& source,
   if (port_ > 0) metrics_port_ = WaitForPort(metrics_port_file, *process_);
 }
 
-ControlPlane::ControlPlane(const TempDir& dir, int port) {
+ControlPlane::ControlPlane(const TempDir& dir, int port, std::vector<std::string> extra_args) {
   const std::string port_file = dir.File("control.port");
   std::filesystem::remove(port_file);  // a restart must not read the previous run's port
   std::vector<std::string> args = {"--listen=127.0.0.1:" + std::to_string(port),
                                    "--port_file=" + port_file, "--db=" + dir.File("turnpike.db"),
                                    "--dev_insecure_master_key", "--metrics_listen=127.0.0.1:0"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
   process_ = std::make_unique<Process>(ControlBinary(), args, dir.File("control.log"));
   port_ = WaitForPort(port_file, *process_);
 }

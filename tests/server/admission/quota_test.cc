@@ -255,6 +255,29 @@ TEST_F(QuotaTest, HeartbeatsReportSpentAndReservedAndKeepTheLeaseAlive) {
   EXPECT_TRUE(quota->TryReserve(1, clock_.MonotonicNow(), &r)) << "still usable at 10:30:58";
 }
 
+TEST_F(QuotaTest, ALoweredLimitAppliesToNewRequestsAtOnce) {
+  auto quota = MakeRequestsQuota(160);  // a slice of 10 requests
+  auto first = Wait(*quota, 1, false);
+  Maintain(*quota);
+  ASSERT_TRUE(first->result.ok());
+  limit_ = 2;
+  quota->set_settings({.limit = 2, .fail_open = false});
+  Quota::Reservation r;
+  EXPECT_FALSE(quota->TryReserve(1, clock_.MonotonicNow(), &r))
+      << "the lease was carved under the old limit";
+  // The first request (1 of the new 2) still holds its old lease: one more fits, once that lease
+  // is released with what it spent.
+  quota->Settle(*first->result, 1);
+  auto second = Wait(*quota, 1, false);
+  Maintain(*quota);
+  ASSERT_TRUE(second->done);
+  ASSERT_TRUE(second->result.ok()) << second->result.status();
+  auto third = Wait(*quota, 1, false);
+  Maintain(*quota);
+  ASSERT_TRUE(third->done);
+  EXPECT_EQ(third->result.status().code(), absl::StatusCode::kResourceExhausted);
+}
+
 TEST_F(QuotaTest, ConcurrentReservationsNeverExceedTheLease) {
   auto quota = MakeRequestsQuota(16000);  // one slice of 1,000
   auto first = Wait(*quota, 1, false);
