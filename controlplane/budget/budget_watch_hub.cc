@@ -20,7 +20,11 @@ std::unique_ptr<BudgetWatchHub> BudgetWatchHub::Start(LeaseLedger& ledger, Snaps
   BudgetWatchHub* raw = hub.get();
   ledger.SetChangeListener([raw](const std::string& budget) { raw->MarkChanged(budget); });
   std::optional<VersionedSnapshot> current = cache.Subscribe(raw);
-  if (current.has_value() && current->snapshot != nullptr) raw->OnSnapshot(*current);
+  if (current.has_value() && current->snapshot != nullptr) {
+    raw->OnSnapshot(*current);
+    absl::MutexLock lock(&raw->mu_);
+    raw->dirty_.clear();  // the budgets that exist at start are not changes
+  }
   hub->thread_ = std::thread([raw] { raw->Run(); });
   return hub;
 }
@@ -80,8 +84,17 @@ int64_t BudgetWatchHub::deliveries() const {
   return deliveries_;
 }
 
+int BudgetWatchHub::subscribers() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(subscribers_.size());
+}
+
 bool BudgetWatchHub::HasWorkLocked() const {
-  if (stopping_ || !dirty_.empty()) return true;
+  return stopping_ || !dirty_.empty() || HasFreshLocked();
+}
+
+bool BudgetWatchHub::HasFreshLocked() const {
+  if (stopping_) return true;
   for (const auto& [subscriber, s] : subscribers_) {
     if (!s.initial_sent) return true;
   }
@@ -96,8 +109,11 @@ void BudgetWatchHub::Run() {
     clock_.AwaitWithDeadline(mu_, absl::Condition(this, &BudgetWatchHub::HasWorkLocked),
                              next_sweep);
     if (stopping_) break;
-    if (HasWorkLocked() && clock_.MonotonicNow() < last_delivery + options_.coalesce) {
-      clock_.AwaitWithDeadline(mu_, absl::Condition(&stopping_), last_delivery + options_.coalesce);
+    // Changes wait out the coalescing interval; a new subscriber's first delivery does not.
+    if (!dirty_.empty() && !HasFreshLocked() &&
+        clock_.MonotonicNow() < last_delivery + options_.coalesce) {
+      clock_.AwaitWithDeadline(mu_, absl::Condition(this, &BudgetWatchHub::HasFreshLocked),
+                               last_delivery + options_.coalesce);
       if (stopping_) break;
     }
     const absl::Time mono = clock_.MonotonicNow();
@@ -118,9 +134,14 @@ void BudgetWatchHub::Run() {
     }
     if (!HasWorkLocked()) continue;
 
-    // Which budgets to read: the changed ones, and what new subscribers watch.
-    absl::flat_hash_set<std::string> dirty = std::move(dirty_);
-    dirty_.clear();
+    // Which budgets to read: the changed ones (once the interval has passed), and what new
+    // subscribers watch.
+    const bool take_dirty = mono >= last_delivery + options_.coalesce;
+    absl::flat_hash_set<std::string> dirty;
+    if (take_dirty) {
+      dirty = std::move(dirty_);
+      dirty_.clear();
+    }
     absl::flat_hash_set<std::string> wanted(dirty.begin(), dirty.end());
     absl::flat_hash_set<uint64_t> fresh;
     bool want_all = false;
@@ -130,6 +151,7 @@ void BudgetWatchHub::Run() {
       if (s.names.empty()) want_all = true;
       wanted.insert(s.names.begin(), s.names.end());
     }
+    if (!take_dirty && fresh.empty()) continue;
     mu_.Unlock();
     absl::StatusOr<std::vector<budget::v1::BudgetStatus>> states;
     if (want_all) {
@@ -146,7 +168,7 @@ void BudgetWatchHub::Run() {
       spdlog::warn("budget: reading budget states for watchers failed: {}",
                    states.status().ToString());
       dirty_.insert(dirty.begin(), dirty.end());
-      last_delivery = mono;  // retry after the coalescing interval
+      if (take_dirty) last_delivery = mono;  // retry after the coalescing interval
       continue;
     }
     absl::flat_hash_map<std::string, const budget::v1::BudgetStatus*> by_name;
@@ -183,7 +205,7 @@ void BudgetWatchHub::Run() {
       if (!out.empty() || !gone.empty()) subscriber->OnBudgets(std::move(out), std::move(gone));
     }
     ++deliveries_;
-    last_delivery = mono;
+    if (take_dirty) last_delivery = mono;
   }
 }
 

@@ -67,7 +67,9 @@ class BudgetWatchHub final : public SnapshotCache::Watcher {
   void OnSnapshot(const VersionedSnapshot& snapshot) override;
   void OnShutdown() override {}
 
+  // Delivery rounds so far, and streams subscribed now (tests, metrics).
   int64_t deliveries() const;
+  int subscribers() const;
 
  private:
   struct Subscription {
@@ -80,6 +82,8 @@ class BudgetWatchHub final : public SnapshotCache::Watcher {
       : ledger_(ledger), cache_(cache), clock_(clock), options_(options) {}
   void Run();
   bool HasWorkLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stopping, or a subscriber is waiting for its first delivery.
+  bool HasFreshLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
   LeaseLedger& ledger_;

@@ -450,11 +450,11 @@ absl::StatusOr<b::ReleaseLeaseResponse> LeaseLedger::Release(const b::ReleaseLea
     const int unit = UnitIndex(ref->unit);
     if (l.state != LeaseState::kReleased) {
       // Live: charge the reported spend. Expired: the truth replaces the conservative charge.
-      const int64_t overrun_before =
-          l.state == LeaseState::kExpired ? std::max<int64_t>(0, l.charged - l.granted) : 0;
-      TP_RETURN_IF_ERROR(AddSettled(db, l.quota_key, l.window_start, spent - l.charged));
+      // Overrun: beyond the grant for a live lease; for an expired one, beyond its charge (the
+      // rest of the grant returned at expiry and may have been granted again).
       fx.overrun[unit] +=
-          std::max<int64_t>(0, std::max<int64_t>(0, spent - l.granted) - overrun_before);
+          std::max<int64_t>(0, spent - (l.state == LeaseState::kExpired ? l.charged : l.granted));
+      TP_RETURN_IF_ERROR(AddSettled(db, l.quota_key, l.window_start, spent - l.charged));
       l.state = LeaseState::kReleased;
       l.charged = spent;
       l.spent = spent;
