@@ -115,7 +115,21 @@ struct Traits<admin::v1::Route> {
     for (const auto& t : s.targets()) targets.push_back({t.provider(), t.model()});
     return ReplaceRouteTargets(db, s.capability(), targets);
   }
-  static absl::Status CheckDeletable(SqliteDb&, const std::string&) { return absl::OkStatus(); }
+  // A budget that degrades to this route keeps it.
+  static absl::Status CheckDeletable(SqliteDb& db, const std::string& key) {
+    TP_ASSIGN_OR_RETURN(std::vector<SpecRow> rows, ListSpecRows(db, kBudgetsTable, "", 0));
+    std::vector<std::string> users;
+    for (const SpecRow& row : rows) {
+      config::v1::Budget b;
+      TP_RETURN_IF_ERROR(FromJson(row.spec_json, &b));
+      if (b.degrade_to() == key) users.push_back(row.name);
+    }
+    if (!users.empty()) {
+      return InUse(kType, key,
+                   absl::StrCat("budgets ", absl::StrJoin(users, ", "), " (degrade_to)"));
+    }
+    return absl::OkStatus();
+  }
   static absl::Status Decorate(SqliteDb&, admin::v1::Route&) { return absl::OkStatus(); }
 };
 
@@ -187,7 +201,7 @@ struct Traits<admin::v1::RateLimit> {
   static std::string Key(const Spec& s) { return s.name(); }
   static void Normalize(Spec&) {}
   static void Validate(const Spec& s, const std::string& path, Violations& v) {
-    ValidateRateLimit(s, path, v);
+    ValidateRateLimit(s, path, SpecMode::kAdmin, v);
   }
   static std::optional<std::string> Ref(const Spec&) { return std::nullopt; }
   static absl::Status CheckRefs(SqliteDb&, const Spec&) { return absl::OkStatus(); }
@@ -206,10 +220,18 @@ struct Traits<admin::v1::Budget> {
   static std::string Key(const Spec& s) { return s.name(); }
   static void Normalize(Spec&) {}
   static void Validate(const Spec& s, const std::string& path, Violations& v) {
-    ValidateBudget(s, path, v);
+    ValidateBudget(s, path, SpecMode::kAdmin, v);
   }
   static std::optional<std::string> Ref(const Spec&) { return std::nullopt; }
-  static absl::Status CheckRefs(SqliteDb&, const Spec&) { return absl::OkStatus(); }
+  static absl::Status CheckRefs(SqliteDb& db, const Spec& s) {
+    if (s.degrade_to().empty()) return absl::OkStatus();
+    TP_ASSIGN_OR_RETURN(auto route, GetSpecRow(db, kRoutesTable, s.degrade_to()));
+    if (!route.has_value()) {
+      return MissingReference("budget.spec.degrade_to",
+                              absl::StrCat("route \"", s.degrade_to(), "\""));
+    }
+    return absl::OkStatus();
+  }
   static absl::Status AfterWrite(SqliteDb&, const Spec&) { return absl::OkStatus(); }
   static absl::Status CheckDeletable(SqliteDb&, const std::string&) { return absl::OkStatus(); }
   static absl::Status Decorate(SqliteDb&, admin::v1::Budget&) { return absl::OkStatus(); }

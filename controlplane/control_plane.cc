@@ -46,6 +46,10 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(Options option
   cp->ledger_ = std::make_unique<UsageLedger>(*cp->store_, clock, options.usage);
   cp->usage_service_ = std::make_unique<UsageServiceImpl>(*cp->ledger_);
   cp->PruneUsage();
+  TP_ASSIGN_OR_RETURN(cp->leases_, LeaseLedger::Create(*cp->store_, clock, options.leases));
+  cp->PruneLeases();
+  cp->budget_hub_ = BudgetWatchHub::Start(*cp->leases_, cp->cache_, clock, options.budget_watch);
+  cp->budget_service_ = std::make_unique<BudgetServiceImpl>(*cp->leases_, *cp->budget_hub_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -57,6 +61,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(Options option
   builder.RegisterService(cp->watch_service_.get());
   // Like the admin service, not yet authenticated (every control-plane RPC gets it at once).
   builder.RegisterService(cp->usage_service_.get());
+  builder.RegisterService(cp->budget_service_.get());
   {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
     creators.push_back(cp->active_calls_.Factory());
@@ -97,6 +102,7 @@ void ControlPlane::SweepLoop(absl::Duration interval) {
       spdlog::info("retired {} credential version(s) whose grace period ended", *retired);
     }
     PruneUsage();
+    PruneLeases();
     mu_.Lock();
   }
 }
@@ -110,6 +116,15 @@ void ControlPlane::PruneUsage() {
   }
 }
 
+void ControlPlane::PruneLeases() {
+  absl::StatusOr<int64_t> pruned = leases_->PruneClosed();
+  if (!pruned.ok()) {
+    spdlog::warn("closed lease prune failed: {}", pruned.status().ToString());
+  } else if (*pruned > 0) {
+    spdlog::info("pruned {} closed lease and rate-limit window row(s)", *pruned);
+  }
+}
+
 void ControlPlane::Shutdown(absl::Duration grace) {
   {
     absl::MutexLock lock(&mu_);
@@ -120,6 +135,7 @@ void ControlPlane::Shutdown(absl::Duration grace) {
     stopping_ = true;
   }
   if (server_ != nullptr) server_->GetHealthCheckService()->SetServingStatus(false);
+  if (budget_hub_ != nullptr) budget_hub_->Shutdown();
   cache_.Shutdown();
   // Watch streams are ending; admin calls in flight get `grace`; idle connections (an admin's
   // grpcurl, a gateway between streams) do not hold the shutdown.

@@ -1,9 +1,11 @@
 // ControlPlane assembles the turnpike-control process from its parts: Store (SQLite), SecretBox,
 // ConfigAdmin, SnapshotCache, DataPlaneRegistry, the Admin and Watch services, health and
-// reflection on one gRPC server, the usage ledger and its service, and a background sweep that
+// reflection on one gRPC server, the usage ledger and its service, the lease ledger with the
+// budget service and its watch hub (which also sweeps expired leases), and a background sweep that
 // retires credential versions whose grace period has ended and prunes usage records past their
-// retention (also once at start). main() and in-process tests build it the same way. Shutdown() first
-// ends every watch stream (gateways reconnect elsewhere or later), then stops the server,
+// retention and closed leases (also once at start). main() and in-process tests build it the same
+// way. Shutdown() first ends every watch and budget-watch stream (gateways reconnect elsewhere or
+// later), then stops the server,
 // letting in-flight admin calls finish within the grace period. Thread-safe.
 #ifndef TURNPIKE_CONTROLPLANE_CONTROL_PLANE_H_
 #define TURNPIKE_CONTROLPLANE_CONTROL_PLANE_H_
@@ -19,6 +21,9 @@
 #include "common/clock.h"
 #include "common/server_drain.h"
 #include "controlplane/admin_service.h"
+#include "controlplane/budget/budget_service.h"
+#include "controlplane/budget/budget_watch_hub.h"
+#include "controlplane/budget/lease_ledger.h"
 #include "controlplane/config_admin.h"
 #include "controlplane/data_plane_registry.h"
 #include "controlplane/secret_box.h"
@@ -44,6 +49,8 @@ class ControlPlane {
     absl::Duration retire_sweep_interval = absl::Minutes(1);
     ConfigAdmin::Options admin;
     UsageLedger::Options usage;
+    LeaseLedger::Options leases;
+    BudgetWatchHub::Options budget_watch;
   };
 
   // Opens the database, checks the master key, publishes the current snapshot and starts
@@ -64,6 +71,8 @@ class ControlPlane {
   SnapshotCache& cache() { return cache_; }
   DataPlaneRegistry& registry() { return registry_; }
   UsageLedger& ledger() { return *ledger_; }
+  LeaseLedger& leases() { return *leases_; }
+  BudgetWatchHub& budget_hub() { return *budget_hub_; }
   // gRPC calls in flight (admin calls and watch streams), for metrics.
   int active_calls() const { return active_calls_.active(); }
 
@@ -71,6 +80,7 @@ class ControlPlane {
   explicit ControlPlane(Clock& clock) : registry_(clock) {}
   void SweepLoop(absl::Duration interval);
   void PruneUsage();
+  void PruneLeases();
 
   // Set up by Start(), constant afterwards.
   std::unique_ptr<Store> store_;
@@ -82,6 +92,9 @@ class ControlPlane {
   std::unique_ptr<WatchService> watch_service_;
   std::unique_ptr<UsageLedger> ledger_;
   std::unique_ptr<UsageServiceImpl> usage_service_;
+  std::unique_ptr<LeaseLedger> leases_;
+  std::unique_ptr<BudgetWatchHub> budget_hub_;
+  std::unique_ptr<BudgetServiceImpl> budget_service_;
   ActiveCallCounter active_calls_;  // declared before server_: it must outlive it
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

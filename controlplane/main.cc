@@ -43,6 +43,9 @@ ABSL_FLAG(std::string, tls_client_ca, "",
 ABSL_FLAG(absl::Duration, usage_retention, absl::Hours(24 * 90),
           "how long raw usage records are kept (e.g. 2160h); hourly spend rollups are kept for "
           "good");
+ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(30),
+          "how long a budget or rate-limit lease lives unless its gateway renews it (1s to 1h); "
+          "a gateway that dies loses its lease this long after its last renewal");
 ABSL_FLAG(bool, allow_insecure_non_loopback, false,
           "allow listening without TLS on a non-loopback address (snapshots carry provider keys)");
 
@@ -163,6 +166,11 @@ int main(int argc, char** argv) {
   if (options.usage.retention <= absl::ZeroDuration()) {
     return Fail(absl::InvalidArgumentError("--usage_retention must be positive"));
   }
+  options.leases.lease_ttl = absl::GetFlag(FLAGS_lease_ttl);
+  if (absl::Status s = turnpike::controlplane::LeaseLedger::ValidateOptions(options.leases);
+      !s.ok()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat("--lease_ttl: ", s.message())));
+  }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds =
       ServerCredentials(options.listen_address);
   if (!creds.ok()) return Fail(creds.status());
@@ -232,6 +240,36 @@ int main(int argc, char** argv) {
       Type::kGauge, {}, [raw] {
         return std::vector<MetricSample>{{{}, raw->ledger().lag_seconds()}};
       });
+  // Lease ledger counters, per quota unit (docs/budgets.md).
+  using turnpike::controlplane::LeaseLedger;
+  auto lease_counter = [&metrics, raw](const char* name, const char* help,
+                                       int64_t LeaseLedger::Counters::*field) {
+    metrics.AddCollector(name, help, Type::kCounter, {"unit"}, [raw, field] {
+      std::vector<MetricSample> out;
+      for (auto [unit, label] :
+           {std::pair{turnpike::budget::v1::QUOTA_UNIT_USD_MICROS, "usd_micros"},
+            std::pair{turnpike::budget::v1::QUOTA_UNIT_REQUESTS, "requests"},
+            std::pair{turnpike::budget::v1::QUOTA_UNIT_TOKENS, "tokens"}}) {
+        out.push_back({{label}, static_cast<double>(raw->leases().counters(unit).*field)});
+      }
+      return out;
+    });
+  };
+  lease_counter("turnpike_control_lease_grants_total",
+                "Lease acquisitions and top-ups that granted more than 0.",
+                &LeaseLedger::Counters::grants);
+  lease_counter("turnpike_control_lease_grants_refused_total",
+                "Lease acquisitions and top-ups that asked for more than 0 and got 0 (the quota "
+                "was exhausted for the window).",
+                &LeaseLedger::Counters::refused);
+  lease_counter("turnpike_control_leases_expired_total",
+                "Leases that lapsed unrenewed and were charged their last reported spent + "
+                "reserved.",
+                &LeaseLedger::Counters::expired);
+  lease_counter("turnpike_control_lease_overrun_total",
+                "Amount closed leases spent beyond what they were granted (a provider overran the "
+                "bound the gateway reserved), in the unit's own unit.",
+                &LeaseLedger::Counters::overrun);
   metrics.AddCollector("process_resident_memory_bytes", "Resident memory size in bytes.",
                        Type::kGauge, {}, [] {
                          return std::vector<MetricSample>{{{}, turnpike::ProcessResidentBytes()}};
@@ -250,7 +288,8 @@ int main(int argc, char** argv) {
     metrics_server = *std::move(started);
     const std::string metrics_port_file = absl::GetFlag(FLAGS_metrics_port_file);
     if (!metrics_port_file.empty()) {
-      if (absl::Status s = turnpike::WritePortFile(metrics_port_file, metrics_server->port()); !s.ok()) {
+      if (absl::Status s = turnpike::WritePortFile(metrics_port_file, metrics_server->port());
+          !s.ok()) {
         return Fail(s);
       }
     }

@@ -17,6 +17,11 @@ constexpr int kMaxTargets = 16;
 constexpr int kMaxCapabilitiesPerCaller = 1000;
 constexpr int64_t kMaxPriceMicros = 1'000'000'000'000LL;  // $1M per 1M tokens
 constexpr size_t kMaxSecretBytes = 8192;
+constexpr int64_t kMaxRequestsPerMinute = 1'000'000'000;
+constexpr int64_t kMaxTokensPerMinute = 1'000'000'000'000LL;
+constexpr int64_t kMaxBudgetMicros = 1'000'000'000'000'000LL;  // $1 billion
+constexpr int32_t kMaxAdmissionWaitMs = 60'000;
+constexpr int32_t kMaxAdmissionQueueLength = 10'000;
 
 std::string At(const std::string& path, int i) { return absl::StrCat(path, "[", i, "]"); }
 std::string F(const std::string& path, const char* field) { return absl::StrCat(path, ".", field); }
@@ -193,6 +198,23 @@ void ValidateRoute(const config::v1::Route& r, const std::string& path, SpecMode
     for (FieldViolation& fv : ValidateRouteSettings(r, path)) {
       v.Add(std::move(fv.field), std::move(fv.description));
     }
+    // Admission: what a rate limit's "no" does on this route, and the queue's bounds.
+    if (!config::v1::OverLimitAction_IsValid(r.on_rate_limited())) {
+      v.Add(F(path, "on_rate_limited"),
+            "must be OVER_LIMIT_ACTION_REJECT or OVER_LIMIT_ACTION_QUEUE");
+    } else if (r.on_rate_limited() == config::v1::OVER_LIMIT_ACTION_DEGRADE) {
+      v.Add(F(path, "on_rate_limited"),
+            "cannot be OVER_LIMIT_ACTION_DEGRADE: only a budget degrades (set its degrade_to)");
+    }
+    const std::string q = F(path, "admission_queue");
+    if (r.admission_queue().max_wait_ms() < 0 ||
+        r.admission_queue().max_wait_ms() > kMaxAdmissionWaitMs) {
+      v.Add(F(q, "max_wait_ms"), "must be between 0 (default 5000) and 60000");
+    }
+    if (r.admission_queue().max_length() < 0 ||
+        r.admission_queue().max_length() > kMaxAdmissionQueueLength) {
+      v.Add(F(q, "max_length"), "must be between 0 (default 100) and 10000");
+    }
   }
 }
 
@@ -234,7 +256,8 @@ void ValidatePrice(const config::v1::Price& p, const std::string& path, Violatio
   }
 }
 
-void ValidateRateLimit(const config::v1::RateLimit& r, const std::string& path, Violations& v) {
+void ValidateRateLimit(const config::v1::RateLimit& r, const std::string& path, SpecMode mode,
+                       Violations& v) {
   ValidateName(r.name(), F(path, "name"), v);
   ValidateOptionalName(r.capability(), F(path, "capability"), v);
   ValidateOptionalName(r.caller(), F(path, "caller"), v);
@@ -245,9 +268,24 @@ void ValidateRateLimit(const config::v1::RateLimit& r, const std::string& path, 
     v.Add(F(path, "requests_per_minute"),
           "at least one of requests_per_minute and tokens_per_minute must be positive");
   }
+  // Not in kSnapshot mode, like the route settings: a limit stored before these bounds existed
+  // must not stop the control plane from starting.
+  if (mode != SpecMode::kAdmin) return;
+  if (r.requests_per_minute() > kMaxRequestsPerMinute) {
+    v.Add(F(path, "requests_per_minute"), "must be at most 1000000000");
+  }
+  if (r.tokens_per_minute() > kMaxTokensPerMinute) {
+    v.Add(F(path, "tokens_per_minute"), "must be at most 1000000000000");
+  }
+  if (!config::v1::RateLimitKey_IsValid(r.key())) {
+    v.Add(F(path, "key"),
+          "must be one of RATE_LIMIT_KEY_SHARED, RATE_LIMIT_KEY_PER_CALLER, "
+          "RATE_LIMIT_KEY_PER_END_USER");
+  }
 }
 
-void ValidateBudget(const config::v1::Budget& b, const std::string& path, Violations& v) {
+void ValidateBudget(const config::v1::Budget& b, const std::string& path, SpecMode mode,
+                    Violations& v) {
   ValidateName(b.name(), F(path, "name"), v);
   ValidateName(b.capability(), F(path, "capability"), v);
   if (b.limit_usd_micros() < 0) v.Add(F(path, "limit_usd_micros"), "must not be negative");
@@ -256,6 +294,29 @@ void ValidateBudget(const config::v1::Budget& b, const std::string& path, Violat
     v.Add(F(path, "window"),
           "must be one of BUDGET_WINDOW_DAILY, BUDGET_WINDOW_MONTHLY, BUDGET_WINDOW_TOTAL");
   }
+  if (mode != SpecMode::kAdmin) return;  // as for rate limits
+  if (b.limit_usd_micros() == 0) {
+    v.Add(F(path, "limit_usd_micros"), "must be positive (micro-dollars; 1 USD = 1000000)");
+  } else if (b.limit_usd_micros() > kMaxBudgetMicros) {
+    v.Add(F(path, "limit_usd_micros"), "must be at most 1000000000000000 ($1,000,000,000)");
+  }
+  ValidateOptionalName(b.caller(), F(path, "caller"), v);
+  ValidateOptionalName(b.tier(), F(path, "tier"), v);
+  if (!config::v1::OverLimitAction_IsValid(b.on_exhausted())) {
+    v.Add(F(path, "on_exhausted"),
+          "must be one of OVER_LIMIT_ACTION_REJECT, OVER_LIMIT_ACTION_QUEUE, "
+          "OVER_LIMIT_ACTION_DEGRADE");
+  } else if (b.on_exhausted() == config::v1::OVER_LIMIT_ACTION_DEGRADE) {
+    if (b.degrade_to().empty()) {
+      v.Add(F(path, "degrade_to"),
+            "is required with OVER_LIMIT_ACTION_DEGRADE: name the cheaper capability");
+    } else if (b.degrade_to() == b.capability()) {
+      v.Add(F(path, "degrade_to"), "must be a capability other than the budget's own");
+    }
+  } else if (!b.degrade_to().empty()) {
+    v.Add(F(path, "degrade_to"), "applies only with on_exhausted OVER_LIMIT_ACTION_DEGRADE");
+  }
+  ValidateOptionalName(b.degrade_to(), F(path, "degrade_to"), v);
 }
 
 void ValidateSecret(std::string_view secret, const std::string& path, Violations& v) {
@@ -313,13 +374,16 @@ absl::Status CheckSnapshotConsistency(const config::v1::Snapshot& s) {
   }
   for (int i = 0; i < s.rate_limits_size(); ++i) {
     std::string p = At("rate_limits", i);
-    ValidateRateLimit(s.rate_limits(i), p, v);
+    ValidateRateLimit(s.rate_limits(i), p, SpecMode::kSnapshot, v);
     if (!limits.insert(s.rate_limits(i).name()).second) v.Add(F(p, "name"), "is not unique");
   }
   for (int i = 0; i < s.budgets_size(); ++i) {
     std::string p = At("budgets", i);
-    ValidateBudget(s.budgets(i), p, v);
+    ValidateBudget(s.budgets(i), p, SpecMode::kSnapshot, v);
     if (!budgets.insert(s.budgets(i).name()).second) v.Add(F(p, "name"), "is not unique");
+    if (!s.budgets(i).degrade_to().empty() && routes.count(s.budgets(i).degrade_to()) == 0) {
+      v.Add(F(p, "degrade_to"), "names no route in the snapshot");
+    }
   }
   if (v.empty()) return absl::OkStatus();
   return v.ToStatus(absl::StatusCode::kFailedPrecondition, "inconsistent snapshot: ");

@@ -26,14 +26,21 @@ void ValidateName(std::string_view name, const std::string& path, Violations& v)
 void ValidateProvider(const config::v1::Provider& p, const std::string& path, SpecMode mode,
                       Violations& v);
 // kAdmin also checks the resilience settings (timeouts, retry, circuit_breaker, cache,
-// degradation, target tiers and weights) with the gateway's limits (common/route_settings.h).
+// degradation, target tiers and weights) with the gateway's limits (common/route_settings.h),
+// and the admission settings (on_rate_limited, admission_queue bounds).
 void ValidateRoute(const config::v1::Route& r, const std::string& path, SpecMode mode,
                    Violations& v);
 void ValidateCaller(const config::v1::Caller& c, const std::string& path, SpecMode mode,
                     Violations& v);
 void ValidatePrice(const config::v1::Price& p, const std::string& path, Violations& v);
-void ValidateRateLimit(const config::v1::RateLimit& r, const std::string& path, Violations& v);
-void ValidateBudget(const config::v1::Budget& b, const std::string& path, Violations& v);
+// kAdmin also checks the bounds (at most 1e9 requests or 1e12 tokens per minute; a budget's
+// limit positive and at most 1e15 micro-dollars), the enums, caller/tier names, and that
+// degrade_to goes with OVER_LIMIT_ACTION_DEGRADE and names another capability (that it names an
+// existing route is a reference check, done by ConfigAdmin and CheckSnapshotConsistency).
+void ValidateRateLimit(const config::v1::RateLimit& r, const std::string& path, SpecMode mode,
+                       Violations& v);
+void ValidateBudget(const config::v1::Budget& b, const std::string& path, SpecMode mode,
+                    Violations& v);
 // A credential secret: non-empty, at most 8 KiB, usable as an HTTP header value. Descriptions
 // never quote it.
 void ValidateSecret(std::string_view secret, const std::string& path, Violations& v);
