@@ -5,7 +5,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
-#include "google/protobuf/util/time_util.h"
 #include "google/rpc/error_details.pb.h"
 
 namespace turnpike {
@@ -20,13 +19,16 @@ constexpr absl::Duration kExpiryMargin = absl::Seconds(1);
 // While the source grants nothing, queued requests ask again at most this often.
 constexpr absl::Duration kExhaustedRetry = absl::Milliseconds(250);
 
+// Seconds and nanos separately: a total budget's window ends in 9999, past what int64
+// nanoseconds can hold.
 absl::Time FromProto(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(t));
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
 
+// Saturating: times beyond int64 nanoseconds (a total budget's window end) clamp.
 int64_t ToNanos(absl::Time t) {
-  if (t == absl::InfiniteFuture()) return INT64_MAX;
-  if (t == absl::InfinitePast()) return INT64_MIN;
+  if (t >= absl::FromUnixNanos(INT64_MAX)) return INT64_MAX;
+  if (t <= absl::FromUnixNanos(INT64_MIN)) return INT64_MIN;
   return absl::ToUnixNanos(t);
 }
 
@@ -399,7 +401,8 @@ absl::Status Quota::Refusal(absl::Time wall) const {
   }
   AttachDetail(status, info);
   const absl::Time end = WindowEndHint();
-  if (end != absl::InfiniteFuture() && end > wall) {
+  // A day's or a month's window says when capacity returns; a total budget's never does.
+  if (end > wall && end - wall <= absl::Hours(24 * 31)) {
     AttachRetryInfo(status,
                     absl::ToInt64Milliseconds(absl::Ceil(end - wall, absl::Milliseconds(1))));
   }

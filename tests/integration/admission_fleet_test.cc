@@ -158,7 +158,9 @@ TEST_F(AdmissionFleetTest, HundredCallersOnFourGatewaysNeverSpendPastTheBudget) 
   for (int round = 0; round < 3; ++round) {
     const std::string name = absl::StrCat("fleet-budget-", round);
     constexpr int64_t kLimit = 100 * kRequestCost;
-    if (round > 0) ASSERT_TRUE(DeleteBudget(absl::StrCat("fleet-budget-", round - 1)).ok());
+    if (round > 0) {
+      ASSERT_TRUE(DeleteBudget(absl::StrCat("fleet-budget-", round - 1)).ok());
+    }
     ASSERT_TRUE(CreateBudget(name, kLimit).ok());
     AwaitFleetCurrent();
 
@@ -284,7 +286,10 @@ TEST_F(AdmissionFleetTest, AKilledGatewaysUnspentLeaseReturnsAfterExpiry) {
   ASSERT_TRUE(CreateBudget("kill-budget", 1000 * kRequestCost).ok());
   StartGateways(1);
   int64_t told = 0;
-  ASSERT_TRUE(Stream(0, &told).ok());
+  grpc::Status first = Stream(0, &told);
+  ASSERT_TRUE(first.ok()) << first.error_message() << "\n"
+                          << gateways_[0]->process().Log() << "\n"
+                          << gateways_[0]->Metrics() << control_->process().Log();
   budget::v1::BudgetStatus held = Budget("kill-budget");
   ASSERT_EQ(held.leases_size(), 1) << held.DebugString();
   EXPECT_GT(held.leased_usd_micros(), kRequestCost) << "a slice, not one request";

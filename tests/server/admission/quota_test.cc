@@ -56,8 +56,9 @@ class QuotaTest : public ::testing::Test {
             [this](const budget::v1::Quota& q, absl::Time now) -> absl::StatusOr<QuotaSpec> {
               QuotaSpec spec;
               spec.limit = limit_;
-              spec.window = q.budget().empty()
-                                ? MinuteWindowAt(now)
+              spec.window = q.budget().empty() ? MinuteWindowAt(now)
+                            : q.budget() == "total"
+                                ? BudgetWindowAt(config::v1::BUDGET_WINDOW_TOTAL, now)
                                 : BudgetWindowAt(config::v1::BUDGET_WINDOW_DAILY, now);
               return spec;
             },
@@ -276,6 +277,30 @@ TEST_F(QuotaTest, ALoweredLimitAppliesToNewRequestsAtOnce) {
   Maintain(*quota);
   ASSERT_TRUE(third->done);
   EXPECT_EQ(third->result.status().code(), absl::StatusCode::kResourceExhausted);
+}
+
+// A total budget's window ends in year 9999 on the wire, past int64 nanoseconds: its lease is
+// usable, and a refusal carries no RetryInfo (capacity never returns by itself).
+TEST_F(QuotaTest, TotalBudgetLeaseIsUsableAndItsRefusalHasNoRetry) {
+  limit_ = 100;
+  budget::v1::Quota id;
+  id.set_budget("total");
+  id.set_unit(budget::v1::QUOTA_UNIT_USD_MICROS);
+  Quota quota(id, Quota::Kind::kUsdMicros, "budget \"total\"", [] {});
+  quota.set_settings({.limit = 100, .fail_open = false});
+  auto first = Wait(quota, 60, false);
+  Maintain(quota);
+  ASSERT_TRUE(first->done);
+  ASSERT_TRUE(first->result.ok()) << first->result.status();
+  auto second = Wait(quota, 60, false);
+  Maintain(quota);
+  ASSERT_TRUE(second->done);
+  EXPECT_EQ(second->result.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(GetDetail<google::rpc::RetryInfo>(second->result.status()).has_value());
+  std::optional<google::rpc::ErrorInfo> info =
+      GetDetail<google::rpc::ErrorInfo>(second->result.status());
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->reason(), "BUDGET_EXHAUSTED");
 }
 
 TEST_F(QuotaTest, ConcurrentReservationsNeverExceedTheLease) {
