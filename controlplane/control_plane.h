@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/listen_address.h"
 #include "common/server_drain.h"
 #include "controlplane/admin_service.h"
 #include "controlplane/config_admin.h"
@@ -92,8 +93,8 @@ class ControlPlane {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// True for addresses only reachable from this host: 127.0.0.0/8, [::1], localhost, unix sockets.
-bool IsLoopbackAddress(const std::string& address);
+// True for addresses only reachable from this host (common/listen_address.h).
+using ::turnpike::IsLoopbackAddress;
 
 }  // namespace turnpike::controlplane
 
