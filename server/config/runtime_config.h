@@ -92,6 +92,10 @@ class RuntimeConfig {
   const RouteEntry* FindRoute(std::string_view capability) const;
   // The caller owning `key` (a full "Bearer" token), or nullptr. Compares digests in constant time.
   const CallerEntry* FindCallerByKey(std::string_view key) const;
+  // The caller a client certificate SAN ("DNS:claims.internal") identifies, or nullptr.
+  const CallerEntry* FindCallerByCertSan(std::string_view san) const;
+  // Whether any caller is identified by certificate (else the request path skips reading them).
+  bool has_cert_callers() const { return !callers_by_san_.empty(); }
 
   // Cost in micro-dollars, rounded up so that spend is never under-reported.
   static int64_t CostMicros(const TargetEntry& target, int64_t input_tokens, int64_t output_tokens);
@@ -104,6 +108,7 @@ class RuntimeConfig {
   absl::flat_hash_map<std::string, RouteEntry> routes_;
   std::vector<std::unique_ptr<CallerEntry>> callers_;
   absl::flat_hash_map<std::string, const CallerEntry*> callers_by_digest_;  // raw 32-byte digest
+  absl::flat_hash_map<std::string, const CallerEntry*> callers_by_san_;
 };
 
 // Parses the JSON form of a Snapshot (the --config file). Errors name the offending field.
