@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
+#include <cstdlib>
 #include <mutex>
 
 #include "absl/strings/numbers.h"
@@ -79,9 +80,10 @@ bufferevent* MetricsHttpServer::NewTlsConnection(event_base* base, void* self) {
       server->ctx_material_ = std::move(material);
     }
   }
-  SSL* ssl = server->ctx_ != nullptr ? SSL_new(server->ctx_) : nullptr;
-  // With no SSL the connection fails at once (a null bufferevent makes evhttp drop it).
-  if (ssl == nullptr) return nullptr;
+  SSL* ssl = SSL_new(server->ctx_);  // ctx_ is set from Start() on
+  // A null bufferevent would make evhttp serve this connection in clear: never on a TLS listener.
+  // SSL_new fails only when out of memory.
+  if (ssl == nullptr) std::abort();
   return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                         BEV_OPT_CLOSE_ON_FREE);
 }
