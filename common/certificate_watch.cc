@@ -41,14 +41,14 @@ CertificateWatch::~CertificateWatch() {
 }
 
 void CertificateWatch::Run() {
-  absl::MutexLock lock(&mu_);
-  while (!stop_) {
-    clock_.AwaitWithDeadline(mu_, absl::Condition(&stop_),
-                             clock_.MonotonicNow() + options_.interval);
-    if (stop_) break;
-    mu_.Unlock();
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      clock_.AwaitWithDeadline(mu_, absl::Condition(&stop_),
+                               clock_.MonotonicNow() + options_.interval);
+      if (stop_) return;
+    }
     CheckNow();
-    mu_.Lock();
   }
 }
 
