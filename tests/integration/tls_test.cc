@@ -196,6 +196,11 @@ TEST_F(TlsTest, KeyOverTlsAndCertificateOverMutualTlsAreTheSameCaller) {
   // Neither, on a closed route: UNAUTHENTICATED.
   StreamResult neither = Stream(*tls_stub, "");
   EXPECT_EQ(neither.status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  // Optional does not mean unchecked: a certificate from another CA fails the handshake.
+  TempDir other;
+  ASSERT_TRUE(RunDocBlock("make-certs", other.path()));
+  auto rogue = CompletionService::NewStub(Channel(other.File("certs/"), "claims"));
+  EXPECT_EQ(Stream(*rogue, kKey).status.error_code(), grpc::StatusCode::UNAVAILABLE);
   // Same identity in the access log whichever way it authenticated.
   ASSERT_TRUE(WaitFor([&] { return LoggedCallers().size() >= 4; }, std::chrono::seconds(5)))
       << gateway_->process().Log();
