@@ -2,12 +2,18 @@
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
+#include <cstdlib>
 #include <mutex>
 
 #include "absl/strings/numbers.h"
@@ -29,10 +35,61 @@ bool SplitHostPort(const std::string& listen, std::string* host, int* port) {
   return absl::SimpleAtoi(listen.substr(colon + 1), port) && *port >= 0 && *port <= 65535;
 }
 
+// A server context for `m`: TLS 1.2 at least, the certificate chain and key from the PEMs.
+// Null if OpenSSL refuses them (LoadTlsMaterial has checked them, so only on memory failure).
+SSL_CTX* NewServerContext(const TlsMaterial& m) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (ctx == nullptr) return nullptr;
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  bool ok = true;
+  BIO* cert_bio = BIO_new_mem_buf(m.cert_pem.data(), static_cast<int>(m.cert_pem.size()));
+  X509* leaf = PEM_read_bio_X509(cert_bio, nullptr, nullptr, nullptr);
+  ok = leaf != nullptr && SSL_CTX_use_certificate(ctx, leaf) == 1;
+  X509_free(leaf);
+  while (ok) {  // the rest of the chain
+    X509* ca = PEM_read_bio_X509(cert_bio, nullptr, nullptr, nullptr);
+    if (ca == nullptr) break;
+    if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+      X509_free(ca);
+      ok = false;
+    }
+  }
+  BIO_free(cert_bio);
+  BIO* key_bio = BIO_new_mem_buf(m.key_pem.data(), static_cast<int>(m.key_pem.size()));
+  EVP_PKEY* key = ok ? PEM_read_bio_PrivateKey(key_bio, nullptr, nullptr, nullptr) : nullptr;
+  ok = key != nullptr && SSL_CTX_use_PrivateKey(ctx, key) == 1;
+  EVP_PKEY_free(key);
+  BIO_free(key_bio);
+  ERR_clear_error();
+  if (!ok) {
+    SSL_CTX_free(ctx);
+    return nullptr;
+  }
+  return ctx;
+}
+
 }  // namespace
 
+bufferevent* MetricsHttpServer::NewTlsConnection(event_base* base, void* self) {
+  auto* server = static_cast<MetricsHttpServer*>(self);
+  std::shared_ptr<const TlsMaterial> material = server->tls_();
+  if (material != nullptr && material != server->ctx_material_) {
+    if (SSL_CTX* ctx = NewServerContext(*material); ctx != nullptr) {
+      if (server->ctx_ != nullptr) SSL_CTX_free(server->ctx_);
+      server->ctx_ = ctx;
+      server->ctx_material_ = std::move(material);
+    }
+  }
+  SSL* ssl = SSL_new(server->ctx_);  // ctx_ is set from Start() on
+  // A null bufferevent would make evhttp serve this connection in clear: never on a TLS listener.
+  // SSL_new fails only when out of memory.
+  if (ssl == nullptr) std::abort();
+  return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                        BEV_OPT_CLOSE_ON_FREE);
+}
+
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
-    const std::string& listen, const MetricsRegistry& registry) {
+    const std::string& listen, const MetricsRegistry& registry, TlsSource tls) {
   static std::once_flag threads_once;
   std::call_once(threads_once, [] { evthread_use_pthreads(); });
   std::string host;
@@ -47,6 +104,17 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   server->http_ = evhttp_new(server->base_);
   if (server->http_ == nullptr) return absl::InternalError("metrics: evhttp_new failed");
   evhttp_set_gencb(server->http_, &MetricsHttpServer::Handle, server.get());
+  if (tls != nullptr) {
+    server->tls_ = std::move(tls);
+    std::shared_ptr<const TlsMaterial> material = server->tls_();
+    if (material == nullptr) return absl::InvalidArgumentError("metrics: no TLS certificate");
+    server->ctx_ = NewServerContext(*material);
+    if (server->ctx_ == nullptr) {
+      return absl::InternalError("metrics: OpenSSL refused the TLS certificate or key");
+    }
+    server->ctx_material_ = std::move(material);
+    evhttp_set_bevcb(server->http_, &MetricsHttpServer::NewTlsConnection, server.get());
+  }
   evhttp_bound_socket* bound =
       evhttp_bind_socket_with_handle(server->http_, host.c_str(), static_cast<uint16_t>(port));
   if (bound == nullptr) {
@@ -104,6 +172,8 @@ void MetricsHttpServer::Stop() {
   event_base_free(base_);
   http_ = nullptr;
   base_ = nullptr;
+  if (ctx_ != nullptr) SSL_CTX_free(ctx_);
+  ctx_ = nullptr;
 }
 
 MetricsHttpServer::~MetricsHttpServer() { Stop(); }

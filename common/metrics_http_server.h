@@ -1,30 +1,41 @@
-// MetricsHttpServer serves GET /metrics (Prometheus text format 0.0.4) over plain HTTP/1.1 on
-// its own thread, with libevent's evhttp. Scrapes never touch request-serving threads: the page
+// MetricsHttpServer serves GET /metrics (Prometheus text format 0.0.4) over HTTP/1.1 on its own
+// thread, with libevent's evhttp; over HTTPS (TLS 1.2 or later) when given a certificate source,
+// whose current certificate each new connection gets, so a reloaded certificate is used from
+// the next scrape on. Scrapes never touch request-serving threads: the page
 // is rendered by the registry's lock-free reads and collectors on the server's thread. Any
 // other path is 404, any other method 405.
 // Thread-safe: Start() once; Stop() (or the destructor) from any thread other than its own.
 #ifndef TURNPIKE_COMMON_METRICS_HTTP_SERVER_H_
 #define TURNPIKE_COMMON_METRICS_HTTP_SERVER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 
 #include "absl/status/statusor.h"
 #include "common/metrics.h"
+#include "common/tls_files.h"
 
 struct event_base;
 struct evhttp;
 struct evhttp_request;
+struct bufferevent;
+struct ssl_ctx_st;
 
 namespace turnpike {
 
 class MetricsHttpServer {
  public:
+  // The certificate and key to serve with, read per connection (e.g. CertificateWatch::current).
+  using TlsSource = std::function<std::shared_ptr<const TlsMaterial>()>;
+
   // Binds `listen` ("host:port", port 0 = ephemeral) and starts serving `registry`, which must
-  // outlive the server. Fails with a clear message if the address cannot be bound.
+  // outlive the server: plain HTTP, or HTTPS when `tls` is set. Fails with a clear message if the
+  // address cannot be bound.
   static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const std::string& listen,
-                                                                  const MetricsRegistry& registry);
+                                                                  const MetricsRegistry& registry,
+                                                                  TlsSource tls = nullptr);
   ~MetricsHttpServer();
   MetricsHttpServer(const MetricsHttpServer&) = delete;
   MetricsHttpServer& operator=(const MetricsHttpServer&) = delete;
@@ -37,8 +48,15 @@ class MetricsHttpServer {
  private:
   explicit MetricsHttpServer(const MetricsRegistry& registry) : registry_(registry) {}
   static void Handle(evhttp_request* request, void* self);
+  // evhttp's connection factory under TLS: a TLS bufferevent on the current certificate.
+  static bufferevent* NewTlsConnection(event_base* base, void* self);
 
   const MetricsRegistry& registry_;
+  TlsSource tls_;
+  // Only touched on the server's thread: the context built from `ctx_material_`. Connections
+  // hold their own reference, so replacing it never cuts one.
+  std::shared_ptr<const TlsMaterial> ctx_material_;
+  ssl_ctx_st* ctx_ = nullptr;
   event_base* base_ = nullptr;
   evhttp* http_ = nullptr;
   int port_ = 0;

@@ -1,5 +1,7 @@
 #include "controlplane/config_admin.h"
 
+#include <limits>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -44,6 +46,29 @@ absl::Status InUse(const char* type, const std::string& key, const std::string& 
                          absl::StrCat(type, " \"", key, "\" is still used by ", users,
                                       "; change or delete those first"),
                          "RESOURCE_IN_USE");
+}
+
+// A certificate SAN names at most one caller: INVALID_ARGUMENT naming the field and the other
+// caller (callers are few; reading them all in the write transaction is cheap).
+absl::Status CheckCertSansFree(SqliteDb& db, const config::v1::Caller& caller) {
+  if (caller.cert_sans_size() == 0) return absl::OkStatus();
+  TP_ASSIGN_OR_RETURN(std::vector<SpecRow> rows,
+                      ListSpecRows(db, kCallersTable, "", std::numeric_limits<int>::max()));
+  Violations v;
+  for (const SpecRow& row : rows) {
+    if (row.name == caller.name()) continue;
+    config::v1::Caller other;
+    TP_RETURN_IF_ERROR(FromJson(row.spec_json, &other));
+    for (int i = 0; i < caller.cert_sans_size(); ++i) {
+      for (const std::string& san : other.cert_sans()) {
+        if (san == caller.cert_sans(i)) {
+          v.Add(absl::StrCat("caller.spec.cert_sans[", i, "]"),
+                absl::StrCat("already identifies caller \"", other.name(), "\""));
+        }
+      }
+    }
+  }
+  return v.ToStatus();
 }
 
 template <class R>
@@ -148,7 +173,7 @@ struct Traits<admin::v1::Caller> {
     ValidateCaller(s, path, SpecMode::kAdmin, v);
   }
   static std::optional<std::string> Ref(const Spec&) { return std::nullopt; }
-  static absl::Status CheckRefs(SqliteDb&, const Spec&) { return absl::OkStatus(); }
+  static absl::Status CheckRefs(SqliteDb& db, const Spec& s) { return CheckCertSansFree(db, s); }
   static absl::Status AfterWrite(SqliteDb&, const Spec&) { return absl::OkStatus(); }
   static absl::Status CheckDeletable(SqliteDb&, const std::string&) { return absl::OkStatus(); }
   static absl::Status Decorate(SqliteDb& db, admin::v1::Caller& c) {

@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/listen_address.h"
 #include "common/server_drain.h"
 #include "controlplane/admin_service.h"
 #include "controlplane/budget/budget_service.h"
@@ -105,8 +106,8 @@ class ControlPlane {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// True for addresses only reachable from this host: 127.0.0.0/8, [::1], localhost, unix sockets.
-bool IsLoopbackAddress(const std::string& address);
+// True for addresses only reachable from this host (common/listen_address.h).
+using ::turnpike::IsLoopbackAddress;
 
 }  // namespace turnpike::controlplane
 

@@ -21,6 +21,7 @@
 #include "common/metrics.h"
 #include "common/metrics_http_server.h"
 #include "common/port_file.h"
+#include "common/tls_server_credentials.h"
 #include "controlplane/control_plane.h"
 #include "controlplane/secret_box.h"
 #include "grpcpp/security/server_credentials.h"
@@ -40,6 +41,8 @@ ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain (enables TLS)
 ABSL_FLAG(std::string, tls_key, "", "PEM server private key");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA bundle; when set, clients must present a certificate it signed (mTLS)");
+ABSL_FLAG(absl::Duration, tls_reload_interval, absl::Seconds(60),
+          "how often the TLS files are checked for a new certificate (no restart needed)");
 ABSL_FLAG(absl::Duration, usage_retention, absl::Hours(24 * 90),
           "how long raw usage records are kept (e.g. 2160h); hourly spend rollups are kept for "
           "good");
@@ -121,20 +124,13 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
     }
     return grpc::InsecureServerCredentials();
   }
-  grpc::SslServerCredentialsOptions opts(
-      ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-                 : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  absl::StatusOr<std::string> cert_pem = ReadFile(cert);
-  absl::StatusOr<std::string> key_pem = ReadFile(key);
-  if (!cert_pem.ok()) return cert_pem.status();
-  if (!key_pem.ok()) return key_pem.status();
-  opts.pem_key_cert_pairs.push_back({*key_pem, *cert_pem});
-  if (!ca.empty()) {
-    absl::StatusOr<std::string> ca_pem = ReadFile(ca);
-    if (!ca_pem.ok()) return ca_pem.status();
-    opts.pem_root_certs = *ca_pem;
-  }
-  return grpc::SslServerCredentials(opts);
+  // Reloaded from disk when the files change (common/tls_server_credentials.h).
+  turnpike::ServerTlsOptions tls;
+  tls.files = {cert, key, ca};
+  tls.client_certs =
+      ca.empty() ? turnpike::ClientCertMode::kNone : turnpike::ClientCertMode::kRequire;
+  tls.reload_interval = absl::GetFlag(FLAGS_tls_reload_interval);
+  return turnpike::ReloadingServerCredentials(tls);
 }
 
 int Fail(const absl::Status& s) {

@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/cert_san.h"
 #include "common/route_settings.h"
 
 namespace turnpike::controlplane {
@@ -232,6 +233,15 @@ void ValidateCaller(const config::v1::Caller& c, const std::string& path, SpecMo
     if (cap != "*") ValidateName(cap, cp, v);
     if (!seen.insert(cap).second) v.Add(cp, "is listed twice");
   }
+  if (c.cert_sans_size() > kMaxCertSansPerCaller) {
+    v.Add(F(path, "cert_sans"), "has more than 100 entries");
+  }
+  std::set<std::string> sans;
+  for (int i = 0; i < c.cert_sans_size(); ++i) {
+    const std::string sp = At(F(path, "cert_sans"), i);
+    if (!IsValidCertSan(c.cert_sans(i))) v.Add(sp, kCertSanForm);
+    if (!sans.insert(c.cert_sans(i)).second) v.Add(sp, "is listed twice");
+  }
   if (mode == SpecMode::kAdmin) {
     if (c.key_sha256_size() > 0) {
       v.Add(F(path, "key_sha256"), "must be empty; issue keys with CreateCallerKey");
@@ -336,7 +346,7 @@ void ValidateSecret(std::string_view secret, const std::string& path, Violations
 
 absl::Status CheckSnapshotConsistency(const config::v1::Snapshot& s) {
   Violations v;
-  std::set<std::string> providers, routes, callers, prices, limits, budgets, digests;
+  std::set<std::string> providers, routes, callers, prices, limits, budgets, digests, sans;
   for (int i = 0; i < s.providers_size(); ++i) {
     std::string p = At("providers", i);
     ValidateProvider(s.providers(i), p, SpecMode::kSnapshot, v);
@@ -359,6 +369,11 @@ absl::Status CheckSnapshotConsistency(const config::v1::Snapshot& s) {
     for (int k = 0; k < s.callers(i).key_sha256_size(); ++k) {
       if (!digests.insert(s.callers(i).key_sha256(k)).second) {
         v.Add(At(F(p, "key_sha256"), k), "is not unique");
+      }
+    }
+    for (int k = 0; k < s.callers(i).cert_sans_size(); ++k) {
+      if (!sans.insert(s.callers(i).cert_sans(k)).second) {
+        v.Add(At(F(p, "cert_sans"), k), "identifies another caller too");
       }
     }
   }

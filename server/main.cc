@@ -29,6 +29,7 @@
 #include "server/config/health_reporter.h"
 #include "server/config/runtime_config.h"
 #include "server/grpc/gateway_server.h"
+#include "server/grpc/listener_credentials.h"
 #include "server/resilience/resilience.h"
 #include "server/telemetry/gateway_metrics.h"
 #include "server/telemetry/request_telemetry.h"
@@ -76,6 +77,21 @@ ABSL_FLAG(std::string, usage_spool_full, "drop",
 ABSL_FLAG(absl::Duration, usage_commit_interval, absl::Milliseconds(20),
           "Longest a finished request's usage record waits in memory before it is fsynced");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
+// Callers over TLS (docs/tls.md): read only by ListenerTlsFlags() below.
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain of the gRPC listener and /metrics (enables TLS 1.2+); reloaded "
+          "when the file changes");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: callers present a certificate it signed (mutual TLS); a caller whose "
+          "certificate names one of its cert_sans is that caller");
+ABSL_FLAG(std::string, tls_client_auth, "require",
+          "With --tls_client_ca: require (no certificate, no connection) or optional (callers "
+          "without one connect and use their key)");
+ABSL_FLAG(absl::Duration, tls_reload_interval, absl::Seconds(60),
+          "How often the TLS files are checked for a new certificate");
+ABSL_FLAG(bool, allow_insecure_non_loopback, false,
+          "Allow listening without TLS on a non-loopback address (logged as a warning)");
 
 #ifdef TURNPIKE_JEMALLOC
 // jemalloc reads this at start-up: two arenas for the gateway's few hot threads (fewer idle
@@ -108,6 +124,30 @@ std::string ReadFileOrDie(const std::string& path, bool* ok) {
     return "";
   }
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The listeners' TLS from the flags (server/grpc/listener_credentials.h).
+ListenerTlsOptions ListenerTlsFlags() {
+  ListenerTlsOptions tls;
+  tls.listen = absl::GetFlag(FLAGS_listen);
+  tls.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  tls.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  tls.tls_key = absl::GetFlag(FLAGS_tls_key);
+  tls.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  tls.tls_client_auth = absl::GetFlag(FLAGS_tls_client_auth);
+  tls.allow_insecure_non_loopback = absl::GetFlag(FLAGS_allow_insecure_non_loopback);
+  tls.reload_interval = absl::GetFlag(FLAGS_tls_reload_interval);
+  return tls;
+}
+
+void LogTls(absl::LogSeverity severity, const std::string& message) {
+  if (severity >= absl::LogSeverity::kError) {
+    spdlog::error("tls: {}", message);
+  } else if (severity >= absl::LogSeverity::kWarning) {
+    spdlog::warn("tls: {}", message);
+  } else {
+    spdlog::info("tls: {}", message);
+  }
 }
 
 // This gateway's node id: --node_id, or host-pid.
@@ -193,6 +233,13 @@ int Run() {
     spdlog::shutdown();
     return 2;
   }
+  absl::StatusOr<ListenerCredentials> listener =
+      MakeListenerCredentials(ListenerTlsFlags(), Clock::Real(), &LogTls);
+  if (!listener.ok()) {
+    spdlog::error("{}", std::string(listener.status().message()));
+    spdlog::shutdown();
+    return 2;
+  }
   // Created before any config: every snapshot resolves its targets' state in it.
   absl::BitGen bitgen;     // Resilience's (it seeds new upstreams, under its lock)
   absl::BitGen watch_rng;  // the config watch client's (reconnect jitter, on its thread)
@@ -256,10 +303,15 @@ int Run() {
     std::shared_ptr<const RuntimeConfig> config = store.Get();
     return config != nullptr ? config->version() : std::string();
   });
+  MetricsHttpServer::TlsSource metrics_tls;
+  if (const CertificateWatch* cert_watch = listener->watch.get(); cert_watch != nullptr) {
+    AddTlsMetrics(metrics, *cert_watch);
+    metrics_tls = [cert_watch] { return cert_watch->current(); };
+  }
   std::unique_ptr<MetricsHttpServer> metrics_server;
   if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen); !listen.empty()) {
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> started =
-        MetricsHttpServer::Start(listen, metrics.registry());
+        MetricsHttpServer::Start(listen, metrics.registry(), metrics_tls);
     if (!started.ok()) {
       spdlog::error("{} (set --metrics_listen, or empty to disable /metrics)",
                     std::string(started.status().message()));
@@ -280,6 +332,7 @@ int Run() {
   options.resilience = &resilience;
   options.metrics = &metrics;
   options.listen = absl::GetFlag(FLAGS_listen);
+  options.credentials = listener->grpc;
   options.threads = threads;
   options.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
   options.access_log = absl::GetFlag(FLAGS_access_log);
@@ -408,7 +461,10 @@ int Run() {
       spdlog::error("{}", std::string(s.message()));
     }
   }
-  spdlog::info("turnpike-gateway listening on {} (port {})", options.listen, (*server)->port());
+  spdlog::info("turnpike-gateway listening on {} (port {}, {})", options.listen, (*server)->port(),
+               listener->watch == nullptr                   ? "plaintext"
+               : absl::GetFlag(FLAGS_tls_client_ca).empty() ? "TLS"
+                                                            : "mutual TLS");
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);

@@ -14,6 +14,10 @@
 #   4. unary throughput at concurrency 64: floor / gateway;
 #   5. 1,000 concurrent paced streams of 64 chunks 20 ms apart: floor / gateway. A stream is
 #      stalled when any wait between its messages (or for its first) exceeds 500 ms.
+#   6. TLS latency at concurrency 1, 5 chunks: the gateway in plaintext, then a second gateway
+#      (same config) serving TLS with a P-256 certificate from a throw-away CA (docs/tls.md);
+#      connections are made before measuring, so the figure is TLS's cost per call, not the
+#      handshake's.
 # It samples the server's CPU time per completion (/proc/PID/stat) and the gateway's RSS (idle,
 # under the 1k-stream load, after), prints a table and the targets, and ends with one line:
 #   bench: grpc_floor_p50_us=N ... rss_1k_streams_mib=N
@@ -138,6 +142,22 @@ TURNPIKE_BENCH_KEY="$API_KEY" "$GATEWAY" --config="$WORK/gateway.json" --listen=
 GW_PID=$!
 pids+=("$GW_PID")
 GW_PORT="$(wait_for_port "$WORK/gateway.port" "$GW_PID" gateway)"
+# Scenario 6's gateway: the same config over TLS (docs/tls.md's certificates, in $WORK).
+mkdir -p "$WORK/certs"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=bench CA" \
+  -keyout "$WORK/certs/ca.key" -out "$WORK/certs/ca.crt" 2>/dev/null
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+  -keyout "$WORK/certs/server.key" -out "$WORK/certs/server.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$WORK/certs/server.ext"
+openssl x509 -req -in "$WORK/certs/server.csr" -CA "$WORK/certs/ca.crt" -CAkey "$WORK/certs/ca.key" \
+  -CAcreateserial -days 2 -extfile "$WORK/certs/server.ext" -out "$WORK/certs/server.crt" 2>/dev/null
+TURNPIKE_BENCH_KEY="$API_KEY" "$GATEWAY" --config="$WORK/gateway.json" --listen=127.0.0.1:0 \
+  --port_file="$WORK/gateway-tls.port" --access_log=false --metrics_listen= \
+  --tls_cert="$WORK/certs/server.crt" --tls_key="$WORK/certs/server.key" \
+  >"$WORK/gateway-tls.log" 2>&1 &
+GW_TLS_PID=$!
+pids+=("$GW_TLS_PID")
+GW_TLS_PORT="$(wait_for_port "$WORK/gateway-tls.port" "$GW_TLS_PID" gateway-tls)"
 GW_METRICS_PORT="$(wait_for_port "$WORK/gateway-metrics.port" "$GW_PID" gateway)"
 scrape() { curl -sf "http://127.0.0.1:$GW_METRICS_PORT/metrics" >"$1" || die "cannot scrape the gateway's /metrics"; }
 sleep 0.5
@@ -145,7 +165,7 @@ RSS_IDLE_KIB="$(rss_kib "$GW_PID")"
 
 echo "bench: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)), $(uname -r)"
 echo "bench: load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "bench: fake provider :$FAKE_PORT, floor :$FLOOR_PORT, gateway :$GW_PORT; duration $DUR, warm-up $WARM"
+echo "bench: fake provider :$FAKE_PORT, floor :$FLOOR_PORT, gateway :$GW_PORT (TLS :$GW_TLS_PORT); duration $DUR, warm-up $WARM"
 echo
 
 # --- runs -------------------------------------------------------------------------------------
@@ -250,6 +270,11 @@ RSS_LOAD_KIB="${RSS_LOAD_KIB:-0}"
 sleep "$SETTLE"
 RSS_AFTER_KIB="$(rss_kib "$GW_PID")"
 running_child "$GW_PID" || die "the gateway exited during the run; log: $WORK/gateway.log"
+
+echo "== 6. TLS latency at concurrency 1 ($LAT_CHUNKS chunks): gateway plaintext / gateway TLS"
+run gateway-plain-latency "$GW_PID" "${GW_T[@]}" "${COMMON[@]}" --capability=bench-latency
+run gateway-tls-latency "$GW_TLS_PID" --target="localhost:$GW_TLS_PORT" \
+  --tls_ca="$WORK/certs/ca.crt" "${COMMON[@]}" --capability=bench-latency
 echo "bench: load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
@@ -258,8 +283,8 @@ mib() { echo $((($1 + 512) / 1024)); }
 printf '%-20s %7s %5s %5s %6s %8s %8s %8s %8s %8s %7s %7s %7s\n' scenario ok err stall rps \
   p50_us p99_us ttft_p50 gap_p99 gap_max srv_cpu fake_cpu cli_cpu
 for name in fake-ceiling-stream fake-ceiling-unary fake-ceiling-paced floor-latency direct-latency \
-  gateway-latency gateway-admitted direct-gap gateway-gap floor-stream gateway-stream floor-unary gateway-unary \
-  floor-paced gateway-paced; do
+  gateway-latency gateway-admitted direct-gap gateway-gap floor-stream gateway-stream floor-unary \
+  gateway-unary floor-paced gateway-paced gateway-plain-latency gateway-tls-latency; do
   printf '%-20s %7s %5s %5s %6s %8s %8s %8s %8s %8s %7s %7s %7s\n' "$name" "$(get "$name" ok)" \
     "$(get "$name" errors)" "$(get "$name" stalled)" "$(get "$name" rps)" "$(get "$name" p50_us)" \
     "$(get "$name" p99_us)" "$(get "$name" ttft_p50_us)" "$(get "$name" gap_p99_us)" \
@@ -283,6 +308,8 @@ GAP_P99="$(diff_or_missing "$(get gateway-gap gap_p99_us)" "$(get direct-gap gap
 STREAM_RPS="$(get gateway-stream rps)"
 UNARY_RPS="$(get gateway-unary rps)"
 PACED_OK=$(($(get gateway-paced ok) - $(get gateway-paced stalled)))
+TLS_ADDED_P50="$(diff_or_missing "$(get gateway-tls-latency p50_us)" "$(get gateway-plain-latency p50_us)")"
+TLS_ADDED_P99="$(diff_or_missing "$(get gateway-tls-latency p99_us)" "$(get gateway-plain-latency p99_us)")"
 # The gateway's own internal-overhead histogram over the concurrency-1 latency run (two scrapes of
 # its /metrics; quantiles interpolated within buckets as Prometheus does).
 INTERNAL="$(python3 "$(dirname "$0")/bench/histogram_quantiles.py" "$WORK/metrics-before-latency.txt" \
@@ -322,6 +349,7 @@ target "unary rps >= 40% of floor" "$UNARY_RPS" "$((FLOOR_UNARY_RPS * 40 / 100))
 target "paced streams ok (none stalled or failed)" "$PACED_OK" "$PACED_N" ge
 target "rss idle (MiB)" "$(mib "$RSS_IDLE_KIB")" 32 le
 target "rss at $PACED_N streams (MiB)" "$(mib "$RSS_LOAD_KIB")" 128 le
+echo "TLS adds (gateway TLS - gateway plaintext, concurrency 1): p50 ${TLS_ADDED_P50} us, p99 ${TLS_ADDED_P99} us"
 FAKE_CEILING="$(get fake-ceiling-stream rps)"
 if ((STREAM_RPS * 10 >= FAKE_CEILING * 8)); then
   echo "note: gateway stream rps is within 20% of the fake provider's ceiling ($FAKE_CEILING/s);" \
@@ -334,4 +362,5 @@ echo "bench: grpc_floor_p50_us=$FLOOR_P50 grpc_floor_p99_us=$FLOOR_P99" \
   "internal_p99_us=$INTERNAL_P99 admission_internal_p50_us=$INTERNAL_ADM_P50" \
   "admission_added_p50_us=$ADMISSION_ADDED ttft_overhead_p50_us=$TTFT_OVERHEAD chunk_gap_p99_us=$GAP_P99" \
   "stream_rps=$STREAM_RPS unary_rps=$UNARY_RPS paced_streams_ok=$PACED_OK" \
-  "rss_idle_mib=$(mib "$RSS_IDLE_KIB") rss_1k_streams_mib=$(mib "$RSS_LOAD_KIB")"
+  "rss_idle_mib=$(mib "$RSS_IDLE_KIB") rss_1k_streams_mib=$(mib "$RSS_LOAD_KIB")" \
+  "tls_added_p50_us=$TLS_ADDED_P50 tls_added_p99_us=$TLS_ADDED_P99"

@@ -12,6 +12,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/cert_san.h"
 #include "common/route_settings.h"
 #include "common/string_view_compat.h"
 #include "google/protobuf/util/json_util.h"
@@ -252,6 +253,15 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
       }
       config->callers_by_digest_[absl::HexStringToBytes(hex)] = caller.get();
     }
+    for (int j = 0; j < c.cert_sans_size(); ++j) {
+      const std::string san_field = absl::StrCat(field, ".cert_sans[", j, "]");
+      if (!IsValidCertSan(c.cert_sans(j))) return FieldError(san_field, kCertSanForm);
+      auto [it, inserted] = config->callers_by_san_.emplace(c.cert_sans(j), caller.get());
+      if (!inserted && it->second != caller.get()) {
+        return FieldError(san_field,
+                          absl::StrCat("also identifies caller \"", it->second->name, "\""));
+      }
+    }
     config->callers_.push_back(std::move(caller));
   }
   if (absl::Status s = BuildLimits(snapshot, *config); !s.ok()) return s;
@@ -375,6 +385,11 @@ const CallerEntry* RuntimeConfig::FindCallerByKey(std::string_view key) const {
   // The map lookup is on a digest of the key; confirm the match in constant time as well.
   if (CRYPTO_memcmp(it->first.data(), digest.data(), digest.size()) != 0) return nullptr;
   return it->second;
+}
+
+const CallerEntry* RuntimeConfig::FindCallerByCertSan(std::string_view san) const {
+  auto it = callers_by_san_.find(std::string(san));
+  return it == callers_by_san_.end() ? nullptr : it->second;
 }
 
 int64_t RuntimeConfig::CostMicros(const TargetEntry& target, int64_t input_tokens,

@@ -134,6 +134,10 @@ class RuntimeConfig {
   const RouteEntry* FindRoute(std::string_view capability) const;
   // The caller owning `key` (a full "Bearer" token), or nullptr. Compares digests in constant time.
   const CallerEntry* FindCallerByKey(std::string_view key) const;
+  // The caller a client certificate SAN ("DNS:claims.internal") identifies, or nullptr.
+  const CallerEntry* FindCallerByCertSan(std::string_view san) const;
+  // Whether any caller is identified by certificate (else the request path skips reading them).
+  bool has_cert_callers() const { return !callers_by_san_.empty(); }
 
   // The rate limit or budget named `name`, or nullptr (a budget of an unrouted capability too).
   const LimitRule* FindLimit(LimitRule::Kind kind, std::string_view name) const;
@@ -153,6 +157,7 @@ class RuntimeConfig {
   std::vector<std::unique_ptr<CallerEntry>> callers_;
   std::vector<std::unique_ptr<LimitRule>> limits_;
   absl::flat_hash_map<std::string, const CallerEntry*> callers_by_digest_;  // raw 32-byte digest
+  absl::flat_hash_map<std::string, const CallerEntry*> callers_by_san_;
 };
 
 // Parses the JSON form of a Snapshot (the --config file). Errors name the offending field.

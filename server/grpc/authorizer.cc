@@ -1,10 +1,13 @@
 #include "server/grpc/authorizer.h"
 
+#include <grpc/grpc_security_constants.h>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "common/string_view_compat.h"
+#include "grpcpp/security/auth_context.h"
 
 namespace turnpike {
 namespace {
@@ -15,28 +18,80 @@ absl::Status Unauthenticated(std::string_view message) {
   return status;
 }
 
+// The caller the key in the authorization metadata names; nullptr when there is none.
+absl::StatusOr<const CallerEntry*> CallerByKey(const RuntimeConfig& config,
+                                               const std::vector<std::string_view>& values) {
+  if (values.empty()) return nullptr;
+  if (values.size() > 1) return Unauthenticated("more than one authorization header");
+  absl::string_view value(values[0].data(), values[0].size());
+  value = absl::StripAsciiWhitespace(value);
+  if (value.size() < 7 || !absl::EqualsIgnoreCase(value.substr(0, 7), "bearer ")) {
+    return Unauthenticated("authorization must be \"Bearer <key>\"");
+  }
+  absl::string_view key = absl::StripAsciiWhitespace(value.substr(7));
+  const CallerEntry* caller = config.FindCallerByKey(Std(key));
+  // The same message for every bad key: no oracle for which keys exist.
+  if (caller == nullptr) return Unauthenticated("invalid API key");
+  return caller;
+}
+
+// The caller the verified client certificate names; nullptr when it names none (the connection
+// is still encrypted: the caller may use a key, or none on an open route).
+absl::StatusOr<const CallerEntry*> CallerByCertificate(const RuntimeConfig& config,
+                                                       const std::vector<std::string>& sans) {
+  const CallerEntry* found = nullptr;
+  for (const std::string& san : sans) {
+    const CallerEntry* caller = config.FindCallerByCertSan(san);
+    if (caller == nullptr || caller == found) continue;
+    if (found != nullptr) {
+      return Unauthenticated(absl::StrCat("the client certificate names two callers, \"",
+                                          found->name, "\" and \"", caller->name,
+                                          "\"; issue one certificate per caller"));
+    }
+    found = caller;
+  }
+  return found;
+}
+
 }  // namespace
 
-absl::StatusOr<Authorization> Authorize(const RuntimeConfig& config,
-                                        const grpc::ServerContext& context,
-                                        std::string_view capability) {
+CallerCredentials CallerCredentialsOf(const grpc::ServerContext& context, bool read_certificate) {
+  CallerCredentials out;
   const auto& metadata = context.client_metadata();
-  auto range = metadata.equal_range("authorization");
-  const CallerEntry* caller = nullptr;
-  if (range.first != range.second) {
-    if (std::next(range.first) != range.second) {
-      return Unauthenticated("more than one authorization header");
-    }
-    absl::string_view value(range.first->second.data(), range.first->second.size());
-    value = absl::StripAsciiWhitespace(value);
-    if (value.size() < 7 || !absl::EqualsIgnoreCase(value.substr(0, 7), "bearer ")) {
-      return Unauthenticated("authorization must be \"Bearer <key>\"");
-    }
-    absl::string_view key = absl::StripAsciiWhitespace(value.substr(7));
-    caller = config.FindCallerByKey(Std(key));
-    // The same message for every bad key: no oracle for which keys exist.
-    if (caller == nullptr) return Unauthenticated("invalid API key");
+  for (auto [it, end] = metadata.equal_range("authorization"); it != end; ++it) {
+    out.authorization.emplace_back(it->second.data(), it->second.size());
   }
+  if (!read_certificate) return out;
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  // Peer properties exist only on a TLS connection whose client certificate gRPC verified
+  // against --tls_client_ca (the listener asks for none otherwise).
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return out;
+  static constexpr std::pair<const char*, const char*> kTyped[] = {
+      {GRPC_PEER_DNS_PROPERTY_NAME, "DNS:"},
+      {GRPC_PEER_URI_PROPERTY_NAME, "URI:"},
+      {GRPC_PEER_EMAIL_PROPERTY_NAME, "email:"},
+      {GRPC_PEER_IP_PROPERTY_NAME, "IP:"}};
+  for (const auto& [property, type] : kTyped) {
+    for (const grpc::string_ref& value : auth->FindPropertyValues(property)) {
+      out.cert_sans.push_back(absl::StrCat(type, absl::string_view(value.data(), value.size())));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<Authorization> Authorize(const RuntimeConfig& config,
+                                        const CallerCredentials& credentials,
+                                        std::string_view capability) {
+  absl::StatusOr<const CallerEntry*> by_key = CallerByKey(config, credentials.authorization);
+  if (!by_key.ok()) return by_key.status();
+  absl::StatusOr<const CallerEntry*> by_cert = CallerByCertificate(config, credentials.cert_sans);
+  if (!by_cert.ok()) return by_cert.status();
+  if (*by_key != nullptr && *by_cert != nullptr && *by_key != *by_cert) {
+    return Unauthenticated(absl::StrCat("the API key is caller \"", (*by_key)->name,
+                                        "\"'s but the client certificate is caller \"",
+                                        (*by_cert)->name, "\"'s; send one caller's credentials"));
+  }
+  const CallerEntry* caller = *by_key != nullptr ? *by_key : *by_cert;
   const RouteEntry* route = config.FindRoute(capability);
   if (route == nullptr) {
     absl::Status status =
@@ -48,7 +103,11 @@ absl::StatusOr<Authorization> Authorize(const RuntimeConfig& config,
   result.route = route;
   if (caller == nullptr) {
     if (!route->allow_unauthenticated) {
-      return Unauthenticated("missing API key: send \"authorization: Bearer <key>\" metadata");
+      return Unauthenticated(
+          credentials.cert_sans.empty()
+              ? "missing API key: send \"authorization: Bearer <key>\" metadata"
+              : "missing API key: send \"authorization: Bearer <key>\" metadata (the client "
+                "certificate names no caller)");
     }
     return result;
   }
@@ -60,7 +119,16 @@ absl::StatusOr<Authorization> Authorize(const RuntimeConfig& config,
   }
   result.caller = caller->name;
   result.tier = caller->tier;
+  result.method = *by_key == nullptr    ? AuthMethod::kCertificate
+                  : *by_cert == nullptr ? AuthMethod::kKey
+                                        : AuthMethod::kKeyAndCertificate;
   return result;
+}
+
+absl::StatusOr<Authorization> Authorize(const RuntimeConfig& config,
+                                        const grpc::ServerContext& context,
+                                        std::string_view capability) {
+  return Authorize(config, CallerCredentialsOf(context, config.has_cert_callers()), capability);
 }
 
 }  // namespace turnpike

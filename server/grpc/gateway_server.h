@@ -27,6 +27,8 @@ class GatewayServer {
   struct Options {
     // "host:port" (port 0 = ephemeral) or "unix:/path".
     std::string listen = "127.0.0.1:50051";
+    // The listener's credentials (server/grpc/listener_credentials.h); null = plaintext.
+    std::shared_ptr<grpc::ServerCredentials> credentials;
     // Completion-queue threads; 0 = one per core.
     int threads = 0;
     // Largest request message accepted (gRPC answers RESOURCE_EXHAUSTED above it).

@@ -303,7 +303,49 @@ TEST_F(AdminValidationTest, Caller) {
            "caller.spec.allowed_capabilities[1]"},
           {"key digests given", [](C& c) { c.add_key_sha256(std::string(64, 'a')); },
            "caller.spec.key_sha256"},
+          {"untyped certificate SAN", [](C& c) { c.add_cert_sans("claims.internal"); },
+           "caller.spec.cert_sans[0]"},
+          {"certificate SAN with a space", [](C& c) { c.add_cert_sans("DNS:a b"); },
+           "caller.spec.cert_sans[0]"},
+          {"certificate SAN twice",
+           [](C& c) {
+             c.add_cert_sans("DNS:claims.internal");
+             c.add_cert_sans("DNS:claims.internal");
+           },
+           "caller.spec.cert_sans[1]"},
       });
+}
+
+// A certificate SAN identifies one caller: a second caller claiming it is refused, naming the
+// first; the caller itself may be updated with its own; gateways get them in the snapshot.
+TEST_F(AdminValidationTest, CallerCertSansAreUniqueAcrossCallers) {
+  admin::v1::Caller claims = MakeCaller("claims-service");
+  claims.mutable_spec()->add_cert_sans("DNS:claims.internal");
+  claims.mutable_spec()->add_cert_sans("URI:spiffe://example.org/claims");
+  ASSERT_TRUE(admin_->CreateResource(claims, "test").ok());
+  const int64_t version = Version();
+  admin::v1::Caller other = MakeCaller("billing");
+  other.mutable_spec()->add_cert_sans("DNS:billing.internal");
+  other.mutable_spec()->add_cert_sans("URI:spiffe://example.org/claims");
+  absl::StatusOr<admin::v1::Caller> out = admin_->CreateResource(other, "test");
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument) << out.status();
+  EXPECT_THAT(ViolatedFields(out.status()), Contains("caller.spec.cert_sans[1]"));
+  EXPECT_NE(out.status().message().find("already identifies caller \"claims-service\""),
+            std::string::npos)
+      << out.status();
+  EXPECT_EQ(Version(), version);
+  // Updating the owner with its own SANs is fine.
+  claims.mutable_spec()->add_cert_sans("email:claims@example.org");
+  absl::StatusOr<admin::v1::Caller> updated =
+      admin_->UpdateResource(claims, google::protobuf::FieldMask(), "test");
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->spec().cert_sans_size(), 3);
+  // Gateways get them in the snapshot.
+  std::shared_ptr<const config::v1::Snapshot> published = LastPublished();
+  ASSERT_NE(published, nullptr);
+  ASSERT_EQ(published->callers_size(), 1);
+  EXPECT_EQ(published->callers(0).cert_sans_size(), 3);
 }
 
 TEST_F(AdminValidationTest, Price) {
@@ -443,6 +485,16 @@ TEST(SnapshotConsistencyTest, RejectsBrokenSnapshots) {
          c->add_key_sha256(std::string(64, 'a'));
        },
        "callers[1].key_sha256[0]"},
+      {"shared certificate SAN",
+       [](auto& s) {
+         s.mutable_callers(0)->add_cert_sans("DNS:x.internal");
+         auto* c = s.add_callers();
+         c->set_name("d");
+         c->add_cert_sans("DNS:x.internal");
+       },
+       "callers[1].cert_sans[0]"},
+      {"bad certificate SAN", [](auto& s) { s.mutable_callers(0)->add_cert_sans("x"); },
+       "callers[0].cert_sans[0]"},
       {"price of unknown provider",
        [](auto& s) {
          auto* p = s.add_prices();

@@ -12,3 +12,16 @@ def extract_lines(doc):
         if in_sh and line.startswith("grpcurl"):
             lines.append(line)
     return lines
+
+
+def extract_sh_lines(doc):
+    """Every non-empty line of every ```sh block, in order (for guides replayed whole)."""
+    lines, in_sh = [], False
+    for raw in open(doc, encoding="utf-8"):
+        line = raw.rstrip("\n")
+        if line.startswith("```"):
+            in_sh = line.strip() == "```sh"
+            continue
+        if in_sh and line.strip():
+            lines.append(line)
+    return lines

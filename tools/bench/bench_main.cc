@@ -49,6 +49,9 @@ ABSL_FLAG(int, channels, 0, "gRPC channels (TCP connections) in total (0: 2 per 
 ABSL_FLAG(std::vector<std::string>, header, {},
           "name:value, repeatable or comma-separated: HTTP headers (direct) or gRPC metadata");
 ABSL_FLAG(std::string, api_key, "", "sent as authorization: Bearer KEY");
+ABSL_FLAG(std::string, tls_ca, "",
+          "gRPC target over TLS: PEM CA bundle to trust (the target's host must be in the "
+          "server's certificate, e.g. localhost:PORT)");
 ABSL_FLAG(std::string, model, "gpt-4o-mini", "direct mode: the model in the request body");
 ABSL_FLAG(absl::Duration, deadline, absl::Seconds(30), "per-call deadline");
 ABSL_FLAG(absl::Duration, stall, absl::ZeroDuration(),
@@ -131,6 +134,14 @@ int Run() {
   if (!target.empty()) {
     GrpcTarget t;
     t.address = target;
+    if (const std::string ca = absl::GetFlag(FLAGS_tls_ca); !ca.empty()) {
+      std::ifstream in(ca, std::ios::binary);
+      if (!in) {
+        std::fprintf(stderr, "turnpike-bench: cannot read --tls_ca %s\n", ca.c_str());
+        return 2;
+      }
+      t.tls_ca_pem.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
     t.unary = absl::GetFlag(FLAGS_unary);
     t.channels =
         absl::GetFlag(FLAGS_channels) > 0 ? absl::GetFlag(FLAGS_channels) : 2 * load.threads;

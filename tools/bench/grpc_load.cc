@@ -270,8 +270,13 @@ absl::StatusOr<Recorder> RunGrpcLoad(const LoadOptions& options, const GrpcTarge
       // Its own subchannel, hence its own TCP connection, for every channel.
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
       args.SetMaxReceiveMessageSize(-1);
-      auto channel =
-          grpc::CreateCustomChannel(target.address, grpc::InsecureChannelCredentials(), args);
+      std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+      if (!target.tls_ca_pem.empty()) {
+        grpc::SslCredentialsOptions tls;
+        tls.pem_root_certs = target.tls_ca_pem;
+        credentials = grpc::SslCredentials(tls);
+      }
+      auto channel = grpc::CreateCustomChannel(target.address, credentials, args);
       if (!channel->WaitForConnected(InNs(absl::ToInt64Nanoseconds(target.connect_timeout)))) {
         // States: 0 idle, 1 connecting, 2 ready, 3 transient failure, 4 shutdown.
         return absl::UnavailableError(

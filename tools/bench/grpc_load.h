@@ -24,6 +24,9 @@ struct GrpcTarget {
   std::vector<std::pair<std::string, std::string>> metadata;  // sent with every call
   v1::StreamCompletionRequest request;  // used for both RPCs (they are wire-identical)
   absl::Duration connect_timeout = absl::Seconds(10);
+  // PEM CA bundle: connect over TLS trusting it (the address's host must be in the server's
+  // certificate); empty = plaintext.
+  std::string tls_ca_pem;
 };
 
 // Connects (failing with UNAVAILABLE if a channel is not ready within connect_timeout), runs the

@@ -180,6 +180,13 @@ INSTANTIATE_TEST_SUITE_P(
             R"({"providers":[{"name":"p","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://x"}],"routes":[{"capability":"c","targets":[{"provider":"p","model":"m"}],"timeouts":{"idleMs":-1}}]})",
             "routes[0].timeouts"},
         BadCase{R"({"callers":[{"name":"c","keySha256":["abc"]}]})", "callers[0].key_sha256[0]"},
+        BadCase{R"({"callers":[{"name":"c","certSans":["claims.internal"]}]})",
+                "callers[0].cert_sans[0]: must be DNS:<name>"},
+        BadCase{R"({"callers":[{"name":"c","certSans":["DNS:"]}]})", "callers[0].cert_sans[0]"},
+        BadCase{R"({"callers":[{"name":"c","certSans":["DNS:a b"]}]})", "callers[0].cert_sans[0]"},
+        BadCase{
+            R"({"callers":[{"name":"c","certSans":["DNS:x.internal"]},{"name":"d","certSans":["DNS:x.internal"]}]})",
+            "callers[1].cert_sans[0]: also identifies caller \"c\""},
         BadCase{R"({"prices":[{"provider":"p","model":"m","inputUsdMicrosPerMtok":"-1"}]})",
                 "prices[0]"},
         BadCase{

@@ -44,9 +44,11 @@ std::shared_ptr<const RuntimeConfig> Config(bool claims_has_first_key = true) {
               {"capability":"admin-chat","targets":[{"provider":"p","model":"m"}]},
               {"capability":"open","targets":[{"provider":"p","model":"m"}],"allowUnauthenticated":true}],
     "callers":[{"name":"claims","keySha256":[)",
-                                        claims_keys, R"(],"allowedCapabilities":["chat","open"]},
+                                        claims_keys, R"(],"allowedCapabilities":["chat","open"],
+                "certSans":["DNS:claims.internal","URI:spiffe://example.org/claims"]},
                {"name":"ops","keySha256":[")",
-                                        kOpsKeySha, R"("],"allowedCapabilities":["*"]}]})");
+                                        kOpsKeySha, R"("],"allowedCapabilities":["*"],
+                "certSans":["email:ops@example.org","IP:10.0.0.7"]}]})");
   absl::StatusOr<config::v1::Snapshot> snapshot = ParseSnapshotJson(json);
   EXPECT_TRUE(snapshot.ok()) << snapshot.status();
   // Build() resolves each target's upstream state; authorization never touches it.
@@ -273,6 +275,96 @@ TEST(AuthorizerTest, NoRefusalEchoesTheKeyItWasSent) {
           << "key in the absl status (logged by the server): " << auth.status();
     }
   }
+}
+
+}  // namespace
+}  // namespace turnpike
+
+namespace turnpike {
+namespace {
+
+// Mutual TLS (docs/tls.md): the SANs of a verified client certificate, typed as in cert_sans.
+absl::StatusOr<Authorization> AuthorizeWithCertificate(const RuntimeConfig& config,
+                                                       std::vector<std::string> sans,
+                                                       const std::string& capability,
+                                                       const std::string& authorization = "") {
+  CallerCredentials credentials;
+  credentials.cert_sans = std::move(sans);
+  if (!authorization.empty()) credentials.authorization.push_back(authorization);
+  return Authorize(config, credentials, capability);
+}
+
+TEST(AuthorizerCertificateTest, AnySanOfTheCallerIdentifiesIt) {
+  auto config = Config();
+  EXPECT_TRUE(config->has_cert_callers());
+  for (const std::string& san : {"DNS:claims.internal", "URI:spiffe://example.org/claims"}) {
+    auto auth = AuthorizeWithCertificate(*config, {"DNS:other.internal", san}, "chat");
+    ASSERT_TRUE(auth.ok()) << san << ": " << auth.status();
+    EXPECT_EQ(auth->caller, "claims");  // the same name a key gives: usage and logs agree
+    EXPECT_EQ(auth->method, AuthMethod::kCertificate);
+  }
+  auto ops = AuthorizeWithCertificate(*config, {"IP:10.0.0.7"}, "admin-chat");
+  ASSERT_TRUE(ops.ok()) << ops.status();
+  EXPECT_EQ(ops->caller, "ops");
+}
+
+TEST(AuthorizerCertificateTest, SansAreTyped) {
+  auto config = Config();
+  // The same text under another type is another name.
+  auto auth = AuthorizeWithCertificate(*config, {"URI:claims.internal", "DNS:10.0.0.7"}, "chat");
+  ASSERT_FALSE(auth.ok());
+  EXPECT_EQ(auth.status().code(), absl::StatusCode::kUnauthenticated);
+}
+
+TEST(AuthorizerCertificateTest, KeyAndCertificateMustNameTheSameCaller) {
+  auto config = Config();
+  auto same = AuthorizeWithCertificate(*config, {"DNS:claims.internal"}, "chat",
+                                       absl::StrCat("Bearer ", kClaimsKey));
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(same->caller, "claims");
+  EXPECT_EQ(same->method, AuthMethod::kKeyAndCertificate);
+  auto other = AuthorizeWithCertificate(*config, {"DNS:claims.internal"}, "chat",
+                                        absl::StrCat("Bearer ", kOpsKey));
+  ASSERT_FALSE(other.ok());
+  const Refusal r = AsClientSees(other.status());
+  EXPECT_EQ(r.code, grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(r.message,
+            "the API key is caller \"ops\"'s but the client certificate is caller \"claims\"'s; "
+            "send one caller's credentials");
+  EXPECT_EQ(r.details.find(kOpsKey), std::string::npos);
+}
+
+TEST(AuthorizerCertificateTest, ACertificateNamingTwoCallersIsRefused) {
+  auto config = Config();
+  auto auth = AuthorizeWithCertificate(*config, {"DNS:claims.internal", "IP:10.0.0.7"}, "open");
+  ASSERT_FALSE(auth.ok());
+  EXPECT_EQ(auth.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_NE(auth.status().message().find("names two callers"), std::string::npos);
+}
+
+TEST(AuthorizerCertificateTest, AnUnmappedCertificateIsAnonymous) {
+  auto config = Config();
+  // Encrypted and verified, but no caller: a closed route asks for a key, an open one lets in.
+  auto closed = AuthorizeWithCertificate(*config, {"DNS:unknown.internal"}, "chat");
+  ASSERT_FALSE(closed.ok());
+  EXPECT_EQ(closed.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_NE(closed.status().message().find("the client certificate names no caller"),
+            std::string::npos);
+  auto open = AuthorizeWithCertificate(*config, {"DNS:unknown.internal"}, "open");
+  ASSERT_TRUE(open.ok()) << open.status();
+  EXPECT_EQ(open->caller, "");
+  // A key still works beside it.
+  auto keyed = AuthorizeWithCertificate(*config, {"DNS:unknown.internal"}, "chat",
+                                        absl::StrCat("Bearer ", kClaimsKey));
+  ASSERT_TRUE(keyed.ok()) << keyed.status();
+  EXPECT_EQ(keyed->method, AuthMethod::kKey);
+}
+
+TEST(AuthorizerCertificateTest, CertificateCallerStillNeedsTheCapability) {
+  auto config = Config();
+  auto auth = AuthorizeWithCertificate(*config, {"DNS:claims.internal"}, "admin-chat");
+  ASSERT_FALSE(auth.ok());
+  EXPECT_EQ(auth.status().code(), absl::StatusCode::kPermissionDenied);
 }
 
 }  // namespace
