@@ -387,10 +387,28 @@ absl::StatusOr<b::AcquireLeaseResponse> LeaseLedger::Acquire(const b::AcquireLea
     }
     TP_ASSIGN_OR_RETURN(ResolvedQuota q, Resolve(db, *ref, now, /*normalize_key=*/false));
     if (q.window.start != l.window_start) {
-      return LeaseError(absl::StatusCode::kFailedPrecondition, r.lease_id(),
-                        "belongs to a window that has ended; open a lease for the new window and "
-                        "release this one once its requests have settled",
-                        "LEASE_WINDOW_ENDED");
+      if (requested > 0) {
+        return LeaseError(absl::StatusCode::kFailedPrecondition, r.lease_id(),
+                          "belongs to a window that has ended; open a lease for the new window "
+                          "and release this one once its requests have settled",
+                          "LEASE_WINDOW_ENDED");
+      }
+      // A heartbeat keeps reporting on the old window's lease while its requests settle.
+      TP_ASSIGN_OR_RETURN(std::optional<QuotaWindowRow> old,
+                          GetQuotaWindow(db, l.quota_key, l.window_start));
+      if (!old.has_value()) {
+        return absl::DataLossError(absl::StrCat("lease ", l.lease_id, " has no window row"));
+      }
+      l.spent = r.spent();
+      l.reserved = r.reserved();
+      l.expires_at = now + options_.lease_ttl;
+      TP_RETURN_IF_ERROR(UpdateLease(db, l));
+      out.set_lease_id(l.lease_id);
+      *out.mutable_expires_at() = ToTimestamp(l.expires_at);
+      out.set_lease_total(l.granted);
+      fx.Changed(q.ref);
+      FillResponse(q, old->window, 0, 0, out);
+      return absl::OkStatus();
     }
     const int unit = UnitIndex(q.ref.unit);
     TP_ASSIGN_OR_RETURN(std::vector<LeaseRow> due, DueLeases(db, q.key, now));

@@ -346,6 +346,12 @@ TEST_F(LeaseLedgerTest, DailyWindowRollsOverAtUtcMidnightExactly) {
       ledger_->Acquire(Renew("gw", old.lease_id(), 0, 0, 1));
   EXPECT_EQ(topup.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(Reason(topup.status()), "LEASE_WINDOW_ENDED");
+  // A heartbeat still reports on it while its requests settle; nothing more is granted.
+  b::AcquireLeaseResponse hb = MustAcquire(Renew("gw", old.lease_id(), 600, 100));
+  EXPECT_EQ(hb.granted(), 0);
+  EXPECT_EQ(hb.remaining(), 0);
+  EXPECT_EQ(FromTs(hb.window_end()), Utc(2026, 12, 7));
+  EXPECT_EQ(FromTs(hb.expires_at()), clock_.Now() + absl::Seconds(30));
   // The old lease settles in its own window; the new window does not see it.
   ASSERT_TRUE(ledger_->Release(Release("gw", old.lease_id(), 700)).ok());
   b::BudgetStatus s = Status("daily");
