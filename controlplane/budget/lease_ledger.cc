@@ -9,6 +9,7 @@
 #include "common/status.h"
 #include "common/status_macros.h"
 #include "common/thread_bit_gen.h"
+#include "controlplane/budget/budget_status.h"
 #include "controlplane/budget/lease_tables.h"
 #include "controlplane/budget/quota_window.h"
 #include "controlplane/config_tables.h"
@@ -196,54 +197,6 @@ void FillResponse(const ResolvedQuota& q, const QuotaWindow& window, int64_t gra
   *out.mutable_window_end() = ToTimestamp(window.end);
   out.set_limit(q.limit);
   out.set_remaining(std::max<int64_t>(0, remaining));
-}
-
-// A budget's state in the window containing `now`. A live lease already past its expiry counts
-// as the sweep will charge it (spent + reserved) and is not listed.
-absl::StatusOr<b::BudgetStatus> BudgetStatusIn(SqliteDb& db, const config::v1::Budget& spec,
-                                               absl::Time now) {
-  b::BudgetStatus s;
-  s.set_name(spec.name());
-  s.set_capability(spec.capability());
-  s.set_caller(spec.caller());
-  s.set_tier(spec.tier());
-  s.set_limit_usd_micros(spec.limit_usd_micros());
-  const QuotaWindow w = BudgetWindowAt(spec.window(), now);
-  *s.mutable_window_start() = ToTimestamp(w.start);
-  *s.mutable_window_end() = ToTimestamp(w.end);
-  QuotaRef ref;
-  ref.budget = spec.name();
-  const std::string key = ref.ToKey();
-  TP_ASSIGN_OR_RETURN(std::optional<QuotaWindowRow> row, GetQuotaWindow(db, key, w.start));
-  int64_t spent = row.has_value() ? row->settled : 0;
-  int64_t leased = 0;
-  TP_ASSIGN_OR_RETURN(std::vector<LeaseRow> leases, LiveLeases(db, key, w.start));
-  for (const LeaseRow& l : leases) {
-    if (l.expires_at <= now) {
-      spent += l.spent + l.reserved;
-      continue;
-    }
-    spent += l.spent;
-    leased += std::max<int64_t>(0, l.granted - l.spent);
-    b::LeaseStatus* ls = s.add_leases();
-    ls->set_lease_id(l.lease_id);
-    ls->set_node_id(l.node_id);
-    ls->set_granted_usd_micros(l.granted);
-    ls->set_spent_usd_micros(l.spent);
-    ls->set_reserved_usd_micros(l.reserved);
-    *ls->mutable_expires_at() = ToTimestamp(l.expires_at);
-  }
-  s.set_spent_usd_micros(spent);
-  s.set_leased_usd_micros(leased);
-  s.set_remaining_usd_micros(std::max<int64_t>(0, spec.limit_usd_micros() - spent - leased));
-  return s;
-}
-
-absl::StatusOr<b::BudgetStatus> BudgetStatusOfRow(SqliteDb& db, const SpecRow& row,
-                                                  absl::Time now) {
-  config::v1::Budget spec;
-  TP_RETURN_IF_ERROR(FromJson(row.spec_json, &spec));
-  return BudgetStatusIn(db, spec, now);
 }
 
 }  // namespace
