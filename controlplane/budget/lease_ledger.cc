@@ -9,6 +9,7 @@
 #include "common/status.h"
 #include "common/status_macros.h"
 #include "common/thread_bit_gen.h"
+#include "controlplane/budget/budget_status.h"
 #include "controlplane/budget/lease_tables.h"
 #include "controlplane/budget/quota_window.h"
 #include "controlplane/config_tables.h"
@@ -198,54 +199,6 @@ void FillResponse(const ResolvedQuota& q, const QuotaWindow& window, int64_t gra
   out.set_remaining(std::max<int64_t>(0, remaining));
 }
 
-// A budget's state in the window containing `now`. A live lease already past its expiry counts
-// as the sweep will charge it (spent + reserved) and is not listed.
-absl::StatusOr<b::BudgetStatus> BudgetStatusIn(SqliteDb& db, const config::v1::Budget& spec,
-                                               absl::Time now) {
-  b::BudgetStatus s;
-  s.set_name(spec.name());
-  s.set_capability(spec.capability());
-  s.set_caller(spec.caller());
-  s.set_tier(spec.tier());
-  s.set_limit_usd_micros(spec.limit_usd_micros());
-  const QuotaWindow w = BudgetWindowAt(spec.window(), now);
-  *s.mutable_window_start() = ToTimestamp(w.start);
-  *s.mutable_window_end() = ToTimestamp(w.end);
-  QuotaRef ref;
-  ref.budget = spec.name();
-  const std::string key = ref.ToKey();
-  TP_ASSIGN_OR_RETURN(std::optional<QuotaWindowRow> row, GetQuotaWindow(db, key, w.start));
-  int64_t spent = row.has_value() ? row->settled : 0;
-  int64_t leased = 0;
-  TP_ASSIGN_OR_RETURN(std::vector<LeaseRow> leases, LiveLeases(db, key, w.start));
-  for (const LeaseRow& l : leases) {
-    if (l.expires_at <= now) {
-      spent += l.spent + l.reserved;
-      continue;
-    }
-    spent += l.spent;
-    leased += std::max<int64_t>(0, l.granted - l.spent);
-    b::LeaseStatus* ls = s.add_leases();
-    ls->set_lease_id(l.lease_id);
-    ls->set_node_id(l.node_id);
-    ls->set_granted_usd_micros(l.granted);
-    ls->set_spent_usd_micros(l.spent);
-    ls->set_reserved_usd_micros(l.reserved);
-    *ls->mutable_expires_at() = ToTimestamp(l.expires_at);
-  }
-  s.set_spent_usd_micros(spent);
-  s.set_leased_usd_micros(leased);
-  s.set_remaining_usd_micros(std::max<int64_t>(0, spec.limit_usd_micros() - spent - leased));
-  return s;
-}
-
-absl::StatusOr<b::BudgetStatus> BudgetStatusOfRow(SqliteDb& db, const SpecRow& row,
-                                                  absl::Time now) {
-  config::v1::Budget spec;
-  TP_RETURN_IF_ERROR(FromJson(row.spec_json, &spec));
-  return BudgetStatusIn(db, spec, now);
-}
-
 }  // namespace
 
 absl::Status LeaseLedger::ValidateOptions(const Options& options) {
@@ -387,10 +340,28 @@ absl::StatusOr<b::AcquireLeaseResponse> LeaseLedger::Acquire(const b::AcquireLea
     }
     TP_ASSIGN_OR_RETURN(ResolvedQuota q, Resolve(db, *ref, now, /*normalize_key=*/false));
     if (q.window.start != l.window_start) {
-      return LeaseError(absl::StatusCode::kFailedPrecondition, r.lease_id(),
-                        "belongs to a window that has ended; open a lease for the new window and "
-                        "release this one once its requests have settled",
-                        "LEASE_WINDOW_ENDED");
+      if (requested > 0) {
+        return LeaseError(absl::StatusCode::kFailedPrecondition, r.lease_id(),
+                          "belongs to a window that has ended; open a lease for the new window "
+                          "and release this one once its requests have settled",
+                          "LEASE_WINDOW_ENDED");
+      }
+      // A heartbeat keeps reporting on the old window's lease while its requests settle.
+      TP_ASSIGN_OR_RETURN(std::optional<QuotaWindowRow> old,
+                          GetQuotaWindow(db, l.quota_key, l.window_start));
+      if (!old.has_value()) {
+        return absl::DataLossError(absl::StrCat("lease ", l.lease_id, " has no window row"));
+      }
+      l.spent = r.spent();
+      l.reserved = r.reserved();
+      l.expires_at = now + options_.lease_ttl;
+      TP_RETURN_IF_ERROR(UpdateLease(db, l));
+      out.set_lease_id(l.lease_id);
+      *out.mutable_expires_at() = ToTimestamp(l.expires_at);
+      out.set_lease_total(l.granted);
+      fx.Changed(q.ref);
+      FillResponse(q, old->window, 0, 0, out);
+      return absl::OkStatus();
     }
     const int unit = UnitIndex(q.ref.unit);
     TP_ASSIGN_OR_RETURN(std::vector<LeaseRow> due, DueLeases(db, q.key, now));

@@ -53,6 +53,8 @@ class LeaseLedger {
   void SetChangeListener(ChangeFn fn) { on_change_ = std::move(fn); }
 
   // Opens a lease (no lease_id) or renews and tops up one (lease_id; a report of spent/reserved).
+  // A lease whose window has ended can still be renewed with requested 0 (a heartbeat with a
+  // report, while its requests settle), not topped up.
   // Errors: INVALID_ARGUMENT (BadRequest) for a malformed request; NOT_FOUND for an unknown
   // budget, rate limit or lease; PERMISSION_DENIED for another node's lease; FAILED_PRECONDITION
   // with ErrorInfo reason LEASE_EXPIRED, LEASE_RELEASED, LEASE_WINDOW_ENDED, or

@@ -319,7 +319,9 @@ void Quota::Maintain(LeaseSource& source, Clock& clock,
     const bool paced = exhausted_ && mono - last_refused_ < kExhaustedRetry;
     if ((low && !paced) || mono - slot.last_heartbeat >= heartbeat_) {
       const int64_t want = low && !paced ? SliceSize(need - headroom) : 0;
-      if (!Renew(source, clock, slot, want, short_of_need ? need - headroom : 0)) {
+      // A minimum only comes with a request for more (never above it).
+      const int64_t minimum = want > 0 && short_of_need ? need - headroom : 0;
+      if (!Renew(source, clock, slot, want, minimum)) {
         slot.usable_until.store(0);
         current_.store(-1);
         current = -1;

@@ -383,6 +383,15 @@ TEST_F(AdminValidationTest, RateLimit) {
            "rate_limit.spec.requests_per_minute"},
           {"negative tokens", [](L& l) { l.set_tokens_per_minute(-1); },
            "rate_limit.spec.tokens_per_minute"},
+          {"negative requests", [](L& l) { l.set_requests_per_minute(-60); },
+           "rate_limit.spec.requests_per_minute"},
+          {"absurd requests", [](L& l) { l.set_requests_per_minute(1'000'000'001); },
+           "rate_limit.spec.requests_per_minute"},
+          {"absurd tokens", [](L& l) { l.set_tokens_per_minute(1'000'000'000'001LL); },
+           "rate_limit.spec.tokens_per_minute"},
+          {"unknown key", [](L& l) { l.set_key(static_cast<config::v1::RateLimitKey>(9)); },
+           "rate_limit.spec.key"},
+          {"bad tier", [](L& l) { l.set_tier("gold tier"); }, "rate_limit.spec.tier"},
       });
 }
 
@@ -394,13 +403,145 @@ TEST_F(AdminValidationTest, Budget) {
   valid.mutable_spec()->set_limit_usd_micros(5'000'000);
   valid.mutable_spec()->set_window(config::v1::BUDGET_WINDOW_MONTHLY);
   RunTable<admin::v1::Budget, B>(
-      valid, {
-                 {"empty name", [](B& b) { b.clear_name(); }, "budget.spec.name"},
-                 {"no capability", [](B& b) { b.clear_capability(); }, "budget.spec.capability"},
-                 {"negative limit", [](B& b) { b.set_limit_usd_micros(-1); },
-                  "budget.spec.limit_usd_micros"},
-                 {"no window", [](B& b) { b.clear_window(); }, "budget.spec.window"},
-             });
+      valid,
+      {
+          {"empty name", [](B& b) { b.clear_name(); }, "budget.spec.name"},
+          {"no capability", [](B& b) { b.clear_capability(); }, "budget.spec.capability"},
+          {"negative limit", [](B& b) { b.set_limit_usd_micros(-1); },
+           "budget.spec.limit_usd_micros"},
+          {"no window", [](B& b) { b.clear_window(); }, "budget.spec.window"},
+          {"unknown window", [](B& b) { b.set_window(static_cast<config::v1::BudgetWindow>(8)); },
+           "budget.spec.window"},
+          {"zero limit", [](B& b) { b.set_limit_usd_micros(0); }, "budget.spec.limit_usd_micros"},
+          {"absurd limit", [](B& b) { b.set_limit_usd_micros(1'000'000'000'000'001LL); },
+           "budget.spec.limit_usd_micros"},
+          {"bad caller", [](B& b) { b.set_caller("A B"); }, "budget.spec.caller"},
+          {"bad tier", [](B& b) { b.set_tier("-gold"); }, "budget.spec.tier"},
+          {"unknown action",
+           [](B& b) { b.set_on_exhausted(static_cast<config::v1::OverLimitAction>(7)); },
+           "budget.spec.on_exhausted"},
+          {"degrade without degrade_to",
+           [](B& b) { b.set_on_exhausted(config::v1::OVER_LIMIT_ACTION_DEGRADE); },
+           "budget.spec.degrade_to"},
+          {"degrade to itself",
+           [](B& b) {
+             b.set_on_exhausted(config::v1::OVER_LIMIT_ACTION_DEGRADE);
+             b.set_degrade_to("demo");
+           },
+           "budget.spec.degrade_to"},
+          {"degrade_to without degrade",
+           [](B& b) {
+             b.set_on_exhausted(config::v1::OVER_LIMIT_ACTION_QUEUE);
+             b.set_degrade_to("demo-cheap");
+           },
+           "budget.spec.degrade_to"},
+          {"bad degrade_to",
+           [](B& b) {
+             b.set_on_exhausted(config::v1::OVER_LIMIT_ACTION_DEGRADE);
+             b.set_degrade_to("cheap route");
+           },
+           "budget.spec.degrade_to"},
+      });
+}
+
+TEST_F(AdminValidationTest, RouteAdmission) {
+  using R = config::v1::Route;
+  ASSERT_TRUE(admin_->CreateResource(MakeProvider("fake"), "t").ok());
+  RunTable<admin::v1::Route, R>(
+      MakeRoute("demo", "fake"),
+      {
+          {"rate limit degrades",
+           [](R& r) { r.set_on_rate_limited(config::v1::OVER_LIMIT_ACTION_DEGRADE); },
+           "route.spec.on_rate_limited"},
+          {"unknown action",
+           [](R& r) { r.set_on_rate_limited(static_cast<config::v1::OverLimitAction>(5)); },
+           "route.spec.on_rate_limited"},
+          {"negative wait", [](R& r) { r.mutable_admission_queue()->set_max_wait_ms(-1); },
+           "route.spec.admission_queue.max_wait_ms"},
+          {"wait over a minute", [](R& r) { r.mutable_admission_queue()->set_max_wait_ms(60'001); },
+           "route.spec.admission_queue.max_wait_ms"},
+          {"negative length", [](R& r) { r.mutable_admission_queue()->set_max_length(-1); },
+           "route.spec.admission_queue.max_length"},
+          {"queue over 10000", [](R& r) { r.mutable_admission_queue()->set_max_length(10'001); },
+           "route.spec.admission_queue.max_length"},
+      });
+}
+
+// degrade_to must name an existing route, and that route cannot be deleted while a budget
+// degrades to it. The admission fields round-trip through Create, Get and Update and reach the
+// snapshot gateways receive.
+TEST_F(AdminValidationTest, AdmissionFieldsRoundTripAndDegradeToIsAReference) {
+  ASSERT_TRUE(admin_->CreateResource(MakeProvider("fake"), "t").ok());
+  admin::v1::Route route = MakeRoute("summaries", "fake");
+  route.mutable_spec()->set_on_rate_limited(config::v1::OVER_LIMIT_ACTION_QUEUE);
+  route.mutable_spec()->mutable_admission_queue()->set_max_wait_ms(2'500);
+  route.mutable_spec()->mutable_admission_queue()->set_max_length(50);
+  ASSERT_TRUE(admin_->CreateResource(route, "t").ok());
+
+  admin::v1::Budget budget;
+  budget.mutable_spec()->set_name("summaries-monthly");
+  budget.mutable_spec()->set_capability("summaries");
+  budget.mutable_spec()->set_limit_usd_micros(50'000'000);
+  budget.mutable_spec()->set_window(config::v1::BUDGET_WINDOW_MONTHLY);
+  budget.mutable_spec()->set_tier("standard");
+  budget.mutable_spec()->set_on_exhausted(config::v1::OVER_LIMIT_ACTION_DEGRADE);
+  budget.mutable_spec()->set_degrade_to("summaries-cheap");
+  budget.mutable_spec()->set_fail_open(true);
+  const int64_t version = Version();
+  absl::StatusOr<admin::v1::Budget> missing = admin_->CreateResource(budget, "t");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(ViolatedFields(missing.status()), Contains("budget.spec.degrade_to"));
+  EXPECT_EQ(Version(), version);
+
+  ASSERT_TRUE(admin_->CreateResource(MakeRoute("summaries-cheap", "fake", "small"), "t").ok());
+  ASSERT_TRUE(admin_->CreateResource(budget, "t").ok());
+  admin::v1::RateLimit limit;
+  limit.mutable_spec()->set_name("per-user-tpm");
+  limit.mutable_spec()->set_tokens_per_minute(20'000);
+  limit.mutable_spec()->set_key(config::v1::RATE_LIMIT_KEY_PER_END_USER);
+  limit.mutable_spec()->set_fail_open(true);
+  ASSERT_TRUE(admin_->CreateResource(limit, "t").ok());
+
+  absl::StatusOr<admin::v1::Budget> got =
+      admin_->GetResource<admin::v1::Budget>("summaries-monthly");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->spec().SerializeAsString(), budget.spec().SerializeAsString());
+  std::shared_ptr<const config::v1::Snapshot> snap = LastPublished();
+  ASSERT_EQ(snap->budgets_size(), 1);
+  EXPECT_EQ(snap->budgets(0).SerializeAsString(), budget.spec().SerializeAsString());
+  ASSERT_EQ(snap->rate_limits_size(), 1);
+  EXPECT_EQ(snap->rate_limits(0).SerializeAsString(), limit.spec().SerializeAsString());
+  bool found = false;
+  for (const auto& r : snap->routes()) {
+    if (r.capability() != "summaries") continue;
+    found = true;
+    EXPECT_EQ(r.on_rate_limited(), config::v1::OVER_LIMIT_ACTION_QUEUE);
+    EXPECT_EQ(r.admission_queue().max_wait_ms(), 2'500);
+    EXPECT_EQ(r.admission_queue().max_length(), 50);
+  }
+  EXPECT_TRUE(found);
+
+  // Update with a mask switches the action back to reject (degrade_to must go with it).
+  admin::v1::Budget change;
+  change.mutable_spec()->set_name("summaries-monthly");
+  change.mutable_spec()->set_on_exhausted(config::v1::OVER_LIMIT_ACTION_REJECT);
+  google::protobuf::FieldMask mask;
+  mask.add_paths("spec.on_exhausted");
+  absl::StatusOr<admin::v1::Budget> half = admin_->UpdateResource(change, mask, "t");
+  ASSERT_FALSE(half.ok());
+  EXPECT_THAT(ViolatedFields(half.status()), Contains("budget.spec.degrade_to"));
+
+  absl::Status in_use = admin_->DeleteResource<admin::v1::Route>("summaries-cheap", 0, "t");
+  EXPECT_EQ(in_use.code(), absl::StatusCode::kFailedPrecondition) << in_use;
+  EXPECT_THAT(std::string(in_use.message()), ::testing::HasSubstr("summaries-monthly"));
+
+  mask.add_paths("spec.degrade_to");
+  absl::StatusOr<admin::v1::Budget> updated = admin_->UpdateResource(change, mask, "t");
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->spec().on_exhausted(), config::v1::OVER_LIMIT_ACTION_REJECT);
+  EXPECT_TRUE(updated->spec().fail_open());
+  EXPECT_TRUE(admin_->DeleteResource<admin::v1::Route>("summaries-cheap", 0, "t").ok());
 }
 
 TEST_F(AdminValidationTest, CredentialRequests) {

@@ -89,6 +89,10 @@ def main():
                 "without TLS", tmp)
         refuses(opts.control, ["--tls_cert=/nonexistent"], {"TURNPIKE_MASTER_KEY": key},
                 "--tls_cert and --tls_key go together", tmp)
+        refuses(opts.control, ["--lease_ttl=0s", "--dev_insecure_master_key"], {},
+                "--lease_ttl: lease TTL must be between 1s and 1h", tmp)
+        refuses(opts.control, ["--lease_ttl=2h", "--dev_insecure_master_key"], {},
+                "--lease_ttl", tmp)
         bad_db = os.path.join(tmp, "bad.db")
         with open(bad_db, "wb") as f:
             f.write(b"this is not a database" * 512)

@@ -346,6 +346,12 @@ TEST_F(LeaseLedgerTest, DailyWindowRollsOverAtUtcMidnightExactly) {
       ledger_->Acquire(Renew("gw", old.lease_id(), 0, 0, 1));
   EXPECT_EQ(topup.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(Reason(topup.status()), "LEASE_WINDOW_ENDED");
+  // A heartbeat still reports on it while its requests settle; nothing more is granted.
+  b::AcquireLeaseResponse hb = MustAcquire(Renew("gw", old.lease_id(), 600, 100));
+  EXPECT_EQ(hb.granted(), 0);
+  EXPECT_EQ(hb.remaining(), 0);
+  EXPECT_EQ(FromTs(hb.window_end()), Utc(2026, 12, 7));
+  EXPECT_EQ(FromTs(hb.expires_at()), clock_.Now() + absl::Seconds(30));
   // The old lease settles in its own window; the new window does not see it.
   ASSERT_TRUE(ledger_->Release(Release("gw", old.lease_id(), 700)).ok());
   b::BudgetStatus s = Status("daily");
@@ -551,6 +557,42 @@ TEST_F(LeaseLedgerTest, InvariantHoldsUnderConcurrentAcquireAndRelease) {
   EXPECT_EQ(s.leases_size(), 0);
   EXPECT_LE(s.spent_usd_micros(), kLimit);
   EXPECT_GE(s.spent_usd_micros(), released_spend.load());
+}
+
+}  // namespace
+}  // namespace turnpike::controlplane::testing
+
+namespace turnpike::controlplane::testing {
+namespace {
+
+// A database made by a binary that knew 0001 and 0002 gains the lease tables on the next start,
+// keeping its budgets, and leases from them at once.
+TEST(LeaseMigrationTest, ASchemaTwoDatabaseGainsTheLeaseLedger) {
+  turnpike::testing::TempDir dir;
+  Store::Options o;
+  o.path = dir.File("old.db");
+  {
+    auto v2 = Store::Open(o, EmbeddedMigrations().subspan(0, 2));
+    ASSERT_TRUE(v2.ok()) << v2.status();
+    ASSERT_TRUE((*v2)
+                    ->Write([](SqliteDb& db) {
+                      return db.Exec(
+                          "INSERT INTO budgets (name, spec, revision, create_time, update_time) "
+                          "VALUES ('kept', '{\"name\":\"kept\",\"capability\":\"demo\","
+                          "\"limit_usd_micros\":\"900\",\"window\":\"BUDGET_WINDOW_TOTAL\"}', 1, "
+                          "0, 0)");
+                    })
+                    .ok());
+  }
+  auto v3 = Store::Open(o, EmbeddedMigrations());
+  ASSERT_TRUE(v3.ok()) << v3.status();
+  EXPECT_EQ((*v3)->schema_version(), 3);
+  SimulatedClock clock;
+  auto ledger = LeaseLedger::Create(**v3, clock, LeaseLedger::Options{});
+  ASSERT_TRUE(ledger.ok());
+  absl::StatusOr<b::AcquireLeaseResponse> lease = (*ledger)->Acquire(Ask("gw", "kept", 1000));
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  EXPECT_EQ(lease->granted(), 900);
 }
 
 }  // namespace
