@@ -5,7 +5,7 @@
 
 #include "common/status_macros.h"
 #include "controlplane/budget/lease_tables.h"
-#include "controlplane/budget/quota_window.h"
+#include "common/quota_window.h"
 #include "controlplane/proto_util.h"
 
 namespace turnpike::controlplane {

@@ -11,7 +11,7 @@
 #include "common/thread_bit_gen.h"
 #include "controlplane/budget/budget_status.h"
 #include "controlplane/budget/lease_tables.h"
-#include "controlplane/budget/quota_window.h"
+#include "common/quota_window.h"
 #include "controlplane/config_tables.h"
 #include "controlplane/proto_util.h"
 #include "controlplane/validation.h"

@@ -12,7 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "controlplane/budget/quota_window.h"
+#include "common/quota_window.h"
 #include "controlplane/sqlite.h"
 #include "turnpike/budget/v1/budget.pb.h"
 

@@ -3,8 +3,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/quota_window.h"
 #include "server/admission/local_lease_source.h"
-#include "server/admission/quota_window.h"
 
 namespace turnpike {
 

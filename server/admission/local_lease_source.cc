@@ -4,14 +4,19 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
-#include "google/protobuf/util/time_util.h"
 
 namespace turnpike {
 namespace {
 
+// Seconds and nanos separately: a total budget's window ends in 9999 (TotalWindowEnd), past what
+// int64 nanoseconds can hold.
 google::protobuf::Timestamp ToProto(absl::Time t) {
-  if (t == absl::InfiniteFuture()) t = absl::FromUnixSeconds(253402300799);  // 9999-12-31
-  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+  if (t > TotalWindowEnd()) t = TotalWindowEnd();
+  google::protobuf::Timestamp out;
+  const int64_t seconds = absl::ToUnixSeconds(t);
+  out.set_seconds(seconds);
+  out.set_nanos(static_cast<int32_t>((t - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
+  return out;
 }
 
 }  // namespace

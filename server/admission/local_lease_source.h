@@ -15,8 +15,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/quota_window.h"
 #include "server/admission/lease_source.h"
-#include "server/admission/quota_window.h"
 
 namespace turnpike {
 

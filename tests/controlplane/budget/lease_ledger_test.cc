@@ -13,7 +13,7 @@
 #include "absl/random/random.h"
 #include "absl/time/civil_time.h"
 #include "common/status.h"
-#include "controlplane/budget/quota_window.h"
+#include "common/quota_window.h"
 #include "gmock/gmock.h"
 #include "google/rpc/error_details.pb.h"
 #include "gtest/gtest.h"

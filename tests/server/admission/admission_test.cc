@@ -9,7 +9,7 @@
 #include "google/rpc/error_details.pb.h"
 #include "gtest/gtest.h"
 #include "server/admission/local_lease_source.h"
-#include "server/admission/quota_window.h"
+#include "common/quota_window.h"
 #include "tests/server/config/test_resilience.h"
 
 namespace turnpike {

@@ -1,4 +1,4 @@
-#include "server/admission/quota_window.h"
+#include "common/quota_window.h"
 
 #include "gtest/gtest.h"
 
@@ -29,9 +29,11 @@ TEST(QuotaWindowTest, MonthlyWindowIsTheCalendarMonthIncludingLeapFebruary) {
   EXPECT_EQ(dec.end, Utc(2027, 1, 1));
 }
 
-TEST(QuotaWindowTest, TotalWindowNeverEnds) {
+TEST(QuotaWindowTest, TotalWindowEndsAtTheLastTimestampAProtoCanHold) {
   const QuotaWindow total = BudgetWindowAt(config::v1::BUDGET_WINDOW_TOTAL, Utc(2026, 12, 6));
-  EXPECT_EQ(total.end, absl::InfiniteFuture());
+  EXPECT_EQ(total.start, absl::UnixEpoch());
+  EXPECT_EQ(total.end, TotalWindowEnd());
+  EXPECT_TRUE(total.Contains(Utc(2026, 12, 6)));
 }
 
 TEST(QuotaWindowTest, MinuteWindowIsTheUtcMinute) {

@@ -1,8 +1,8 @@
-#include "controlplane/budget/quota_window.h"
+#include "common/quota_window.h"
 
 #include "absl/time/civil_time.h"
 
-namespace turnpike::controlplane {
+namespace turnpike {
 
 QuotaWindow BudgetWindowAt(config::v1::BudgetWindow kind, absl::Time now) {
   const absl::TimeZone utc = absl::UTCTimeZone();
@@ -26,4 +26,4 @@ QuotaWindow MinuteWindowAt(absl::Time now) {
   return {absl::FromCivil(minute, utc), absl::FromCivil(minute + 1, utc)};
 }
 
-}  // namespace turnpike::controlplane
+}  // namespace turnpike

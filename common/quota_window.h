@@ -1,13 +1,15 @@
-// The windows leases belong to (docs/budgets.md): a budget's limit applies per UTC day, per UTC
-// month, or to one window for ever; a rate limit's per UTC minute [hh:mm:00, hh:mm+1:00). A
-// window is a half-open interval [start, end). Pure functions of the time; thread-safe.
-#ifndef TURNPIKE_CONTROLPLANE_BUDGET_QUOTA_WINDOW_H_
-#define TURNPIKE_CONTROLPLANE_BUDGET_QUOTA_WINDOW_H_
+// The windows quotas are counted and leased in (docs/limits.md, docs/budgets.md), computed the same
+// way by the gateway and the control plane so both agree where a lease's window ends: a budget's
+// limit applies per UTC day, per UTC month, or to one window for ever; a rate limit's per UTC
+// minute [hh:mm:00, hh:mm+1:00). A window is a half-open interval [start, end). Pure functions of
+// the time; thread-safe.
+#ifndef TURNPIKE_COMMON_QUOTA_WINDOW_H_
+#define TURNPIKE_COMMON_QUOTA_WINDOW_H_
 
 #include "absl/time/time.h"
 #include "turnpike/config/v1/snapshot.pb.h"
 
-namespace turnpike::controlplane {
+namespace turnpike {
 
 struct QuotaWindow {
   absl::Time start;
@@ -25,6 +27,6 @@ QuotaWindow BudgetWindowAt(config::v1::BudgetWindow kind, absl::Time now);
 // The UTC minute containing `now`.
 QuotaWindow MinuteWindowAt(absl::Time now);
 
-}  // namespace turnpike::controlplane
+}  // namespace turnpike
 
-#endif  // TURNPIKE_CONTROLPLANE_BUDGET_QUOTA_WINDOW_H_
+#endif  // TURNPIKE_COMMON_QUOTA_WINDOW_H_
