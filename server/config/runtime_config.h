@@ -19,6 +19,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "server/config/price.h"
 #include "server/providers/provider_adapter.h"
 #include "server/resilience/policy.h"
 #include "server/resilience/resilience.h"
@@ -43,8 +44,9 @@ struct TargetEntry {
   int fallback_position = 0;
   // Share of its tier's traffic (>= 1).
   uint32_t weight = 1;
-  // Micro-dollars per 1M tokens; nullopt when the price table has no entry (cost reported as 0).
-  std::optional<std::pair<int64_t, int64_t>> price;
+  // nullopt when the price table has no entry: the cost is unknown (reported as 0, never
+  // recorded as free).
+  std::optional<PriceRates> price;
   // The shared state of (provider, model, credential), owned by Resilience and never destroyed:
   // the same object in every snapshot that has this target, so health survives config swaps.
   UpstreamState* upstream = nullptr;
@@ -93,8 +95,9 @@ class RuntimeConfig {
   // The caller owning `key` (a full "Bearer" token), or nullptr. Compares digests in constant time.
   const CallerEntry* FindCallerByKey(std::string_view key) const;
 
-  // Cost in micro-dollars, rounded up so that spend is never under-reported.
-  static int64_t CostMicros(const TargetEntry& target, int64_t input_tokens, int64_t output_tokens);
+  // The cost of `tokens` at the target's price, with its components (server/config/price.h);
+  // all zero when the target has no price (then the cost is unknown, not free).
+  static Cost CostOf(const TargetEntry& target, const TokenCounts& tokens);
 
  private:
   RuntimeConfig() = default;
