@@ -282,6 +282,11 @@ Cost RuntimeConfig::CostOf(const TargetEntry& target, const TokenCounts& tokens)
   return ComputeCost(*target.price, tokens);
 }
 
+int64_t RuntimeConfig::CostMicros(const TargetEntry& target, int64_t input_tokens,
+                                  int64_t output_tokens) {
+  return CostOf(target, TokenCounts{.input = input_tokens, .output = output_tokens}).total;
+}
+
 absl::StatusOr<Snapshot> ParseSnapshotJson(std::string_view json) {
   Snapshot snapshot;
   google::protobuf::util::JsonParseOptions options;

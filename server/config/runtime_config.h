@@ -98,6 +98,9 @@ class RuntimeConfig {
   // The cost of `tokens` at the target's price, with its components (server/config/price.h);
   // all zero when the target has no price (then the cost is unknown, not free).
   static Cost CostOf(const TargetEntry& target, const TokenCounts& tokens);
+  // The total of CostOf for uncached input and output only (estimates made before a request has
+  // usage, e.g. admission's worst case).
+  static int64_t CostMicros(const TargetEntry& target, int64_t input_tokens, int64_t output_tokens);
 
  private:
   RuntimeConfig() = default;

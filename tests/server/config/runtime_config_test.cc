@@ -123,8 +123,12 @@ TEST(RuntimeConfigTest, CostRoundsUpInMicroDollars) {
   EXPECT_EQ(RuntimeConfig::CostOf(priced, {}).total, 0);
   // The price sets no cache rates: cached input costs the input rate.
   EXPECT_EQ(RuntimeConfig::CostOf(priced, {.input = 1000, .cached_input = 600}).total, 2500);
+  // The input-and-output shorthand is the same arithmetic.
+  EXPECT_EQ(RuntimeConfig::CostMicros(priced, 1000, 100), 3500);
+  EXPECT_EQ(RuntimeConfig::CostMicros(priced, 1, 0), 3);
   // No price for the second target.
   EXPECT_FALSE(route->targets[1].price.has_value());
+  EXPECT_EQ(RuntimeConfig::CostMicros(route->targets[1], 1000, 1000), 0);
   EXPECT_EQ(RuntimeConfig::CostOf(route->targets[1], {.input = 1000, .output = 1000}).total, 0);
 }
 
