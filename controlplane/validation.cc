@@ -264,6 +264,17 @@ void ValidatePrice(const config::v1::Price& p, const std::string& path, Violatio
   if (p.output_usd_micros_per_mtok() < 0 || p.output_usd_micros_per_mtok() > kMaxPriceMicros) {
     v.Add(F(path, "output_usd_micros_per_mtok"), "must be between 0 and 1000000000000");
   }
+  // Absent means the input rate; a rate that is set is held to the same bounds.
+  if (p.has_cached_input_usd_micros_per_mtok() &&
+      (p.cached_input_usd_micros_per_mtok() < 0 ||
+       p.cached_input_usd_micros_per_mtok() > kMaxPriceMicros)) {
+    v.Add(F(path, "cached_input_usd_micros_per_mtok"), "must be between 0 and 1000000000000");
+  }
+  if (p.has_cache_write_usd_micros_per_mtok() &&
+      (p.cache_write_usd_micros_per_mtok() < 0 ||
+       p.cache_write_usd_micros_per_mtok() > kMaxPriceMicros)) {
+    v.Add(F(path, "cache_write_usd_micros_per_mtok"), "must be between 0 and 1000000000000");
+  }
 }
 
 void ValidateRateLimit(const config::v1::RateLimit& r, const std::string& path, SpecMode mode,

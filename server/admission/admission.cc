@@ -41,7 +41,16 @@ absl::StatusOr<int64_t> WorstCaseCost(const RouteEntry& route, const LimitRule& 
       AttachReason(status, "PRICE_UNKNOWN");
       return status;
     }
-    worst = std::max(worst, RuntimeConfig::CostMicros(target, input_tokens, output_tokens));
+    // Every input token at the dearest input rate (a cache write can cost more than a plain
+    // input token), every output token at the output rate.
+    TokenCounts tokens{.input = input_tokens, .output = output_tokens};
+    const PriceRates& rates = *target.price;
+    if (rates.cache_write > rates.input && rates.cache_write >= rates.cached_input) {
+      tokens.cache_write_input = input_tokens;
+    } else if (rates.cached_input > rates.input) {
+      tokens.cached_input = input_tokens;
+    }
+    worst = std::max(worst, RuntimeConfig::CostOf(target, tokens).total);
   }
   return worst;
 }

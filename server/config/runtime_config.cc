@@ -164,15 +164,15 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
     config->providers_.push_back(std::move(entry));
   }
 
-  absl::flat_hash_map<std::pair<std::string, std::string>, std::pair<int64_t, int64_t>> prices;
+  absl::flat_hash_map<std::pair<std::string, std::string>, PriceRates> prices;
   for (int i = 0; i < snapshot.prices_size(); ++i) {
     const auto& price = snapshot.prices(i);
     const std::string field = absl::StrCat("prices[", i, "]");
-    if (price.input_usd_micros_per_mtok() < 0 || price.output_usd_micros_per_mtok() < 0) {
+    const PriceRates rates = PriceRates::FromProto(price);
+    if (rates.input < 0 || rates.output < 0 || rates.cached_input < 0 || rates.cache_write < 0) {
       return FieldError(field, "prices must not be negative");
     }
-    prices[{price.provider(), price.model()}] = {price.input_usd_micros_per_mtok(),
-                                                 price.output_usd_micros_per_mtok()};
+    prices[{price.provider(), price.model()}] = rates;
   }
 
   for (int i = 0; i < snapshot.routes_size(); ++i) {
@@ -392,12 +392,14 @@ const CallerEntry* RuntimeConfig::FindCallerByCertSan(std::string_view san) cons
   return it == callers_by_san_.end() ? nullptr : it->second;
 }
 
+Cost RuntimeConfig::CostOf(const TargetEntry& target, const TokenCounts& tokens) {
+  if (!target.price.has_value()) return Cost();
+  return ComputeCost(*target.price, tokens);
+}
+
 int64_t RuntimeConfig::CostMicros(const TargetEntry& target, int64_t input_tokens,
                                   int64_t output_tokens) {
-  if (!target.price.has_value()) return 0;
-  const __int128 total = static_cast<__int128>(input_tokens) * target.price->first +
-                         static_cast<__int128>(output_tokens) * target.price->second;
-  return static_cast<int64_t>((total + 999999) / 1000000);
+  return CostOf(target, TokenCounts{.input = input_tokens, .output = output_tokens}).total;
 }
 
 absl::StatusOr<Snapshot> ParseSnapshotJson(std::string_view json) {

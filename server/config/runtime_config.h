@@ -20,6 +20,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "server/config/price.h"
 #include "server/providers/provider_adapter.h"
 #include "server/resilience/policy.h"
 #include "server/resilience/resilience.h"
@@ -44,8 +45,9 @@ struct TargetEntry {
   int fallback_position = 0;
   // Share of its tier's traffic (>= 1).
   uint32_t weight = 1;
-  // Micro-dollars per 1M tokens; nullopt when the price table has no entry (cost reported as 0).
-  std::optional<std::pair<int64_t, int64_t>> price;
+  // nullopt when the price table has no entry: the cost is unknown (reported as 0, never
+  // recorded as free).
+  std::optional<PriceRates> price;
   // The shared state of (provider, model, credential), owned by Resilience and never destroyed:
   // the same object in every snapshot that has this target, so health survives config swaps.
   UpstreamState* upstream = nullptr;
@@ -142,7 +144,11 @@ class RuntimeConfig {
   // The rate limit or budget named `name`, or nullptr (a budget of an unrouted capability too).
   const LimitRule* FindLimit(LimitRule::Kind kind, std::string_view name) const;
 
-  // Cost in micro-dollars, rounded up so that spend is never under-reported.
+  // The cost of `tokens` at the target's price, with its components (server/config/price.h);
+  // all zero when the target has no price (then the cost is unknown, not free).
+  static Cost CostOf(const TargetEntry& target, const TokenCounts& tokens);
+  // The total of CostOf for uncached input and output only (estimates made before a request has
+  // usage, e.g. admission's worst case).
   static int64_t CostMicros(const TargetEntry& target, int64_t input_tokens, int64_t output_tokens);
 
  private:

@@ -347,6 +347,9 @@ absl::Status AttemptDriver::Decorate(absl::Status status, const RequestFinished&
     usage->set_input_tokens(event.input_tokens);
     usage->set_output_tokens(event.output_tokens);
     usage->set_cost_usd_micros(event.cost_usd_micros);
+    usage->set_cached_input_tokens(event.cached_input_tokens);
+    usage->set_cache_write_input_tokens(event.cache_write_input_tokens);
+    usage->set_reasoning_output_tokens(event.reasoning_output_tokens);
   }
   AttachDetail(status, partial);
   return status;

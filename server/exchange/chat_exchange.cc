@@ -155,6 +155,7 @@ void ChatExchange::OnText(std::string_view text) {
 void ChatExchange::OnFinish(const ChatFinish& finish) {
   finished_ = true;
   finish_ = finish;
+  NormalizeTokenParts(finish_);  // the one place every adapter's counts pass through
 }
 
 void ChatExchange::Commit() {
@@ -265,10 +266,17 @@ void ChatExchange::FillOutcome(const absl::Status& /*status*/, RequestFinished& 
   }
   event.input_tokens = input;
   event.output_tokens = output;
-  event.cost_usd_micros = RuntimeConfig::CostMicros(t, input, output);
-  event.input_cost_usd_micros =
-      std::min(event.cost_usd_micros, RuntimeConfig::CostMicros(t, input, 0));
-  event.output_cost_usd_micros = event.cost_usd_micros - event.input_cost_usd_micros;
+  event.cached_input_tokens = finish_.cached_input_tokens;
+  event.cache_write_input_tokens = finish_.cache_write_input_tokens;
+  event.reasoning_output_tokens = finish_.reasoning_output_tokens;
+  const Cost cost = RuntimeConfig::CostOf(
+      t, TokenCounts{input, event.cached_input_tokens, event.cache_write_input_tokens, output,
+                     event.reasoning_output_tokens});
+  event.cost_usd_micros = cost.total;
+  event.input_cost_usd_micros = cost.input;
+  event.cached_input_cost_usd_micros = cost.cached_input;
+  event.cache_write_cost_usd_micros = cost.cache_write;
+  event.output_cost_usd_micros = cost.output;
   event.cost_known = t.price.has_value();
 }
 
@@ -279,6 +287,9 @@ void ChatExchange::Deliver(const absl::Status& status, const RequestFinished& ev
   usage->set_input_tokens(event.input_tokens);
   usage->set_output_tokens(event.output_tokens);
   usage->set_cost_usd_micros(event.cost_usd_micros);
+  usage->set_cached_input_tokens(event.cached_input_tokens);
+  usage->set_cache_write_input_tokens(event.cache_write_input_tokens);
+  usage->set_reasoning_output_tokens(event.reasoning_output_tokens);
   if (status.ok()) {
     if (!committed()) Commit();
     finish.set_finish_reason(finish_.reason);

@@ -67,7 +67,7 @@ absl::Status EmbedExchange::OnSuccessEnd() {
   }
   response_.mutable_usage()->set_input_tokens(result->input_tokens);
   response_.mutable_usage()->set_cost_usd_micros(
-      RuntimeConfig::CostMicros(t, result->input_tokens, 0));
+      RuntimeConfig::CostOf(t, TokenCounts{.input = result->input_tokens}).total);
   served_ = true;
   return absl::OkStatus();
 }

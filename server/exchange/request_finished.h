@@ -47,14 +47,20 @@ struct RequestFinished {
   absl::Status status;
   // Tokens and cost as the caller was told. `usage_estimated`: the provider reported no usage
   // (a cut-off stream) and the counts are the gateway's estimate. `cost_known`: the model had a
-  // price; when false, cost_usd_micros is 0 and means "unknown", not free.
+  // price; when false, cost_usd_micros is 0 and means "unknown", not free. The token kinds have
+  // one meaning for every provider (docs/usage.md, "Token kinds"): cached and cache-write input
+  // are parts of input_tokens, reasoning a part of output_tokens.
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
+  int64_t cached_input_tokens = 0;
+  int64_t cache_write_input_tokens = 0;
+  int64_t reasoning_output_tokens = 0;
   int64_t cost_usd_micros = 0;
-  // Its components; they add up to cost_usd_micros exactly (the total is rounded up once, and
-  // the output component takes what the input component's own rounding did not).
-  int64_t input_cost_usd_micros = 0;
-  int64_t output_cost_usd_micros = 0;
+  // Its components (server/config/price.h); they add up to cost_usd_micros exactly.
+  int64_t input_cost_usd_micros = 0;  // the uncached input
+  int64_t cached_input_cost_usd_micros = 0;
+  int64_t cache_write_cost_usd_micros = 0;
+  int64_t output_cost_usd_micros = 0;  // reasoning included
   bool usage_estimated = false;
   bool cost_known = false;
 

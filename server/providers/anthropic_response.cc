@@ -53,16 +53,18 @@ simdjson::error_code ReadUsage(ondemand::value& value, Usage& usage) {
   });
 }
 
-// Billed input: "the summation of input_tokens, cache_creation_input_tokens, and
-// cache_read_input_tokens". A field missing from `usage` is taken from `fallback` (cache counts
-// do not change during a message; newer API versions repeat them in message_delta, older don't).
-int64_t TotalInput(const Usage& usage, const Usage& fallback) {
-  auto pick = [](const std::optional<int64_t>& a, const std::optional<int64_t>& b) {
-    return a.value_or(b.value_or(0));
-  };
-  return pick(usage.input_tokens, fallback.input_tokens) +
-         pick(usage.cache_creation_input_tokens, fallback.cache_creation_input_tokens) +
-         pick(usage.cache_read_input_tokens, fallback.cache_read_input_tokens);
+// Sets the finish's counts from `usage`. docs/providers.md §2.3: billed input is "the summation
+// of input_tokens, cache_creation_input_tokens, and cache_read_input_tokens", so Anthropic's
+// input_tokens is only the uncached part; the normalized input_tokens is the sum, and the cache
+// reads and writes are its parts. Thinking is inside output_tokens and not reported apart.
+void SetCounts(const Usage& usage, ChatFinish& finish) {
+  finish.usage_reported = usage.any();
+  finish.cached_input_tokens = usage.cache_read_input_tokens.value_or(0);
+  finish.cache_write_input_tokens = usage.cache_creation_input_tokens.value_or(0);
+  finish.input_tokens =
+      usage.input_tokens.value_or(0) + finish.cached_input_tokens + finish.cache_write_input_tokens;
+  finish.output_tokens = usage.output_tokens.value_or(0);
+  finish.reasoning_output_tokens = 0;
 }
 
 // The `error` member of an error body or event, {"type": ..., "message": ...}; read leniently.
@@ -239,13 +241,12 @@ void AnthropicStreamDecoder::Finish(StreamSink& sink) {
   ChatFinish finish;
   finish.reason = AnthropicFinishReason(stop_reason_);
   finish.provider_reason = stop_reason_;
-  finish.usage_reported = start_usage_.any() || delta_usage_.any();
-  // Input: message_delta's when it has it (newer API versions), else message_start's.
-  finish.input_tokens = delta_usage_.input_tokens ? TotalInput(delta_usage_, start_usage_)
-                                                  : TotalInput(start_usage_, Usage());
-  // Output: the last cumulative message_delta count; message_start's is only a placeholder.
-  finish.output_tokens =
-      delta_usage_.output_tokens.value_or(start_usage_.output_tokens.value_or(0));
+  // Each count: message_delta's when it has it (newer API versions repeat the input and cache
+  // counts there; the cumulative output count is always there), else message_start's, whose
+  // output count is only a placeholder.
+  Usage usage = start_usage_;
+  usage.Update(delta_usage_);
+  SetCounts(usage, finish);
   sink.OnFinish(finish);
 }
 
@@ -313,9 +314,7 @@ absl::StatusOr<ChatResult> AnthropicAdapter::ParseChatResponse(std::string_view 
   }
   result.finish.provider_reason = std::string(stop_reason.value_or(""));
   result.finish.reason = AnthropicFinishReason(result.finish.provider_reason);
-  result.finish.usage_reported = usage.any();
-  result.finish.input_tokens = TotalInput(usage, Usage());
-  result.finish.output_tokens = usage.output_tokens.value_or(0);
+  SetCounts(usage, result.finish);
   return result;
 }
 

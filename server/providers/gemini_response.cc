@@ -102,6 +102,7 @@ class ChunkReader {
     if (chunk.candidates_tokens) candidates_tokens_ = chunk.candidates_tokens;
     if (chunk.thoughts_tokens) thoughts_tokens_ = chunk.thoughts_tokens;
     if (chunk.tool_use_prompt_tokens) tool_use_prompt_tokens_ = chunk.tool_use_prompt_tokens;
+    if (chunk.cached_content_tokens) cached_content_tokens_ = chunk.cached_content_tokens;
     usage_reported_ = usage_reported_ || chunk.prompt_tokens || chunk.candidates_tokens ||
                       chunk.thoughts_tokens || chunk.total_tokens;
     if (chunk.block_reason.has_value() && !chunk.has_candidates) {
@@ -123,10 +124,13 @@ class ChunkReader {
         blocked_ ? v1::FINISH_REASON_CONTENT_FILTER : GeminiFinishReason(finish_reason_);
     finish.provider_reason = finish_reason_;
     finish.usage_reported = usage_reported_;
-    // Tool-use prompt tokens are prompt tokens; thinking tokens are billed as output but are not
-    // in candidatesTokenCount.
+    // docs/providers.md §3.3. Tool-use prompt tokens are prompt tokens; cachedContentTokenCount
+    // is a part of promptTokenCount. Thinking tokens are billed as output but are not in
+    // candidatesTokenCount: the normalized output adds them, once, and they are its reasoning part.
     finish.input_tokens = prompt_tokens_.value_or(0) + tool_use_prompt_tokens_.value_or(0);
+    finish.cached_input_tokens = cached_content_tokens_.value_or(0);
     finish.output_tokens = candidates_tokens_.value_or(0) + thoughts_tokens_.value_or(0);
+    finish.reasoning_output_tokens = thoughts_tokens_.value_or(0);
     return finish;
   }
 
@@ -138,7 +142,7 @@ class ChunkReader {
     std::optional<std::string_view> block_reason;
     bool has_candidates = false;
     std::optional<int64_t> prompt_tokens, candidates_tokens, thoughts_tokens,
-        tool_use_prompt_tokens, total_tokens;
+        tool_use_prompt_tokens, cached_content_tokens, total_tokens;
     bool has_error = false;
     GoogleError error;
   };
@@ -224,6 +228,7 @@ class ChunkReader {
       if (key == "thoughtsTokenCount") return ReadInt(v, chunk.thoughts_tokens);
       if (key == "toolUsePromptTokenCount") return ReadInt(v, chunk.tool_use_prompt_tokens);
       if (key == "totalTokenCount") return ReadInt(v, chunk.total_tokens);
+      if (key == "cachedContentTokenCount") return ReadInt(v, chunk.cached_content_tokens);
       return simdjson::SUCCESS;
     });
   }
@@ -234,6 +239,7 @@ class ChunkReader {
   std::optional<int64_t> candidates_tokens_;
   std::optional<int64_t> thoughts_tokens_;
   std::optional<int64_t> tool_use_prompt_tokens_;
+  std::optional<int64_t> cached_content_tokens_;
   bool usage_reported_ = false;
   std::string finish_reason_;  // the last non-empty finishReason, or the blockReason
   bool blocked_ = false;

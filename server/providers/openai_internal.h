@@ -34,6 +34,14 @@ struct ErrorFields {
   int numeric_code = 0;  // the code when it was a number (vLLM/llama.cpp put the HTTP status here)
 };
 
+// What a `usage` object says (docs/providers.md §1.3): the counts the gateway meters.
+struct UsageFields {
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t cached_tokens = 0;     // prompt_tokens_details.cached_tokens, part of prompt_tokens
+  int64_t reasoning_tokens = 0;  // completion_tokens_details.reasoning_tokens, part of completion
+};
+
 // What one element of `choices` says. Views point into the parser's buffers: valid until the
 // parser parses again.
 struct ChoiceFields {
@@ -42,8 +50,7 @@ struct ChoiceFields {
   std::string_view finish_reason;
   bool has_finish_reason = false;  // present and not null
   bool has_usage = false;          // a non-null `usage` inside the choice (Moonshot)
-  int64_t prompt_tokens = 0;
-  int64_t completion_tokens = 0;
+  UsageFields usage;
 };
 
 // Reads one choice; `message_key` is "delta" in streams and "message" in unary responses.
@@ -53,9 +60,13 @@ absl::Status ReadChoice(simdjson::ondemand::value& choice, std::string_view mess
                         ChoiceFields& fields, std::string_view what, std::string_view payload);
 
 // Reads a `usage` value: null (returns OK, `reported` false) or an object with
-// prompt_tokens/completion_tokens (missing or non-integer counts read as 0).
-absl::Status ReadUsage(simdjson::ondemand::value& usage, bool& reported, int64_t& prompt_tokens,
-                       int64_t& completion_tokens, std::string_view what, std::string_view payload);
+// prompt_tokens/completion_tokens and the details objects (missing, null or non-integer counts
+// read as 0).
+absl::Status ReadUsage(simdjson::ondemand::value& usage, bool& reported, UsageFields& fields,
+                       std::string_view what, std::string_view payload);
+
+// Sets a finish's counts from a usage report (and marks it reported).
+void ApplyUsage(const UsageFields& usage, ChatFinish& finish);
 
 // A string or null; `present` is false for null. INCORRECT_TYPE for anything else.
 simdjson::error_code GetNullableString(simdjson::ondemand::value& value, std::string_view& out,

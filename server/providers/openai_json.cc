@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "server/providers/openai_internal.h"
 
 namespace turnpike::openai_internal {
@@ -62,9 +63,41 @@ simdjson::error_code GetNullableString(simdjson::ondemand::value& value, std::st
   return value.get_string().get(out);
 }
 
-absl::Status ReadUsage(simdjson::ondemand::value& usage, bool& reported, int64_t& prompt_tokens,
-                       int64_t& completion_tokens, std::string_view what,
-                       std::string_view payload) {
+namespace {
+
+// Reads one count; a null or odd-typed count is read as 0 rather than failing a stream that
+// already worked.
+void ReadCount(simdjson::ondemand::value& value, int64_t& target) {
+  int64_t count = 0;
+  if (value.get_int64().get(count) == simdjson::SUCCESS && count > 0) target = count;
+}
+
+// Reads the one count `wanted` from a details object (prompt_tokens_details,
+// completion_tokens_details). Null, absent or odd-typed details read as 0.
+absl::Status ReadDetail(simdjson::ondemand::value& details, std::string_view wanted,
+                        int64_t& target, std::string_view what, std::string_view payload) {
+  json_type type;
+  if (auto error = details.type().get(type)) return MalformedError(what, error, "usage", payload);
+  if (type != json_type::object) return absl::OkStatus();
+  simdjson::ondemand::object object;
+  if (auto error = details.get_object().get(object)) {
+    return MalformedError(what, error, "usage", payload);
+  }
+  for (auto member : object) {
+    std::string_view key;
+    simdjson::ondemand::value value;
+    simdjson::error_code error = member.unescaped_key().get(key);
+    if (!error) error = member.value().get(value);
+    if (error) return MalformedError(what, error, "usage", payload);
+    if (key == wanted) ReadCount(value, target);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ReadUsage(simdjson::ondemand::value& usage, bool& reported, UsageFields& fields,
+                       std::string_view what, std::string_view payload) {
   json_type type;
   if (auto error = usage.type().get(type)) return MalformedError(what, error, "usage", payload);
   if (type == json_type::null) {
@@ -76,26 +109,43 @@ absl::Status ReadUsage(simdjson::ondemand::value& usage, bool& reported, int64_t
     return MalformedError(what, error, "usage", payload);
   }
   reported = true;
-  prompt_tokens = 0;
-  completion_tokens = 0;
+  fields = UsageFields();
   for (auto member : object) {
     std::string_view key;
     if (auto error = member.unescaped_key().get(key)) {
       return MalformedError(what, error, "usage", payload);
     }
-    int64_t* target = key == "prompt_tokens"       ? &prompt_tokens
-                      : key == "completion_tokens" ? &completion_tokens
-                                                   : nullptr;
-    if (target == nullptr) continue;  // total_tokens, *_details, unknown: skipped
+    if (key != "prompt_tokens" && key != "completion_tokens" && key != "prompt_tokens_details" &&
+        key != "completion_tokens_details") {
+      continue;  // total_tokens, other details, unknown: skipped
+    }
     simdjson::ondemand::value value;
     if (auto error = member.value().get(value)) {
       return MalformedError(what, error, "usage", payload);
     }
-    int64_t count = 0;
-    // A null or odd-typed count is read as 0 rather than failing a stream that already worked.
-    if (value.get_int64().get(count) == simdjson::SUCCESS && count > 0) *target = count;
+    if (key == "prompt_tokens") {
+      ReadCount(value, fields.prompt_tokens);
+    } else if (key == "completion_tokens") {
+      ReadCount(value, fields.completion_tokens);
+    } else if (key == "prompt_tokens_details") {
+      TP_RETURN_IF_ERROR(ReadDetail(value, "cached_tokens", fields.cached_tokens, what, payload));
+    } else {
+      TP_RETURN_IF_ERROR(
+          ReadDetail(value, "reasoning_tokens", fields.reasoning_tokens, what, payload));
+    }
   }
   return absl::OkStatus();
+}
+
+void ApplyUsage(const UsageFields& usage, ChatFinish& finish) {
+  finish.usage_reported = true;
+  // docs/providers.md §1.3: cached_tokens is a part of prompt_tokens and reasoning_tokens a part
+  // of completion_tokens, which is already the normalized meaning.
+  finish.input_tokens = usage.prompt_tokens;
+  finish.output_tokens = usage.completion_tokens;
+  finish.cached_input_tokens = usage.cached_tokens;
+  finish.cache_write_input_tokens = 0;
+  finish.reasoning_output_tokens = usage.reasoning_tokens;
 }
 
 absl::Status ReadChoice(simdjson::ondemand::value& choice, std::string_view message_key,
@@ -123,8 +173,7 @@ absl::Status ReadChoice(simdjson::ondemand::value& choice, std::string_view mess
         return MalformedError(what, error, "choices[].finish_reason", payload);
       }
     } else if (key == "usage") {
-      absl::Status status = ReadUsage(value, fields.has_usage, fields.prompt_tokens,
-                                      fields.completion_tokens, what, payload);
+      absl::Status status = ReadUsage(value, fields.has_usage, fields.usage, what, payload);
       if (!status.ok()) return status;
     } else if (key == message_key) {
       json_type type;

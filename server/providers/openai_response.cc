@@ -169,9 +169,10 @@ absl::StatusOr<ChatResult> OpenAiAdapter::ParseChatResponse(std::string_view bod
     if (key == "choices" && type != json_type::null) {
       TP_RETURN_IF_ERROR(ReadChoices(value, result, have_choice, body));
     } else if (key == "usage") {
-      TP_RETURN_IF_ERROR(openai_internal::ReadUsage(value, result.finish.usage_reported,
-                                                    result.finish.input_tokens,
-                                                    result.finish.output_tokens, kChat, body));
+      bool reported = false;
+      openai_internal::UsageFields usage;
+      TP_RETURN_IF_ERROR(openai_internal::ReadUsage(value, reported, usage, kChat, body));
+      if (reported) openai_internal::ApplyUsage(usage, result.finish);
     } else if (key == "error" && (type == json_type::object || type == json_type::string)) {
       error_body = true;
     }
@@ -210,9 +211,9 @@ absl::StatusOr<EmbedResult> OpenAiAdapter::ParseEmbedResponse(std::string_view b
       result.model = std::string(model);
     } else if (key == "usage") {
       bool reported = false;
-      int64_t completion_tokens = 0;
-      TP_RETURN_IF_ERROR(openai_internal::ReadUsage(value, reported, result.input_tokens,
-                                                    completion_tokens, kEmbeddings, body));
+      openai_internal::UsageFields usage;
+      TP_RETURN_IF_ERROR(openai_internal::ReadUsage(value, reported, usage, kEmbeddings, body));
+      result.input_tokens = usage.prompt_tokens;
     } else if (key == "data") {
       TP_RETURN_IF_ERROR(ReadEmbeddingData(value, result, body));
     }

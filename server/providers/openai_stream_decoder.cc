@@ -110,25 +110,16 @@ absl::Status OpenAiStreamDecoder::ParseChunk(std::string_view data, StreamSink& 
           finish_.provider_reason = std::string(fields.finish_reason);
           finish_.reason = MapFinishReason(fields.finish_reason);
         }
-        if (fields.has_usage) {
-          finish_.usage_reported = true;
-          finish_.input_tokens = fields.prompt_tokens;
-          finish_.output_tokens = fields.completion_tokens;
-        }
+        if (fields.has_usage) ApplyUsage(fields.usage, finish_);
       }
     } else if (key == "usage") {
       bool reported = false;
-      int64_t prompt = 0;
-      int64_t completion = 0;
-      if (absl::Status status = ReadUsage(value, reported, prompt, completion, kWhat, data);
-          !status.ok()) {
+      UsageFields usage;
+      if (absl::Status status = ReadUsage(value, reported, usage, kWhat, data); !status.ok()) {
         return status;
       }
-      if (reported) {  // null usage on ordinary chunks must not erase an earlier report
-        finish_.usage_reported = true;
-        finish_.input_tokens = prompt;
-        finish_.output_tokens = completion;
-      }
+      // A null usage on ordinary chunks must not erase an earlier report.
+      if (reported) ApplyUsage(usage, finish_);
     } else if (key == "error") {
       // The SDK's rule: a truthy top-level `error` makes the event an error.
       if (type == json_type::null || type == json_type::boolean) continue;

@@ -1,5 +1,7 @@
 #include "server/providers/provider_adapter.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -16,6 +18,17 @@ absl::StatusOr<HttpRequest> ProviderAdapter::BuildEmbedRequest(const EmbedParams
 
 absl::StatusOr<EmbedResult> ProviderAdapter::ParseEmbedResponse(std::string_view) const {
   return absl::FailedPreconditionError("this provider kind does not serve embeddings");
+}
+
+void NormalizeTokenParts(ChatFinish& finish) {
+  finish.input_tokens = std::max<int64_t>(finish.input_tokens, 0);
+  finish.output_tokens = std::max<int64_t>(finish.output_tokens, 0);
+  finish.cached_input_tokens =
+      std::clamp<int64_t>(finish.cached_input_tokens, 0, finish.input_tokens);
+  finish.cache_write_input_tokens = std::clamp<int64_t>(
+      finish.cache_write_input_tokens, 0, finish.input_tokens - finish.cached_input_tokens);
+  finish.reasoning_output_tokens =
+      std::clamp<int64_t>(finish.reasoning_output_tokens, 0, finish.output_tokens);
 }
 
 absl::StatusOr<std::unique_ptr<ProviderAdapter>> MakeProviderAdapter(

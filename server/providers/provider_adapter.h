@@ -71,14 +71,28 @@ struct ProviderError {
   int64_t retry_after_ms = 0;  // from headers (filled by the caller) or the body
 };
 
-// The end of a completion, normalized.
+// The end of a completion, normalized. Token counts have one meaning whatever the provider
+// (docs/usage.md, "Token kinds"); each adapter maps its own fields onto it:
+//   input_tokens   every input token billed, cached_input_tokens and cache_write_input_tokens
+//                  included (Anthropic's input_tokens excludes them: the adapter adds them);
+//   output_tokens  every output token billed, reasoning_output_tokens included (Gemini's
+//                  candidatesTokenCount excludes thoughts: the adapter adds them).
+// The parts never exceed their totals (NormalizeTokenParts).
 struct ChatFinish {
   v1::FinishReason reason = v1::FINISH_REASON_UNSPECIFIED;
   std::string provider_reason;  // e.g. "stop", "end_turn", "MAX_TOKENS"
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
-  bool usage_reported = false;  // false if the provider sent no usage
+  int64_t cached_input_tokens = 0;       // part of input_tokens read from the prompt cache
+  int64_t cache_write_input_tokens = 0;  // part of input_tokens written to the prompt cache
+  int64_t reasoning_output_tokens = 0;   // part of output_tokens spent on reasoning
+  bool usage_reported = false;           // false if the provider sent no usage
 };
+
+// Clamps the parts of a finish's counts so that cached + cache-write <= input and
+// reasoning <= output (a provider reporting more parts than its total would otherwise make a
+// cost component negative). Cache reads are kept before cache writes.
+void NormalizeTokenParts(ChatFinish& finish);
 
 struct ChatResult {
   std::string text;

@@ -1,5 +1,7 @@
 #include "server/telemetry/gateway_metrics.h"
 
+#include <utility>
+
 #include "absl/time/clock.h"
 #include "server/resilience/resilience.h"
 
@@ -41,7 +43,8 @@ GatewayMetrics::GatewayMetrics()
       tokens_(registry_.AddCounter(
           "turnpike_tokens_total",
           "Tokens of finished requests as their callers were told, by capability, provider, model "
-          "and type (input, output).",
+          "and type (input, output; cached_input and cache_write_input are parts of input, "
+          "reasoning_output a part of output).",
           {"capability", "provider", "model", "type"})),
       cost_(registry_.AddCounter("turnpike_cost_usd_micros_total",
                                  "Cost of finished requests in micro-dollars as their callers were "
@@ -76,10 +79,18 @@ void GatewayMetrics::RecordRequest(Method method, const std::string& capability,
 }
 
 void GatewayMetrics::RecordUsage(const std::string& capability, const std::string& provider,
-                                 const std::string& model, int64_t input_tokens,
-                                 int64_t output_tokens, int64_t cost_usd_micros) {
-  if (input_tokens > 0) tokens_.With({capability, provider, model, "input"}).Add(input_tokens);
-  if (output_tokens > 0) tokens_.With({capability, provider, model, "output"}).Add(output_tokens);
+                                 const std::string& model, const TokenCounts& tokens,
+                                 int64_t cost_usd_micros) {
+  const std::pair<const char*, int64_t> kinds[] = {
+      {"input", tokens.input},
+      {"output", tokens.output},
+      {"cached_input", tokens.cached_input},
+      {"cache_write_input", tokens.cache_write_input},
+      {"reasoning_output", tokens.reasoning_output},
+  };
+  for (const auto& [type, count] : kinds) {
+    if (count > 0) tokens_.With({capability, provider, model, type}).Add(count);
+  }
   if (cost_usd_micros > 0) cost_.With({capability, provider, model}).Add(cost_usd_micros);
 }
 

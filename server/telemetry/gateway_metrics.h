@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "common/clock.h"
 #include "common/metrics.h"
+#include "server/config/price.h"
 
 namespace turnpike {
 
@@ -79,9 +80,10 @@ class GatewayMetrics {
   void RecordTimeToFirstToken(int64_t nanos) { ttft_->ObserveNanos(nanos); }
   // What one request used, as its caller was told: tokens by type and cost, by capability,
   // provider and model (all from the config, never from client input). Zero counts are skipped.
+  // The types cached_input and cache_write_input are parts of input, reasoning_output a part of
+  // output (docs/usage.md, "Token kinds").
   void RecordUsage(const std::string& capability, const std::string& provider,
-                   const std::string& model, int64_t input_tokens, int64_t output_tokens,
-                   int64_t cost_usd_micros);
+                   const std::string& model, const TokenCounts& tokens, int64_t cost_usd_micros);
   // One upstream attempt's outcome (attempt disposition name, e.g. "SERVED", "RETRIED").
   void RecordAttempt(const std::string& provider, const std::string& model,
                      const std::string& disposition);

@@ -22,8 +22,11 @@ void RequestTelemetry::OnRequestFinished(const RequestFinished& event) {
       metrics_->RecordTimeToFirstToken(absl::ToInt64Nanoseconds(event.time_to_first_token));
     }
     if (!event.provider.empty()) {
-      metrics_->RecordUsage(event.capability, event.provider, event.model, event.input_tokens,
-                            event.output_tokens, event.cost_usd_micros);
+      metrics_->RecordUsage(
+          event.capability, event.provider, event.model,
+          TokenCounts{event.input_tokens, event.cached_input_tokens, event.cache_write_input_tokens,
+                      event.output_tokens, event.reasoning_output_tokens},
+          event.cost_usd_micros);
     }
     for (const v1::Attempt& a : event.attempts) {
       metrics_->RecordAttempt(a.provider(), a.model(),

@@ -14,6 +14,9 @@ usage::v1::UsageRecord ToUsageRecord(const RequestFinished& event, const std::st
   r.set_model(event.model);
   r.set_input_tokens(event.input_tokens);
   r.set_output_tokens(event.output_tokens);
+  r.set_cached_input_tokens(event.cached_input_tokens);
+  r.set_cache_write_input_tokens(event.cache_write_input_tokens);
+  r.set_reasoning_output_tokens(event.reasoning_output_tokens);
   r.set_cost_usd_micros(event.cost_usd_micros);
   r.set_status(absl::StatusCodeToString(event.status.code()));
   r.set_partial(event.partial);
@@ -41,9 +44,12 @@ usage::v1::UsageRecord ToUsageRecord(const RequestFinished& event, const std::st
   r.set_usage_estimated(event.usage_estimated);
   r.set_cost_known(event.cost_known);
   r.set_input_cost_usd_micros(event.input_cost_usd_micros);
+  r.set_cached_input_cost_usd_micros(event.cached_input_cost_usd_micros);
+  r.set_cache_write_cost_usd_micros(event.cache_write_cost_usd_micros);
   r.set_output_cost_usd_micros(event.output_cost_usd_micros);
-  // Prices travel in the config snapshot: its version is the price version.
-  r.set_price_version(event.config_version);
+  // Prices travel in the config snapshot: its version is the price version (none when the
+  // model had no price).
+  if (event.cost_known) r.set_price_version(event.config_version);
   r.set_cache_hit(event.cache_hit);
   r.set_degraded(event.degraded);
   r.set_refused(event.refused);

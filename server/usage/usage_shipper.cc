@@ -88,14 +88,14 @@ absl::Status UsageShipper::Ship(const UsageSpool::Segment& segment) {
     }
     if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
       // Sending it again would be refused again: keep it aside, and move on.
-      const std::string bad = segment.path.substr(0, segment.path.rfind('/') + 1) +
-                              absl::StrCat("bad-", segment.sequence, ".log");
-      if (std::rename(segment.path.c_str(), bad.c_str()) != 0) {
-        return absl::InternalError(absl::StrCat("cannot set aside ", segment.path));
+      absl::StatusOr<std::string> bad = spool_.Quarantine(segment);
+      if (!bad.ok()) {
+        return absl::InternalError(
+            absl::StrCat("cannot set aside ", segment.path, ": ", bad.status().message()));
       }
       absl::MutexLock lock(&mu_);
       stats_.quarantined += records.size();
-      stats_.last_error = absl::StrCat("control plane refused usage records, kept in ", bad, ": ",
+      stats_.last_error = absl::StrCat("control plane refused usage records, kept in ", *bad, ": ",
                                        status.error_message());
       return absl::OkStatus();
     }

@@ -114,6 +114,16 @@ std::vector<std::pair<uint64_t, std::string>> ListSegments(const std::string& di
   return out;
 }
 
+// The total size of the quarantined (`bad-`) segments in `dir`.
+uint64_t QuarantinedBytes(const std::string& dir) {
+  uint64_t bytes = 0;
+  for (const auto& [sequence, name] : ListSegments(dir, "bad-")) {
+    struct stat st;
+    if (stat(absl::StrCat(dir, "/", name).c_str(), &st) == 0) bytes += st.st_size;
+  }
+  return bytes;
+}
+
 }  // namespace
 
 std::string FrameUsageRecord(const usage::v1::UsageRecord& record) {
@@ -181,12 +191,18 @@ absl::Status UsageSpool::Recover() {
     bytes += data->size();
     max_sequence = std::max(max_sequence, sequence);
   }
+  // Segments set aside by an earlier process are still on disk: they count toward the bound.
+  const uint64_t quarantined = QuarantinedBytes(options_.dir);
+  for (const auto& [sequence, name] : ListSegments(options_.dir, "bad-")) {
+    max_sequence = std::max(max_sequence, sequence);
+  }
   if (absl::Status s = SyncDir(options_.dir); !s.ok()) return s;
   next_sequence_.store(max_sequence + 1);
   absl::MutexLock lock(&mu_);
   stats_.recovered = recovered;
   stats_.truncated_bytes = truncated;
-  stats_.bytes = bytes;
+  stats_.bytes = bytes + quarantined;
+  stats_.quarantined_bytes = quarantined;
   return absl::OkStatus();
 }
 
@@ -335,6 +351,16 @@ absl::Status UsageSpool::SealOpenSegment() {
 }
 
 absl::StatusOr<std::optional<UsageSpool::Segment>> UsageSpool::NextSealed() {
+  const uint64_t quarantined = QuarantinedBytes(options_.dir);
+  {
+    absl::MutexLock lock(&mu_);
+    if (quarantined != stats_.quarantined_bytes) {
+      // An operator deleted (or, unexpectedly, added) quarantined segments.
+      stats_.bytes = stats_.bytes - std::min(stats_.bytes, stats_.quarantined_bytes) + quarantined;
+      if (quarantined < stats_.quarantined_bytes) refused_since_removal_ = false;
+      stats_.quarantined_bytes = quarantined;
+    }
+  }
   const auto segments = ListSegments(options_.dir, "seg-");
   if (segments.empty()) return std::optional<Segment>();
   Segment segment;
@@ -356,6 +382,17 @@ absl::Status UsageSpool::Remove(const Segment& segment) {
   refused_since_removal_ = false;
   stats_.bytes -= std::min<uint64_t>(stats_.bytes, size);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> UsageSpool::Quarantine(const Segment& segment) {
+  const std::string bad = absl::StrCat(options_.dir, "/", SegmentName("bad", segment.sequence));
+  struct stat st;
+  const uint64_t size = stat(segment.path.c_str(), &st) == 0 ? st.st_size : 0;
+  if (rename(segment.path.c_str(), bad.c_str()) != 0) return Errno("rename", segment.path);
+  if (absl::Status s = SyncDir(options_.dir); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  stats_.quarantined_bytes += size;  // still in `bytes`: the file is still on disk
+  return bad;
 }
 
 UsageSpool::Stats UsageSpool::stats() const {

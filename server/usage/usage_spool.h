@@ -9,7 +9,9 @@
 //
 // The spool is bounded (`max_bytes`, on disk and queued together). When it is full, Append()
 // refuses the record and counts it; the gateway decides whether to keep serving (the default)
-// or to refuse new requests (`Full()`).
+// or to refuse new requests (`Full()`). Segments the control plane refused are set aside as
+// `bad-<n>.log` (Quarantine) for an operator to inspect; they stay on disk, so they count toward
+// the bound, across restarts too, until the operator deletes them (seen at the next NextSealed).
 //
 // Thread-safe: Append() and Full() from any thread; NextSealed() and Remove() from one shipper
 // thread.
@@ -54,14 +56,15 @@ class UsageSpool {
   };
 
   struct Stats {
-    uint64_t appended = 0;         // records accepted by Append()
-    uint64_t durable = 0;          // records written and fsynced
-    uint64_t dropped = 0;          // records refused because the spool was full
-    uint64_t removed = 0;          // records removed after acknowledgement
-    uint64_t recovered = 0;        // records found on disk at start
-    uint64_t truncated_bytes = 0;  // torn tail bytes cut at start
-    uint64_t write_errors = 0;     // failed writes or fsyncs (the records stay queued)
-    uint64_t bytes = 0;            // on disk and queued now
+    uint64_t appended = 0;           // records accepted by Append()
+    uint64_t durable = 0;            // records written and fsynced
+    uint64_t dropped = 0;            // records refused because the spool was full
+    uint64_t removed = 0;            // records removed after acknowledgement
+    uint64_t recovered = 0;          // records found on disk at start
+    uint64_t truncated_bytes = 0;    // torn tail bytes cut at start
+    uint64_t write_errors = 0;       // failed writes or fsyncs (the records stay queued)
+    uint64_t bytes = 0;              // on disk and queued now (quarantined segments included)
+    uint64_t quarantined_bytes = 0;  // in bad-<n>.log segments, part of `bytes`
   };
 
   // Opens (and recovers) the spool in `options.dir` and starts the writer thread. `clock` drives
@@ -78,10 +81,14 @@ class UsageSpool {
   // Writes and fsyncs everything queued now, and seals the open segment (tests, shutdown).
   void Flush();
 
-  // The oldest sealed segment, or nullopt if none is sealed. Reads it from disk each time.
+  // The oldest sealed segment, or nullopt if none is sealed. Reads it from disk each time, and
+  // recounts the quarantined segments' bytes (an operator may have deleted some).
   absl::StatusOr<std::optional<Segment>> NextSealed();
   // Deletes a segment whose records were all acknowledged.
   absl::Status Remove(const Segment& segment);
+  // Sets aside a segment the control plane refused as `bad-<n>.log` in the spool's directory
+  // (returned), never to be shipped again. Its bytes still count toward the bound.
+  absl::StatusOr<std::string> Quarantine(const Segment& segment);
 
   Stats stats() const;
 

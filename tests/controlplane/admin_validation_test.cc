@@ -357,14 +357,60 @@ TEST_F(AdminValidationTest, Price) {
   valid.mutable_spec()->set_input_usd_micros_per_mtok(150000);
   valid.mutable_spec()->set_output_usd_micros_per_mtok(600000);
   RunTable<admin::v1::Price, P>(
-      valid, {
-                 {"no provider", [](P& p) { p.clear_provider(); }, "price.spec.provider"},
-                 {"no model", [](P& p) { p.clear_model(); }, "price.spec.model"},
-                 {"negative input", [](P& p) { p.set_input_usd_micros_per_mtok(-1); },
-                  "price.spec.input_usd_micros_per_mtok"},
-                 {"absurd output", [](P& p) { p.set_output_usd_micros_per_mtok(1LL << 60); },
-                  "price.spec.output_usd_micros_per_mtok"},
-             });
+      valid,
+      {
+          {"no provider", [](P& p) { p.clear_provider(); }, "price.spec.provider"},
+          {"no model", [](P& p) { p.clear_model(); }, "price.spec.model"},
+          {"negative input", [](P& p) { p.set_input_usd_micros_per_mtok(-1); },
+           "price.spec.input_usd_micros_per_mtok"},
+          {"absurd output", [](P& p) { p.set_output_usd_micros_per_mtok(1LL << 60); },
+           "price.spec.output_usd_micros_per_mtok"},
+          {"negative cached input", [](P& p) { p.set_cached_input_usd_micros_per_mtok(-1); },
+           "price.spec.cached_input_usd_micros_per_mtok"},
+          {"absurd cached input",
+           [](P& p) { p.set_cached_input_usd_micros_per_mtok(1'000'000'000'001LL); },
+           "price.spec.cached_input_usd_micros_per_mtok"},
+          {"negative cache write", [](P& p) { p.set_cache_write_usd_micros_per_mtok(-5); },
+           "price.spec.cache_write_usd_micros_per_mtok"},
+          {"absurd cache write", [](P& p) { p.set_cache_write_usd_micros_per_mtok(1LL << 60); },
+           "price.spec.cache_write_usd_micros_per_mtok"},
+      });
+}
+
+// The cache rates are optional: absent means the input rate, and an explicit 0 (a free cache
+// read) is kept as set, distinct from absent, through the store and the snapshot.
+TEST_F(AdminValidationTest, PriceCacheRatesKeepTheirPresence) {
+  ASSERT_TRUE(admin_->CreateResource(MakeProvider("fake"), "t").ok());
+  admin::v1::Price with_rates;
+  with_rates.mutable_spec()->set_provider("fake");
+  with_rates.mutable_spec()->set_model("cached-model");
+  with_rates.mutable_spec()->set_input_usd_micros_per_mtok(3'000'000);
+  with_rates.mutable_spec()->set_output_usd_micros_per_mtok(15'000'000);
+  with_rates.mutable_spec()->set_cached_input_usd_micros_per_mtok(0);
+  with_rates.mutable_spec()->set_cache_write_usd_micros_per_mtok(3'750'000);
+  admin::v1::Price without = with_rates;
+  without.mutable_spec()->set_model("plain-model");
+  without.mutable_spec()->clear_cached_input_usd_micros_per_mtok();
+  without.mutable_spec()->clear_cache_write_usd_micros_per_mtok();
+  ASSERT_TRUE(admin_->CreateResource(with_rates, "t").ok());
+  ASSERT_TRUE(admin_->CreateResource(without, "t").ok());
+  std::shared_ptr<const config::v1::Snapshot> snap = LastPublished();
+  ASSERT_NE(snap, nullptr);
+  int seen = 0;
+  for (const config::v1::Price& p : snap->prices()) {
+    if (p.model() == "cached-model") {
+      ++seen;
+      EXPECT_TRUE(p.has_cached_input_usd_micros_per_mtok());
+      EXPECT_EQ(p.cached_input_usd_micros_per_mtok(), 0);
+      EXPECT_TRUE(p.has_cache_write_usd_micros_per_mtok());
+      EXPECT_EQ(p.cache_write_usd_micros_per_mtok(), 3'750'000);
+    } else if (p.model() == "plain-model") {
+      ++seen;
+      EXPECT_FALSE(p.has_cached_input_usd_micros_per_mtok());
+      EXPECT_FALSE(p.has_cache_write_usd_micros_per_mtok());
+    }
+  }
+  EXPECT_EQ(seen, 2);
 }
 
 TEST_F(AdminValidationTest, RateLimit) {

@@ -166,7 +166,38 @@ TEST_F(AnthropicTest, InStreamErrorEvent) {
   EXPECT_EQ(doc["error"]["type"].get_string().value(), "overloaded_error");
 }
 
+// docs/providers.md §2.3: Anthropic's input_tokens excludes the cache reads and writes, which are
+// reported beside it; thinking is inside output_tokens.
+TEST_F(AnthropicTest, CacheFaultsSplitTheInputAndReasoningIsOutput) {
+  const std::vector<std::string> headers = {
+      kAnthropicKey, kAnthropicVersion, "x-fake-cached-tokens: 2", "x-fake-cache-write-tokens: 1",
+      "x-fake-reasoning-tokens: 3"};
+  HttpResponse r = fp().Post("/v1/messages", MessagesBody(false), headers);
+  ASSERT_EQ(r.status, 200) << r.body;
+  simdjson::dom::parser parser;
+  element usage = ParseJson(parser, r.body)["usage"];
+  EXPECT_EQ(usage["input_tokens"].get_int64().value(), 2);  // 5 prompt words - 2 read - 1 written
+  EXPECT_EQ(usage["cache_read_input_tokens"].get_int64().value(), 2);
+  EXPECT_EQ(usage["cache_creation_input_tokens"].get_int64().value(), 1);
+  EXPECT_EQ(usage["output_tokens"].get_int64().value(), 8);
+}
+
 class GeminiTest : public FakeProviderTest {};
+
+// docs/providers.md §3.3: cachedContentTokenCount is a part of promptTokenCount; thoughts are
+// outside candidatesTokenCount but inside totalTokenCount.
+TEST_F(GeminiTest, CacheAndReasoningFaultsFillUsageMetadata) {
+  HttpResponse r = fp().Post(kGeminiUnary, GeminiBody(),
+                             {kGeminiKey, "x-fake-cached-tokens: 3", "x-fake-reasoning-tokens: 6"});
+  ASSERT_EQ(r.status, 200) << r.body;
+  simdjson::dom::parser parser;
+  element usage = ParseJson(parser, r.body)["usageMetadata"];
+  EXPECT_EQ(usage["promptTokenCount"].get_int64().value(), 4);
+  EXPECT_EQ(usage["cachedContentTokenCount"].get_int64().value(), 3);
+  EXPECT_EQ(usage["candidatesTokenCount"].get_int64().value(), 5);
+  EXPECT_EQ(usage["thoughtsTokenCount"].get_int64().value(), 6);
+  EXPECT_EQ(usage["totalTokenCount"].get_int64().value(), 15);
+}
 
 TEST_F(GeminiTest, GenerateContentBody) {
   HttpResponse r = fp().Post(kGeminiUnary, GeminiBody(), {kGeminiKey});

@@ -145,6 +145,38 @@ TEST_F(OpenAITest, IncludeUsageAddsUsageChunkBeforeDone) {
   }
 }
 
+// docs/providers.md §1.3: cached_tokens is a part of prompt_tokens, reasoning_tokens a part of
+// completion_tokens; the usage chunk of a stream and the unary body both carry them.
+TEST_F(OpenAITest, CacheAndReasoningFaultsFillTheUsageDetails) {
+  const std::vector<std::string> headers = {kOpenAIAuth, "x-fake-cached-tokens: 4",
+                                            "x-fake-reasoning-tokens: 7"};
+  simdjson::dom::parser parser;
+  HttpResponse unary = fp().Post("/v1/chat/completions", ChatBody(false), headers);
+  ASSERT_EQ(unary.status, 200) << unary.body;
+  element usage = ParseJson(parser, unary.body)["usage"];
+  EXPECT_EQ(usage["prompt_tokens"].get_int64().value(), 6);
+  EXPECT_EQ(usage["prompt_tokens_details"]["cached_tokens"].get_int64().value(), 4);
+  EXPECT_EQ(usage["completion_tokens"].get_int64().value(), 12);
+  EXPECT_EQ(usage["completion_tokens_details"]["reasoning_tokens"].get_int64().value(), 7);
+  EXPECT_EQ(usage["total_tokens"].get_int64().value(), 18);
+  HttpResponse stream =
+      fp().Post("/v1/chat/completions",
+                ChatBody(true, ",\"stream_options\":{\"include_usage\":true}"), headers);
+  std::vector<std::string> events = DataEvents(stream.body);
+  ASSERT_GE(events.size(), 2u);
+  element chunk = ParseJson(parser, events[events.size() - 2]);
+  EXPECT_EQ(chunk["usage"]["prompt_tokens_details"]["cached_tokens"].get_int64().value(), 4);
+  EXPECT_EQ(chunk["usage"]["completion_tokens"].get_int64().value(), 12);
+  EXPECT_EQ(chunk["usage"]["completion_tokens_details"]["reasoning_tokens"].get_int64().value(), 7);
+  // More cached tokens than the prompt has are clamped to the prompt.
+  HttpResponse clamped = fp().Post("/v1/chat/completions", ChatBody(false),
+                                   {kOpenAIAuth, "x-fake-cached-tokens: 100"});
+  EXPECT_EQ(ParseJson(parser, clamped.body)["usage"]["prompt_tokens_details"]["cached_tokens"]
+                .get_int64()
+                .value(),
+            6);
+}
+
 TEST_F(OpenAITest, MaxCompletionTokensCutsTheAnswer) {
   HttpResponse r = fp().Post("/v1/chat/completions", ChatBody(true, ",\"max_completion_tokens\":2"),
                              {kOpenAIAuth});

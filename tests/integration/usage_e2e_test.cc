@@ -6,6 +6,7 @@
 // doubles nothing.
 #include <signal.h>
 
+#include <array>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -78,7 +79,8 @@ class UsageE2eTest : public ::testing::Test {
     ASSERT_GT(fake_->port(), 0) << fake_->process().Log();
     StartControlPlane(0);
     ASSERT_TRUE(admin_->SeedDemo(fake_->port(), "model-0").ok());
-    // A price, so every served request costs something: $2.50 in, $10 out per 1M tokens.
+    // A price, so every served request costs something: $2.50 in, $1.25 cached in, $10 out per
+    // 1M tokens; no cache-write rate (so a cache write would cost the input rate).
     grpc::ClientContext ctx;
     SetDeadline(ctx);
     admin::v1::CreatePriceRequest price;
@@ -86,6 +88,7 @@ class UsageE2eTest : public ::testing::Test {
     price.mutable_price()->mutable_spec()->set_model("model-0");
     price.mutable_price()->mutable_spec()->set_input_usd_micros_per_mtok(2'500'000);
     price.mutable_price()->mutable_spec()->set_output_usd_micros_per_mtok(10'000'000);
+    price.mutable_price()->mutable_spec()->set_cached_input_usd_micros_per_mtok(1'250'000);
     admin::v1::CreatePriceResponse created;
     grpc::Status s = admin_stub_->CreatePrice(&ctx, price, &created);
     ASSERT_TRUE(s.ok()) << s.error_message();
@@ -158,6 +161,10 @@ TEST_F(UsageE2eTest, TheLedgerEqualsWhatCallersWereToldToTheMicroDollar) {
     told_status[id] = absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
   };
   for (int i = 0; i < 6; ++i) stream(absl::StrCat("ok-", i), absl::StrCat("hello ", i));
+  // The provider read part of the prompt from its cache and spent reasoning tokens: the cached
+  // part costs the cached rate, the reasoning is billed once, as output.
+  stream("prompt-cached",
+         "[[fake cached_tokens=3 reasoning_tokens=7]] one two three four five six");
   // A stream cut off after text: an error with partial usage, still metered.
   stream("partial", "[[fake chunks=8 reset_after_chunks=3]]");
   // A provider error before any text: nothing billed, still one record.
@@ -255,7 +262,10 @@ TEST_F(UsageE2eTest, TheLedgerEqualsWhatCallersWereToldToTheMicroDollar) {
     ASSERT_TRUE(ledger.contains(id)) << id;
     const usage::v1::UsageRecord& r = ledger.at(id);
     EXPECT_EQ(r.cost_usd_micros(), cost) << id;
-    EXPECT_EQ(r.input_cost_usd_micros() + r.output_cost_usd_micros(), r.cost_usd_micros()) << id;
+    EXPECT_EQ(r.input_cost_usd_micros() + r.cached_input_cost_usd_micros() +
+                  r.cache_write_cost_usd_micros() + r.output_cost_usd_micros(),
+              r.cost_usd_micros())
+        << id;
     EXPECT_EQ(r.node_id(), "usage-gw");
     EXPECT_EQ(r.capability(),
               absl::StartsWith(id, "cache") || id == "degraded" ? "cached" : kCapability);
@@ -272,6 +282,23 @@ TEST_F(UsageE2eTest, TheLedgerEqualsWhatCallersWereToldToTheMicroDollar) {
   EXPECT_EQ(ledger.at("unary-0").method(), usage::v1::METHOD_COMPLETE);
   EXPECT_EQ(ledger.at("ok-0").method(), usage::v1::METHOD_STREAM_COMPLETION);
   EXPECT_GT(ledger.at("ok-0").output_tokens(), 0);
+  EXPECT_EQ(ledger.at("ok-0").cached_input_tokens(), 0);
+  {
+    // 9 prompt words (3 of them cached) and 5 content chunks + 7 reasoning tokens:
+    // 6 x $2.50 + 3 x $1.25 + 12 x $10 per 1M = 15 + 3.75 + 120 = 138.75 -> 139 micro-dollars.
+    const usage::v1::UsageRecord& r = ledger.at("prompt-cached");
+    EXPECT_EQ(r.input_tokens(), 9);
+    EXPECT_EQ(r.cached_input_tokens(), 3);
+    EXPECT_EQ(r.cache_write_input_tokens(), 0);
+    EXPECT_EQ(r.output_tokens(), 12);
+    EXPECT_EQ(r.reasoning_output_tokens(), 7);
+    EXPECT_FALSE(r.usage_estimated());
+    EXPECT_EQ(r.cost_usd_micros(), 139);
+    EXPECT_EQ(told["prompt-cached"], 139);
+    EXPECT_EQ(r.input_cost_usd_micros(), 15);
+    EXPECT_EQ(r.cached_input_cost_usd_micros(), 4);  // ceil(18.75) - 15
+    EXPECT_EQ(r.output_cost_usd_micros(), 120);
+  }
   EXPECT_TRUE(ledger.at("cache-hit").cache_hit());
   EXPECT_FALSE(ledger.at("cache-miss").cache_hit());
   EXPECT_TRUE(ledger.at("degraded").degraded());
@@ -286,6 +313,210 @@ TEST_F(UsageE2eTest, TheLedgerEqualsWhatCallersWereToldToTheMicroDollar) {
               gateway_->Metrics(),
               R"(turnpike_cost_usd_micros_total{capability="cached",provider="fake",model="model-0"})"),
       static_cast<double>(ledger_all));
+}
+
+// Each provider reports cached, cache-write and reasoning tokens in its own fields with its own
+// meaning (docs/providers.md); the record has one meaning for all (docs/usage.md, "Token kinds").
+// Through real processes, for OpenAI, Anthropic and Gemini, streamed and unary: the caller's
+// finish, the ledger record and QuerySpend's tokens by kind agree, and the cost is the price's
+// four rates applied to the normalized counts, rounded up once.
+TEST_F(UsageE2eTest, CacheAndReasoningTokensFromEveryProviderAreMeteredAndPriced) {
+  struct Kind {
+    const char* provider;
+    config::v1::ProviderKind kind;
+    const char* base_path;
+    int64_t rates[4];  // input, cached input (-1: absent), cache write (-1: absent), output
+  };
+  const Kind kinds[] = {
+      {"fake", config::v1::PROVIDER_KIND_OPENAI, "/v1", {2'500'000, 1'250'000, -1, 10'000'000}},
+      {"fake-anthropic",
+       config::v1::PROVIDER_KIND_ANTHROPIC,
+       "",
+       {3'000'000, 300'000, 3'750'000, 15'000'000}},
+      {"fake-gemini", config::v1::PROVIDER_KIND_GEMINI, "", {300'000, 30'000, -1, 2'500'000}},
+  };
+  for (const Kind& k : kinds) {
+    if (std::string(k.provider) != "fake") {
+      grpc::ClientContext ctx;
+      SetDeadline(ctx);
+      admin::v1::CreateProviderRequest provider;
+      config::v1::Provider* spec = provider.mutable_provider()->mutable_spec();
+      spec->set_name(k.provider);
+      spec->set_kind(k.kind);
+      spec->set_base_url(absl::StrCat("http://127.0.0.1:", fake_->port(), k.base_path));
+      spec->set_credential("fake-key");
+      admin::v1::CreateProviderResponse created;
+      grpc::Status s = admin_stub_->CreateProvider(&ctx, provider, &created);
+      ASSERT_TRUE(s.ok()) << s.error_message();
+      grpc::ClientContext price_ctx;
+      SetDeadline(price_ctx);
+      admin::v1::CreatePriceRequest price;
+      config::v1::Price* p = price.mutable_price()->mutable_spec();
+      p->set_provider(k.provider);
+      p->set_model("model-0");
+      p->set_input_usd_micros_per_mtok(k.rates[0]);
+      if (k.rates[1] >= 0) p->set_cached_input_usd_micros_per_mtok(k.rates[1]);
+      if (k.rates[2] >= 0) p->set_cache_write_usd_micros_per_mtok(k.rates[2]);
+      p->set_output_usd_micros_per_mtok(k.rates[3]);
+      admin::v1::CreatePriceResponse price_created;
+      s = admin_stub_->CreatePrice(&price_ctx, price, &price_created);
+      ASSERT_TRUE(s.ok()) << s.error_message();
+    }
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    admin::v1::CreateRouteRequest route;
+    config::v1::Route* spec = route.mutable_route()->mutable_spec();
+    spec->set_capability(absl::StrCat("cache-", k.provider));
+    spec->set_allow_unauthenticated(true);
+    spec->add_targets()->set_provider(k.provider);
+    spec->mutable_targets(0)->set_model("model-0");
+    admin::v1::CreateRouteResponse created;
+    grpc::Status s = admin_stub_->CreateRoute(&ctx, route, &created);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  // 10 prompt words: 4 read from the provider's cache, 2 written to it (only Anthropic reports
+  // writes), 4 uncached; 5 content chunks and 7 reasoning tokens.
+  const std::string text =
+      "[[fake cached_tokens=4 cache_write_tokens=2 reasoning_tokens=7]] a b c d e f";
+  std::map<std::string, v1::Usage> told;
+  std::map<std::string, std::string> provider_of;
+  for (const Kind& k : kinds) {
+    const std::string capability = absl::StrCat("cache-", k.provider);
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          grpc::ClientContext ctx;
+          SetDeadline(ctx);
+          auto request = DemoRequest<v1::CompleteRequest>("warm up");
+          request.set_capability(capability);
+          request.set_request_id(absl::StrCat("probe-", ++probes_));
+          v1::CompleteResponse response;
+          return client_->completion().Complete(&ctx, request, &response).ok();
+        },
+        seconds(15)))
+        << capability;
+    {
+      const std::string id = absl::StrCat(k.provider, "-stream");
+      grpc::ClientContext ctx;
+      SetDeadline(ctx);
+      auto request = DemoRequest<v1::StreamCompletionRequest>(text);
+      request.set_capability(capability);
+      request.set_request_id(id);
+      auto reader = client_->completion().StreamCompletion(&ctx, request);
+      v1::StreamCompletionResponse response;
+      while (reader->Read(&response)) {
+        if (response.has_finish()) told[id] = response.finish().usage();
+      }
+      const grpc::Status status = reader->Finish();
+      ASSERT_TRUE(status.ok()) << id << ": " << status.error_message();
+      provider_of[id] = k.provider;
+    }
+    {
+      const std::string id = absl::StrCat(k.provider, "-unary");
+      grpc::ClientContext ctx;
+      SetDeadline(ctx);
+      auto request = DemoRequest<v1::CompleteRequest>(text);
+      request.set_capability(capability);
+      request.set_request_id(id);
+      v1::CompleteResponse response;
+      const grpc::Status status = client_->completion().Complete(&ctx, request, &response);
+      ASSERT_TRUE(status.ok()) << id << ": " << status.error_message();
+      told[id] = response.finish().usage();
+      provider_of[id] = k.provider;
+    }
+  }
+
+  std::map<std::string, int64_t> told_cost;
+  for (const auto& [id, usage] : told) told_cost[id] = usage.cost_usd_micros();
+  size_t records = 0;
+  const auto ledger = AwaitLedger(told_cost, &records);
+  ASSERT_EQ(records, ledger.size());
+  std::map<std::string, std::array<int64_t, 4>>
+      spend_by_provider;  // cached, write, reasoning, cost
+  for (const Kind& k : kinds) {
+    for (const char* how : {"-stream", "-unary"}) {
+      const std::string id = absl::StrCat(k.provider, how);
+      SCOPED_TRACE(id);
+      ASSERT_TRUE(ledger.contains(id));
+      const usage::v1::UsageRecord& r = ledger.at(id);
+      const v1::Usage& u = told.at(id);
+      const bool anthropic = k.kind == config::v1::PROVIDER_KIND_ANTHROPIC;
+      // The same normalized counts whatever the provider's own fields said.
+      EXPECT_EQ(r.input_tokens(), 10);
+      EXPECT_EQ(r.cached_input_tokens(), 4);
+      EXPECT_EQ(r.cache_write_input_tokens(), anthropic ? 2 : 0);
+      EXPECT_EQ(r.output_tokens(), 12);                           // reasoning included, once
+      EXPECT_EQ(r.reasoning_output_tokens(), anthropic ? 0 : 7);  // Anthropic does not split it
+      EXPECT_FALSE(r.usage_estimated());
+      // What the caller was told.
+      EXPECT_EQ(u.input_tokens(), r.input_tokens());
+      EXPECT_EQ(u.cached_input_tokens(), r.cached_input_tokens());
+      EXPECT_EQ(u.cache_write_input_tokens(), r.cache_write_input_tokens());
+      EXPECT_EQ(u.output_tokens(), r.output_tokens());
+      EXPECT_EQ(u.reasoning_output_tokens(), r.reasoning_output_tokens());
+      EXPECT_EQ(u.cost_usd_micros(), r.cost_usd_micros());
+      // The price applied to the counts, independently of the gateway's arithmetic.
+      const int64_t cached_rate = k.rates[1] >= 0 ? k.rates[1] : k.rates[0];
+      const int64_t write_rate = k.rates[2] >= 0 ? k.rates[2] : k.rates[0];
+      const int64_t written = r.cache_write_input_tokens();
+      const int64_t exact = (10 - 4 - written) * k.rates[0] + 4 * cached_rate +
+                            written * write_rate + 12 * k.rates[3];
+      EXPECT_EQ(r.cost_usd_micros(), (exact + 999'999) / 1'000'000);
+      EXPECT_EQ(r.input_cost_usd_micros() + r.cached_input_cost_usd_micros() +
+                    r.cache_write_cost_usd_micros() + r.output_cost_usd_micros(),
+                r.cost_usd_micros());
+      EXPECT_EQ(r.output_cost_usd_micros(),
+                r.cost_usd_micros() - (((10 - 4 - written) * k.rates[0] + 4 * cached_rate +
+                                        written * write_rate + 999'999) /
+                                       1'000'000));
+      auto& sums = spend_by_provider[k.provider];
+      sums[0] += r.cached_input_tokens();
+      sums[1] += r.cache_write_input_tokens();
+      sums[2] += r.reasoning_output_tokens();
+      sums[3] += r.cost_usd_micros();
+    }
+  }
+
+  // QuerySpend's tokens by kind, from the hourly rollups, for the hours around now. The probes
+  // add requests with no cached or reasoning tokens, and their cost.
+  const int64_t now_s =
+      std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  usage::v1::QuerySpendRequest query;
+  query.mutable_start_time()->set_seconds(now_s / 3600 * 3600 - 3600);
+  query.mutable_end_time()->set_seconds(now_s / 3600 * 3600 + 7200);
+  query.set_granularity(usage::v1::GRANULARITY_MONTH);
+  query.add_group_by(usage::v1::GROUP_BY_CAPABILITY);
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  usage::v1::QuerySpendResponse spend;
+  const grpc::Status status = usage_->QuerySpend(&ctx, query, &spend);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::map<std::string, std::array<int64_t, 3>> rows;  // capability -> cached, write, reasoning
+  for (const usage::v1::SpendRow& row : spend.rows()) {
+    auto& sums = rows[row.capability()];
+    sums[0] += row.cached_input_tokens();
+    sums[1] += row.cache_write_input_tokens();
+    sums[2] += row.reasoning_output_tokens();
+  }
+  for (const Kind& k : kinds) {
+    SCOPED_TRACE(k.provider);
+    const auto& want = spend_by_provider[k.provider];
+    const auto& got = rows[absl::StrCat("cache-", k.provider)];
+    EXPECT_EQ(got[0], want[0]);
+    EXPECT_EQ(got[1], want[1]);
+    EXPECT_EQ(got[2], want[2]);
+  }
+  // The gateway's token counter by type agrees.
+  EXPECT_EQ(
+      MetricValue(
+          gateway_->Metrics(),
+          R"(turnpike_tokens_total{capability="cache-fake-anthropic",provider="fake-anthropic",model="model-0",type="cache_write_input"})"),
+      4.0);
+  EXPECT_EQ(
+      MetricValue(
+          gateway_->Metrics(),
+          R"(turnpike_tokens_total{capability="cache-fake-gemini",provider="fake-gemini",model="model-0",type="reasoning_output"})"),
+      14.0);
 }
 
 // Unary completions from `threads` callers with unique request ids until stopped; records when

@@ -17,6 +17,7 @@ namespace {
 
 constexpr int kMaxChunks = 1000000;
 constexpr int kMaxDelayMs = 24 * 3600 * 1000;
+constexpr int kMaxTokens = 1000000000;
 
 absl::Status BadValue(std::string_view key, std::string_view value, std::string_view want) {
   return absl::InvalidArgumentError(absl::StrCat("fault key '", Absl(key), "': bad value '",
@@ -98,6 +99,12 @@ absl::Status FaultSpec::Set(std::string_view raw_key, std::string_view value) {
     return ParseBool(key, value, &truncate);
   } else if (key == "stall_after_chunks") {
     return ParseBounded(key, value, 0, kMaxChunks, &stall_after_chunks);
+  } else if (key == "cached_tokens") {
+    return ParseBounded(key, value, 0, kMaxTokens, &cached_tokens);
+  } else if (key == "cache_write_tokens") {
+    return ParseBounded(key, value, 0, kMaxTokens, &cache_write_tokens);
+  } else if (key == "reasoning_tokens") {
+    return ParseBounded(key, value, 0, kMaxTokens, &reasoning_tokens);
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown fault key '", Absl(raw_key), "'"));
   }
@@ -118,12 +125,16 @@ void FaultSpec::MergeFrom(const FaultSpec& o) {
   MergeField(&line_ending, o.line_ending);
   MergeField(&truncate, o.truncate);
   MergeField(&stall_after_chunks, o.stall_after_chunks);
+  MergeField(&cached_tokens, o.cached_tokens);
+  MergeField(&cache_write_tokens, o.cache_write_tokens);
+  MergeField(&reasoning_tokens, o.reasoning_tokens);
 }
 
 bool FaultSpec::empty() const {
   return !status && !error_type && !retry_after && !retry_after_ms && !first_byte_delay_ms &&
          !chunks && !chunk_delay_ms && !reset_after_chunks && !stream_error_after && !malformed &&
-         !line_ending && !truncate && !stall_after_chunks;
+         !line_ending && !truncate && !stall_after_chunks && !cached_tokens &&
+         !cache_write_tokens && !reasoning_tokens;
 }
 
 std::string FaultSpec::ToJson() const {
@@ -163,6 +174,9 @@ std::string FaultSpec::ToJson() const {
   }
   add_bool("truncate", truncate);
   add_int("stall_after_chunks", stall_after_chunks);
+  add_int("cached_tokens", cached_tokens);
+  add_int("cache_write_tokens", cache_write_tokens);
+  add_int("reasoning_tokens", reasoning_tokens);
   out.push_back('}');
   return out;
 }

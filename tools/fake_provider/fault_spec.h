@@ -43,6 +43,12 @@ struct FaultSpec {
   std::optional<bool> truncate;
   // After this many content chunks stop sending but keep the connection open.
   std::optional<int> stall_after_chunks;
+  // Usage detail (docs/providers.md): of the prompt's tokens, this many were read from the
+  // prompt cache / written to it, and this many reasoning tokens were spent on top of the content
+  // chunks. Each dialect reports them in its own fields (tools/fake_provider/README.md).
+  std::optional<int> cached_tokens;
+  std::optional<int> cache_write_tokens;
+  std::optional<int> reasoning_tokens;
 
   // Sets one key (e.g. "status", "retry_after"; '-' is accepted for '_') from its text
   // value. Returns InvalidArgument for an unknown key or a malformed value.

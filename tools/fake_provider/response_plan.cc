@@ -67,6 +67,11 @@ ResponseContext MakeContext(const PlanInput& in, const ParsedRequest& r, int chu
   ctx.request_id = in.request_id;
   ctx.created = in.created;
   ctx.input_tokens = r.input_words;
+  // Cache counts are parts of the prompt; a fault asking for more than the prompt has is clamped.
+  ctx.cached_tokens = std::min<int64_t>(in.fault.cached_tokens.value_or(0), ctx.input_tokens);
+  ctx.cache_write_tokens = std::min<int64_t>(in.fault.cache_write_tokens.value_or(0),
+                                             ctx.input_tokens - ctx.cached_tokens);
+  ctx.reasoning_tokens = in.fault.reasoning_tokens.value_or(0);
   ctx.content_chunks = chunks;
   if (const std::optional<int64_t> limit = EffectiveTokenLimit(p, r)) {
     const int64_t clamped = std::max<int64_t>(0, *limit);

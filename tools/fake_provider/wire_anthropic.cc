@@ -65,11 +65,13 @@ std::string AnthropicMessage(int status, std::string_view type, const std::strin
   }
 }
 
+// docs/providers.md §2.3: input_tokens is only the uncached part of the prompt; the cache reads
+// and writes are reported beside it. Thinking is inside output_tokens.
 std::string Usage(const ResponseContext& ctx, int64_t output_tokens) {
-  return absl::StrCat("{\"input_tokens\":", ctx.input_tokens,
-                      ",\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,"
-                      "\"output_tokens\":",
-                      output_tokens);
+  return absl::StrCat(
+      "{\"input_tokens\":", ctx.input_tokens - ctx.cached_tokens - ctx.cache_write_tokens,
+      ",\"cache_creation_input_tokens\":", ctx.cache_write_tokens,
+      ",\"cache_read_input_tokens\":", ctx.cached_tokens, ",\"output_tokens\":", output_tokens);
 }
 
 class AnthropicWireImpl : public WireFormat {
@@ -103,10 +105,11 @@ class AnthropicWireImpl : public WireFormat {
   void AppendEpilogue(const ResponseContext& ctx, std::vector<SseEvent>* out) const override {
     out->push_back(
         NamedEvent("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}"));
-    out->push_back(NamedEvent(
-        "message_delta", absl::StrCat("{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"",
-                                      StopReason(ctx), "\",\"stop_sequence\":null},\"usage\":",
-                                      Usage(ctx, ctx.content_chunks), "}}")));
+    out->push_back(
+        NamedEvent("message_delta",
+                   absl::StrCat("{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"",
+                                StopReason(ctx), "\",\"stop_sequence\":null},\"usage\":",
+                                Usage(ctx, ctx.content_chunks + ctx.reasoning_tokens), "}}")));
     out->push_back(NamedEvent("message_stop", "{\"type\":\"message_stop\"}"));
   }
 
@@ -128,9 +131,9 @@ class AnthropicWireImpl : public WireFormat {
     AppendJsonString(&out, ctx.model);
     out.append(",\"content\":[{\"type\":\"text\",\"text\":");
     AppendJsonString(&out, ReplyText(ctx.content_chunks));
-    absl::StrAppend(&out, "}],\"stop_reason\":\"", StopReason(ctx),
-                    "\",\"stop_sequence\":null,\"usage\":", Usage(ctx, ctx.content_chunks),
-                    ",\"service_tier\":\"standard\"}}");
+    absl::StrAppend(
+        &out, "}],\"stop_reason\":\"", StopReason(ctx), "\",\"stop_sequence\":null,\"usage\":",
+        Usage(ctx, ctx.content_chunks + ctx.reasoning_tokens), ",\"service_tier\":\"standard\"}}");
     return out;
   }
 

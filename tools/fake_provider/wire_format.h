@@ -37,9 +37,12 @@ struct ResponseContext {
   // FinalizeContext) because every stream chunk repeats them.
   std::string id_json;
   std::string model_json;
-  int64_t created = 0;  // unix seconds
-  int64_t input_tokens = 0;
-  int content_chunks = 0;           // content chunks in the full answer = output tokens
+  int64_t created = 0;              // unix seconds
+  int64_t input_tokens = 0;         // every prompt token, cached and cache-written included
+  int64_t cached_tokens = 0;        // of input_tokens, read from the prompt cache
+  int64_t cache_write_tokens = 0;   // of input_tokens, written to the prompt cache
+  int64_t reasoning_tokens = 0;     // billed output beyond the content chunks
+  int content_chunks = 0;           // content chunks in the full answer = visible output tokens
   bool finish_by_length = false;    // answer cut by the token limit
   bool include_usage = false;       // OpenAI family: usage chunk before [DONE]
   bool continuous_usage = false;    // vLLM continuous_usage_stats

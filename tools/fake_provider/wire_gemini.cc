@@ -141,12 +141,20 @@ class GeminiWireImpl : public WireFormat {
       absl::StrAppend(&out, ",\"finishReason\":\"", ctx.finish_by_length ? "MAX_TOKENS" : "STOP",
                       "\"");
     }
+    // docs/providers.md §3.3: cachedContentTokenCount is a part of promptTokenCount; thoughts are
+    // not in candidatesTokenCount but are in totalTokenCount. Both appear when a fault set them.
     absl::StrAppend(
         &out, ",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":", ctx.input_tokens,
         ",\"candidatesTokenCount\":", candidates_tokens,
-        ",\"totalTokenCount\":", ctx.input_tokens + candidates_tokens,
-        ",\"promptTokensDetails\":[{\"modality\":\"TEXT\",\"tokenCount\":", ctx.input_tokens,
-        "}]},\"modelVersion\":");
+        ",\"totalTokenCount\":", ctx.input_tokens + candidates_tokens + ctx.reasoning_tokens);
+    if (ctx.cached_tokens > 0) {
+      absl::StrAppend(&out, ",\"cachedContentTokenCount\":", ctx.cached_tokens);
+    }
+    if (ctx.reasoning_tokens > 0) {
+      absl::StrAppend(&out, ",\"thoughtsTokenCount\":", ctx.reasoning_tokens);
+    }
+    absl::StrAppend(&out, ",\"promptTokensDetails\":[{\"modality\":\"TEXT\",\"tokenCount\":",
+                    ctx.input_tokens, "}]},\"modelVersion\":");
     AppendJsonString(&out, ctx.model);
     out.append(",\"responseId\":");
     AppendJsonString(&out, ctx.id);

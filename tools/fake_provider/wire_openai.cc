@@ -87,34 +87,55 @@ class OpenAIWireImpl : public WireFormat {
     return ctx.finish_by_length ? "length" : "stop";
   }
 
-  void AppendUsage(std::string* out, const ResponseContext& ctx, int64_t completion,
+  // `completion` counts content chunks; reasoning tokens are inside completion_tokens
+  // (docs/providers.md §1.3), and the details objects say how many of each total were cached or
+  // reasoning. The details appear on every dialect when a fault set them.
+  void AppendUsage(std::string* out, const ResponseContext& ctx, int64_t content_completion,
                    bool full) const {
     const int64_t p = ctx.input_tokens;
+    const int64_t completion = content_completion + ctx.reasoning_tokens;
     switch (d_) {
       case Provider::kLlamaCpp:
         absl::StrAppend(out, "{\"completion_tokens\":", completion, ",\"prompt_tokens\":", p,
-                        ",\"total_tokens\":", p + completion, "}");
-        return;
+                        ",\"total_tokens\":", p + completion);
+        break;
       case Provider::kVllm:
         absl::StrAppend(out, "{\"prompt_tokens\":", p, ",\"total_tokens\":", p + completion,
-                        ",\"completion_tokens\":", completion, "}");
-        return;
+                        ",\"completion_tokens\":", completion);
+        break;
       case Provider::kOllama:
         absl::StrAppend(out, "{\"prompt_tokens\":", p, ",\"completion_tokens\":", completion,
-                        ",\"total_tokens\":", p + completion, "}");
-        return;
+                        ",\"total_tokens\":", p + completion);
+        break;
       default:
         absl::StrAppend(out, "{\"prompt_tokens\":", p, ",\"completion_tokens\":", completion,
                         ",\"total_tokens\":", p + completion);
         if (full) {
-          out->append(
-              ",\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
-              "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,"
-              "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}");
+          absl::StrAppend(
+              out, ",\"prompt_tokens_details\":{\"cached_tokens\":", ctx.cached_tokens,
+              ",\"audio_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":",
+              ctx.reasoning_tokens,
+              ",\"audio_tokens\":0,\"accepted_prediction_tokens\":0,"
+              "\"rejected_prediction_tokens\":0}}");
         } else {
-          out->append(",\"completion_tokens_details\":{\"reasoning_tokens\":0}}");
+          if (ctx.cached_tokens > 0) {
+            absl::StrAppend(
+                out, ",\"prompt_tokens_details\":{\"cached_tokens\":", ctx.cached_tokens, "}");
+          }
+          absl::StrAppend(out, ",\"completion_tokens_details\":{\"reasoning_tokens\":",
+                          ctx.reasoning_tokens, "}}");
         }
+        return;
     }
+    if (ctx.cached_tokens > 0) {
+      absl::StrAppend(out, ",\"prompt_tokens_details\":{\"cached_tokens\":", ctx.cached_tokens,
+                      "}");
+    }
+    if (ctx.reasoning_tokens > 0) {
+      absl::StrAppend(
+          out, ",\"completion_tokens_details\":{\"reasoning_tokens\":", ctx.reasoning_tokens, "}");
+    }
+    out->push_back('}');
   }
 
   void AppendTimings(std::string* out, const ResponseContext& ctx) const {

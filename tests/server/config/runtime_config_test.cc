@@ -115,13 +115,44 @@ TEST(RuntimeConfigTest, CostRoundsUpInMicroDollars) {
   auto config = BuildJson(kGood);
   ASSERT_TRUE(config.ok());
   const RouteEntry* route = (*config)->FindRoute("chat");
+  const TargetEntry& priced = route->targets[0];
   // 1000 in at $2.50/M + 100 out at $10/M = $0.0025 + $0.001 = 3500 micro-dollars exactly.
-  EXPECT_EQ(RuntimeConfig::CostMicros(route->targets[0], 1000, 100), 3500);
+  EXPECT_EQ(RuntimeConfig::CostOf(priced, {.input = 1000, .output = 100}).total, 3500);
   // 1 token in: 2.5 micro-dollars -> 3.
-  EXPECT_EQ(RuntimeConfig::CostMicros(route->targets[0], 1, 0), 3);
-  EXPECT_EQ(RuntimeConfig::CostMicros(route->targets[0], 0, 0), 0);
+  EXPECT_EQ(RuntimeConfig::CostOf(priced, {.input = 1}).total, 3);
+  EXPECT_EQ(RuntimeConfig::CostOf(priced, {}).total, 0);
+  // The price sets no cache rates: cached input costs the input rate.
+  EXPECT_EQ(RuntimeConfig::CostOf(priced, {.input = 1000, .cached_input = 600}).total, 2500);
+  // The input-and-output shorthand is the same arithmetic.
+  EXPECT_EQ(RuntimeConfig::CostMicros(priced, 1000, 100), 3500);
+  EXPECT_EQ(RuntimeConfig::CostMicros(priced, 1, 0), 3);
   // No price for the second target.
+  EXPECT_FALSE(route->targets[1].price.has_value());
   EXPECT_EQ(RuntimeConfig::CostMicros(route->targets[1], 1000, 1000), 0);
+  EXPECT_EQ(RuntimeConfig::CostOf(route->targets[1], {.input = 1000, .output = 1000}).total, 0);
+}
+
+TEST(RuntimeConfigTest, CacheRatesAreTakenFromThePrice) {
+  auto config = BuildJson(R"({"version":"v1",
+    "providers":[{"name":"local","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://127.0.0.1:8000/v1"}],
+    "routes":[{"capability":"chat","targets":[{"provider":"local","model":"m"}]}],
+    "prices":[{"provider":"local","model":"m","inputUsdMicrosPerMtok":"3000000",
+               "outputUsdMicrosPerMtok":"15000000","cachedInputUsdMicrosPerMtok":"300000",
+               "cacheWriteUsdMicrosPerMtok":"3750000"}]})");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const TargetEntry& t = (*config)->FindRoute("chat")->targets[0];
+  ASSERT_TRUE(t.price.has_value());
+  EXPECT_EQ(t.price->cached_input, 300000);
+  EXPECT_EQ(t.price->cache_write, 3750000);
+  // 100 uncached x $3 + 1000 cached x $0.30 + 200 written x $3.75 + 50 out x $15, per 1M:
+  // 300 + 300 + 750 + 750 micro-dollars.
+  const Cost cost = RuntimeConfig::CostOf(
+      t, {.input = 1300, .cached_input = 1000, .cache_write_input = 200, .output = 50});
+  EXPECT_EQ(cost.total, 2100);
+  EXPECT_EQ(cost.input, 300);
+  EXPECT_EQ(cost.cached_input, 300);
+  EXPECT_EQ(cost.cache_write, 750);
+  EXPECT_EQ(cost.output, 750);
 }
 
 struct BadCase {
@@ -188,6 +219,10 @@ INSTANTIATE_TEST_SUITE_P(
             R"({"callers":[{"name":"c","certSans":["DNS:x.internal"]},{"name":"d","certSans":["DNS:x.internal"]}]})",
             "callers[1].cert_sans[0]: also identifies caller \"c\""},
         BadCase{R"({"prices":[{"provider":"p","model":"m","inputUsdMicrosPerMtok":"-1"}]})",
+                "prices[0]"},
+        BadCase{R"({"prices":[{"provider":"p","model":"m","cachedInputUsdMicrosPerMtok":"-1"}]})",
+                "prices[0]"},
+        BadCase{R"({"prices":[{"provider":"p","model":"m","cacheWriteUsdMicrosPerMtok":"-1"}]})",
                 "prices[0]"},
         BadCase{
             R"({"providers":[{"name":"p","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://x","apiKey":"k","color":"red"}]})",

@@ -299,8 +299,12 @@ TEST(AnthropicUsageTest, CacheTokensCountAsInput) {
       {"message_stop", kStop},
   });
   ASSERT_TRUE(d.status.ok()) << d.status;
+  // Normalized: input_tokens is every input token; the cache reads and writes are parts of it.
   EXPECT_EQ(d.sink.finish->input_tokens, 305);
+  EXPECT_EQ(d.sink.finish->cached_input_tokens, 200);
+  EXPECT_EQ(d.sink.finish->cache_write_input_tokens, 100);
   EXPECT_EQ(d.sink.finish->output_tokens, 7);
+  EXPECT_EQ(d.sink.finish->reasoning_output_tokens, 0);
   EXPECT_EQ(d.sink.finish->reason, v1::FINISH_REASON_LENGTH);
 }
 
@@ -316,7 +320,9 @@ TEST(AnthropicUsageTest, MessageDeltaInputWinsAndMissingCacheFieldsComeFromStart
   });
   ASSERT_TRUE(d.status.ok()) << d.status;
   EXPECT_EQ(d.sink.finish->input_tokens, 306);  // 6 + 100 + 200
-  EXPECT_EQ(d.sink.finish->output_tokens, 9);   // the last cumulative count
+  EXPECT_EQ(d.sink.finish->cached_input_tokens, 200);
+  EXPECT_EQ(d.sink.finish->cache_write_input_tokens, 100);
+  EXPECT_EQ(d.sink.finish->output_tokens, 9);  // the last cumulative count
   EXPECT_EQ(d.sink.finish->reason, v1::FINISH_REASON_STOP);
   EXPECT_EQ(d.sink.finish->provider_reason, "end_turn");
 }
@@ -331,6 +337,8 @@ TEST(AnthropicUsageTest, MessageDeltaCacheFieldsReplaceStartOnes) {
   });
   ASSERT_TRUE(d.status.ok()) << d.status;
   EXPECT_EQ(d.sink.finish->input_tokens, 105);
+  EXPECT_EQ(d.sink.finish->cached_input_tokens, 100);
+  EXPECT_EQ(d.sink.finish->cache_write_input_tokens, 0);
 }
 
 TEST(AnthropicUsageTest, NoUsageAtAll) {
@@ -529,7 +537,10 @@ TEST(AnthropicResponseTest, OnlyTextBlocksAndCacheTokens) {
   EXPECT_EQ(result->text, "Let me check. Done.");
   EXPECT_EQ(result->finish.reason, v1::FINISH_REASON_TOOL_CALLS);
   EXPECT_EQ(result->finish.input_tokens, 43);
-  EXPECT_EQ(result->finish.output_tokens, 9);
+  EXPECT_EQ(result->finish.cached_input_tokens, 40);
+  EXPECT_EQ(result->finish.cache_write_input_tokens, 0);
+  EXPECT_EQ(result->finish.output_tokens, 9);  // thinking is inside output_tokens
+  EXPECT_EQ(result->finish.reasoning_output_tokens, 0);
 }
 
 TEST(AnthropicResponseTest, MalformedAndErrorBodies) {

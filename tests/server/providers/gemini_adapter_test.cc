@@ -198,6 +198,8 @@ void ExpectCaptureDecoded(const Decoded& d, const std::string& how) {
   EXPECT_EQ(d.sink.finish->provider_reason, "STOP") << how;
   EXPECT_EQ(d.sink.finish->input_tokens, 11) << how;
   EXPECT_EQ(d.sink.finish->output_tokens, 4 + 18) << how;  // candidates + thoughts
+  EXPECT_EQ(d.sink.finish->reasoning_output_tokens, 18) << how;
+  EXPECT_EQ(d.sink.finish->cached_input_tokens, 0) << how;
   EXPECT_TRUE(d.sink.finish->usage_reported) << how;
 }
 
@@ -256,6 +258,25 @@ TEST(GeminiStreamTest, ThoughtsAndEmptyPartsAreNotText) {
   EXPECT_EQ(d.sink.finish->reason, v1::FINISH_REASON_LENGTH);
   EXPECT_EQ(d.sink.finish->input_tokens, 7);
   EXPECT_EQ(d.sink.finish->output_tokens, 33);
+  EXPECT_EQ(d.sink.finish->reasoning_output_tokens, 30);
+}
+
+// docs/providers.md §3.3: cachedContentTokenCount is a part of promptTokenCount (so input stays
+// the prompt count); thoughtsTokenCount is outside candidatesTokenCount (so output adds it once,
+// and it is the reasoning part). Counts are cumulative: the last of each wins.
+TEST(GeminiStreamTest, CachedContentAndThoughtsMapOntoTheNormalizedKinds) {
+  Decoded d = Decode(
+      *MakeAdapter(),
+      Sse({
+          R"({"candidates":[{"content":{"parts":[{"text":"a"}],"role":"model"}}],"usageMetadata":{"promptTokenCount":1200,"cachedContentTokenCount":1000,"candidatesTokenCount":1,"thoughtsTokenCount":40}})",
+          R"({"candidates":[{"content":{"parts":[{"text":"b"}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":1200,"cachedContentTokenCount":1000,"candidatesTokenCount":2,"thoughtsTokenCount":64,"totalTokenCount":1266}})",
+      }));
+  ASSERT_TRUE(d.status.ok()) << d.status;
+  EXPECT_EQ(d.sink.finish->input_tokens, 1200);
+  EXPECT_EQ(d.sink.finish->cached_input_tokens, 1000);
+  EXPECT_EQ(d.sink.finish->cache_write_input_tokens, 0);
+  EXPECT_EQ(d.sink.finish->output_tokens, 66);
+  EXPECT_EQ(d.sink.finish->reasoning_output_tokens, 64);
 }
 
 TEST(GeminiStreamTest, UsageIsCumulativeAndPartialUsageDoesNotReset) {
@@ -426,6 +447,19 @@ TEST(GeminiResponseTest, ParsesWholeResponse) {
   EXPECT_EQ(result->finish.reason, v1::FINISH_REASON_STOP);
   EXPECT_EQ(result->finish.input_tokens, 11);
   EXPECT_EQ(result->finish.output_tokens, 22);
+  EXPECT_EQ(result->finish.reasoning_output_tokens, 18);
+}
+
+TEST(GeminiResponseTest, CachedContentTokensArePartOfThePrompt) {
+  absl::StatusOr<ChatResult> result = MakeAdapter()->ParseChatResponse(R"({
+    "candidates": [{"content": {"parts": [{"text": "ok"}], "role": "model"}, "finishReason": "STOP"}],
+    "usageMetadata": {"promptTokenCount": 5000, "cachedContentTokenCount": 4096,
+                      "candidatesTokenCount": 2, "totalTokenCount": 5002}})");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->finish.input_tokens, 5000);
+  EXPECT_EQ(result->finish.cached_input_tokens, 4096);
+  EXPECT_EQ(result->finish.output_tokens, 2);
+  EXPECT_EQ(result->finish.reasoning_output_tokens, 0);
 }
 
 TEST(GeminiResponseTest, MalformedAndErrorBodies) {

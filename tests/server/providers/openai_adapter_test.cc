@@ -284,6 +284,44 @@ TEST(OpenAiChatResponseTest, SpecExample) {
   EXPECT_EQ(r->finish.output_tokens, 10);
 }
 
+// docs/providers.md §1.3: cached_tokens is a part of prompt_tokens and reasoning_tokens a part of
+// completion_tokens, which is the normalized meaning as it stands.
+TEST(OpenAiChatResponseTest, UsageDetailsGiveCachedAndReasoningTokens) {
+  absl::StatusOr<ChatResult> r =
+      NewOpenAiAdapter(OpenAi(), "k")
+          ->ParseChatResponse(
+              R"({"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],)"
+              R"("usage":{"prompt_tokens":2006,"completion_tokens":300,"total_tokens":2306,)"
+              R"("prompt_tokens_details":{"cached_tokens":1920,"audio_tokens":0},)"
+              R"("completion_tokens_details":{"reasoning_tokens":256,"audio_tokens":0,)"
+              R"("accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->finish.input_tokens, 2006);
+  EXPECT_EQ(r->finish.cached_input_tokens, 1920);
+  EXPECT_EQ(r->finish.cache_write_input_tokens, 0);
+  EXPECT_EQ(r->finish.output_tokens, 300);
+  EXPECT_EQ(r->finish.reasoning_output_tokens, 256);
+}
+
+TEST(OpenAiChatResponseTest, NullOrOddUsageDetailsReadAsZero) {
+  for (
+      std::string_view details :
+      {std::string_view(R"("prompt_tokens_details":null,"completion_tokens_details":null)"),
+       std::string_view(R"("prompt_tokens_details":7,"completion_tokens_details":"x")"),
+       std::string_view(
+           R"("prompt_tokens_details":{"cached_tokens":null},"completion_tokens_details":{"reasoning_tokens":-3})")}) {
+    const std::string body =
+        std::string(
+            R"({"choices":[{"index":0,"message":{"content":"ok"},"finish_reason":"stop"}],)") +
+        R"("usage":{"prompt_tokens":20,"completion_tokens":5,)" + std::string(details) + "}}";
+    absl::StatusOr<ChatResult> r = NewOpenAiAdapter(OpenAi(), "k")->ParseChatResponse(body);
+    ASSERT_TRUE(r.ok()) << r.status() << body;
+    EXPECT_EQ(r->finish.input_tokens, 20) << body;
+    EXPECT_EQ(r->finish.cached_input_tokens, 0) << body;
+    EXPECT_EQ(r->finish.reasoning_output_tokens, 0) << body;
+  }
+}
+
 TEST(OpenAiChatResponseTest, ToolCallsWithNullContent) {
   absl::StatusOr<ChatResult> r =
       NewOpenAiAdapter(OpenAi(), "k")

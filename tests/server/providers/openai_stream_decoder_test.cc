@@ -88,6 +88,8 @@ Decoded DecodeEveryWay(const ProviderAdapter& adapter, std::string_view input) {
     EXPECT_EQ(split.sink.finish.provider_reason, whole.sink.finish.provider_reason);
     EXPECT_EQ(split.sink.finish.input_tokens, whole.sink.finish.input_tokens);
     EXPECT_EQ(split.sink.finish.output_tokens, whole.sink.finish.output_tokens);
+    EXPECT_EQ(split.sink.finish.cached_input_tokens, whole.sink.finish.cached_input_tokens);
+    EXPECT_EQ(split.sink.finish.reasoning_output_tokens, whole.sink.finish.reasoning_output_tokens);
     EXPECT_EQ(split.sink.finish.usage_reported, whole.sink.finish.usage_reported);
     EXPECT_EQ(split.dropped, whole.dropped);
   }
@@ -244,6 +246,31 @@ TEST(OpenAiStreamTest, ProxyQuirks) {
   // The event after [DONE] ("after done") is ignored.
   ExpectFinished(d, "A\u00e9\n\"q\"", v1::FINISH_REASON_STOP, "stop");
   ExpectUsage(d, 5, 3);  // the usage in the choice (Moonshot) is replaced by the later one
+}
+
+// With stream_options.include_usage the last chunk's usage carries the details objects
+// (docs/providers.md §1.3-1.4); Azure and the compatible servers share the decoder.
+TEST(OpenAiStreamTest, UsageChunkDetailsGiveCachedAndReasoningTokens) {
+  const std::string stream =
+      "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"},"
+      "\"finish_reason\":null}],\"usage\":null}\n\n"
+      "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],"
+      "\"usage\":null}\n\n"
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1500,\"completion_tokens\":90,"
+      "\"total_tokens\":1590,\"prompt_tokens_details\":{\"cached_tokens\":1280},"
+      "\"completion_tokens_details\":{\"reasoning_tokens\":64}}}\n\n"
+      "data: [DONE]\n\n";
+  std::vector<std::unique_ptr<ProviderAdapter>> adapters;
+  adapters.push_back(OpenAi());
+  adapters.push_back(Compat(config::v1::COMPAT_FLAVOR_VLLM));
+  for (const auto& adapter : adapters) {
+    Decoded d = DecodeEveryWay(*adapter, stream);
+    ExpectFinished(d, "Hi", v1::FINISH_REASON_STOP, "stop");
+    ExpectUsage(d, 1500, 90);
+    EXPECT_EQ(d.sink.finish.cached_input_tokens, 1280);
+    EXPECT_EQ(d.sink.finish.cache_write_input_tokens, 0);
+    EXPECT_EQ(d.sink.finish.reasoning_output_tokens, 64);
+  }
 }
 
 TEST(OpenAiStreamTest, TruncatedStreamIsUnavailable) {

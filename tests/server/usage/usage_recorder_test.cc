@@ -25,8 +25,13 @@ TEST(UsageRecordTest, CarriesTheRequestsIdentityTokensCostAndOutcome) {
   e.partial = true;
   e.input_tokens = 120;
   e.output_tokens = 30;
+  e.cached_input_tokens = 80;
+  e.cache_write_input_tokens = 10;
+  e.reasoning_output_tokens = 7;
   e.cost_usd_micros = 36;
-  e.input_cost_usd_micros = 24;
+  e.input_cost_usd_micros = 14;
+  e.cached_input_cost_usd_micros = 4;
+  e.cache_write_cost_usd_micros = 6;
   e.output_cost_usd_micros = 12;
   e.usage_estimated = true;
   e.cost_known = true;
@@ -55,7 +60,13 @@ TEST(UsageRecordTest, CarriesTheRequestsIdentityTokensCostAndOutcome) {
   EXPECT_EQ(r.start_time().seconds(), 1700000000);
   EXPECT_EQ(r.start_time().nanos(), 250000000);
   EXPECT_EQ(r.latency_us(), 41234);
-  EXPECT_EQ(r.input_cost_usd_micros() + r.output_cost_usd_micros(), r.cost_usd_micros());
+  EXPECT_EQ(r.cached_input_tokens(), 80);
+  EXPECT_EQ(r.cache_write_input_tokens(), 10);
+  EXPECT_EQ(r.reasoning_output_tokens(), 7);
+  EXPECT_EQ(r.input_cost_usd_micros(), 14);
+  EXPECT_EQ(r.cached_input_cost_usd_micros(), 4);
+  EXPECT_EQ(r.cache_write_cost_usd_micros(), 6);
+  EXPECT_EQ(r.output_cost_usd_micros(), 12);
   EXPECT_TRUE(r.usage_estimated());
   EXPECT_TRUE(r.cost_known());
   EXPECT_EQ(r.method(), usage::v1::METHOD_COMPLETE);
@@ -66,6 +77,19 @@ TEST(UsageRecordTest, CarriesTheRequestsIdentityTokensCostAndOutcome) {
   EXPECT_EQ(r.time_to_first_token_us(), 900);
   EXPECT_EQ(r.attempts(), 1);
   EXPECT_FALSE(r.refused());
+}
+
+TEST(UsageRecordTest, AnUnknownCostHasNoPriceVersion) {
+  RequestFinished e;
+  e.request_id = "r-2";
+  e.config_version = "v12";
+  e.input_tokens = 10;
+  e.cost_known = false;
+  const usage::v1::UsageRecord r = ToUsageRecord(e, "gw-1");
+  EXPECT_FALSE(r.cost_known());
+  EXPECT_EQ(r.cost_usd_micros(), 0);
+  EXPECT_EQ(r.price_version(), "");
+  EXPECT_EQ(r.config_version(), "v12");
 }
 
 }  // namespace

@@ -28,6 +28,11 @@ class FakeLedger final : public usage::v1::UsageService::Service {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, "ledger down");
     }
     for (const auto& r : request->records()) {
+      if (r.request_id() == invalid_id_) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "records[0].start_time");
+      }
+    }
+    for (const auto& r : request->records()) {
       if (stored_.emplace(r.request_id(), r.cost_usd_micros()).second) {
         response->set_accepted(response->accepted() + 1);
       } else {
@@ -43,6 +48,11 @@ class FakeLedger final : public usage::v1::UsageService::Service {
   void RefuseNext(int n) {
     absl::MutexLock lock(&mu_);
     refuse_next_ = n;
+  }
+  // Batches holding this request id are refused as INVALID_ARGUMENT, every time.
+  void RefuseAsInvalid(const std::string& id) {
+    absl::MutexLock lock(&mu_);
+    invalid_id_ = id;
   }
   void LoseNextReply(int n) {
     absl::MutexLock lock(&mu_);
@@ -65,6 +75,7 @@ class FakeLedger final : public usage::v1::UsageService::Service {
   int calls_ ABSL_GUARDED_BY(mu_) = 0;
   int refuse_next_ ABSL_GUARDED_BY(mu_) = 0;
   int lose_next_reply_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string invalid_id_ ABSL_GUARDED_BY(mu_);
 };
 
 template <typename F>
@@ -183,6 +194,32 @@ TEST_F(UsageShipperTest, RecordsSpooledWhileTheShipperRunsAreShippedToo) {
   // Not flushed: the spool's own commit and seal intervals get them out.
   ASSERT_TRUE(Eventually([&] { return ledger_.stored() == 25 && SpoolEmpty(); }));
   EXPECT_EQ(ledger_.total_cost(), total);
+}
+
+// A batch the control plane refuses as invalid would be refused again: its segment is set aside as
+// bad-<n>.log (not shipped again, not lost, still counted toward the spool's bound) and the
+// segments after it are shipped.
+TEST_F(UsageShipperTest, ARefusedSegmentIsSetAsideAndStillCountsTowardTheBound) {
+  ledger_.RefuseAsInvalid("req-3");
+  Spool(5);  // one segment (flushed together): req-0..req-4
+  StartShipper();
+  ASSERT_TRUE(Eventually([&] { return shipper_->stats().quarantined == 5; }));
+  std::vector<std::string> bad;
+  for (const auto& e : std::filesystem::directory_iterator(dir_)) {
+    if (e.path().filename().string().starts_with("bad-")) bad.push_back(e.path().string());
+  }
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_EQ(spool_->stats().quarantined_bytes, std::filesystem::file_size(bad[0]));
+  EXPECT_EQ(spool_->stats().bytes, spool_->stats().quarantined_bytes);
+  // Later records still reach the ledger.
+  for (int i = 10; i < 13; ++i) {
+    usage::v1::UsageRecord r;
+    r.set_request_id(absl::StrCat("req-", i));
+    ASSERT_TRUE(spool_->Append(r));
+  }
+  spool_->Flush();
+  ASSERT_TRUE(Eventually([&] { return ledger_.stored() == 3; }));
+  EXPECT_EQ(shipper_->stats().quarantined, 5u);
 }
 
 }  // namespace

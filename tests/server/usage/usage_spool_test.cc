@@ -152,6 +152,58 @@ TEST_F(UsageSpoolTest, AFullSpoolRefusesAndCountsAndTakesRecordsAgainOnceShipped
   EXPECT_TRUE(spool->Append(Record(5)));
 }
 
+// A segment the control plane refused is set aside as bad-<n>.log: never shipped again, but on
+// disk, so it counts toward the bound, after a restart too, until an operator deletes it.
+TEST_F(UsageSpoolTest, QuarantinedSegmentsCountTowardTheBoundUntilDeleted) {
+  const size_t frame = FrameUsageRecord(Record(1)).size();
+  const size_t max_bytes = frame * 3 + frame / 2;
+  {
+    auto spool = Open(max_bytes);
+    for (int i = 1; i <= 2; ++i) ASSERT_TRUE(spool->Append(Record(i)));
+    spool->Flush();
+    auto next = spool->NextSealed();
+    ASSERT_TRUE(next.ok() && next->has_value());
+    absl::StatusOr<std::string> bad = spool->Quarantine(**next);
+    ASSERT_TRUE(bad.ok()) << bad.status();
+    EXPECT_EQ(*bad, absl::StrFormat("%s/bad-%020d.log", dir_, (*next)->sequence));
+    EXPECT_EQ(spool->stats().quarantined_bytes, 2 * frame);
+    EXPECT_EQ(spool->stats().bytes, 2 * frame);
+    // Not offered to the shipper again.
+    auto after = spool->NextSealed();
+    ASSERT_TRUE(after.ok());
+    EXPECT_FALSE(after->has_value());
+    // Room for one more record only: the quarantined two take the rest.
+    EXPECT_TRUE(spool->Append(Record(3)));
+    EXPECT_FALSE(spool->Append(Record(4)));
+    EXPECT_EQ(spool->stats().dropped, 1u);
+    spool->Flush();
+    auto third = spool->NextSealed();
+    ASSERT_TRUE(third.ok() && third->has_value());
+    ASSERT_TRUE(spool->Remove(**third).ok());
+  }
+  // A restart finds the quarantined segment and counts it.
+  auto spool = Open(max_bytes);
+  EXPECT_EQ(spool->stats().quarantined_bytes, 2 * frame);
+  EXPECT_EQ(spool->stats().bytes, 2 * frame);
+  EXPECT_EQ(spool->stats().recovered, 0u);  // not shipped again
+  EXPECT_TRUE(spool->Append(Record(5)));
+  EXPECT_FALSE(spool->Append(Record(6)));
+  EXPECT_TRUE(spool->Full());
+  // New segments never reuse the quarantined one's sequence.
+  spool->Flush();
+  auto fifth = spool->NextSealed();
+  ASSERT_TRUE(fifth.ok() && fifth->has_value());
+  ASSERT_TRUE(spool->Remove(**fifth).ok());
+  EXPECT_EQ(Files().size(), 1u);
+  // The operator deletes it; the next look for work notices, and the room is back.
+  for (const std::string& name : Files()) std::filesystem::remove(dir_ + "/" + name);
+  ASSERT_TRUE(spool->NextSealed().ok());
+  EXPECT_EQ(spool->stats().quarantined_bytes, 0u);
+  EXPECT_EQ(spool->stats().bytes, 0u);
+  EXPECT_FALSE(spool->Full());
+  for (int i = 7; i <= 9; ++i) EXPECT_TRUE(spool->Append(Record(i)));
+}
+
 TEST_F(UsageSpoolTest, AfterFlushReturnsEveryRecordAppendedBeforeItIsOnDiskAndSealed) {
   auto spool = Open();
   // Threads append and flush at once; each checks its own records after its Flush.
