@@ -9,7 +9,10 @@ DeadlineExceeded after printing the watched budget. Checks what the doc says the
 (the lease, the state after the release), that the lease metrics are on /metrics, and that
 SIGTERM ends the process cleanly.
 
+Then the same for each --also doc (docs/limits.md: its limits created and read back).
+
 usage: budgets_doc_test.py --control=PATH --buf=PATH --shim=PATH --doc=docs/budgets.md
+                           [--also=docs/limits.md ...]
 Without buf (or jq) it prints SKIP (exit 0), except under CI=true, where that is a failure.
 """
 import argparse
@@ -72,6 +75,7 @@ def main():
     p.add_argument("--buf", required=True)
     p.add_argument("--shim", required=True)
     p.add_argument("--doc", required=True)
+    p.add_argument("--also", action="append", default=[])
     opts = p.parse_args()
     missing = [what for what, ok in (("buf", os.access(opts.buf, os.X_OK)),
                                      ("jq", shutil.which("jq") is not None)) if not ok]
@@ -118,6 +122,21 @@ def main():
                 if problem:
                     print(f"line {n} failed:\n  {line}\n{problem}")
                     return 1
+            for doc in opts.also:
+                also = extract_lines(doc)
+                assert also, f"no grpcurl lines in {doc}"
+                for n, line in enumerate(also, 1):
+                    cmd = line.replace(CONTROL_ADDR, address)
+                    r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=tmp, env=env,
+                                       capture_output=True, text=True, timeout=60)
+                    if r.returncode != 0:
+                        print(f"{doc} line {n} failed (exit {r.returncode}):\n  {line}\n"
+                              f"{r.stdout}{r.stderr}")
+                        return 1
+                    if "GetRateLimit" in line and "RATE_LIMIT_KEY_PER_END_USER" not in r.stdout:
+                        print(f"{doc} line {n} did not read the per-user key back:\n{r.stdout}")
+                        return 1
+                lines += also
             metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
                                              timeout=10).read().decode()
             for want in ('turnpike_control_lease_grants_total{unit="usd_micros"} 1',
