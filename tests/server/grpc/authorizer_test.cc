@@ -297,7 +297,7 @@ absl::StatusOr<Authorization> AuthorizeWithCertificate(const RuntimeConfig& conf
 TEST(AuthorizerCertificateTest, AnySanOfTheCallerIdentifiesIt) {
   auto config = Config();
   EXPECT_TRUE(config->has_cert_callers());
-  for (const std::string& san : {"DNS:claims.internal", "URI:spiffe://example.org/claims"}) {
+  for (const std::string san : {"DNS:claims.internal", "URI:spiffe://example.org/claims"}) {
     auto auth = AuthorizeWithCertificate(*config, {"DNS:other.internal", san}, "chat");
     ASSERT_TRUE(auth.ok()) << san << ": " << auth.status();
     EXPECT_EQ(auth->caller, "claims");  // the same name a key gives: usage and logs agree
