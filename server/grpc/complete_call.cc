@@ -99,10 +99,14 @@ class CompleteCall final : public CallBase, public ChatListener {
                                          /*stream=*/false, this, *env_->transport,
                                          *env_->resilience, env_->finished, env_->metrics);
     overhead_ = exchange->overhead();
+    bool gone;
     {
       absl::MutexLock lock(&mu_);
       exchange_ = exchange;
+      gone = cancelled_;
     }
+    // The client left while the request waited for admission: end it before any upstream work.
+    if (gone) exchange->Cancel();
     exchange->Start();
     overhead_->fetch_add(OverheadNowNanos() - accepted_nanos_, std::memory_order_relaxed);
   }
@@ -111,6 +115,7 @@ class CompleteCall final : public CallBase, public ChatListener {
     std::shared_ptr<ChatExchange> cancel;
     if (ctx_.IsCancelled()) {
       absl::MutexLock lock(&mu_);
+      cancelled_ = true;
       if (!exchange_done_) cancel = exchange_;
     }
     if (cancel) cancel->Cancel();
@@ -134,6 +139,7 @@ class CompleteCall final : public CallBase, public ChatListener {
   absl::Mutex mu_;
   grpc::ByteBuffer response_buffer_ ABSL_GUARDED_BY(mu_);
   bool exchange_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;  // the client left (done tag)
   std::shared_ptr<ChatExchange> exchange_ ABSL_GUARDED_BY(mu_);
 };
 

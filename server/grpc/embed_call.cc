@@ -36,6 +36,7 @@ class EmbedCall final : public CallBase {
         std::shared_ptr<EmbedExchange> cancel;
         if (ctx_.IsCancelled()) {
           absl::MutexLock lock(&mu_);
+          cancelled_ = true;
           if (!exchange_done_) cancel = exchange_;
         }
         if (cancel) cancel->Cancel();
@@ -123,10 +124,14 @@ class EmbedCall final : public CallBase {
           Unref();
         },
         *env_->transport, *env_->resilience, env_->finished, env_->metrics);
+    bool gone;
     {
       absl::MutexLock lock(&mu_);
       exchange_ = exchange;
+      gone = cancelled_;
     }
+    // The client left while the request waited for admission: end it before any upstream work.
+    if (gone) exchange->Cancel();
     exchange->Start();
   }
 
@@ -140,6 +145,7 @@ class EmbedCall final : public CallBase {
   absl::Mutex mu_;
   grpc::ByteBuffer response_buffer_ ABSL_GUARDED_BY(mu_);
   bool exchange_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;  // the client left (done tag)
   std::shared_ptr<EmbedExchange> exchange_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -121,10 +121,14 @@ class StreamCall final : public CallBase, public ChatListener {
                                          /*stream=*/true, this, *env_->transport, *env_->resilience,
                                          env_->finished, env_->metrics);
     overhead_ = exchange->overhead();
+    bool gone;
     {
       absl::MutexLock lock(&mu_);
       exchange_ = exchange;
+      gone = broken_;
     }
+    // The client left while the request waited for admission: end it before any upstream work.
+    if (gone) exchange->Cancel();
     exchange->Start();
     overhead_->fetch_add(OverheadNowNanos() - accepted_nanos_, std::memory_order_relaxed);
   }

@@ -200,5 +200,32 @@ TEST_F(AdmissionTest, QueuedRequestNeverWaitsPastTheCallersDeadline) {
   EXPECT_EQ(FakeStat(fake_->port(), "requests"), 1) << "the second never reached the provider";
 }
 
+TEST_F(AdmissionTest, AQueuedRequestWhoseClientLeftNeverReachesTheProvider) {
+  std::thread first([&] { Stream("slow-queue", "first [[fake chunk_delay_ms=300]]"); });
+  ASSERT_TRUE(WaitFor([&] { return FakeStat(fake_->port(), "requests") >= 1; }, seconds(10)));
+  // A unary call (no writes that could fail) waits in the queue; its client gives up.
+  v1::CompleteRequest request;
+  request.set_capability("slow-queue");
+  auto* m = request.add_messages();
+  m->set_role(v1::ROLE_USER);
+  m->set_content("second");
+  grpc::ClientContext ctx;
+  std::thread canceller([&] {
+    WaitFor(
+        [&] { return MetricValue(gateway_->Metrics(), "turnpike_admission_queued_total") >= 1; },
+        seconds(10));
+    ctx.TryCancel();
+  });
+  v1::CompleteResponse response;
+  grpc::Status status = stub_->Complete(&ctx, request, &response);
+  canceller.join();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  first.join();  // capacity returns: the cancelled request is admitted, then ends at once
+  ASSERT_TRUE(WaitFor(
+      [&] { return MetricValue(gateway_->Metrics(), "turnpike_admission_admitted_total") >= 2; },
+      seconds(15)));
+  EXPECT_EQ(FakeStat(fake_->port(), "requests"), 1) << "the cancelled request stayed home";
+}
+
 }  // namespace
 }  // namespace turnpike::testing
