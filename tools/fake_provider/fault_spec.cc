@@ -96,6 +96,10 @@ absl::Status FaultSpec::Set(std::string_view raw_key, std::string_view value) {
     line_ending = e;
   } else if (key == "truncate") {
     return ParseBool(key, value, &truncate);
+  } else if (key == "echo") {
+    return ParseBool(key, value, &echo);
+  } else if (key == "error_echo") {
+    return ParseBool(key, value, &error_echo);
   } else if (key == "stall_after_chunks") {
     return ParseBounded(key, value, 0, kMaxChunks, &stall_after_chunks);
   } else {
@@ -117,13 +121,15 @@ void FaultSpec::MergeFrom(const FaultSpec& o) {
   MergeField(&malformed, o.malformed);
   MergeField(&line_ending, o.line_ending);
   MergeField(&truncate, o.truncate);
+  MergeField(&echo, o.echo);
+  MergeField(&error_echo, o.error_echo);
   MergeField(&stall_after_chunks, o.stall_after_chunks);
 }
 
 bool FaultSpec::empty() const {
   return !status && !error_type && !retry_after && !retry_after_ms && !first_byte_delay_ms &&
          !chunks && !chunk_delay_ms && !reset_after_chunks && !stream_error_after && !malformed &&
-         !line_ending && !truncate && !stall_after_chunks;
+         !line_ending && !truncate && !stall_after_chunks && !echo && !error_echo;
 }
 
 std::string FaultSpec::ToJson() const {
@@ -163,7 +169,24 @@ std::string FaultSpec::ToJson() const {
   }
   add_bool("truncate", truncate);
   add_int("stall_after_chunks", stall_after_chunks);
+  add_bool("echo", echo);
+  add_bool("error_echo", error_echo);
   out.push_back('}');
+  return out;
+}
+
+std::string StripFaultDirectives(std::string_view text) {
+  std::string out;
+  size_t pos = 0;
+  for (;;) {
+    const size_t open = text.find(kDirectiveOpen, pos);
+    if (open == std::string_view::npos) break;
+    const size_t close = text.find("]]", open);
+    if (close == std::string_view::npos) break;
+    out.append(text.substr(pos, open - pos));
+    pos = close + 2;
+  }
+  out.append(text.substr(pos));
   return out;
 }
 

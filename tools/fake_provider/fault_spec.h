@@ -43,6 +43,11 @@ struct FaultSpec {
   std::optional<bool> truncate;
   // After this many content chunks stop sending but keep the connection open.
   std::optional<int> stall_after_chunks;
+  // The reply text is the request's directive-bearing message text with the directives cut out
+  // (split over the content chunks), instead of "Hello from the fake provider".
+  std::optional<bool> echo;
+  // An error body's message is that same text (for tests of what quotes provider text).
+  std::optional<bool> error_echo;
 
   // Sets one key (e.g. "status", "retry_after"; '-' is accepted for '_') from its text
   // value. Returns InvalidArgument for an unknown key or a malformed value.
@@ -61,6 +66,9 @@ struct FaultSpec {
 // Parses all `[[fake key=value ...]]` directives in `text`, merging them in order.
 // Returns InvalidArgument naming the bad token if one does not parse.
 absl::StatusOr<FaultSpec> ParseFaultDirectives(std::string_view text);
+
+// `text` without its `[[fake ...]]` directives.
+std::string StripFaultDirectives(std::string_view text);
 
 // True if `text` contains a directive opener; a cheap pre-check before parsing.
 bool ContainsFaultDirective(std::string_view text);
