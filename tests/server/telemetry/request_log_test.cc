@@ -165,7 +165,9 @@ TEST(RequestLogTest, RotatesBySizeAndKeepsNFiles) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string path = dir + "/requests.jsonl";
-  const size_t line_size = RequestLog::FormatLine(Event(), 2048).size() + 1;
+  RequestFinished sized = Event();
+  sized.request_id = "req-100";
+  const size_t line_size = RequestLog::FormatLine(sized, 2048).size() + 1;
   RequestLog::Options options;
   options.path = path;
   options.max_bytes = static_cast<int64_t>(line_size * 10);  // 10 lines per file
