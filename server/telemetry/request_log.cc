@@ -185,11 +185,9 @@ void RequestLog::OnRequestFinished(const RequestFinished& event) {
 
 void RequestLog::Flush() {
   absl::MutexLock lock(&mu_);
-  std::pair<RequestLog*, int64_t> wait(this, accepted_);
-  mu_.Await(absl::Condition(
-      +[](std::pair<RequestLog*, int64_t>* arg)
-           ABSL_NO_THREAD_SAFETY_ANALYSIS { return arg->first->handled_ >= arg->second; },
-      &wait));
+  const int64_t target = accepted_;
+  auto done = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return handled_ >= target; };
+  mu_.Await(absl::Condition(&done));
 }
 
 RequestLog::Stats RequestLog::stats() const {
@@ -202,10 +200,10 @@ void RequestLog::WriterLoop() {
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](RequestLog* self)
-               ABSL_NO_THREAD_SAFETY_ANALYSIS { return !self->queue_.empty() || self->stopping_; },
-          this));
+      auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !queue_.empty() || stopping_;
+      };
+      mu_.Await(absl::Condition(&has_work));
       if (queue_.empty()) return;  // stopping, and everything is written
       batch.swap(queue_);
     }
