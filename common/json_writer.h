@@ -33,7 +33,8 @@ class JsonWriter {
   const std::string& str() const { return out_; }
   std::string Release() { return std::move(out_); }
 
-  // Appends `s` to `out` as a quoted JSON string with all required escapes.
+  // Appends `s` to `out` as a quoted JSON string with all required escapes; bytes that are not
+  // valid UTF-8 become U+FFFD, so the result is valid JSON whatever `s` holds.
   static void AppendQuoted(std::string& out, std::string_view s);
 
  private:

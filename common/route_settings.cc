@@ -1,6 +1,7 @@
 #include "common/route_settings.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/redactor.h"
 
 namespace turnpike {
 namespace {
@@ -103,6 +104,25 @@ void CheckTargets(const config::v1::Route& r, const std::string& path, Checker& 
   }
 }
 
+// The content policy (docs/request-log.md) and the route's custom redaction patterns.
+void CheckContent(const config::v1::Route& route, const std::string& p, Checker& c) {
+  if (!config::v1::ContentPolicy_IsValid(route.content_policy())) {
+    c.Add(p + ".content_policy",
+          "must be CONTENT_POLICY_NONE, CONTENT_POLICY_HASH, CONTENT_POLICY_REDACTED or "
+          "CONTENT_POLICY_FULL");
+  }
+  if (route.redaction_patterns_size() > static_cast<int>(Redactor::kMaxCustomPatterns)) {
+    c.Add(p + ".redaction_patterns",
+          absl::StrCat("at most ", Redactor::kMaxCustomPatterns, " patterns"));
+    return;
+  }
+  for (int i = 0; i < route.redaction_patterns_size(); ++i) {
+    if (absl::Status s = Redactor::CheckCustomPattern(route.redaction_patterns(i)); !s.ok()) {
+      c.Add(absl::StrCat(p, ".redaction_patterns[", i, "]"), std::string(s.message()));
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<FieldViolation> ValidateRouteSettings(const config::v1::Route& route,
@@ -116,6 +136,7 @@ std::vector<FieldViolation> ValidateRouteSettings(const config::v1::Route& route
   CheckBreaker(route.circuit_breaker(), p + ".circuit_breaker", c);
   CheckCache(route.cache(), p + ".cache", c);
   CheckDegradation(route.degradation(), p + ".degradation", c);
+  CheckContent(route, p, c);
   return out;
 }
 

@@ -32,6 +32,7 @@
 #include "server/grpc/listener_credentials.h"
 #include "server/resilience/resilience.h"
 #include "server/telemetry/gateway_metrics.h"
+#include "server/telemetry/request_log.h"
 #include "server/telemetry/request_telemetry.h"
 #include "server/upstream/upstream_loop.h"
 #include "server/usage/usage_recorder.h"
@@ -67,6 +68,13 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Address (host:port) of the Prometheus /metrics endpoint; empty disables it");
 ABSL_FLAG(std::string, metrics_port_file, "", "If set, write the /metrics port here");
 ABSL_FLAG(bool, access_log, true, "Log one line per request");
+ABSL_FLAG(std::string, request_log, "off",
+          "Request log, one JSON line per request: stdout, a file path, or off "
+          "(docs/request-log.md)");
+ABSL_FLAG(int, request_log_max_mb, 100, "Rotate the request log file at this size, MiB (0: never)");
+ABSL_FLAG(int, request_log_keep, 5, "Rotated request log files kept (PATH.1 ... PATH.N)");
+ABSL_FLAG(int, request_log_excerpt_bytes, 2048,
+          "CONTENT_POLICY_REDACTED: most bytes of request text, and of reply text, per line");
 ABSL_FLAG(std::string, usage_spool_dir, "var/usage-spool",
           "With --control_plane: where usage records wait (fsynced) until the control plane has "
           "them; empty turns metering off");
@@ -342,6 +350,32 @@ int Run() {
   // (docs/usage.md).
   RequestTelemetry telemetry(options.access_log, &metrics);
   std::vector<RequestFinishedSink*> sinks = {&telemetry, &settler};
+  // The request log (docs/request-log.md); shared with its /metrics collectors.
+  std::shared_ptr<RequestLog> request_log;
+  if (const std::string where = absl::GetFlag(FLAGS_request_log); where != "off") {
+    RequestLog::Options log_options;
+    log_options.path = where;
+    log_options.max_bytes = int64_t{absl::GetFlag(FLAGS_request_log_max_mb)} << 20;
+    log_options.max_files = absl::GetFlag(FLAGS_request_log_keep);
+    log_options.excerpt_max_bytes =
+        static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_request_log_excerpt_bytes)));
+    absl::StatusOr<std::unique_ptr<RequestLog>> opened = RequestLog::Create(log_options);
+    if (!opened.ok()) {
+      spdlog::error("--request_log: {}", std::string(opened.status().message()));
+      spdlog::shutdown();
+      return 2;
+    }
+    request_log = *std::move(opened);
+    sinks.push_back(request_log.get());
+    metrics.AddCounter("turnpike_request_log_lines_total", "Request log lines written.",
+                       [request_log] { return static_cast<double>(request_log->stats().written); });
+    metrics.AddCounter("turnpike_request_log_dropped_total",
+                       "Request log lines dropped because the writer's queue was full.",
+                       [request_log] { return static_cast<double>(request_log->stats().dropped); });
+    metrics.AddCounter(
+        "turnpike_request_log_write_errors_total", "Failed request log writes and rotations.",
+        [request_log] { return static_cast<double>(request_log->stats().write_errors); });
+  }
   std::unique_ptr<UsageSpool> spool;
   std::unique_ptr<UsageRecorder> recorder;
   const std::string full_policy = absl::GetFlag(FLAGS_usage_spool_full);
@@ -477,6 +511,7 @@ int Run() {
   // Every request has ended: its usage record is queued; make it durable before exiting (the
   // shipper sends it now or after the restart).
   if (spool != nullptr) spool->Flush();
+  if (request_log != nullptr) request_log->Flush();
   for (auto& loop : loops) loop->Stop();
   if (metrics_server != nullptr) metrics_server->Stop();
   // Every request has settled: give the leases back (what they did not spend returns at once).

@@ -138,6 +138,7 @@ cat >"$WORK/gateway.json" <<JSON
 JSON
 TURNPIKE_BENCH_KEY="$API_KEY" "$GATEWAY" --config="$WORK/gateway.json" --listen=127.0.0.1:0 \
   --port_file="$WORK/gateway.port" --access_log=false --metrics_listen=127.0.0.1:0 \
+  --request_log="$WORK/requests.jsonl" \
   --metrics_port_file="$WORK/gateway-metrics.port" >"$WORK/gateway.log" 2>&1 &
 GW_PID=$!
 pids+=("$GW_PID")

@@ -198,6 +198,18 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
     route.default_max_tokens =
         r.default_max_tokens() > 0 ? r.default_max_tokens() : kDefaultMaxTokens;
     BuildResilience(r, &route);
+    route.content_policy = r.content_policy() == config::v1::CONTENT_POLICY_UNSPECIFIED
+                               ? config::v1::CONTENT_POLICY_NONE
+                               : r.content_policy();
+    if (r.redaction_patterns_size() == 0) {
+      route.redactor = Redactor::Default();
+    } else {
+      absl::StatusOr<std::shared_ptr<const Redactor>> redactor =
+          Redactor::Create({r.redaction_patterns().begin(), r.redaction_patterns().end()});
+      if (!redactor.ok())
+        return FieldError(field + ".redaction_patterns", std::string(redactor.status().message()));
+      route.redactor = *std::move(redactor);
+    }
     // Tiers: all targets set one, or none does (then each target is its own tier, in order).
     const bool with_tier = r.targets(0).has_tier();
     std::vector<int32_t> tiers;

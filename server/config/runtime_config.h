@@ -20,6 +20,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "common/redactor.h"
 #include "server/config/price.h"
 #include "server/providers/provider_adapter.h"
 #include "server/resilience/policy.h"
@@ -108,6 +109,10 @@ struct RouteEntry {
   // The rate limits and budgets whose capability is this route's (or every capability), in the
   // snapshot's order: rate limits first, then budgets. Owned by the RuntimeConfig.
   std::vector<const LimitRule*> limits;
+  // What text of this route's requests and replies may reach a sink (docs/request-log.md), never
+  // UNSPECIFIED; and the redactor every such text goes through (built-in and custom patterns).
+  config::v1::ContentPolicy content_policy = config::v1::CONTENT_POLICY_NONE;
+  std::shared_ptr<const Redactor> redactor;
 };
 
 struct CallerEntry {

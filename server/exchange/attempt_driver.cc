@@ -2,8 +2,11 @@
 
 #include <algorithm>
 
+#include "absl/random/distributions.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/status.h"
+#include "common/string_view_compat.h"
 #include "common/thread_bit_gen.h"
 
 namespace turnpike {
@@ -147,6 +150,12 @@ void AttemptDriver::StartAttempt(const AttemptPlanner::Step& step) {
     FinishAttempt(http.status());
     return;
   }
+  // Propagate the caller's trace to the provider (W3C Trace Context), one span per attempt.
+  if (!request_.trace_id.empty()) {
+    const uint64_t span = absl::Uniform<uint64_t>(transport_.random(), 1, UINT64_MAX);
+    http->headers.push_back(
+        absl::StrFormat("traceparent: 00-%s-%016x-01", request_.trace_id, span));
+  }
   TransferOptions options = route().timeouts;
   const absl::Duration left = std::max(deadline_ - attempt_start_, absl::Milliseconds(1));
   options.total_timeout = left;
@@ -237,7 +246,27 @@ void AttemptDriver::OnComplete(absl::Status transfer_status) {
   FinishAttempt(AttemptResult(transfer_status));
 }
 
+absl::Status AttemptDriver::RedactProviderText(absl::Status status) const {
+  // A provider's free text (its error message, a quoted piece of a malformed payload) reaches the
+  // caller, the attempt list and every log: unless the route opted in to FULL content, it goes
+  // through the route's redactor. The provider's error type and code are kept.
+  if (status.ok() || route().content_policy == config::v1::CONTENT_POLICY_FULL) return status;
+  absl::optional<absl::Cord> payload = status.GetPayload(kProviderErrorPayloadUrl);
+  if (!payload.has_value() && status.code() != absl::StatusCode::kInternal) return status;
+  const Redactor& redactor = route().redactor != nullptr ? *route().redactor : *Redactor::Default();
+  status = WithMessage(status, redactor.Redact(Std(status.message())));
+  if (payload.has_value()) {
+    v1::ProviderError detail;
+    if (detail.ParseFromString(std::string(*payload))) {
+      detail.set_message(redactor.Redact(detail.message()));
+      status.SetPayload(kProviderErrorPayloadUrl, absl::Cord(detail.SerializeAsString()));
+    }
+  }
+  return status;
+}
+
 void AttemptDriver::FinishAttempt(absl::Status status) {
+  status = RedactProviderText(std::move(status));
   transfer_.store(0);
   attempt_running_ = false;
   if (first_token_timer_ != 0) {
@@ -374,6 +403,14 @@ void AttemptDriver::Done(absl::Status status) {
     event.attempts = planner_->attempts();
   }
   FillOutcome(status, event);
+  if (route().content_policy != config::v1::CONTENT_POLICY_NONE &&
+      route().content_policy != config::v1::CONTENT_POLICY_UNSPECIFIED) {
+    auto content = std::make_shared<RequestContent>();
+    content->policy = route().content_policy;
+    content->redactor = route().redactor != nullptr ? route().redactor : Redactor::Default();
+    CaptureContent(*content);
+    event.content = std::move(content);
+  }
   if (request_.degraded) event.degraded = true;
   event.admission = request_.admission;
   if (!status.ok()) status = Decorate(std::move(status), event);

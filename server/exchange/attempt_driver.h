@@ -113,6 +113,9 @@ class AttemptDriver : public TransferHandler, public std::enable_shared_from_thi
   virtual void OnSucceeded() {}
   // The request's tokens and cost (as far as known) and its cache/degradation flags.
   virtual void FillOutcome(const absl::Status& status, RequestFinished& event) = 0;
+  // The route's content policy allows text to reach sinks: copy the request's text and the reply
+  // into `content` (called once, before Deliver; never under CONTENT_POLICY_NONE).
+  virtual void CaptureContent(RequestContent& content) const = 0;
   // Exactly once, last: answer the caller. On error `status` carries its details (ProviderError,
   // RetryInfo, PartialCompletion with the attempts and, after the commit point, the usage).
   virtual void Deliver(const absl::Status& status, const RequestFinished& event) = 0;
@@ -146,6 +149,7 @@ class AttemptDriver : public TransferHandler, public std::enable_shared_from_thi
   absl::Status AttemptResult(const absl::Status& transfer_status);
   void GiveUp(absl::Duration retry_hint);
   absl::Status Decorate(absl::Status status, const RequestFinished& event) const;
+  absl::Status RedactProviderText(absl::Status status) const;
   void Done(absl::Status status);
 
   // Constant after construction.

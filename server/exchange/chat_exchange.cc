@@ -280,6 +280,16 @@ void ChatExchange::FillOutcome(const absl::Status& /*status*/, RequestFinished& 
   event.cost_known = t.price.has_value();
 }
 
+void ChatExchange::CaptureContent(RequestContent& content) const {
+  if (chat_.messages != nullptr) {
+    content.messages.reserve(static_cast<size_t>(chat_.messages->size()));
+    for (const v1::Message& m : *chat_.messages) {
+      content.messages.emplace_back(v1::Role_Name(m.role()), m.content());
+    }
+  }
+  content.reply = text_;
+}
+
 void ChatExchange::Deliver(const absl::Status& status, const RequestFinished& event) {
   v1::CompletionFinish finish;
   *finish.mutable_attempts() = event.attempts;

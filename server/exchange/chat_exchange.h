@@ -78,6 +78,7 @@ class ChatExchange final : public AttemptDriver, public StreamSink {
   bool ServeFallback() override;
   void OnSucceeded() override;
   void FillOutcome(const absl::Status& status, RequestFinished& event) override;
+  void CaptureContent(RequestContent& content) const override;
   void Deliver(const absl::Status& status, const RequestFinished& event) override;
 
   // StreamSink (from the decoders).

@@ -72,6 +72,11 @@ absl::Status EmbedExchange::OnSuccessEnd() {
   return absl::OkStatus();
 }
 
+void EmbedExchange::CaptureContent(RequestContent& content) const {
+  if (embed_ == nullptr) return;
+  content.inputs.assign(embed_->inputs().begin(), embed_->inputs().end());
+}
+
 void EmbedExchange::FillOutcome(const absl::Status& status, RequestFinished& event) {
   if (!status.ok() || !served_) return;  // a failed embedding is not billed
   event.input_tokens = response_.usage().input_tokens();

@@ -39,6 +39,7 @@ class EmbedExchange final : public AttemptDriver {
   DataResult OnSuccessBody(std::string_view bytes) override;
   absl::Status OnSuccessEnd() override;
   void FillOutcome(const absl::Status& status, RequestFinished& event) override;
+  void CaptureContent(RequestContent& content) const override;
   void Deliver(const absl::Status& status, const RequestFinished& event) override;
 
   // Constant after construction.

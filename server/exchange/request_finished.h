@@ -11,12 +11,15 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/redactor.h"
 #include "google/protobuf/repeated_ptr_field.h"
+#include "turnpike/config/v1/snapshot.pb.h"
 #include "turnpike/v1/common.pb.h"
 
 namespace turnpike {
@@ -25,6 +28,24 @@ class AdmissionTicket;  // server/admission/admission.h
 
 enum class RequestMethod { kStreamCompletion = 0, kComplete = 1, kEmbed = 2 };
 const char* RequestMethodName(RequestMethod method);
+
+// The text of a request and of its reply, captured when the route's content policy allows any
+// (never under CONTENT_POLICY_NONE: then nothing is copied). Immutable once captured and shared:
+// sinks hash and redact it on their own threads (docs/request-log.md).
+struct RequestContent {
+  config::v1::ContentPolicy policy = config::v1::CONTENT_POLICY_NONE;
+  std::shared_ptr<const Redactor> redactor;                   // the route's
+  std::vector<std::pair<std::string, std::string>> messages;  // role name, text (completions)
+  std::vector<std::string> inputs;                            // embeddings
+  std::string reply;  // the reply text as the caller received it, assembled (completions)
+};
+
+// The canonical form of a request's content, whose SHA-256 is its request hash: compact JSON
+// {"messages":[{"role":"ROLE_USER","content":"..."}...]} or {"inputs":["..."]}, keys in this
+// order, strings escaped by JsonWriter (invalid UTF-8 replaced by U+FFFD).
+std::string CanonicalRequest(const RequestContent& content);
+// Lower-case hex SHA-256 of `bytes`.
+std::string Sha256Hex(std::string_view bytes);
 
 struct RequestFinished {
   RequestMethod method = RequestMethod::kStreamCompletion;
@@ -81,6 +102,8 @@ struct RequestFinished {
   // What the request holds from admission (rate limits, budgets); settled from this event.
   // Null when no limit applied or the request was refused.
   std::shared_ptr<AdmissionTicket> admission;
+  // The request's and reply's text; null under CONTENT_POLICY_NONE and for refused requests.
+  std::shared_ptr<const RequestContent> content;
 };
 
 // Receives every finished request. Called once per request, on whichever thread finished it

@@ -43,3 +43,40 @@ TEST(JsonWriterTest, DoublesRoundTripAndNonFiniteBecomesNull) {
 
 }  // namespace
 }  // namespace turnpike
+
+namespace turnpike {
+namespace {
+
+// A provider may send anything: every byte string must come out as valid JSON (simdjson validates
+// UTF-8), valid sequences unchanged and each invalid byte as U+FFFD.
+TEST(JsonWriterTest, InvalidUtf8BecomesReplacementCharacters) {
+  const struct {
+    std::string in, want;
+  } cases[] = {
+      {"ok \xc3\xa9 \xf0\x9f\x98\x80", "ok \xc3\xa9 \xf0\x9f\x98\x80"},
+      {"lone \xff byte", "lone \xEF\xBF\xBD byte"},
+      {"cut \xe2\x82", "cut \xEF\xBF\xBD\xEF\xBF\xBD"},
+      {"overlong \xc0\xaf", "overlong \xEF\xBF\xBD\xEF\xBF\xBD"},
+      {"surrogate \xed\xa0\x80", "surrogate \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},
+      {"too big \xf4\x90\x80\x80", "too big \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},
+  };
+  for (const auto& c : cases) {
+    JsonWriter w;
+    w.String(c.in);
+    simdjson::dom::parser parser;
+    std::string_view value;
+    ASSERT_EQ(parser.parse(w.str()).get(value), simdjson::SUCCESS) << c.in;
+    EXPECT_EQ(value, c.want);
+  }
+  std::string all;
+  for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
+  for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(255 - i));
+  JsonWriter w;
+  w.String(all);
+  simdjson::dom::parser parser;
+  std::string_view value;
+  EXPECT_EQ(parser.parse(w.str()).get(value), simdjson::SUCCESS);
+}
+
+}  // namespace
+}  // namespace turnpike

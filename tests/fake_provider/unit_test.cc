@@ -10,6 +10,7 @@
 #include "tools/fake_provider/provider.h"
 #include "tools/fake_provider/request_parser.h"
 #include "tools/fake_provider/response_plan.h"
+#include "tools/fake_provider/wire_format.h"
 
 namespace turnpike::fake_provider {
 namespace {
@@ -79,6 +80,27 @@ TEST(FaultSpecTest, Directives) {
   EXPECT_FALSE(ParseFaultDirectives("[[fake status]]").ok());
   EXPECT_FALSE(ParseFaultDirectives("[[fake status=429").ok());
   EXPECT_TRUE(ContainsFaultDirective("x [[fake y]]"));
+}
+
+TEST(FaultSpecTest, EchoDirectivesAndTheirText) {
+  auto f = ParseFaultDirectives("[[fake echo=1 error_echo=true]]my text");
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->echo, true);
+  EXPECT_EQ(f->error_echo, true);
+  EXPECT_EQ(StripFaultDirectives("a [[fake echo=1]]b[[fake chunks=2]] c"), "a b c");
+  ResponseContext ctx;
+  ctx.content_chunks = 3;
+  ctx.echo =
+      "ab\xc3\xa9"
+      "cdefg";  // a two-byte sequence is never cut
+  std::string joined;
+  for (int i = 0; i < 3; ++i) {
+    std::string_view chunk = ChunkText(ctx, i);
+    EXPECT_NE(static_cast<unsigned char>(chunk.empty() ? 'x' : chunk[0]) & 0xC0, 0x80);
+    joined += chunk;
+  }
+  EXPECT_EQ(joined, ctx.echo);
+  EXPECT_EQ(ReplyText(ctx), ctx.echo);
 }
 
 TEST(FaultSpecTest, QueueJson) {

@@ -97,6 +97,10 @@ absl::Status FaultSpec::Set(std::string_view raw_key, std::string_view value) {
     line_ending = e;
   } else if (key == "truncate") {
     return ParseBool(key, value, &truncate);
+  } else if (key == "echo") {
+    return ParseBool(key, value, &echo);
+  } else if (key == "error_echo") {
+    return ParseBool(key, value, &error_echo);
   } else if (key == "stall_after_chunks") {
     return ParseBounded(key, value, 0, kMaxChunks, &stall_after_chunks);
   } else if (key == "cached_tokens") {
@@ -124,6 +128,8 @@ void FaultSpec::MergeFrom(const FaultSpec& o) {
   MergeField(&malformed, o.malformed);
   MergeField(&line_ending, o.line_ending);
   MergeField(&truncate, o.truncate);
+  MergeField(&echo, o.echo);
+  MergeField(&error_echo, o.error_echo);
   MergeField(&stall_after_chunks, o.stall_after_chunks);
   MergeField(&cached_tokens, o.cached_tokens);
   MergeField(&cache_write_tokens, o.cache_write_tokens);
@@ -134,7 +140,7 @@ bool FaultSpec::empty() const {
   return !status && !error_type && !retry_after && !retry_after_ms && !first_byte_delay_ms &&
          !chunks && !chunk_delay_ms && !reset_after_chunks && !stream_error_after && !malformed &&
          !line_ending && !truncate && !stall_after_chunks && !cached_tokens &&
-         !cache_write_tokens && !reasoning_tokens;
+         !cache_write_tokens && !reasoning_tokens && !echo && !error_echo;
 }
 
 std::string FaultSpec::ToJson() const {
@@ -177,7 +183,24 @@ std::string FaultSpec::ToJson() const {
   add_int("cached_tokens", cached_tokens);
   add_int("cache_write_tokens", cache_write_tokens);
   add_int("reasoning_tokens", reasoning_tokens);
+  add_bool("echo", echo);
+  add_bool("error_echo", error_echo);
   out.push_back('}');
+  return out;
+}
+
+std::string StripFaultDirectives(std::string_view text) {
+  std::string out;
+  size_t pos = 0;
+  for (;;) {
+    const size_t open = text.find(kDirectiveOpen, pos);
+    if (open == std::string_view::npos) break;
+    const size_t close = text.find("]]", open);
+    if (close == std::string_view::npos) break;
+    out.append(text.substr(pos, open - pos));
+    pos = close + 2;
+  }
+  out.append(text.substr(pos));
   return out;
 }
 

@@ -49,6 +49,11 @@ struct FaultSpec {
   std::optional<int> cached_tokens;
   std::optional<int> cache_write_tokens;
   std::optional<int> reasoning_tokens;
+  // The reply text is the request's directive-bearing message text with the directives cut out
+  // (split over the content chunks), instead of "Hello from the fake provider".
+  std::optional<bool> echo;
+  // An error body's message is that same text (for tests of what quotes provider text).
+  std::optional<bool> error_echo;
 
   // Sets one key (e.g. "status", "retry_after"; '-' is accepted for '_') from its text
   // value. Returns InvalidArgument for an unknown key or a malformed value.
@@ -67,6 +72,9 @@ struct FaultSpec {
 // Parses all `[[fake key=value ...]]` directives in `text`, merging them in order.
 // Returns InvalidArgument naming the bad token if one does not parse.
 absl::StatusOr<FaultSpec> ParseFaultDirectives(std::string_view text);
+
+// `text` without its `[[fake ...]]` directives.
+std::string StripFaultDirectives(std::string_view text);
 
 // True if `text` contains a directive opener; a cheap pre-check before parsing.
 bool ContainsFaultDirective(std::string_view text);

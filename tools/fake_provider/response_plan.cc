@@ -58,6 +58,13 @@ std::string ResolveModel(const Route& route, const ParsedRequest& r) {
   return "fake-model";
 }
 
+// The text `echo=1` and `error_echo=1` send back: the messages that carry a directive, without it.
+std::string EchoText(const ParsedRequest& r) {
+  std::string text;
+  for (const std::string& t : r.directive_texts) text += StripFaultDirectives(t);
+  return text;
+}
+
 ResponseContext MakeContext(const PlanInput& in, const ParsedRequest& r, int chunks) {
   const Provider p = in.route.provider;
   ResponseContext ctx;
@@ -87,6 +94,7 @@ ResponseContext MakeContext(const PlanInput& in, const ParsedRequest& r, int chu
     ctx.include_usage = r.include_usage.value_or(false);
   }
   ctx.include_obfuscation = r.include_obfuscation.value_or(true);
+  if (in.fault.echo.value_or(false)) ctx.echo = EchoText(r);
   FinalizeContext(&ctx);
   return ctx;
 }
@@ -295,6 +303,7 @@ ResponsePlan PlanProviderResponse(const PlanInput& in) {
     spec.status = *f.status;
     spec.kind = ErrorKind::kInjected;
     spec.type_override = f.error_type.value_or("");
+    if (f.error_echo.value_or(false) && in.parsed.ok()) spec.message = EchoText(*in.parsed);
     error_reply(std::move(spec));
     return plan;
   }

@@ -93,11 +93,11 @@ class AnthropicWireImpl : public WireFormat {
     out->push_back(NamedEvent("ping", "{\"type\": \"ping\"}"));
   }
 
-  SseEvent ContentEvent(const ResponseContext&, int index, bool) const override {
+  SseEvent ContentEvent(const ResponseContext& ctx, int index, bool) const override {
     std::string data =
         "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
         "\"text\":";
-    AppendJsonString(&data, ChunkText(index));
+    AppendJsonString(&data, ChunkText(ctx, index));
     data.append("}}");
     return NamedEvent("content_block_delta", std::move(data));
   }
@@ -130,7 +130,7 @@ class AnthropicWireImpl : public WireFormat {
     out.append(",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
     AppendJsonString(&out, ctx.model);
     out.append(",\"content\":[{\"type\":\"text\",\"text\":");
-    AppendJsonString(&out, ReplyText(ctx.content_chunks));
+    AppendJsonString(&out, ReplyText(ctx));
     absl::StrAppend(
         &out, "}],\"stop_reason\":\"", StopReason(ctx), "\",\"stop_sequence\":null,\"usage\":",
         Usage(ctx, ctx.content_chunks + ctx.reasoning_tokens), ",\"service_tier\":\"standard\"}}");

@@ -1,21 +1,35 @@
 #include "tools/fake_provider/wire_format.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "tools/fake_provider/embedding.h"
 #include "tools/fake_provider/json_writer.h"
 
 namespace turnpike::fake_provider {
 
-std::string_view ChunkText(int i) {
+std::string_view ChunkText(const ResponseContext& ctx, int i) {
+  if (!ctx.echo.empty()) {
+    const size_t n = static_cast<size_t>(std::max(1, ctx.content_chunks));
+    auto boundary = [&ctx, n](size_t k) {
+      size_t at = std::min(ctx.echo.size(), ctx.echo.size() * k / n);
+      while (at < ctx.echo.size() && (static_cast<unsigned char>(ctx.echo[at]) & 0xC0) == 0x80) {
+        ++at;
+      }
+      return at;
+    };
+    const size_t from = boundary(static_cast<size_t>(i));
+    return std::string_view(ctx.echo).substr(from, boundary(static_cast<size_t>(i) + 1) - from);
+  }
   static constexpr std::string_view kWords[] = {"Hello", " from", " the", " fake", " provider"};
   // After the first round the sentence repeats with a separating space.
   if (i > 0 && i % 5 == 0) return " Hello";
   return kWords[i % 5];
 }
 
-std::string ReplyText(int n) {
+std::string ReplyText(const ResponseContext& ctx) {
   std::string s;
-  for (int i = 0; i < n; ++i) s.append(ChunkText(i));
+  for (int i = 0; i < ctx.content_chunks; ++i) s.append(ChunkText(ctx, i));
   return s;
 }
 

@@ -20,12 +20,15 @@ namespace turnpike::fake_provider {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
-// Text of content chunk `i`: the words "Hello", " from", " the", " fake", " provider",
-// cycling (" Hello" from the second round on), so five chunks spell "Hello from the fake
+struct ResponseContext;
+
+// Text of content chunk `i`: with `echo=1`, the i-th of ctx.content_chunks nearly equal pieces of
+// ctx.echo (cut between UTF-8 sequences); else the words "Hello", " from", " the", " fake", "
+// provider", cycling (" Hello" from the second round on), so five chunks spell "Hello from the fake
 // provider" and seven "Hello from the fake provider Hello from".
-std::string_view ChunkText(int i);
-// Concatenation of the first `n` chunk texts.
-std::string ReplyText(int n);
+std::string_view ChunkText(const ResponseContext& ctx, int i);
+// Concatenation of the first ctx.content_chunks chunk texts.
+std::string ReplyText(const ResponseContext& ctx);
 
 // Everything a builder needs to render one chat response.
 struct ResponseContext {
@@ -47,6 +50,7 @@ struct ResponseContext {
   bool include_usage = false;       // OpenAI family: usage chunk before [DONE]
   bool continuous_usage = false;    // vLLM continuous_usage_stats
   bool include_obfuscation = true;  // OpenAI: `obfuscation` padding field
+  std::string echo;                 // `echo=1`: the reply text (else the usual words)
 };
 
 // Fills the derived fields (id_json, model_json) after id and model are set.

@@ -82,7 +82,7 @@ class GeminiWireImpl : public WireFormat {
   void AppendPrologue(const ResponseContext&, std::vector<SseEvent>*) const override {}
 
   SseEvent ContentEvent(const ResponseContext& ctx, int index, bool final) const override {
-    return DataEvent(Response(ctx, ChunkText(index), index + 1, final));
+    return DataEvent(Response(ctx, ChunkText(ctx, index), index + 1, final));
   }
 
   void AppendEpilogue(const ResponseContext& ctx, std::vector<SseEvent>* out) const override {
@@ -102,7 +102,7 @@ class GeminiWireImpl : public WireFormat {
   }
 
   std::string CompletionBody(const ResponseContext& ctx) const override {
-    return Response(ctx, ReplyText(ctx.content_chunks), ctx.content_chunks, true);
+    return Response(ctx, ReplyText(ctx), ctx.content_chunks, true);
   }
 
   std::string EmbeddingsBody(const EmbeddingsContext&) const override { return "{}"; }

@@ -52,7 +52,7 @@ class OpenAIWireImpl : public WireFormat {
   SseEvent ContentEvent(const ResponseContext& ctx, int index, bool) const override {
     std::string delta =
         d_ == Provider::kOllama ? "{\"role\":\"assistant\",\"content\":" : "{\"content\":";
-    AppendJsonString(&delta, ChunkText(index));
+    AppendJsonString(&delta, ChunkText(ctx, index));
     delta.push_back('}');
     return DataEvent(Chunk(ctx, delta, "null", index + 1, index));
   }
@@ -324,7 +324,7 @@ std::string OpenAIWireImpl::CompletionBody(const ResponseContext& ctx) const {
   out.reserve(768);
   const std::string& id = ctx.id_json;
   const std::string& model = ctx.model_json;
-  const std::string content = JsonString(ReplyText(ctx.content_chunks));
+  const std::string content = JsonString(ReplyText(ctx));
   const char* finish = FinishReason(ctx);
   std::string usage;
   AppendUsage(&usage, ctx, ctx.content_chunks, /*full=*/true);
