@@ -302,10 +302,14 @@ TEST_P(EvidenceTest, CanariesReachOnlyTheSinksThePolicyAllows) {
         << kind << ": " << text;
     const bool masked_by_adapter = kind == "openai" || kind == "anthropic";
     if (full) {
-      if (!masked_by_adapter) EXPECT_NE(Join(Found(text)), "") << kind << ": " << text;
+      if (!masked_by_adapter) {
+        EXPECT_NE(Join(Found(text)), "") << kind << ": " << text;
+      }
     } else {
       EXPECT_EQ(Join(Found(text)), "") << kind << ": " << text;
-      if (!masked_by_adapter) EXPECT_TRUE(absl::StrContains(text, "[")) << kind << ": " << text;
+      if (!masked_by_adapter) {
+        EXPECT_TRUE(absl::StrContains(text, "[")) << kind << ": " << text;
+      }
     }
   }
 
