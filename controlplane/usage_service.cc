@@ -45,13 +45,11 @@ grpc::Status UsageServiceImpl::ReportUsage(grpc::ServerContext* context,
     absl::StatusOr<Identity> identity = authenticator_.IdentifyNode(*context, node_id);
     if (!identity.ok()) return ToGrpcStatus(identity.status());
     for (int i = 1; i < request->records_size(); ++i) {
-      if (request->records(i).node_id() != node_id) {
-        return ToGrpcStatus(ErrorWithReason(
-            absl::StatusCode::kPermissionDenied,
-            absl::StrCat("records[", i, "].node_id \"", request->records(i).node_id(),
-                         "\": ", identity->Describe(), " is bound to node \"", node_id, "\""),
-            "WRONG_NODE"));
-      }
+      if (request->records(i).node_id() == node_id) continue;
+      absl::Status wrong =
+          authenticator_.IdentifyNode(*context, request->records(i).node_id()).status();
+      return ToGrpcStatus(
+          absl::Status(wrong.code(), absl::StrCat("records[", i, "].", wrong.message())));
     }
   }
   absl::StatusOr<UsageLedger::IngestResult> result = ledger_.Ingest(request->records());

@@ -28,9 +28,8 @@ class UsageServiceTest : public ControlPlaneFixture {
     u::ReportUsageRequest req;
     for (const auto& r : records) *req.add_records() = r;
     // ReportUsage is a node RPC: the gateway's node token.
-    auto node = u::UsageService::NewStub(
-        NodeChannel(records.empty() || records[0].node_id().empty() ? "gw-1"
-                                                                    : records[0].node_id()));
+    auto node = u::UsageService::NewStub(NodeChannel(
+        records.empty() || records[0].node_id().empty() ? "gw-1" : records[0].node_id()));
     return node->ReportUsage(&ctx, req, response);
   }
 

@@ -75,9 +75,7 @@ int64_t V(const WatchResponse& r) {
 
 class WatchProtocolTest : public ControlPlaneFixture {
  protected:
-  void SetUp() override {
-    ControlPlaneFixture::SetUp();
-  }
+  void SetUp() override { ControlPlaneFixture::SetUp(); }
 };
 
 TEST_F(WatchProtocolTest, ConnectGetsFullSnapshotWithVersionAndNonce) {
