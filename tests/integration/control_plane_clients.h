@@ -82,9 +82,10 @@ class Admin {
     std::ofstream out(path, std::ios::trunc);
     out << resp.token() << "\n";
     out.close();
-    std::filesystem::permissions(path, std::filesystem::perms::owner_read |
-                                           std::filesystem::perms::owner_write);
-    return out ? grpc::Status::OK : grpc::Status(grpc::StatusCode::INTERNAL, "cannot write " + path);
+    std::filesystem::permissions(
+        path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    return out ? grpc::Status::OK
+               : grpc::Status(grpc::StatusCode::INTERNAL, "cannot write " + path);
   }
 
   // The demo configuration tools/dev up seeds: credential fake-key, provider fake (OpenAI

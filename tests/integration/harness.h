@@ -100,10 +100,13 @@ class ControlPlane {
   Process& process() { return *process_; }
   // An admin-role token for the admin API (empty if the process did not start).
   const std::string& admin_token() const { return admin_token_; }
+  // Its /metrics page; empty if it is not serving one.
+  std::string Metrics() const;
 
  private:
   std::unique_ptr<Process> process_;
   int port_ = -1;
+  int metrics_port_ = -1;
   std::string admin_token_;
 };
 
