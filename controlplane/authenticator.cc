@@ -83,7 +83,14 @@ grpc::Status Authenticator::Process(const InputMetadata& auth_metadata, grpc::Au
     authorization = std::string_view(it->second.data(), it->second.size());
   }
   absl::StatusOr<std::optional<Identity>> decision = Decide(method, authorization);
-  return decision.ok() ? grpc::Status::OK : ToGrpc(decision.status());
+  if (decision.ok()) return grpc::Status::OK;
+  if (decision.status().code() == absl::StatusCode::kUnauthenticated) {
+    // A guess (or a mistake): answered after a delay that grows with recent failures.
+    if (absl::Time until = throttle_.RecordFailure(); until != absl::InfinitePast()) {
+      throttle_.Hold(until);
+    }
+  }
+  return ToGrpc(decision.status());
 }
 
 absl::StatusOr<Identity> Authenticator::Identify(const grpc::ServerContextBase& context) const {
@@ -119,6 +126,7 @@ Authenticator::Counts Authenticator::counts() const {
   c.permission_denied = permission_denied_.load(std::memory_order_relaxed);
   c.unknown_method = unknown_method_.load(std::memory_order_relaxed);
   c.wrong_node = wrong_node_.load(std::memory_order_relaxed);
+  c.held = throttle_.held_total();
   return c;
 }
 

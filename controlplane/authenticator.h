@@ -10,6 +10,9 @@
 // refusal ends the call in gRPC core. gRPC runs processors only on secure credentials, so the
 // control plane serves plaintext loopback through LocalServerCredentials, which gRPC counts as
 // secure (docs/security.md).
+// Failed authentications are slowed down by an AuthThrottle (controlplane/auth_throttle.h): the
+// refusal is held on this processor's thread (gRPC's auth thread pool), never on a
+// completion-queue or handler thread.
 // Handlers learn who called with Identify(): in gRPC 1.51 the AuthContext a processor is given is
 // shared by every call of the connection, so nothing per call can be stored there; Identify()
 // derives the identity again from the call's own metadata (a hash and a map lookup).
@@ -23,6 +26,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "controlplane/auth_throttle.h"
 #include "controlplane/identity_store.h"
 #include "grpcpp/security/auth_metadata_processor.h"
 #include "grpcpp/server_context.h"
@@ -33,7 +37,9 @@ inline constexpr char kAuthorizationHeader[] = "authorization";
 
 class Authenticator final : public grpc::AuthMetadataProcessor {
  public:
-  explicit Authenticator(const IdentityStore& identities) : identities_(identities) {}
+  Authenticator(const IdentityStore& identities, Clock& clock,
+                AuthThrottle::Options throttle = AuthThrottle::Options())
+      : identities_(identities), throttle_(throttle, clock) {}
 
   // Runs on gRPC's auth thread pool, never on a completion-queue thread.
   bool IsBlocking() const override { return true; }
@@ -64,6 +70,7 @@ class Authenticator final : public grpc::AuthMetadataProcessor {
     uint64_t permission_denied = 0;  // valid, wrong role or kind
     uint64_t unknown_method = 0;     // no row in the access policy
     uint64_t wrong_node = 0;         // a node token used for another node id
+    uint64_t held = 0;               // failed authentications answered after a delay
   };
   Counts counts() const;
 
@@ -71,6 +78,7 @@ class Authenticator final : public grpc::AuthMetadataProcessor {
   absl::StatusOr<Identity> Authenticate(std::optional<std::string_view> authorization) const;
 
   const IdentityStore& identities_;
+  AuthThrottle throttle_;
   mutable std::atomic<uint64_t> missing_{0};
   mutable std::atomic<uint64_t> malformed_{0};
   mutable std::atomic<uint64_t> invalid_{0};

@@ -77,7 +77,8 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(Options option
   if (!options.bootstrap_admin_token.empty()) {
     TP_RETURN_IF_ERROR(cp->identities_->AddBootstrapAdminToken(options.bootstrap_admin_token));
   }
-  cp->authenticator_ = std::make_shared<Authenticator>(*cp->identities_);
+  cp->authenticator_ =
+      std::make_shared<Authenticator>(*cp->identities_, clock, options.auth_throttle);
   cp->admin_service_ = std::make_unique<AdminServiceImpl>(*cp->admin_, cp->registry_,
                                                           *cp->identities_, *cp->authenticator_);
   cp->watch_service_ =

@@ -50,6 +50,8 @@ class ControlPlane {
     // If set, a tpa_ token registered (once) as an admin-role token, so a new database has a
     // first admin (--bootstrap_admin_token_file).
     std::string bootstrap_admin_token;
+    // How failed authentications are slowed down (controlplane/auth_throttle.h).
+    AuthThrottle::Options auth_throttle;
     absl::Duration busy_timeout = absl::Seconds(5);
     absl::Duration retire_sweep_interval = absl::Minutes(1);
     ConfigAdmin::Options admin;

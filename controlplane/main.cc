@@ -50,6 +50,9 @@ ABSL_FLAG(absl::Duration, usage_retention, absl::Hours(24 * 90),
 ABSL_FLAG(bool, allow_insecure_non_loopback, false,
           "no longer supported (plaintext is for loopback and unix sockets only); kept so a "
           "command line that passes it fails with an explanation");
+ABSL_FLAG(absl::Duration, auth_failure_max_delay, absl::Seconds(2),
+          "failed authentications beyond 5 a minute are answered after a delay doubling from 50ms "
+          "every 5 failures up to this; 0 turns the slowdown off (docs/security.md)");
 ABSL_FLAG(std::string, bootstrap_admin_token_file, "",
           "file holding the first admin token (a tpa_ token, registered with role admin if it is "
           "not stored yet); if the file does not exist, a new token is written there (mode 0600). "
@@ -194,6 +197,7 @@ int main(int argc, char** argv) {
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.db_path = absl::GetFlag(FLAGS_db);
   options.usage.retention = absl::GetFlag(FLAGS_usage_retention);
+  options.auth_throttle.max_delay = absl::GetFlag(FLAGS_auth_failure_max_delay);
   if (options.usage.retention <= absl::ZeroDuration()) {
     return Fail(absl::InvalidArgumentError("--usage_retention must be positive"));
   }
@@ -300,6 +304,14 @@ int main(int argc, char** argv) {
             {{"permission_denied"}, static_cast<double>(c.permission_denied)},
             {{"unknown_method"}, static_cast<double>(c.unknown_method)},
             {{"wrong_node"}, static_cast<double>(c.wrong_node)}};
+      });
+  metrics.AddCollector(
+      "turnpike_control_auth_refusals_held_total",
+      "Failed authentications whose refusal was held back (a delay growing with the failures of "
+      "the last minute) to slow down token guessing.",
+      Type::kCounter, {}, [raw] {
+        return std::vector<MetricSample>{
+            {{}, static_cast<double>(raw->authenticator().counts().held)}};
       });
   metrics.AddCollector("process_resident_memory_bytes", "Resident memory size in bytes.",
                        Type::kGauge, {}, [] {

@@ -92,7 +92,7 @@ def main():
             opts.control, "--listen=127.0.0.1:0", f"--db={tmp}/var/turnpike.db",
             f"--port_file={tmp}/control.port", "--metrics_listen=127.0.0.1:0",
             f"--metrics_port_file={tmp}/metrics.port", "--usage_retention=87600h",
-            f"--bootstrap_admin_token_file={tmp}/admin.token",
+            f"--bootstrap_admin_token_file={tmp}/admin.token", "--auth_failure_max_delay=0",
             "--dev_insecure_master_key"], stdout=log, stderr=subprocess.STDOUT)
 
         def control_log():

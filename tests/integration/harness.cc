@@ -258,7 +258,7 @@ std::string ControlPlane::Metrics() const {
   return HttpRequest("GET", "http://127.0.0.1:" + std::to_string(metrics_port_) + "/metrics").body;
 }
 
-ControlPlane::ControlPlane(const TempDir& dir, int port) {
+ControlPlane::ControlPlane(const TempDir& dir, int port, std::vector<std::string> extra_args) {
   const std::string port_file = dir.File("control.port");
   std::filesystem::remove(port_file);  // a restart must not read the previous run's port
   const std::string metrics_port_file = dir.File("control-metrics.port");
@@ -270,6 +270,7 @@ ControlPlane::ControlPlane(const TempDir& dir, int port) {
                                    "--metrics_listen=127.0.0.1:0",
                                    "--bootstrap_admin_token_file=" + dir.File("admin.token"),
                                    "--metrics_port_file=" + metrics_port_file};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
   process_ = std::make_unique<Process>(ControlBinary(), args, dir.File("control.log"));
   port_ = WaitForPort(port_file, *process_);
   if (port_ > 0) metrics_port_ = WaitForPort(metrics_port_file, *process_);

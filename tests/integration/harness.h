@@ -94,7 +94,7 @@ class FakeProvider {
 // back on the same address and database. Its log is <dir>/control.log, appended to by restarts.
 class ControlPlane {
  public:
-  explicit ControlPlane(const TempDir& dir, int port = 0);
+  explicit ControlPlane(const TempDir& dir, int port = 0, std::vector<std::string> extra_args = {});
   int port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   Process& process() { return *process_; }

@@ -39,7 +39,9 @@ class SecurityTest : public ::testing::Test {
   void SetUp() override {
     fake_ = std::make_unique<FakeProvider>(dir_);
     ASSERT_GT(fake_->port(), 0) << fake_->process().Log();
-    control_ = std::make_unique<ControlPlane>(dir_);
+    // Hundreds of refused calls below; the slowdown of failed authentications is tested on its
+    // own (FailedAuthenticationsAreSlowedDown).
+    control_ = std::make_unique<ControlPlane>(dir_, 0, ExtraArgs());
     ASSERT_GT(control_->port(), 0) << control_->process().Log();
     ASSERT_FALSE(control_->admin_token().empty());
     admin_ = admin::v1::AdminService::NewStub(
@@ -66,6 +68,8 @@ class SecurityTest : public ::testing::Test {
                     .SeedDemo(fake_->port(), "model-0")
                     .ok());
   }
+
+  virtual std::vector<std::string> ExtraArgs() { return {"--auth_failure_max_delay=0"}; }
 
   std::string Token(const std::string& name, admin::v1::AdminRole role) {
     grpc::ClientContext ctx;
@@ -243,6 +247,32 @@ TEST_F(SecurityTest, NoSecretInResponsesLogsErrorsMetricsOrTheDatabase) {
        {std::string(kCanaryKey), control_->admin_token(), operator_token, node_token}) {
     EXPECT_THAT(everything, Not(HasSubstr(secret))) << secret.substr(0, 6);
   }
+}
+
+// With the default slowdown: past a few failures a refusal is held back (at least the first
+// delay, 50 ms), a valid token is still answered, and the holds are counted.
+class SecurityDefaultsTest : public SecurityTest {
+ protected:
+  std::vector<std::string> ExtraArgs() override { return {}; }
+};
+
+TEST_F(SecurityDefaultsTest, FailedAuthenticationsAreSlowedDown) {
+  auto guesser = admin::v1::AdminService::NewStub(ControlChannel(control_->address(), "tpa_guess"));
+  std::chrono::steady_clock::duration last{};
+  for (int i = 0; i < 8; ++i) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    admin::v1::ListRoutesResponse resp;
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(guesser->ListRoutes(&ctx, {}, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    last = std::chrono::steady_clock::now() - start;
+  }
+  EXPECT_GE(last, std::chrono::milliseconds(50));
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  admin::v1::ListRoutesResponse resp;
+  EXPECT_TRUE(admin_->ListRoutes(&ctx, {}, &resp).ok());
+  EXPECT_GE(MetricValue(control_->Metrics(), "turnpike_control_auth_refusals_held_total"), 3);
 }
 
 }  // namespace
