@@ -132,6 +132,13 @@ class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchRes
     if (latest_.snapshot == nullptr) return;
     if (latest_.version == sent_version_) return;    // already answered
     if (latest_.version <= nacked_version_) return;  // NACK hold: wait for a newer version
+    // Every push re-checks the stream's node token, so a revoked token gets nothing more (the
+    // identity store takes only its own lock: no cycle with the cache's or ours).
+    if (absl::StatusOr<Identity> still = authenticator_.IdentifyNode(*context_, node_id_);
+        !still.ok()) {
+      FinishLocked(ToGrpcStatus(still.status()));
+      return;
+    }
     response_.Clear();
     response_.set_version_info(absl::StrCat(latest_.version));
     response_.set_nonce(absl::StrCat(stream_id_, "-", ++nonce_counter_));

@@ -11,9 +11,10 @@
 // serves on the same port, so with the same TLS and client-certificate checks, as Watch.
 // Both are node RPCs: the gate (controlplane/authenticator.h) admits only node tokens, and the
 // node id a stream or report names must be the one its token is bound to, so one gateway cannot
-// watch or report as another. Snapshots (which carry decrypted provider keys) therefore reach
-// authenticated gateways only. Snapshots come from the SnapshotCache; the database is never
-// touched here. Thread-safe.
+// watch or report as another. Each push re-checks the token: a revoked one ends the stream with
+// UNAUTHENTICATED instead of receiving the next snapshot. Snapshots (which carry decrypted provider
+// keys) therefore reach authenticated gateways only. Snapshots come from the SnapshotCache; the
+// database is never touched here. Thread-safe.
 #ifndef TURNPIKE_CONTROLPLANE_WATCH_SERVICE_H_
 #define TURNPIKE_CONTROLPLANE_WATCH_SERVICE_H_
 

@@ -238,6 +238,38 @@ TEST_F(AccessTest, WatchWithoutANodeCredentialGetsNoSnapshotAndNoSecret) {
   ctx.TryCancel();
 }
 
+// A stream opened before its node token was revoked gets no further snapshot: the next push ends
+// it with UNAUTHENTICATED.
+TEST_F(AccessTest, RevokingANodeTokenEndsItsWatchStreamAtTheNextPush) {
+  auto issued = cp_->identities().CreateNodeToken("gw-r-token", "gw-r", "test");
+  ASSERT_TRUE(issued.ok());
+  auto stub = config::v1::ConfigDiscoveryService::NewStub(ChannelWithToken(issued->token()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto stream = stub->Watch(&ctx);
+  config::v1::WatchRequest hello;
+  hello.set_node_id("gw-r");
+  ASSERT_TRUE(stream->Write(hello));
+  config::v1::WatchResponse first;
+  ASSERT_TRUE(stream->Read(&first));
+  config::v1::WatchRequest ack;
+  ack.set_node_id("gw-r");
+  ack.set_version_info(first.version_info());
+  ack.set_response_nonce(first.nonce());
+  ASSERT_TRUE(stream->Write(ack));
+  ASSERT_TRUE(WaitFor([&] {
+    auto d = cp_->registry().Get("gw-r");
+    return d.has_value() && d->acked_version() == first.version_info();
+  }));
+  ASSERT_TRUE(cp_->identities().RevokeNodeToken("gw-r-token").ok());
+  ASSERT_TRUE(cp_->admin().CreateCredential(MakeCredential("later", kCanarySecret), "t").ok());
+  ASSERT_TRUE(cp_->admin().CreateResource(MakeProvider("later-p", "later"), "t").ok());
+  config::v1::WatchResponse next;
+  EXPECT_FALSE(stream->Read(&next));
+  grpc::Status s = stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+}
+
 TEST_F(AccessTest, ANodeCannotReportAsAnother) {
   auto as_a = config::v1::ConfigDiscoveryService::NewStub(NodeChannel("gw-a"));
   grpc::ClientContext ctx;
