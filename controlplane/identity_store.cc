@@ -331,6 +331,24 @@ absl::StatusOr<std::vector<a::NodeToken>> IdentityStore::ListNodeTokens() const 
 }
 
 absl::StatusOr<a::AdminToken> IdentityStore::RevokeAdminToken(const std::string& name) {
+  {
+    // Revoking the last valid admin-role token would lock everyone out of token management.
+    absl::MutexLock lock(&mu_);
+    int admins = 0;
+    bool target_is_admin = false;
+    for (const auto& [digest, id] : valid_) {
+      if (id.kind != Identity::Kind::kAdmin || id.role != a::ADMIN_ROLE_ADMIN) continue;
+      ++admins;
+      target_is_admin = target_is_admin || id.name == name;
+    }
+    if (target_is_admin && admins == 1) {
+      return ErrorWithReason(absl::StatusCode::kFailedPrecondition,
+                             absl::StrCat("admin token \"", name,
+                                          "\" is the last valid token with role admin; create "
+                                          "another admin token first"),
+                             "LAST_ADMIN_TOKEN");
+    }
+  }
   a::AdminToken out;
   std::string digest;
   TP_RETURN_IF_ERROR(store_.Write([&](SqliteDb& db) -> absl::Status {

@@ -57,6 +57,7 @@ class IdentityStore {
                                                                        admin::v1::AdminRole role,
                                                                        const std::string& actor);
   absl::StatusOr<std::vector<admin::v1::AdminToken>> ListAdminTokens() const;
+  // FAILED_PRECONDITION for the last valid admin-role token (nobody could manage tokens after).
   absl::StatusOr<admin::v1::AdminToken> RevokeAdminToken(const std::string& name);
 
   absl::StatusOr<admin::v1::CreateNodeTokenResponse> CreateNodeToken(const std::string& name,

@@ -316,6 +316,15 @@ TEST_F(AccessTest, RevocationTakesEffectOnTheNextCall) {
   EXPECT_EQ(stub->ListRoutes(&ctx, {}, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
+TEST_F(AccessTest, TheLastAdminTokenCannotBeRevoked) {
+  const std::string bootstrap = "bootstrap-" + admin_token_.substr(4, 8);
+  ASSERT_TRUE(cp_->identities().RevokeAdminToken("admin").ok());
+  auto last = cp_->identities().RevokeAdminToken(bootstrap);
+  EXPECT_EQ(last.status().code(), absl::StatusCode::kFailedPrecondition) << last.status();
+  EXPECT_TRUE(cp_->identities().Authenticate(admin_token_).ok());
+  EXPECT_TRUE(cp_->identities().RevokeAdminToken("viewer").ok());  // other roles: no limit
+}
+
 TEST_F(AccessTest, TokensAreShownOnceAndNeverStoredOrListed) {
   auto admin = admin::v1::AdminService::NewStub(Channel());
   admin::v1::CreateAdminTokenResponse created;
