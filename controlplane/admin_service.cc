@@ -12,23 +12,6 @@ namespace {
 
 namespace a = ::turnpike::admin::v1;
 
-constexpr char kActorHeader[] = "x-turnpike-actor";
-
-absl::StatusOr<std::string> Actor(grpc::ServerContext* context) {
-  const auto& md = context->client_metadata();
-  auto it = md.find(kActorHeader);
-  if (it == md.end()) return std::string("admin");
-  std::string actor(it->second.data(), it->second.size());
-  bool ok = !actor.empty() && actor.size() <= 128;
-  for (unsigned char ch : actor) ok = ok && ch > 0x20 && ch < 0x7f;
-  if (!ok) {
-    Violations v;
-    v.Add(kActorHeader, "metadata must be 1-128 printable ASCII characters without spaces");
-    return v.ToStatus();
-  }
-  return actor;
-}
-
 void Log(const char* method, const std::string& actor, const std::string& name,
          const absl::Status& s) {
   if (s.ok()) {
@@ -40,17 +23,6 @@ void Log(const char* method, const std::string& actor, const std::string& name,
     spdlog::info("admin: {} {} by {} rejected: {} {}", method, name, actor,
                  absl::StatusCodeToString(s.code()), std::string(s.message()));
   }
-}
-
-// A change: resolves the actor, runs `fn`, logs the outcome.
-template <class Fn>
-grpc::Status Mutate(grpc::ServerContext* context, const char* method, const std::string& name,
-                    Fn fn) {
-  absl::StatusOr<std::string> actor = Actor(context);
-  if (!actor.ok()) return ToGrpcStatus(actor.status());
-  absl::Status s = fn(*actor);
-  Log(method, *actor, name, s);
-  return ToGrpcStatus(s);
 }
 
 template <class Fn>
@@ -74,6 +46,16 @@ std::string PriceKey(const std::string& provider, const std::string& model) {
 }
 
 }  // namespace
+
+template <class Fn>
+grpc::Status AdminServiceImpl::Mutate(grpc::ServerContext* context, const char* method,
+                                      const std::string& name, Fn fn) {
+  absl::StatusOr<Identity> who = authenticator_.Identify(*context);
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  absl::Status s = fn(who->name);
+  Log(method, who->name, name, s);
+  return ToGrpcStatus(s);
+}
 
 // Generic resources: the same five handlers for each, differing only in names.
 #define TP_GENERIC_RESOURCE(Type, field, plural, KeyExpr, ReqKeyExpr)                             \
@@ -294,6 +276,69 @@ grpc::Status AdminServiceImpl::ListAuditEntries(grpc::ServerContext*,
     FillPage(std::move(page), response->mutable_entries(), response->mutable_next_page_token());
     return absl::OkStatus();
   });
+}
+
+grpc::Status AdminServiceImpl::CreateAdminToken(grpc::ServerContext* context,
+                                                const a::CreateAdminTokenRequest* request,
+                                                a::CreateAdminTokenResponse* response) {
+  return Mutate(
+      context, "CreateAdminToken", request->name(), [&](const std::string& actor) -> absl::Status {
+        TP_ASSIGN_OR_RETURN(*response,
+                            identities_.CreateAdminToken(request->name(), request->role(), actor));
+        return absl::OkStatus();
+      });
+}
+
+grpc::Status AdminServiceImpl::ListAdminTokens(grpc::ServerContext*,
+                                               const a::ListAdminTokensRequest*,
+                                               a::ListAdminTokensResponse* response) {
+  return Query([&]() -> absl::Status {
+    TP_ASSIGN_OR_RETURN(std::vector<a::AdminToken> tokens, identities_.ListAdminTokens());
+    for (auto& t : tokens) *response->add_admin_tokens() = std::move(t);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status AdminServiceImpl::RevokeAdminToken(grpc::ServerContext* context,
+                                                const a::RevokeAdminTokenRequest* request,
+                                                a::RevokeAdminTokenResponse* response) {
+  return Mutate(context, "RevokeAdminToken", request->name(),
+                [&](const std::string&) -> absl::Status {
+                  TP_ASSIGN_OR_RETURN(*response->mutable_admin_token(),
+                                      identities_.RevokeAdminToken(request->name()));
+                  return absl::OkStatus();
+                });
+}
+
+grpc::Status AdminServiceImpl::CreateNodeToken(grpc::ServerContext* context,
+                                               const a::CreateNodeTokenRequest* request,
+                                               a::CreateNodeTokenResponse* response) {
+  return Mutate(
+      context, "CreateNodeToken", request->name(), [&](const std::string& actor) -> absl::Status {
+        TP_ASSIGN_OR_RETURN(
+            *response, identities_.CreateNodeToken(request->name(), request->node_id(), actor));
+        return absl::OkStatus();
+      });
+}
+
+grpc::Status AdminServiceImpl::ListNodeTokens(grpc::ServerContext*, const a::ListNodeTokensRequest*,
+                                              a::ListNodeTokensResponse* response) {
+  return Query([&]() -> absl::Status {
+    TP_ASSIGN_OR_RETURN(std::vector<a::NodeToken> tokens, identities_.ListNodeTokens());
+    for (auto& t : tokens) *response->add_node_tokens() = std::move(t);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status AdminServiceImpl::RevokeNodeToken(grpc::ServerContext* context,
+                                               const a::RevokeNodeTokenRequest* request,
+                                               a::RevokeNodeTokenResponse* response) {
+  return Mutate(context, "RevokeNodeToken", request->name(),
+                [&](const std::string&) -> absl::Status {
+                  TP_ASSIGN_OR_RETURN(*response->mutable_node_token(),
+                                      identities_.RevokeNodeToken(request->name()));
+                  return absl::OkStatus();
+                });
 }
 
 }  // namespace turnpike::controlplane

@@ -1,21 +1,29 @@
 // The gRPC face of the admin API (turnpike.admin.v1.AdminService, sync API: the admin API is not
-// the hot path and its handlers block on SQLite). Each handler takes the actor from the
-// `x-turnpike-actor` metadata ("admin" if absent), calls ConfigAdmin, converts the result with
-// ToGrpcStatus (google.rpc details in grpc-status-details-bin) and logs one line per change —
-// never a secret. Thread-safe.
+// the hot path and its handlers block on SQLite). Who may call which method was decided before
+// the handler runs (controlplane/authenticator.h); each change takes its actor from the
+// authenticated admin token (its name), never from anything the caller claims, calls ConfigAdmin
+// or the IdentityStore, converts the result with ToGrpcStatus (google.rpc details in
+// grpc-status-details-bin) and logs one line per change — never a secret or a token.
+// Thread-safe.
 #ifndef TURNPIKE_CONTROLPLANE_ADMIN_SERVICE_H_
 #define TURNPIKE_CONTROLPLANE_ADMIN_SERVICE_H_
 
+#include "controlplane/authenticator.h"
 #include "controlplane/config_admin.h"
 #include "controlplane/data_plane_registry.h"
+#include "controlplane/identity_store.h"
 #include "turnpike/admin/v1/admin.grpc.pb.h"
 
 namespace turnpike::controlplane {
 
 class AdminServiceImpl final : public admin::v1::AdminService::Service {
  public:
-  AdminServiceImpl(ConfigAdmin& admin, DataPlaneRegistry& registry)
-      : admin_(admin), registry_(registry) {}
+  AdminServiceImpl(ConfigAdmin& admin, DataPlaneRegistry& registry, IdentityStore& identities,
+                   const Authenticator& authenticator)
+      : admin_(admin),
+        registry_(registry),
+        identities_(identities),
+        authenticator_(authenticator) {}
 
 #define TP_ADMIN_RPC(Name)                                                                 \
   grpc::Status Name(grpc::ServerContext* context, const admin::v1::Name##Request* request, \
@@ -63,11 +71,24 @@ class AdminServiceImpl final : public admin::v1::AdminService::Service {
   TP_ADMIN_RPC(GetDataPlane)
   TP_ADMIN_RPC(GetConfigStatus)
   TP_ADMIN_RPC(ListAuditEntries)
+  TP_ADMIN_RPC(CreateAdminToken)
+  TP_ADMIN_RPC(ListAdminTokens)
+  TP_ADMIN_RPC(RevokeAdminToken)
+  TP_ADMIN_RPC(CreateNodeToken)
+  TP_ADMIN_RPC(ListNodeTokens)
+  TP_ADMIN_RPC(RevokeNodeToken)
 #undef TP_ADMIN_RPC
 
  private:
+  // A change: resolves the actor (the authenticated token's name), runs `fn`, logs the outcome.
+  template <class Fn>
+  grpc::Status Mutate(grpc::ServerContext* context, const char* method, const std::string& name,
+                      Fn fn);
+
   ConfigAdmin& admin_;
   DataPlaneRegistry& registry_;
+  IdentityStore& identities_;
+  const Authenticator& authenticator_;
 };
 
 }  // namespace turnpike::controlplane

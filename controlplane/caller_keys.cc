@@ -66,24 +66,35 @@ std::string Sha256Hex(std::string_view data) {
 }
 
 absl::StatusOr<GeneratedCallerKey> GenerateCallerKey() {
+  return GenerateKeyWithPrefix(kCallerKeyPrefix);
+}
+
+bool IsWellFormedCallerKey(std::string_view key) {
+  return IsWellFormedKeyWithPrefix(key, kCallerKeyPrefix);
+}
+
+absl::StatusOr<GeneratedCallerKey> GenerateKeyWithPrefix(std::string_view prefix) {
+  if (prefix.size() != kCallerKeyPrefix.size()) {
+    return absl::InvalidArgumentError("key prefixes are 4 characters");
+  }
   std::string random(32, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(random.data()), 32) != 1) {
     return absl::InternalError("RAND_bytes failed");
   }
   GeneratedCallerKey out;
-  out.key = std::string(kCallerKeyPrefix) + Base62(random, kBodyLength);
+  out.key = std::string(prefix) + Base62(random, kBodyLength);
   out.key += Checksum(out.key);
   out.sha256_hex = Sha256Hex(out.key);
   out.display_prefix = out.key.substr(0, 12);
   return out;
 }
 
-bool IsWellFormedCallerKey(std::string_view key) {
-  if (key.size() != kCallerKeyLength ||
-      key.substr(0, kCallerKeyPrefix.size()) != kCallerKeyPrefix) {
+bool IsWellFormedKeyWithPrefix(std::string_view key, std::string_view prefix) {
+  if (key.size() != kCallerKeyLength || prefix.size() != kCallerKeyPrefix.size() ||
+      key.substr(0, prefix.size()) != prefix) {
     return false;
   }
-  for (char ch : key.substr(kCallerKeyPrefix.size())) {
+  for (char ch : key.substr(prefix.size())) {
     if (!IsBase62(ch)) return false;
   }
   size_t split = kCallerKeyLength - kChecksumLength;

@@ -1,4 +1,6 @@
-// Caller API keys: "tpk_" + 43 base62 characters carrying 256 random bits + a 6-character
+// Caller API keys and the control plane's bearer tokens share one format: a 4-character prefix
+// ("tpk_" caller keys, "tpa_" admin tokens, "tpn_" node tokens; see controlplane/identity_store.h)
+// + 43 base62 characters carrying 256 random bits + a 6-character
 // base62 CRC-32 checksum of everything before it (53 characters in all). The recognisable
 // prefix lets secret scanners find leaked keys, and the checksum lets anyone reject a mistyped
 // or made-up key without a lookup. Only the SHA-256 of the whole key (lowercase hex) is stored
@@ -26,6 +28,10 @@ absl::StatusOr<GeneratedCallerKey> GenerateCallerKey();
 
 // Prefix, length, alphabet and checksum all valid.
 bool IsWellFormedCallerKey(std::string_view key);
+
+// The same format under another 4-character prefix (admin and node tokens).
+absl::StatusOr<GeneratedCallerKey> GenerateKeyWithPrefix(std::string_view prefix);
+bool IsWellFormedKeyWithPrefix(std::string_view key, std::string_view prefix);
 
 // Lowercase hex SHA-256 of `data`.
 std::string Sha256Hex(std::string_view data);

@@ -7,10 +7,42 @@
 #include "common/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/impl/server_builder_option.h"
+#include "grpcpp/impl/server_builder_plugin.h"
+#include "grpcpp/impl/server_initializer.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 
 namespace turnpike::controlplane {
+namespace {
+
+// Records the names of the services the server ended up with (ours, health, reflection), as
+// gRPC lists them, so a test can check each method against the access policy.
+class ServiceListPlugin final : public grpc::ServerBuilderPlugin {
+ public:
+  explicit ServiceListPlugin(std::vector<std::string>* out) : out_(out) {}
+  std::string name() override { return "turnpike_service_list"; }
+  void InitServer(grpc::ServerInitializer* si) override { *out_ = *si->GetServiceList(); }
+  void Finish(grpc::ServerInitializer* si) override { *out_ = *si->GetServiceList(); }
+  void ChangeArguments(const std::string&, void*) override {}
+
+ private:
+  std::vector<std::string>* out_;
+};
+
+class ServiceListOption final : public grpc::ServerBuilderOption {
+ public:
+  explicit ServiceListOption(std::vector<std::string>* out) : out_(out) {}
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->push_back(std::make_unique<ServiceListPlugin>(out_));
+  }
+
+ private:
+  std::vector<std::string>* out_;
+};
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(Options options,
                                                                   const MasterKey& master_key,
@@ -28,27 +60,42 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(Options option
                                         cache->Publish(std::move(s));
                                       },
                                       options.admin));
-  cp->admin_service_ = std::make_unique<AdminServiceImpl>(*cp->admin_, cp->registry_);
-  cp->watch_service_ = std::make_unique<WatchService>(cp->cache_, cp->registry_);
+  TP_ASSIGN_OR_RETURN(cp->identities_, IdentityStore::Open(*cp->store_, clock));
+  if (!options.bootstrap_admin_token.empty()) {
+    TP_RETURN_IF_ERROR(cp->identities_->AddBootstrapAdminToken(options.bootstrap_admin_token));
+  }
+  cp->authenticator_ =
+      std::make_shared<Authenticator>(*cp->identities_, clock, options.auth_throttle);
+  cp->admin_service_ = std::make_unique<AdminServiceImpl>(*cp->admin_, cp->registry_,
+                                                          *cp->identities_, *cp->authenticator_);
+  cp->watch_service_ =
+      std::make_unique<WatchService>(cp->cache_, cp->registry_, *cp->authenticator_);
   cp->ledger_ = std::make_unique<UsageLedger>(*cp->store_, clock, options.usage);
-  cp->usage_service_ = std::make_unique<UsageServiceImpl>(*cp->ledger_);
+  cp->usage_service_ = std::make_unique<UsageServiceImpl>(*cp->ledger_, *cp->authenticator_);
   cp->PruneUsage();
   TP_ASSIGN_OR_RETURN(cp->leases_, LeaseLedger::Create(*cp->store_, clock, options.leases));
   cp->PruneLeases();
   cp->budget_hub_ = BudgetWatchHub::Start(*cp->leases_, cp->cache_, clock, options.budget_watch);
-  cp->budget_service_ = std::make_unique<BudgetServiceImpl>(*cp->leases_, *cp->budget_hub_);
+  cp->budget_service_ =
+      std::make_unique<BudgetServiceImpl>(*cp->leases_, *cp->budget_hub_, *cp->authenticator_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  auto creds = options.server_credentials != nullptr ? options.server_credentials
-                                                     : grpc::InsecureServerCredentials();
+  std::shared_ptr<grpc::ServerCredentials> creds = options.server_credentials;
+  if (creds == nullptr) {
+    if (!IsLoopbackAddress(options.listen_address)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("refusing to listen on ", options.listen_address,
+                       " without TLS: tokens and provider keys would cross the network in clear"));
+    }
+    const bool unix_socket = absl::StartsWith(options.listen_address, "unix");
+    creds = grpc::experimental::LocalServerCredentials(unix_socket ? UDS : LOCAL_TCP);
+  }
+  // Every call on every service passes the gate first (controlplane/authenticator.h).
+  creds->SetAuthMetadataProcessor(cp->authenticator_);
   builder.AddListeningPort(options.listen_address, creds, &cp->port_);
-  builder.RegisterService(cp->admin_service_.get());
-  builder.RegisterService(cp->watch_service_.get());
-  // Like the admin service, not yet authenticated (every control-plane RPC gets it at once).
-  builder.RegisterService(cp->usage_service_.get());
-  builder.RegisterService(cp->budget_service_.get());
+  RegisterServices(*cp, builder);
   {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
     creators.push_back(cp->active_calls_.Factory());
@@ -70,6 +117,14 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(Options option
   cp->sweeper_ = std::thread(
       [raw = cp.get(), interval = options.retire_sweep_interval] { raw->SweepLoop(interval); });
   return cp;
+}
+
+void ControlPlane::RegisterServices(ControlPlane& cp, grpc::ServerBuilder& builder) {
+  builder.RegisterService(cp.admin_service_.get());
+  builder.RegisterService(cp.watch_service_.get());
+  builder.RegisterService(cp.usage_service_.get());
+  builder.RegisterService(cp.budget_service_.get());
+  builder.SetOption(std::make_unique<ServiceListOption>(&cp.service_names_));
 }
 
 ControlPlane::~ControlPlane() {

@@ -1,5 +1,6 @@
 // ControlPlane assembles the turnpike-control process from its parts: Store (SQLite), SecretBox,
-// ConfigAdmin, SnapshotCache, DataPlaneRegistry, the Admin and Watch services, health and
+// ConfigAdmin, SnapshotCache, DataPlaneRegistry, IdentityStore and the Authenticator that gates
+// every call (controlplane/authenticator.h), the Admin and Watch services, health and
 // reflection on one gRPC server, the usage ledger and its service, the lease ledger with the
 // budget service and its watch hub (which also sweeps expired leases), and a background sweep that
 // retires credential versions whose grace period has ended and prunes usage records past their
@@ -13,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -25,8 +27,10 @@
 #include "controlplane/budget/budget_service.h"
 #include "controlplane/budget/budget_watch_hub.h"
 #include "controlplane/budget/lease_ledger.h"
+#include "controlplane/authenticator.h"
 #include "controlplane/config_admin.h"
 #include "controlplane/data_plane_registry.h"
+#include "controlplane/identity_store.h"
 #include "controlplane/secret_box.h"
 #include "controlplane/snapshot_cache.h"
 #include "controlplane/store.h"
@@ -35,6 +39,7 @@
 #include "controlplane/watch_service.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
 
 namespace turnpike::controlplane {
 
@@ -44,8 +49,15 @@ class ControlPlane {
     std::string db_path;
     // host:port; port 0 picks a free port (see port()).
     std::string listen_address = "127.0.0.1:50052";
-    // Insecure when null.
+    // TLS credentials; when null, plaintext for local peers only (gRPC's local credentials:
+    // loopback TCP or a unix socket). Never InsecureServerCredentials(): gRPC runs no
+    // authentication on those, so the control plane refuses them.
     std::shared_ptr<grpc::ServerCredentials> server_credentials;
+    // If set, a tpa_ token registered (once) as an admin-role token, so a new database has a
+    // first admin (--bootstrap_admin_token_file).
+    std::string bootstrap_admin_token;
+    // How failed authentications are slowed down (controlplane/auth_throttle.h).
+    AuthThrottle::Options auth_throttle;
     absl::Duration busy_timeout = absl::Seconds(5);
     absl::Duration retire_sweep_interval = absl::Minutes(1);
     ConfigAdmin::Options admin;
@@ -74,11 +86,17 @@ class ControlPlane {
   UsageLedger& ledger() { return *ledger_; }
   LeaseLedger& leases() { return *leases_; }
   BudgetWatchHub& budget_hub() { return *budget_hub_; }
+  IdentityStore& identities() { return *identities_; }
+  const Authenticator& authenticator() const { return *authenticator_; }
+  // Full names of the services the server serves, health and reflection included (the
+  // access-policy test walks their methods).
+  const std::vector<std::string>& service_names() const { return service_names_; }
   // gRPC calls in flight (admin calls and watch streams), for metrics.
   int active_calls() const { return active_calls_.active(); }
 
  private:
   explicit ControlPlane(Clock& clock) : registry_(clock) {}
+  static void RegisterServices(ControlPlane& cp, grpc::ServerBuilder& builder);
   void SweepLoop(absl::Duration interval);
   void PruneUsage();
   void PruneLeases();
@@ -89,6 +107,8 @@ class ControlPlane {
   SnapshotCache cache_;
   DataPlaneRegistry registry_;
   std::unique_ptr<ConfigAdmin> admin_;
+  std::unique_ptr<IdentityStore> identities_;
+  std::shared_ptr<Authenticator> authenticator_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<WatchService> watch_service_;
   std::unique_ptr<UsageLedger> ledger_;
@@ -99,6 +119,7 @@ class ControlPlane {
   ActiveCallCounter active_calls_;  // declared before server_: it must outlive it
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  std::vector<std::string> service_names_;
   std::thread sweeper_;
 
   absl::Mutex mu_;

@@ -6,12 +6,14 @@
 namespace turnpike::controlplane {
 
 void DataPlaneRegistry::Connected(const std::string& node_id, const std::string& peer,
-                                  const std::string& build_version) {
+                                  const std::string& build_version,
+                                  const std::string& authenticated_by) {
   absl::MutexLock lock(&mu_);
   Node& n = nodes_[node_id];
   n.open_streams++;
   n.peer = peer;
   n.build_version = build_version;
+  n.authenticated_by = authenticated_by;
   n.last_seen = clock_.Now();
 }
 
@@ -70,6 +72,7 @@ admin::v1::DataPlane DataPlaneRegistry::ToProto(const std::string& id, const Nod
   d.set_last_nack(n.last_nack);
   d.set_build_version(n.build_version);
   d.set_peer(n.peer);
+  d.set_authenticated_by(n.authenticated_by);
   *d.mutable_last_seen() = ToTimestamp(n.last_seen);
   d.set_connected(n.open_streams > 0);
   *d.mutable_upstreams() = n.upstreams;

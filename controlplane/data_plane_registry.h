@@ -25,8 +25,9 @@ class DataPlaneRegistry {
  public:
   explicit DataPlaneRegistry(Clock& clock) : clock_(clock) {}
 
+  // `authenticated_by` says how the stream authenticated (shown by ListDataPlanes).
   void Connected(const std::string& node_id, const std::string& peer,
-                 const std::string& build_version);
+                 const std::string& build_version, const std::string& authenticated_by = "");
   void Disconnected(const std::string& node_id);
   void Seen(const std::string& node_id);
   // The node applied `version` (an ACK, or the version it reported on connect).
@@ -50,6 +51,7 @@ class DataPlaneRegistry {
     std::string last_nack;
     std::string build_version;
     std::string peer;
+    std::string authenticated_by;
     absl::Time last_seen;
     int open_streams = 0;
     // The latest health report, as received.

@@ -1,6 +1,8 @@
 // turnpike-control: the control plane process. Flags are read here and nowhere else.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +17,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -22,6 +25,7 @@
 #include "common/metrics_http_server.h"
 #include "common/port_file.h"
 #include "common/tls_server_credentials.h"
+#include "controlplane/caller_keys.h"
 #include "controlplane/control_plane.h"
 #include "controlplane/secret_box.h"
 #include "grpcpp/security/server_credentials.h"
@@ -50,7 +54,15 @@ ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(30),
           "how long a budget or rate-limit lease lives unless its gateway renews it (1s to 1h); "
           "a gateway that dies loses its lease this long after its last renewal");
 ABSL_FLAG(bool, allow_insecure_non_loopback, false,
-          "allow listening without TLS on a non-loopback address (snapshots carry provider keys)");
+          "no longer supported (plaintext is for loopback and unix sockets only); kept so a "
+          "command line that passes it fails with an explanation");
+ABSL_FLAG(absl::Duration, auth_failure_max_delay, absl::Seconds(2),
+          "failed authentications beyond 5 a minute are answered after a delay doubling from 50ms "
+          "every 5 failures up to this; 0 turns the slowdown off (docs/security.md)");
+ABSL_FLAG(std::string, bootstrap_admin_token_file, "",
+          "file holding the first admin token (a tpa_ token, registered with role admin if it is "
+          "not stored yet); if the file does not exist, a new token is written there (mode 0600). "
+          "Without this flag, a database with no admin token gets one printed once on stderr");
 
 namespace {
 
@@ -113,16 +125,19 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
   if (cert.empty()) {
     if (!ca.empty())
       return absl::InvalidArgumentError("--tls_client_ca needs --tls_cert/--tls_key");
-    if (!turnpike::controlplane::IsLoopbackAddress(listen)) {
-      if (!absl::GetFlag(FLAGS_allow_insecure_non_loopback)) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "refusing to listen on ", listen,
-            " without TLS: config snapshots carry provider API keys. Use --tls_cert/--tls_key "
-            "(and --tls_client_ca), a loopback address, or --allow_insecure_non_loopback"));
-      }
-      spdlog::warn("listening on {} WITHOUT TLS (--allow_insecure_non_loopback)", listen);
+    if (absl::GetFlag(FLAGS_allow_insecure_non_loopback)) {
+      return absl::FailedPreconditionError(
+          "--allow_insecure_non_loopback is no longer supported: admin and node tokens and "
+          "provider keys would cross the network in clear. Use --tls_cert/--tls_key (and "
+          "--tls_client_ca), or a loopback address");
     }
-    return grpc::InsecureServerCredentials();
+    if (!turnpike::controlplane::IsLoopbackAddress(listen)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing to listen on ", listen,
+          " without TLS: tokens and config snapshots (provider API keys) would cross the network "
+          "in clear. Use --tls_cert/--tls_key (and --tls_client_ca), or a loopback address"));
+    }
+    return std::shared_ptr<grpc::ServerCredentials>();  // local credentials (ControlPlane)
   }
   // Reloaded from disk when the files change (common/tls_server_credentials.h).
   turnpike::ServerTlsOptions tls;
@@ -131,6 +146,28 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
       ca.empty() ? turnpike::ClientCertMode::kNone : turnpike::ClientCertMode::kRequire;
   tls.reload_interval = absl::GetFlag(FLAGS_tls_reload_interval);
   return turnpike::ReloadingServerCredentials(tls);
+}
+
+// --bootstrap_admin_token_file: the token in the file, or a new one written to it.
+absl::StatusOr<std::string> BootstrapAdminToken(const std::string& path) {
+  if (std::filesystem::exists(path)) {
+    absl::StatusOr<std::string> text = ReadFile(path);
+    if (!text.ok()) return text.status();
+    std::string token(absl::StripAsciiWhitespace(*text));
+    return token;
+  }
+  absl::StatusOr<turnpike::controlplane::GeneratedCallerKey> key =
+      turnpike::controlplane::GenerateKeyWithPrefix(turnpike::controlplane::kAdminTokenPrefix);
+  if (!key.ok()) return key.status();
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) return absl::FailedPreconditionError(absl::StrCat("cannot create ", path));
+  const std::string line = key->key + "\n";
+  const bool ok =
+      write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && fsync(fd) == 0;
+  close(fd);
+  if (!ok) return absl::FailedPreconditionError(absl::StrCat("cannot write ", path));
+  spdlog::info("wrote a new admin token to {} (role admin)", path);
+  return key->key;
 }
 
 int Fail(const absl::Status& s) {
@@ -159,6 +196,7 @@ int main(int argc, char** argv) {
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.db_path = absl::GetFlag(FLAGS_db);
   options.usage.retention = absl::GetFlag(FLAGS_usage_retention);
+  options.auth_throttle.max_delay = absl::GetFlag(FLAGS_auth_failure_max_delay);
   if (options.usage.retention <= absl::ZeroDuration()) {
     return Fail(absl::InvalidArgumentError("--usage_retention must be positive"));
   }
@@ -171,6 +209,12 @@ int main(int argc, char** argv) {
       ServerCredentials(options.listen_address);
   if (!creds.ok()) return Fail(creds.status());
   options.server_credentials = *creds;
+
+  if (const std::string file = absl::GetFlag(FLAGS_bootstrap_admin_token_file); !file.empty()) {
+    absl::StatusOr<std::string> token = BootstrapAdminToken(file);
+    if (!token.ok()) return Fail(token.status());
+    options.bootstrap_admin_token = *token;
+  }
 
   std::filesystem::path parent = std::filesystem::path(options.db_path).parent_path();
   if (!parent.empty()) {
@@ -185,6 +229,19 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<ControlPlane>> cp =
       ControlPlane::Start(options, *master_key, turnpike::Clock::Real());
   if (!cp.ok()) return Fail(cp.status());
+  if (!(*cp)->identities().HasAdminTokens()) {
+    // First start of an empty database without --bootstrap_admin_token_file: the only time a
+    // token is printed. It goes to stderr directly, not through the log.
+    absl::StatusOr<turnpike::admin::v1::CreateAdminTokenResponse> first =
+        (*cp)->identities().CreateAdminToken("bootstrap", turnpike::admin::v1::ADMIN_ROLE_ADMIN,
+                                             "system");
+    if (!first.ok()) return Fail(first.status());
+    std::fprintf(stderr,
+                 "\nNo admin token existed, so one was made (role admin, name \"bootstrap\"). It "
+                 "is shown this once:\n\n  %s\n\nUse it as metadata \"authorization: Bearer "
+                 "<token>\" (docs/security.md).\n\n",
+                 first->token().c_str());
+  }
   spdlog::info("turnpike-control serving on port {} (db {}, schema v{}, {})", (*cp)->port(),
                options.db_path, turnpike::controlplane::EmbeddedMigrations().size(),
                absl::GetFlag(FLAGS_tls_cert).empty() ? "plaintext" : "TLS");
@@ -266,6 +323,30 @@ int main(int argc, char** argv) {
                 "Amount closed leases spent beyond what they were granted (a provider overran the "
                 "bound the gateway reserved), in the unit's own unit.",
                 &LeaseLedger::Counters::overrun);
+  metrics.AddCollector(
+      "turnpike_control_auth_refusals_total",
+      "Calls the control plane refused before any handler ran, by reason: missing, malformed, "
+      "invalid (unknown or revoked token), permission_denied (wrong role or kind), "
+      "unknown_method (no row in the access policy), wrong_node (a node token used for another "
+      "node id).",
+      Type::kCounter, {"reason"}, [raw] {
+        const turnpike::controlplane::Authenticator::Counts c = raw->authenticator().counts();
+        return std::vector<MetricSample>{
+            {{"missing"}, static_cast<double>(c.missing)},
+            {{"malformed"}, static_cast<double>(c.malformed)},
+            {{"invalid"}, static_cast<double>(c.invalid)},
+            {{"permission_denied"}, static_cast<double>(c.permission_denied)},
+            {{"unknown_method"}, static_cast<double>(c.unknown_method)},
+            {{"wrong_node"}, static_cast<double>(c.wrong_node)}};
+      });
+  metrics.AddCollector(
+      "turnpike_control_auth_refusals_held_total",
+      "Failed authentications whose refusal was held back (a delay growing with the failures of "
+      "the last minute) to slow down token guessing.",
+      Type::kCounter, {}, [raw] {
+        return std::vector<MetricSample>{
+            {{}, static_cast<double>(raw->authenticator().counts().held)}};
+      });
   metrics.AddCollector("process_resident_memory_bytes", "Resident memory size in bytes.",
                        Type::kGauge, {}, [] {
                          return std::vector<MetricSample>{{{}, turnpike::ProcessResidentBytes()}};

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "controlplane/usage_csv.h"
 
@@ -39,6 +40,18 @@ bool MaybeSend(std::string& csv, bool flush, grpc::ServerWriter<u::ExportUsageRe
 grpc::Status UsageServiceImpl::ReportUsage(grpc::ServerContext* context,
                                            const u::ReportUsageRequest* request,
                                            u::ReportUsageResponse* response) {
+  if (request->records_size() > 0) {
+    const std::string& node_id = request->records(0).node_id();
+    absl::StatusOr<Identity> identity = authenticator_.IdentifyNode(*context, node_id);
+    if (!identity.ok()) return ToGrpcStatus(identity.status());
+    for (int i = 1; i < request->records_size(); ++i) {
+      if (request->records(i).node_id() == node_id) continue;
+      absl::Status wrong =
+          authenticator_.IdentifyNode(*context, request->records(i).node_id()).status();
+      return ToGrpcStatus(
+          absl::Status(wrong.code(), absl::StrCat("records[", i, "].", wrong.message())));
+    }
+  }
   absl::StatusOr<UsageLedger::IngestResult> result = ledger_.Ingest(request->records());
   if (!result.ok()) {
     spdlog::warn("usage: batch of {} record(s) from {} refused: {}", request->records_size(),

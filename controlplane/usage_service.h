@@ -1,10 +1,12 @@
 // The gRPC face of the usage ledger (turnpike.usage.v1.UsageService, sync API: its handlers
 // block on SQLite): ReportUsage from gateways, QuerySpend/ListUsage/ExportUsage for dashboards
 // and finance. Statuses come from ToGrpcStatus (BadRequest details naming the field or record);
-// one log line per refused batch. Thread-safe.
+// one log line per refused batch. ReportUsage is a node RPC: every record must name the node its
+// token is bound to (a gateway cannot report usage as another). Thread-safe.
 #ifndef TURNPIKE_CONTROLPLANE_USAGE_SERVICE_H_
 #define TURNPIKE_CONTROLPLANE_USAGE_SERVICE_H_
 
+#include "controlplane/authenticator.h"
 #include "controlplane/usage_ledger.h"
 #include "turnpike/usage/v1/usage.grpc.pb.h"
 
@@ -12,7 +14,8 @@ namespace turnpike::controlplane {
 
 class UsageServiceImpl final : public usage::v1::UsageService::Service {
  public:
-  explicit UsageServiceImpl(UsageLedger& ledger) : ledger_(ledger) {}
+  UsageServiceImpl(UsageLedger& ledger, const Authenticator& authenticator)
+      : ledger_(ledger), authenticator_(authenticator) {}
 
   grpc::Status ReportUsage(grpc::ServerContext* context,
                            const usage::v1::ReportUsageRequest* request,
@@ -27,6 +30,7 @@ class UsageServiceImpl final : public usage::v1::UsageService::Service {
 
  private:
   UsageLedger& ledger_;
+  const Authenticator& authenticator_;
 };
 
 }  // namespace turnpike::controlplane

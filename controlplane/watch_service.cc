@@ -24,8 +24,13 @@ class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchRes
                            public SnapshotCache::Watcher {
  public:
   WatchReactor(grpc::CallbackServerContext* context, SnapshotCache& cache,
-               DataPlaneRegistry& registry, uint64_t stream_id)
-      : cache_(cache), registry_(registry), stream_id_(stream_id), peer_(context->peer()) {
+               DataPlaneRegistry& registry, const Authenticator& authenticator, uint64_t stream_id)
+      : cache_(cache),
+        registry_(registry),
+        authenticator_(authenticator),
+        context_(context),
+        stream_id_(stream_id),
+        peer_(context->peer()) {
     StartRead(&request_);
   }
 
@@ -83,8 +88,14 @@ class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchRes
                                 "characters)"));
       return;
     }
+    absl::StatusOr<Identity> identity = authenticator_.IdentifyNode(*context_, node_id);
+    if (!identity.ok()) {
+      absl::MutexLock lock(&mu_);
+      FinishLocked(ToGrpcStatus(identity.status()));
+      return;
+    }
     node_id_ = node_id;
-    registry_.Connected(node_id_, peer_, request_.build_version());
+    registry_.Connected(node_id_, peer_, request_.build_version(), identity->Describe());
     connected_ = true;
     if (!request_.version_info().empty()) registry_.Acked(node_id_, request_.version_info());
     // Not under mu_: see the lock order above.
@@ -121,6 +132,13 @@ class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchRes
     if (latest_.snapshot == nullptr) return;
     if (latest_.version == sent_version_) return;    // already answered
     if (latest_.version <= nacked_version_) return;  // NACK hold: wait for a newer version
+    // Every push re-checks the stream's node token, so a revoked token gets nothing more (the
+    // identity store takes only its own lock: no cycle with the cache's or ours).
+    if (absl::StatusOr<Identity> still = authenticator_.IdentifyNode(*context_, node_id_);
+        !still.ok()) {
+      FinishLocked(ToGrpcStatus(still.status()));
+      return;
+    }
     response_.Clear();
     response_.set_version_info(absl::StrCat(latest_.version));
     response_.set_nonce(absl::StrCat(stream_id_, "-", ++nonce_counter_));
@@ -146,6 +164,8 @@ class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchRes
   // Constant after construction.
   SnapshotCache& cache_;
   DataPlaneRegistry& registry_;
+  const Authenticator& authenticator_;
+  grpc::CallbackServerContext* const context_;
   const uint64_t stream_id_;
   const std::string peer_;
 
@@ -173,7 +193,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchRes
 
 grpc::ServerBidiReactor<WatchRequest, WatchResponse>* WatchService::Watch(
     grpc::CallbackServerContext* context) {
-  return new WatchReactor(context, cache_, registry_, next_stream_id_.fetch_add(1));
+  return new WatchReactor(context, cache_, registry_, authenticator_, next_stream_id_.fetch_add(1));
 }
 
 grpc::ServerUnaryReactor* WatchService::ReportHealth(grpc::CallbackServerContext* context,
@@ -186,7 +206,11 @@ grpc::ServerUnaryReactor* WatchService::ReportHealth(grpc::CallbackServerContext
   if (request->upstreams_size() > kMaxReportedUpstreams) {
     v.Add("upstreams", absl::StrCat("has more than ", kMaxReportedUpstreams, " entries"));
   }
-  absl::Status status = v.empty() ? registry_.ReportedHealth(*request) : v.ToStatus();
+  absl::Status status = v.ToStatus();
+  if (v.empty()) {
+    absl::StatusOr<Identity> identity = authenticator_.IdentifyNode(*context, request->node_id());
+    status = identity.ok() ? registry_.ReportedHealth(*request) : identity.status();
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;

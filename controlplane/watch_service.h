@@ -9,13 +9,19 @@
 //   * every ACK/NACK is recorded in the DataPlaneRegistry for ListDataPlanes.
 // ReportHealth (unary) stores a gateway's latest upstream health report in the registry; it
 // serves on the same port, so with the same TLS and client-certificate checks, as Watch.
-// Snapshots come from the SnapshotCache; the database is never touched here. Thread-safe.
+// Both are node RPCs: the gate (controlplane/authenticator.h) admits only node tokens, and the
+// node id a stream or report names must be the one its token is bound to, so one gateway cannot
+// watch or report as another. Each push re-checks the token: a revoked one ends the stream with
+// UNAUTHENTICATED instead of receiving the next snapshot. Snapshots (which carry decrypted provider
+// keys) therefore reach authenticated gateways only. Snapshots come from the SnapshotCache; the
+// database is never touched here. Thread-safe.
 #ifndef TURNPIKE_CONTROLPLANE_WATCH_SERVICE_H_
 #define TURNPIKE_CONTROLPLANE_WATCH_SERVICE_H_
 
 #include <atomic>
 #include <cstdint>
 
+#include "controlplane/authenticator.h"
 #include "controlplane/data_plane_registry.h"
 #include "controlplane/snapshot_cache.h"
 #include "turnpike/config/v1/config_discovery.grpc.pb.h"
@@ -24,8 +30,9 @@ namespace turnpike::controlplane {
 
 class WatchService final : public config::v1::ConfigDiscoveryService::CallbackService {
  public:
-  WatchService(SnapshotCache& cache, DataPlaneRegistry& registry)
-      : cache_(cache), registry_(registry) {}
+  WatchService(SnapshotCache& cache, DataPlaneRegistry& registry,
+               const Authenticator& authenticator)
+      : cache_(cache), registry_(registry), authenticator_(authenticator) {}
 
   grpc::ServerBidiReactor<config::v1::WatchRequest, config::v1::WatchResponse>* Watch(
       grpc::CallbackServerContext* context) override;
@@ -36,6 +43,7 @@ class WatchService final : public config::v1::ConfigDiscoveryService::CallbackSe
  private:
   SnapshotCache& cache_;
   DataPlaneRegistry& registry_;
+  const Authenticator& authenticator_;
   std::atomic<uint64_t> next_stream_id_{1};
 };
 

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/bearer_channel.h"
 #include "common/metrics_http_server.h"
 #include "common/port_file.h"
 #include "server/admission/gateway_admission.h"
@@ -56,6 +57,10 @@ ABSL_FLAG(std::string, snapshot_cache, "var/gateway-snapshot.pb",
 ABSL_FLAG(std::string, control_plane_ca, "", "PEM CA bundle: use TLS to the control plane");
 ABSL_FLAG(std::string, control_plane_cert, "", "PEM client certificate for mutual TLS");
 ABSL_FLAG(std::string, control_plane_key, "", "PEM client private key for mutual TLS");
+ABSL_FLAG(std::string, node_token_file, "",
+          "With --control_plane: file holding this gateway's node token (tpn_..., issued by "
+          "AdminService/CreateNodeToken for its --node_id); sent on every call to the control "
+          "plane, which refuses calls without it");
 ABSL_FLAG(absl::Duration, health_report_interval, absl::Seconds(5),
           "With --control_plane: how often upstream health (circuit breakers) is reported to it");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
@@ -182,6 +187,15 @@ absl::StatusOr<std::unique_ptr<ConfigWatchClient>> StartWatch(ConfigStore& store
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   }
   options.build_version = "turnpike-gateway";
+  if (const std::string file = absl::GetFlag(FLAGS_node_token_file); !file.empty()) {
+    absl::StatusOr<std::string> token = ReadTokenFile(file);
+    if (!token.ok()) return token.status();
+    options.node_token = *std::move(token);
+  } else {
+    spdlog::warn(
+        "no --node_token_file: the control plane will refuse this gateway's watch "
+        "stream, health reports and usage (docs/security.md)");
+  }
   if (!absl::GetFlag(FLAGS_control_plane_ca).empty()) {
     grpc::SslCredentialsOptions tls;
     bool ok = true;

@@ -49,17 +49,22 @@ pids+=($!)
 wait_for_file "$RUN_DIR/fake.port" "fake provider" "${pids[-1]}"
 FAKE_PORT="$(cat "$RUN_DIR/fake.port")"
 
-# The control plane, on a fresh dev database (var/dev is scratch space for the demo stack).
-rm -rf "$RUN_DIR"/turnpike.db* "$RUN_DIR"/gateway-snapshot.pb "$RUN_DIR"/usage-spool
+# The control plane, on a fresh dev database (var/dev is scratch space for the demo stack). Its
+# first admin token is var/dev/admin.token: written on the first `tools/dev up`, then kept, so an
+# exported TURNPIKE_ADMIN_TOKEN stays valid across restarts of the stack.
+rm -rf "$RUN_DIR"/turnpike.db* "$RUN_DIR"/gateway-snapshot.pb "$RUN_DIR"/usage-spool "$RUN_DIR"/node.token
 "$BUILD_DIR/controlplane/turnpike-control" --listen="$CONTROL_ADDR" --port_file="$RUN_DIR/control.port" \
-  --db="$RUN_DIR/turnpike.db" --dev_insecure_master_key &
+  --db="$RUN_DIR/turnpike.db" --dev_insecure_master_key \
+  --bootstrap_admin_token_file="$RUN_DIR/admin.token" &
 pids+=($!)
 wait_for_file "$RUN_DIR/control.port" "control plane" "${pids[-1]}"
+TURNPIKE_ADMIN_TOKEN="$(cat "$RUN_DIR/admin.token")"
 
 # Seed the demo configuration through the admin API, exactly as an operator would.
 GRPCURL="$ROOT/tools/grpcurl-shim"
 admin() {  # method json
-  if ! out="$("$GRPCURL" -plaintext -d "$2" "$CONTROL_ADDR" "turnpike.admin.v1.AdminService/$1" 2>&1)"; then
+  if ! out="$("$GRPCURL" -plaintext -H "authorization: Bearer $TURNPIKE_ADMIN_TOKEN" -d "$2" \
+      "$CONTROL_ADDR" "turnpike.admin.v1.AdminService/$1" 2>&1)"; then
     echo "seeding failed: $1: $out" >&2
     exit 1
   fi
@@ -80,7 +85,11 @@ add_real openai PROVIDER_KIND_OPENAI https://api.openai.com/v1 OPENAI_API_KEY op
 add_real anthropic PROVIDER_KIND_ANTHROPIC https://api.anthropic.com ANTHROPIC_API_KEY anthropic-chat claude-haiku-4-5
 add_real gemini PROVIDER_KIND_GEMINI https://generativelanguage.googleapis.com GEMINI_API_KEY gemini-chat gemini-2.5-flash
 
+# The gateway's node token, issued through the admin API as for any gateway.
+admin CreateNodeToken '{"name":"dev-gateway","nodeId":"dev-gateway"}'
+(umask 077 && jq -r .token <<<"$out" >"$RUN_DIR/node.token")
 "$BUILD_DIR/server/turnpike-gateway" --control_plane="$CONTROL_ADDR" --node_id=dev-gateway \
+  --node_token_file="$RUN_DIR/node.token" \
   --snapshot_cache="$RUN_DIR/gateway-snapshot.pb" --usage_spool_dir="$RUN_DIR/usage-spool" \
   --listen="$GATEWAY_ADDR" \
   --port_file="$RUN_DIR/gateway.port" --metrics_listen="$METRICS_ADDR" &
@@ -110,10 +119,12 @@ Try (grpcurl; 'buf curl --protocol grpc --http2-prior-knowledge' works the same 
 Inject a provider fault by typing a directive into the message, e.g. a rate limit:
   grpcurl -plaintext -d '{"capability":"demo","messages":[{"role":"ROLE_USER","content":"hi [[fake status=429 retry_after=2]]"}]}' localhost:50051 turnpike.v1.CompletionService/StreamCompletion
 
-Change the config with the admin API; every gateway follows within a second (docs/admin.md):
-  grpcurl -plaintext -d '{}' localhost:50052 turnpike.admin.v1.AdminService/ListRoutes
-  grpcurl -plaintext -d '{"route":{"spec":{"capability":"summaries","targets":[{"provider":"fake","model":"gpt-4o-mini"}],"allowUnauthenticated":true}}}' localhost:50052 turnpike.admin.v1.AdminService/CreateRoute
-  grpcurl -plaintext -d '{}' localhost:50052 turnpike.admin.v1.AdminService/ListDataPlanes
+Change the config with the admin API; every gateway follows within a second (docs/admin.md).
+Every admin call carries the admin token (docs/security.md); paste this first:
+  export TURNPIKE_ADMIN_TOKEN=\$(cat $RUN_DIR/admin.token)
+  grpcurl -plaintext -H "authorization: Bearer \$TURNPIKE_ADMIN_TOKEN" -d '{}' localhost:50052 turnpike.admin.v1.AdminService/ListRoutes
+  grpcurl -plaintext -H "authorization: Bearer \$TURNPIKE_ADMIN_TOKEN" -d '{"route":{"spec":{"capability":"summaries","targets":[{"provider":"fake","model":"gpt-4o-mini"}],"allowUnauthenticated":true}}}' localhost:50052 turnpike.admin.v1.AdminService/CreateRoute
+  grpcurl -plaintext -H "authorization: Bearer \$TURNPIKE_ADMIN_TOKEN" -d '{}' localhost:50052 turnpike.admin.v1.AdminService/ListDataPlanes
 
 Prometheus metrics of the gateway (docs/metrics.md):
   curl -s localhost:9464/metrics | grep turnpike_requests_total

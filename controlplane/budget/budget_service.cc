@@ -166,18 +166,27 @@ grpc::Status BudgetServiceImpl::ListBudgets(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status BudgetServiceImpl::AcquireLease(grpc::ServerContext*,
+grpc::Status BudgetServiceImpl::AcquireLease(grpc::ServerContext* context,
                                              const b::AcquireLeaseRequest* request,
                                              b::AcquireLeaseResponse* response) {
+  // One gateway cannot lease, renew or report as another.
+  if (absl::Status s = authenticator_.IdentifyNode(*context, request->node_id()).status();
+      !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   absl::StatusOr<b::AcquireLeaseResponse> out = ledger_.Acquire(*request);
   if (!out.ok()) return Answer("AcquireLease", out.status());
   *response = *std::move(out);
   return grpc::Status::OK;
 }
 
-grpc::Status BudgetServiceImpl::ReleaseLease(grpc::ServerContext*,
+grpc::Status BudgetServiceImpl::ReleaseLease(grpc::ServerContext* context,
                                              const b::ReleaseLeaseRequest* request,
                                              b::ReleaseLeaseResponse* response) {
+  if (absl::Status s = authenticator_.IdentifyNode(*context, request->node_id()).status();
+      !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   absl::StatusOr<b::ReleaseLeaseResponse> out = ledger_.Release(*request);
   if (!out.ok()) return Answer("ReleaseLease", out.status());
   *response = *std::move(out);

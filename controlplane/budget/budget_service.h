@@ -8,6 +8,7 @@
 #ifndef TURNPIKE_CONTROLPLANE_BUDGET_BUDGET_SERVICE_H_
 #define TURNPIKE_CONTROLPLANE_BUDGET_BUDGET_SERVICE_H_
 
+#include "controlplane/authenticator.h"
 #include "controlplane/budget/budget_watch_hub.h"
 #include "controlplane/budget/lease_ledger.h"
 #include "turnpike/budget/v1/budget.grpc.pb.h"
@@ -17,7 +18,9 @@ namespace turnpike::controlplane {
 class BudgetServiceImpl final : public budget::v1::BudgetService::WithCallbackMethod_WatchBudgets<
                                     budget::v1::BudgetService::Service> {
  public:
-  BudgetServiceImpl(LeaseLedger& ledger, BudgetWatchHub& hub) : ledger_(ledger), hub_(hub) {}
+  // `authenticator` binds lease calls to the calling gateway's node token.
+  BudgetServiceImpl(LeaseLedger& ledger, BudgetWatchHub& hub, const Authenticator& authenticator)
+      : ledger_(ledger), hub_(hub), authenticator_(authenticator) {}
 
   grpc::Status GetBudget(grpc::ServerContext* context, const budget::v1::GetBudgetRequest* request,
                          budget::v1::GetBudgetResponse* response) override;
@@ -37,6 +40,7 @@ class BudgetServiceImpl final : public budget::v1::BudgetService::WithCallbackMe
  private:
   LeaseLedger& ledger_;
   BudgetWatchHub& hub_;
+  const Authenticator& authenticator_;
 };
 
 }  // namespace turnpike::controlplane

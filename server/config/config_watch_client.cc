@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/backoff.h"
+#include "common/bearer_channel.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/support/channel_arguments.h"
 
@@ -76,7 +77,8 @@ ConfigWatchClient::ConfigWatchClient(Options options, ApplyFn apply, Clock& cloc
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   // Snapshots can be large (many routes and callers).
   args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
-  channel_ = grpc::CreateCustomChannel(options_.target, options_.credentials, args);
+  channel_ = CreateChannelWithBearerToken(options_.target, options_.credentials, args,
+                                          options_.node_token);
   stub_ = config::v1::ConfigDiscoveryService::NewStub(channel_);
 }
 

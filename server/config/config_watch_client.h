@@ -41,6 +41,10 @@ class ConfigWatchClient {
     std::string node_id;
     std::string snapshot_path;  // last good snapshot, written 0600 (binary proto); may be empty
     std::shared_ptr<grpc::ChannelCredentials> credentials;  // insecure or TLS
+    // The gateway's node token (tpn_...), sent as `authorization: Bearer` on every call made on
+    // channel() (common/bearer_channel.h): the watch stream, health reports, usage, leases.
+    // Empty sends none, and the control plane refuses the calls.
+    std::string node_token;
     absl::Duration initial_backoff = absl::Seconds(1);
     absl::Duration max_backoff = absl::Seconds(30);
     // Reported to the control plane (ListDataPlanes); optional.

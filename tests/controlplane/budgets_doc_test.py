@@ -18,6 +18,7 @@ Without buf (or jq) it prints SKIP (exit 0), except under CI=true, where that is
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -100,6 +101,7 @@ def main():
             opts.control, "--listen=127.0.0.1:0", f"--db={tmp}/var/turnpike.db",
             f"--port_file={tmp}/control.port", "--metrics_listen=127.0.0.1:0",
             f"--metrics_port_file={tmp}/metrics.port", "--lease_ttl=30s",
+            f"--bootstrap_admin_token_file={tmp}/admin.token", "--auth_failure_max_delay=0",
             "--dev_insecure_master_key"], stdout=log, stderr=subprocess.STDOUT)
 
         def control_log():
@@ -114,7 +116,38 @@ def main():
                 print(f"turnpike-control did not start:\n{control_log()}")
                 return 1
             address = f"127.0.0.1:{port}"
+            # The doc's lines carry $TURNPIKE_ADMIN_TOKEN, and its lease lines the node token of
+            # doc-gw ($TURNPIKE_NODE_TOKEN), as a reader's shell would.
+            admin_token = open(f"{tmp}/admin.token").read().strip()
+            r = subprocess.run(["grpcurl", "-plaintext", "-H", f"authorization: Bearer {admin_token}",
+                                "-d", json.dumps({"name": "doc-gw", "nodeId": "doc-gw"}), address,
+                                "turnpike.admin.v1.AdminService/CreateNodeToken"],
+                               env=env, capture_output=True, text=True, timeout=30)
+            if r.returncode != 0:
+                print(f"CreateNodeToken failed:\n{r.stdout}{r.stderr}")
+                return 1
+            env.update(TURNPIKE_ADMIN_TOKEN=admin_token,
+                       TURNPIKE_NODE_TOKEN=json.loads(r.stdout)["token"])
+
+            def refused_without_header(n, line):
+                """None when the line has its header and, without it, is refused; else why not."""
+                cmd = line.replace(CONTROL_ADDR, address)
+                header = re.search(r'-H "authorization: Bearer \$TURNPIKE_(ADMIN|NODE)_TOKEN" ', cmd)
+                if header is None:
+                    return f"line {n} has no authorization header:\n  {line}"
+                bare = cmd.replace(header.group(0), "")
+                r = subprocess.run(["bash", "-o", "pipefail", "-c", bare], cwd=tmp, env=env,
+                                   capture_output=True, text=True, timeout=60)
+                if r.returncode == 0 or "unauthenticated" not in (r.stdout + r.stderr).lower():
+                    return (f"line {n} without its header did not fail with UNAUTHENTICATED:\n"
+                            f"  {bare}\n{r.stdout}{r.stderr}")
+                return None
+
             for n, line in enumerate(lines, 1):
+                problem = refused_without_header(n, line)
+                if problem:
+                    print(problem)
+                    return 1
                 cmd = line.replace(CONTROL_ADDR, address)
                 r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=tmp, env=env,
                                    capture_output=True, text=True, timeout=60)
@@ -126,6 +159,10 @@ def main():
                 also = extract_lines(doc)
                 assert also, f"no grpcurl lines in {doc}"
                 for n, line in enumerate(also, 1):
+                    problem = refused_without_header(n, line)
+                    if problem:
+                        print(f"{doc}: {problem}")
+                        return 1
                     cmd = line.replace(CONTROL_ADDR, address)
                     r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=tmp, env=env,
                                        capture_output=True, text=True, timeout=60)

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """turnpike-control as a process: start-up refusals with clear messages, the port file, the
-parent directory of --db created, and a clean exit on SIGTERM and SIGINT.
+parent directory of --db created, the first admin token printed once on the first start of an
+empty database (and never again), and a clean exit on SIGTERM and SIGINT.
 
 usage: control_process_test.py --control=PATH/turnpike-control
 """
@@ -87,6 +88,14 @@ def main():
         refuses(opts.control, [], {"TURNPIKE_MASTER_KEY": "short"}, "TURNPIKE_MASTER_KEY", tmp)
         refuses(opts.control, ["--listen=0.0.0.0:0", "--dev_insecure_master_key"], {},
                 "without TLS", tmp)
+        refuses(opts.control, ["--allow_insecure_non_loopback", "--dev_insecure_master_key"], {},
+                "no longer supported", tmp)
+        bad_token = os.path.join(tmp, "bad.token")
+        with open(bad_token, "w") as f:
+            f.write("tpa_not-a-real-token\n")
+        refuses(opts.control, [f"--bootstrap_admin_token_file={bad_token}",
+                               "--dev_insecure_master_key"], {},
+                "not a well-formed tpa_ token", tmp)
         refuses(opts.control, ["--tls_cert=/nonexistent"], {"TURNPIKE_MASTER_KEY": key},
                 "--tls_cert and --tls_key go together", tmp)
         refuses(opts.control, ["--lease_ttl=0s", "--dev_insecure_master_key"], {},
@@ -106,7 +115,11 @@ def main():
                 "not a SQLite database", tmp)
         out = serves_and_stops(opts.control, tmp, signal.SIGTERM, {"TURNPIKE_MASTER_KEY": key})
         check(key not in out, "master key never logged")
-        serves_and_stops(opts.control, tmp, signal.SIGINT, {"TURNPIKE_MASTER_KEY": key})
+        printed = re.findall(r"\btpa_[0-9A-Za-z]{49}\b", out)
+        check(len(printed) == 1 and "shown this once" in out,
+              f"an empty database's first start prints one admin token: {out}")
+        again = serves_and_stops(opts.control, tmp, signal.SIGINT, {"TURNPIKE_MASTER_KEY": key})
+        check("tpa_" not in again, f"the second start prints no token: {again}")
     if FAILURES:
         print(f"{len(FAILURES)} check(s) failed")
         return 1

@@ -22,13 +22,18 @@ class HealthReportTest : public ControlPlaneFixture {
  protected:
   void SetUp() override {
     ControlPlaneFixture::SetUp();
-    discovery_ = config::v1::ConfigDiscoveryService::NewStub(Channel());
     admin_ = admin::v1::AdminService::NewStub(Channel());
+  }
+  // The node RPCs of `node`, with its node token (gw-1's for ids no token can be issued for).
+  std::unique_ptr<config::v1::ConfigDiscoveryService::Stub> Discovery(const std::string& node) {
+    const bool valid = !node.empty() && node.size() <= 100;
+    return config::v1::ConfigDiscoveryService::NewStub(NodeChannel(valid ? node : "gw-1"));
   }
 
   // Opens a watch stream for `node` and waits until the control plane knows it.
   void Watch(const std::string& node) {
     watch_context_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    discovery_ = Discovery(node);
     watch_ = discovery_->Watch(&watch_context_);
     config::v1::WatchRequest hello;
     hello.set_node_id(node);
@@ -41,7 +46,7 @@ class HealthReportTest : public ControlPlaneFixture {
   grpc::Status Report(const ReportHealthRequest& request) {
     grpc::ClientContext context;
     config::v1::ReportHealthResponse response;
-    return discovery_->ReportHealth(&context, request, &response);
+    return Discovery(request.node_id())->ReportHealth(&context, request, &response);
   }
 
   std::vector<admin::v1::DataPlane> List() {

@@ -46,6 +46,7 @@ class HealthReporterTest : public ControlPlaneFixture {
     ConfigWatchClient::Options o;
     o.target = target();
     o.node_id = kNode;
+    o.node_token = NodeToken(kNode);
     o.credentials = grpc::InsecureChannelCredentials();
     o.initial_backoff = absl::Milliseconds(50);
     o.max_backoff = absl::Milliseconds(500);

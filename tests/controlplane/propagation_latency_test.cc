@@ -26,6 +26,7 @@ TEST_F(PropagationLatencyTest, HundredChangesP50P99) {
   ConfigWatchClient::Options o;
   o.target = target();
   o.node_id = "gw-latency";
+  o.node_token = NodeToken("gw-latency");
   o.credentials = grpc::InsecureChannelCredentials();
   auto client = ConfigWatchClient::Create(
       o,

@@ -113,12 +113,16 @@ class TlsTest : public ::testing::Test {
     auto cp = ControlPlane::Start(opts, *key, Clock::Real());
     ASSERT_TRUE(cp.ok()) << cp.status();
     cp_ = *std::move(cp);
+    auto token = cp_->identities().CreateNodeToken("gw-1", "gw-1", "test");
+    ASSERT_TRUE(token.ok()) << token.status();
+    node_token_ = token->token();
   }
 
   std::unique_ptr<ConfigWatchClient> Client(std::shared_ptr<grpc::ChannelCredentials> creds) {
     ConfigWatchClient::Options o;
     o.target = "localhost:" + std::to_string(cp_->port());
     o.node_id = "gw-1";
+    o.node_token = node_token_;
     o.credentials = std::move(creds);
     o.initial_backoff = absl::Milliseconds(50);
     o.max_backoff = absl::Milliseconds(200);
@@ -144,6 +148,7 @@ class TlsTest : public ::testing::Test {
   X509* ca_cert_ = nullptr;
   EVP_PKEY* ca_key_ = nullptr;
   std::unique_ptr<ControlPlane> cp_;
+  std::string node_token_;
   absl::Mutex mu_;
   std::vector<std::string> keys_seen_;
   std::deque<std::mt19937_64> gens_;  // one per watch client, drawn from on its thread

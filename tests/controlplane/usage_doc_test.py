@@ -15,6 +15,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -91,6 +92,7 @@ def main():
             opts.control, "--listen=127.0.0.1:0", f"--db={tmp}/var/turnpike.db",
             f"--port_file={tmp}/control.port", "--metrics_listen=127.0.0.1:0",
             f"--metrics_port_file={tmp}/metrics.port", "--usage_retention=87600h",
+            f"--bootstrap_admin_token_file={tmp}/admin.token", "--auth_failure_max_delay=0",
             "--dev_insecure_master_key"], stdout=log, stderr=subprocess.STDOUT)
 
         def control_log():
@@ -105,15 +107,40 @@ def main():
                 print(f"turnpike-control did not start:\n{control_log()}")
                 return 1
             address = f"127.0.0.1:{port}"
+            # The doc's lines carry $TURNPIKE_ADMIN_TOKEN, and its ReportUsage line the node
+            # token of gw-1 ($TURNPIKE_NODE_TOKEN), as a reader's shell would.
+            admin_token = open(f"{tmp}/admin.token").read().strip()
+            r = subprocess.run(["grpcurl", "-plaintext", "-H", f"authorization: Bearer {admin_token}",
+                                "-d", json.dumps({"name": "gw-1", "nodeId": "gw-1"}), address,
+                                "turnpike.admin.v1.AdminService/CreateNodeToken"],
+                               env=env, capture_output=True, text=True, timeout=30)
+            if r.returncode != 0:
+                print(f"CreateNodeToken failed:\n{r.stdout}{r.stderr}")
+                return 1
+            env.update(TURNPIKE_ADMIN_TOKEN=admin_token,
+                       TURNPIKE_NODE_TOKEN=json.loads(r.stdout)["token"])
             seed = json.dumps({"records": seed_records()})
-            r = subprocess.run(["grpcurl", "-plaintext", "-d", seed, address,
-                                "turnpike.usage.v1.UsageService/ReportUsage"],
+            r = subprocess.run(["grpcurl", "-plaintext", "-H",
+                                f"authorization: Bearer {env['TURNPIKE_NODE_TOKEN']}", "-d", seed,
+                                address, "turnpike.usage.v1.UsageService/ReportUsage"],
                                env=env, capture_output=True, text=True, timeout=30)
             if r.returncode != 0 or json.loads(r.stdout).get("accepted") != 60:
                 print(f"seeding failed:\n{r.stdout}{r.stderr}")
                 return 1
             for n, line in enumerate(lines, 1):
                 cmd = line.replace(CONTROL_ADDR, address)
+                header = re.search(r'-H "authorization: Bearer \$TURNPIKE_(ADMIN|NODE)_TOKEN" ', cmd)
+                if header is None:
+                    print(f"line {n} has no authorization header:\n  {line}")
+                    return 1
+                # The same line without its header is refused before it does anything.
+                bare = cmd.replace(header.group(0), "")
+                r = subprocess.run(["bash", "-o", "pipefail", "-c", bare], cwd=tmp, env=env,
+                                   capture_output=True, text=True, timeout=60)
+                if r.returncode == 0 or "unauthenticated" not in (r.stdout + r.stderr):
+                    print(f"line {n} without its header did not fail with UNAUTHENTICATED:\n"
+                          f"  {bare}\n{r.stdout}{r.stderr}")
+                    return 1
                 r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=tmp, env=env,
                                    capture_output=True, text=True, timeout=60)
                 if r.returncode != 0:

@@ -27,7 +27,10 @@ class UsageServiceTest : public ControlPlaneFixture {
     grpc::ClientContext ctx;
     u::ReportUsageRequest req;
     for (const auto& r : records) *req.add_records() = r;
-    return stub_->ReportUsage(&ctx, req, response);
+    // ReportUsage is a node RPC: the gateway's node token.
+    auto node = u::UsageService::NewStub(NodeChannel(
+        records.empty() || records[0].node_id().empty() ? "gw-1" : records[0].node_id()));
+    return node->ReportUsage(&ctx, req, response);
   }
 
   std::string Export(const u::ExportUsageRequest& req, int* chunks) {

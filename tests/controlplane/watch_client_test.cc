@@ -73,6 +73,7 @@ class WatchClientTest : public ControlPlaneFixture {
     ConfigWatchClient::Options o;
     o.target = target.empty() ? this->target() : target;
     o.node_id = node;
+    o.node_token = NodeToken(node);
     o.snapshot_path = cache;
     o.credentials = grpc::InsecureChannelCredentials();
     o.initial_backoff = backoff;
@@ -209,6 +210,7 @@ TEST_F(WatchClientTest, ReconnectBackoffRunsOnTheInjectedClockAndRandomSource) {
   ConfigWatchClient::Options o;
   o.target = target();
   o.node_id = "gw-1";
+  o.node_token = NodeToken("gw-1");
   o.credentials = grpc::InsecureChannelCredentials();
   o.initial_backoff = absl::Hours(1);
   o.max_backoff = absl::Hours(1);

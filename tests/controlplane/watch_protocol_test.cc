@@ -18,9 +18,11 @@ using ::turnpike::testing::WaitFor;
 
 class RawWatch {
  public:
-  RawWatch(config::v1::ConfigDiscoveryService::Stub& stub, const std::string& node) : node_(node) {
+  // `channel` carries the node token the stream authenticates with.
+  RawWatch(const std::shared_ptr<grpc::Channel>& channel, const std::string& node)
+      : node_(node), stub_(config::v1::ConfigDiscoveryService::NewStub(channel)) {
     context_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    stream_ = stub.Watch(&context_);
+    stream_ = stub_->Watch(&context_);
   }
   bool Hello(const std::string& version = "") {
     WatchRequest r;
@@ -60,6 +62,7 @@ class RawWatch {
 
  private:
   std::string node_;
+  std::unique_ptr<config::v1::ConfigDiscoveryService::Stub> stub_;
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientReaderWriter<WatchRequest, WatchResponse>> stream_;
 };
@@ -72,16 +75,12 @@ int64_t V(const WatchResponse& r) {
 
 class WatchProtocolTest : public ControlPlaneFixture {
  protected:
-  void SetUp() override {
-    ControlPlaneFixture::SetUp();
-    stub_ = config::v1::ConfigDiscoveryService::NewStub(Channel());
-  }
-  std::unique_ptr<config::v1::ConfigDiscoveryService::Stub> stub_;
+  void SetUp() override { ControlPlaneFixture::SetUp(); }
 };
 
 TEST_F(WatchProtocolTest, ConnectGetsFullSnapshotWithVersionAndNonce) {
   Change();
-  RawWatch w(*stub_, "gw-1");
+  RawWatch w(NodeChannel("gw-1"), "gw-1");
   ASSERT_TRUE(w.Hello());
   WatchResponse r = w.Read();
   EXPECT_EQ(V(r), CurrentVersion());
@@ -102,7 +101,7 @@ TEST_F(WatchProtocolTest, ConnectGetsFullSnapshotWithVersionAndNonce) {
 }
 
 TEST_F(WatchProtocolTest, EveryCommittedChangeIsPushedWithAFreshNonce) {
-  RawWatch w(*stub_, "gw-1");
+  RawWatch w(NodeChannel("gw-1"), "gw-1");
   ASSERT_TRUE(w.Hello());
   WatchResponse r1 = w.Read();
   ASSERT_TRUE(w.Ack(r1));
@@ -119,7 +118,7 @@ TEST_F(WatchProtocolTest, EveryCommittedChangeIsPushedWithAFreshNonce) {
 }
 
 TEST_F(WatchProtocolTest, ChangesWhileAResponseIsUnansweredCoalesce) {
-  RawWatch w(*stub_, "gw-1");
+  RawWatch w(NodeChannel("gw-1"), "gw-1");
   ASSERT_TRUE(w.Hello());
   WatchResponse r1 = w.Read();
   int64_t last = 0;
@@ -133,7 +132,7 @@ TEST_F(WatchProtocolTest, ChangesWhileAResponseIsUnansweredCoalesce) {
 }
 
 TEST_F(WatchProtocolTest, NackHoldsTheNodeUntilANewerVersion) {
-  RawWatch w(*stub_, "gw-1");
+  RawWatch w(NodeChannel("gw-1"), "gw-1");
   ASSERT_TRUE(w.Hello("7"));
   WatchResponse r1 = w.Read();
   ASSERT_TRUE(w.Nack(r1, "7", "route demo: unknown provider"));
@@ -153,7 +152,7 @@ TEST_F(WatchProtocolTest, NackHoldsTheNodeUntilANewerVersion) {
 }
 
 TEST_F(WatchProtocolTest, RepliesWithStaleNoncesAreIgnored) {
-  RawWatch w(*stub_, "gw-1");
+  RawWatch w(NodeChannel("gw-1"), "gw-1");
   ASSERT_TRUE(w.Hello());
   WatchResponse r1 = w.Read();
   int64_t v2 = Change();
@@ -169,15 +168,15 @@ TEST_F(WatchProtocolTest, RepliesWithStaleNoncesAreIgnored) {
 }
 
 TEST_F(WatchProtocolTest, FirstRequestMustNameTheNode) {
-  RawWatch w(*stub_, "");
+  RawWatch w(NodeChannel("gw-1"), "");
   ASSERT_TRUE(w.Hello());
   grpc::Status s = w.Close();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(WatchProtocolTest, TwoNodesAreTrackedSeparately) {
-  RawWatch a(*stub_, "gw-a");
-  RawWatch b(*stub_, "gw-b");
+  RawWatch a(NodeChannel("gw-a"), "gw-a");
+  RawWatch b(NodeChannel("gw-b"), "gw-b");
   ASSERT_TRUE(a.Hello());
   ASSERT_TRUE(b.Hello());
   WatchResponse ra = a.Read();
@@ -197,7 +196,7 @@ TEST_F(WatchProtocolTest, TwoNodesAreTrackedSeparately) {
 }
 
 TEST_F(WatchProtocolTest, ShutdownEndsStreamsWithUnavailable) {
-  RawWatch w(*stub_, "gw-1");
+  RawWatch w(NodeChannel("gw-1"), "gw-1");
   ASSERT_TRUE(w.Hello());
   w.Read();
   cp_->Shutdown(absl::Seconds(1));

@@ -52,8 +52,8 @@ class AdmissionFleetTest : public ::testing::Test {
     ASSERT_GT(fake_->port(), 0) << fake_->process().Log();
     control_ = std::make_unique<ControlPlane>(dir_, 0, std::vector<std::string>{kLeaseTtl});
     ASSERT_GT(control_->port(), 0) << control_->process().Log();
-    auto channel = grpc::CreateChannel(control_->address(), grpc::InsecureChannelCredentials());
-    admin_ = std::make_unique<Admin>(control_->address());
+    auto channel = ControlChannel(control_->address(), control_->admin_token());
+    admin_ = std::make_unique<Admin>(control_->address(), control_->admin_token());
     admin_stub_ = admin::v1::AdminService::NewStub(channel);
     budgets_ = budget::v1::BudgetService::NewStub(channel);
     ASSERT_TRUE(admin_->SeedDemo(fake_->port(), "model-0").ok());
@@ -76,6 +76,8 @@ class AdmissionFleetTest : public ::testing::Test {
       source.control_plane = control_->address();
       source.node_id = absl::StrCat("gw-", i);
       source.name = absl::StrCat("gw-", i);
+      source.node_token_file = dir_.File(absl::StrCat("gw-", i, ".token"));
+      ASSERT_TRUE(admin_->WriteNodeToken(source.node_id, source.node_token_file).ok());
       nodes.push_back(source.node_id);
       gateways_.push_back(std::make_unique<Gateway>(dir_, source));
       ASSERT_GT(gateways_.back()->port(), 0) << gateways_.back()->process().Log();

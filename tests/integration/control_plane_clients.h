@@ -16,7 +16,11 @@
 #include <thread>
 #include <vector>
 
+#include <filesystem>
+#include <fstream>
+
 #include "absl/strings/str_cat.h"
+#include "common/bearer_channel.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "turnpike/admin/v1/admin.grpc.pb.h"
@@ -52,12 +56,37 @@ inline void SetDeadline(grpc::ClientContext& ctx,
   ctx.set_deadline(std::chrono::system_clock::now() + timeout);
 }
 
-// The admin API of one control plane, through the generated stub.
+// A channel to the control plane at `address` whose calls carry `token`.
+inline std::shared_ptr<grpc::Channel> ControlChannel(const std::string& address,
+                                                     const std::string& token) {
+  return CreateChannelWithBearerToken(address, grpc::InsecureChannelCredentials(),
+                                      grpc::ChannelArguments(), token);
+}
+
+// The admin API of one control plane, through the generated stub, with an admin token.
 class Admin {
  public:
-  explicit Admin(const std::string& address)
-      : stub_(admin::v1::AdminService::NewStub(
-            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {}
+  Admin(const std::string& address, const std::string& token)
+      : stub_(admin::v1::AdminService::NewStub(ControlChannel(address, token))) {}
+
+  // Issues a node token bound to `node_id` and writes it to `path` (mode 0600), for a gateway's
+  // --node_token_file.
+  grpc::Status WriteNodeToken(const std::string& node_id, const std::string& path) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    admin::v1::CreateNodeTokenRequest req;
+    req.set_name(node_id + "-token");
+    req.set_node_id(node_id);
+    admin::v1::CreateNodeTokenResponse resp;
+    if (grpc::Status s = stub_->CreateNodeToken(&ctx, req, &resp); !s.ok()) return s;
+    std::ofstream out(path, std::ios::trunc);
+    out << resp.token() << "\n";
+    out.close();
+    std::filesystem::permissions(
+        path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    return out ? grpc::Status::OK
+               : grpc::Status(grpc::StatusCode::INTERNAL, "cannot write " + path);
+  }
 
   // The demo configuration tools/dev up seeds: credential fake-key, provider fake (OpenAI
   // protocol, the fake provider), open route demo -> fake/`model`.

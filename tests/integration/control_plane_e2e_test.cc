@@ -55,7 +55,7 @@ class ControlPlaneE2eTest : public ::testing::Test {
   void StartControlPlane(int port) {
     control_ = std::make_unique<ControlPlane>(dir_, port);
     ASSERT_GT(control_->port(), 0) << control_->process().Log();
-    admin_ = std::make_unique<Admin>(control_->address());
+    admin_ = std::make_unique<Admin>(control_->address(), control_->admin_token());
   }
 
   // Stops the control plane with `sig` and returns the port it had.
@@ -78,10 +78,22 @@ class ControlPlaneE2eTest : public ::testing::Test {
     source.control_plane = control_->address();
     source.node_id = node_id;
     source.name = name;
+    source.node_token_file = NodeTokenFile(node_id);
     auto gateway =
         std::make_unique<Gateway>(dir_, source, std::vector<std::string>{"--access_log=false"});
     EXPECT_GT(gateway->port(), 0) << gateway->process().Log();
     return gateway;
+  }
+
+  // <dir>/<node_id>.token, issued through the admin API the first time (the control plane must be
+  // up then; tokens survive its restarts).
+  std::string NodeTokenFile(const std::string& node_id) {
+    const std::string path = dir_.File(node_id + ".token");
+    if (!std::filesystem::exists(path)) {
+      grpc::Status s = admin_->WriteNodeToken(node_id, path);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+    }
+    return path;
   }
 
   TempDir dir_;
@@ -235,6 +247,7 @@ TEST_F(ControlPlaneE2eTest, GatewayRestartedWhileControlPlaneIsDownServesLastGoo
 // UNAVAILABLE (retry later). The first snapshot from the control plane makes it SERVING.
 TEST_F(ControlPlaneE2eTest, GatewayWithoutAnySnapshotIsNotServingUntilTheControlPlaneAnswers) {
   ASSERT_NO_FATAL_FAILURE(StartStack({"--chunks=2"}));
+  NodeTokenFile("gw-cold");  // issued while the control plane is up
   const int port = StopControlPlane(SIGTERM);
 
   auto gateway = StartGateway("gateway", "gw-cold");

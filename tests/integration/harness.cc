@@ -245,21 +245,37 @@ Gateway::Gateway(const TempDir& dir, const WatchSource& source,
                                    "--drain_timeout=5s",
                                    "--metrics_listen=127.0.0.1:0",
                                    "--metrics_port_file=" + metrics_port_file};
+  if (!source.node_token_file.empty())
+    args.push_back("--node_token_file=" + source.node_token_file);
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   process_ = std::make_unique<Process>(GatewayBinary(), args, dir.File(source.name + ".log"));
   port_ = WaitForPort(port_file, *process_);
   if (port_ > 0) metrics_port_ = WaitForPort(metrics_port_file, *process_);
 }
 
+std::string ControlPlane::Metrics() const {
+  if (metrics_port_ <= 0) return "";
+  return HttpRequest("GET", "http://127.0.0.1:" + std::to_string(metrics_port_) + "/metrics").body;
+}
+
 ControlPlane::ControlPlane(const TempDir& dir, int port, std::vector<std::string> extra_args) {
   const std::string port_file = dir.File("control.port");
   std::filesystem::remove(port_file);  // a restart must not read the previous run's port
+  const std::string metrics_port_file = dir.File("control-metrics.port");
+  std::filesystem::remove(metrics_port_file);
   std::vector<std::string> args = {"--listen=127.0.0.1:" + std::to_string(port),
-                                   "--port_file=" + port_file, "--db=" + dir.File("turnpike.db"),
-                                   "--dev_insecure_master_key", "--metrics_listen=127.0.0.1:0"};
+                                   "--port_file=" + port_file,
+                                   "--db=" + dir.File("turnpike.db"),
+                                   "--dev_insecure_master_key",
+                                   "--metrics_listen=127.0.0.1:0",
+                                   "--bootstrap_admin_token_file=" + dir.File("admin.token"),
+                                   "--metrics_port_file=" + metrics_port_file};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   process_ = std::make_unique<Process>(ControlBinary(), args, dir.File("control.log"));
   port_ = WaitForPort(port_file, *process_);
+  if (port_ > 0) metrics_port_ = WaitForPort(metrics_port_file, *process_);
+  std::ifstream token(dir.File("admin.token"));
+  std::getline(token, admin_token_);
 }
 
 }  // namespace turnpike::testing

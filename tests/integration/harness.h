@@ -88,7 +88,8 @@ class FakeProvider {
   int port_ = -1;
 };
 
-// A turnpike-control process on the database <dir>/turnpike.db with the development master key.
+// A turnpike-control process on the database <dir>/turnpike.db with the development master key
+// and the admin token in <dir>/admin.token (written by the first start, reused by restarts).
 // `port` 0 picks a free port; a restart passes the previous run's port (and the same dir) to come
 // back on the same address and database. Its log is <dir>/control.log, appended to by restarts.
 class ControlPlane {
@@ -97,10 +98,16 @@ class ControlPlane {
   int port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   Process& process() { return *process_; }
+  // An admin-role token for the admin API (empty if the process did not start).
+  const std::string& admin_token() const { return admin_token_; }
+  // Its /metrics page; empty if it is not serving one.
+  std::string Metrics() const;
 
  private:
   std::unique_ptr<Process> process_;
   int port_ = -1;
+  int metrics_port_ = -1;
+  std::string admin_token_;
 };
 
 // How a gateway gets its config from a control plane. `name` keeps the files of several gateways
@@ -111,6 +118,9 @@ struct WatchSource {
   std::string node_id;
   std::string name = "gateway";
   std::string snapshot_cache;  // empty: <dir>/<name>-snapshot.pb
+  // The gateway's --node_token_file; empty starts it without one (the control plane then
+  // refuses it).
+  std::string node_token_file;
 };
 
 // A gateway process started from a config JSON string, or watching a control plane.

@@ -98,8 +98,8 @@ class UsageE2eTest : public ::testing::Test {
   void StartControlPlane(int port) {
     control_ = std::make_unique<ControlPlane>(dir_, port);
     ASSERT_GT(control_->port(), 0) << control_->process().Log();
-    admin_ = std::make_unique<Admin>(control_->address());
-    auto channel = grpc::CreateChannel(control_->address(), grpc::InsecureChannelCredentials());
+    admin_ = std::make_unique<Admin>(control_->address(), control_->admin_token());
+    auto channel = ControlChannel(control_->address(), control_->admin_token());
     admin_stub_ = admin::v1::AdminService::NewStub(channel);
     usage_ = usage::v1::UsageService::NewStub(channel);
   }
@@ -108,6 +108,10 @@ class UsageE2eTest : public ::testing::Test {
     WatchSource source;
     source.control_plane = control_->address();
     source.node_id = "usage-gw";
+    source.node_token_file = dir_.File("usage-gw.token");
+    if (!std::filesystem::exists(source.node_token_file)) {
+      ASSERT_TRUE(admin_->WriteNodeToken("usage-gw", source.node_token_file).ok());
+    }
     gateway_ = std::make_unique<Gateway>(dir_, source, std::move(extra_args));
     ASSERT_GT(gateway_->port(), 0) << gateway_->process().Log();
     client_ = std::make_unique<GatewayClient>(gateway_->address());

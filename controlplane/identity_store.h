@@ -1,0 +1,87 @@
+// IdentityStore keeps the control plane's bearer tokens: admin tokens ("tpa_", each with a role)
+// and node tokens ("tpn_", each bound to one gateway's node id), in the caller-key format
+// (controlplane/caller_keys.h). Only a token's SHA-256 is stored, in SQLite and in an in-memory
+// index of the valid tokens that Authenticate() reads, so a revocation takes effect on the next
+// call. A token is shown once, in the response that creates it. Thread-safe.
+#ifndef TURNPIKE_CONTROLPLANE_IDENTITY_STORE_H_
+#define TURNPIKE_CONTROLPLANE_IDENTITY_STORE_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "controlplane/access_policy.h"
+#include "controlplane/store.h"
+#include "turnpike/admin/v1/admin.pb.h"
+
+namespace turnpike::controlplane {
+
+inline constexpr std::string_view kAdminTokenPrefix = "tpa_";
+inline constexpr std::string_view kNodeTokenPrefix = "tpn_";
+
+// Who an authenticated call comes from.
+struct Identity {
+  enum class Kind { kAdmin, kNode };
+  Kind kind = Kind::kAdmin;
+  std::string name;  // the token's name: the actor in the audit trail
+  admin::v1::AdminRole role = admin::v1::ADMIN_ROLE_UNSPECIFIED;  // admin tokens
+  std::string node_id;                                            // node tokens
+  std::string display_prefix;
+
+  Principal principal() const;
+  // "admin token alice (tpa_8Kq2Zx1x…)", "node token gw-1 (tpn_…)": safe to log and show.
+  std::string Describe() const;
+};
+
+class IdentityStore {
+ public:
+  static absl::StatusOr<std::unique_ptr<IdentityStore>> Open(Store& store, Clock& clock);
+
+  // The identity of a well-formed, stored, unrevoked token; UNAUTHENTICATED otherwise, with a
+  // message that never contains the token.
+  absl::StatusOr<Identity> Authenticate(std::string_view token) const;
+
+  // Registers `token` (a well-formed admin token) as an admin-role token named
+  // "bootstrap-<prefix>", unless its hash is stored already (a revoked one stays revoked).
+  absl::Status AddBootstrapAdminToken(std::string_view token);
+  // Whether any admin token, valid or revoked, exists (an empty database has none).
+  bool HasAdminTokens() const;
+
+  absl::StatusOr<admin::v1::CreateAdminTokenResponse> CreateAdminToken(const std::string& name,
+                                                                       admin::v1::AdminRole role,
+                                                                       const std::string& actor);
+  absl::StatusOr<std::vector<admin::v1::AdminToken>> ListAdminTokens() const;
+  // FAILED_PRECONDITION for the last valid admin-role token (nobody could manage tokens after).
+  absl::StatusOr<admin::v1::AdminToken> RevokeAdminToken(const std::string& name);
+
+  absl::StatusOr<admin::v1::CreateNodeTokenResponse> CreateNodeToken(const std::string& name,
+                                                                     const std::string& node_id,
+                                                                     const std::string& actor);
+  absl::StatusOr<std::vector<admin::v1::NodeToken>> ListNodeTokens() const;
+  absl::StatusOr<admin::v1::NodeToken> RevokeNodeToken(const std::string& name);
+
+ private:
+  IdentityStore(Store& store, Clock& clock) : store_(store), clock_(clock) {}
+  absl::Status Load();
+  absl::Status InsertAdmin(const std::string& name, admin::v1::AdminRole role,
+                           const std::string& sha256_hex, const std::string& display_prefix,
+                           const std::string& actor);
+
+  Store& store_;
+  Clock& clock_;
+
+  mutable absl::Mutex mu_;
+  // Valid tokens by SHA-256 (lowercase hex).
+  absl::flat_hash_map<std::string, Identity> valid_ ABSL_GUARDED_BY(mu_);
+  bool any_admin_token_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace turnpike::controlplane
+
+#endif  // TURNPIKE_CONTROLPLANE_IDENTITY_STORE_H_
