@@ -109,9 +109,9 @@ class EvidenceTest : public ::testing::TestWithParam<config::v1::ContentPolicy> 
     ASSERT_GT(fake_->port(), 0) << fake_->process().Log();
     control_ = std::make_unique<ControlPlane>(dir_);
     ASSERT_GT(control_->port(), 0) << control_->process().Log();
-    admin_ = std::make_unique<Admin>(control_->address());
+    admin_ = std::make_unique<Admin>(control_->address(), control_->admin_token());
     ASSERT_TRUE(admin_->SeedDemo(fake_->port(), "model-0").ok());
-    auto channel = grpc::CreateChannel(control_->address(), grpc::InsecureChannelCredentials());
+    auto channel = ControlChannel(control_->address(), control_->admin_token());
     admin_stub_ = admin::v1::AdminService::NewStub(channel);
     // The policy under test, one custom pattern, and no retries (one attempt per request keeps
     // the counts simple); the admin API shows the policy back.
@@ -138,6 +138,8 @@ class EvidenceTest : public ::testing::TestWithParam<config::v1::ContentPolicy> 
     WatchSource source;
     source.control_plane = control_->address();
     source.node_id = "evidence-gw";
+    source.node_token_file = dir_.File("evidence-gw.token");
+    ASSERT_TRUE(admin_->WriteNodeToken(source.node_id, source.node_token_file).ok());
     gateway_ = std::make_unique<Gateway>(
         dir_, source,
         std::vector<std::string>{"--request_log=" + RequestLogPath(), "--log_level=debug"});
@@ -336,10 +338,10 @@ TEST(EvidenceAdminTest, RejectsBadContentSettings) {
   FakeProvider fake(dir);
   ControlPlane control(dir);
   ASSERT_GT(control.port(), 0) << control.process().Log();
-  Admin admin(control.address());
+  Admin admin(control.address(), control.admin_token());
   ASSERT_TRUE(admin.SeedDemo(fake.port(), "model-0").ok());
   auto stub = admin::v1::AdminService::NewStub(
-      grpc::CreateChannel(control.address(), grpc::InsecureChannelCredentials()));
+      ControlChannel(control.address(), control.admin_token()));
   const auto update = [&](auto mutate, const char* path) {
     grpc::ClientContext ctx;
     SetDeadline(ctx);
