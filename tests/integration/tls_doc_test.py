@@ -193,6 +193,17 @@ def main():
                 cmd = line
                 for doc_addr, real in addresses.items():
                     cmd = cmd.replace(doc_addr, real)
+                if line.startswith("export "):
+                    # A reader's shell keeps the variable for the next lines; so does the test.
+                    name = line.split()[1].split("=", 1)[0]
+                    r = subprocess.run(["bash", "-c", f'{cmd}; printf %s "${name}"'], cwd=tmp,
+                                       env=env, capture_output=True, text=True, timeout=30)
+                    if r.returncode != 0 or not r.stdout:
+                        print(f"line {n} failed:\n  {line}\n{r.stdout}{r.stderr}")
+                        return 1
+                    env[name] = r.stdout
+                    ran += 1
+                    continue
                 # Config and reloads reach the gateway, and usage records the control plane,
                 # asynchronously: those lines are retried until they show what they should.
                 is_gateway_line = GATEWAY in line or METRICS in line or "ListUsage" in line
@@ -262,13 +273,15 @@ def main():
 
 def seed_fake_provider(env, tmp, control, fake_port):
     """The `fake` provider the guide's examples use, as `tools/dev up` creates it."""
+    token = open(os.path.join(tmp, "admin.token")).read().strip()
     for method, body in (
             ("CreateCredential",
              '{"credential":{"name":"fake-key"},"secret":"fake-key"}'),
             ("CreateProvider",
              '{"provider":{"spec":{"name":"fake","kind":"PROVIDER_KIND_OPENAI","baseUrl":'
              f'"http://127.0.0.1:{fake_port}/v1","credential":"fake-key"}}}}}}')):
-        r = subprocess.run(["grpcurl", "-cacert", "certs/ca.crt", "-d", body, control,
+        r = subprocess.run(["grpcurl", "-cacert", "certs/ca.crt", "-H",
+                            f"authorization: Bearer {token}", "-d", body, control,
                             f"turnpike.admin.v1.AdminService/{method}"],
                            cwd=tmp, env=env, capture_output=True, text=True, timeout=30)
         if r.returncode != 0:

@@ -236,8 +236,11 @@ TEST_F(TlsTest, UnknownClientCertificateAndPlaintextAreRefused) {
                                            " -cert ", certs_, "claims.crt", " -key ", certs_,
                                            "claims.key", " -CAfile ", certs_, "ca.crt -alpn h2");
   EXPECT_NE(Shell(connect + " -tls1_1 </dev/null >/dev/null 2>&1"), 0);
-  EXPECT_EQ(Shell(connect + " -tls1_2 </dev/null >/dev/null 2>&1"), 0);
-  EXPECT_EQ(Shell(connect + " </dev/null 2>/dev/null | grep -q 'Protocol  *: TLSv1.3'"), 0);
+  // Judged by the protocol s_client reports right after the handshake (-brief), not by its exit
+  // code: it may exit 1 when the server closes the connection first.
+  EXPECT_EQ(
+      Shell(connect + " -brief -tls1_2 </dev/null 2>&1 | grep -q 'Protocol version: TLSv1.2'"), 0);
+  EXPECT_EQ(Shell(connect + " -brief </dev/null 2>&1 | grep -q 'Protocol version: TLSv1.3'"), 0);
 }
 
 TEST_F(TlsTest, MetricsAreServedOverHttpsWithTheExpiryGauge) {

@@ -96,7 +96,8 @@ class BudgetServiceTest : public ControlPlaneFixture {
     r.set_node_id(node);
     r.mutable_quota()->set_budget(budget);
     r.set_requested(amount);
-    return stub_->AcquireLease(&ctx, r, out);
+    // Lease calls are a gateway's: they carry that node's token.
+    return b::BudgetService::NewStub(NodeChannel(node))->AcquireLease(&ctx, r, out);
   }
   grpc::Status Release(const std::string& node, const std::string& lease_id, int64_t spent,
                        b::ReleaseLeaseResponse* out) {
@@ -105,7 +106,7 @@ class BudgetServiceTest : public ControlPlaneFixture {
     r.set_node_id(node);
     r.set_lease_id(lease_id);
     r.set_spent(spent);
-    return stub_->ReleaseLease(&ctx, r, out);
+    return b::BudgetService::NewStub(NodeChannel(node))->ReleaseLease(&ctx, r, out);
   }
   grpc::Status Get(const std::string& name, b::GetBudgetResponse* out) {
     grpc::ClientContext ctx;
@@ -152,8 +153,18 @@ TEST_F(BudgetServiceTest, GetListAcquireRelease) {
   grpc::Status missing = Get("nope", &got);
   EXPECT_EQ(missing.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(Get("bad name", &got).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  grpc::Status bad_ask = Acquire("", "alpha", 1, &lease);
+  grpc::Status bad_ask = Acquire("gw-1", "alpha", 0, &lease);  // a new lease must ask for some
   EXPECT_EQ(bad_ask.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // A gateway's token does not lease for another node id.
+  b::AcquireLeaseRequest as_other;
+  as_other.set_node_id("gw-2");
+  as_other.mutable_quota()->set_budget("alpha");
+  as_other.set_requested(1);
+  grpc::ClientContext ctx;
+  b::AcquireLeaseResponse ignored;
+  EXPECT_EQ(b::BudgetService::NewStub(NodeChannel("gw-1"))->AcquireLease(&ctx, as_other, &ignored)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
 
   // Paginated by name, like the admin List RPCs.
   std::vector<std::string> names;

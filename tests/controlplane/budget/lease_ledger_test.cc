@@ -541,6 +541,9 @@ TEST_F(LeaseLedgerTest, InvariantHoldsUnderConcurrentAcquireAndRelease) {
   for (auto& th : threads) th.join();
   stop.store(true);
   checker.join();
+  // Whatever the interleaving, the abandoned leases (about one in ten) lapse once past their TTL.
+  clock_.Advance(absl::Minutes(1));
+  ASSERT_TRUE(ledgers[0]->ExpireDue().ok());
   EXPECT_EQ(violations.load(), 0);
   ExpectInvariant(kLimit);
   EXPECT_EQ(ops.load(), 8 * kRounds);
@@ -586,7 +589,7 @@ TEST(LeaseMigrationTest, ASchemaTwoDatabaseGainsTheLeaseLedger) {
   }
   auto v3 = Store::Open(o, EmbeddedMigrations());
   ASSERT_TRUE(v3.ok()) << v3.status();
-  EXPECT_EQ((*v3)->schema_version(), 3);
+  EXPECT_EQ((*v3)->schema_version(), static_cast<int64_t>(EmbeddedMigrations().size()));
   SimulatedClock clock;
   auto ledger = LeaseLedger::Create(**v3, clock, LeaseLedger::Options{});
   ASSERT_TRUE(ledger.ok());
