@@ -451,8 +451,9 @@ void Admission::Run() {
   }
   // Shutdown: give back every lease (in-flight requests have drained by now).
   absl::MutexLock lock(&registry_mu_);
-  for (const auto& [name, quota] : quotas_) quota->ReleaseAll(*source_);
-  for (const auto& [quota, since] : retired_) quota->ReleaseAll(*source_);
+  bool answers = true;  // after the first unanswered release, the rest lapse at their expiry
+  for (const auto& [name, quota] : quotas_) answers = quota->ReleaseAll(*source_, answers);
+  for (const auto& [quota, since] : retired_) answers = quota->ReleaseAll(*source_, answers);
 }
 
 }  // namespace turnpike

@@ -269,16 +269,20 @@ bool Quota::Renew(LeaseSource& source, Clock& clock, Slot& slot, int64_t want, i
   return true;
 }
 
-void Quota::ReleaseSlot(LeaseSource& source, Slot& slot, int64_t spent) {
+bool Quota::ReleaseSlot(LeaseSource& source, Slot& slot, int64_t spent) {
   budget::v1::ReleaseLeaseRequest request;
   request.set_lease_id(slot.lease_id);
   request.set_spent(spent);
   if (kind_ == Kind::kUsdMicros) request.set_spent_usd_micros(spent);
   round_trips_.fetch_add(1, std::memory_order_relaxed);
   absl::StatusOr<budget::v1::ReleaseLeaseResponse> response = source.Release(request);
-  if (!response.ok() && absl::IsUnavailable(response.status())) return;  // try again later
+  if (!response.ok() &&
+      (absl::IsUnavailable(response.status()) || absl::IsDeadlineExceeded(response.status()))) {
+    return false;  // try again later
+  }
   slot.open = false;
   slot.usable_until.store(0);
+  return true;
 }
 
 void Quota::Maintain(LeaseSource& source, Clock& clock,
@@ -370,7 +374,7 @@ void Quota::Maintain(LeaseSource& source, Clock& clock,
   has_waiters_.store(!waiters_.empty());
 }
 
-void Quota::ReleaseAll(LeaseSource& source) {
+bool Quota::ReleaseAll(LeaseSource& source, bool source_answers) {
   std::deque<Waiter> waiters;
   {
     absl::MutexLock lock(&waiters_mu_);
@@ -383,8 +387,11 @@ void Quota::ReleaseAll(LeaseSource& source) {
   for (Slot& slot : slots_) {
     slot.usable_until.store(0);
     // Anything still in flight at shutdown is reported as spent (the safe side).
-    if (slot.open) ReleaseSlot(source, slot, slot.spent.load() + slot.reserved.load());
+    if (slot.open && source_answers) {
+      source_answers = ReleaseSlot(source, slot, slot.spent.load() + slot.reserved.load());
+    }
   }
+  return source_answers;
 }
 
 absl::Status Quota::Refusal(absl::Time wall) const {

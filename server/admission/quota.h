@@ -85,8 +85,10 @@ class Quota {
   // Lease manager thread: renews, tops up, rolls over and releases the lease, then serves or
   // refuses waiters. Callbacks to run (without locks) are appended to `callbacks`.
   void Maintain(LeaseSource& source, Clock& clock, std::vector<std::function<void()>>* callbacks);
-  // Lease manager thread, at shutdown: releases every open lease.
-  void ReleaseAll(LeaseSource& source);
+  // Lease manager thread, at shutdown: refuses waiters and releases every open lease. Returns
+  // false when the source did not answer; with `source_answers` false, asks it nothing (the
+  // leases lapse at their expiry), so a gateway whose control plane is down stops promptly.
+  bool ReleaseAll(LeaseSource& source, bool source_answers);
   // True when nothing is held or waited for (a per-key quota may then be forgotten).
   bool Idle() const;
 
@@ -132,7 +134,8 @@ class Quota {
   static absl::Time UsableUntil(const budget::v1::AcquireLeaseResponse& response,
                                 absl::Time sent_wall, absl::Time sent_mono,
                                 absl::Time answered_mono);
-  void ReleaseSlot(LeaseSource& source, Slot& slot, int64_t spent);
+  // False when the source did not answer (the slot stays open, to try again).
+  bool ReleaseSlot(LeaseSource& source, Slot& slot, int64_t spent);
   absl::Status Refusal(absl::Time wall) const;
   absl::Duration heartbeat_ = absl::Seconds(10);  // lease manager thread only
   absl::Status Unavailable(const absl::Status& cause) const;
