@@ -10,7 +10,7 @@ namespace {
 
 constexpr std::string_view kBearer = "bearer ";
 
-// This Abseil's string_view is its own type (docs/STYLE.md, toolchain facts).
+// Abseil's string_view is its own type in this toolchain, not an alias of std::string_view.
 absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 grpc::Status ToGrpc(const absl::Status& s) {
