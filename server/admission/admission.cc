@@ -88,7 +88,7 @@ void AdmissionTicket::Settle(int64_t input_tokens, int64_t output_tokens, int64_
   }
 }
 
-void AdmissionSettler::OnRequestFinished(const RequestFinished& event) {
+void AdmissionSettler::OnRequestDecided(const RequestFinished& event) {
   if (event.admission == nullptr) return;
   event.admission->Settle(event.input_tokens, event.output_tokens, event.cost_usd_micros,
                           event.cost_known);

@@ -145,10 +145,12 @@ class Admission {
   std::thread thread_;
 };
 
-// Settles each request's ticket when it ends (docs/architecture.md, "Where a request ends").
+// Settles each request's ticket when its outcome is decided, before the caller hears it, so the
+// caller's next request sees the capacity back (docs/architecture.md, "Where a request ends").
 class AdmissionSettler final : public RequestFinishedSink {
  public:
-  void OnRequestFinished(const RequestFinished& event) override;
+  void OnRequestDecided(const RequestFinished& event) override;
+  void OnRequestFinished(const RequestFinished&) override {}
 };
 
 // Upper bound of a request's input tokens from its text: every token of the byte-level tokenizers

@@ -422,6 +422,7 @@ void AttemptDriver::Done(absl::Status status) {
   if (committed_at_ != absl::InfiniteFuture()) {
     event.time_to_first_token = committed_at_ - request_.accepted;
   }
+  if (sink_ != nullptr) sink_->OnRequestDecided(event);
   Deliver(status, event);
   if (sink_ != nullptr) {
     event.overhead_nanos = overhead_nanos_.load(std::memory_order_relaxed);

@@ -99,7 +99,8 @@ struct RequestFinished {
   absl::Duration time_to_first_token = absl::InfiniteDuration();
   // The gateway's own work on this request (GatewayMetrics' internal overhead).
   int64_t overhead_nanos = 0;
-  // What the request holds from admission (rate limits, budgets); settled from this event.
+  // What the request holds from admission (rate limits, budgets); settled from this event
+  // (OnRequestDecided).
   // Null when no limit applied or the request was refused.
   std::shared_ptr<AdmissionTicket> admission;
   // The request's and reply's text; null under CONTENT_POLICY_NONE and for refused requests.
@@ -112,6 +113,11 @@ struct RequestFinished {
 class RequestFinishedSink {
  public:
   virtual ~RequestFinishedSink() = default;
+  // Called once per request, after its outcome is decided and BEFORE the caller is told it, so
+  // what it releases (admission holds) is back by the time the caller can send the next request.
+  // Must be cheap: it sits on the request's path. `event.overhead_nanos` is not yet final.
+  virtual void OnRequestDecided(const RequestFinished& /*event*/) {}
+  // Called once per request, after the caller has been told the outcome.
   virtual void OnRequestFinished(const RequestFinished& event) = 0;
 };
 
@@ -121,6 +127,9 @@ class RequestFinishedFanout final : public RequestFinishedSink {
  public:
   explicit RequestFinishedFanout(std::vector<RequestFinishedSink*> sinks)
       : sinks_(std::move(sinks)) {}
+  void OnRequestDecided(const RequestFinished& event) override {
+    for (RequestFinishedSink* sink : sinks_) sink->OnRequestDecided(event);
+  }
   void OnRequestFinished(const RequestFinished& event) override {
     for (RequestFinishedSink* sink : sinks_) sink->OnRequestFinished(event);
   }

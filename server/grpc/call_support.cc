@@ -95,6 +95,7 @@ void EmitRefused(RequestFinishedSink* sink, const ExchangeRequest& request,
   event.start_time = request.accepted_wall;
   event.latency = clock.MonotonicNow() - request.accepted;
   event.overhead_nanos = absl::ToInt64Nanoseconds(event.latency);
+  sink->OnRequestDecided(event);
   sink->OnRequestFinished(event);
 }
 

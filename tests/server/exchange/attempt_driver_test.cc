@@ -70,8 +70,22 @@ class RecordingListener : public ChatListener {
 
 class RecordingSink : public RequestFinishedSink {
  public:
-  void OnRequestFinished(const RequestFinished& event) override { events.push_back(event); }
+  explicit RecordingSink(const RecordingListener* listener) : listener_(listener) {}
+  void OnRequestDecided(const RequestFinished& event) override {
+    decided.push_back(event);
+    caller_told_when_decided.push_back(listener_->done);
+  }
+  void OnRequestFinished(const RequestFinished& event) override {
+    events.push_back(event);
+    caller_told_when_finished.push_back(listener_->done);
+  }
+  std::vector<RequestFinished> decided;
   std::vector<RequestFinished> events;
+  std::vector<int> caller_told_when_decided;
+  std::vector<int> caller_told_when_finished;
+
+ private:
+  const RecordingListener* listener_;
 };
 
 v1::PartialCompletion PartialOf(const absl::Status& status) {
@@ -159,7 +173,7 @@ class AttemptDriverTest : public ::testing::Test {
   Resilience resilience_{Resilience::Options(), clock_, gen_};
   FakeTransport transport_{clock_};
   RecordingListener listener_;
-  RecordingSink sink_;
+  RecordingSink sink_{&listener_};
   std::shared_ptr<const RuntimeConfig> config_;
   google::protobuf::RepeatedPtrField<v1::Message> messages_;
 };
@@ -167,6 +181,20 @@ class AttemptDriverTest : public ::testing::Test {
 constexpr char kTwoTargets[] =
     R"({"capability":"r","targets":[{"provider":"a","model":"m"},{"provider":"b","model":"m"}],
         "retry":{"maxAttempts":2,"maxAttemptsPerTarget":1}})";
+
+TEST_F(AttemptDriverTest, SinksSeeTheOutcomeBeforeTheCallerSoHoldsAreBackForItsNextRequest) {
+  // Admission settles in OnRequestDecided: had it run after the caller heard the outcome, the
+  // caller's next request could still find the first one's worst-case hold in place.
+  Load(kTwoTargets);
+  StartChat();
+  Serve(Chunk("Hi") + FinishChunks(12, 2));
+  ASSERT_EQ(sink_.decided.size(), 1u);
+  EXPECT_EQ(sink_.caller_told_when_decided[0], 0) << "decided before the caller was answered";
+  EXPECT_EQ(sink_.decided[0].input_tokens, 12) << "with the usage to settle to";
+  EXPECT_EQ(sink_.decided[0].cost_usd_micros, 16);
+  ASSERT_EQ(sink_.events.size(), 1u);
+  EXPECT_EQ(sink_.caller_told_when_finished[0], 1) << "finished after the caller was answered";
+}
 
 TEST_F(AttemptDriverTest, StreamDeliversTextThenFinishAndEmitsOneEvent) {
   Load(kTwoTargets);
