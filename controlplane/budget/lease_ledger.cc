@@ -6,12 +6,12 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/quota_window.h"
 #include "common/status.h"
 #include "common/status_macros.h"
 #include "common/thread_bit_gen.h"
 #include "controlplane/budget/budget_status.h"
 #include "controlplane/budget/lease_tables.h"
-#include "common/quota_window.h"
 #include "controlplane/config_tables.h"
 #include "controlplane/proto_util.h"
 #include "controlplane/validation.h"
@@ -156,7 +156,9 @@ int64_t Grant(int64_t requested, int64_t minimum, int64_t available) {
   return g;
 }
 
-// Closes `leases` as expired: each charges its window its last reported spent + reserved.
+// Closes `leases` as expired: each charges its window its last reported spent + reserved, plus
+// what was granted since (counted in `reserved`). Gateways report ahead, so this covers all they
+// admitted (docs/budgets.md, "A gateway that dies").
 absl::Status ExpireLeases(SqliteDb& db, std::vector<LeaseRow> leases, absl::Time now,
                           TxEffects& fx) {
   for (LeaseRow& l : leases) {
@@ -297,6 +299,8 @@ absl::StatusOr<b::AcquireLeaseResponse> LeaseLedger::Acquire(const b::AcquireLea
         l.quota_key = q.key;
         l.window_start = q.window.start;
         l.granted = g;
+        // Until the gateway reports, all of the grant may have been admitted against.
+        l.reserved = g;
         l.expires_at = now + options_.lease_ttl;
         l.create_time = now;
         TP_RETURN_IF_ERROR(InsertLease(db, l));
@@ -370,7 +374,9 @@ absl::StatusOr<b::AcquireLeaseResponse> LeaseLedger::Acquire(const b::AcquireLea
     const int64_t available = h.Available(q.limit);
     const int64_t g = requested > 0 ? Grant(requested, r.minimum(), available) : 0;
     l.spent = r.spent();
-    l.reserved = r.reserved();
+    // The report covers what the gateway could admit until its next one; a top-up counts in
+    // full until then.
+    l.reserved = r.reserved() + g;
     l.expires_at = now + options_.lease_ttl;
     l.granted += g;
     TP_RETURN_IF_ERROR(UpdateLease(db, l));

@@ -92,6 +92,7 @@ absl::StatusOr<budget::v1::AcquireLeaseResponse> LocalLeaseSource::Acquire(
   counter.leased += granted;
   if (lease != nullptr) {
     lease->granted += granted;
+    lease->reserved += granted;  // counted in full until the next report (docs/budgets.md)
     lease->expires = now + ttl_;
     response.set_lease_total(lease->granted);
     *response.mutable_expires_at() = ToProto(lease->expires);

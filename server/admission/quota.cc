@@ -40,7 +40,11 @@ bool HasReason(const absl::Status& status, std::string_view reason) {
 }  // namespace
 
 Quota::Quota(budget::v1::Quota id, Kind kind, std::string label, std::function<void()> kick)
-    : id_(std::move(id)), kind_(kind), label_(std::move(label)), kick_(std::move(kick)) {}
+    : id_(std::move(id)),
+      kind_(kind),
+      label_(std::move(label)),
+      kick_(std::move(kick)),
+      park_(kind == Kind::kUsdMicros) {}
 
 void Quota::set_settings(Settings settings) {
   const int64_t previous = limit_.exchange(settings.limit);
@@ -81,8 +85,11 @@ bool Quota::TryReserve(int64_t amount, absl::Time now, Reservation* out) {
   out->slot = index;
   out->generation = static_cast<uint32_t>(word >> kHeadroomBits);
   out->amount = amount;
-  // Below half a slice: ask the manager to top the lease up before it runs dry.
-  if (static_cast<int64_t>(headroom) - amount < SliceSize(0) / 2 && !low_.exchange(true)) kick_();
+  // Running low: ask the manager to report and unpark, or top the lease up, before it runs dry.
+  if (static_cast<int64_t>(headroom) - amount < low_mark_.load(std::memory_order_relaxed) &&
+      !low_.exchange(true)) {
+    kick_();
+  }
   return true;
 }
 
@@ -112,7 +119,9 @@ void Quota::Settle(const Reservation& r, int64_t actual) {
 int64_t Quota::RemainingHint() const {
   int64_t local = 0;
   const int index = current_.load();
-  if (index >= 0) local = static_cast<int64_t>(Headroom(slots_[index]));
+  if (index >= 0) {
+    local = static_cast<int64_t>(Headroom(slots_[index])) + slots_[index].parked.load();
+  }
   return local + remote_remaining_.load();
 }
 
@@ -128,6 +137,41 @@ int64_t Quota::SliceSize(int64_t need) const {
   const int64_t left = remote_remaining_.load(std::memory_order_relaxed);
   const int64_t slice = std::min(std::max<int64_t>(1, limit / 16), std::max<int64_t>(1, left / 4));
   return std::max(need, slice);
+}
+
+int64_t Quota::HotCap(int64_t need) const {
+  if (!park_) return static_cast<int64_t>(kHeadroomMask);
+  return std::max({need, SliceSize(0) / 4, int64_t{1}});
+}
+
+void Quota::AddHeadroom(Slot& slot, int64_t amount) {
+  uint64_t word = slot.word.load();
+  uint64_t next;
+  do {
+    const int64_t headroom = static_cast<int64_t>(word & kHeadroomMask);
+    const int64_t updated =
+        std::clamp<int64_t>(headroom + amount, 0, static_cast<int64_t>(kHeadroomMask));
+    next = (word & ~kHeadroomMask) | static_cast<uint64_t>(updated);
+  } while (!slot.word.compare_exchange_weak(word, next));
+}
+
+int64_t Quota::TrimHot(Slot& slot) {
+  if (!park_) return 0;
+  const int64_t keep = HotCap(0);
+  uint64_t word = slot.word.load();
+  int64_t trimmed;
+  do {
+    const int64_t headroom = static_cast<int64_t>(word & kHeadroomMask);
+    if (headroom <= 2 * keep) return 0;
+    trimmed = headroom - keep;
+  } while (!slot.word.compare_exchange_weak(word, word - static_cast<uint64_t>(trimmed)));
+  slot.parked.fetch_add(trimmed);
+  return trimmed;
+}
+
+void Quota::SetLowMark(const Slot& slot) {
+  low_mark_.store(slot.parked.load() > 0 ? HotCap(0) / 2 : SliceSize(0) / 2);
+  low_.store(false);
 }
 
 bool Quota::AddWaiter(Waiter waiter, int max_length) {
@@ -220,24 +264,36 @@ bool Quota::Open(LeaseSource& source, Clock& clock, int64_t need) {
   slot.last_heartbeat = sent_mono;
   slot.reserved.store(0);
   slot.spent.store(0);
+  // The source counts the whole grant as spent until the first report; a budget's lease admits
+  // from a hot part only, and reports at once so that the parked rest would return.
+  const int64_t hot = std::min(response->granted(), HotCap(need));
+  slot.parked.store(response->granted() - hot);
+  slot.report_due = response->granted() > hot;
   const uint64_t generation = next_generation_++ & ((uint64_t{1} << (64 - kHeadroomBits)) - 1);
-  const uint64_t headroom =
-      std::min<uint64_t>(static_cast<uint64_t>(response->granted()), kHeadroomMask);
+  const uint64_t headroom = std::min<uint64_t>(static_cast<uint64_t>(hot), kHeadroomMask);
   slot.word.store((generation << kHeadroomBits) | headroom);
   // Published last: a request that sees a usable lease sees all of it.
   slot.usable_until.store(ToNanos(UsableUntil(*response, sent_wall, sent_mono, answered_mono)));
   current_.store(free_index);
-  low_.store(false);
+  SetLowMark(slot);
   return true;
 }
 
-bool Quota::Renew(LeaseSource& source, Clock& clock, Slot& slot, int64_t want, int64_t need) {
+bool Quota::Renew(LeaseSource& source, Clock& clock, Slot& slot, int64_t want, int64_t minimum,
+                  int64_t hot_need) {
+  const int64_t parked = slot.parked.load();
+  const int64_t unpark = std::min(
+      parked, std::max<int64_t>(0, HotCap(hot_need) - static_cast<int64_t>(Headroom(slot))));
+  const int64_t spent = slot.spent.load();
   AcquireLeaseRequest request;
   request.set_lease_id(slot.lease_id);
   request.set_requested(want);
-  request.set_minimum(need);
-  request.set_spent(slot.spent.load());
-  request.set_reserved(slot.reserved.load());
+  request.set_minimum(minimum);
+  request.set_spent(spent);
+  // Reported ahead: all of the grant not yet settled and not parked once this report is
+  // answered. It covers the requests in flight and everything the hot path can admit before the
+  // next report (spent only grows, so reading it first over-counts, never under-counts).
+  request.set_reserved(std::max<int64_t>(0, slot.granted - (parked - unpark) - spent));
   absl::Time sent_wall, sent_mono, answered_mono;
   absl::StatusOr<AcquireLeaseResponse> response =
       Ask(source, clock, std::move(request), &sent_wall, &sent_mono, &answered_mono);
@@ -251,21 +307,27 @@ bool Quota::Renew(LeaseSource& source, Clock& clock, Slot& slot, int64_t want, i
     return true;  // unreachable source: keep spending the lease until it lapses
   }
   slot.last_heartbeat = sent_mono;
+  slot.report_due = false;
+  if (unpark > 0) {
+    slot.parked.store(parked - unpark);
+    AddHeadroom(slot, unpark);
+  }
   const int64_t granted = response->granted();
   if (granted > 0) {
+    // The source counts a top-up as spent until the next report: a budget parks it and reports
+    // again, so it would return if the gateway died.
     slot.granted += granted;
-    uint64_t word = slot.word.load();
-    uint64_t next;
-    do {
-      const uint64_t headroom = std::min<uint64_t>(
-          (word & kHeadroomMask) + static_cast<uint64_t>(granted), kHeadroomMask);
-      next = (word & ~kHeadroomMask) | headroom;
-    } while (!slot.word.compare_exchange_weak(word, next));
+    if (park_) {
+      slot.parked.fetch_add(granted);
+      slot.report_due = true;
+    } else {
+      AddHeadroom(slot, granted);
+    }
   }
-  exhausted_ = need > 0 && granted < need;
+  exhausted_ = minimum > 0 && granted < minimum;
   if (exhausted_) last_refused_ = answered_mono;
   slot.usable_until.store(ToNanos(UsableUntil(*response, sent_wall, sent_mono, answered_mono)));
-  low_.store(false);
+  SetLowMark(slot);
   return true;
 }
 
@@ -317,23 +379,38 @@ void Quota::Maintain(LeaseSource& source, Clock& clock,
   }
   if (current >= 0) {
     Slot& slot = slots_[current];
+    // Requests that settled below their hold gave money back to the hot part: park the excess
+    // and report it, so that it would return if the gateway died.
+    if (TrimHot(slot) > 0) slot.report_due = true;
     const int64_t headroom = static_cast<int64_t>(Headroom(slot));
-    const bool short_of_need = need > headroom;
-    const bool low = headroom < SliceSize(0) / 2 || short_of_need;
+    const int64_t available = headroom + slot.parked.load();
+    const bool short_of_need = need > available;
+    const bool low = available < SliceSize(0) / 2 || short_of_need;
+    // Parked capacity the hot path needs: a report moves it.
+    const bool hot_low = available > headroom && (headroom < HotCap(0) / 2 || need > headroom);
     const bool paced = exhausted_ && mono - last_refused_ < kExhaustedRetry;
-    if ((low && !paced) || mono - slot.last_heartbeat >= heartbeat_) {
-      const int64_t want = low && !paced ? SliceSize(need - headroom) : 0;
+    if ((low && !paced) || hot_low || slot.report_due || mono - slot.last_heartbeat >= heartbeat_) {
+      const int64_t want = low && !paced ? SliceSize(need - available) : 0;
       // A minimum only comes with a request for more (never above it).
-      const int64_t minimum = want > 0 && short_of_need ? need - headroom : 0;
-      if (!Renew(source, clock, slot, want, minimum)) {
+      const int64_t minimum = want > 0 && short_of_need ? need - available : 0;
+      bool usable = Renew(source, clock, slot, want, minimum, need);
+      // A parked top-up is reported at once, so that it would return if the gateway died.
+      if (usable && slot.report_due) usable = Renew(source, clock, slot, 0, 0, need);
+      if (!usable) {
         slot.usable_until.store(0);
         current_.store(-1);
         current = -1;
       }
     }
   }
-  if (current < 0 && waiting && !(exhausted_ && mono - last_refused_ < kExhaustedRetry)) {
-    Open(source, clock, need);
+  if (current < 0 && waiting && !(exhausted_ && mono - last_refused_ < kExhaustedRetry) &&
+      Open(source, clock, need)) {
+    Slot& slot = slots_[current_.load()];
+    // A new lease with a parked part reports at once (the lease already admits meanwhile).
+    if (slot.report_due && !Renew(source, clock, slot, 0, 0, need)) {
+      slot.usable_until.store(0);
+      current_.store(-1);
+    }
   }
 
   // Serve waiters first come, first served: one that cannot be served holds back the rest,

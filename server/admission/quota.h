@@ -3,6 +3,13 @@
 // lease of it and settle when they end; the lease manager's thread keeps the lease topped up,
 // renewed, rolled over to each new window and released, through a LeaseSource.
 //
+// Reporting ahead (docs/budgets.md, "A gateway that dies"): every report to the source covers
+// all the gateway can admit until its next report, so a lease that lapses with its gateway dead
+// is charged at least what that gateway spent. A budget's lease keeps most of its grant parked:
+// the hot path admits only from a hot part of at most HotCap(), and moving parked into hot takes
+// a report first; what stays parked returns to the budget if the gateway dies. Rate limits park
+// nothing (their window is a minute): a dead gateway's lease is charged in full.
+//
 // Threading: TryReserve() and Settle() are the hot path; any thread may call them, and they take
 // no lock (a compare-and-swap on the current lease's headroom). AddWaiter() takes the quota's
 // mutex (only requests the lease cannot cover take it). Maintain() runs only on the lease
@@ -111,8 +118,12 @@ class Quota {
     std::atomic<int32_t> inflight{0};
     std::atomic<int64_t> reserved{0};
     std::atomic<int64_t> spent{0};
+    // Granted but not yet admissible (budgets): written by the manager, read by RemainingHint.
+    std::atomic<int64_t> parked{0};
     // Lease manager thread only.
     bool open = false;
+    // A grant was parked since the last report: the source counts it as spent until told.
+    bool report_due = false;
     std::string lease_id;
     int64_t granted = 0;
     absl::Time window_end;      // wall
@@ -121,10 +132,23 @@ class Quota {
 
   uint64_t Headroom(const Slot& slot) const;
   int64_t SliceSize(int64_t need) const;
+  // The most a budget's lease keeps admissible between two reports: a quarter of a slice, or
+  // what the waiting request needs. Rate limits: unbounded (nothing is parked).
+  int64_t HotCap(int64_t need) const;
+  // Moves `amount` of the headroom atomically (negative takes it away, never below zero).
+  void AddHeadroom(Slot& slot, int64_t amount);
+  // Parks what settled requests gave back to the hot part beyond twice HotCap(0); returns how
+  // much was parked.
+  int64_t TrimHot(Slot& slot);
+  // What TryReserve's caller treats as low: below it, the manager is woken to report or top up.
+  void SetLowMark(const Slot& slot);
   // Opens a lease for the current window in a free slot; false if none was granted.
   bool Open(LeaseSource& source, Clock& clock, int64_t need);
-  // Heartbeat and top-up of the current lease; false if it is no longer usable.
-  bool Renew(LeaseSource& source, Clock& clock, Slot& slot, int64_t want, int64_t need);
+  // Report, heartbeat and top-up of the current lease (`want` more, at least `minimum`), and the
+  // move of parked into hot enough for a request of `hot_need`; false if the lease is no longer
+  // usable.
+  bool Renew(LeaseSource& source, Clock& clock, Slot& slot, int64_t want, int64_t minimum,
+             int64_t hot_need);
   // Sends `request`, timing it; records what the answer says about the quota as a whole.
   absl::StatusOr<budget::v1::AcquireLeaseResponse> Ask(LeaseSource& source, Clock& clock,
                                                        budget::v1::AcquireLeaseRequest request,
@@ -145,6 +169,7 @@ class Quota {
   const Kind kind_;
   const std::string label_;
   const std::function<void()> kick_;
+  const bool park_;  // a budget: keep most of each grant parked
 
   std::array<Slot, kSlots> slots_;
   std::atomic<int> current_{-1};
@@ -157,6 +182,7 @@ class Quota {
   // the manager releases it and the next request gets a lease under the new limit.
   std::atomic<bool> limit_changed_{false};
   std::atomic<bool> low_{false};
+  std::atomic<int64_t> low_mark_{0};
   std::atomic<int64_t> round_trips_{0};
   std::atomic<int64_t> fail_open_{0};
   std::atomic<int64_t> fail_closed_{0};

@@ -12,8 +12,8 @@
 
 #include "absl/random/random.h"
 #include "absl/time/civil_time.h"
-#include "common/status.h"
 #include "common/quota_window.h"
+#include "common/status.h"
 #include "gmock/gmock.h"
 #include "google/rpc/error_details.pb.h"
 #include "gtest/gtest.h"
@@ -319,6 +319,26 @@ TEST_F(LeaseLedgerTest, ExpiryChargesReportedSpentPlusReservedAndReturnsTheRest)
   ASSERT_TRUE(ledger_->Release(Release("gw-dead", a.lease_id(), 10)).ok());
   EXPECT_EQ(Status("daily").spent_usd_micros(), 120);
   ExpectInvariant(1000);
+}
+
+// A gateway reports ahead (docs/budgets.md, "A gateway that dies"): until its next report, what
+// the control plane granted may all have been admitted against, so a lapse charges it in full.
+TEST_F(LeaseLedgerTest, AGrantCountsInFullUntilTheNextReport) {
+  CreateBudget("daily", 10'000);
+  b::AcquireLeaseResponse a = MustAcquire(Ask("gw-dead", "daily", 1'000));
+  EXPECT_EQ(Status("daily").leases(0).reserved_usd_micros(), 1'000) << "nothing reported yet";
+  // The report: 100 spent, 150 more it may use before its next report; the rest is parked.
+  MustAcquire(Renew("gw-dead", a.lease_id(), 100, 150));
+  // A top-up of 2,000 in the same kind of call counts in full on top of that report.
+  b::AcquireLeaseResponse up = MustAcquire(Renew("gw-dead", a.lease_id(), 100, 150, 2'000));
+  EXPECT_EQ(up.granted(), 2'000);
+  EXPECT_EQ(Status("daily").leases(0).reserved_usd_micros(), 2'150);
+  clock_.Advance(absl::Seconds(31));
+  ASSERT_EQ(*ledger_->ExpireDue(), 1);
+  b::BudgetStatus s = Status("daily");
+  EXPECT_EQ(s.spent_usd_micros(), 100 + 2'150) << "the report plus the unreported top-up";
+  EXPECT_EQ(s.remaining_usd_micros(), 10'000 - 2'250) << "the parked 750 returned";
+  ExpectInvariant(10'000);
 }
 
 TEST_F(LeaseLedgerTest, LazyExpiryOnTheNextGrant) {
