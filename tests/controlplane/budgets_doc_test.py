@@ -17,30 +17,11 @@ Without buf (or jq) it prints SKIP (exit 0), except under CI=true, where that is
 """
 import argparse
 import json
-import os
-import re
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 
 from doc_lines import extract_lines
-
-CONTROL_ADDR = "localhost:50052"
-
-
-def wait_for_file(path, proc, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path) and open(path).read().strip():
-            return int(open(path).read().strip())
-        if proc.poll() is not None:
-            return None
-        time.sleep(0.02)
-    return None
+from doc_stack import ControlProcess, missing_tools, refused_without_header, run_line, shim_env
 
 
 def check_line(line, r):
@@ -78,80 +59,31 @@ def main():
     p.add_argument("--doc", required=True)
     p.add_argument("--also", action="append", default=[])
     opts = p.parse_args()
-    missing = [what for what, ok in (("buf", os.access(opts.buf, os.X_OK)),
-                                     ("jq", shutil.which("jq") is not None)) if not ok]
-    if missing:
-        msg = f"{' and '.join(missing)} not found (tools/dev installs them)"
-        if os.environ.get("CI") == "true":
-            print(msg)
-            return 1
-        print(f"SKIP: {msg}")
-        return 0
+    code = missing_tools(opts.buf)
+    if code is not None:
+        return code
     lines = extract_lines(opts.doc)
     assert any("WatchBudgets" in line for line in lines), "no WatchBudgets line found"
 
     with tempfile.TemporaryDirectory(prefix="tp-budgets-doc-") as tmp:
-        bindir = os.path.join(tmp, "bin")
-        os.mkdir(bindir)
-        os.symlink(os.path.realpath(opts.shim), os.path.join(bindir, "grpcurl"))
-        env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}",
-                   TURNPIKE_BUF=os.path.realpath(opts.buf))
-        log = open(os.path.join(tmp, "control.log"), "w+")
-        proc = subprocess.Popen([
-            opts.control, "--listen=127.0.0.1:0", f"--db={tmp}/var/turnpike.db",
-            f"--port_file={tmp}/control.port", "--metrics_listen=127.0.0.1:0",
-            f"--metrics_port_file={tmp}/metrics.port", "--lease_ttl=30s",
-            f"--bootstrap_admin_token_file={tmp}/admin.token", "--auth_failure_max_delay=0",
-            "--dev_insecure_master_key"], stdout=log, stderr=subprocess.STDOUT)
-
-        def control_log():
-            log.flush()
-            log.seek(0)
-            return log.read()
-
+        env = shim_env(tmp, opts.shim, opts.buf)
+        control = ControlProcess(opts.control, tmp, ["--lease_ttl=30s"])
         try:
-            port = wait_for_file(f"{tmp}/control.port", proc)
-            metrics_port = wait_for_file(f"{tmp}/metrics.port", proc)
-            if port is None or metrics_port is None:
-                print(f"turnpike-control did not start:\n{control_log()}")
+            if not control.started():
                 return 1
-            address = f"127.0.0.1:{port}"
             # The doc's lines carry $TURNPIKE_ADMIN_TOKEN, and its lease lines the node token of
             # doc-gw ($TURNPIKE_NODE_TOKEN), as a reader's shell would.
-            admin_token = open(f"{tmp}/admin.token").read().strip()
-            r = subprocess.run(["grpcurl", "-plaintext", "-H", f"authorization: Bearer {admin_token}",
-                                "-d", json.dumps({"name": "doc-gw", "nodeId": "doc-gw"}), address,
-                                "turnpike.admin.v1.AdminService/CreateNodeToken"],
-                               env=env, capture_output=True, text=True, timeout=30)
-            if r.returncode != 0:
-                print(f"CreateNodeToken failed:\n{r.stdout}{r.stderr}")
+            node_token = control.node_token(env, "doc-gw")
+            if node_token is None:
                 return 1
-            env.update(TURNPIKE_ADMIN_TOKEN=admin_token,
-                       TURNPIKE_NODE_TOKEN=json.loads(r.stdout)["token"])
-
-            def refused_without_header(n, line):
-                """None when the line has its header and, without it, is refused; else why not."""
-                cmd = line.replace(CONTROL_ADDR, address)
-                header = re.search(r'-H "authorization: Bearer \$TURNPIKE_(ADMIN|NODE)_TOKEN" ', cmd)
-                if header is None:
-                    return f"line {n} has no authorization header:\n  {line}"
-                bare = cmd.replace(header.group(0), "")
-                r = subprocess.run(["bash", "-o", "pipefail", "-c", bare], cwd=tmp, env=env,
-                                   capture_output=True, text=True, timeout=60)
-                if r.returncode == 0 or "unauthenticated" not in (r.stdout + r.stderr).lower():
-                    return (f"line {n} without its header did not fail with UNAUTHENTICATED:\n"
-                            f"  {bare}\n{r.stdout}{r.stderr}")
-                return None
-
+            env.update(TURNPIKE_ADMIN_TOKEN=control.admin_token, TURNPIKE_NODE_TOKEN=node_token)
+            address = control.address
             for n, line in enumerate(lines, 1):
-                problem = refused_without_header(n, line)
+                problem = refused_without_header(n, line, address, tmp, env)
                 if problem:
                     print(problem)
                     return 1
-                cmd = line.replace(CONTROL_ADDR, address)
-                r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=tmp, env=env,
-                                   capture_output=True, text=True, timeout=60)
-                problem = check_line(line, r)
+                problem = check_line(line, run_line(line, address, tmp, env))
                 if problem:
                     print(f"line {n} failed:\n  {line}\n{problem}")
                     return 1
@@ -159,13 +91,11 @@ def main():
                 also = extract_lines(doc)
                 assert also, f"no grpcurl lines in {doc}"
                 for n, line in enumerate(also, 1):
-                    problem = refused_without_header(n, line)
+                    problem = refused_without_header(n, line, address, tmp, env)
                     if problem:
                         print(f"{doc}: {problem}")
                         return 1
-                    cmd = line.replace(CONTROL_ADDR, address)
-                    r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=tmp, env=env,
-                                       capture_output=True, text=True, timeout=60)
+                    r = run_line(line, address, tmp, env)
                     if r.returncode != 0:
                         print(f"{doc} line {n} failed (exit {r.returncode}):\n  {line}\n"
                               f"{r.stdout}{r.stderr}")
@@ -174,8 +104,7 @@ def main():
                         print(f"{doc} line {n} did not read the per-user key back:\n{r.stdout}")
                         return 1
                 lines += also
-            metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
-                                             timeout=10).read().decode()
+            metrics = control.metrics()
             for want in ('turnpike_control_lease_grants_total{unit="usd_micros"} 1',
                          'turnpike_control_lease_grants_refused_total{unit="usd_micros"} 0',
                          'turnpike_control_leases_expired_total{unit="requests"} 0',
@@ -185,15 +114,8 @@ def main():
                     return 1
             print(f"ran all {len(lines)} lines of {opts.doc} against the control plane")
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                code = proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = "timeout"
-        if code != 0:
-            print(f"turnpike-control exited with {code} after SIGTERM:\n{control_log()}")
+            stopped = control.stop()
+        if not stopped:
             return 1
     return 0
 

@@ -15,29 +15,12 @@ import argparse
 import csv
 import json
 import os
-import re
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 
 from doc_lines import extract_lines
-
-CONTROL_ADDR = "localhost:50052"
-
-
-def wait_for_file(path, proc, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path) and open(path).read().strip():
-            return int(open(path).read().strip())
-        if proc.poll() is not None:
-            return None
-        time.sleep(0.02)
-    return None
+from doc_stack import ControlProcess, missing_tools, refused_without_header, run_line, shim_env
 
 
 def seed_records():
@@ -69,80 +52,39 @@ def main():
     p.add_argument("--shim", required=True)
     p.add_argument("--doc", required=True)
     opts = p.parse_args()
-    missing = [what for what, ok in (("buf", os.access(opts.buf, os.X_OK)),
-                                     ("jq", shutil.which("jq") is not None)) if not ok]
-    if missing:
-        msg = f"{' and '.join(missing)} not found (tools/dev installs them)"
-        if os.environ.get("CI") == "true":
-            print(msg)
-            return 1
-        print(f"SKIP: {msg}")
-        return 0
+    code = missing_tools(opts.buf)
+    if code is not None:
+        return code
     lines = extract_lines(opts.doc)
     assert lines, "no grpcurl lines found"
 
     with tempfile.TemporaryDirectory(prefix="tp-usage-doc-") as tmp:
-        bindir = os.path.join(tmp, "bin")
-        os.mkdir(bindir)
-        os.symlink(os.path.realpath(opts.shim), os.path.join(bindir, "grpcurl"))
-        env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}",
-                   TURNPIKE_BUF=os.path.realpath(opts.buf))
-        log = open(os.path.join(tmp, "control.log"), "w+")
-        proc = subprocess.Popen([
-            opts.control, "--listen=127.0.0.1:0", f"--db={tmp}/var/turnpike.db",
-            f"--port_file={tmp}/control.port", "--metrics_listen=127.0.0.1:0",
-            f"--metrics_port_file={tmp}/metrics.port", "--usage_retention=87600h",
-            f"--bootstrap_admin_token_file={tmp}/admin.token", "--auth_failure_max_delay=0",
-            "--dev_insecure_master_key"], stdout=log, stderr=subprocess.STDOUT)
-
-        def control_log():
-            log.flush()
-            log.seek(0)
-            return log.read()
-
+        env = shim_env(tmp, opts.shim, opts.buf)
+        # Retention long enough that the doc's fixed December 2026 dates stay within it.
+        control = ControlProcess(opts.control, tmp, ["--usage_retention=87600h"])
         try:
-            port = wait_for_file(f"{tmp}/control.port", proc)
-            metrics_port = wait_for_file(f"{tmp}/metrics.port", proc)
-            if port is None or metrics_port is None:
-                print(f"turnpike-control did not start:\n{control_log()}")
+            if not control.started():
                 return 1
-            address = f"127.0.0.1:{port}"
             # The doc's lines carry $TURNPIKE_ADMIN_TOKEN, and its ReportUsage line the node
             # token of gw-1 ($TURNPIKE_NODE_TOKEN), as a reader's shell would.
-            admin_token = open(f"{tmp}/admin.token").read().strip()
-            r = subprocess.run(["grpcurl", "-plaintext", "-H", f"authorization: Bearer {admin_token}",
-                                "-d", json.dumps({"name": "gw-1", "nodeId": "gw-1"}), address,
-                                "turnpike.admin.v1.AdminService/CreateNodeToken"],
-                               env=env, capture_output=True, text=True, timeout=30)
-            if r.returncode != 0:
-                print(f"CreateNodeToken failed:\n{r.stdout}{r.stderr}")
+            node_token = control.node_token(env, "gw-1")
+            if node_token is None:
                 return 1
-            env.update(TURNPIKE_ADMIN_TOKEN=admin_token,
-                       TURNPIKE_NODE_TOKEN=json.loads(r.stdout)["token"])
+            env.update(TURNPIKE_ADMIN_TOKEN=control.admin_token, TURNPIKE_NODE_TOKEN=node_token)
+            address = control.address
             seed = json.dumps({"records": seed_records()})
-            r = subprocess.run(["grpcurl", "-plaintext", "-H",
-                                f"authorization: Bearer {env['TURNPIKE_NODE_TOKEN']}", "-d", seed,
-                                address, "turnpike.usage.v1.UsageService/ReportUsage"],
+            r = subprocess.run(["grpcurl", "-plaintext", "-H", f"authorization: Bearer {node_token}",
+                                "-d", seed, address, "turnpike.usage.v1.UsageService/ReportUsage"],
                                env=env, capture_output=True, text=True, timeout=30)
             if r.returncode != 0 or json.loads(r.stdout).get("accepted") != 60:
                 print(f"seeding failed:\n{r.stdout}{r.stderr}")
                 return 1
             for n, line in enumerate(lines, 1):
-                cmd = line.replace(CONTROL_ADDR, address)
-                header = re.search(r'-H "authorization: Bearer \$TURNPIKE_(ADMIN|NODE)_TOKEN" ', cmd)
-                if header is None:
-                    print(f"line {n} has no authorization header:\n  {line}")
+                problem = refused_without_header(n, line, address, tmp, env)
+                if problem:
+                    print(problem)
                     return 1
-                # The same line without its header is refused before it does anything.
-                bare = cmd.replace(header.group(0), "")
-                r = subprocess.run(["bash", "-o", "pipefail", "-c", bare], cwd=tmp, env=env,
-                                   capture_output=True, text=True, timeout=60)
-                if r.returncode == 0 or "unauthenticated" not in (r.stdout + r.stderr):
-                    print(f"line {n} without its header did not fail with UNAUTHENTICATED:\n"
-                          f"  {bare}\n{r.stdout}{r.stderr}")
-                    return 1
-                r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=tmp, env=env,
-                                   capture_output=True, text=True, timeout=60)
+                r = run_line(line, address, tmp, env)
                 if r.returncode != 0:
                     print(f"line {n} failed (exit {r.returncode}):\n  {line}\n{r.stdout}{r.stderr}")
                     return 1
@@ -161,8 +103,7 @@ def main():
             if len(records) != 60 or json.loads(records[0]["tags"]).get("team") is None:
                 print(f"usage-2026-12.csv has {len(records)} records (want 60, tagged)")
                 return 1
-            metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
-                                             timeout=10).read().decode()
+            metrics = control.metrics()
             for want in ("turnpike_usage_records_ingested_total 61",
                          "turnpike_usage_records_duplicate_total 0",
                          "turnpike_usage_ledger_lag_seconds "):
@@ -171,15 +112,8 @@ def main():
                     return 1
             print(f"ran all {len(lines)} lines of {opts.doc} against the control plane")
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                code = proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = "timeout"
-        if code != 0:
-            print(f"turnpike-control exited with {code} after SIGTERM:\n{control_log()}")
+            stopped = control.stop()
+        if not stopped:
             return 1
     return 0
 

@@ -25,7 +25,6 @@ import argparse
 import os
 import re
 import shlex
-import shutil
 import signal
 import ssl
 import subprocess
@@ -35,6 +34,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "controlplane"))
 from doc_lines import extract_sh_lines  # noqa: E402
+from doc_stack import missing_tools, shim_env  # noqa: E402
 
 GATEWAY, CONTROL, METRICS = "localhost:50051", "localhost:50052", "localhost:9464"
 
@@ -146,25 +146,14 @@ def main():
     opts = p.parse_args()
     for flag in ("control", "gateway", "fake"):
         setattr(opts, flag, os.path.realpath(getattr(opts, flag)))
-    missing = [what for what, ok in (("buf", os.access(opts.buf, os.X_OK)),
-                                     ("jq", shutil.which("jq") is not None),
-                                     ("openssl", shutil.which("openssl") is not None)) if not ok]
-    if missing:
-        msg = f"{' and '.join(missing)} not found (tools/dev installs them)"
-        if os.environ.get("CI") == "true":
-            print(msg)
-            return 1
-        print(f"SKIP: {msg}")
-        return 0
+    code = missing_tools(opts.buf, also=("jq", "openssl"))
+    if code is not None:
+        return code
     lines = extract_sh_lines(opts.doc)
     assert any(l.startswith("openssl ") for l in lines), "no openssl lines found"
 
     with tempfile.TemporaryDirectory(prefix="tp-tls-doc-") as tmp:
-        bindir = os.path.join(tmp, "bin")
-        os.mkdir(bindir)
-        os.symlink(os.path.realpath(opts.shim), os.path.join(bindir, "grpcurl"))
-        env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}",
-                   TURNPIKE_BUF=os.path.realpath(opts.buf))
+        env = shim_env(tmp, opts.shim, opts.buf)
         stack = Stack(tmp)
         binaries = {"turnpike-control": opts.control, "turnpike-gateway": opts.gateway}
         addresses = {}
