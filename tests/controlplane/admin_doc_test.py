@@ -20,15 +20,13 @@ Without buf it prints SKIP (exit 0), except under CI=true, where that is a failu
 import argparse
 import json
 import os
-import re
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 from doc_lines import extract_lines
+from doc_stack import ProcessStack, wait_until
 
 CONTROL_ADDR = "localhost:50052"
 GATEWAY_ADDR = "localhost:50051"
@@ -75,64 +73,6 @@ def run(cmd, timeout=30):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
-def wait_until(condition, timeout, poll=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(poll)
-
-
-class Stack:
-    """The processes under test, each logging to a file in `tmp`."""
-
-    def __init__(self, tmp):
-        self.tmp = tmp
-        self.procs = []  # (name, Popen, log file)
-
-    def start(self, name, argv):
-        port_file = os.path.join(self.tmp, f"{name}.port")
-        log = open(os.path.join(self.tmp, f"{name}.log"), "w+")
-        proc = subprocess.Popen(argv + [f"--port_file={port_file}"], stdout=log,
-                                stderr=subprocess.STDOUT)
-        self.procs.append((name, proc, log))
-
-        def ready():
-            return (os.path.exists(port_file) and open(port_file).read().strip() != "") \
-                or proc.poll() is not None
-        if not wait_until(ready, 20) or proc.poll() is not None:
-            raise RuntimeError(f"{name} did not start:\n{self.log(name)}")
-        return f"127.0.0.1:{int(open(port_file).read().strip())}"
-
-    def log(self, name):
-        for n, _, log in self.procs:
-            if n == name:
-                log.flush()
-                log.seek(0)
-                return log.read()
-        return ""
-
-    def stop(self):
-        """SIGTERM in reverse start order; returns a list of problems."""
-        problems = []
-        for name, proc, _ in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                code = proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = "timeout"
-            if code != 0:
-                problems.append(f"{name} exited with {code} after SIGTERM:\n{self.log(name)}")
-            elif re.search(r"SUMMARY: \w+Sanitizer", self.log(name)):
-                # A sanitized build's report (docs/sanitizers.md), even with a clean exit code.
-                problems.append(f"{name} wrote a sanitizer report:\n{self.log(name)}")
-        return problems
-
-
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--control", required=True)
@@ -160,10 +100,10 @@ def main():
         return r, (json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else {})
 
     with tempfile.TemporaryDirectory(prefix="tp-admin-doc-") as tmp:
-        stack = Stack(tmp)
+        stack = ProcessStack(tmp)
         try:
-            fake = stack.start("fake", [opts.fake, "--listen=127.0.0.1:0", "--api_key=fake-key"])
-            control = stack.start("control", [
+            fake = stack.address("fake", [opts.fake, "--listen=127.0.0.1:0", "--api_key=fake-key"])
+            control = stack.address("control", [
                 opts.control, "--listen=127.0.0.1:0", f"--db={tmp}/var/turnpike.db",
                 "--metrics_listen=127.0.0.1:0", f"--bootstrap_admin_token_file={tmp}/admin.token",
                 # Each line is also sent without its token: no slowdown of those refusals.
@@ -194,7 +134,7 @@ def main():
             token["node"] = issued["token"]
             with open(f"{tmp}/node.token", "w") as f:
                 f.write(token["node"] + "\n")
-            gateway = stack.start("gateway", [
+            gateway = stack.address("gateway", [
                 opts.gateway, f"--control_plane={control}", f"--node_id={GATEWAY_NODE}",
                 f"--node_token_file={tmp}/node.token",
                 f"--snapshot_cache={tmp}/gateway-snapshot.pb", f"--usage_spool_dir={tmp}/usage-spool",

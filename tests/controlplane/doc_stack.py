@@ -136,3 +136,76 @@ def refused_without_header(n, line, address, cwd, env):
         return (f"line {n} without its header did not fail with UNAUTHENTICATED:\n"
                 f"  {bare}\n{r.stdout}{r.stderr}")
     return None
+
+
+def wait_until(condition, timeout, poll=0.02):
+    """True once condition() is true, False if `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll)
+
+
+def read_port(path):
+    """The port a process wrote to `path`, or None while it has not."""
+    try:
+        text = open(path).read().strip()
+        return int(text) if text else None
+    except FileNotFoundError:
+        return None
+
+
+class ProcessStack:
+    """The processes of a live stack, each logging to a file in `tmp`; stopped in reverse order."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.procs = []  # (name, Popen, log file)
+
+    def start(self, name, argv, port_flags=("port",)):
+        """Starts `argv` (in `tmp`) with --FLAG_file=... for each of `port_flags` and returns the
+        ports it wrote, once all are written; RuntimeError (with its log) if it exits or takes
+        20 s."""
+        log = open(os.path.join(self.tmp, f"{name}.log"), "w+")
+        files = [f"{self.tmp}/{name}-{flag}" for flag in port_flags]
+        argv = argv + [f"--{flag}_file={f}" for flag, f in zip(port_flags, files)]
+        proc = subprocess.Popen(argv, cwd=self.tmp, stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append((name, proc, log))
+        ok = wait_until(lambda: proc.poll() is not None or
+                        all(read_port(f) is not None for f in files), 20)
+        if not ok or proc.poll() is not None:
+            raise RuntimeError(f"{name} did not start: {argv}\n{self.log(name)}")
+        return [read_port(f) for f in files]
+
+    def address(self, name, argv):
+        """start() for a process with one port: its 127.0.0.1:PORT."""
+        return f"127.0.0.1:{self.start(name, argv)[0]}"
+
+    def log(self, name):
+        for n, _, log in self.procs:
+            if n == name:
+                log.flush()
+                log.seek(0)
+                return log.read()
+        return ""
+
+    def stop(self):
+        """SIGTERM in reverse start order; returns a list of problems (an unclean exit, or a
+        sanitizer report in a log even with a clean exit code: docs/sanitizers.md)."""
+        problems = []
+        for name, proc, _ in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                code = proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = "timeout"
+            if code != 0:
+                problems.append(f"{name} exited with {code} after SIGTERM:\n{self.log(name)}")
+            elif re.search(r"SUMMARY: \w+Sanitizer", self.log(name)):
+                problems.append(f"{name} wrote a sanitizer report:\n{self.log(name)}")
+        return problems

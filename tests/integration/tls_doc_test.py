@@ -25,7 +25,6 @@ import argparse
 import os
 import re
 import shlex
-import signal
 import ssl
 import subprocess
 import sys
@@ -34,27 +33,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "controlplane"))
 from doc_lines import extract_sh_lines  # noqa: E402
-from doc_stack import missing_tools, shim_env  # noqa: E402
+from doc_stack import ProcessStack, missing_tools, shim_env, wait_until  # noqa: E402
 
 GATEWAY, CONTROL, METRICS = "localhost:50051", "localhost:50052", "localhost:9464"
-
-
-def wait_until(condition, timeout, poll=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(poll)
-
-
-def read_port(path):
-    try:
-        text = open(path).read().strip()
-        return int(text) if text else None
-    except FileNotFoundError:
-        return None
 
 
 def server_cert_der(port):
@@ -80,46 +61,6 @@ def file_cert_der(path):
     pem = open(path).read()
     first = pem[pem.index("-----BEGIN CERTIFICATE-----"):pem.index("-----END CERTIFICATE-----") + 25]
     return ssl.PEM_cert_to_DER_cert(first)
-
-
-class Stack:
-    def __init__(self, tmp):
-        self.tmp, self.procs, self.ports = tmp, [], {}
-
-    def start(self, name, argv, port_flags):
-        log = open(os.path.join(self.tmp, f"{name}.log"), "w+")
-        for flag in port_flags:
-            argv.append(f"--{flag}_file={self.tmp}/{name}-{flag}")
-        proc = subprocess.Popen(argv, cwd=self.tmp, stdout=log, stderr=subprocess.STDOUT)
-        self.procs.append((name, proc, log))
-        files = [f"{self.tmp}/{name}-{flag}" for flag in port_flags]
-        ok = wait_until(lambda: proc.poll() is not None or
-                        all(read_port(f) is not None for f in files), 20)
-        if not ok or proc.poll() is not None:
-            raise RuntimeError(f"{name} did not start: {argv}\n{self.log(name)}")
-        return [read_port(f) for f in files]
-
-    def log(self, name):
-        for n, _, log in self.procs:
-            if n == name:
-                log.flush()
-                log.seek(0)
-                return log.read()
-        return ""
-
-    def stop(self):
-        problems = []
-        for name, proc, _ in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                code = proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = "timeout"
-            if code != 0:
-                problems.append(f"{name} exited with {code} after SIGTERM:\n{self.log(name)}")
-        return problems
 
 
 def rewrite_server_line(args, binaries):
@@ -154,7 +95,7 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="tp-tls-doc-") as tmp:
         env = shim_env(tmp, opts.shim, opts.buf)
-        stack = Stack(tmp)
+        stack = ProcessStack(tmp)
         binaries = {"turnpike-control": opts.control, "turnpike-gateway": opts.gateway}
         addresses = {}
         gateway_port = control_port = None
