@@ -48,8 +48,9 @@ def wait_for_file(path, proc, timeout=20):
     """The integer a process writes to `path` (a port file), or None if it exits or times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if os.path.exists(path) and open(path).read().strip():
-            return int(open(path).read().strip())
+        port = read_port(path)
+        if port is not None:
+            return port
         if proc.poll() is not None:
             return None
         time.sleep(0.02)
@@ -152,7 +153,8 @@ def wait_until(condition, timeout, poll=0.02):
 def read_port(path):
     """The port a process wrote to `path`, or None while it has not."""
     try:
-        text = open(path).read().strip()
+        with open(path) as f:
+            text = f.read().strip()
         return int(text) if text else None
     except FileNotFoundError:
         return None
@@ -171,7 +173,8 @@ class ProcessStack:
         20 s."""
         log = open(os.path.join(self.tmp, f"{name}.log"), "w+")
         files = [f"{self.tmp}/{name}-{flag}" for flag in port_flags]
-        argv = argv + [f"--{flag}_file={f}" for flag, f in zip(port_flags, files)]
+        program = os.path.realpath(argv[0]) if "/" in argv[0] else argv[0]  # runs in tmp
+        argv = [program] + argv[1:] + [f"--{flag}_file={f}" for flag, f in zip(port_flags, files)]
         proc = subprocess.Popen(argv, cwd=self.tmp, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append((name, proc, log))
         ok = wait_until(lambda: proc.poll() is not None or
@@ -208,4 +211,6 @@ class ProcessStack:
                 problems.append(f"{name} exited with {code} after SIGTERM:\n{self.log(name)}")
             elif re.search(r"SUMMARY: \w+Sanitizer", self.log(name)):
                 problems.append(f"{name} wrote a sanitizer report:\n{self.log(name)}")
+        for _, _, log in self.procs:
+            log.close()
         return problems
