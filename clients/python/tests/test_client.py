@@ -77,7 +77,8 @@ def setUpModule():
         json.dump(config(FAKE_PORT), f)
     os.environ["TURNPIKE_FAKE_KEY"] = "fake-key"
     GATEWAY = STACK.address("gateway", [OPTS.gateway, f"--config={tmp}/config.json",
-                                        "--listen=127.0.0.1:0", "--drain_timeout=5s"])
+                                        "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
+                                        "--drain_timeout=5s"])
     STACK.tmpdir = tmp
 
 
