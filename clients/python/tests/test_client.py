@@ -186,6 +186,19 @@ class ClientTest(unittest.TestCase):
                         "the gateway stopped the upstream transfer")
 
 
+class SidecarTest(unittest.TestCase):
+    """The sidecar pattern: a gateway of its own beside one application, on a unix socket."""
+
+    def test_the_client_reaches_a_gateway_on_a_unix_socket(self):
+        socket_path = os.path.join(STACK.tmpdir, "sidecar.sock")
+        STACK.start("sidecar", [OPTS.gateway, f"--config={STACK.tmpdir}/config.json",
+                                f"--listen=unix:{socket_path}", "--metrics_listen=",
+                                "--drain_timeout=5s"])
+        with turnpike_client.Client(f"unix:{socket_path}", timeout=20) as client:
+            reply = client.complete("demo", [("user", "hello")])
+        self.assertEqual(reply.text, "Hello from the fake provider")
+
+
 def main():
     global OPTS
     try:
