@@ -9,49 +9,25 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 import urllib.request
 
 HERE = os.path.dirname(os.path.realpath(__file__))
 CLIENT = os.path.join(HERE, "..")
+sys.path.insert(0, os.path.join(HERE, "..", ".."))
+from test_stack import CALLER_KEY, REPLY, ClientStack  # noqa: E402
+
 sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "tests", "controlplane"))
-from doc_stack import ProcessStack, wait_until  # noqa: E402
+from doc_stack import wait_until  # noqa: E402
 
 OPTS = None
 STACK = None
 GATEWAY = None
 FAKE_PORT = None
-CALLER_KEY = "test"  # its SHA-256 is the caller's key digest below
-
-
-def config(fake_port):
-    base = f"http://127.0.0.1:{fake_port}/v1"
-    return {
-        "version": "python-client-test",
-        "providers": [{"name": "fake", "kind": "PROVIDER_KIND_OPENAI", "baseUrl": base,
-                       "apiKeyEnv": "TURNPIKE_FAKE_KEY"},
-                      # Its own upstream, so that its 429 cool-down leaves the others alone.
-                      {"name": "limited", "kind": "PROVIDER_KIND_OPENAI", "baseUrl": base,
-                       "apiKeyEnv": "TURNPIKE_FAKE_KEY"}],
-        "routes": [
-            {"capability": "demo", "targets": [{"provider": "fake", "model": "gpt-4o-mini"}],
-             "allowUnauthenticated": True},
-            {"capability": "vectors",
-             "targets": [{"provider": "fake", "model": "text-embedding-3-small"}],
-             "allowUnauthenticated": True},
-            {"capability": "limited", "targets": [{"provider": "limited", "model": "gpt-4o-mini"}],
-             "allowUnauthenticated": True},
-            {"capability": "closed", "targets": [{"provider": "fake", "model": "gpt-4o-mini"}]}],
-        "prices": [{"provider": "fake", "model": "gpt-4o-mini",
-                    "inputUsdMicrosPerMtok": "150000", "outputUsdMicrosPerMtok": "600000"}],
-        "callers": [{"name": "python-tests", "allowedCapabilities": ["closed"], "keySha256": [
-            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]}],
-    }
+TMP = None
 
 
 def fake_stat(name):
@@ -60,31 +36,24 @@ def fake_stat(name):
 
 
 def setUpModule():
-    global STACK, GATEWAY, FAKE_PORT, turnpike_client
-    tmp = tempfile.mkdtemp(prefix="tp-python-client-")
+    global STACK, GATEWAY, FAKE_PORT, TMP, turnpike_client
+    TMP = tempfile.mkdtemp(prefix="tp-python-client-")
     # The package as a wheel would ship it: its sources plus the generated code.
-    package = os.path.join(tmp, "pkg", "turnpike_client")
+    package = os.path.join(TMP, "pkg", "turnpike_client")
     shutil.copytree(os.path.join(CLIENT, "turnpike_client"), package,
                     ignore=shutil.ignore_patterns("_gen", "__pycache__"))
     subprocess.run([sys.executable, os.path.join(CLIENT, "generate.py"),
                     f"--out={os.path.join(package, '_gen')}"], check=True)
-    sys.path.insert(0, os.path.join(tmp, "pkg"))
+    sys.path.insert(0, os.path.join(TMP, "pkg"))
     import turnpike_client as module
     turnpike_client = module
-    STACK = ProcessStack(tmp)
-    FAKE_PORT, = STACK.start("fake", [OPTS.fake, "--listen=127.0.0.1:0", "--api_key=fake-key"])
-    with open(os.path.join(tmp, "config.json"), "w") as f:
-        json.dump(config(FAKE_PORT), f)
-    os.environ["TURNPIKE_FAKE_KEY"] = "fake-key"
-    GATEWAY = STACK.address("gateway", [OPTS.gateway, f"--config={tmp}/config.json",
-                                        "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
-                                        "--drain_timeout=5s"])
-    STACK.tmpdir = tmp
+    STACK = ClientStack(TMP, OPTS.gateway, OPTS.fake)
+    GATEWAY, FAKE_PORT = STACK.gateway, STACK.fake_port
 
 
 def tearDownModule():
     problems = STACK.stop()
-    shutil.rmtree(STACK.tmpdir, ignore_errors=True)
+    shutil.rmtree(TMP, ignore_errors=True)
     if problems:
         raise AssertionError("\n".join(problems))
 
@@ -106,7 +75,7 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(stream.start.provider, "fake")
         self.assertEqual(stream.start.model, "gpt-4o-mini")
         self.assertTrue(stream.start.request_id)
-        self.assertEqual(stream.text, "Hello from the fake provider")
+        self.assertEqual(stream.text, REPLY)
         usage = stream.finish.usage
         self.assertGreater(usage.output_tokens, 0)
         # Integer micro-dollars from the price table (0.15 $/M in, 0.60 $/M out), rounded up once.
@@ -115,7 +84,7 @@ class ClientTest(unittest.TestCase):
 
     def test_complete_returns_the_whole_reply(self):
         reply = self.client.complete("demo", [("user", "hello")], max_tokens=50)
-        self.assertEqual(reply.text, "Hello from the fake provider")
+        self.assertEqual(reply.text, REPLY)
         self.assertEqual(reply.start.provider, "fake")
         self.assertGreater(reply.usage.output_tokens, 0)
 
@@ -158,7 +127,7 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(caught.exception.code.name, "UNAUTHENTICATED")
         with turnpike_client.Client(GATEWAY, caller_key=CALLER_KEY, timeout=20) as keyed:
             self.assertEqual(keyed.complete("closed", [("user", "hi")]).text,
-                             "Hello from the fake provider")
+                             REPLY)
 
     def test_unknown_capability_is_not_found(self):
         with self.assertRaises(turnpike_client.TurnpikeError) as caught:
@@ -190,13 +159,11 @@ class SidecarTest(unittest.TestCase):
     """The sidecar pattern: a gateway of its own beside one application, on a unix socket."""
 
     def test_the_client_reaches_a_gateway_on_a_unix_socket(self):
-        socket_path = os.path.join(STACK.tmpdir, "sidecar.sock")
-        STACK.start("sidecar", [OPTS.gateway, f"--config={STACK.tmpdir}/config.json",
-                                f"--listen=unix:{socket_path}", "--metrics_listen=",
-                                "--drain_timeout=5s"])
+        socket_path = os.path.join(TMP, "sidecar.sock")
+        STACK.start_sidecar(socket_path)
         with turnpike_client.Client(f"unix:{socket_path}", timeout=20) as client:
             reply = client.complete("demo", [("user", "hello")])
-        self.assertEqual(reply.text, "Hello from the fake provider")
+        self.assertEqual(reply.text, REPLY)
 
 
 def main():
