@@ -94,7 +94,6 @@ void Histogram::Observe(int64_t ticks) {
       std::lower_bound(bounds_ticks_.begin(), bounds_ticks_.end(), ticks) - bounds_ticks_.begin());
   buckets_[i].fetch_add(1, std::memory_order_relaxed);
   sum_ticks_.fetch_add(ticks, std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
 }
 
 Histogram::Snapshot Histogram::Take() const {

@@ -82,7 +82,6 @@ class Histogram {
   const int64_t ticks_per_unit_;
   const std::vector<int64_t> bounds_ticks_;
   std::unique_ptr<std::atomic<uint64_t>[]> buckets_;  // bounds_.size() + 1
-  std::atomic<uint64_t> count_{0};
   std::atomic<int64_t> sum_ticks_{0};
 };
 
