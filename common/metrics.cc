@@ -74,24 +74,26 @@ void Gauge::Add(double d) {
   }
 }
 
-Histogram::Histogram(std::vector<double> bounds_seconds)
-    : bounds_(std::move(bounds_seconds)),
-      bounds_nanos_([this] {
+Histogram::Histogram(std::vector<double> bounds, int64_t ticks_per_unit)
+    : bounds_(std::move(bounds)),
+      ticks_per_unit_(ticks_per_unit),
+      bounds_ticks_([this] {
         std::vector<int64_t> n;
         n.reserve(bounds_.size());
-        for (double b : bounds_) n.push_back(static_cast<int64_t>(std::llround(b * 1e9)));
+        for (double b : bounds_) {
+          n.push_back(static_cast<int64_t>(std::llround(b * static_cast<double>(ticks_per_unit_))));
+        }
         return n;
       }()),
       buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
   for (size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].store(0, std::memory_order_relaxed);
 }
 
-void Histogram::ObserveNanos(int64_t nanos) {
+void Histogram::Observe(int64_t ticks) {
   const size_t i = static_cast<size_t>(
-      std::lower_bound(bounds_nanos_.begin(), bounds_nanos_.end(), nanos) - bounds_nanos_.begin());
+      std::lower_bound(bounds_ticks_.begin(), bounds_ticks_.end(), ticks) - bounds_ticks_.begin());
   buckets_[i].fetch_add(1, std::memory_order_relaxed);
-  sum_nanos_.fetch_add(nanos, std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
+  sum_ticks_.fetch_add(ticks, std::memory_order_relaxed);
 }
 
 Histogram::Snapshot Histogram::Take() const {
@@ -102,7 +104,8 @@ Histogram::Snapshot Histogram::Take() const {
     s.buckets[i] = buckets_[i].load(std::memory_order_relaxed);
     s.count += s.buckets[i];  // consistent with the buckets even while observations race
   }
-  s.sum_seconds = static_cast<double>(sum_nanos_.load(std::memory_order_relaxed)) / 1e9;
+  s.sum = static_cast<double>(sum_ticks_.load(std::memory_order_relaxed)) /
+          static_cast<double>(ticks_per_unit_);
   return s;
 }
 
@@ -148,6 +151,22 @@ std::vector<double> OverheadBuckets() {
 
 std::vector<double> RequestDurationBuckets() {
   return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
+}
+
+// The bucket boundaries the OpenTelemetry GenAI semantic conventions say each metric SHOULD be
+// specified with (the version and source are in docs/metrics.md).
+std::vector<double> GenAiRequestDurationBuckets() {
+  return {0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92};
+}
+
+std::vector<double> GenAiTimeToFirstTokenBuckets() {
+  return {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,
+          0.25,  0.5,   0.75, 1.0,  2.5,  5.0,  7.5,  10.0};
+}
+
+std::vector<double> GenAiTokenUsageBuckets() {
+  return {1,     4,     16,     64,      256,     1024,     4096,
+          16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864};
 }
 
 MetricsRegistry::Entry* MetricsRegistry::Find(const std::string& name) {
@@ -199,6 +218,13 @@ MetricsRegistry::Family<Histogram>& MetricsRegistry::AddHistogram(
       [bounds = std::move(bounds_seconds)] { return std::make_unique<Histogram>(bounds); });
 }
 
+MetricsRegistry::Family<Histogram>& MetricsRegistry::AddCountHistogram(
+    const std::string& name, const std::string& help, std::vector<double> bounds,
+    std::vector<std::string> labels) {
+  return AddFamily<Histogram>(&Entry::histograms, Type::kHistogram, name, help, std::move(labels),
+                              [bounds = std::move(bounds)] { return Histogram::Counts(bounds); });
+}
+
 void MetricsRegistry::AddCollector(const std::string& name, const std::string& help, Type type,
                                    std::vector<std::string> labels,
                                    std::function<std::vector<MetricSample>()> collect) {
@@ -244,8 +270,8 @@ std::string MetricsRegistry::Render() const {
           absl::StrAppend(&out, f.name_, "_bucket", Labels(f.labels_, labels, "le", le), " ",
                           cumulative, "\n");
         }
-        absl::StrAppend(&out, f.name_, "_sum", Labels(f.labels_, labels), " ",
-                        FormatValue(s.sum_seconds), "\n");
+        absl::StrAppend(&out, f.name_, "_sum", Labels(f.labels_, labels), " ", FormatValue(s.sum),
+                        "\n");
         absl::StrAppend(&out, f.name_, "_count", Labels(f.labels_, labels), " ", s.count, "\n");
       }
     } else {

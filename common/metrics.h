@@ -44,19 +44,28 @@ class Gauge {
   std::atomic<double> value_{0};
 };
 
-// Cumulative buckets with upper bounds in seconds (the unit Prometheus expects); observations
-// are taken in nanoseconds so hot paths need no floating point.
+// Cumulative buckets with upper bounds in the metric's unit: seconds (the unit Prometheus expects
+// for durations), whose observations are taken in nanoseconds so hot paths need no floating point;
+// or a count such as tokens (Counts), observed as whole numbers.
 class Histogram {
  public:
-  explicit Histogram(std::vector<double> bounds_seconds);
-  void ObserveNanos(int64_t nanos);
+  explicit Histogram(std::vector<double> bounds_seconds)
+      : Histogram(std::move(bounds_seconds), kNanosPerSecond) {}
+  // A histogram of whole numbers (tokens, bytes): bounds and observations in the same unit.
+  static std::unique_ptr<Histogram> Counts(std::vector<double> bounds) {
+    return std::unique_ptr<Histogram>(new Histogram(std::move(bounds), 1));
+  }
+  // For a seconds histogram.
+  void ObserveNanos(int64_t nanos) { Observe(nanos); }
   void ObserveSeconds(double seconds) { ObserveNanos(static_cast<int64_t>(seconds * 1e9)); }
+  // For a Counts histogram.
+  void ObserveCount(int64_t n) { Observe(n); }
 
   struct Snapshot {
-    std::vector<double> bounds;     // seconds
+    std::vector<double> bounds;     // in the metric's unit
     std::vector<uint64_t> buckets;  // per bound, not cumulative; one extra for +Inf
     uint64_t count = 0;
-    double sum_seconds = 0;
+    double sum = 0;  // in the metric's unit
     // The value below which a fraction `q` of observations fall, interpolated within the
     // bucket (the way Prometheus' histogram_quantile does); NaN if empty.
     double Quantile(double q) const;
@@ -64,11 +73,16 @@ class Histogram {
   Snapshot Take() const;
 
  private:
+  static constexpr int64_t kNanosPerSecond = 1'000'000'000;
+  // `ticks_per_unit` observation ticks make one unit of the bounds.
+  Histogram(std::vector<double> bounds, int64_t ticks_per_unit);
+  void Observe(int64_t ticks);
+
   const std::vector<double> bounds_;
-  const std::vector<int64_t> bounds_nanos_;
+  const int64_t ticks_per_unit_;
+  const std::vector<int64_t> bounds_ticks_;
   std::unique_ptr<std::atomic<uint64_t>[]> buckets_;  // bounds_.size() + 1
-  std::atomic<uint64_t> count_{0};
-  std::atomic<int64_t> sum_nanos_{0};
+  std::atomic<int64_t> sum_ticks_{0};
 };
 
 // Bucket bounds for latencies from microseconds to seconds.
@@ -78,6 +92,12 @@ std::vector<double> MicrosToSecondsBuckets();
 std::vector<double> OverheadBuckets();
 // Bucket bounds for request durations from a millisecond to minutes.
 std::vector<double> RequestDurationBuckets();
+// The bucket bounds the OpenTelemetry GenAI semantic conventions recommend (docs/metrics.md,
+// "OpenTelemetry GenAI names"): request duration and time to first token in seconds, token usage
+// in tokens.
+std::vector<double> GenAiRequestDurationBuckets();
+std::vector<double> GenAiTimeToFirstTokenBuckets();
+std::vector<double> GenAiTokenUsageBuckets();
 
 // Resident set size of this process in bytes (from /proc/self/statm), 0 if unreadable.
 double ProcessResidentBytes();
@@ -125,6 +145,10 @@ class MetricsRegistry {
   Family<Histogram>& AddHistogram(const std::string& name, const std::string& help,
                                   std::vector<double> bounds_seconds,
                                   std::vector<std::string> labels = {});
+  // A histogram of whole numbers (Histogram::Counts), e.g. tokens per request.
+  Family<Histogram>& AddCountHistogram(const std::string& name, const std::string& help,
+                                       std::vector<double> bounds,
+                                       std::vector<std::string> labels = {});
   // A family whose samples `collect` produces at each Render(). `type` is kCounter or kGauge.
   void AddCollector(const std::string& name, const std::string& help, Type type,
                     std::vector<std::string> labels,

@@ -25,6 +25,7 @@
 #include "common/metrics_http_server.h"
 #include "common/port_file.h"
 #include "common/tls_server_credentials.h"
+#include "controlplane/budget/budget_metrics.h"
 #include "controlplane/caller_keys.h"
 #include "controlplane/control_plane.h"
 #include "controlplane/secret_box.h"
@@ -323,6 +324,8 @@ int main(int argc, char** argv) {
                 "Amount closed leases spent beyond what they were granted (a provider overran the "
                 "bound the gateway reserved), in the unit's own unit.",
                 &LeaseLedger::Counters::overrun);
+  // Each budget's limit, spent, reserved and remaining (docs/metrics.md, "Budgets").
+  turnpike::controlplane::AddBudgetMetrics(metrics, raw->leases());
   metrics.AddCollector(
       "turnpike_control_auth_refusals_total",
       "Calls the control plane refused before any handler ran, by reason: missing, malformed, "

@@ -246,7 +246,8 @@ void ChatExchange::FillOutcome(const absl::Status& /*status*/, RequestFinished& 
     event.provider = start_.provider();
     event.model = start_.model();
     event.credential.clear();
-    event.cost_known = true;  // nothing was billed
+    event.provider_kind = config::v1::PROVIDER_KIND_UNSPECIFIED;  // no model was asked
+    event.cost_known = true;                                      // nothing was billed
     return;
   }
   if (!finished_ && !committed()) return;  // nothing reached the caller: nothing was billed

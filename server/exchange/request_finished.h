@@ -63,6 +63,10 @@ struct RequestFinished {
   std::string provider;
   std::string model;
   std::string credential;  // "name@version", never the secret
+  // The wire protocol of `provider` (the OpenTelemetry GenAI metrics name the provider by it);
+  // UNSPECIFIED when no provider's model answered: refused, nothing attempted, or the reply came
+  // from the response cache or the route's degradation.
+  config::v1::ProviderKind provider_kind = config::v1::PROVIDER_KIND_UNSPECIFIED;
 
   // The status the caller received (with its details).
   absl::Status status;

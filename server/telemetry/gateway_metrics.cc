@@ -1,7 +1,9 @@
 #include "server/telemetry/gateway_metrics.h"
 
+#include <atomic>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/time/clock.h"
 #include "server/resilience/resilience.h"
 
@@ -23,6 +25,21 @@ const char* MethodName(GatewayMetrics::Method method) {
 // An upstream is a provider, a model and a credential version ("name@version", never a secret).
 const std::vector<std::string> kUpstreamLabels = {"provider", "model", "credential"};
 
+const char* GenAiOperationName(GatewayMetrics::GenAiRequest::Operation operation) {
+  return operation == GatewayMetrics::GenAiRequest::Operation::kEmbeddings ? "embeddings" : "chat";
+}
+
+// The labels of the GenAI series: the convention's attribute names with dots as underscores.
+const std::vector<std::string> kGenAiLabels = {"gen_ai_operation_name", "gen_ai_provider_name",
+                                               "gen_ai_request_model"};
+std::vector<std::string> GenAiLabelsAnd(const char* extra) {
+  std::vector<std::string> labels = kGenAiLabels;
+  labels.push_back(extra);
+  return labels;
+}
+
+std::atomic<uint64_t> next_metrics_id{1};
+
 // Seconds from now (monotonic, as the resilience clock reports) until `t`; 0 if past.
 double SecondsUntil(absl::Time t, absl::Time now) {
   if (t == absl::InfinitePast() || t <= now) return 0;
@@ -33,7 +50,8 @@ double SecondsUntil(absl::Time t, absl::Time now) {
 }  // namespace
 
 GatewayMetrics::GatewayMetrics()
-    : requests_(registry_.AddCounter("turnpike_requests_total",
+    : id_(next_metrics_id.fetch_add(1, std::memory_order_relaxed)),
+      requests_(registry_.AddCounter("turnpike_requests_total",
                                      "Requests finished, by method, capability and gRPC code.",
                                      {"method", "capability", "code"})),
       attempts_(registry_.AddCounter(
@@ -49,7 +67,22 @@ GatewayMetrics::GatewayMetrics()
       cost_(registry_.AddCounter("turnpike_cost_usd_micros_total",
                                  "Cost of finished requests in micro-dollars as their callers were "
                                  "told, by capability, provider and model.",
-                                 {"capability", "provider", "model"})) {
+                                 {"capability", "provider", "model"})),
+      gen_ai_duration_(registry_.AddHistogram(
+          "gen_ai_server_request_duration_seconds",
+          "OpenTelemetry GenAI gen_ai.server.request.duration: wall time of requests a provider's "
+          "model answered or failed; error_type is the gRPC code name of a failed one.",
+          GenAiRequestDurationBuckets(), GenAiLabelsAnd("error_type"))),
+      gen_ai_ttft_(registry_.AddHistogram(
+          "gen_ai_server_time_to_first_token_seconds",
+          "OpenTelemetry GenAI gen_ai.server.time_to_first_token: arrival to the first text "
+          "delta of successful streamed chat requests.",
+          GenAiTimeToFirstTokenBuckets(), kGenAiLabels)),
+      gen_ai_tokens_(registry_.AddCountHistogram(
+          "gen_ai_client_token_usage",
+          "OpenTelemetry GenAI gen_ai.client.token.usage: input and output tokens per request, as "
+          "its caller was told.",
+          GenAiTokenUsageBuckets(), GenAiLabelsAnd("gen_ai_token_type"))) {
   auto& duration = registry_.AddHistogram("turnpike_request_duration_seconds",
                                           "Wall time of finished requests, by method.",
                                           RequestDurationBuckets(), {"method"});
@@ -92,6 +125,83 @@ void GatewayMetrics::RecordUsage(const std::string& capability, const std::strin
     if (count > 0) tokens_.With({capability, provider, model, type}).Add(count);
   }
   if (cost_usd_micros > 0) cost_.With({capability, provider, model}).Add(cost_usd_micros);
+}
+
+const char* GatewayMetrics::GenAiProviderName(config::v1::ProviderKind kind) {
+  // The convention's well-known values where one applies; a self-hosted OpenAI-compatible server
+  // has none, so it gets a value of its own.
+  switch (kind) {
+    case config::v1::PROVIDER_KIND_OPENAI:
+      return "openai";
+    case config::v1::PROVIDER_KIND_AZURE_OPENAI:
+      return "azure.ai.openai";
+    case config::v1::PROVIDER_KIND_ANTHROPIC:
+      return "anthropic";
+    case config::v1::PROVIDER_KIND_GEMINI:
+      return "gcp.gemini";
+    case config::v1::PROVIDER_KIND_OPENAI_COMPATIBLE:
+      return "openai_compatible";
+    default:
+      return "";
+  }
+}
+
+// Each thread's series, by operation, provider kind and model. Filled from the families (whose
+// lookups lock) the first time a thread records a combination; afterwards recording reads only
+// this thread's map. A cache left by another GatewayMetrics (tests make several) is dropped.
+struct GatewayMetrics::GenAiCache {
+  uint64_t owner = 0;
+  absl::flat_hash_map<std::string, GenAiSeries> by_model[2][config::v1::ProviderKind_ARRAYSIZE];
+};
+
+GatewayMetrics::GenAiSeries& GatewayMetrics::GenAiSeriesFor(GenAiRequest::Operation operation,
+                                                            config::v1::ProviderKind kind,
+                                                            const std::string& model) {
+  thread_local GenAiCache cache;
+  if (cache.owner != id_) {
+    cache = GenAiCache();
+    cache.owner = id_;
+  }
+  auto& by_model = cache.by_model[static_cast<int>(operation)][kind];
+  if (auto it = by_model.find(model); it != by_model.end()) return it->second;
+  return by_model[model];
+}
+
+void GatewayMetrics::RecordGenAi(const GenAiRequest& r) {
+  if (!config::v1::ProviderKind_IsValid(r.provider_kind) ||
+      r.provider_kind == config::v1::PROVIDER_KIND_UNSPECIFIED || r.model == nullptr) {
+    return;
+  }
+  GenAiSeries& s = GenAiSeriesFor(r.operation, r.provider_kind, *r.model);
+  // A series is made (under its family's lock) the first time this thread needs it.
+  auto labels = [&r](std::vector<std::string> extra) {
+    std::vector<std::string> v = {GenAiOperationName(r.operation),
+                                  GenAiProviderName(r.provider_kind), *r.model};
+    v.insert(v.end(), extra.begin(), extra.end());
+    return v;
+  };
+  int code = static_cast<int>(r.code);
+  if (code < 0 || code >= kStatusCodes) code = static_cast<int>(absl::StatusCode::kUnknown);
+  Histogram*& duration = s.duration[code];
+  if (duration == nullptr) {
+    // error_type is empty (absent, to Prometheus) for a success.
+    const std::string error_type =
+        code == 0 ? "" : absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+    duration = &gen_ai_duration_.With(labels({error_type}));
+  }
+  duration->ObserveNanos(r.duration_nanos);
+  if (r.time_to_first_token_nanos >= 0) {
+    if (s.ttft == nullptr) s.ttft = &gen_ai_ttft_.With(labels({}));
+    s.ttft->ObserveNanos(r.time_to_first_token_nanos);
+  }
+  if (r.input_tokens >= 0) {
+    if (s.input_tokens == nullptr) s.input_tokens = &gen_ai_tokens_.With(labels({"input"}));
+    s.input_tokens->ObserveCount(r.input_tokens);
+  }
+  if (r.output_tokens >= 0) {
+    if (s.output_tokens == nullptr) s.output_tokens = &gen_ai_tokens_.With(labels({"output"}));
+    s.output_tokens->ObserveCount(r.output_tokens);
+  }
 }
 
 void GatewayMetrics::RecordOverhead(Method method, int64_t nanos) {

@@ -11,6 +11,10 @@
 // message (their cost is the gRPC floor the bench measures beside it). The bench's
 // CPU-per-completion figure covers everything.
 // ScopedOverhead adds one stretch of such work to a request's running total.
+//
+// The OpenTelemetry GenAI names (gen_ai_server_request_duration_seconds and the others,
+// docs/metrics.md) are recorded beside Turnpike's own. Their series are looked up through a cache
+// per thread, so after a thread's first request for a model recording takes no lock.
 // Thread-safe.
 #ifndef TURNPIKE_SERVER_TELEMETRY_GATEWAY_METRICS_H_
 #define TURNPIKE_SERVER_TELEMETRY_GATEWAY_METRICS_H_
@@ -25,6 +29,7 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "server/config/price.h"
+#include "turnpike/config/v1/snapshot.pb.h"
 
 namespace turnpike {
 
@@ -84,6 +89,23 @@ class GatewayMetrics {
   // output (docs/usage.md, "Token kinds").
   void RecordUsage(const std::string& capability, const std::string& provider,
                    const std::string& model, const TokenCounts& tokens, int64_t cost_usd_micros);
+  // One request a provider's model answered (or failed), in the OpenTelemetry GenAI semantic
+  // conventions' terms. `provider_kind` UNSPECIFIED records nothing.
+  struct GenAiRequest {
+    enum class Operation { kChat = 0, kEmbeddings = 1 };
+    Operation operation = Operation::kChat;
+    config::v1::ProviderKind provider_kind = config::v1::PROVIDER_KIND_UNSPECIFIED;
+    const std::string* model = nullptr;  // the model the gateway asked the provider for
+    absl::StatusCode code = absl::StatusCode::kOk;
+    int64_t duration_nanos = 0;
+    int64_t time_to_first_token_nanos = -1;  // < 0: none (not streamed, or failed)
+    int64_t input_tokens = -1;               // < 0: not recorded
+    int64_t output_tokens = -1;              // < 0: not recorded
+  };
+  void RecordGenAi(const GenAiRequest& request);
+  // The convention's gen_ai.provider.name for a provider kind ("" for UNSPECIFIED).
+  static const char* GenAiProviderName(config::v1::ProviderKind kind);
+
   // One upstream attempt's outcome (attempt disposition name, e.g. "SERVED", "RETRIED").
   void RecordAttempt(const std::string& provider, const std::string& model,
                      const std::string& disposition);
@@ -97,6 +119,20 @@ class GatewayMetrics {
   void AddConfigVersion(std::function<std::string()> read);
 
  private:
+  static constexpr int kStatusCodes = 17;  // absl::StatusCode kOk (0) to kUnauthenticated (16)
+  // One (operation, provider, model)'s GenAI series, as a thread's cache holds them.
+  struct GenAiSeries {
+    Histogram* duration[kStatusCodes] = {};  // by absl::StatusCode, filled on first use
+    Histogram* ttft = nullptr;
+    Histogram* input_tokens = nullptr;
+    Histogram* output_tokens = nullptr;
+  };
+  struct GenAiCache;
+  GenAiSeries& GenAiSeriesFor(GenAiRequest::Operation operation, config::v1::ProviderKind kind,
+                              const std::string& model);
+
+  // Tells this object's entries in the per-thread caches from those of a destroyed one.
+  const uint64_t id_;
   MetricsRegistry registry_;
   MetricsRegistry::Family<Counter>& requests_;
   MetricsRegistry::Family<Counter>& attempts_;
@@ -105,6 +141,9 @@ class GatewayMetrics {
   Histogram* duration_[3] = {};
   Histogram* overhead_[3] = {};  // no series for kEmbed
   Histogram* ttft_;
+  MetricsRegistry::Family<Histogram>& gen_ai_duration_;
+  MetricsRegistry::Family<Histogram>& gen_ai_ttft_;
+  MetricsRegistry::Family<Histogram>& gen_ai_tokens_;
 };
 
 }  // namespace turnpike

@@ -12,6 +12,30 @@ const std::string& OrDash(const std::string& s) {
 
 }  // namespace
 
+// The OpenTelemetry GenAI view: only requests a provider's model answered or failed (not the
+// refused, the cached, the degraded). Time to first token for successful streams; token usage when
+// the request used any (input for both operations, output for chat).
+void RequestTelemetry::RecordGenAi(const RequestFinished& event) {
+  if (event.provider_kind == config::v1::PROVIDER_KIND_UNSPECIFIED) return;
+  GatewayMetrics::GenAiRequest r;
+  const bool chat = event.method != RequestMethod::kEmbed;
+  r.operation = chat ? GatewayMetrics::GenAiRequest::Operation::kChat
+                     : GatewayMetrics::GenAiRequest::Operation::kEmbeddings;
+  r.provider_kind = event.provider_kind;
+  r.model = &event.model;
+  r.code = event.status.code();
+  r.duration_nanos = absl::ToInt64Nanoseconds(event.latency);
+  if (event.method == RequestMethod::kStreamCompletion && event.status.ok() &&
+      event.time_to_first_token != absl::InfiniteDuration()) {
+    r.time_to_first_token_nanos = absl::ToInt64Nanoseconds(event.time_to_first_token);
+  }
+  if (event.input_tokens > 0 || event.output_tokens > 0) {
+    r.input_tokens = event.input_tokens;
+    if (chat) r.output_tokens = event.output_tokens;
+  }
+  metrics_->RecordGenAi(r);
+}
+
 void RequestTelemetry::OnRequestFinished(const RequestFinished& event) {
   if (metrics_ != nullptr) {
     const auto method = static_cast<GatewayMetrics::Method>(event.method);
@@ -28,6 +52,7 @@ void RequestTelemetry::OnRequestFinished(const RequestFinished& event) {
                       event.output_tokens, event.reasoning_output_tokens},
           event.cost_usd_micros);
     }
+    RecordGenAi(event);
     for (const v1::Attempt& a : event.attempts) {
       metrics_->RecordAttempt(a.provider(), a.model(),
                               v1::AttemptDisposition_Name(a.disposition()));

@@ -1,10 +1,11 @@
 // RequestTelemetry turns every finished request (RequestFinished, from the attempt driver or a
 // refused call) into the gateway's access-log line and its per-request metrics: requests by
 // method, capability and code, duration, time to first token, and each upstream attempt's
-// disposition. It is the first RequestFinishedSink; usage, admission settlement and audit hook in
-// beside it (docs/architecture.md, "Where a request ends").
-// Thread-safe: called from completion-queue and transport threads at once; it only logs
-// (spdlog, asynchronous-safe) and updates lock-free metrics.
+// disposition, and the same request in the OpenTelemetry GenAI names (docs/metrics.md). It is the
+// first RequestFinishedSink; usage, admission settlement and audit hook in beside it
+// (docs/architecture.md, "Where a request ends"). Thread-safe: called from completion-queue and
+// transport threads at once; it only logs (spdlog, asynchronous-safe) and updates lock-free
+// metrics.
 #ifndef TURNPIKE_SERVER_TELEMETRY_REQUEST_TELEMETRY_H_
 #define TURNPIKE_SERVER_TELEMETRY_REQUEST_TELEMETRY_H_
 
@@ -22,6 +23,8 @@ class RequestTelemetry final : public RequestFinishedSink {
   void OnRequestFinished(const RequestFinished& event) override;
 
  private:
+  void RecordGenAi(const RequestFinished& event);
+
   const bool access_log_;
   GatewayMetrics* const metrics_;
 };

@@ -63,6 +63,38 @@ TEST(Metrics, HistogramBucketsAreCumulativeWithSumAndCount) {
             "x_seconds_count 4\n");
 }
 
+TEST(Metrics, CountHistogramsTakeWholeNumbersInTheirOwnUnit) {
+  MetricsRegistry r;
+  auto& h = r.AddCountHistogram("x_tokens", "X.", {1, 4, 16}).With({"in"});
+  h.ObserveCount(1);
+  h.ObserveCount(10);
+  h.ObserveCount(3'000'000'000);  // would overflow a sum kept in nanoseconds after a few
+  h.ObserveCount(3'000'000'000);
+  h.ObserveCount(3'000'000'000);
+  h.ObserveCount(3'000'000'000);
+  EXPECT_EQ(r.Render(),
+            "# HELP x_tokens X.\n"
+            "# TYPE x_tokens histogram\n"
+            "x_tokens_bucket{le=\"1\"} 1\n"
+            "x_tokens_bucket{le=\"4\"} 1\n"
+            "x_tokens_bucket{le=\"16\"} 2\n"
+            "x_tokens_bucket{le=\"+Inf\"} 6\n"
+            "x_tokens_sum 12000000011\n"
+            "x_tokens_count 6\n");
+}
+
+TEST(Metrics, GenAiBucketsAreTheConventionsRecommendedBoundaries) {
+  EXPECT_EQ(GenAiRequestDurationBuckets().front(), 0.01);
+  EXPECT_EQ(GenAiRequestDurationBuckets().back(), 81.92);
+  EXPECT_EQ(GenAiRequestDurationBuckets().size(), 14u);
+  EXPECT_EQ(GenAiTimeToFirstTokenBuckets().front(), 0.001);
+  EXPECT_EQ(GenAiTimeToFirstTokenBuckets().back(), 10.0);
+  EXPECT_EQ(GenAiTimeToFirstTokenBuckets().size(), 16u);
+  const std::vector<double> tokens = GenAiTokenUsageBuckets();
+  ASSERT_EQ(tokens.size(), 14u);
+  for (size_t i = 0; i < tokens.size(); ++i) EXPECT_EQ(tokens[i], std::pow(4.0, i)) << i;
+}
+
 TEST(Metrics, QuantilesInterpolateWithinTheBucket) {
   Histogram h({0.001, 0.002, 0.004});
   EXPECT_TRUE(std::isnan(h.Take().Quantile(0.5)));
