@@ -14,6 +14,7 @@
 #include "tests/controlplane/admin_test_util.h"
 #include "tests/controlplane/alerts/webhook_receiver.h"
 #include "tests/controlplane/test_util.h"
+#include "tests/controlplane/usage_test_util.h"
 #include "turnpike/alert/v1/alert.grpc.pb.h"
 
 namespace turnpike::controlplane {
@@ -179,6 +180,66 @@ TEST_F(AlertEngineTest, BudgetCrossing80PercentThroughLeasesNotifiesOnce) {
   ASSERT_TRUE(WaitFor([&] { return receiver.delivered() == 1; }));
   EXPECT_THAT(receiver.requests()[0].body, HasSubstr(R"("subject":"80%")"));
   EXPECT_EQ(receiver.requests().size(), 1u);
+}
+
+// The real signals read the `usage` table: a quantile and an error rate over the window, of the
+// rule's capability only, refused requests left out.
+TEST_F(AlertEngineTest, LatencyAndErrorRateComeFromTheUsageLedger) {
+  WebhookReceiver receiver;
+  CreateWebhook(receiver.Url());
+  const absl::Time now = absl::Now();
+  google::protobuf::RepeatedPtrField<usage::v1::UsageRecord> batch;
+  for (int i = 0; i < 100; ++i) {
+    usage::v1::UsageRecord r = testing::Record(absl::StrCat("in-", i), now - absl::Seconds(30));
+    r.set_latency_us(i < 85 ? 100000 : 900000);  // p80 100 ms, p90 900 ms
+    if (i < 10) r.set_status("UNAVAILABLE");     // 10 % failed
+    *batch.Add() = r;
+  }
+  for (int i = 0; i < 50; ++i) {
+    // Outside the window, another capability, or refused: none of them count.
+    usage::v1::UsageRecord old = testing::Record(absl::StrCat("old-", i), now - absl::Minutes(10));
+    old.set_latency_us(9000000);
+    old.set_status("INTERNAL");
+    *batch.Add() = old;
+    usage::v1::UsageRecord other =
+        testing::Record(absl::StrCat("other-", i), now - absl::Seconds(30), "chat");
+    other.set_latency_us(9000000);
+    other.set_status("INTERNAL");
+    *batch.Add() = other;
+    usage::v1::UsageRecord refused =
+        testing::Record(absl::StrCat("refused-", i), now - absl::Seconds(30));
+    refused.set_refused(true);
+    refused.set_status("RESOURCE_EXHAUSTED");
+    refused.set_latency_us(9000000);
+    *batch.Add() = refused;
+  }
+  ASSERT_TRUE(cp_->ledger().Ingest(batch).ok());
+
+  auto rule = [](const std::string& name, a::AlertKind kind, double quantile, double threshold) {
+    a::AlertRule r;
+    r.set_name(name);
+    r.set_kind(kind);
+    r.set_capability("summaries");
+    r.set_quantile(quantile);
+    r.set_threshold(threshold);
+    r.mutable_window()->set_seconds(300);
+    r.set_min_requests(100);
+    r.add_channels("ops");
+    return r;
+  };
+  CreateRule(rule("p90-high", a::ALERT_KIND_LATENCY, 0.9, 500));
+  CreateRule(rule("p80-fine", a::ALERT_KIND_LATENCY, 0.8, 500));
+  CreateRule(rule("errors-9", a::ALERT_KIND_ERROR_RATE, 0, 9));
+  CreateRule(rule("errors-11", a::ALERT_KIND_ERROR_RATE, 0, 11));
+  EXPECT_EQ(*cp_->alerts().EvaluateOnce(), 2);
+  std::map<std::string, a::Alert> by_rule;
+  for (const a::Alert& alert : ListAlerts()) by_rule[alert.rule()] = alert;
+  ASSERT_EQ(by_rule.size(), 2u);
+  EXPECT_EQ(by_rule["p90-high"].state(), a::ALERT_STATE_FIRING);
+  EXPECT_DOUBLE_EQ(by_rule["p90-high"].value(), 900);
+  EXPECT_EQ(by_rule["errors-9"].state(), a::ALERT_STATE_FIRING);
+  EXPECT_DOUBLE_EQ(by_rule["errors-9"].value(), 10);
+  ASSERT_TRUE(WaitFor([&] { return receiver.delivered() == 2; }));
 }
 
 TEST_F(AlertEngineTest, EachAlertRpcHasItsRole) {
