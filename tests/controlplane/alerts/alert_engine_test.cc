@@ -30,6 +30,11 @@ class AlertEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
     admin_token_ = GenerateKeyWithPrefix(kAdminTokenPrefix)->key;
+    Start();
+  }
+
+  // Starts (or, after cp_.reset(), restarts) the control plane on the same database.
+  void Start() {
     ControlPlane::Options o;
     o.db_path = dir_.File("cp.db");
     o.listen_address = "127.0.0.1:0";
@@ -41,6 +46,7 @@ class AlertEngineTest : public ::testing::Test {
     auto cp = ControlPlane::Start(o, *MasterKey::Parse(testing::kTestMasterKey), Clock::Real());
     ASSERT_TRUE(cp.ok()) << cp.status();
     cp_ = *std::move(cp);
+    if (!tokens_.empty()) return;  // tokens live in the database
     for (auto [name, role] : {std::pair{"viewer", admin::v1::ADMIN_ROLE_VIEWER},
                               std::pair{"operator", admin::v1::ADMIN_ROLE_OPERATOR}}) {
       auto t = cp_->identities().CreateAdminToken(name, role, "test");
@@ -179,6 +185,22 @@ TEST_F(AlertEngineTest, BudgetCrossing80PercentThroughLeasesNotifiesOnce) {
   }
   ASSERT_TRUE(WaitFor([&] { return receiver.delivered() == 1; }));
   EXPECT_THAT(receiver.requests()[0].body, HasSubstr(R"("subject":"80%")"));
+  EXPECT_EQ(receiver.requests().size(), 1u);
+
+  // A restarted control plane remembers the alert (and its delivery): it does not notify again.
+  ASSERT_TRUE(WaitFor([&] {
+    std::vector<a::Alert> alerts = ListAlerts();
+    return alerts.size() == 1 && alerts[0].deliveries_size() == 1 &&
+           alerts[0].deliveries(0).status() == a::DELIVERY_STATUS_DELIVERED;
+  }));
+  cp_.reset();
+  Start();
+  EXPECT_EQ(*cp_->alerts().EvaluateOnce(), 0);
+  std::vector<a::Alert> alerts = ListAlerts();
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].state(), a::ALERT_STATE_FIRING);
+  ASSERT_EQ(alerts[0].deliveries_size(), 1);
+  EXPECT_EQ(alerts[0].deliveries(0).status(), a::DELIVERY_STATUS_DELIVERED);
   EXPECT_EQ(receiver.requests().size(), 1u);
 }
 
