@@ -106,9 +106,11 @@ absl::StatusOr<int> AlertEngine::EvaluateOnce() {
 }
 
 absl::Status AlertEngine::Save() {
+  const uint64_t generation = evaluator_.generation();
+  if (generation == saved_generation_) return absl::OkStatus();
   const std::vector<a::Alert> alerts = evaluator_.Alerts();
   const int64_t now = absl::ToUnixMicros(clock_.Now());
-  return store_.Write([&](SqliteDb& db) -> absl::Status {
+  TP_RETURN_IF_ERROR(store_.Write([&](SqliteDb& db) -> absl::Status {
     TP_RETURN_IF_ERROR(db.Exec("DELETE FROM alerts"));
     TP_ASSIGN_OR_RETURN(
         SqliteStatement s,
@@ -120,7 +122,9 @@ absl::Status AlertEngine::Save() {
       TP_RETURN_IF_ERROR(s.Run());
     }
     return absl::OkStatus();
-  });
+  }));
+  saved_generation_ = generation;
+  return absl::OkStatus();
 }
 
 }  // namespace turnpike::controlplane

@@ -56,7 +56,7 @@ class AlertEngine {
         options_(options),
         evaluator_(clock, options.evaluator) {}
   void Loop();
-  absl::Status Save();
+  absl::Status Save() ABSL_EXCLUSIVE_LOCKS_REQUIRED(eval_mu_);
 
   Store& store_;
   AlertRules& rules_;
@@ -68,6 +68,8 @@ class AlertEngine {
   std::thread thread_;
 
   absl::Mutex eval_mu_;  // one evaluation at a time (the loop and EvaluateOnce callers)
+  // The evaluator's generation last saved (Save() writes only when it moved).
+  uint64_t saved_generation_ ABSL_GUARDED_BY(eval_mu_) = 0;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -32,12 +32,14 @@ std::vector<Notification> AlertEvaluator::Evaluate(const a::AlertRule& rule,
   auto clear = [&](std::map<Key, Entry>::iterator it) {
     Entry& e = it->second;
     if (e.alert.state() == a::ALERT_STATE_PENDING) {
+      ++generation_;
       if (e.alert.deliveries().empty()) {
         alerts_.erase(it);  // never fired: nothing to remember
       } else {
         e.alert.set_state(a::ALERT_STATE_RESOLVED);  // back to how it was
       }
     } else if (e.alert.state() == a::ALERT_STATE_FIRING) {
+      ++generation_;
       e.alert.set_state(a::ALERT_STATE_RESOLVED);
       *e.alert.mutable_resolved_at() = ToTimestamp(now);
       append(NotifyLocked(e, rule, a::ALERT_STATE_RESOLVED, e.fire_suppressed, now));
@@ -64,11 +66,13 @@ std::vector<Notification> AlertEvaluator::Evaluate(const a::AlertRule& rule,
     e.alert.set_value(o.value);
     e.alert.set_summary(o.summary);
     if (e.alert.state() != a::ALERT_STATE_PENDING && e.alert.state() != a::ALERT_STATE_FIRING) {
+      ++generation_;
       e.alert.set_state(a::ALERT_STATE_PENDING);
       e.pending_since = now;
       *e.alert.mutable_active_since() = ToTimestamp(now);
     }
     if (e.alert.state() == a::ALERT_STATE_PENDING && now - e.pending_since >= for_duration) {
+      ++generation_;
       e.alert.set_state(a::ALERT_STATE_FIRING);
       *e.alert.mutable_fired_at() = ToTimestamp(now);
       e.alert.clear_resolved_at();
@@ -126,6 +130,7 @@ void AlertEvaluator::Retain(const std::set<std::string>& rules) {
     const bool expired = alert.state() == a::ALERT_STATE_RESOLVED && alert.has_resolved_at() &&
                          now - FromProto(alert.resolved_at()) > options_.resolved_retention;
     if (rules.count(it->first.first) == 0 || expired) {
+      ++generation_;
       it = alerts_.erase(it);
     } else {
       ++it;
@@ -141,10 +146,16 @@ void AlertEvaluator::UpdateDelivery(const std::string& rule, const std::string& 
   Entry& e = it->second;
   for (size_t i = 0; i < e.delivery_ids.size(); ++i) {
     if (e.delivery_ids[i] == delivery_id) {
+      ++generation_;
       *e.alert.mutable_deliveries(static_cast<int>(i)) = delivery;
       return;
     }
   }
+}
+
+uint64_t AlertEvaluator::generation() const {
+  absl::MutexLock lock(&mu_);
+  return generation_;
 }
 
 std::vector<a::Alert> AlertEvaluator::Alerts() const {
@@ -157,6 +168,7 @@ std::vector<a::Alert> AlertEvaluator::Alerts() const {
 
 void AlertEvaluator::Restore(const std::vector<a::Alert>& alerts) {
   absl::MutexLock lock(&mu_);
+  ++generation_;
   alerts_.clear();
   for (const a::Alert& alert : alerts) {
     Entry e;

@@ -56,6 +56,9 @@ class AlertEvaluator {
   void UpdateDelivery(const std::string& rule, const std::string& subject, uint64_t delivery_id,
                       const alert::v1::Delivery& delivery);
 
+  // Counts changes of state and of deliveries (not of values), so a caller saves only when
+  // something changed.
+  uint64_t generation() const;
   // Every alert, by rule then subject, deliveries included.
   std::vector<alert::v1::Alert> Alerts() const;
   // Replaces the state with `alerts` (as Alerts() returned them, e.g. from the database at start).
@@ -83,6 +86,7 @@ class AlertEvaluator {
   mutable absl::Mutex mu_;
   std::map<Key, Entry> alerts_ ABSL_GUARDED_BY(mu_);
   uint64_t next_delivery_id_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace turnpike::controlplane

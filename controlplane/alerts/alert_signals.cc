@@ -50,7 +50,7 @@ absl::StatusOr<RequestStats> LiveAlertSignals::Requests(const std::string& capab
     if (!row) return absl::OkStatus();
     out.requests = count.ColumnInt(0);
     out.errors = count.ColumnInt(1);
-    if (out.requests == 0) return absl::OkStatus();
+    if (out.requests == 0 || quantile <= 0) return absl::OkStatus();
     // Nearest rank: the smallest latency with at least `quantile` of the requests at or below it.
     const int64_t rank = std::max<int64_t>(
         1, static_cast<int64_t>(std::ceil(quantile * static_cast<double>(out.requests))));

@@ -26,7 +26,8 @@ namespace turnpike::controlplane {
 struct RequestStats {
   int64_t requests = 0;
   int64_t errors = 0;
-  // The requested quantile of latency_us over those requests, in milliseconds (0 when none).
+  // The requested quantile of latency_us over those requests, in milliseconds (0 when none, or
+  // when the quantile asked for is 0: error-rate rules do not read latencies).
   double quantile_ms = 0;
 };
 
