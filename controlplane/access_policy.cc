@@ -66,6 +66,17 @@ const std::map<std::string, Access, std::less<>>& Table() {
     (*t)["/turnpike.budget.v1.BudgetService/AcquireLease"] = kNode;
     (*t)["/turnpike.budget.v1.BudgetService/ReleaseLease"] = kNode;
 
+    // Alerting (docs/alerts.md): rules are operations, channels hold webhook secrets.
+    const std::string alert = "/turnpike.alert.v1.AlertService/";
+    for (const char* m : {"CreateAlertRule", "UpdateAlertRule", "DeleteAlertRule"}) {
+      (*t)[alert + m] = kOperator;
+    }
+    (*t)[alert + "ListAlertRules"] = kViewer;
+    for (const char* m : {"CreateAlertChannel", "DeleteAlertChannel", "ListAlertChannels"}) {
+      (*t)[alert + m] = kAdmin;
+    }
+    (*t)[alert + "ListAlerts"] = kViewer;
+
     (*t)["/grpc.health.v1.Health/Check"] = kAnyone;
     (*t)["/grpc.health.v1.Health/Watch"] = kAnyone;
     (*t)["/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"] = kAnyone;

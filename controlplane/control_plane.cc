@@ -78,6 +78,17 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(Options option
   cp->budget_hub_ = BudgetWatchHub::Start(*cp->leases_, cp->cache_, clock, options.budget_watch);
   cp->budget_service_ =
       std::make_unique<BudgetServiceImpl>(*cp->leases_, *cp->budget_hub_, *cp->authenticator_);
+  cp->alert_rules_ = std::make_unique<AlertRules>(*cp->store_, *cp->box_, clock);
+  cp->alert_signals_ = std::make_unique<LiveAlertSignals>(*cp->store_, *cp->leases_, cp->registry_);
+  HttpPoster* poster = options.alert_poster;
+  if (poster == nullptr) {
+    cp->alert_curl_ = NewCurlPoster();
+    poster = cp->alert_curl_.get();
+  }
+  TP_ASSIGN_OR_RETURN(cp->alert_engine_,
+                      AlertEngine::Start(*cp->store_, *cp->alert_rules_, *cp->alert_signals_,
+                                         *poster, clock, options.alerts));
+  cp->alert_service_ = std::make_unique<AlertServiceImpl>(*cp->alert_rules_, *cp->alert_engine_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -124,6 +135,7 @@ void ControlPlane::RegisterServices(ControlPlane& cp, grpc::ServerBuilder& build
   builder.RegisterService(cp.watch_service_.get());
   builder.RegisterService(cp.usage_service_.get());
   builder.RegisterService(cp.budget_service_.get());
+  builder.RegisterService(cp.alert_service_.get());
   builder.SetOption(std::make_unique<ServiceListOption>(&cp.service_names_));
 }
 
@@ -178,6 +190,7 @@ void ControlPlane::Shutdown(absl::Duration grace) {
   }
   if (server_ != nullptr) server_->GetHealthCheckService()->SetServingStatus(false);
   if (budget_hub_ != nullptr) budget_hub_->Shutdown();
+  if (alert_engine_ != nullptr) alert_engine_->Shutdown();
   cache_.Shutdown();
   // Watch streams are ending; admin calls in flight get `grace`; idle connections (an admin's
   // grpcurl, a gateway between streams) do not hold the shutdown.

@@ -2,7 +2,8 @@
 // ConfigAdmin, SnapshotCache, DataPlaneRegistry, IdentityStore and the Authenticator that gates
 // every call (controlplane/authenticator.h), the Admin and Watch services, health and
 // reflection on one gRPC server, the usage ledger and its service, the lease ledger with the
-// budget service and its watch hub (which also sweeps expired leases), and a background sweep that
+// budget service and its watch hub (which also sweeps expired leases), the alert engine (rules
+// evaluated once here, webhooks delivered) with its service, and a background sweep that
 // retires credential versions whose grace period has ended and prunes usage records past their
 // retention and closed leases (also once at start). main() and in-process tests build it the same
 // way. Shutdown() first ends every watch and budget-watch stream (gateways reconnect elsewhere or
@@ -24,10 +25,15 @@
 #include "common/listen_address.h"
 #include "common/server_drain.h"
 #include "controlplane/admin_service.h"
+#include "controlplane/alerts/alert_engine.h"
+#include "controlplane/alerts/alert_notifier.h"
+#include "controlplane/alerts/alert_rules.h"
+#include "controlplane/alerts/alert_service.h"
+#include "controlplane/alerts/alert_signals.h"
+#include "controlplane/authenticator.h"
 #include "controlplane/budget/budget_service.h"
 #include "controlplane/budget/budget_watch_hub.h"
 #include "controlplane/budget/lease_ledger.h"
-#include "controlplane/authenticator.h"
 #include "controlplane/config_admin.h"
 #include "controlplane/data_plane_registry.h"
 #include "controlplane/identity_store.h"
@@ -64,6 +70,10 @@ class ControlPlane {
     UsageLedger::Options usage;
     LeaseLedger::Options leases;
     BudgetWatchHub::Options budget_watch;
+    // Alert evaluation and delivery (controlplane/alerts/alert_engine.h).
+    AlertEngine::Options alerts;
+    // Where webhooks go; libcurl when null (tests may pass their own).
+    HttpPoster* alert_poster = nullptr;
   };
 
   // Opens the database, checks the master key, publishes the current snapshot and starts
@@ -87,6 +97,7 @@ class ControlPlane {
   LeaseLedger& leases() { return *leases_; }
   BudgetWatchHub& budget_hub() { return *budget_hub_; }
   IdentityStore& identities() { return *identities_; }
+  AlertEngine& alerts() { return *alert_engine_; }
   const Authenticator& authenticator() const { return *authenticator_; }
   // Full names of the services the server serves, health and reflection included (the
   // access-policy test walks their methods).
@@ -116,6 +127,12 @@ class ControlPlane {
   std::unique_ptr<LeaseLedger> leases_;
   std::unique_ptr<BudgetWatchHub> budget_hub_;
   std::unique_ptr<BudgetServiceImpl> budget_service_;
+  // Alerting; the engine (its threads) before what it reads, so it is destroyed first.
+  std::unique_ptr<AlertRules> alert_rules_;
+  std::unique_ptr<AlertSignals> alert_signals_;
+  std::unique_ptr<HttpPoster> alert_curl_;
+  std::unique_ptr<AlertEngine> alert_engine_;
+  std::unique_ptr<AlertServiceImpl> alert_service_;
   ActiveCallCounter active_calls_;  // declared before server_: it must outlive it
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

@@ -54,6 +54,10 @@ ABSL_FLAG(absl::Duration, usage_retention, absl::Hours(24 * 90),
 ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(30),
           "how long a budget or rate-limit lease lives unless its gateway renews it (1s to 1h); "
           "a gateway that dies loses its lease this long after its last renewal");
+ABSL_FLAG(absl::Duration, alert_eval_interval, absl::Seconds(15),
+          "how often alert rules are evaluated (1s to 10m; docs/alerts.md)");
+ABSL_FLAG(int, alert_max_attempts, 5,
+          "attempts per alert notification before it is recorded as failed (1 to 20)");
 ABSL_FLAG(bool, allow_insecure_non_loopback, false,
           "no longer supported (plaintext is for loopback and unix sockets only); kept so a "
           "command line that passes it fails with an explanation");
@@ -205,6 +209,15 @@ int main(int argc, char** argv) {
   if (absl::Status s = turnpike::controlplane::LeaseLedger::ValidateOptions(options.leases);
       !s.ok()) {
     return Fail(absl::InvalidArgumentError(absl::StrCat("--lease_ttl: ", s.message())));
+  }
+  options.alerts.eval_interval = absl::GetFlag(FLAGS_alert_eval_interval);
+  if (options.alerts.eval_interval < absl::Seconds(1) ||
+      options.alerts.eval_interval > absl::Minutes(10)) {
+    return Fail(absl::InvalidArgumentError("--alert_eval_interval must be between 1s and 10m"));
+  }
+  options.alerts.notifier.max_attempts = absl::GetFlag(FLAGS_alert_max_attempts);
+  if (options.alerts.notifier.max_attempts < 1 || options.alerts.notifier.max_attempts > 20) {
+    return Fail(absl::InvalidArgumentError("--alert_max_attempts must be between 1 and 20"));
   }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds =
       ServerCredentials(options.listen_address);

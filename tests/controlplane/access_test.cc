@@ -122,7 +122,7 @@ TEST_F(AccessTest, EveryMethodChecksItsCredential) {
   int checked = 0;
   for (const char* name :
        {"turnpike.admin.v1.AdminService", "turnpike.config.v1.ConfigDiscoveryService",
-        "turnpike.usage.v1.UsageService"}) {
+        "turnpike.usage.v1.UsageService", "turnpike.alert.v1.AlertService"}) {
     const google::protobuf::ServiceDescriptor* service = FindService(name);
     ASSERT_NE(service, nullptr);
     for (int i = 0; i < service->method_count(); ++i) {
@@ -179,6 +179,17 @@ TEST_F(AccessTest, RolesAreWhatTheDocsSay) {
   EXPECT_TRUE(usage("ListUsage", Principal::kOperator));
   EXPECT_TRUE(usage("ReportUsage", Principal::kNode));
   EXPECT_FALSE(usage("ReportUsage", Principal::kAdmin));
+  auto alert = [](const char* method, Principal p) {
+    return AccessFor(std::string("/turnpike.alert.v1.AlertService/") + method)->Allows(p);
+  };
+  EXPECT_TRUE(alert("ListAlerts", Principal::kViewer));
+  EXPECT_TRUE(alert("ListAlertRules", Principal::kViewer));
+  EXPECT_FALSE(alert("CreateAlertRule", Principal::kViewer));
+  EXPECT_TRUE(alert("CreateAlertRule", Principal::kOperator));
+  EXPECT_FALSE(alert("CreateAlertChannel", Principal::kOperator));
+  EXPECT_FALSE(alert("ListAlertChannels", Principal::kOperator));
+  EXPECT_TRUE(alert("CreateAlertChannel", Principal::kAdmin));
+  EXPECT_FALSE(alert("ListAlerts", Principal::kNode));
 }
 
 // Reads a watch stream to its end: the snapshots it got and how it ended.

@@ -1,0 +1,73 @@
+// AlertRules is the admin side of alerting: rules and notification channels kept in SQLite
+// (migrations/0005_alerts.sql), validated on the way in. A channel's URL and PagerDuty routing key
+// are sealed with the SecretBox like provider credentials; lists show only the URL's scheme and
+// host and a fingerprint, and only the notifier opens them (OpenChannel). Libraries return errors
+// and do not log: nothing here ever puts a URL or key in a status message. Thread-safe (the Store
+// serialises connections; nothing else is mutable).
+#ifndef TURNPIKE_CONTROLPLANE_ALERTS_ALERT_RULES_H_
+#define TURNPIKE_CONTROLPLANE_ALERTS_ALERT_RULES_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "controlplane/secret_box.h"
+#include "controlplane/store.h"
+#include "turnpike/alert/v1/alert.pb.h"
+
+namespace turnpike::controlplane {
+
+// A channel with its secrets opened, for the notifier only.
+struct OpenedChannel {
+  std::string name;
+  alert::v1::ChannelKind kind = alert::v1::CHANNEL_KIND_UNSPECIFIED;
+  std::string url;
+  std::string routing_key;
+};
+
+// The PagerDuty Events v2 endpoint a PAGERDUTY channel without a URL posts to.
+inline constexpr char kPagerDutyEventsUrl[] = "https://events.pagerduty.com/v2/enqueue";
+
+class AlertRules {
+ public:
+  AlertRules(Store& store, const SecretBox& box, Clock& clock)
+      : store_(store), box_(box), clock_(clock) {}
+
+  // INVALID_ARGUMENT with field violations (paths under "rule."); ALREADY_EXISTS;
+  // FAILED_PRECONDITION when a channel it names does not exist. Returns the rule as stored
+  // (defaults filled in).
+  absl::StatusOr<alert::v1::AlertRule> CreateRule(alert::v1::AlertRule rule);
+  // As CreateRule; NOT_FOUND if there is no rule of that name.
+  absl::StatusOr<alert::v1::AlertRule> UpdateRule(alert::v1::AlertRule rule);
+  // NOT_FOUND if there is no such rule.
+  absl::Status DeleteRule(const std::string& name);
+  absl::StatusOr<std::vector<alert::v1::AlertRule>> ListRules();
+
+  // Seals the URL and routing key; returns the channel as listed. INVALID_ARGUMENT (paths under
+  // "channel."), ALREADY_EXISTS.
+  absl::StatusOr<alert::v1::AlertChannel> CreateChannel(const alert::v1::AlertChannel& channel);
+  // NOT_FOUND; FAILED_PRECONDITION while a rule names the channel.
+  absl::Status DeleteChannel(const std::string& name);
+  // Secrets redacted.
+  absl::StatusOr<std::vector<alert::v1::AlertChannel>> ListChannels();
+  // NOT_FOUND; the SecretBox's errors if the sealed secret does not open.
+  absl::StatusOr<OpenedChannel> OpenChannel(const std::string& name);
+
+  // The checks CreateRule and UpdateRule run, and the defaults they fill in (quantile 0.99,
+  // for_duration 0, cooldown 5 minutes, silent_after 2 minutes). Exposed for tests.
+  static absl::Status ValidateRule(alert::v1::AlertRule& rule);
+  static absl::Status ValidateChannel(const alert::v1::AlertChannel& channel);
+
+ private:
+  absl::StatusOr<alert::v1::AlertRule> PutRule(alert::v1::AlertRule rule, bool create);
+
+  Store& store_;
+  const SecretBox& box_;
+  Clock& clock_;
+};
+
+}  // namespace turnpike::controlplane
+
+#endif  // TURNPIKE_CONTROLPLANE_ALERTS_ALERT_RULES_H_
