@@ -17,29 +17,16 @@ Without buf (or jq) it prints SKIP (exit 0), except under CI=true, where that is
 import argparse
 import json
 import os
-import re
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
 from doc_lines import extract_lines
+from doc_stack import (ControlProcess, missing_tools, refused_without_header, run_line, shim_env,
+                       wait_for_file)
 
-CONTROL_ADDR = "localhost:50052"
 RECEIVER_ADDR = "localhost:9099"
-
-
-def wait_for_file(path, proc, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path) and open(path).read().strip():
-            return int(open(path).read().strip())
-        if proc.poll() is not None:
-            return None
-        time.sleep(0.02)
-    return None
 
 
 def notifications(path):
@@ -73,79 +60,41 @@ def main():
     p.add_argument("--receiver", required=True)
     p.add_argument("--doc", required=True)
     opts = p.parse_args()
-    missing = [what for what, ok in (("buf", os.access(opts.buf, os.X_OK)),
-                                     ("jq", shutil.which("jq") is not None)) if not ok]
-    if missing:
-        msg = f"{' and '.join(missing)} not found (tools/dev installs them)"
-        if os.environ.get("CI") == "true":
-            print(msg)
-            return 1
-        print(f"SKIP: {msg}")
-        return 0
+    code = missing_tools(opts.buf)
+    if code is not None:
+        return code
     lines = extract_lines(opts.doc)
     assert any("ListAlerts" in line for line in lines), "no ListAlerts line found"
     doc_text = open(opts.doc, encoding="utf-8").read()
     assert "tools/webhook-receiver --port 9099 --out alerts.jsonl" in doc_text
 
     with tempfile.TemporaryDirectory(prefix="tp-alerts-doc-") as tmp:
-        bindir = os.path.join(tmp, "bin")
-        os.mkdir(bindir)
-        os.symlink(os.path.realpath(opts.shim), os.path.join(bindir, "grpcurl"))
-        env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}",
-                   TURNPIKE_BUF=os.path.realpath(opts.buf))
+        env = shim_env(tmp, opts.shim, opts.buf)
         out = os.path.join(tmp, "alerts.jsonl")
         receiver_log = open(os.path.join(tmp, "receiver.log"), "w+")
         receiver = subprocess.Popen([opts.receiver, "--port", "0", "--out", out,
                                      "--port_file", f"{tmp}/receiver.port"],
                                     stdout=receiver_log, stderr=subprocess.STDOUT)
-        log = open(os.path.join(tmp, "control.log"), "w+")
-        proc = subprocess.Popen([
-            opts.control, "--listen=127.0.0.1:0", f"--db={tmp}/var/turnpike.db",
-            f"--port_file={tmp}/control.port", "--metrics_listen=127.0.0.1:0",
-            f"--metrics_port_file={tmp}/metrics.port", "--alert_eval_interval=1s",
-            f"--bootstrap_admin_token_file={tmp}/admin.token", "--auth_failure_max_delay=0",
-            "--dev_insecure_master_key"], stdout=log, stderr=subprocess.STDOUT)
-
-        def control_log():
-            log.flush()
-            log.seek(0)
-            return log.read()
-
+        control = ControlProcess(opts.control, tmp, ["--alert_eval_interval=1s"])
         try:
             receiver_port = wait_for_file(f"{tmp}/receiver.port", receiver)
-            port = wait_for_file(f"{tmp}/control.port", proc)
-            if port is None or receiver_port is None:
-                print(f"turnpike-control or the receiver did not start:\n{control_log()}")
+            if receiver_port is None:
+                print("the webhook receiver did not start")
                 return 1
-            address = f"127.0.0.1:{port}"
-            admin_token = open(f"{tmp}/admin.token").read().strip()
-            r = subprocess.run(["grpcurl", "-plaintext", "-H", f"authorization: Bearer {admin_token}",
-                                "-d", json.dumps({"name": "doc-gw", "nodeId": "doc-gw"}), address,
-                                "turnpike.admin.v1.AdminService/CreateNodeToken"],
-                               env=env, capture_output=True, text=True, timeout=30)
-            if r.returncode != 0:
-                print(f"CreateNodeToken failed:\n{r.stdout}{r.stderr}")
+            if not control.started():
                 return 1
-            env.update(TURNPIKE_ADMIN_TOKEN=admin_token,
-                       TURNPIKE_NODE_TOKEN=json.loads(r.stdout)["token"])
-
-            def localize(line):
-                return (line.replace(CONTROL_ADDR, address)
-                        .replace(RECEIVER_ADDR, f"127.0.0.1:{receiver_port}"))
+            address = control.address
+            node_token = control.node_token(env, "doc-gw")
+            if node_token is None:
+                return 1
+            env.update(TURNPIKE_ADMIN_TOKEN=control.admin_token, TURNPIKE_NODE_TOKEN=node_token)
 
             outputs = []
             for n, line in enumerate(lines, 1):
-                cmd = localize(line)
-                header = re.search(r'-H "authorization: Bearer \$TURNPIKE_(ADMIN|NODE)_TOKEN" ', cmd)
-                if header is None:
-                    print(f"line {n} has no authorization header:\n  {line}")
-                    return 1
-                bare = cmd.replace(header.group(0), "")
-                r = subprocess.run(["bash", "-o", "pipefail", "-c", bare], cwd=tmp, env=env,
-                                   capture_output=True, text=True, timeout=60)
-                if r.returncode == 0 or "unauthenticated" not in (r.stdout + r.stderr).lower():
-                    print(f"line {n} without its header did not fail with UNAUTHENTICATED:\n"
-                          f"  {bare}\n{r.stdout}{r.stderr}")
+                cmd = line.replace(RECEIVER_ADDR, f"127.0.0.1:{receiver_port}")
+                problem = refused_without_header(n, cmd, address, tmp, env)
+                if problem:
+                    print(problem)
                     return 1
                 if "ListAlerts" in line and "ListAlertChannels" not in line:
                     # The doc says: within one evaluation interval, two notifications.
@@ -156,8 +105,7 @@ def main():
                 # outcomes are recorded (the receiver writes its file before it answers).
                 deadline = time.monotonic() + (10 if "ListAlerts" in line else 0)
                 while True:
-                    r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=tmp, env=env,
-                                       capture_output=True, text=True, timeout=60)
+                    r = run_line(cmd, address, tmp, env)
                     problem = check_line(line, r)
                     if problem is None or time.monotonic() >= deadline:
                         break
@@ -177,7 +125,7 @@ def main():
                 if n["status"] != "firing" or n["description"] != "tell finance":
                     print(f"unexpected notification: {n}")
                     return 1
-            everything = "".join(outputs) + control_log()
+            everything = "".join(outputs) + control.log()
             if "/hook" in everything:
                 print("the channel's URL path appears in a response or the control plane's log")
                 return 1
@@ -186,15 +134,9 @@ def main():
             if receiver.poll() is None:
                 receiver.terminate()
                 receiver.wait(timeout=10)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                code = proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = "timeout"
-        if code != 0:
-            print(f"turnpike-control exited with {code} after SIGTERM:\n{control_log()}")
+            receiver_log.close()
+            stopped = control.stop()
+        if not stopped:
             return 1
     return 0
 
