@@ -474,6 +474,8 @@ int Run() {
       spdlog::shutdown();
       return 2;
     }
+    // A client that leaves mid-reply must cost an EPIPE on the next write, not the process.
+    signal(SIGPIPE, SIG_IGN);
     HttpFrontDoor::Options http_options;
     http_options.listen = listen;
     http_options.max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_request_bytes));

@@ -16,8 +16,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/listen_address.h"
-#include "common/string_view_compat.h"
 #include "common/status.h"
+#include "common/string_view_compat.h"
 #include "server/exchange/chat_exchange.h"
 #include "server/exchange/embed_exchange.h"
 #include "server/grpc/authorizer.h"
@@ -43,7 +43,14 @@ class HttpFrontDoor::Call {
       : door_(door), env_(env), request_(request) {
     door_->live_calls_.fetch_add(1);
     door_->calls_.push_back(this);
-    evhttp_connection_set_closecb(evhttp_request_get_connection(request_), &Call::OnClose, this);
+    evhttp_connection_set_closecb(connection_, &Call::OnClose, this);
+    // evhttp reads nothing while a reply is pending, so it would notice a client that left only
+    // at the next write; watching the socket for the peer's close cancels the upstream at once.
+    const evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(connection_));
+    if (fd >= 0) {
+      peer_closed_ = event_new(door_->base_, fd, EV_CLOSED, &Call::OnPeerClosed, this);
+      if (peer_closed_ != nullptr) event_add(peer_closed_, nullptr);
+    }
   }
   virtual ~Call() { door_->live_calls_.fetch_sub(1); }
 
@@ -143,6 +150,7 @@ class HttpFrontDoor::Call {
 
   // No close callback once the reply is handed back: a kept-alive connection outlives the call.
   void ForgetConnection() {
+    StopWatchingPeer();
     if (evhttp_connection* c = connection_; c != nullptr) {
       evhttp_connection_set_closecb(c, nullptr, nullptr);
       connection_ = nullptr;
@@ -181,13 +189,26 @@ class HttpFrontDoor::Call {
   std::vector<std::string> authorization_;
 
  private:
+  void StopWatchingPeer() {
+    if (peer_closed_ != nullptr) event_free(peer_closed_);
+    peer_closed_ = nullptr;
+  }
+
+  static void OnPeerClosed(evutil_socket_t, short, void* self) {
+    auto* call = static_cast<Call*>(self);
+    call->StopWatchingPeer();
+    call->Cancel();
+  }
+
   static void OnClose(evhttp_connection*, void* self) {
     auto* call = static_cast<Call*>(self);
+    call->StopWatchingPeer();
     // evhttp keeps the request (detached) until the reply is sent; the exchange's end sends it.
     call->connection_ = nullptr;
     call->Cancel();
   }
 
+  event* peer_closed_ = nullptr;  // event thread: EV_CLOSED on the socket while the call runs
   std::atomic<int> refs_{1};
 };
 

@@ -151,7 +151,8 @@ absl::Status ReadCommon(const object& root, std::string* model, std::string* use
         return InvalidFieldError("metadata", absl::StrCat("at most ", kMaxMetadata, " pairs"));
       }
       std::string v;
-      if (absl::Status s = ReadString(value, absl::StrCat("metadata.", Absl(key)), &v); !s.ok()) return s;
+      if (absl::Status s = ReadString(value, absl::StrCat("metadata.", Absl(key)), &v); !s.ok())
+        return s;
       (*tags)[std::string(key)] = std::move(v);
     }
   }
