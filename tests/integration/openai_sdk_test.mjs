@@ -165,7 +165,8 @@ test('a cancelled stream aborts the upstream request', async () => {
   for await (const chunk of stream) {
     if (chunk.choices[0]?.delta.content && ++chunks === 2) stream.controller.abort();
   }
-  assert.equal(chunks, 2);
+  // Chunks already received may still be yielded after the abort; the rest never come.
+  assert.ok(chunks >= 2 && chunks < 400, `${chunks} chunks`);
   await waitFor(async () => (await fakeStat('aborted_streams')) === before + 1, 5000);
   assert.equal(await fakeStat('active_streams'), 0);
 });
