@@ -5,8 +5,10 @@
 // leaves cancelling the upstream. The official openai npm SDK drives the same door in
 // tests/integration/openai_sdk_test.mjs.
 #include <curl/curl.h>
+#include <signal.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -233,6 +235,32 @@ TEST_F(OpenAiHttpTest, MidStreamFailureIsAnErrorEventNotASilentEnd) {
   simdjson::dom::parser parser;
   simdjson::dom::element error = ErrorOf(parser, events.back());
   EXPECT_EQ(std::string_view(error["type"]), "service_unavailable");
+}
+
+TEST_F(OpenAiHttpTest, StreamThatFailsBeforeItsFirstChunkIsAPlainHttpError) {
+  // No 200 is sent before a target commits: the failure keeps its status and JSON body.
+  Reply r = Chat(R"({"model":"chat","stream":true,
+      "messages":[{"role":"user","content":"x [[fake status=503]]"}]})");
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(r.Header("Content-Type"), "application/json");
+  simdjson::dom::parser parser;
+  EXPECT_EQ(std::string_view(ErrorOf(parser, r.body)["type"]), "service_unavailable");
+}
+
+TEST_F(OpenAiHttpTest, SigtermDrainsStreamsInFlight) {
+  Reply r;
+  std::thread client([&] {
+    r = Chat(R"({"model":"chat","stream":true,
+        "messages":[{"role":"user","content":"x [[fake chunks=10 chunk_delay_ms=50]]"}]})");
+  });
+  ASSERT_TRUE(WaitFor([&] { return FakeStat(fake_->port(), "active_streams") == 1; }, seconds(5)));
+  gateway_->process().Signal(SIGTERM);
+  client.join();
+  EXPECT_EQ(r.status, 200);
+  std::vector<std::string> events = Events(r.body);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), "[DONE]") << "the stream in flight finishes";
+  EXPECT_EQ(gateway_->process().Wait(seconds(10)), 0) << gateway_->process().Log();
 }
 
 TEST_F(OpenAiHttpTest, ErrorsCarryOpenAiJsonAndTheMatchingStatus) {
