@@ -129,6 +129,7 @@ class HttpFrontDoor::Call {
   // After the client left this only frees the request. Event thread.
   void Reply(int status, std::string_view content_type, std::string_view body) {
     ForgetConnection();
+    if (!request_id_.empty()) AddHeader("x-request-id", request_id_);
     AddHeader("Content-Type", std::string(content_type));
     evbuffer* out = evbuffer_new();
     evbuffer_add(out, body.data(), body.size());
@@ -192,6 +193,7 @@ class HttpFrontDoor::Call {
   evhttp_request* request_;  // event thread; null once handed back
   evhttp_connection* connection_ = evhttp_request_get_connection(request_);  // event thread
   std::vector<std::string> authorization_;
+  std::string request_id_;  // event thread; echoed as x-request-id once known
 
  private:
   void StopWatchingPeer() {
@@ -240,6 +242,7 @@ class ChatCall final : public HttpFrontDoor::Call, public ChatListener {
           env_, [this](const RuntimeConfig&) { return Credentials(); }, absl::InfiniteFuture(),
           &chat_.request, &r);
     }
+    request_id_ = chat_.request.request_id();
     header_.id = absl::StrCat("chatcmpl-", chat_.request.request_id());
     header_.created = absl::ToUnixSeconds(r.accepted_wall);
     header_.model = chat_.request.capability();
@@ -352,7 +355,6 @@ class ChatCall final : public HttpFrontDoor::Call, public ChatListener {
   }
 
   void AddResponseHeaders() {
-    AddHeader("x-request-id", chat_.request.request_id());
     absl::MutexLock lock(&mu_);
     for (const auto& [key, value] : allowance_) AddHeader(key, value);
   }
@@ -361,6 +363,7 @@ class ChatCall final : public HttpFrontDoor::Call, public ChatListener {
   void StartStream(const v1::CompletionStart& start) {
     if (connection_ == nullptr) return;  // the client left: nothing to start
     AddResponseHeaders();
+    AddHeader("x-request-id", request_id_);
     AddHeader("Content-Type", "text/event-stream");
     AddHeader("Cache-Control", "no-cache");
     AddHeader("x-turnpike-provider", start.provider());
@@ -437,6 +440,7 @@ class EmbedCall final : public HttpFrontDoor::Call {
           env_, [this](const RuntimeConfig&) { return Credentials(); }, absl::InfiniteFuture(),
           &embed_.request, &r);
     }
+    request_id_ = embed_.request.request_id();
     if (!status.ok()) {
       EmitRefused(env_->finished, r, status, *env_->clock);
       ReplyError(status);
@@ -488,7 +492,6 @@ class EmbedCall final : public HttpFrontDoor::Call {
               ReplyError(s);
               return;
             }
-            AddHeader("x-request-id", embed_.request.request_id());
             {
               absl::MutexLock lock(&mu_);
               for (const auto& [key, value] : allowance_) AddHeader(key, value);

@@ -159,6 +159,7 @@ TEST_F(OpenAiHttpTest, CompletesWithOneJsonReply) {
   simdjson::dom::parser parser;
   simdjson::dom::element root = parser.parse(r.body);
   EXPECT_EQ(std::string_view(root["object"]), "chat.completion");
+  EXPECT_EQ("chatcmpl-" + r.Header("x-request-id"), std::string(std::string_view(root["id"])));
   EXPECT_EQ(std::string_view(root["model"]), "chat");
   EXPECT_TRUE(std::string(std::string_view(root["id"])).rfind("chatcmpl-", 0) == 0);
   simdjson::dom::element choice = root["choices"].at(0);
@@ -308,6 +309,7 @@ TEST_F(OpenAiHttpTest, ErrorsCarryOpenAiJsonAndTheMatchingStatus) {
     if (!c.code.empty()) EXPECT_EQ(std::string(std::string_view(error["code"])), c.code);
   }
   EXPECT_EQ(cases[10].reply.Header("retry-after"), "1");
+  EXPECT_EQ(cases[8].reply.Header("x-request-id").rfind("req_", 0), 0u) << "refusals carry the id";
   EXPECT_NE(cases[4].reply.body.find("the limit is 4096"), std::string::npos);
   // Every refusal went through the same request-finished sinks as gRPC's.
   EXPECT_GE(
