@@ -11,6 +11,10 @@ namespace turnpike {
 // name, an empty host) is not.
 bool IsLoopbackAddress(const std::string& address);
 
+// Splits "host:port" ("[v6]:port" too) for a libevent listener: an empty host is 0.0.0.0,
+// "localhost" is 127.0.0.1. False unless the port is 0-65535.
+bool SplitHostPort(const std::string& listen, std::string* host, int* port);
+
 }  // namespace turnpike
 
 #endif  // TURNPIKE_COMMON_LISTEN_ADDRESS_H_

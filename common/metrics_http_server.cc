@@ -18,22 +18,10 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/listen_address.h"
 
 namespace turnpike {
 namespace {
-
-// Splits "host:port" ("[v6]:port" too).
-bool SplitHostPort(const std::string& listen, std::string* host, int* port) {
-  const size_t colon = listen.rfind(':');
-  if (colon == std::string::npos) return false;
-  *host = listen.substr(0, colon);
-  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
-    *host = host->substr(1, host->size() - 2);
-  }
-  if (host->empty()) *host = "0.0.0.0";
-  if (*host == "localhost") *host = "127.0.0.1";
-  return absl::SimpleAtoi(listen.substr(colon + 1), port) && *port >= 0 && *port <= 65535;
-}
 
 // A server context for `m`: TLS 1.2 at least, the certificate chain and key from the PEMs.
 // Null if OpenSSL refuses them (LoadTlsMaterial has checked them, so only on memory failure).

@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/bearer_channel.h"
+#include "common/listen_address.h"
 #include "common/metrics_http_server.h"
 #include "common/port_file.h"
 #include "server/admission/gateway_admission.h"
@@ -31,6 +32,7 @@
 #include "server/config/runtime_config.h"
 #include "server/grpc/gateway_server.h"
 #include "server/grpc/listener_credentials.h"
+#include "server/http/http_front_door.h"
 #include "server/resilience/resilience.h"
 #include "server/telemetry/gateway_metrics.h"
 #include "server/telemetry/request_log.h"
@@ -69,6 +71,10 @@ ABSL_FLAG(int, max_request_bytes, 4 << 20, "Largest request message accepted");
 ABSL_FLAG(int, threads, 0, "gRPC completion-queue threads (0 = one per core)");
 ABSL_FLAG(int, upstream_loops, 0,
           "Upstream HTTP event loops (0 = one per completion-queue thread)");
+ABSL_FLAG(std::string, http_listen, "",
+          "Address (host:port) of the OpenAI-compatible HTTP front door (/v1/chat/completions, "
+          "/v1/embeddings, /v1/models; docs/openai-compatible.md); empty disables it");
+ABSL_FLAG(std::string, http_port_file, "", "If set, write the HTTP front door's port here");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Address (host:port) of the Prometheus /metrics endpoint; empty disables it");
 ABSL_FLAG(std::string, metrics_port_file, "", "If set, write the /metrics port here");
@@ -456,6 +462,40 @@ int Run() {
     spdlog::shutdown();
     return 1;
   }
+  // The OpenAI-compatible front door: the same call environments, so the same admission,
+  // exchanges and sinks as the gRPC calls (docs/openai-compatible.md).
+  std::unique_ptr<HttpFrontDoor> http;
+  if (const std::string listen = absl::GetFlag(FLAGS_http_listen); !listen.empty()) {
+    if (!IsLoopbackAddress(listen) && !absl::GetFlag(FLAGS_allow_insecure_non_loopback)) {
+      spdlog::error(
+          "--http_listen={} is not a loopback address and the HTTP front door has no TLS; put "
+          "a TLS proxy in front and pass --allow_insecure_non_loopback",
+          listen);
+      spdlog::shutdown();
+      return 2;
+    }
+    // A client that leaves mid-reply must cost an EPIPE on the next write, not the process.
+    signal(SIGPIPE, SIG_IGN);
+    HttpFrontDoor::Options http_options;
+    http_options.listen = listen;
+    http_options.max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_request_bytes));
+    absl::StatusOr<std::unique_ptr<HttpFrontDoor>> started =
+        HttpFrontDoor::Start(http_options, (*server)->call_envs());
+    if (!started.ok()) {
+      spdlog::error("{} (set --http_listen, or leave it empty)",
+                    std::string(started.status().message()));
+      spdlog::shutdown();
+      return 1;
+    }
+    http = *std::move(started);
+    if (!absl::GetFlag(FLAGS_http_port_file).empty()) {
+      if (absl::Status s = WritePortFile(absl::GetFlag(FLAGS_http_port_file), http->port());
+          !s.ok()) {
+        spdlog::error("{}", std::string(s.message()));
+      }
+    }
+    spdlog::info("OpenAI-compatible HTTP front door on {} (port {})", listen, http->port());
+  }
   std::unique_ptr<ConfigWatchClient> watch;
   std::unique_ptr<HealthReporter> health;
   std::unique_ptr<UsageShipper> shipper;  // before `spool` goes
@@ -521,7 +561,13 @@ int Run() {
                absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)));
   if (health != nullptr) health->Stop();
   if (watch != nullptr) watch->Stop();
+  // Both front doors drain together: HTTP in a thread beside gRPC.
+  std::thread http_drain;
+  if (http != nullptr) {
+    http_drain = std::thread([&http] { http->Shutdown(absl::GetFlag(FLAGS_drain_timeout)); });
+  }
   (*server)->Shutdown(absl::GetFlag(FLAGS_drain_timeout));
+  if (http_drain.joinable()) http_drain.join();
   // Every request has ended: its usage record is queued; make it durable before exiting (the
   // shipper sends it now or after the restart).
   if (spool != nullptr) spool->Flush();

@@ -18,6 +18,10 @@
 #      (same config) serving TLS with a P-256 certificate from a throw-away CA (docs/tls.md);
 #      connections are made before measuring, so the figure is TLS's cost per call, not the
 #      handshake's.
+#   7. the OpenAI-compatible HTTP front door (docs/openai-compatible.md): the same streams as 1, 3
+#      and 4 sent to the same gateway's --http_listen as OpenAI chat completions (SSE), beside
+#      the gRPC path's figures: what HTTP adds over gRPC and over direct at p50, and its
+#      streaming and unary throughput.
 # It samples the server's CPU time per completion (/proc/PID/stat) and the gateway's RSS (idle,
 # under the 1k-stream load, after), prints a table and the targets, and ends with one line:
 #   bench: grpc_floor_p50_us=N ... rss_1k_streams_mib=N
@@ -139,6 +143,7 @@ JSON
 TURNPIKE_BENCH_KEY="$API_KEY" "$GATEWAY" --config="$WORK/gateway.json" --listen=127.0.0.1:0 \
   --port_file="$WORK/gateway.port" --access_log=false --metrics_listen=127.0.0.1:0 \
   --request_log="$WORK/requests.jsonl" \
+  --http_listen=127.0.0.1:0 --http_port_file="$WORK/gateway-http.port" \
   --metrics_port_file="$WORK/gateway-metrics.port" >"$WORK/gateway.log" 2>&1 &
 GW_PID=$!
 pids+=("$GW_PID")
@@ -160,6 +165,7 @@ GW_TLS_PID=$!
 pids+=("$GW_TLS_PID")
 GW_TLS_PORT="$(wait_for_port "$WORK/gateway-tls.port" "$GW_TLS_PID" gateway-tls)"
 GW_METRICS_PORT="$(wait_for_port "$WORK/gateway-metrics.port" "$GW_PID" gateway)"
+GW_HTTP_PORT="$(wait_for_port "$WORK/gateway-http.port" "$GW_PID" gateway)"
 scrape() { curl -sf "http://127.0.0.1:$GW_METRICS_PORT/metrics" >"$1" || die "cannot scrape the gateway's /metrics"; }
 sleep 0.5
 RSS_IDLE_KIB="$(rss_kib "$GW_PID")"
@@ -276,6 +282,16 @@ echo "== 6. TLS latency at concurrency 1 ($LAT_CHUNKS chunks): gateway plaintext
 run gateway-plain-latency "$GW_PID" "${GW_T[@]}" "${COMMON[@]}" --capability=bench-latency
 run gateway-tls-latency "$GW_TLS_PID" --target="localhost:$GW_TLS_PORT" \
   --tls_ca="$WORK/certs/ca.crt" "${COMMON[@]}" --capability=bench-latency
+
+echo "== 7. the OpenAI-compatible HTTP front door: latency at concurrency 1, throughput at $TP_CONC"
+# The routes are open: no key (an unknown one would be refused).
+HTTP_T=(--direct="http://127.0.0.1:$GW_HTTP_PORT")
+run gateway-grpc-latency "$GW_PID" "${GW_T[@]}" "${COMMON[@]}" --capability=bench-latency
+run gateway-http-latency "$GW_PID" "${HTTP_T[@]}" "${COMMON[@]}" --model=bench-latency
+run gateway-http-stream "$GW_PID" "${HTTP_T[@]}" "${COMMON[@]}" --concurrency="$TP_CONC" \
+  --model=bench-stream
+run gateway-http-unary "$GW_PID" "${HTTP_T[@]}" "${COMMON[@]}" --concurrency="$TP_CONC" --unary \
+  --model=bench-latency
 echo "bench: load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
@@ -285,7 +301,8 @@ printf '%-20s %7s %5s %5s %6s %8s %8s %8s %8s %8s %7s %7s %7s\n' scenario ok err
   p50_us p99_us ttft_p50 gap_p99 gap_max srv_cpu fake_cpu cli_cpu
 for name in fake-ceiling-stream fake-ceiling-unary fake-ceiling-paced floor-latency direct-latency \
   gateway-latency gateway-admitted direct-gap gateway-gap floor-stream gateway-stream floor-unary \
-  gateway-unary floor-paced gateway-paced gateway-plain-latency gateway-tls-latency; do
+  gateway-unary floor-paced gateway-paced gateway-plain-latency gateway-tls-latency \
+  gateway-grpc-latency gateway-http-latency gateway-http-stream gateway-http-unary; do
   printf '%-20s %7s %5s %5s %6s %8s %8s %8s %8s %8s %7s %7s %7s\n' "$name" "$(get "$name" ok)" \
     "$(get "$name" errors)" "$(get "$name" stalled)" "$(get "$name" rps)" "$(get "$name" p50_us)" \
     "$(get "$name" p99_us)" "$(get "$name" ttft_p50_us)" "$(get "$name" gap_p99_us)" \
@@ -309,6 +326,11 @@ GAP_P99="$(diff_or_missing "$(get gateway-gap gap_p99_us)" "$(get direct-gap gap
 STREAM_RPS="$(get gateway-stream rps)"
 UNARY_RPS="$(get gateway-unary rps)"
 PACED_OK=$(($(get gateway-paced ok) - $(get gateway-paced stalled)))
+HTTP_OVER_GRPC_P50="$(diff_or_missing "$(get gateway-http-latency p50_us)" "$(get gateway-grpc-latency p50_us)")"
+HTTP_OVER_GRPC_P99="$(diff_or_missing "$(get gateway-http-latency p99_us)" "$(get gateway-grpc-latency p99_us)")"
+HTTP_ADDED_P50="$(diff_or_missing "$(get gateway-http-latency p50_us)" "$(get direct-latency p50_us)")"
+HTTP_STREAM_RPS="$(get gateway-http-stream rps)"
+HTTP_UNARY_RPS="$(get gateway-http-unary rps)"
 TLS_ADDED_P50="$(diff_or_missing "$(get gateway-tls-latency p50_us)" "$(get gateway-plain-latency p50_us)")"
 TLS_ADDED_P99="$(diff_or_missing "$(get gateway-tls-latency p99_us)" "$(get gateway-plain-latency p99_us)")"
 # The gateway's own internal-overhead histogram over the concurrency-1 latency run (two scrapes of
@@ -348,9 +370,13 @@ target "stream rps >= 40% of floor" "$STREAM_RPS" "$((FLOOR_STREAM_RPS * 40 / 10
 target "stream rps >= 2000" "$STREAM_RPS" 2000 ge
 target "unary rps >= 40% of floor" "$UNARY_RPS" "$((FLOOR_UNARY_RPS * 40 / 100))" ge
 target "paced streams ok (none stalled or failed)" "$PACED_OK" "$PACED_N" ge
+target "HTTP front door adds over gRPC, p50 (us)" "$HTTP_OVER_GRPC_P50" 50 le
 target "rss idle (MiB)" "$(mib "$RSS_IDLE_KIB")" 32 le
 target "rss at $PACED_N streams (MiB)" "$(mib "$RSS_LOAD_KIB")" 128 le
 echo "TLS adds (gateway TLS - gateway plaintext, concurrency 1): p50 ${TLS_ADDED_P50} us, p99 ${TLS_ADDED_P99} us"
+echo "HTTP front door (concurrency 1): adds over direct p50 ${HTTP_ADDED_P50} us (gRPC path: ${ADDED_P50} us);" \
+  "over the gRPC path p50 ${HTTP_OVER_GRPC_P50} us, p99 ${HTTP_OVER_GRPC_P99} us;" \
+  "throughput at $TP_CONC: stream ${HTTP_STREAM_RPS}/s (gRPC ${STREAM_RPS}/s), unary ${HTTP_UNARY_RPS}/s (gRPC ${UNARY_RPS}/s)"
 FAKE_CEILING="$(get fake-ceiling-stream rps)"
 if ((STREAM_RPS * 10 >= FAKE_CEILING * 8)); then
   echo "note: gateway stream rps is within 20% of the fake provider's ceiling ($FAKE_CEILING/s);" \
@@ -364,4 +390,6 @@ echo "bench: grpc_floor_p50_us=$FLOOR_P50 grpc_floor_p99_us=$FLOOR_P99" \
   "admission_added_p50_us=$ADMISSION_ADDED ttft_overhead_p50_us=$TTFT_OVERHEAD chunk_gap_p99_us=$GAP_P99" \
   "stream_rps=$STREAM_RPS unary_rps=$UNARY_RPS paced_streams_ok=$PACED_OK" \
   "rss_idle_mib=$(mib "$RSS_IDLE_KIB") rss_1k_streams_mib=$(mib "$RSS_LOAD_KIB")" \
-  "tls_added_p50_us=$TLS_ADDED_P50 tls_added_p99_us=$TLS_ADDED_P99"
+  "tls_added_p50_us=$TLS_ADDED_P50 tls_added_p99_us=$TLS_ADDED_P99" \
+  "http_added_p50_us=$HTTP_ADDED_P50 http_over_grpc_p50_us=$HTTP_OVER_GRPC_P50" \
+  "http_over_grpc_p99_us=$HTTP_OVER_GRPC_P99 http_stream_rps=$HTTP_STREAM_RPS http_unary_rps=$HTTP_UNARY_RPS"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the demo stack in the foreground: the fake provider, the control plane on localhost:50052
-# seeded through its admin API, and the gateway on localhost:50051 serving capability "demo".
+# seeded through its admin API, and the gateway on localhost:50051 serving capability "demo", with
+# its OpenAI-compatible HTTP front door on localhost:8080 (docs/openai-compatible.md).
 # Ctrl-C stops everything. Called by `tools/dev up` after the build.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,6 +9,7 @@ BUILD_DIR="${1:-$ROOT/build}"
 RUN_DIR="$ROOT/var/dev"
 GATEWAY_ADDR="${TURNPIKE_GATEWAY_ADDR:-127.0.0.1:50051}"
 METRICS_ADDR="${TURNPIKE_METRICS_ADDR:-127.0.0.1:9464}"
+HTTP_ADDR="${TURNPIKE_HTTP_ADDR:-127.0.0.1:8080}"
 CONTROL_ADDR="${TURNPIKE_CONTROL_ADDR:-127.0.0.1:50052}"
 mkdir -p "$RUN_DIR"
 rm -f "$RUN_DIR"/*.port
@@ -85,13 +87,18 @@ add_real openai PROVIDER_KIND_OPENAI https://api.openai.com/v1 OPENAI_API_KEY op
 add_real anthropic PROVIDER_KIND_ANTHROPIC https://api.anthropic.com ANTHROPIC_API_KEY anthropic-chat claude-haiku-4-5
 add_real gemini PROVIDER_KIND_GEMINI https://generativelanguage.googleapis.com GEMINI_API_KEY gemini-chat gemini-2.5-flash
 
+# A caller for the OpenAI SDKs (they always send a key): its key in var/dev/caller.key.
+admin CreateCaller '{"caller":{"spec":{"name":"dev-app","allowedCapabilities":["demo"]}}}'
+admin CreateCallerKey '{"caller":"dev-app","keyId":"dev-app-1"}'
+(umask 077 && jq -r .key <<<"$out" >"$RUN_DIR/caller.key")
+
 # The gateway's node token, issued through the admin API as for any gateway.
 admin CreateNodeToken '{"name":"dev-gateway","nodeId":"dev-gateway"}'
 (umask 077 && jq -r .token <<<"$out" >"$RUN_DIR/node.token")
 "$BUILD_DIR/server/turnpike-gateway" --control_plane="$CONTROL_ADDR" --node_id=dev-gateway \
   --node_token_file="$RUN_DIR/node.token" \
   --snapshot_cache="$RUN_DIR/gateway-snapshot.pb" --usage_spool_dir="$RUN_DIR/usage-spool" \
-  --listen="$GATEWAY_ADDR" \
+  --listen="$GATEWAY_ADDR" --http_listen="$HTTP_ADDR" \
   --port_file="$RUN_DIR/gateway.port" --metrics_listen="$METRICS_ADDR" &
 pids+=($!)
 wait_for_file "$RUN_DIR/gateway.port" "gateway" "${pids[-1]}"
@@ -105,6 +112,7 @@ cat <<TXT
 
 Turnpike is up.
   gateway        localhost:50051   (config from the control plane; /metrics on localhost:9464)
+  OpenAI API     localhost:8080/v1 (the gateway's HTTP front door; caller key in var/dev/caller.key)
   control plane  localhost:50052   (admin API; database var/dev/turnpike.db, dev master key; /metrics on localhost:9465)
   fake provider  127.0.0.1:$FAKE_PORT  (speaks OpenAI, Azure, Anthropic, Gemini, vLLM, llama.cpp, Ollama)
 ${extra:+  real routes   $extra
@@ -115,6 +123,11 @@ Try (grpcurl; 'buf curl --protocol grpc --http2-prior-knowledge' works the same 
   grpcurl -plaintext -d '{"capability":"demo","messages":[{"role":"ROLE_USER","content":"hello"}]}' localhost:50051 turnpike.v1.CompletionService/Complete
   grpcurl -plaintext localhost:50051 grpc.health.v1.Health/Check
   grpcurl -plaintext localhost:50051 list
+
+The OpenAI-compatible door (docs/openai-compatible.md; any OpenAI SDK with base_url
+http://localhost:8080/v1 and this key works too):
+  export TURNPIKE_CALLER_KEY=\$(cat $RUN_DIR/caller.key)
+  curl -sN localhost:8080/v1/chat/completions -H "Authorization: Bearer \$TURNPIKE_CALLER_KEY" -H "Content-Type: application/json" -d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"hello"}]}'
 
 Inject a provider fault by typing a directive into the message, e.g. a rate limit:
   grpcurl -plaintext -d '{"capability":"demo","messages":[{"role":"ROLE_USER","content":"hi [[fake status=429 retry_after=2]]"}]}' localhost:50051 turnpike.v1.CompletionService/StreamCompletion

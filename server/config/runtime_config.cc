@@ -390,6 +390,14 @@ const RouteEntry* RuntimeConfig::FindRoute(std::string_view capability) const {
   return it == routes_.end() ? nullptr : &it->second;
 }
 
+std::vector<std::string> RuntimeConfig::Capabilities() const {
+  std::vector<std::string> out;
+  out.reserve(routes_.size());
+  for (const auto& [capability, route] : routes_) out.push_back(capability);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 const CallerEntry* RuntimeConfig::FindCallerByKey(std::string_view key) const {
   const std::string digest = Sha256(key);  // std::string_view in, raw bytes out
   auto it = callers_by_digest_.find(digest);

@@ -139,6 +139,8 @@ class RuntimeConfig {
   const std::string& version() const { return version_; }
   // nullptr if the capability has no route.
   const RouteEntry* FindRoute(std::string_view capability) const;
+  // Every routed capability, sorted (GET /v1/models filters them by what the caller may use).
+  std::vector<std::string> Capabilities() const;
   // The caller owning `key` (a full "Bearer" token), or nullptr. Compares digests in constant time.
   const CallerEntry* FindCallerByKey(std::string_view key) const;
   // The caller a client certificate SAN ("DNS:claims.internal") identifies, or nullptr.

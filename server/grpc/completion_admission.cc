@@ -7,15 +7,11 @@
 
 namespace turnpike {
 
-absl::Status AdmitCompletion(CallEnv* env, const grpc::ByteBuffer& buffer,
-                             const grpc::ServerContext& context,
-                             v1::StreamCompletionRequest* request, ExchangeRequest* exchange) {
-  if (absl::Status s = ParseCompletionRequest(buffer, request); !s.ok()) return s;
-  if (request->request_id().empty()) request->set_request_id(NewRequestId());
-  exchange->request_id = request->request_id();
-  exchange->end_user = request->user();
-  exchange->tags = SortedTags(request->tags());
-  if (absl::Status s = ValidateCompletionRequest(*request); !s.ok()) return s;
+namespace {
+
+// Metering, snapshot and authorization: what both kinds of request pass after validation.
+absl::Status AdmitCaller(CallEnv* env, CredentialsOf credentials, absl::Time deadline,
+                         std::string_view capability, ExchangeRequest* exchange) {
   if (absl::Status s = CheckMetering(env->usage); !s.ok()) return s;
   exchange->config = env->config->Get();
   if (exchange->config == nullptr) {
@@ -24,13 +20,48 @@ absl::Status AdmitCompletion(CallEnv* env, const grpc::ByteBuffer& buffer,
     return status;
   }
   absl::StatusOr<Authorization> authorized =
-      Authorize(*exchange->config, context, request->capability());
+      Authorize(*exchange->config, credentials(*exchange->config), capability);
   if (!authorized.ok()) return authorized.status();
   exchange->route = authorized->route;
   exchange->caller = std::move(authorized->caller);
   exchange->caller_tier = std::move(authorized->tier);
-  exchange->deadline = DeadlineFromGrpc(context, *env->clock);
+  exchange->deadline = deadline;
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status AdmitCompletionRequest(CallEnv* env, CredentialsOf credentials, absl::Time deadline,
+                                    v1::StreamCompletionRequest* request,
+                                    ExchangeRequest* exchange) {
+  if (request->request_id().empty()) request->set_request_id(NewRequestId());
+  exchange->request_id = request->request_id();
+  exchange->end_user = request->user();
+  exchange->tags = SortedTags(request->tags());
+  if (absl::Status s = ValidateCompletionRequest(*request); !s.ok()) return s;
+  return AdmitCaller(env, credentials, deadline, request->capability(), exchange);
+}
+
+absl::Status AdmitEmbedRequest(CallEnv* env, CredentialsOf credentials, absl::Time deadline,
+                               v1::EmbedRequest* request, ExchangeRequest* exchange) {
+  if (request->request_id().empty()) request->set_request_id(NewRequestId());
+  exchange->request_id = request->request_id();
+  exchange->end_user = request->user();
+  exchange->tags = SortedTags(request->tags());
+  if (absl::Status s = ValidateEmbedRequest(*request); !s.ok()) return s;
+  return AdmitCaller(env, credentials, deadline, request->capability(), exchange);
+}
+
+absl::Status AdmitCompletion(CallEnv* env, const grpc::ByteBuffer& buffer,
+                             const grpc::ServerContext& context,
+                             v1::StreamCompletionRequest* request, ExchangeRequest* exchange) {
+  if (absl::Status s = ParseCompletionRequest(buffer, request); !s.ok()) return s;
+  return AdmitCompletionRequest(
+      env,
+      [&context](const RuntimeConfig& config) {
+        return CallerCredentialsOf(context, config.has_cert_callers());
+      },
+      DeadlineFromGrpc(context, *env->clock), request, exchange);
 }
 
 RequestSize CompletionSize(const v1::StreamCompletionRequest& request) {
@@ -38,6 +69,14 @@ RequestSize CompletionSize(const v1::StreamCompletionRequest& request) {
   for (const v1::Message& m : request.messages()) size.text_bytes += m.content().size();
   size.items = request.messages_size();
   if (request.has_max_tokens()) size.max_tokens = request.max_tokens();
+  return size;
+}
+
+RequestSize EmbedSize(const v1::EmbedRequest& request) {
+  RequestSize size;
+  for (const std::string& input : request.inputs()) size.text_bytes += input.size();
+  size.items = request.inputs_size();
+  size.text_output = false;
   return size;
 }
 

@@ -5,9 +5,9 @@
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
 #include "server/exchange/embed_exchange.h"
-#include "server/grpc/authorizer.h"
 #include "server/grpc/call_env.h"
 #include "server/grpc/call_support.h"
+#include "server/grpc/completion_admission.h"
 #include "server/grpc/limits_admission.h"
 #include "server/grpc/request_validation.h"
 
@@ -70,40 +70,20 @@ class EmbedCall final : public CallBase {
     absl::Status status = ParseEmbedRequest(request_buffer_, &request_);
     request_buffer_.Clear();
     if (status.ok()) {
-      if (request_.request_id().empty()) request_.set_request_id(NewRequestId());
-      r.request_id = request_.request_id();
-      r.end_user = request_.user();
-      r.tags = SortedTags(request_.tags());
-      status = ValidateEmbedRequest(request_);
-    }
-    if (status.ok()) status = CheckMetering(env_->usage);
-    if (status.ok()) {
-      r.config = env_->config->Get();
-      if (r.config == nullptr) {
-        status = absl::UnavailableError("gateway has no configuration yet");
-        AttachReason(status, "NOT_READY");
-      } else if (absl::StatusOr<Authorization> a =
-                     Authorize(*r.config, ctx_, request_.capability());
-                 a.ok()) {
-        r.route = a->route;
-        r.caller = std::move(a->caller);
-        r.caller_tier = std::move(a->tier);
-        r.deadline = DeadlineFromGrpc(ctx_, *env_->clock);
-      } else {
-        status = a.status();
-      }
+      status = AdmitEmbedRequest(
+          env_,
+          [this](const RuntimeConfig& config) {
+            return CallerCredentialsOf(ctx_, config.has_cert_callers());
+          },
+          DeadlineFromGrpc(ctx_, *env_->clock), &request_, &r);
     }
     if (!status.ok()) {
       EmitRefused(env_->finished, r, status, *env_->clock);
       Finish(status, {});
       return;
     }
-    RequestSize size;
-    for (const std::string& input : request_.inputs()) size.text_bytes += input.size();
-    size.items = request_.inputs_size();
-    size.text_output = false;
     Ref();  // for the admission step, released once it has answered
-    AdmitToLimits(env_, &ctx_, std::move(r), size,
+    AdmitToLimits(env_, &ctx_, std::move(r), EmbedSize(request_),
                   [this](ExchangeRequest admitted, absl::Status s) {
                     if (s.ok()) {
                       StartExchange(std::move(admitted));

@@ -62,6 +62,13 @@ class GatewayServer {
 
   // The bound TCP port (0 for unix sockets).
   int port() const { return port_; }
+  // The environments of the completion queues' calls (one per queue, each with its upstream
+  // loop): the HTTP front door serves its requests with the same ones.
+  std::vector<CallEnv*> call_envs() const {
+    std::vector<CallEnv*> out;
+    for (const auto& env : envs_) out.push_back(env.get());
+    return out;
+  }
   // Reports SERVING / NOT_SERVING on grpc.health.v1.Health (overall and per service).
   void SetServing(bool serving);
   // Stops accepting, waits for calls up to `drain`, cancels the rest, joins threads. Idempotent.

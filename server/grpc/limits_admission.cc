@@ -10,6 +10,17 @@ namespace turnpike {
 void AdmitToLimits(CallEnv* env, grpc::ServerContext* context, ExchangeRequest request,
                    const RequestSize& size,
                    std::function<void(ExchangeRequest, absl::Status)> then) {
+  AdmitToLimits(
+      env,
+      [context](const std::string& key, const std::string& value) {
+        context->AddInitialMetadata(key, value);
+      },
+      std::move(request), size, std::move(then));
+}
+
+void AdmitToLimits(CallEnv* env, AllowanceSink allowance, ExchangeRequest request,
+                   const RequestSize& size,
+                   std::function<void(ExchangeRequest, absl::Status)> then) {
   if (env->admission == nullptr || request.route->limits.empty()) {
     then(std::move(request), absl::OkStatus());
     return;
@@ -26,13 +37,13 @@ void AdmitToLimits(CallEnv* env, grpc::ServerContext* context, ExchangeRequest r
   // The request waits inside the continuation; it is moved there, not copied.
   auto held = std::make_shared<ExchangeRequest>(std::move(request));
   env->admission->Admit(std::move(ask),
-                        [context, held, then = std::move(then)](absl::StatusOr<Admitted> admitted) {
+                        [allowance = std::move(allowance), held,
+                         then = std::move(then)](absl::StatusOr<Admitted> admitted) {
                           if (!admitted.ok()) {
                             then(std::move(*held), admitted.status());
                             return;
                           }
-                          for (const auto& [key, value] : admitted->metadata)
-                            context->AddInitialMetadata(key, value);
+                          for (const auto& [key, value] : admitted->metadata) allowance(key, value);
                           held->admission = std::move(admitted->ticket);
                           if (admitted->degraded) {
                             held->route = admitted->route;

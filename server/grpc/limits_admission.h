@@ -22,10 +22,18 @@ struct RequestSize {
   bool text_output = true;
 };
 
+// Receives the remaining allowance ("x-turnpike-remaining-*") for the response's headers or
+// metadata; called before `then`, on the same thread.
+using AllowanceSink = std::function<void(const std::string& key, const std::string& value)>;
+
 // Runs `then` exactly once, inline or on the lease manager's thread: with the request admitted
 // (ticket, route and degraded set) and OK, or with the request as it was and the refusal.
 // Without an admission layer (env->admission null) `then` runs inline, admitted.
 void AdmitToLimits(CallEnv* env, grpc::ServerContext* context, ExchangeRequest request,
+                   const RequestSize& size,
+                   std::function<void(ExchangeRequest, absl::Status)> then);
+// The same for any front door: the allowance goes to `allowance`.
+void AdmitToLimits(CallEnv* env, AllowanceSink allowance, ExchangeRequest request,
                    const RequestSize& size,
                    std::function<void(ExchangeRequest, absl::Status)> then);
 
