@@ -400,6 +400,7 @@ void AttemptDriver::Done(absl::Status status) {
     event.provider = t.provider->name;
     event.model = t.model;
     event.credential = t.provider->credential;
+    event.provider_host = t.provider->host;
     event.attempts = planner_->attempts();
   }
   FillOutcome(status, event);
