@@ -1,6 +1,7 @@
 #include "server/usage/audit_evidence.h"
 
 #include <string>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 
@@ -18,6 +19,17 @@ const char* PolicyName(config::v1::ContentPolicy policy) {
     default:
       return "NONE";
   }
+}
+
+// `text` redacted, then cut to what is left of `budget`. The trail keeps no unredacted text
+// even under FULL: its entries can never be edited or erased without breaking the chain, so what
+// must stay erasable (PII, secrets) must never enter it. FULL text goes to the request log only.
+std::string Excerpt(const RequestContent& content, std::string_view text, size_t& budget,
+                    bool& truncated) {
+  RequestContent redacted_view;
+  redacted_view.policy = config::v1::CONTENT_POLICY_REDACTED;
+  redacted_view.redactor = content.redactor;
+  return PolicyText(redacted_view, text, budget, truncated);
 }
 
 }  // namespace
@@ -47,18 +59,18 @@ void FillContentEvidence(const RequestContent& content, size_t excerpt_max_bytes
   if (chat) {
     for (const auto& [role, text] : content.messages) {
       if (!request.empty()) request.push_back('\n');
-      absl::StrAppend(&request, role, ": ", PolicyText(content, text, budget, truncated));
+      absl::StrAppend(&request, role, ": ", Excerpt(content, text, budget, truncated));
     }
   } else {
     for (const std::string& input : content.inputs) {
       if (!request.empty()) request.push_back('\n');
-      absl::StrAppend(&request, PolicyText(content, input, budget, truncated));
+      absl::StrAppend(&request, Excerpt(content, input, budget, truncated));
     }
   }
   evidence.set_request_excerpt(std::move(request));
   if (chat) {
     budget = excerpt_max_bytes;
-    evidence.set_reply_excerpt(PolicyText(content, content.reply, budget, truncated));
+    evidence.set_reply_excerpt(Excerpt(content, content.reply, budget, truncated));
   }
   evidence.set_excerpt_truncated(truncated);
 }

@@ -1,7 +1,7 @@
 // The audit evidence a usage record carries (docs/audit.md): the provider's host and the content
 // policy always; under HASH the request's and reply's SHA-256 (the request log's canonical
-// form); under REDACTED redacted, truncated excerpts; under FULL the text. UsageRecorder fills
-// it on its digest thread and spools the record only then.
+// form); under REDACTED and FULL redacted, truncated excerpts (never the text itself).
+// UsageRecorder fills it on its digest thread and spools the record only then.
 #include "server/usage/audit_evidence.h"
 
 #include <cstdlib>
@@ -51,11 +51,14 @@ TEST(AuditEvidenceTest, RedactedExcerptsHoldPlaceholdersAndAreCut) {
   EXPECT_EQ(cut.request_excerpt().find("alice"), std::string::npos);
 }
 
-TEST(AuditEvidenceTest, FullKeepsTheTextAndEmbeddingsHaveNoReply) {
+TEST(AuditEvidenceTest, FullIsRedactedInTheTrailTooAndEmbeddingsHaveNoReply) {
+  // The trail is immutable: unredacted text never enters it, whatever the policy.
   auto content = Chat(config::v1::CONTENT_POLICY_FULL);
   usage::v1::AuditEvidence e;
-  FillContentEvidence(*content, 4, e);
-  EXPECT_EQ(e.reply_excerpt(), content->reply);
+  FillContentEvidence(*content, 2048, e);
+  EXPECT_EQ(e.content_policy(), "FULL");
+  EXPECT_EQ(e.reply_excerpt(), "Sent to [EMAIL].");
+  EXPECT_EQ(e.request_excerpt().find("alice"), std::string::npos);
   auto embed = std::make_shared<RequestContent>();
   embed->policy = config::v1::CONTENT_POLICY_HASH;
   embed->redactor = Redactor::Default();
