@@ -449,6 +449,11 @@ int Run() {
     metrics.AddCounter("turnpike_usage_records_dropped_total",
                        "Usage records not kept because the spool was full.",
                        [sp] { return static_cast<double>(sp->stats().dropped); });
+    UsageRecorder* rec = recorder.get();
+    metrics.AddCounter(
+        "turnpike_usage_inline_digests_total",
+        "Audit evidence hashed and redacted on a request's thread: the digest queue was full.",
+        [rec] { return static_cast<double>(rec->inline_digests()); });
   }
   RequestFinishedFanout finished(sinks);
   options.finished = &finished;
