@@ -49,7 +49,11 @@ const std::map<std::string, Access, std::less<>>& Table() {
       (*t)[admin + m] = kAdmin;
     }
     (*t)[admin + "ListAuditEntries"] = kAudit;
-    (*t)["/turnpike.audit.v1.AuditService/ListAdminChanges"] = kAudit;
+    // The chained trail holds request excerpts (under REDACTED or FULL routes): auditors and
+    // admins only, like the admin changes.
+    for (const char* m : {"ListAdminChanges", "QueryAudit", "VerifyAudit", "GetCheckpoint"}) {
+      (*t)[std::string("/turnpike.audit.v1.AuditService/") + m] = kAudit;
+    }
 
     (*t)["/turnpike.config.v1.ConfigDiscoveryService/Watch"] = kNode;
     (*t)["/turnpike.config.v1.ConfigDiscoveryService/ReportHealth"] = kNode;

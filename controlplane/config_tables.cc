@@ -1,5 +1,8 @@
 #include "controlplane/config_tables.h"
 
+#include "controlplane/audit_chain.h"
+#include "controlplane/proto_util.h"
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -187,7 +190,20 @@ absl::Status AppendAudit(SqliteDb& db, const AuditRecord& r) {
   else
     s.Bind(7, r.after_json);
   s.Bind(8, r.config_version);
-  return s.Run();
+  TP_RETURN_IF_ERROR(s.Run());
+  // The same change joins the hash-chained trail, in the same transaction (docs/audit.md).
+  TP_ASSIGN_OR_RETURN(int64_t seq, db.QueryInt("SELECT last_insert_rowid()"));
+  audit::v1::AdminChange change;
+  change.set_seq(seq);
+  *change.mutable_time() = ToTimestamp(r.time);
+  change.set_actor(r.actor);
+  change.set_action(r.action);
+  change.set_resource_type(r.resource_type);
+  change.set_resource_name(r.resource_name);
+  change.set_before_json(r.before_json);
+  change.set_after_json(r.after_json);
+  change.set_config_version(r.config_version);
+  return AppendAdminChangeEntry(db, change, r.time);
 }
 
 absl::StatusOr<std::vector<AuditRecord>> ListAudit(SqliteDb& db, int64_t before_sequence,

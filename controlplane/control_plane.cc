@@ -73,6 +73,13 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(Options option
   cp->ledger_ = std::make_unique<UsageLedger>(*cp->store_, clock, options.usage);
   cp->usage_service_ = std::make_unique<UsageServiceImpl>(*cp->ledger_, *cp->authenticator_);
   cp->PruneUsage();
+  std::unique_ptr<AuditSigner> signer;
+  if (!options.audit_signing_key_file.empty()) {
+    TP_ASSIGN_OR_RETURN(signer, AuditSigner::FromPemFile(options.audit_signing_key_file));
+  }
+  cp->audit_ = std::make_unique<AuditTrail>(*cp->store_, clock, std::move(signer), options.audit);
+  cp->audit_service_ = std::make_unique<AuditServiceImpl>(*cp->audit_);
+  cp->PruneAudit();
   TP_ASSIGN_OR_RETURN(cp->leases_, LeaseLedger::Create(*cp->store_, clock, options.leases));
   cp->PruneLeases();
   cp->budget_hub_ = BudgetWatchHub::Start(*cp->leases_, cp->cache_, clock, options.budget_watch);
@@ -127,6 +134,11 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(Options option
   cp->server_->GetHealthCheckService()->SetServingStatus(true);
   cp->sweeper_ = std::thread(
       [raw = cp.get(), interval = options.retire_sweep_interval] { raw->SweepLoop(interval); });
+  if (cp->audit_->signing()) {
+    cp->checkpointer_ = std::thread([raw = cp.get(), interval = options.audit_checkpoint_interval] {
+      raw->CheckpointLoop(interval);
+    });
+  }
   return cp;
 }
 
@@ -136,12 +148,40 @@ void ControlPlane::RegisterServices(ControlPlane& cp, grpc::ServerBuilder& build
   builder.RegisterService(cp.usage_service_.get());
   builder.RegisterService(cp.budget_service_.get());
   builder.RegisterService(cp.alert_service_.get());
+  builder.RegisterService(cp.audit_service_.get());
   builder.SetOption(std::make_unique<ServiceListOption>(&cp.service_names_));
 }
 
 ControlPlane::~ControlPlane() {
   Shutdown(absl::ZeroDuration());
   if (sweeper_.joinable()) sweeper_.join();
+  if (checkpointer_.joinable()) checkpointer_.join();
+}
+
+void ControlPlane::CheckpointLoop(absl::Duration interval) {
+  absl::MutexLock lock(&mu_);
+  while (!stopping_) {
+    if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval)) break;
+    mu_.Unlock();
+    SignCheckpoint();
+    mu_.Lock();
+  }
+}
+
+void ControlPlane::SignCheckpoint() {
+  absl::StatusOr<bool> signed_one = audit_->Checkpoint();
+  if (!signed_one.ok()) {
+    spdlog::warn("audit checkpoint failed: {}", signed_one.status().ToString());
+  }
+}
+
+void ControlPlane::PruneAudit() {
+  absl::StatusOr<int64_t> pruned = audit_->PruneExpired();
+  if (!pruned.ok()) {
+    spdlog::warn("audit retention sweep failed: {}", pruned.status().ToString());
+  } else if (*pruned > 0) {
+    spdlog::info("pruned {} audit entries covered by a checkpoint past the retention", *pruned);
+  }
 }
 
 void ControlPlane::SweepLoop(absl::Duration interval) {
@@ -157,6 +197,7 @@ void ControlPlane::SweepLoop(absl::Duration interval) {
     }
     PruneUsage();
     PruneLeases();
+    PruneAudit();
     mu_.Lock();
   }
 }
@@ -198,6 +239,11 @@ void ControlPlane::Shutdown(absl::Duration grace) {
     ShutdownPromptly(*server_, grace, [this] { return active_calls_.active(); });
   }
   if (sweeper_.joinable() && sweeper_.get_id() != std::this_thread::get_id()) sweeper_.join();
+  if (checkpointer_.joinable() && checkpointer_.get_id() != std::this_thread::get_id()) {
+    checkpointer_.join();
+  }
+  // The last entries get a checkpoint too, so a clean stop leaves nothing unsigned.
+  if (audit_ != nullptr && audit_->signing()) SignCheckpoint();
   absl::MutexLock lock(&mu_);
   stopped_ = true;
 }

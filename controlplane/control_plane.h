@@ -5,10 +5,11 @@
 // budget service and its watch hub (which also sweeps expired leases), the alert engine (rules
 // evaluated once here, webhooks delivered) with its service, and a background sweep that
 // retires credential versions whose grace period has ended and prunes usage records past their
-// retention and closed leases (also once at start). main() and in-process tests build it the same
-// way. Shutdown() first ends every watch and budget-watch stream (gateways reconnect elsewhere or
-// later), then stops the server,
-// letting in-flight admin calls finish within the grace period. Thread-safe.
+// retention and closed leases (also once at start), and the audit trail
+// (controlplane/audit_trail.h) with its service and a thread that signs checkpoints. main() and
+// in-process tests build it the same way. Shutdown() first ends every watch and budget-watch stream
+// (gateways reconnect elsewhere or later), then stops the server, letting in-flight admin calls
+// finish within the grace period. Thread-safe.
 #ifndef TURNPIKE_CONTROLPLANE_CONTROL_PLANE_H_
 #define TURNPIKE_CONTROLPLANE_CONTROL_PLANE_H_
 
@@ -30,6 +31,8 @@
 #include "controlplane/alerts/alert_rules.h"
 #include "controlplane/alerts/alert_service.h"
 #include "controlplane/alerts/alert_signals.h"
+#include "controlplane/audit_service.h"
+#include "controlplane/audit_trail.h"
 #include "controlplane/authenticator.h"
 #include "controlplane/budget/budget_service.h"
 #include "controlplane/budget/budget_watch_hub.h"
@@ -74,6 +77,12 @@ class ControlPlane {
     AlertEngine::Options alerts;
     // Where webhooks go; libcurl when null (tests may pass their own).
     HttpPoster* alert_poster = nullptr;
+    // The audit trail's checkpoint signing key (PEM Ed25519 private key); empty: entries are
+    // chained but no checkpoint is signed, and VerifyAudit/GetCheckpoint are refused.
+    std::string audit_signing_key_file;
+    // How often the head is signed when it moved (also once at shutdown).
+    absl::Duration audit_checkpoint_interval = absl::Minutes(1);
+    AuditTrail::Options audit;
   };
 
   // Opens the database, checks the master key, publishes the current snapshot and starts
@@ -94,6 +103,7 @@ class ControlPlane {
   SnapshotCache& cache() { return cache_; }
   DataPlaneRegistry& registry() { return registry_; }
   UsageLedger& ledger() { return *ledger_; }
+  AuditTrail& audit() { return *audit_; }
   LeaseLedger& leases() { return *leases_; }
   BudgetWatchHub& budget_hub() { return *budget_hub_; }
   IdentityStore& identities() { return *identities_; }
@@ -111,6 +121,9 @@ class ControlPlane {
   void SweepLoop(absl::Duration interval);
   void PruneUsage();
   void PruneLeases();
+  void PruneAudit();
+  void CheckpointLoop(absl::Duration interval);
+  void SignCheckpoint();
 
   // Set up by Start(), constant afterwards.
   std::unique_ptr<Store> store_;
@@ -124,6 +137,8 @@ class ControlPlane {
   std::unique_ptr<WatchService> watch_service_;
   std::unique_ptr<UsageLedger> ledger_;
   std::unique_ptr<UsageServiceImpl> usage_service_;
+  std::unique_ptr<AuditTrail> audit_;
+  std::unique_ptr<AuditServiceImpl> audit_service_;
   std::unique_ptr<LeaseLedger> leases_;
   std::unique_ptr<BudgetWatchHub> budget_hub_;
   std::unique_ptr<BudgetServiceImpl> budget_service_;
@@ -138,6 +153,7 @@ class ControlPlane {
   int port_ = 0;
   std::vector<std::string> service_names_;
   std::thread sweeper_;
+  std::thread checkpointer_;  // only with a signing key
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

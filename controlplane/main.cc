@@ -51,6 +51,14 @@ ABSL_FLAG(absl::Duration, tls_reload_interval, absl::Seconds(60),
 ABSL_FLAG(absl::Duration, usage_retention, absl::Hours(24 * 90),
           "how long raw usage records are kept (e.g. 2160h); hourly spend rollups are kept for "
           "good");
+ABSL_FLAG(std::string, audit_signing_key_file, "",
+          "PEM Ed25519 private key that signs the audit trail's checkpoints (make one with "
+          "`openssl genpkey -algorithm ed25519 -out FILE`; docs/audit.md); empty: entries are "
+          "chained but not signed");
+ABSL_FLAG(absl::Duration, audit_checkpoint_interval, absl::Minutes(1),
+          "how often the audit trail's head is signed when entries were added");
+ABSL_FLAG(absl::Duration, audit_retention, absl::ZeroDuration(),
+          "audit entries covered by a checkpoint older than this are pruned (0: kept for good)");
 ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(30),
           "how long a budget or rate-limit lease lives unless its gateway renews it (1s to 1h); "
           "a gateway that dies loses its lease this long after its last renewal");
@@ -204,6 +212,15 @@ int main(int argc, char** argv) {
   options.auth_throttle.max_delay = absl::GetFlag(FLAGS_auth_failure_max_delay);
   if (options.usage.retention <= absl::ZeroDuration()) {
     return Fail(absl::InvalidArgumentError("--usage_retention must be positive"));
+  }
+  options.audit_signing_key_file = absl::GetFlag(FLAGS_audit_signing_key_file);
+  options.audit_checkpoint_interval = absl::GetFlag(FLAGS_audit_checkpoint_interval);
+  options.audit.retention = absl::GetFlag(FLAGS_audit_retention);
+  if (options.audit_checkpoint_interval <= absl::ZeroDuration()) {
+    return Fail(absl::InvalidArgumentError("--audit_checkpoint_interval must be positive"));
+  }
+  if (options.audit.retention < absl::ZeroDuration()) {
+    return Fail(absl::InvalidArgumentError("--audit_retention must not be negative"));
   }
   options.leases.lease_ttl = absl::GetFlag(FLAGS_lease_ttl);
   if (absl::Status s = turnpike::controlplane::LeaseLedger::ValidateOptions(options.leases);

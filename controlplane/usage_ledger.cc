@@ -13,6 +13,7 @@
 #include "common/json_writer.h"
 #include "common/status.h"
 #include "common/status_macros.h"
+#include "controlplane/audit_chain.h"
 #include "controlplane/proto_util.h"
 #include "controlplane/usage_rows.h"
 #include "google/protobuf/struct.pb.h"
@@ -162,6 +163,8 @@ absl::StatusOr<UsageLedger::IngestResult> UsageLedger::Ingest(
           continue;
         }
         ++result.accepted;
+        // Its audit entry commits with it, so a resent record is never chained twice.
+        TP_RETURN_IF_ERROR(AppendRequestEntry(db, *r, absl::FromUnixMicros(received_us)));
         const int64_t start_us = ToMicros(r->start_time());
         newest = std::max(newest, start_us);
         RollupSums& sums = rollups[RollupKey((start_us / kHourUs) * kHourUs, r->capability(),

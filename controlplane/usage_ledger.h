@@ -1,10 +1,11 @@
 // UsageLedger keeps what every request used and cost (docs/usage.md): raw usage records keyed by
 // request id, so a resent batch is never counted twice, and hourly rollups by (hour, capability,
 // model, provider, caller) updated in the same BEGIN IMMEDIATE transaction as the raw rows they
-// sum. Raw rows older than the retention period are pruned (PruneExpired); rollups are kept, so
-// spend by the rollup dimensions stays answerable for good. It owns no thread: the control
-// plane calls PruneExpired from its sweep. Thread-safe (the Store serialises writes and reads;
-// the counters are atomics).
+// sum. Every newly stored record is appended to the audit trail's hash chain in the same
+// transaction (controlplane/audit_chain.h). Raw rows older than the retention period are pruned
+// (PruneExpired); rollups are kept, so spend by the rollup dimensions stays answerable for good. It
+// owns no thread: the control plane calls PruneExpired from its sweep. Thread-safe (the Store
+// serialises writes and reads; the counters are atomics).
 #ifndef TURNPIKE_CONTROLPLANE_USAGE_LEDGER_H_
 #define TURNPIKE_CONTROLPLANE_USAGE_LEDGER_H_
 

@@ -85,7 +85,8 @@ ABSL_FLAG(std::string, request_log, "off",
 ABSL_FLAG(int, request_log_max_mb, 100, "Rotate the request log file at this size, MiB (0: never)");
 ABSL_FLAG(int, request_log_keep, 5, "Rotated request log files kept (PATH.1 ... PATH.N)");
 ABSL_FLAG(int, request_log_excerpt_bytes, 2048,
-          "CONTENT_POLICY_REDACTED: most bytes of request text, and of reply text, per line");
+          "CONTENT_POLICY_REDACTED: most bytes of request text, and of reply text, per request-log "
+          "line and per audit entry");
 ABSL_FLAG(std::string, usage_spool_dir, "var/usage-spool",
           "With --control_plane: where usage records wait (fsynced) until the control plane has "
           "them; empty turns metering off");
@@ -426,21 +427,24 @@ int Run() {
                    recovered.recovered, recovered.truncated_bytes);
     }
     UsageSpool* full_spool = spool.get();
-    recorder =
-        std::make_unique<UsageRecorder>(*spool, NodeId(), full_policy == "reject", [full_spool] {
-          // At most one line a minute, however many records are dropped.
-          static std::atomic<int64_t> last_log_ns{0};
-          const int64_t now = absl::GetCurrentTimeNanos();
-          int64_t last = last_log_ns.load(std::memory_order_relaxed);
-          if (now - last < int64_t{60} * 1000000000 ||
-              !last_log_ns.compare_exchange_strong(last, now)) {
-            return;
-          }
-          spdlog::error(
-              "usage spool full: {} usage records dropped so far (is the control plane "
-              "reachable? see turnpike_usage_records_dropped_total)",
-              full_spool->stats().dropped);
-        });
+    UsageRecorder::Options recorder_options;
+    recorder_options.reject_when_full = full_policy == "reject";
+    recorder_options.excerpt_max_bytes =
+        static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_request_log_excerpt_bytes)));
+    recorder = std::make_unique<UsageRecorder>(*spool, NodeId(), recorder_options, [full_spool] {
+      // At most one line a minute, however many records are dropped.
+      static std::atomic<int64_t> last_log_ns{0};
+      const int64_t now = absl::GetCurrentTimeNanos();
+      int64_t last = last_log_ns.load(std::memory_order_relaxed);
+      if (now - last < int64_t{60} * 1000000000 ||
+          !last_log_ns.compare_exchange_strong(last, now)) {
+        return;
+      }
+      spdlog::error(
+          "usage spool full: {} usage records dropped so far (is the control plane "
+          "reachable? see turnpike_usage_records_dropped_total)",
+          full_spool->stats().dropped);
+    });
     sinks.push_back(recorder.get());
     UsageSpool* sp = spool.get();
     metrics.AddGauge("turnpike_usage_spool_bytes", "Usage records on disk or queued, bytes.",
@@ -451,6 +455,11 @@ int Run() {
     metrics.AddCounter("turnpike_usage_records_dropped_total",
                        "Usage records not kept because the spool was full.",
                        [sp] { return static_cast<double>(sp->stats().dropped); });
+    UsageRecorder* rec = recorder.get();
+    metrics.AddCounter(
+        "turnpike_usage_inline_digests_total",
+        "Audit evidence hashed and redacted on a request's thread: the digest queue was full.",
+        [rec] { return static_cast<double>(rec->inline_digests()); });
   }
   RequestFinishedFanout finished(sinks);
   options.finished = &finished;
@@ -570,6 +579,7 @@ int Run() {
   if (http_drain.joinable()) http_drain.join();
   // Every request has ended: its usage record is queued; make it durable before exiting (the
   // shipper sends it now or after the restart).
+  if (recorder != nullptr) recorder->Flush();
   if (spool != nullptr) spool->Flush();
   if (request_log != nullptr) request_log->Flush();
   for (auto& loop : loops) loop->Stop();

@@ -55,9 +55,14 @@ FAKE_PORT="$(cat "$RUN_DIR/fake.port")"
 # first admin token is var/dev/admin.token: written on the first `tools/dev up`, then kept, so an
 # exported TURNPIKE_ADMIN_TOKEN stays valid across restarts of the stack.
 rm -rf "$RUN_DIR"/turnpike.db* "$RUN_DIR"/gateway-snapshot.pb "$RUN_DIR"/usage-spool "$RUN_DIR"/node.token
+# The audit trail's checkpoint signing key (docs/audit.md): made once, then kept.
+[[ -f "$RUN_DIR/audit-signing.pem" ]] ||
+  openssl genpkey -algorithm ed25519 -out "$RUN_DIR/audit-signing.pem" 2>/dev/null
+chmod 600 "$RUN_DIR/audit-signing.pem"
 "$BUILD_DIR/controlplane/turnpike-control" --listen="$CONTROL_ADDR" --port_file="$RUN_DIR/control.port" \
   --db="$RUN_DIR/turnpike.db" --dev_insecure_master_key \
-  --bootstrap_admin_token_file="$RUN_DIR/admin.token" &
+  --bootstrap_admin_token_file="$RUN_DIR/admin.token" \
+  --audit_signing_key_file="$RUN_DIR/audit-signing.pem" --audit_checkpoint_interval=10s &
 pids+=($!)
 wait_for_file "$RUN_DIR/control.port" "control plane" "${pids[-1]}"
 TURNPIKE_ADMIN_TOKEN="$(cat "$RUN_DIR/admin.token")"

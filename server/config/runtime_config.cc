@@ -20,6 +20,16 @@
 namespace turnpike {
 namespace {
 
+// "https://user@api.example.com:8443/v1" -> "api.example.com:8443".
+std::string HostOfUrl(std::string_view url) {
+  const size_t scheme = url.find("://");
+  if (scheme != std::string_view::npos) url.remove_prefix(scheme + 3);
+  url = url.substr(0, url.find_first_of("/?#"));
+  const size_t at = url.rfind('@');
+  if (at != std::string_view::npos) url.remove_prefix(at + 1);
+  return std::string(url);
+}
+
 using config::v1::Provider;
 using config::v1::Snapshot;
 
@@ -157,6 +167,7 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
     entry->name = p.name();
     entry->kind = p.kind();
     entry->adapter = *std::move(adapter);
+    entry->host = HostOfUrl(p.base_url());
     if (!p.credential().empty()) {
       entry->credential = absl::StrCat(p.credential(), "@", p.credential_version());
     }

@@ -37,6 +37,9 @@ struct ProviderEntry {
   // Identifies the credential (never the secret): "name@version" from the control plane, empty
   // for a file config. Part of the upstream key, so a rotated credential starts healthy.
   std::string credential;
+  // The host (with its port, if the base URL names one) requests to this provider go to: the
+  // audit trail records it (docs/audit.md).
+  std::string host;
 };
 
 struct TargetEntry {

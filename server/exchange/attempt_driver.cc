@@ -401,6 +401,7 @@ void AttemptDriver::Done(absl::Status status) {
     event.model = t.model;
     event.credential = t.provider->credential;
     event.provider_kind = t.provider->kind;
+    event.provider_host = t.provider->host;
     event.attempts = planner_->attempts();
   }
   FillOutcome(status, event);

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include "common/json_writer.h"
+#include "common/redactor.h"
 
 namespace turnpike {
 
@@ -48,6 +49,16 @@ std::string Sha256Hex(std::string_view bytes) {
     out.push_back(kHex[digest[i] & 0xf]);
   }
   return out;
+}
+
+std::string PolicyText(const RequestContent& content, std::string_view text, size_t& budget,
+                       bool& truncated) {
+  if (content.policy == config::v1::CONTENT_POLICY_FULL) return std::string(text);
+  const std::string redacted = content.redactor->Redact(text);
+  const std::string_view kept = TruncateUtf8(redacted, budget);
+  if (kept.size() < redacted.size()) truncated = true;
+  budget -= kept.size();
+  return std::string(kept);
 }
 
 }  // namespace turnpike

@@ -46,6 +46,12 @@ struct RequestContent {
 std::string CanonicalRequest(const RequestContent& content);
 // Lower-case hex SHA-256 of `bytes`.
 std::string Sha256Hex(std::string_view bytes);
+// `text` as a sink may keep it under `content.policy`: whole under FULL; under REDACTED, passed
+// through the route's redactor and then cut to what is left of `budget` bytes (decreased by what
+// is kept; `truncated` set when cut). The whole text is redacted before the cut, so a secret is
+// never half kept. Call only under REDACTED or FULL.
+std::string PolicyText(const RequestContent& content, std::string_view text, size_t& budget,
+                       bool& truncated);
 
 struct RequestFinished {
   RequestMethod method = RequestMethod::kStreamCompletion;
@@ -67,6 +73,8 @@ struct RequestFinished {
   // UNSPECIFIED when no provider's model answered: refused, nothing attempted, or the reply came
   // from the response cache or the route's degradation.
   config::v1::ProviderKind provider_kind = config::v1::PROVIDER_KIND_UNSPECIFIED;
+  std::string credential;     // "name@version", never the secret
+  std::string provider_host;  // where the serving provider's requests went (host[:port])
 
   // The status the caller received (with its details).
   absl::Status status;

@@ -34,19 +34,10 @@ const char* PolicyName(config::v1::ContentPolicy policy) {
   }
 }
 
-// One text under the policy: redacted then cut to what is left of `budget` (REDACTED), or whole
-// (FULL). Redaction runs on the whole text before the cut, so a secret is never half kept.
+// One text under the policy (PolicyText, server/exchange/request_finished.h).
 void WriteText(JsonWriter& w, const RequestContent& content, std::string_view text, size_t& budget,
                bool& truncated) {
-  if (content.policy == config::v1::CONTENT_POLICY_FULL) {
-    w.String(text);
-    return;
-  }
-  const std::string redacted = content.redactor->Redact(text);
-  const std::string_view kept = TruncateUtf8(redacted, budget);
-  if (kept.size() < redacted.size()) truncated = true;
-  budget -= kept.size();
-  w.String(kept);
+  w.String(PolicyText(content, text, budget, truncated));
 }
 
 void WriteContent(JsonWriter& w, const RequestContent& content, size_t excerpt_max_bytes) {

@@ -1,6 +1,7 @@
 #include "server/usage/usage_recorder.h"
 
 #include "absl/status/status.h"
+#include "server/usage/audit_evidence.h"
 
 namespace turnpike {
 
@@ -57,11 +58,71 @@ usage::v1::UsageRecord ToUsageRecord(const RequestFinished& event, const std::st
   if (event.time_to_first_token != absl::InfiniteDuration()) {
     r.set_time_to_first_token_us(absl::ToInt64Microseconds(event.time_to_first_token));
   }
+  FillEvidenceHeader(event, *r.mutable_audit());
   return r;
 }
 
+UsageRecorder::UsageRecorder(UsageSpool& spool, std::string node_id, Options options,
+                             std::function<void()> on_dropped)
+    : spool_(spool),
+      node_id_(std::move(node_id)),
+      options_(options),
+      on_dropped_(std::move(on_dropped)),
+      digester_([this] { DigestLoop(); }) {}
+
+UsageRecorder::~UsageRecorder() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  digester_.join();
+}
+
 void UsageRecorder::OnRequestFinished(const RequestFinished& event) {
-  if (!spool_.Append(ToUsageRecord(event, node_id_)) && on_dropped_) on_dropped_();
+  Pending pending(ToUsageRecord(event, node_id_), event.content);
+  if (pending.second != nullptr) {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_ && queue_.size() < options_.digest_queue_capacity) {
+      queue_.push_back(std::move(pending));
+      ++accepted_;
+      return;
+    }
+  }
+  if (pending.second != nullptr) inline_digests_.fetch_add(1, std::memory_order_relaxed);
+  Spool(pending);
+}
+
+void UsageRecorder::Spool(Pending& pending) {
+  if (pending.second != nullptr) {
+    FillContentEvidence(*pending.second, options_.excerpt_max_bytes,
+                        *pending.first.mutable_audit());
+  }
+  if (!spool_.Append(pending.first) && on_dropped_) on_dropped_();
+}
+
+void UsageRecorder::DigestLoop() {
+  while (true) {
+    Pending pending;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+      mu_.Await(absl::Condition(&ready));
+      if (queue_.empty()) return;  // stopping, and nothing left
+      pending = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    Spool(pending);
+    absl::MutexLock lock(&mu_);
+    ++handled_;
+  }
+}
+
+void UsageRecorder::Flush() {
+  absl::MutexLock lock(&mu_);
+  const int64_t target = accepted_;
+  auto done = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return handled_ >= target; };
+  mu_.Await(absl::Condition(&done));
 }
 
 }  // namespace turnpike

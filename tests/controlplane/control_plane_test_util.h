@@ -1,10 +1,12 @@
 // A real in-process control plane (SQLite file in a temporary directory, gRPC on a loopback
 // port chosen by the kernel) for the watch-protocol and admin-service tests. It starts with an
 // admin token (role admin) that Channel() sends on every call; NodeChannel(node) sends a node
-// token issued for that node id, for the node RPCs (Watch, ReportHealth, ReportUsage).
+// token issued for that node id, for the node RPCs (Watch, ReportHealth, ReportUsage). The audit
+// trail signs checkpoints with <dir>/audit-signing.pem, made by the first start.
 #ifndef TURNPIKE_TESTS_CONTROLPLANE_CONTROL_PLANE_TEST_UTIL_H_
 #define TURNPIKE_TESTS_CONTROLPLANE_CONTROL_PLANE_TEST_UTIL_H_
 
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -12,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/bearer_channel.h"
 #include "common/clock.h"
+#include "controlplane/audit_signer.h"
 #include "controlplane/caller_keys.h"
 #include "controlplane/control_plane.h"
 #include "grpcpp/create_channel.h"
@@ -35,6 +38,14 @@ class ControlPlaneFixture : public ::testing::Test {
     o.bootstrap_admin_token = admin_token_;
     // The tests that send bad tokens send hundreds; the throttle has its own tests.
     o.auth_throttle.max_delay = absl::ZeroDuration();
+    // The audit trail signs checkpoints with a key made for the fixture (kept across restarts).
+    if (audit_key_file_.empty()) {
+      audit_key_file_ = dir_.File("audit-signing.pem");
+      std::ofstream(audit_key_file_) << GenerateAuditSigningKeyPem();
+    }
+    o.audit_signing_key_file = audit_key_file_;
+    o.audit_checkpoint_interval = audit_checkpoint_interval_;
+    o.audit = audit_options_;
     auto key = MasterKey::Parse(kTestMasterKey);
     ASSERT_TRUE(key.ok());
     auto cp = ControlPlane::Start(o, *key, Clock::Real());
@@ -79,6 +90,9 @@ class ControlPlaneFixture : public ::testing::Test {
 
   turnpike::testing::TempDir dir_;
   std::string admin_token_;
+  std::string audit_key_file_;
+  absl::Duration audit_checkpoint_interval_ = absl::Minutes(1);
+  AuditTrail::Options audit_options_;
   std::map<std::string, std::string> node_tokens_;
   std::unique_ptr<ControlPlane> cp_;
   int port_ = 0;

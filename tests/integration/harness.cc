@@ -269,8 +269,16 @@ ControlPlane::ControlPlane(const TempDir& dir, int port, std::vector<std::string
                                    "--dev_insecure_master_key",
                                    "--metrics_listen=127.0.0.1:0",
                                    "--bootstrap_admin_token_file=" + dir.File("admin.token"),
-                                   "--metrics_port_file=" + metrics_port_file};
+                                   "--metrics_port_file=" + metrics_port_file,
+                                   "--audit_signing_key_file=" + dir.File("audit-signing.pem"),
+                                   "--audit_checkpoint_interval=1s"};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
+  // The audit trail's checkpoint key, made by the first start and kept by restarts.
+  if (!std::filesystem::exists(dir.File("audit-signing.pem"))) {
+    const std::string make_key = "openssl genpkey -algorithm ed25519 -out '" +
+                                 dir.File("audit-signing.pem") + "' 2>/dev/null";
+    if (std::system(make_key.c_str()) != 0) ADD_FAILURE() << "cannot run: " << make_key;
+  }
   process_ = std::make_unique<Process>(ControlBinary(), args, dir.File("control.log"));
   port_ = WaitForPort(port_file, *process_);
   if (port_ > 0) metrics_port_ = WaitForPort(metrics_port_file, *process_);

@@ -89,7 +89,9 @@ class FakeProvider {
 };
 
 // A turnpike-control process on the database <dir>/turnpike.db with the development master key
-// and the admin token in <dir>/admin.token (written by the first start, reused by restarts).
+// and the admin token in <dir>/admin.token (written by the first start, reused by restarts). It
+// signs audit checkpoints every second with the key <dir>/audit-signing.pem (made by the first
+// start with the openssl CLI).
 // `port` 0 picks a free port; a restart passes the previous run's port (and the same dir) to come
 // back on the same address and database. Its log is <dir>/control.log, appended to by restarts.
 class ControlPlane {

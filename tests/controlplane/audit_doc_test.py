@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Replays docs/audit.md against a live turnpike-control.
+
+Starts the control plane on free ports in a temp dir with an Ed25519 signing key (made with the
+openssl CLI) and a 1 s checkpoint interval, makes one admin change, seeds ten usage records with
+audit evidence through ReportUsage, waits for a checkpoint, then runs EVERY line of the doc's
+```sh blocks in order, exactly as written (pipes and redirections too), through bash with
+tools/grpcurl-shim on PATH as `grpcurl` and turnpike-audit-verify as itself; localhost:50052
+points at the control plane and var/dev/turnpike.db at its database. Each must exit 0, each
+grpcurl line must be refused without its authorization header, and each must show what the doc
+says (the caller's five entries, one request, the admin change, an intact chain, the offline
+verdict).
+
+usage: audit_doc_test.py --control=PATH --verify=PATH --buf=PATH --shim=PATH --doc=docs/audit.md
+Without buf, jq or openssl it prints SKIP (exit 0), except under CI=true, where that is a failure.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from doc_lines import extract_sh_lines
+
+CONTROL_ADDR = "localhost:50052"
+DEV_DB = "var/dev/turnpike.db"
+
+
+def wait_for_file(path, proc, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and open(path).read().strip():
+            return int(open(path).read().strip())
+        if proc.poll() is not None:
+            return None
+        time.sleep(0.02)
+    return None
+
+
+def seed_records():
+    out = []
+    for i in range(10):
+        billing = i % 2 == 0
+        out.append({
+            "requestId": f"doc-req-{i}", "nodeId": "gw-1",
+            "caller": "billing" if billing else "search", "capability": "summaries",
+            "provider": "openai" if billing else "anthropic", "model": "m", "status": "OK",
+            "startTime": f"2026-12-01T10:0{i}:00Z", "inputTokens": "100", "outputTokens": "20",
+            "audit": {"providerHost": "api.openai.com" if billing else "api.anthropic.com",
+                      "contentPolicy": "HASH", "requestSha256": "a" * 64,
+                      "replySha256": "b" * 64}})
+    return out
+
+
+def check_line(line, r):
+    """What the doc promises each line shows; an error message or None."""
+    out = r.stdout
+    if r.returncode != 0:
+        return f"exit {r.returncode}:\n{out}{r.stderr}"
+    if line.startswith("turnpike-audit-verify"):
+        if not json.loads(out).get("intact"):
+            return f"the offline verifier did not find the trail intact:\n{out}"
+        return None
+    if "QueryAudit" in line and '"caller": "billing"' in line:
+        entries = json.loads(out).get("entries", [])
+        ids = [e["entry"]["request"]["requestId"] for e in entries]
+        if ids != [f"doc-req-{i}" for i in (0, 2, 4, 6, 8)]:
+            return f"not billing's five requests to openai:\n{out}"
+        if entries[0]["entry"]["request"]["audit"]["providerHost"] != "api.openai.com":
+            return f"no provider host:\n{out}"
+    if "QueryAudit" in line and "doc-req-3" in line:
+        if len(json.loads(out).get("entries", [])) != 1:
+            return f"not exactly one entry:\n{out}"
+    if "ListAdminChanges" in line:
+        if not json.loads(out).get("changes"):
+            return f"no admin change listed:\n{out}"
+    if "VerifyAudit" in line:
+        v = json.loads(out)
+        if not v.get("intact") or int(v.get("size", 0)) != 11:
+            return f"the chain (1 admin change, 10 requests) is not intact:\n{out}"
+    return None
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--control", required=True)
+    p.add_argument("--verify", required=True)
+    p.add_argument("--buf", required=True)
+    p.add_argument("--shim", required=True)
+    p.add_argument("--doc", required=True)
+    opts = p.parse_args()
+    missing = [what for what, ok in (("buf", os.access(opts.buf, os.X_OK)),
+                                     ("jq", shutil.which("jq") is not None),
+                                     ("openssl", shutil.which("openssl") is not None)) if not ok]
+    if missing:
+        msg = f"{' and '.join(missing)} not found (tools/dev installs them)"
+        if os.environ.get("CI") == "true":
+            print(msg)
+            return 1
+        print(f"SKIP: {msg}")
+        return 0
+    lines = extract_sh_lines(opts.doc)
+    assert any("VerifyAudit" in line for line in lines), "no VerifyAudit line found"
+    assert any(line.startswith("turnpike-audit-verify --db") for line in lines)
+
+    with tempfile.TemporaryDirectory(prefix="tp-audit-doc-") as tmp:
+        bindir = os.path.join(tmp, "bin")
+        os.mkdir(bindir)
+        os.symlink(os.path.realpath(opts.shim), os.path.join(bindir, "grpcurl"))
+        os.symlink(os.path.realpath(opts.verify), os.path.join(bindir, "turnpike-audit-verify"))
+        env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}",
+                   TURNPIKE_BUF=os.path.realpath(opts.buf))
+        key = os.path.join(tmp, "audit-signing.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", key], check=True,
+                       capture_output=True)
+        log = open(os.path.join(tmp, "control.log"), "w+")
+        proc = subprocess.Popen([
+            opts.control, "--listen=127.0.0.1:0", f"--db={tmp}/var/turnpike.db",
+            f"--port_file={tmp}/control.port", f"--audit_signing_key_file={key}",
+            "--audit_checkpoint_interval=1s",
+            f"--bootstrap_admin_token_file={tmp}/admin.token", "--auth_failure_max_delay=0",
+            "--dev_insecure_master_key"], stdout=log, stderr=subprocess.STDOUT)
+
+        def control_log():
+            log.flush()
+            log.seek(0)
+            return log.read()
+
+        def call(token, method, body):
+            return subprocess.run(["grpcurl", "-plaintext", "-H", f"authorization: Bearer {token}",
+                                   "-d", json.dumps(body), address, method],
+                                  env=env, capture_output=True, text=True, timeout=30)
+
+        try:
+            port = wait_for_file(f"{tmp}/control.port", proc)
+            if port is None:
+                print(f"turnpike-control did not start:\n{control_log()}")
+                return 1
+            address = f"127.0.0.1:{port}"
+            admin_token = open(f"{tmp}/admin.token").read().strip()
+            env.update(TURNPIKE_ADMIN_TOKEN=admin_token)
+            r = call(admin_token, "turnpike.admin.v1.AdminService/CreateProvider",
+                     {"provider": {"spec": {"name": "local-vllm",
+                                            "kind": "PROVIDER_KIND_OPENAI_COMPATIBLE",
+                                            "baseUrl": "http://127.0.0.1:8000/v1"}}})
+            if r.returncode != 0:
+                print(f"CreateProvider failed:\n{r.stdout}{r.stderr}")
+                return 1
+            r = call(admin_token, "turnpike.admin.v1.AdminService/CreateNodeToken",
+                     {"name": "gw-1", "nodeId": "gw-1"})
+            if r.returncode != 0:
+                print(f"CreateNodeToken failed:\n{r.stdout}{r.stderr}")
+                return 1
+            r = call(json.loads(r.stdout)["token"], "turnpike.usage.v1.UsageService/ReportUsage",
+                     {"records": seed_records()})
+            if r.returncode != 0 or json.loads(r.stdout).get("accepted") != 10:
+                print(f"seeding failed:\n{r.stdout}{r.stderr}")
+                return 1
+            deadline = time.monotonic() + 20
+            while True:
+                r = call(admin_token, "turnpike.audit.v1.AuditService/GetCheckpoint", {})
+                if r.returncode == 0 and json.loads(r.stdout).get("checkpoint", {}).get("size") == "11":
+                    break
+                if time.monotonic() > deadline:
+                    print(f"no checkpoint of the 11 entries:\n{r.stdout}{r.stderr}")
+                    return 1
+                time.sleep(0.1)
+
+            for n, line in enumerate(lines, 1):
+                cmd = line.replace(CONTROL_ADDR, address).replace(DEV_DB, f"{tmp}/var/turnpike.db")
+                if line.startswith("grpcurl"):
+                    header = re.search(r'-H "authorization: Bearer \$TURNPIKE_ADMIN_TOKEN" ', cmd)
+                    if header is None:
+                        print(f"line {n} has no authorization header:\n  {line}")
+                        return 1
+                    bare = cmd.replace(header.group(0), "")
+                    r = subprocess.run(["bash", "-o", "pipefail", "-c", bare], cwd=tmp, env=env,
+                                       capture_output=True, text=True, timeout=60)
+                    if r.returncode == 0 or "unauthenticated" not in (r.stdout + r.stderr).lower():
+                        print(f"line {n} without its header was not refused:\n  {bare}\n"
+                              f"{r.stdout}{r.stderr}")
+                        return 1
+                elif not line.startswith("turnpike-audit-verify"):
+                    print(f"line {n} is neither grpcurl nor turnpike-audit-verify:\n  {line}")
+                    return 1
+                r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=tmp, env=env,
+                                   capture_output=True, text=True, timeout=60)
+                problem = check_line(line, r)
+                if problem:
+                    print(f"line {n} failed:\n  {line}\n{problem}")
+                    return 1
+            print(f"ran all {len(lines)} lines of {opts.doc} against the control plane")
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                code = proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = "timeout"
+        if code != 0:
+            print(f"turnpike-control exited with {code} after SIGTERM:\n{control_log()}")
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
