@@ -1,5 +1,5 @@
 // AlertRules is the admin side of alerting: rules and notification channels kept in SQLite
-// (migrations/0005_alerts.sql), validated on the way in. A channel's URL and PagerDuty routing key
+// (migrations/0006_alerts.sql), validated on the way in. A channel's URL and PagerDuty routing key
 // are sealed with the SecretBox like provider credentials; lists show only the URL's scheme and
 // host and a fingerprint, and only the notifier opens them (OpenChannel). Libraries return errors
 // and do not log: nothing here ever puts a URL or key in a status message. Thread-safe (the Store
