@@ -73,7 +73,6 @@ struct RequestFinished {
   // UNSPECIFIED when no provider's model answered: refused, nothing attempted, or the reply came
   // from the response cache or the route's degradation.
   config::v1::ProviderKind provider_kind = config::v1::PROVIDER_KIND_UNSPECIFIED;
-  std::string credential;     // "name@version", never the secret
   std::string provider_host;  // where the serving provider's requests went (host[:port])
 
   // The status the caller received (with its details).

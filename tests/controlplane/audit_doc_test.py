@@ -17,29 +17,16 @@ Without buf, jq or openssl it prints SKIP (exit 0), except under CI=true, where 
 import argparse
 import json
 import os
-import re
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
 from doc_lines import extract_sh_lines
+from doc_stack import (ControlProcess, missing_tools, refused_without_header, run_line,
+                       shim_env)
 
-CONTROL_ADDR = "localhost:50052"
 DEV_DB = "var/dev/turnpike.db"
-
-
-def wait_for_file(path, proc, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path) and open(path).read().strip():
-            return int(open(path).read().strip())
-        if proc.poll() is not None:
-            return None
-        time.sleep(0.02)
-    return None
 
 
 def seed_records():
@@ -94,42 +81,21 @@ def main():
     p.add_argument("--shim", required=True)
     p.add_argument("--doc", required=True)
     opts = p.parse_args()
-    missing = [what for what, ok in (("buf", os.access(opts.buf, os.X_OK)),
-                                     ("jq", shutil.which("jq") is not None),
-                                     ("openssl", shutil.which("openssl") is not None)) if not ok]
-    if missing:
-        msg = f"{' and '.join(missing)} not found (tools/dev installs them)"
-        if os.environ.get("CI") == "true":
-            print(msg)
-            return 1
-        print(f"SKIP: {msg}")
-        return 0
+    code = missing_tools(opts.buf, also=("jq", "openssl"))
+    if code is not None:
+        return code
     lines = extract_sh_lines(opts.doc)
     assert any("VerifyAudit" in line for line in lines), "no VerifyAudit line found"
     assert any(line.startswith("turnpike-audit-verify --db") for line in lines)
 
     with tempfile.TemporaryDirectory(prefix="tp-audit-doc-") as tmp:
-        bindir = os.path.join(tmp, "bin")
-        os.mkdir(bindir)
-        os.symlink(os.path.realpath(opts.shim), os.path.join(bindir, "grpcurl"))
-        os.symlink(os.path.realpath(opts.verify), os.path.join(bindir, "turnpike-audit-verify"))
-        env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}",
-                   TURNPIKE_BUF=os.path.realpath(opts.buf))
+        env = shim_env(tmp, opts.shim, opts.buf)
+        os.symlink(os.path.realpath(opts.verify), os.path.join(tmp, "bin", "turnpike-audit-verify"))
         key = os.path.join(tmp, "audit-signing.pem")
         subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", key], check=True,
                        capture_output=True)
-        log = open(os.path.join(tmp, "control.log"), "w+")
-        proc = subprocess.Popen([
-            opts.control, "--listen=127.0.0.1:0", f"--db={tmp}/var/turnpike.db",
-            f"--port_file={tmp}/control.port", f"--audit_signing_key_file={key}",
-            "--audit_checkpoint_interval=1s",
-            f"--bootstrap_admin_token_file={tmp}/admin.token", "--auth_failure_max_delay=0",
-            "--dev_insecure_master_key"], stdout=log, stderr=subprocess.STDOUT)
-
-        def control_log():
-            log.flush()
-            log.seek(0)
-            return log.read()
+        control = ControlProcess(opts.control, tmp, [f"--audit_signing_key_file={key}",
+                                                     "--audit_checkpoint_interval=1s"])
 
         def call(token, method, body):
             return subprocess.run(["grpcurl", "-plaintext", "-H", f"authorization: Bearer {token}",
@@ -137,12 +103,10 @@ def main():
                                   env=env, capture_output=True, text=True, timeout=30)
 
         try:
-            port = wait_for_file(f"{tmp}/control.port", proc)
-            if port is None:
-                print(f"turnpike-control did not start:\n{control_log()}")
+            if not control.started():
                 return 1
-            address = f"127.0.0.1:{port}"
-            admin_token = open(f"{tmp}/admin.token").read().strip()
+            address = control.address
+            admin_token = control.admin_token
             env.update(TURNPIKE_ADMIN_TOKEN=admin_token)
             r = call(admin_token, "turnpike.admin.v1.AdminService/CreateProvider",
                      {"provider": {"spec": {"name": "local-vllm",
@@ -172,39 +136,23 @@ def main():
                 time.sleep(0.1)
 
             for n, line in enumerate(lines, 1):
-                cmd = line.replace(CONTROL_ADDR, address).replace(DEV_DB, f"{tmp}/var/turnpike.db")
+                cmd = line.replace(DEV_DB, f"{tmp}/var/turnpike.db")
                 if line.startswith("grpcurl"):
-                    header = re.search(r'-H "authorization: Bearer \$TURNPIKE_ADMIN_TOKEN" ', cmd)
-                    if header is None:
-                        print(f"line {n} has no authorization header:\n  {line}")
-                        return 1
-                    bare = cmd.replace(header.group(0), "")
-                    r = subprocess.run(["bash", "-o", "pipefail", "-c", bare], cwd=tmp, env=env,
-                                       capture_output=True, text=True, timeout=60)
-                    if r.returncode == 0 or "unauthenticated" not in (r.stdout + r.stderr).lower():
-                        print(f"line {n} without its header was not refused:\n  {bare}\n"
-                              f"{r.stdout}{r.stderr}")
+                    problem = refused_without_header(n, cmd, address, tmp, env)
+                    if problem:
+                        print(problem)
                         return 1
                 elif not line.startswith("turnpike-audit-verify"):
                     print(f"line {n} is neither grpcurl nor turnpike-audit-verify:\n  {line}")
                     return 1
-                r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=tmp, env=env,
-                                   capture_output=True, text=True, timeout=60)
-                problem = check_line(line, r)
+                problem = check_line(line, run_line(cmd, address, tmp, env))
                 if problem:
                     print(f"line {n} failed:\n  {line}\n{problem}")
                     return 1
             print(f"ran all {len(lines)} lines of {opts.doc} against the control plane")
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                code = proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = "timeout"
-        if code != 0:
-            print(f"turnpike-control exited with {code} after SIGTERM:\n{control_log()}")
+            stopped = control.stop()
+        if not stopped:
             return 1
     return 0
 
