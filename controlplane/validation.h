@@ -7,6 +7,8 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "common/status.h"
@@ -22,6 +24,11 @@ enum class SpecMode { kAdmin, kSnapshot };
 // gateway's config-file rule, so a file config can move to the control plane unchanged).
 bool IsValidName(std::string_view name);
 void ValidateName(std::string_view name, const std::string& path, Violations& v);
+
+// Every target of `r` with its field path under `path`: the route's own targets, then each tier
+// chain's, then each variant's (docs/routing.md).
+std::vector<std::pair<std::string, const config::v1::Target*>> AllRouteTargets(
+    const config::v1::Route& r, const std::string& path);
 
 void ValidateProvider(const config::v1::Provider& p, const std::string& path, SpecMode mode,
                       Violations& v);

@@ -49,7 +49,12 @@ GatewayMetrics::GatewayMetrics()
       cost_(registry_.AddCounter("turnpike_cost_usd_micros_total",
                                  "Cost of finished requests in micro-dollars as their callers were "
                                  "told, by capability, provider and model.",
-                                 {"capability", "provider", "model"})) {
+                                 {"capability", "provider", "model"})),
+      routed_(registry_.AddCounter(
+          "turnpike_routed_requests_total",
+          "Requests served by a route's tier chain or variant (docs/routing.md), by capability, "
+          "tier chain, variant, the provider and model that answered, and gRPC code.",
+          {"capability", "tier_chain", "variant", "provider", "model", "code"})) {
   auto& duration = registry_.AddHistogram("turnpike_request_duration_seconds",
                                           "Wall time of finished requests, by method.",
                                           RequestDurationBuckets(), {"method"});
@@ -92,6 +97,13 @@ void GatewayMetrics::RecordUsage(const std::string& capability, const std::strin
     if (count > 0) tokens_.With({capability, provider, model, type}).Add(count);
   }
   if (cost_usd_micros > 0) cost_.With({capability, provider, model}).Add(cost_usd_micros);
+}
+
+void GatewayMetrics::RecordRouted(const std::string& capability, const std::string& tier_chain,
+                                  const std::string& variant, const std::string& provider,
+                                  const std::string& model, absl::StatusCode code) {
+  routed_.With({capability, tier_chain, variant, provider, model, absl::StatusCodeToString(code)})
+      .Add();
 }
 
 void GatewayMetrics::RecordOverhead(Method method, int64_t nanos) {

@@ -28,6 +28,10 @@ void RequestTelemetry::OnRequestFinished(const RequestFinished& event) {
                       event.output_tokens, event.reasoning_output_tokens},
           event.cost_usd_micros);
     }
+    if (!event.tier_chain.empty() || !event.variant.empty()) {
+      metrics_->RecordRouted(event.capability, event.tier_chain, event.variant, event.provider,
+                             event.model, event.status.code());
+    }
     for (const v1::Attempt& a : event.attempts) {
       metrics_->RecordAttempt(a.provider(), a.model(),
                               v1::AttemptDisposition_Name(a.disposition()));
