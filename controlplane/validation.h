@@ -33,7 +33,8 @@ std::vector<std::pair<std::string, const config::v1::Target*>> AllRouteTargets(
 void ValidateProvider(const config::v1::Provider& p, const std::string& path, SpecMode mode,
                       Violations& v);
 // kAdmin also checks the resilience settings (timeouts, retry, circuit_breaker, cache,
-// degradation, target tiers and weights) with the gateway's limits (common/route_settings.h),
+// degradation, target tiers and weights, and the routing rules: tier chains, variants, target
+// selection) with the gateway's limits (common/route_settings.h),
 // and the admission settings (on_rate_limited, admission_queue bounds).
 void ValidateRoute(const config::v1::Route& r, const std::string& path, SpecMode mode,
                    Violations& v);
