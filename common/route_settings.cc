@@ -1,5 +1,9 @@
 #include "common/route_settings.h"
 
+#include <set>
+#include <utility>
+
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/redactor.h"
 
@@ -89,18 +93,107 @@ void CheckDegradation(const config::v1::DegradationPolicy& d, const std::string&
   }
 }
 
-void CheckTargets(const config::v1::Route& r, const std::string& path, Checker& c) {
+void CheckTargets(const google::protobuf::RepeatedPtrField<config::v1::Target>& targets,
+                  const std::string& path, Checker& c) {
   int with_tier = 0;
-  for (const auto& target : r.targets()) with_tier += target.has_tier() ? 1 : 0;
-  if (with_tier != 0 && with_tier != r.targets_size()) {
-    c.Add(path + ".targets", "either every target sets a tier or none does");
+  for (const auto& target : targets) with_tier += target.has_tier() ? 1 : 0;
+  if (with_tier != 0 && with_tier != targets.size()) {
+    c.Add(path, "either every target sets a tier or none does");
   }
-  for (int j = 0; j < r.targets_size(); ++j) {
-    const std::string tp = absl::StrCat(path, ".targets[", j, "]");
-    if (r.targets(j).tier() < 0) c.Add(tp + ".tier", "must be >= 0");
-    if (r.targets(j).weight() > l::kMaxWeight) {
+  for (int j = 0; j < targets.size(); ++j) {
+    const std::string tp = absl::StrCat(path, "[", j, "]");
+    if (targets[j].tier() < 0) c.Add(tp + ".tier", "must be >= 0");
+    if (targets[j].weight() > l::kMaxWeight) {
       c.Add(tp + ".weight", "must be at most 1,000 (0 means 1)");
     }
+  }
+}
+
+// A chain of a routing rule (tier chain or variant): non-empty, bounded, no target twice, and
+// the tier and weight rules of Route.targets. Providers are checked by each service.
+void CheckChain(const google::protobuf::RepeatedPtrField<config::v1::Target>& targets,
+                const std::string& path, Checker& c) {
+  if (targets.empty()) {
+    c.Add(path, "needs at least one target");
+    return;
+  }
+  if (targets.size() > static_cast<int>(l::kMaxChainTargets)) {
+    c.Add(path, absl::StrCat("has more than ", l::kMaxChainTargets, " targets"));
+  }
+  std::set<std::pair<std::string, std::string>> seen;
+  for (int j = 0; j < targets.size(); ++j) {
+    const std::string tp = absl::StrCat(path, "[", j, "]");
+    if (targets[j].provider().empty()) c.Add(tp + ".provider", "must be set");
+    if (targets[j].model().empty()) c.Add(tp + ".model", "must be set");
+    if (!seen.emplace(targets[j].provider(), targets[j].model()).second) {
+      c.Add(tp, "repeats an earlier target");
+    }
+  }
+  CheckTargets(targets, path, c);
+}
+
+bool ValidRuleName(const std::string& name) {
+  if (name.empty() || name.size() > 128) return false;
+  for (char ch : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '_' &&
+        ch != '-') {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Tier chains, variants and the target selection (docs/routing.md).
+void CheckRoutingRules(const config::v1::Route& r, const std::string& p, Checker& c) {
+  if (r.tier_chains_size() > static_cast<int>(l::kMaxTierChains)) {
+    c.Add(p + ".tier_chains", absl::StrCat("at most ", l::kMaxTierChains, " tier chains"));
+  }
+  std::set<std::string> tiers;
+  for (int i = 0; i < r.tier_chains_size(); ++i) {
+    const auto& chain = r.tier_chains(i);
+    const std::string cp = absl::StrCat(p, ".tier_chains[", i, "]");
+    if (!ValidRuleName(chain.tier())) {
+      c.Add(cp + ".tier", "must be 1-128 characters of [A-Za-z0-9._-]");
+    } else if (!tiers.insert(chain.tier()).second) {
+      c.Add(cp + ".tier", absl::StrCat("repeats tier \"", chain.tier(), "\""));
+    }
+    CheckChain(chain.targets(), cp + ".targets", c);
+  }
+  if (r.variants_size() > static_cast<int>(l::kMaxVariants)) {
+    c.Add(p + ".variants", absl::StrCat("at most ", l::kMaxVariants, " variants"));
+  }
+  std::set<std::string> names;
+  std::set<std::string> callers;
+  uint64_t percent = 0;
+  for (int i = 0; i < r.variants_size(); ++i) {
+    const auto& variant = r.variants(i);
+    const std::string vp = absl::StrCat(p, ".variants[", i, "]");
+    if (!ValidRuleName(variant.name())) {
+      c.Add(vp + ".name", "must be 1-128 characters of [A-Za-z0-9._-]");
+    } else if (!names.insert(variant.name()).second) {
+      c.Add(vp + ".name", absl::StrCat("repeats variant \"", variant.name(), "\""));
+    }
+    CheckChain(variant.targets(), vp + ".targets", c);
+    if (variant.percent() > 100) c.Add(vp + ".percent", "must be between 0 and 100");
+    percent += variant.percent();
+    for (int j = 0; j < variant.callers_size(); ++j) {
+      const std::string kp = absl::StrCat(vp, ".callers[", j, "]");
+      if (!ValidRuleName(variant.callers(j))) {
+        c.Add(kp, "must be 1-128 characters of [A-Za-z0-9._-]");
+      } else if (!callers.insert(variant.callers(j)).second) {
+        c.Add(kp, absl::StrCat("caller \"", variant.callers(j), "\" is already in a variant"));
+      }
+    }
+    if (variant.percent() == 0 && variant.callers_size() == 0) {
+      c.Add(vp, "receives no traffic: set percent or callers");
+    }
+  }
+  if (percent > 100) {
+    c.Add(p + ".variants", absl::StrCat("percentages add up to ", percent, "; at most 100"));
+  }
+  if (!config::v1::TargetSelection_IsValid(r.target_selection())) {
+    c.Add(p + ".target_selection",
+          "must be TARGET_SELECTION_WEIGHTED or TARGET_SELECTION_LEAST_LATENCY");
   }
 }
 
@@ -130,13 +223,14 @@ std::vector<FieldViolation> ValidateRouteSettings(const config::v1::Route& route
   std::vector<FieldViolation> out;
   Checker c(out);
   const std::string p(path);
-  CheckTargets(route, p, c);
+  CheckTargets(route.targets(), p + ".targets", c);
   CheckTimeouts(route.timeouts(), p + ".timeouts", c);
   CheckRetry(route.retry(), p + ".retry", c);
   CheckBreaker(route.circuit_breaker(), p + ".circuit_breaker", c);
   CheckCache(route.cache(), p + ".cache", c);
   CheckDegradation(route.degradation(), p + ".degradation", c);
   CheckContent(route, p, c);
+  CheckRoutingRules(route, p, c);
   return out;
 }
 

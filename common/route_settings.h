@@ -61,9 +61,15 @@ inline constexpr SettingLimits kCacheMaxBytes{1'024, int64_t{1} << 30, 16 << 20}
 inline constexpr size_t kMaxStaticResponseBytes = 65'536;
 // Target.weight (0 means 1).
 inline constexpr uint32_t kMaxWeight = 1'000;
+// Routing rules (docs/routing.md): tier chains and variants per route, targets per chain.
+inline constexpr size_t kMaxTierChains = 16;
+inline constexpr size_t kMaxVariants = 8;
+inline constexpr size_t kMaxChainTargets = 16;
 }  // namespace route_limits
 
-// Checks the resilience settings of `route` against the limits above: every bad field, in field
+// Checks the resilience settings and routing rules (tier chains, variants: names unique and
+// well formed, chains non-empty, percentages adding up to at most 100) of `route` against the
+// limits above: every bad field, in field
 // order, with paths under `path` (the route's own path, e.g. "routes[0]" or "route.spec").
 // Empty if they are all valid. Does not check the capability, the targets' providers and models,
 // or default_max_tokens (each service checks those against what it knows).

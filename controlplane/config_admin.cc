@@ -1,5 +1,7 @@
 #include "controlplane/config_admin.h"
 
+#include <set>
+
 #include <limits>
 
 #include "absl/strings/match.h"
@@ -125,19 +127,39 @@ struct Traits<admin::v1::Route> {
     ValidateRoute(s, path, SpecMode::kAdmin, v);
   }
   static std::optional<std::string> Ref(const Spec&) { return std::nullopt; }
+  // Every target of every chain (the route's own, its tier chains and variants) names a provider,
+  // and every tier chain a tier some caller has (docs/routing.md).
   static absl::Status CheckRefs(SqliteDb& db, const Spec& s) {
-    for (int i = 0; i < s.targets_size(); ++i) {
-      TP_ASSIGN_OR_RETURN(auto p, GetSpecRow(db, kProvidersTable, s.targets(i).provider()));
+    for (const auto& [field, target] : AllRouteTargets(s, "route.spec")) {
+      TP_ASSIGN_OR_RETURN(auto p, GetSpecRow(db, kProvidersTable, target->provider()));
       if (!p.has_value()) {
-        return MissingReference(absl::StrCat("route.spec.targets[", i, "].provider"),
-                                absl::StrCat("provider \"", s.targets(i).provider(), "\""));
+        return MissingReference(absl::StrCat(field, ".provider"),
+                                absl::StrCat("provider \"", target->provider(), "\""));
+      }
+    }
+    if (s.tier_chains_size() > 0) {
+      TP_ASSIGN_OR_RETURN(std::vector<SpecRow> rows, ListSpecRows(db, kCallersTable, "", 0));
+      std::set<std::string> tiers;
+      for (const SpecRow& row : rows) {
+        config::v1::Caller c;
+        TP_RETURN_IF_ERROR(FromJson(row.spec_json, &c));
+        tiers.insert(c.tier());
+      }
+      for (int i = 0; i < s.tier_chains_size(); ++i) {
+        if (tiers.count(s.tier_chains(i).tier()) == 0) {
+          return MissingReference(
+              absl::StrCat("route.spec.tier_chains[", i, "].tier"),
+              absl::StrCat("a caller of tier \"", s.tier_chains(i).tier(), "\""));
+        }
       }
     }
     return absl::OkStatus();
   }
   static absl::Status AfterWrite(SqliteDb& db, const Spec& s) {
     std::vector<RouteTargetRow> targets;
-    for (const auto& t : s.targets()) targets.push_back({t.provider(), t.model()});
+    for (const auto& [field, t] : AllRouteTargets(s, "route.spec")) {
+      targets.push_back({t->provider(), t->model()});
+    }
     return ReplaceRouteTargets(db, s.capability(), targets);
   }
   // A budget that degrades to this route keeps it.

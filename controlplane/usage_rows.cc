@@ -109,6 +109,8 @@ void BindRecord(SqliteStatement& s, const u::UsageRecord& r, int64_t received_us
   s.Bind(++i, r.time_to_first_token_us());
   s.Bind(++i, r.latency_us());
   s.Bind(++i, TagsJson(r.tags()));
+  s.Bind(++i, r.tier_chain());
+  s.Bind(++i, r.variant());
 }
 
 u::UsageRecord ReadRecord(const SqliteStatement& s) {
@@ -154,6 +156,8 @@ u::UsageRecord ReadRecord(const SqliteStatement& s) {
   if (google::protobuf::util::JsonStringToMessage(s.ColumnText(++i), &tags).ok()) {
     for (const auto& [k, v] : tags.fields()) (*r.mutable_tags())[k] = v.string_value();
   }
+  r.set_tier_chain(s.ColumnText(++i));
+  r.set_variant(s.ColumnText(++i));
   return r;
 }
 

@@ -170,6 +170,27 @@ void ValidateProvider(const Provider& p, const std::string& path, SpecMode mode,
   }
 }
 
+std::vector<std::pair<std::string, const config::v1::Target*>> AllRouteTargets(
+    const config::v1::Route& r, const std::string& path) {
+  std::vector<std::pair<std::string, const config::v1::Target*>> out;
+  for (int i = 0; i < r.targets_size(); ++i) {
+    out.emplace_back(absl::StrCat(path, ".targets[", i, "]"), &r.targets(i));
+  }
+  for (int c = 0; c < r.tier_chains_size(); ++c) {
+    for (int i = 0; i < r.tier_chains(c).targets_size(); ++i) {
+      out.emplace_back(absl::StrCat(path, ".tier_chains[", c, "].targets[", i, "]"),
+                       &r.tier_chains(c).targets(i));
+    }
+  }
+  for (int v = 0; v < r.variants_size(); ++v) {
+    for (int i = 0; i < r.variants(v).targets_size(); ++i) {
+      out.emplace_back(absl::StrCat(path, ".variants[", v, "].targets[", i, "]"),
+                       &r.variants(v).targets(i));
+    }
+  }
+  return out;
+}
+
 void ValidateRoute(const config::v1::Route& r, const std::string& path, SpecMode mode,
                    Violations& v) {
   ValidateName(r.capability(), F(path, "capability"), v);
@@ -367,9 +388,9 @@ absl::Status CheckSnapshotConsistency(const config::v1::Snapshot& s) {
     std::string p = At("routes", i);
     ValidateRoute(s.routes(i), p, SpecMode::kSnapshot, v);
     if (!routes.insert(s.routes(i).capability()).second) v.Add(F(p, "capability"), "is not unique");
-    for (int t = 0; t < s.routes(i).targets_size(); ++t) {
-      if (providers.count(s.routes(i).targets(t).provider()) == 0) {
-        v.Add(F(At(F(p, "targets"), t), "provider"), "names no provider in the snapshot");
+    for (const auto& [field, target] : AllRouteTargets(s.routes(i), p)) {
+      if (providers.count(target->provider()) == 0) {
+        v.Add(F(field, "provider"), "names no provider in the snapshot");
       }
     }
   }

@@ -7,6 +7,8 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "common/status.h"
@@ -23,10 +25,16 @@ enum class SpecMode { kAdmin, kSnapshot };
 bool IsValidName(std::string_view name);
 void ValidateName(std::string_view name, const std::string& path, Violations& v);
 
+// Every target of `r` with its field path under `path`: the route's own targets, then each tier
+// chain's, then each variant's (docs/routing.md).
+std::vector<std::pair<std::string, const config::v1::Target*>> AllRouteTargets(
+    const config::v1::Route& r, const std::string& path);
+
 void ValidateProvider(const config::v1::Provider& p, const std::string& path, SpecMode mode,
                       Violations& v);
 // kAdmin also checks the resilience settings (timeouts, retry, circuit_breaker, cache,
-// degradation, target tiers and weights) with the gateway's limits (common/route_settings.h),
+// degradation, target tiers and weights, and the routing rules: tier chains, variants, target
+// selection) with the gateway's limits (common/route_settings.h),
 // and the admission settings (on_rate_limited, admission_queue bounds).
 void ValidateRoute(const config::v1::Route& r, const std::string& path, SpecMode mode,
                    Violations& v);

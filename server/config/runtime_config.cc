@@ -16,6 +16,7 @@
 #include "common/route_settings.h"
 #include "common/string_view_compat.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/config/route_selection.h"
 
 namespace turnpike {
 namespace {
@@ -186,6 +187,53 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
     prices[{price.provider(), price.model()}] = rates;
   }
 
+  // Fills `route.targets` and `route.tiers` from one chain of targets.
+  auto build_targets = [&providers, &prices](
+                           const google::protobuf::RepeatedPtrField<config::v1::Target>& targets,
+                           const std::string& field, RouteEntry& route) -> absl::Status {
+    if (targets.empty()) return FieldError(field, "needs at least one target");
+    // Tiers: all targets set one, or none does (then each target is its own tier, in order).
+    const bool with_tier = targets[0].has_tier();
+    std::vector<int32_t> tiers;
+    for (int j = 0; j < targets.size(); ++j) tiers.push_back(with_tier ? targets[j].tier() : j);
+    std::vector<int32_t> distinct = tiers;
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    route.tiers = static_cast<int>(distinct.size());
+    route.targets.clear();
+    for (int j = 0; j < targets.size(); ++j) {
+      const auto& target = targets[j];
+      const std::string tfield = absl::StrCat(field, "[", j, "]");
+      auto it = providers.find(target.provider());
+      if (it == providers.end()) {
+        return FieldError(tfield + ".provider",
+                          absl::StrCat("unknown provider \"", target.provider(), "\""));
+      }
+      if (target.model().empty()) return FieldError(tfield + ".model", "must be set");
+      TargetEntry entry;
+      entry.provider = it->second;
+      entry.model = target.model();
+      entry.fallback_position = static_cast<int>(
+          std::lower_bound(distinct.begin(), distinct.end(), tiers[static_cast<size_t>(j)]) -
+          distinct.begin());
+      entry.weight = target.weight() == 0 ? 1 : target.weight();
+      auto price = prices.find(std::make_pair(target.provider(), target.model()));
+      if (price != prices.end()) entry.price = price->second;
+      route.targets.push_back(std::move(entry));
+    }
+    return absl::OkStatus();
+  };
+  // The tier chains and variants, built once their routes' limits are attached.
+  struct PendingChain {
+    std::string capability;
+    std::string tier;
+    std::string variant;
+    uint32_t bucket_begin = 0;
+    uint32_t bucket_end = 0;
+    std::vector<std::string> callers;
+    RouteEntry route;  // targets and tiers only
+  };
+  std::vector<PendingChain> pending;
   for (int i = 0; i < snapshot.routes_size(); ++i) {
     const auto& r = snapshot.routes(i);
     const std::string field = absl::StrCat("routes[", i, "]");
@@ -221,35 +269,38 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
         return FieldError(field + ".redaction_patterns", std::string(redactor.status().message()));
       route.redactor = *std::move(redactor);
     }
-    // Tiers: all targets set one, or none does (then each target is its own tier, in order).
-    const bool with_tier = r.targets(0).has_tier();
-    std::vector<int32_t> tiers;
-    for (int j = 0; j < r.targets_size(); ++j) {
-      tiers.push_back(with_tier ? r.targets(j).tier() : j);
+    route.least_latency = r.target_selection() == config::v1::TARGET_SELECTION_LEAST_LATENCY;
+    if (absl::Status st = build_targets(r.targets(), field + ".targets", route); !st.ok()) {
+      return st;
     }
-    std::vector<int32_t> distinct = tiers;
-    std::sort(distinct.begin(), distinct.end());
-    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-    route.tiers = static_cast<int>(distinct.size());
-    for (int j = 0; j < r.targets_size(); ++j) {
-      const auto& target = r.targets(j);
-      const std::string tfield = absl::StrCat(field, ".targets[", j, "]");
-      auto it = providers.find(target.provider());
-      if (it == providers.end()) {
-        return FieldError(tfield + ".provider",
-                          absl::StrCat("unknown provider \"", target.provider(), "\""));
+    for (int c = 0; c < r.tier_chains_size(); ++c) {
+      PendingChain chain;
+      chain.capability = r.capability();
+      chain.tier = r.tier_chains(c).tier();
+      if (absl::Status st =
+              build_targets(r.tier_chains(c).targets(),
+                            absl::StrCat(field, ".tier_chains[", c, "].targets"), chain.route);
+          !st.ok()) {
+        return st;
       }
-      if (target.model().empty()) return FieldError(tfield + ".model", "must be set");
-      TargetEntry entry;
-      entry.provider = it->second;
-      entry.model = target.model();
-      entry.fallback_position = static_cast<int>(
-          std::lower_bound(distinct.begin(), distinct.end(), tiers[static_cast<size_t>(j)]) -
-          distinct.begin());
-      entry.weight = target.weight() == 0 ? 1 : target.weight();
-      auto price = prices.find(std::make_pair(target.provider(), target.model()));
-      if (price != prices.end()) entry.price = price->second;
-      route.targets.push_back(std::move(entry));
+      pending.push_back(std::move(chain));
+    }
+    uint32_t bucket = 0;
+    for (int v = 0; v < r.variants_size(); ++v) {
+      const auto& variant = r.variants(v);
+      PendingChain chain;
+      chain.capability = r.capability();
+      chain.variant = variant.name();
+      chain.bucket_begin = bucket;
+      bucket += variant.percent() * (kVariantBuckets / 100);
+      chain.bucket_end = bucket;
+      chain.callers.assign(variant.callers().begin(), variant.callers().end());
+      if (absl::Status st = build_targets(
+              variant.targets(), absl::StrCat(field, ".variants[", v, "].targets"), chain.route);
+          !st.ok()) {
+        return st;
+      }
+      pending.push_back(std::move(chain));
     }
     config->routes_.emplace(r.capability(), std::move(route));
   }
@@ -294,6 +345,27 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
     for (TargetEntry& t : route.targets) {
       t.upstream = &resilience.Upstream(t.provider->name, t.model, t.provider->credential);
     }
+  }
+  // Each chain: a copy of its route (limits, cache, settings) with its own targets.
+  for (PendingChain& chain : pending) {
+    RouteEntry& base = config->routes_.at(chain.capability);
+    auto route = std::make_unique<RouteEntry>(base);
+    route->tier_chains.clear();
+    route->variants.clear();
+    route->targets = std::move(chain.route.targets);
+    route->tiers = chain.route.tiers;
+    route->tier_chain = chain.tier;
+    route->variant = chain.variant;
+    for (TargetEntry& t : route->targets) {
+      t.upstream = &resilience.Upstream(t.provider->name, t.model, t.provider->credential);
+    }
+    if (!chain.tier.empty()) {
+      base.tier_chains.emplace_back(chain.tier, route.get());
+    } else {
+      base.variants.push_back(RouteEntry::VariantChain{route.get(), chain.bucket_begin,
+                                                       chain.bucket_end, std::move(chain.callers)});
+    }
+    config->chain_routes_.push_back(std::move(route));
   }
   return std::shared_ptr<const RuntimeConfig>(std::move(config));
 }

@@ -96,6 +96,26 @@ struct AdmissionSettings {
 struct RouteEntry {
   std::string capability;
   std::vector<TargetEntry> targets;
+  // Routing rules (docs/routing.md). A capability's own route may name other chains of targets;
+  // each is built as a whole RouteEntry (a copy of the route with its own targets, its limits,
+  // cache and settings shared), so the admission layer, the planner and the driver serve it as
+  // any route. SelectRoute (server/config/route_selection.h) picks one per request.
+  // For a chain: the caller tier whose chain it is, or the variant it is (one of them is set).
+  std::string tier_chain;
+  std::string variant;
+  // Within a fallback tier, the target with the lowest recent time to first token first
+  // (TARGET_SELECTION_LEAST_LATENCY) rather than a weighted random order.
+  bool least_latency = false;
+  struct VariantChain {
+    const RouteEntry* route = nullptr;
+    // Requests whose variant bucket (0..9,999, route_selection.h) is in [first, end) land here.
+    uint32_t bucket_begin = 0;
+    uint32_t bucket_end = 0;
+    std::vector<std::string> callers;
+  };
+  // On a capability's own route only; owned by the RuntimeConfig.
+  std::vector<std::pair<std::string, const RouteEntry*>> tier_chains;
+  std::vector<VariantChain> variants;
   bool allow_unauthenticated = false;
   int32_t default_max_tokens = 1024;
   TransferOptions timeouts;
@@ -172,6 +192,8 @@ class RuntimeConfig {
   absl::flat_hash_map<std::string, RouteEntry> routes_;
   std::vector<std::unique_ptr<CallerEntry>> callers_;
   std::vector<std::unique_ptr<LimitRule>> limits_;
+  // The tier chains and variants of every route (RouteEntry::tier_chains, ::variants).
+  std::vector<std::unique_ptr<RouteEntry>> chain_routes_;
   absl::flat_hash_map<std::string, const CallerEntry*> callers_by_digest_;  // raw 32-byte digest
   absl::flat_hash_map<std::string, const CallerEntry*> callers_by_san_;
 };

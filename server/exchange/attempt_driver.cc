@@ -414,6 +414,8 @@ void AttemptDriver::Done(absl::Status status) {
     event.content = std::move(content);
   }
   if (request_.degraded) event.degraded = true;
+  event.tier_chain = route().tier_chain;
+  event.variant = route().variant;
   event.admission = request_.admission;
   if (!status.ok()) status = Decorate(std::move(status), event);
   event.partial = !status.ok() && committed_;

@@ -167,6 +167,8 @@ void ChatExchange::Commit() {
   start_.set_attempt(planner().attempt_on_target());
   start_.set_fallback_position(t.fallback_position);
   if (request().degraded) start_.set_degraded(true);
+  start_.set_tier_chain(route().tier_chain);
+  start_.set_variant(route().variant);
   listener_->OnCommit(start_);
 }
 
@@ -229,6 +231,8 @@ void ChatExchange::ServeStatic(v1::CompletionStart start, std::string text, v1::
   start_ = std::move(start);
   start_.set_request_id(request().request_id);
   if (request().degraded) start_.set_degraded(true);
+  start_.set_tier_chain(route().tier_chain);
+  start_.set_variant(route().variant);
   listener_->OnCommit(start_);
   text_ = std::move(text);
   if (stream_ && !text_.empty()) listener_->OnText(text_);

@@ -102,6 +102,10 @@ struct RequestFinished {
   // Answered with the route's degradation response, or served by a cheaper route because a budget
   // of the one asked for was exhausted.
   bool degraded = false;
+  // The route's chain the request was routed to (docs/routing.md): the caller tier whose chain it
+  // is, or the variant; both empty for the route's own targets.
+  std::string tier_chain;
+  std::string variant;
   google::protobuf::RepeatedPtrField<v1::Attempt> attempts;
 
   absl::Time start_time;  // wall clock, when the call was accepted

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "server/admission/admission.h"
+#include "server/config/route_selection.h"
 
 namespace turnpike {
 
@@ -21,6 +22,10 @@ void AdmitToLimits(CallEnv* env, grpc::ServerContext* context, ExchangeRequest r
 void AdmitToLimits(CallEnv* env, AllowanceSink allowance, ExchangeRequest request,
                    const RequestSize& size,
                    std::function<void(ExchangeRequest, absl::Status)> then) {
+  // The chain that serves (tier chain or variant, docs/routing.md) is chosen first, so its own
+  // targets' prices bound the request's worst-case cost.
+  request.route =
+      &SelectRoute(*request.route, request.caller, request.caller_tier, request.request_id);
   if (env->admission == nullptr || request.route->limits.empty()) {
     then(std::move(request), absl::OkStatus());
     return;
@@ -36,21 +41,22 @@ void AdmitToLimits(CallEnv* env, AllowanceSink allowance, ExchangeRequest reques
   ask.deadline = request.deadline;
   // The request waits inside the continuation; it is moved there, not copied.
   auto held = std::make_shared<ExchangeRequest>(std::move(request));
-  env->admission->Admit(std::move(ask),
-                        [allowance = std::move(allowance), held,
-                         then = std::move(then)](absl::StatusOr<Admitted> admitted) {
-                          if (!admitted.ok()) {
-                            then(std::move(*held), admitted.status());
-                            return;
-                          }
-                          for (const auto& [key, value] : admitted->metadata) allowance(key, value);
-                          held->admission = std::move(admitted->ticket);
-                          if (admitted->degraded) {
-                            held->route = admitted->route;
-                            held->degraded = true;
-                          }
-                          then(std::move(*held), absl::OkStatus());
-                        });
+  env->admission->Admit(
+      std::move(ask), [allowance = std::move(allowance), held,
+                       then = std::move(then)](absl::StatusOr<Admitted> admitted) {
+        if (!admitted.ok()) {
+          then(std::move(*held), admitted.status());
+          return;
+        }
+        for (const auto& [key, value] : admitted->metadata) allowance(key, value);
+        held->admission = std::move(admitted->ticket);
+        if (admitted->degraded) {
+          held->route =
+              &SelectRoute(*admitted->route, held->caller, held->caller_tier, held->request_id);
+          held->degraded = true;
+        }
+        then(std::move(*held), absl::OkStatus());
+      });
 }
 
 }  // namespace turnpike

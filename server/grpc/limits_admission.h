@@ -1,4 +1,5 @@
-// The step of every call between authorization and the attempt driver: pass the request through
+// The step of every call between authorization and the attempt driver: choose the route's chain
+// that serves it (SelectRoute: tier chain or variant, docs/routing.md), pass the request through
 // its route's rate limits and budgets (server/admission/admission.h), put what is left of them in
 // the response metadata, and hand the request on with its admission ticket (or its refusal).
 // Stateless; thread-safe.

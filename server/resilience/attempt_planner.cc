@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cassert>
+#include <optional>
+#include <utility>
 
 #include "absl/random/distributions.h"
 #include "absl/strings/str_cat.h"
@@ -46,6 +48,11 @@ void AttemptPlanner::BuildOrder() {
       ++end;
     }
     std::vector<size_t> tier(all.begin() + begin, all.begin() + end);
+    if (route_.least_latency && tier.size() > 1 && LeastLatencyFirst(tier)) {
+      order_.insert(order_.end(), tier.begin(), tier.end());
+      begin = end;
+      continue;
+    }
     while (!tier.empty()) {
       uint64_t total = 0;
       for (size_t t : tier) total += route_.targets[t].weight;
@@ -61,6 +68,27 @@ void AttemptPlanner::BuildOrder() {
     }
     begin = end;
   }
+}
+
+bool AttemptPlanner::LeastLatencyFirst(std::vector<size_t>& tier) {
+  // A share of requests goes by weight, so the slower targets' figures stay fresh.
+  if (absl::Uniform<uint32_t>(rng_, 0, 100) < kLatencyExplorePercent) return false;
+  const absl::Time now = Now();
+  std::vector<std::pair<absl::Duration, size_t>> by_latency;
+  by_latency.reserve(tier.size());
+  for (size_t t : tier) {
+    std::optional<absl::Duration> recent = route_.targets[t].upstream->latency().Recent(now);
+    // A target without recent figures goes after those with them (exploration feeds it).
+    by_latency.emplace_back(recent.value_or(absl::InfiniteDuration()), t);
+  }
+  if (std::all_of(by_latency.begin(), by_latency.end(),
+                  [](const auto& e) { return e.first == absl::InfiniteDuration(); })) {
+    return false;  // no figures at all: weights decide
+  }
+  std::stable_sort(by_latency.begin(), by_latency.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 0; i < tier.size(); ++i) tier[i] = by_latency[i].second;
+  return true;
 }
 
 AttemptPlanner::Step AttemptPlanner::AttemptStep(size_t target, absl::Duration delay, bool probe) {
@@ -145,10 +173,17 @@ void AttemptPlanner::Begin() {
   probe_judged_ = false;
   ++targets_[current_].attempts;
   ++total_attempts_;
+  attempt_begun_ = Now();
+  latency_recorded_ = false;
   if (!running_is_retry_) targets_[current_].upstream->StartFirstAttempt();
 }
 
 void AttemptPlanner::FirstToken() {
+  if (running_ && route_.least_latency && !latency_recorded_) {
+    const absl::Time now = Now();
+    targets_[current_].upstream->latency().Record(now - attempt_begun_, now);
+    latency_recorded_ = true;
+  }
   if (!running_ || probe_id_ == 0 || probe_judged_) return;
   targets_[current_].upstream->RecordSuccess(route_.breaker, Now(), probe_id_);
   probe_judged_ = true;
@@ -209,6 +244,11 @@ void AttemptPlanner::RecordOutcome(const AttemptOutcome& outcome) {
 AttemptPlanner::Step AttemptPlanner::Finish(const AttemptOutcome& outcome, absl::Duration latency) {
   running_ = false;
   UpstreamState& up = *targets_[current_].upstream;
+  // A reply without a first-token mark (an embedding) counts whole for the latency figure.
+  if (route_.least_latency && !latency_recorded_ && outcome.kind == FailureKind::kNone) {
+    up.latency().Record(latency, Now());
+    latency_recorded_ = true;
+  }
   if (running_is_retry_) {
     up.FinishRetry();
   } else {

@@ -1,5 +1,7 @@
 // AttemptPlanner is the retry and failover policy of one request, in one place for every
-// capability (completions and embeddings): which target to try first, and after each failed
+// capability (completions and embeddings): which target to try first (within a fallback tier by
+// weight, or on a least-latency route the one with the lowest recent time to first token, with
+// a share still by weight: docs/routing.md), and after each failed
 // attempt whether to retry the same target (after a full-jitter backoff or the provider's
 // retry-after), fail over to the next target, or stop. It skips targets whose circuit is open,
 // that cool down after a rate limit or whose credential is benched; when every target is
@@ -82,8 +84,13 @@ class AttemptPlanner {
     bool skip_recorded = false;  // a SKIPPED entry is in the attempt list
   };
   enum class Pending { kNone, kFirst, kRetry };
+  static constexpr uint32_t kLatencyExplorePercent = 10;
 
   void BuildOrder();
+  // A least-latency route: orders `tier` by recent time to first token and returns true, or
+  // returns false (leaving it) when weights decide: for kLatencyExplorePercent of requests, and
+  // when no target of the tier has recent figures.
+  bool LeastLatencyFirst(std::vector<size_t>& tier);
   Step AttemptStep(size_t target, absl::Duration delay, bool probe);
   void RecordSkip(size_t target, const std::string& reason, absl::Time available_at);
   void RecordOutcome(const AttemptOutcome& outcome);
@@ -109,6 +116,8 @@ class AttemptPlanner {
   uint64_t probe_id_ = 0;  // of the pending or running attempt
   bool probe_judged_ = false;
   bool panic_ = false;
+  absl::Time attempt_begun_;       // of the running attempt
+  bool latency_recorded_ = false;  // its time to first token went into the upstream's figure
   int total_attempts_ = 0;
   std::string note_;  // prefixed to the next attempt's reason (a wait before it, a panic pick)
 };

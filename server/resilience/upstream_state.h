@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/resilience/circuit_breaker.h"
+#include "server/resilience/latency_estimate.h"
 #include "server/resilience/policy.h"
 #include "server/resilience/retry_limits.h"
 
@@ -104,10 +105,15 @@ class UpstreamState {
 
   UpstreamStatus Status(absl::Time now) const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Recent time to first token, fed and read by least-latency routes; lock-free.
+  LatencyEstimate& latency() { return latency_; }
+
  private:
   // Constant after construction.
   const std::string name_;
   CredentialState* const credential_;
+
+  LatencyEstimate latency_;
 
   mutable absl::Mutex mu_;
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);  // ejection jitter; seeded from Resilience's generator

@@ -68,6 +68,11 @@ GatewayMetrics::GatewayMetrics()
                                  "Cost of finished requests in micro-dollars as their callers were "
                                  "told, by capability, provider and model.",
                                  {"capability", "provider", "model"})),
+      routed_(registry_.AddCounter(
+          "turnpike_routed_requests_total",
+          "Requests served by a route's tier chain or variant (docs/routing.md), by capability, "
+          "tier chain, variant, the provider and model that answered, and gRPC code.",
+          {"capability", "tier_chain", "variant", "provider", "model", "code"})),
       gen_ai_duration_(registry_.AddHistogram(
           "gen_ai_server_request_duration_seconds",
           "OpenTelemetry GenAI gen_ai.server.request.duration: wall time of requests a provider's "
@@ -202,6 +207,11 @@ void GatewayMetrics::RecordGenAi(const GenAiRequest& r) {
     if (s.output_tokens == nullptr) s.output_tokens = &gen_ai_tokens_.With(labels({"output"}));
     s.output_tokens->ObserveCount(r.output_tokens);
   }
+void GatewayMetrics::RecordRouted(const std::string& capability, const std::string& tier_chain,
+                                  const std::string& variant, const std::string& provider,
+                                  const std::string& model, absl::StatusCode code) {
+  routed_.With({capability, tier_chain, variant, provider, model, absl::StatusCodeToString(code)})
+      .Add();
 }
 
 void GatewayMetrics::RecordOverhead(Method method, int64_t nanos) {

@@ -106,6 +106,11 @@ class GatewayMetrics {
   // The convention's gen_ai.provider.name for a provider kind ("" for UNSPECIFIED).
   static const char* GenAiProviderName(config::v1::ProviderKind kind);
 
+  // A finished request that a route's tier chain or variant served (docs/routing.md); the names
+  // come from the config, never from client input.
+  void RecordRouted(const std::string& capability, const std::string& tier_chain,
+                    const std::string& variant, const std::string& provider,
+                    const std::string& model, absl::StatusCode code);
   // One upstream attempt's outcome (attempt disposition name, e.g. "SERVED", "RETRIED").
   void RecordAttempt(const std::string& provider, const std::string& model,
                      const std::string& disposition);
@@ -138,6 +143,7 @@ class GatewayMetrics {
   MetricsRegistry::Family<Counter>& attempts_;
   MetricsRegistry::Family<Counter>& tokens_;
   MetricsRegistry::Family<Counter>& cost_;
+  MetricsRegistry::Family<Counter>& routed_;
   Histogram* duration_[3] = {};
   Histogram* overhead_[3] = {};  // no series for kEmbed
   Histogram* ttft_;

@@ -53,6 +53,10 @@ void RequestTelemetry::OnRequestFinished(const RequestFinished& event) {
           event.cost_usd_micros);
     }
     RecordGenAi(event);
+    if (!event.tier_chain.empty() || !event.variant.empty()) {
+      metrics_->RecordRouted(event.capability, event.tier_chain, event.variant, event.provider,
+                             event.model, event.status.code());
+    }
     for (const v1::Attempt& a : event.attempts) {
       metrics_->RecordAttempt(a.provider(), a.model(),
                               v1::AttemptDisposition_Name(a.disposition()));

@@ -53,6 +53,8 @@ usage::v1::UsageRecord ToUsageRecord(const RequestFinished& event, const std::st
   if (event.cost_known) r.set_price_version(event.config_version);
   r.set_cache_hit(event.cache_hit);
   r.set_degraded(event.degraded);
+  r.set_tier_chain(event.tier_chain);
+  r.set_variant(event.variant);
   r.set_refused(event.refused);
   r.set_attempts(event.attempts.size());
   if (event.time_to_first_token != absl::InfiniteDuration()) {

@@ -590,6 +590,97 @@ TEST_F(AdminValidationTest, AdmissionFieldsRoundTripAndDegradeToIsAReference) {
   EXPECT_TRUE(admin_->DeleteResource<admin::v1::Route>("summaries-cheap", 0, "t").ok());
 }
 
+// Routing rules (docs/routing.md): each broken rule names its field; the valid route (a tier
+// chain for an existing tier, a 10 % variant, least latency) is stored and published as given.
+TEST_F(AdminValidationTest, RouteRoutingRules) {
+  using R = config::v1::Route;
+  ASSERT_TRUE(admin_->CreateResource(MakeProvider("fake"), "t").ok());
+  admin::v1::Caller gold = MakeCaller("gold-app");
+  gold.mutable_spec()->set_tier("gold");
+  ASSERT_TRUE(admin_->CreateResource(gold, "t").ok());
+  admin::v1::Route valid = MakeRoute("summaries", "fake", "small");
+  R& spec = *valid.mutable_spec();
+  spec.set_target_selection(config::v1::TARGET_SELECTION_LEAST_LATENCY);
+  auto* chain = spec.add_tier_chains();
+  chain->set_tier("gold");
+  auto* t = chain->add_targets();
+  t->set_provider("fake");
+  t->set_model("large");
+  auto* variant = spec.add_variants();
+  variant->set_name("candidate");
+  variant->set_percent(10);
+  variant->add_callers("tester");
+  t = variant->add_targets();
+  t->set_provider("fake");
+  t->set_model("cand");
+  auto add_variant = [](R& r, const std::string& name, uint32_t percent) {
+    auto* v = r.add_variants();
+    v->set_name(name);
+    v->set_percent(percent);
+    auto* target = v->add_targets();
+    target->set_provider("fake");
+    target->set_model(name);
+  };
+  RunTable<admin::v1::Route, R>(
+      valid,
+      {
+          {"tier chain without targets", [](R& r) { r.mutable_tier_chains(0)->clear_targets(); },
+           "route.spec.tier_chains[0].targets"},
+          {"tier chain without tier", [](R& r) { r.mutable_tier_chains(0)->clear_tier(); },
+           "route.spec.tier_chains[0].tier"},
+          {"tier twice", [](R& r) { *r.add_tier_chains() = r.tier_chains(0); },
+           "route.spec.tier_chains[1].tier"},
+          {"chain target without model",
+           [](R& r) { r.mutable_tier_chains(0)->mutable_targets(0)->clear_model(); },
+           "route.spec.tier_chains[0].targets[0].model"},
+          {"variant without targets", [](R& r) { r.mutable_variants(0)->clear_targets(); },
+           "route.spec.variants[0].targets"},
+          {"variant over 100 %", [](R& r) { r.mutable_variants(0)->set_percent(101); },
+           "route.spec.variants[0].percent"},
+          {"variants adding up to 110 %", [&](R& r) { add_variant(r, "second", 100); },
+           "route.spec.variants"},
+          {"variant twice", [&](R& r) { add_variant(r, "candidate", 1); },
+           "route.spec.variants[1].name"},
+          {"variant receiving nothing",
+           [](R& r) {
+             r.mutable_variants(0)->set_percent(0);
+             r.mutable_variants(0)->clear_callers();
+           },
+           "route.spec.variants[0]"},
+          {"unknown selection",
+           [](R& r) { r.set_target_selection(static_cast<config::v1::TargetSelection>(7)); },
+           "route.spec.target_selection"},
+      });
+  std::shared_ptr<const config::v1::Snapshot> snap = LastPublished();
+  ASSERT_EQ(snap->routes_size(), 1);
+  EXPECT_EQ(snap->routes(0).SerializeAsString(), valid.spec().SerializeAsString());
+
+  // A tier no caller has, and a chain target naming no provider: FAILED_PRECONDITION.
+  admin::v1::Route other = valid;
+  other.mutable_spec()->set_capability("other");
+  other.mutable_spec()->mutable_tier_chains(0)->set_tier("platinum");
+  absl::StatusOr<admin::v1::Route> no_tier = admin_->CreateResource(other, "t");
+  ASSERT_FALSE(no_tier.ok());
+  EXPECT_EQ(no_tier.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(ViolatedFields(no_tier.status()), Contains("route.spec.tier_chains[0].tier"));
+  other = valid;
+  other.mutable_spec()->set_capability("other");
+  other.mutable_spec()->mutable_variants(0)->mutable_targets(0)->set_provider("nope");
+  absl::StatusOr<admin::v1::Route> no_provider = admin_->CreateResource(other, "t");
+  ASSERT_FALSE(no_provider.ok());
+  EXPECT_EQ(no_provider.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(ViolatedFields(no_provider.status()),
+              Contains("route.spec.variants[0].targets[0].provider"));
+  // A provider a variant uses cannot be deleted from under it.
+  ASSERT_TRUE(admin_->CreateResource(MakeProvider("spare"), "t").ok());
+  other = valid;
+  other.mutable_spec()->set_capability("other");
+  other.mutable_spec()->mutable_variants(0)->mutable_targets(0)->set_provider("spare");
+  ASSERT_TRUE(admin_->CreateResource(other, "t").ok());
+  absl::Status in_use = admin_->DeleteResource<admin::v1::Provider>("spare", 0, "t");
+  EXPECT_EQ(in_use.code(), absl::StatusCode::kFailedPrecondition) << in_use;
+}
+
 TEST_F(AdminValidationTest, CredentialRequests) {
   struct CredCase {
     const char* what;

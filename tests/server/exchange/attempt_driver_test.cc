@@ -1,8 +1,10 @@
 // The attempt driver (ChatExchange, EmbedExchange) on a fake transport and a simulated clock:
 // the commit point, failover before the first token, partial usage after it, first-token and
-// idle timeouts, cancellation, a deadline shorter than a backoff, backpressure, fallbacks, and
-// the one RequestFinished event each request ends with. No sockets and no sleeping: the test
+// idle timeouts, cancellation, a deadline shorter than a backoff, backpressure, fallbacks, the
+// one RequestFinished event each request ends with, and the routing rules the driver sees
+// (least-latency selection, a variant's own chain). No sockets and no sleeping: the test
 // plays the provider's side of every transfer and moves the clock.
+#include <cstdio>
 #include <memory>
 #include <random>
 #include <string>
@@ -13,6 +15,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "gtest/gtest.h"
+#include "server/config/route_selection.h"
 #include "server/exchange/chat_exchange.h"
 #include "server/exchange/embed_exchange.h"
 #include "tests/mocks/fake_transport.h"
@@ -539,6 +542,110 @@ TEST_F(AttemptDriverTest, EmbeddingsSkipATargetWithoutAnEmbeddingsApiAndMeterThe
   EXPECT_EQ(sink_.events[0].method, RequestMethod::kEmbed);
   EXPECT_EQ(sink_.events[0].input_tokens, 8);
   EXPECT_EQ(sink_.events[0].cost_usd_micros, 8);
+}
+
+// ---- Routing rules (docs/routing.md). ----
+
+constexpr char kLeastLatency[] =
+    R"({"capability":"r","targetSelection":"TARGET_SELECTION_LEAST_LATENCY",
+        "targets":[{"provider":"a","model":"m","tier":0},{"provider":"b","model":"m","tier":0}]})";
+
+class LeastLatencyTest : public AttemptDriverTest {
+ protected:
+  // Serves `n` requests; returns how many went to `host` ("http://a" or "http://b").
+  int Run(int n, absl::Duration delay_a, absl::Duration delay_b, const std::string& host) {
+    int count = 0;
+    for (int i = 0; i < n; ++i) {
+      StartChat();
+      const std::string served = HostOf(transport_.last());
+      clock_.Advance(served == "http://a" ? delay_a : delay_b);
+      Serve(Chunk("ok") + FinishChunks(3, 1));
+      EXPECT_EQ(listener_.start.variant(), "");
+      count += served == host ? 1 : 0;
+    }
+    return count;
+  }
+};
+
+TEST_F(LeastLatencyTest, TrafficMovesToTheFasterTargetAndBackWhenItSlows) {
+  Load(kLeastLatency);
+  // b answers in 50 ms, a in 400 ms. Without figures the weights split traffic; within 20
+  // requests both have figures and b takes most of it, a keeping the exploration share.
+  Run(20, absl::Milliseconds(400), absl::Milliseconds(50), "http://b");
+  const int to_b = Run(200, absl::Milliseconds(400), absl::Milliseconds(50), "http://b");
+  std::printf("b fast: b served %d of 200 requests\n", to_b);
+  EXPECT_GE(to_b, 170);  // ~95 %: 90 % by latency + half of the 10 % by weight
+  EXPECT_LT(to_b, 200);  // a still gets some, so its figure stays fresh
+  // Now b slows to 800 ms and a speeds up: within 20 requests traffic is back on a.
+  Run(20, absl::Milliseconds(50), absl::Milliseconds(800), "http://a");
+  const int to_a = Run(200, absl::Milliseconds(50), absl::Milliseconds(800), "http://a");
+  std::printf("b slowed: a served %d of 200 requests\n", to_a);
+  EXPECT_GE(to_a, 170);
+  EXPECT_LT(to_a, 200);
+}
+
+TEST_F(LeastLatencyTest, WithoutFiguresWeightsDecide) {
+  Load(R"({"capability":"r","targetSelection":"TARGET_SELECTION_LEAST_LATENCY",
+           "targets":[{"provider":"a","model":"m","tier":0,"weight":1},
+                      {"provider":"b","model":"m","tier":0,"weight":3}]})");
+  // Every request fails before its first token: no figure is ever recorded.
+  int to_b = 0;
+  for (int i = 0; i < 400; ++i) {
+    StartChat();
+    to_b += HostOf(transport_.last()) == "http://b" ? 1 : 0;
+    Fail(400, R"({"error":{"message":"bad","type":"invalid_request_error"}})");
+  }
+  EXPECT_GE(to_b, 260);  // 75 % ± 10 %
+  EXPECT_LE(to_b, 340);
+}
+
+TEST_F(LeastLatencyTest, AnOpenCircuitIsSkippedWhateverItsFigure) {
+  Load(R"({"capability":"r","targetSelection":"TARGET_SELECTION_LEAST_LATENCY",
+           "circuitBreaker":{"consecutiveFailures":1,"baseEjectionMs":600000,"maxEjectionMs":600000},
+           "retry":{"maxAttempts":2,"maxAttemptsPerTarget":1},
+           "targets":[{"provider":"a","model":"m","tier":0},{"provider":"b","model":"m","tier":0}]})");
+  Run(30, absl::Milliseconds(400), absl::Milliseconds(50), "http://b");
+  // b, the fast one, fails once and its circuit opens: every request now goes to a.
+  StartChat();
+  while (HostOf(transport_.last()) != "http://b") {
+    clock_.Advance(absl::Milliseconds(400));
+    Serve(Chunk("ok") + FinishChunks(3, 1));
+    StartChat();
+  }
+  Fail(500);
+  ASSERT_EQ(HostOf(transport_.last()), "http://a");  // failed over within the request
+  Serve(Chunk("ok") + FinishChunks(3, 1));
+  EXPECT_EQ(Run(50, absl::Milliseconds(400), absl::Milliseconds(50), "http://a"), 50);
+}
+
+TEST_F(AttemptDriverTest, AVariantsFailuresFailOverWithinTheVariantsChainFirst) {
+  // The variant's chain is b then a; the route's own is a. Every request id lands in the
+  // variant (100 %).
+  Load(R"({"capability":"r","targets":[{"provider":"a","model":"m"}],
+           "retry":{"maxAttempts":3,"maxAttemptsPerTarget":1},
+           "variants":[{"name":"cand","percent":100,
+                        "targets":[{"provider":"b","model":"m"},{"provider":"a","model":"m"}]}]})");
+  ChatRequest chat;
+  chat.messages = &messages_;
+  chat.max_tokens = 100;
+  ExchangeRequest request = Request(RequestMethod::kStreamCompletion, absl::InfiniteDuration());
+  request.route = &SelectRoute(*request.route, request.caller, "", request.request_id);
+  ASSERT_EQ(request.route->variant, "cand");
+  auto exchange = ChatExchange::Create(std::move(request), std::move(chat), true, &listener_,
+                                       transport_, resilience_, &sink_);
+  exchange->Start();
+  transport_.RunPending();
+  ASSERT_EQ(HostOf(transport_.last()), "http://b");
+  Fail(500);
+  ASSERT_EQ(transport_.started(), 2);
+  EXPECT_EQ(HostOf(transport_.last()), "http://a");  // the variant's fallback, not the route's
+  Serve(Chunk("ok") + FinishChunks(3, 1));
+  EXPECT_EQ(listener_.start.variant(), "cand");
+  EXPECT_EQ(listener_.start.fallback_position(), 1);
+  ASSERT_EQ(sink_.events.size(), 1u);
+  EXPECT_EQ(sink_.events[0].variant, "cand");
+  EXPECT_EQ(sink_.events[0].tier_chain, "");
+  EXPECT_EQ(sink_.events[0].attempts.size(), 2);
 }
 
 }  // namespace
