@@ -207,6 +207,8 @@ void GatewayMetrics::RecordGenAi(const GenAiRequest& r) {
     if (s.output_tokens == nullptr) s.output_tokens = &gen_ai_tokens_.With(labels({"output"}));
     s.output_tokens->ObserveCount(r.output_tokens);
   }
+}
+
 void GatewayMetrics::RecordRouted(const std::string& capability, const std::string& tier_chain,
                                   const std::string& variant, const std::string& provider,
                                   const std::string& model, absl::StatusCode code) {

@@ -18,15 +18,13 @@ Without buf (or jq) it prints SKIP (exit 0), except under CI=true, where that is
 """
 import argparse
 import json
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
-from admin_doc_test import Stack, wait_until
+from doc_stack import ProcessStack, missing_tools, shim_env, wait_until
 from doc_lines import extract_lines
 
 CONTROL_ADDR = "localhost:50052"
@@ -73,35 +71,25 @@ def main():
     for flag in ("control", "gateway", "fake", "buf", "shim", "doc"):
         p.add_argument(f"--{flag}", required=True)
     opts = p.parse_args()
-    missing = [what for what, ok in (("buf", os.access(opts.buf, os.X_OK)),
-                                     ("jq", shutil.which("jq") is not None)) if not ok]
-    if missing:
-        msg = f"{' and '.join(missing)} not found (tools/dev installs them)"
-        if os.environ.get("CI") == "true":
-            print(msg)
-            return 1
-        print(f"SKIP: {msg}")
-        return 0
+    code = missing_tools(opts.buf)
+    if code is not None:
+        return code
     lines = extract_lines(opts.doc)
     assert any("ListUsage" in line for line in lines), "no ListUsage line found"
     seen = {rid for line in lines for rid in EXPECTED if f'"requestId":"{rid}"' in line}
     assert seen == set(EXPECTED), f"the doc lacks the completions {set(EXPECTED) - seen}"
 
     with tempfile.TemporaryDirectory(prefix="tp-routing-doc-") as tmp:
-        bindir = os.path.join(tmp, "bin")
-        os.mkdir(bindir)
-        os.symlink(os.path.realpath(opts.shim), os.path.join(bindir, "grpcurl"))
-        env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}",
-                   TURNPIKE_BUF=os.path.realpath(opts.buf))
-        stack = Stack(tmp)
+        env = shim_env(tmp, opts.shim, opts.buf)
+        stack = ProcessStack(tmp)
 
         def sh(cmd, timeout=60):
             return subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=tmp, env=env,
                                   capture_output=True, text=True, timeout=timeout)
 
         try:
-            fake = stack.start("fake", [opts.fake, "--listen=127.0.0.1:0", "--api_key=fake-key"])
-            control = stack.start("control", [
+            fake = stack.address("fake", [opts.fake, "--listen=127.0.0.1:0", "--api_key=fake-key"])
+            control = stack.address("control", [
                 opts.control, "--listen=127.0.0.1:0", f"--db={tmp}/var/turnpike.db",
                 "--metrics_listen=127.0.0.1:0", f"--bootstrap_admin_token_file={tmp}/admin.token",
                 "--dev_insecure_master_key"])
@@ -122,7 +110,7 @@ def main():
                     return 1
             with open(f"{tmp}/node.token", "w") as f:
                 f.write(json.loads(r.stdout)["token"] + "\n")
-            gateway = stack.start("gateway", [
+            gateway = stack.address("gateway", [
                 opts.gateway, f"--control_plane={control}", f"--node_id={GATEWAY_NODE}",
                 f"--node_token_file={tmp}/node.token",
                 f"--snapshot_cache={tmp}/gateway-snapshot.pb",
