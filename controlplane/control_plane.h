@@ -24,10 +24,10 @@
 #include "common/listen_address.h"
 #include "common/server_drain.h"
 #include "controlplane/admin_service.h"
+#include "controlplane/authenticator.h"
 #include "controlplane/budget/budget_service.h"
 #include "controlplane/budget/budget_watch_hub.h"
 #include "controlplane/budget/lease_ledger.h"
-#include "controlplane/authenticator.h"
 #include "controlplane/config_admin.h"
 #include "controlplane/data_plane_registry.h"
 #include "controlplane/identity_store.h"
@@ -66,12 +66,13 @@ class ControlPlane {
     BudgetWatchHub::Options budget_watch;
   };
 
-  // Opens the database, checks the master key, publishes the current snapshot and starts
-  // serving. Errors name the cause (database locked, corrupt, newer; wrong master key; port in
-  // use).
-  static absl::StatusOr<std::unique_ptr<ControlPlane>> Start(Options options,
-                                                             const MasterKey& master_key,
-                                                             Clock& clock);
+  // Opens the database, checks the master key, finishes a master-key rotation a previous run left
+  // half done, publishes the current snapshot and starts serving. `previous_master_key` is the
+  // key being rotated away from, if any (--previous_master_key_file). Errors name the cause
+  // (database locked, corrupt, newer; wrong master key; port in use).
+  static absl::StatusOr<std::unique_ptr<ControlPlane>> Start(
+      Options options, const MasterKey& master_key, Clock& clock,
+      const MasterKey* previous_master_key = nullptr);
   ~ControlPlane();
 
   int port() const { return port_; }

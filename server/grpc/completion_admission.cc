@@ -24,7 +24,7 @@ absl::Status AdmitCompletion(CallEnv* env, const grpc::ByteBuffer& buffer,
     return status;
   }
   absl::StatusOr<Authorization> authorized =
-      Authorize(*exchange->config, context, request->capability());
+      Authorize(*exchange->config, context, request->capability(), env->clock->Now());
   if (!authorized.ok()) return authorized.status();
   exchange->route = authorized->route;
   exchange->caller = std::move(authorized->caller);

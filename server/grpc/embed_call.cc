@@ -83,7 +83,7 @@ class EmbedCall final : public CallBase {
         status = absl::UnavailableError("gateway has no configuration yet");
         AttachReason(status, "NOT_READY");
       } else if (absl::StatusOr<Authorization> a =
-                     Authorize(*r.config, ctx_, request_.capability());
+                     Authorize(*r.config, ctx_, request_.capability(), env_->clock->Now());
                  a.ok()) {
         r.route = a->route;
         r.caller = std::move(a->caller);
