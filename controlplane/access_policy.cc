@@ -45,7 +45,7 @@ const std::map<std::string, Access, std::less<>>& Table() {
     for (const char* m :
          {"CreateCredential", "UpdateCredential", "DeleteCredential", "RotateCredential",
           "RetireCredentialVersion", "CreateAdminToken", "ListAdminTokens", "RevokeAdminToken",
-          "CreateNodeToken", "ListNodeTokens", "RevokeNodeToken"}) {
+          "CreateNodeToken", "ListNodeTokens", "RevokeNodeToken", "RotateMasterKey"}) {
       (*t)[admin + m] = kAdmin;
     }
     (*t)[admin + "ListAuditEntries"] = kAudit;

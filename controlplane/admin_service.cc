@@ -195,12 +195,11 @@ grpc::Status AdminServiceImpl::RetireCredentialVersion(
 grpc::Status AdminServiceImpl::CreateCallerKey(grpc::ServerContext* context,
                                                const a::CreateCallerKeyRequest* request,
                                                a::CreateCallerKeyResponse* response) {
-  return Mutate(
-      context, "CreateCallerKey", request->caller(), [&](const std::string& actor) -> absl::Status {
-        TP_ASSIGN_OR_RETURN(*response,
-                            admin_.CreateCallerKey(request->caller(), request->key_id(), actor));
-        return absl::OkStatus();
-      });
+  return Mutate(context, "CreateCallerKey", request->caller(),
+                [&](const std::string& actor) -> absl::Status {
+                  TP_ASSIGN_OR_RETURN(*response, admin_.CreateCallerKey(*request, actor));
+                  return absl::OkStatus();
+                });
 }
 
 grpc::Status AdminServiceImpl::RevokeCallerKey(grpc::ServerContext* context,
@@ -337,6 +336,16 @@ grpc::Status AdminServiceImpl::RevokeNodeToken(grpc::ServerContext* context,
                 [&](const std::string&) -> absl::Status {
                   TP_ASSIGN_OR_RETURN(*response->mutable_node_token(),
                                       identities_.RevokeNodeToken(request->name()));
+                  return absl::OkStatus();
+                });
+}
+
+grpc::Status AdminServiceImpl::RotateMasterKey(grpc::ServerContext* context,
+                                               const a::RotateMasterKeyRequest*,
+                                               a::RotateMasterKeyResponse* response) {
+  return Mutate(context, "RotateMasterKey", "master key",
+                [&](const std::string& actor) -> absl::Status {
+                  TP_ASSIGN_OR_RETURN(*response, admin_.RotateMasterKey(actor));
                   return absl::OkStatus();
                 });
 }

@@ -201,13 +201,7 @@ struct Traits<admin::v1::Caller> {
   static absl::Status Decorate(SqliteDb& db, admin::v1::Caller& c) {
     TP_ASSIGN_OR_RETURN(std::vector<CallerKeyRow> keys, ListCallerKeys(db, c.spec().name()));
     c.clear_keys();
-    for (const auto& k : keys) {
-      auto* out = c.add_keys();
-      out->set_key_id(k.key_id);
-      out->set_prefix(k.prefix);
-      *out->mutable_create_time() = ToTimestamp(k.create_time);
-      if (k.revoke_time.has_value()) *out->mutable_revoke_time() = ToTimestamp(*k.revoke_time);
-    }
+    for (const auto& k : keys) *c.add_keys() = CallerKeyToProto(k);
     return absl::OkStatus();
   }
 };
@@ -313,21 +307,7 @@ absl::StatusOr<std::unique_ptr<ConfigAdmin>> ConfigAdmin::Create(Store& store, c
       new ConfigAdmin(store, box, clock, std::move(publish), options));
   std::shared_ptr<config::v1::Snapshot> snapshot;
   TP_RETURN_IF_ERROR(store.Write([&](SqliteDb& db) -> absl::Status {
-    TP_ASSIGN_OR_RETURN(std::optional<std::string> key_id, GetMeta(db, "master_key_id"));
-    if (key_id.has_value() && *key_id != box.key_id_hex()) {
-      TP_ASSIGN_OR_RETURN(int64_t sealed,
-                          db.QueryInt("SELECT count(*) FROM credential_versions WHERE sealed IS "
-                                      "NOT NULL"));
-      if (sealed > 0) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "database ", store.path(), " holds credentials sealed under master key id ", *key_id,
-            ", but the configured master key has id ", box.key_id_hex(),
-            "; start with the master key this database was created with"));
-      }
-    }
-    if (!key_id.has_value() || *key_id != box.key_id_hex()) {
-      TP_RETURN_IF_ERROR(PutMeta(db, "master_key_id", box.key_id_hex()));
-    }
+    TP_RETURN_IF_ERROR(CheckSealedSecrets(db, box, store.path()));
     TP_ASSIGN_OR_RETURN(config::v1::Snapshot s, BuildSnapshot(db, box));
     snapshot = std::make_shared<config::v1::Snapshot>(std::move(s));
     return absl::OkStatus();

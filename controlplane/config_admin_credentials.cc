@@ -1,6 +1,8 @@
 // ConfigAdmin: credentials (sealed, versioned, write-only secrets) and caller keys.
 #include <openssl/rand.h>
 
+#include <algorithm>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -16,6 +18,7 @@ namespace {
 
 constexpr char kCredential[] = "credential";
 constexpr absl::Duration kMaxGracePeriod = absl::Hours(24 * 365);
+constexpr absl::Duration kMaxCallerKeyLifetime = absl::Hours(24 * 3653);
 
 admin::v1::CredentialVersionState ToProto(VersionState s) {
   switch (s) {
@@ -49,26 +52,30 @@ void ValidateDescription(const std::string& d, Violations& v) {
   if (d.size() > 1024) v.Add("credential.description", "must be at most 1024 characters");
 }
 
-admin::v1::CallerKey KeyToProto(const CallerKeyRow& k) {
-  admin::v1::CallerKey out;
-  out.set_key_id(k.key_id);
-  out.set_prefix(k.prefix);
-  *out.mutable_create_time() = ToTimestamp(k.create_time);
-  if (k.revoke_time.has_value()) *out.mutable_revoke_time() = ToTimestamp(*k.revoke_time);
-  return out;
-}
-
 // The caller row's JSON for audit, with its keys (ids and prefixes only).
 absl::StatusOr<std::string> CallerAuditJson(SqliteDb& db, const SpecRow& row) {
   admin::v1::Caller c;
   TP_RETURN_IF_ERROR(FromJson(row.spec_json, c.mutable_spec()));
   c.set_revision(row.revision);
   TP_ASSIGN_OR_RETURN(std::vector<CallerKeyRow> keys, ListCallerKeys(db, row.name));
-  for (const auto& k : keys) *c.add_keys() = KeyToProto(k);
+  for (const auto& k : keys) *c.add_keys() = CallerKeyToProto(k);
   return ToJson(c);
 }
 
 }  // namespace
+
+admin::v1::CallerKey CallerKeyToProto(const CallerKeyRow& k) {
+  admin::v1::CallerKey out;
+  out.set_key_id(k.key_id);
+  out.set_prefix(k.prefix);
+  *out.mutable_create_time() = ToTimestamp(k.create_time);
+  if (k.revoke_time.has_value()) *out.mutable_revoke_time() = ToTimestamp(*k.revoke_time);
+  if (k.expire_time.has_value()) *out.mutable_expire_time() = ToTimestamp(*k.expire_time);
+  if (k.last_used_time.has_value()) {
+    *out.mutable_last_used_time() = ToTimestamp(*k.last_used_time);
+  }
+  return out;
+}
 
 absl::StatusOr<admin::v1::Credential> ConfigAdmin::LoadCredential(SqliteDb& db,
                                                                   const std::string& name) {
@@ -331,10 +338,44 @@ absl::StatusOr<int> ConfigAdmin::RetireExpiredCredentialVersions() {
 
 absl::StatusOr<admin::v1::CreateCallerKeyResponse> ConfigAdmin::CreateCallerKey(
     const std::string& caller, const std::string& key_id, const std::string& actor) {
+  admin::v1::CreateCallerKeyRequest request;
+  request.set_caller(caller);
+  request.set_key_id(key_id);
+  return CreateCallerKey(request, actor);
+}
+
+absl::StatusOr<admin::v1::CreateCallerKeyResponse> ConfigAdmin::CreateCallerKey(
+    const admin::v1::CreateCallerKeyRequest& request, const std::string& actor) {
+  const std::string& caller = request.caller();
+  const std::string& key_id = request.key_id();
+  std::optional<absl::Time> expire_time;
   {
     Violations v;
     if (caller.empty()) v.Add("caller", "is required");
     if (!key_id.empty()) ValidateName(key_id, "key_id", v);
+    // Kept to the second: what the admin API shows is what gateways enforce.
+    const absl::Time now = clock_.Now();
+    if (request.has_expire_time()) {
+      const auto& t = request.expire_time();
+      if (t.nanos() < 0 || t.nanos() > 999999999) {
+        v.Add("expire_time", "is not a valid timestamp");
+      } else {
+        expire_time = absl::FromUnixSeconds(t.seconds());
+        if (*expire_time <= now) {
+          v.Add("expire_time", "is in the past; give a time after now, or a ttl");
+        } else if (*expire_time > now + kMaxCallerKeyLifetime) {
+          v.Add("expire_time", "is more than 10 years ahead");
+        }
+      }
+    } else if (request.has_ttl()) {
+      const absl::Duration ttl =
+          absl::Seconds(request.ttl().seconds()) + absl::Nanoseconds(request.ttl().nanos());
+      if (ttl < absl::Seconds(1) || ttl > kMaxCallerKeyLifetime) {
+        v.Add("ttl", "must be between 1 second and 10 years");
+      } else {
+        expire_time = absl::FromUnixSeconds(absl::ToUnixSeconds(now + ttl));
+      }
+    }
     TP_RETURN_IF_ERROR(v.ToStatus());
   }
   admin::v1::CreateCallerKeyResponse out;
@@ -348,7 +389,10 @@ absl::StatusOr<admin::v1::CreateCallerKeyResponse> ConfigAdmin::CreateCallerKey(
         }
         TP_ASSIGN_OR_RETURN(std::vector<CallerKeyRow> keys, ListCallerKeys(db, caller));
         int valid = 0;
-        for (const auto& k : keys) valid += k.revoke_time.has_value() ? 0 : 1;
+        for (const auto& k : keys) {
+          const bool expired = k.expire_time.has_value() && *k.expire_time <= now;
+          valid += k.revoke_time.has_value() || expired ? 0 : 1;
+        }
         if (valid >= options_.max_keys_per_caller) {
           return ErrorWithReason(absl::StatusCode::kFailedPrecondition,
                                  absl::StrCat("caller \"", caller, "\" already has ", valid,
@@ -365,7 +409,13 @@ absl::StatusOr<admin::v1::CreateCallerKeyResponse> ConfigAdmin::CreateCallerKey(
           }
           id = absl::BytesToHexString(id_bytes);
         }
-        CallerKeyRow k{id, caller, key.sha256_hex, key.display_prefix, now, std::nullopt};
+        CallerKeyRow k;
+        k.key_id = id;
+        k.caller = caller;
+        k.sha256 = key.sha256_hex;
+        k.prefix = key.display_prefix;
+        k.create_time = now;
+        k.expire_time = expire_time;
         absl::Status inserted = InsertCallerKey(db, k);
         if (inserted.code() == absl::StatusCode::kAlreadyExists) {
           return ErrorWithReason(absl::StatusCode::kAlreadyExists,
@@ -378,11 +428,14 @@ absl::StatusOr<admin::v1::CreateCallerKeyResponse> ConfigAdmin::CreateCallerKey(
         TP_RETURN_IF_ERROR(UpdateSpecRow(db, kCallersTable, *row));
         TP_ASSIGN_OR_RETURN(std::string after, CallerAuditJson(db, *row));
         out.set_key(std::move(key.key));
-        *out.mutable_caller_key() = KeyToProto(k);
+        *out.mutable_caller_key() = CallerKeyToProto(k);
         changes.push_back(
             {"CreateCallerKey", "caller", caller, std::move(before), std::move(after)});
         return absl::OkStatus();
       }));
+  // A key id can come back after its caller was deleted: its uses start from nothing.
+  absl::MutexLock lock(&key_uses_mu_);
+  stored_key_use_.erase(out.caller_key().key_id());
   return out;
 }
 
@@ -410,7 +463,7 @@ absl::StatusOr<admin::v1::CallerKey> ConfigAdmin::RevokeCallerKey(const std::str
               absl::StrCat("caller \"", caller, "\" has no key \"", key_id, "\""), "NOT_FOUND");
         }
         if (key->revoke_time.has_value()) {  // already revoked: nothing to change
-          out = KeyToProto(*key);
+          out = CallerKeyToProto(*key);
           return absl::OkStatus();
         }
         TP_ASSIGN_OR_RETURN(std::string before, CallerAuditJson(db, *row));
@@ -421,12 +474,45 @@ absl::StatusOr<admin::v1::CallerKey> ConfigAdmin::RevokeCallerKey(const std::str
         TP_ASSIGN_OR_RETURN(std::string after, CallerAuditJson(db, *row));
         CallerKeyRow revoked = *key;
         revoked.revoke_time = now;
-        out = KeyToProto(revoked);
+        out = CallerKeyToProto(revoked);
         changes.push_back(
             {"RevokeCallerKey", "caller", caller, std::move(before), std::move(after)});
         return absl::OkStatus();
       }));
   return out;
+}
+
+absl::StatusOr<int> ConfigAdmin::RecordCallerKeyUses(
+    const std::vector<std::pair<std::string, absl::Time>>& uses) {
+  const int64_t now_minute = absl::ToUnixSeconds(clock_.Now()) / 60 * 60;
+  // To the minute: the start of the minute of use, never ahead of this clock's minute.
+  std::vector<std::pair<const std::string*, int64_t>> fresh;
+  {
+    absl::MutexLock lock(&key_uses_mu_);
+    for (const auto& [key_id, time] : uses) {
+      const int64_t minute = std::min(absl::ToUnixSeconds(time) / 60 * 60, now_minute);
+      auto it = stored_key_use_.find(key_id);
+      if (it == stored_key_use_.end() || it->second < minute) fresh.emplace_back(&key_id, minute);
+    }
+  }
+  if (fresh.empty()) return 0;
+  int moved = 0;
+  TP_RETURN_IF_ERROR(store_.Write([&](SqliteDb& db) -> absl::Status {
+    for (const auto& [key_id, minute] : fresh) {
+      TP_ASSIGN_OR_RETURN(bool advanced,
+                          AdvanceCallerKeyLastUsed(db, *key_id, absl::FromUnixSeconds(minute)));
+      moved += advanced ? 1 : 0;
+    }
+    return absl::OkStatus();
+  }));
+  // Committed: remember, so the same report costs nothing next time. (An unknown id is
+  // remembered too; it stays harmless and bounded by what authenticated gateways report.)
+  absl::MutexLock lock(&key_uses_mu_);
+  for (const auto& [key_id, minute] : fresh) {
+    int64_t& stored = stored_key_use_[*key_id];
+    stored = std::max(stored, minute);
+  }
+  return moved;
 }
 
 }  // namespace turnpike::controlplane

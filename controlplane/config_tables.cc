@@ -250,6 +250,12 @@ absl::Status PutMeta(SqliteDb& db, const std::string& key, const std::string& va
   return s.Run();
 }
 
+absl::Status DeleteMeta(SqliteDb& db, const std::string& key) {
+  TP_ASSIGN_OR_RETURN(SqliteStatement s, db.Prepare("DELETE FROM meta WHERE key = ?"));
+  s.Bind(1, key);
+  return s.Run();
+}
+
 namespace {
 constexpr char kCredentialColumns[] =
     "name, description, active_version, revision, create_time, update_time";
@@ -373,6 +379,41 @@ absl::Status SetCredentialVersionState(SqliteDb& db, const std::string& name, in
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<SealedVersion>> ListSealedVersions(SqliteDb& db,
+                                                              const std::string& not_under_key_id,
+                                                              int limit) {
+  // Bytes 5..12 of the sealed format are the master key id (controlplane/secret_box.h).
+  TP_ASSIGN_OR_RETURN(
+      SqliteStatement s,
+      db.Prepare(not_under_key_id.empty()
+                     ? "SELECT credential, version, sealed FROM credential_versions WHERE sealed "
+                       "IS NOT NULL ORDER BY credential, version LIMIT ?"
+                     : "SELECT credential, version, sealed FROM credential_versions WHERE sealed "
+                       "IS NOT NULL AND substr(sealed, 5, 8) != ? ORDER BY credential, version "
+                       "LIMIT ?"));
+  if (not_under_key_id.empty()) {
+    s.Bind(1, int64_t{limit > 0 ? limit : -1});
+  } else {
+    s.BindBlob(1, not_under_key_id).Bind(2, int64_t{limit > 0 ? limit : -1});
+  }
+  std::vector<SealedVersion> out;
+  while (true) {
+    TP_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({s.ColumnText(0), s.ColumnInt(1), s.ColumnText(2)});
+  }
+  return out;
+}
+
+absl::Status ResealCredentialVersion(SqliteDb& db, const std::string& credential, int64_t version,
+                                     const std::string& sealed, const std::string& fingerprint) {
+  TP_ASSIGN_OR_RETURN(SqliteStatement s,
+                      db.Prepare("UPDATE credential_versions SET sealed = ?, fingerprint = ? "
+                                 "WHERE credential = ? AND version = ? AND sealed IS NOT NULL"));
+  s.BindBlob(1, sealed).Bind(2, fingerprint).Bind(3, credential).Bind(4, version);
+  return s.Run();
+}
+
 absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> VersionsDueForRetirement(
     SqliteDb& db, absl::Time now) {
   TP_ASSIGN_OR_RETURN(
@@ -392,8 +433,9 @@ absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> VersionsDueForRetir
 absl::StatusOr<std::vector<CallerKeyRow>> ListCallerKeys(SqliteDb& db, const std::string& caller) {
   TP_ASSIGN_OR_RETURN(
       SqliteStatement s,
-      db.Prepare("SELECT key_id, caller, sha256, prefix, create_time, revoke_time FROM "
-                 "caller_keys WHERE caller = ? ORDER BY create_time DESC, key_id"));
+      db.Prepare("SELECT key_id, caller, sha256, prefix, create_time, revoke_time, expire_time, "
+                 "last_used_time FROM caller_keys WHERE caller = ? ORDER BY create_time DESC, "
+                 "key_id"));
   s.Bind(1, caller);
   std::vector<CallerKeyRow> out;
   while (true) {
@@ -406,6 +448,8 @@ absl::StatusOr<std::vector<CallerKeyRow>> ListCallerKeys(SqliteDb& db, const std
     r.prefix = s.ColumnText(3);
     r.create_time = FromMicros(s.ColumnInt(4));
     r.revoke_time = OptionalTime(s, 5);
+    r.expire_time = OptionalTime(s, 6);
+    r.last_used_time = OptionalTime(s, 7);
     out.push_back(std::move(r));
   }
   return out;
@@ -415,9 +459,10 @@ absl::Status InsertCallerKey(SqliteDb& db, const CallerKeyRow& r) {
   TP_ASSIGN_OR_RETURN(
       SqliteStatement s,
       db.Prepare("INSERT INTO caller_keys (key_id, caller, sha256, prefix, create_time, "
-                 "revoke_time) VALUES (?, ?, ?, ?, ?, ?)"));
+                 "revoke_time, expire_time, last_used_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
   s.Bind(1, r.key_id).Bind(2, r.caller).Bind(3, r.sha256).Bind(4, r.prefix);
   s.Bind(5, Micros(r.create_time)).Bind(6, Micros(r.revoke_time));
+  s.Bind(7, Micros(r.expire_time)).Bind(8, Micros(r.last_used_time));
   return s.Run();
 }
 
@@ -427,6 +472,16 @@ absl::Status RevokeCallerKeyRow(SqliteDb& db, const std::string& key_id, absl::T
                                  "revoke_time IS NULL"));
   s.Bind(1, Micros(now)).Bind(2, key_id);
   return s.Run();
+}
+
+absl::StatusOr<bool> AdvanceCallerKeyLastUsed(SqliteDb& db, const std::string& key_id,
+                                              absl::Time minute) {
+  TP_ASSIGN_OR_RETURN(SqliteStatement s,
+                      db.Prepare("UPDATE caller_keys SET last_used_time = ? WHERE key_id = ? AND "
+                                 "(last_used_time IS NULL OR last_used_time < ?)"));
+  s.Bind(1, Micros(minute)).Bind(2, key_id).Bind(3, Micros(minute));
+  TP_RETURN_IF_ERROR(s.Run());
+  return db.changes() > 0;
 }
 
 }  // namespace turnpike::controlplane

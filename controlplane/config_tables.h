@@ -94,6 +94,7 @@ absl::StatusOr<std::vector<AuditRecord>> ListAudit(SqliteDb& db, int64_t before_
 
 absl::StatusOr<std::optional<std::string>> GetMeta(SqliteDb& db, const std::string& key);
 absl::Status PutMeta(SqliteDb& db, const std::string& key, const std::string& value);
+absl::Status DeleteMeta(SqliteDb& db, const std::string& key);
 
 // Credentials.
 struct CredentialRow {
@@ -128,6 +129,20 @@ absl::Status InsertCredentialVersion(SqliteDb& db, const std::string& name,
 // Sets state and retire_time; retiring also destroys the sealed secret.
 absl::Status SetCredentialVersionState(SqliteDb& db, const std::string& name, int64_t version,
                                        VersionState state, std::optional<absl::Time> retire_time);
+// A sealed secret of one credential version (master-key checks and rotation).
+struct SealedVersion {
+  std::string credential;
+  int64_t version = 0;
+  std::string sealed;
+};
+// Versions that hold a sealed secret, by credential and version, at most `limit` (all if <= 0);
+// with `not_under_key_id` (8 raw bytes) non-empty, only those sealed under another key.
+absl::StatusOr<std::vector<SealedVersion>> ListSealedVersions(SqliteDb& db,
+                                                              const std::string& not_under_key_id,
+                                                              int limit);
+// Replaces the sealed secret and fingerprint of one version (a master-key rotation).
+absl::Status ResealCredentialVersion(SqliteDb& db, const std::string& credential, int64_t version,
+                                     const std::string& sealed, const std::string& fingerprint);
 // PREVIOUS versions whose retire_time is at or before `now`: (credential, version).
 absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> VersionsDueForRetirement(
     SqliteDb& db, absl::Time now);
@@ -140,11 +155,17 @@ struct CallerKeyRow {
   std::string prefix;
   absl::Time create_time;
   std::optional<absl::Time> revoke_time;
+  std::optional<absl::Time> expire_time;     // nullopt: never expires
+  std::optional<absl::Time> last_used_time;  // a whole minute; nullopt: never reported used
 };
 // Newest first; valid and revoked.
 absl::StatusOr<std::vector<CallerKeyRow>> ListCallerKeys(SqliteDb& db, const std::string& caller);
 absl::Status InsertCallerKey(SqliteDb& db, const CallerKeyRow& row);
 absl::Status RevokeCallerKeyRow(SqliteDb& db, const std::string& key_id, absl::Time now);
+// Moves the key's last_used_time forward to `minute` (never back). Returns whether it moved; an
+// unknown key id changes nothing.
+absl::StatusOr<bool> AdvanceCallerKeyLastUsed(SqliteDb& db, const std::string& key_id,
+                                              absl::Time minute);
 
 }  // namespace turnpike::controlplane
 

@@ -44,15 +44,15 @@ class ServiceListOption final : public grpc::ServerBuilderOption {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(Options options,
-                                                                  const MasterKey& master_key,
-                                                                  Clock& clock) {
+absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(
+    Options options, const MasterKey& master_key, Clock& clock,
+    const MasterKey* previous_master_key) {
   std::unique_ptr<ControlPlane> cp(new ControlPlane(clock));
   Store::Options store_options;
   store_options.path = options.db_path;
   store_options.busy_timeout = options.busy_timeout;
   TP_ASSIGN_OR_RETURN(cp->store_, Store::Open(store_options, EmbeddedMigrations()));
-  TP_ASSIGN_OR_RETURN(cp->box_, SecretBox::Create(master_key));
+  TP_ASSIGN_OR_RETURN(cp->box_, SecretBox::Create(master_key, previous_master_key));
   SnapshotCache* cache = &cp->cache_;
   TP_ASSIGN_OR_RETURN(cp->admin_, ConfigAdmin::Create(
                                       *cp->store_, *cp->box_, clock,
@@ -60,6 +60,19 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(Options option
                                         cache->Publish(std::move(s));
                                       },
                                       options.admin));
+  // A rotation the previous run did not finish (killed between two batches) is finished now,
+  // before anyone is served: every version is sealed under one of the two keys the box holds.
+  TP_ASSIGN_OR_RETURN(bool rotation_pending, cp->admin_->MasterKeyRotationPending());
+  if (rotation_pending) {
+    spdlog::info(
+        "a master key rotation was under way when the control plane stopped; finishing it");
+    TP_ASSIGN_OR_RETURN(admin::v1::RotateMasterKeyResponse rotated,
+                        cp->admin_->RotateMasterKey("system (rotation resumed at start)"));
+    spdlog::info(
+        "master key rotation finished: {} credential version(s) re-sealed at start, all "
+        "under master key id {}",
+        rotated.resealed(), rotated.key_id());
+  }
   TP_ASSIGN_OR_RETURN(cp->identities_, IdentityStore::Open(*cp->store_, clock));
   if (!options.bootstrap_admin_token.empty()) {
     TP_RETURN_IF_ERROR(cp->identities_->AddBootstrapAdminToken(options.bootstrap_admin_token));
@@ -68,8 +81,12 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(Options option
       std::make_shared<Authenticator>(*cp->identities_, clock, options.auth_throttle);
   cp->admin_service_ = std::make_unique<AdminServiceImpl>(*cp->admin_, cp->registry_,
                                                           *cp->identities_, *cp->authenticator_);
-  cp->watch_service_ =
-      std::make_unique<WatchService>(cp->cache_, cp->registry_, *cp->authenticator_);
+  ConfigAdmin* config_admin = cp->admin_.get();
+  cp->watch_service_ = std::make_unique<WatchService>(
+      cp->cache_, cp->registry_, *cp->authenticator_,
+      [config_admin](const std::vector<std::pair<std::string, absl::Time>>& uses) {
+        return config_admin->RecordCallerKeyUses(uses).status();
+      });
   cp->ledger_ = std::make_unique<UsageLedger>(*cp->store_, clock, options.usage);
   cp->usage_service_ = std::make_unique<UsageServiceImpl>(*cp->ledger_, *cp->authenticator_);
   cp->PruneUsage();

@@ -85,12 +85,13 @@ class ControlPlane {
     AuditTrail::Options audit;
   };
 
-  // Opens the database, checks the master key, publishes the current snapshot and starts
-  // serving. Errors name the cause (database locked, corrupt, newer; wrong master key; port in
-  // use).
-  static absl::StatusOr<std::unique_ptr<ControlPlane>> Start(Options options,
-                                                             const MasterKey& master_key,
-                                                             Clock& clock);
+  // Opens the database, checks the master key, finishes a master-key rotation a previous run left
+  // half done, publishes the current snapshot and starts serving. `previous_master_key` is the
+  // key being rotated away from, if any (--previous_master_key_file). Errors name the cause
+  // (database locked, corrupt, newer; wrong master key; port in use).
+  static absl::StatusOr<std::unique_ptr<ControlPlane>> Start(
+      Options options, const MasterKey& master_key, Clock& clock,
+      const MasterKey* previous_master_key = nullptr);
   ~ControlPlane();
 
   int port() const { return port_; }

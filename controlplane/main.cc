@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -40,6 +41,14 @@ ABSL_FLAG(std::string, db, "./var/turnpike.db", "SQLite database file (created i
 ABSL_FLAG(std::string, master_key_file, "",
           "file holding the 32-byte master key (64 hex chars or base64); "
           "or set TURNPIKE_MASTER_KEY");
+ABSL_FLAG(std::string, previous_master_key_file, "",
+          "during a master key rotation: file holding the key being rotated away from (the new "
+          "one is --master_key_file); credentials sealed under either key open, new ones are "
+          "sealed under the new key, and RotateMasterKey re-seals the rest (docs/security.md)");
+ABSL_FLAG(int32_t, master_key_rotation_batch, 32,
+          "credential versions re-sealed per transaction by a master key rotation");
+ABSL_FLAG(absl::Duration, master_key_rotation_test_pause, absl::ZeroDuration(),
+          "TESTS ONLY: wait this long between two batches of a master key rotation");
 ABSL_FLAG(bool, dev_insecure_master_key, false,
           "DEVELOPMENT ONLY: use a fixed, publicly known master key (tools/dev up)");
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain (enables TLS)");
@@ -90,22 +99,26 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return ss.str();
 }
 
+absl::StatusOr<MasterKey> LoadKeyFile(const std::string& file) {
+  struct stat st;
+  if (stat(file.c_str(), &st) == 0 && (st.st_mode & 0077) != 0) {
+    spdlog::warn("master key file {} is readable by group or others; chmod 0400 it", file);
+  }
+  absl::StatusOr<std::string> text = ReadFile(file);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<MasterKey> key = MasterKey::Parse(*text);
+  if (!key.ok())
+    return absl::InvalidArgumentError(absl::StrCat(file, ": ", key.status().message()));
+  return key;
+}
+
 absl::StatusOr<MasterKey> LoadMasterKey() {
   const std::string file = absl::GetFlag(FLAGS_master_key_file);
   const char* env = std::getenv("TURNPIKE_MASTER_KEY");
   if (!file.empty()) {
     if (env != nullptr)
       spdlog::warn("both --master_key_file and TURNPIKE_MASTER_KEY set; using the file");
-    struct stat st;
-    if (stat(file.c_str(), &st) == 0 && (st.st_mode & 0077) != 0) {
-      spdlog::warn("master key file {} is readable by group or others; chmod 0400 it", file);
-    }
-    absl::StatusOr<std::string> text = ReadFile(file);
-    if (!text.ok()) return text.status();
-    absl::StatusOr<MasterKey> key = MasterKey::Parse(*text);
-    if (!key.ok())
-      return absl::InvalidArgumentError(absl::StrCat(file, ": ", key.status().message()));
-    return key;
+    return LoadKeyFile(file);
   }
   if (env != nullptr) {
     absl::StatusOr<MasterKey> key = MasterKey::Parse(env);
@@ -204,12 +217,30 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<MasterKey> master_key = LoadMasterKey();
   if (!master_key.ok()) return Fail(master_key.status());
+  std::optional<MasterKey> previous_master_key;
+  if (const std::string file = absl::GetFlag(FLAGS_previous_master_key_file); !file.empty()) {
+    absl::StatusOr<MasterKey> previous = LoadKeyFile(file);
+    if (!previous.ok()) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("--previous_master_key_file: ", previous.status().message())));
+    }
+    previous_master_key = *std::move(previous);
+  }
 
   ControlPlane::Options options;
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.db_path = absl::GetFlag(FLAGS_db);
   options.usage.retention = absl::GetFlag(FLAGS_usage_retention);
   options.auth_throttle.max_delay = absl::GetFlag(FLAGS_auth_failure_max_delay);
+  options.admin.master_key_rotation_batch = absl::GetFlag(FLAGS_master_key_rotation_batch);
+  if (options.admin.master_key_rotation_batch < 1) {
+    return Fail(absl::InvalidArgumentError("--master_key_rotation_batch must be at least 1"));
+  }
+  options.admin.master_key_rotation_pause = absl::GetFlag(FLAGS_master_key_rotation_test_pause);
+  options.admin.on_rotation_progress = [](int64_t resealed, int64_t remaining) {
+    spdlog::info("master key rotation: {} credential version(s) re-sealed, {} left", resealed,
+                 remaining);
+  };
   if (options.usage.retention <= absl::ZeroDuration()) {
     return Fail(absl::InvalidArgumentError("--usage_retention must be positive"));
   }
@@ -258,7 +289,8 @@ int main(int argc, char** argv) {
   }
 
   absl::StatusOr<std::unique_ptr<ControlPlane>> cp =
-      ControlPlane::Start(options, *master_key, turnpike::Clock::Real());
+      ControlPlane::Start(options, *master_key, turnpike::Clock::Real(),
+                          previous_master_key.has_value() ? &*previous_master_key : nullptr);
   if (!cp.ok()) return Fail(cp.status());
   if (!(*cp)->identities().HasAdminTokens()) {
     // First start of an empty database without --bootstrap_admin_token_file: the only time a

@@ -183,33 +183,60 @@ MasterKey& MasterKey::operator=(MasterKey&& other) noexcept {
 
 MasterKey::~MasterKey() { Cleanse(bytes_); }
 
-absl::StatusOr<std::unique_ptr<SecretBox>> SecretBox::Create(const MasterKey& master_key) {
+absl::StatusOr<SecretBox::Keys> SecretBox::Derive(const MasterKey& master_key) {
   if (master_key.bytes().size() != kKeyLen) {
     return absl::InvalidArgumentError("master key must be 32 bytes");
   }
-  std::unique_ptr<SecretBox> box(new SecretBox());
-  TP_ASSIGN_OR_RETURN(box->kek_, Hkdf(master_key.bytes(), "turnpike key-encryption key v1"));
-  TP_ASSIGN_OR_RETURN(box->fp_key_, Hkdf(master_key.bytes(), "turnpike fingerprint key v1"));
+  Keys keys;
+  TP_ASSIGN_OR_RETURN(keys.kek, Hkdf(master_key.bytes(), "turnpike key-encryption key v1"));
+  TP_ASSIGN_OR_RETURN(keys.fp_key, Hkdf(master_key.bytes(), "turnpike fingerprint key v1"));
   TP_ASSIGN_OR_RETURN(std::string id_key, Hkdf(master_key.bytes(), "turnpike key id v1"));
-  box->key_id_ = HmacSha256(id_key, "key-id").substr(0, kKeyIdLen);
+  keys.id = HmacSha256(id_key, "key-id").substr(0, kKeyIdLen);
   Cleanse(id_key);
-  box->key_id_hex_ = absl::BytesToHexString(box->key_id_);
+  keys.id_hex = absl::BytesToHexString(keys.id);
+  return keys;
+}
+
+absl::StatusOr<std::unique_ptr<SecretBox>> SecretBox::Create(const MasterKey& master_key,
+                                                             const MasterKey* previous) {
+  std::unique_ptr<SecretBox> box(new SecretBox());
+  TP_ASSIGN_OR_RETURN(box->current_, Derive(master_key));
+  if (previous != nullptr) {
+    TP_ASSIGN_OR_RETURN(box->previous_, Derive(*previous));
+    if (box->previous_.id == box->current_.id) {
+      return absl::InvalidArgumentError(
+          "the previous master key is the current one; give the new key as the master key and "
+          "the old one as the previous key");
+    }
+  }
   return box;
 }
 
 SecretBox::~SecretBox() {
-  Cleanse(kek_);
-  Cleanse(fp_key_);
+  for (Keys* k : {&current_, &previous_}) {
+    Cleanse(k->kek);
+    Cleanse(k->fp_key);
+  }
+}
+
+bool SecretBox::Knows(std::string_view id_hex) const {
+  return !id_hex.empty() && (id_hex == current_.id_hex || id_hex == previous_.id_hex);
+}
+
+std::string SecretBox::SealedKeyIdHex(std::string_view sealed) {
+  if (sealed.size() < kMinSealedLen || sealed.substr(0, 3) != kMagic) return "";
+  std::string_view id = sealed.substr(4, kKeyIdLen);
+  return absl::BytesToHexString(absl::string_view(id.data(), id.size()));
 }
 
 absl::StatusOr<std::string> SecretBox::Seal(std::string_view plaintext, std::string_view name,
                                             int64_t version) const {
-  std::string aad = Aad(key_id_, name, version);
+  std::string aad = Aad(current_.id, name, version);
   TP_ASSIGN_OR_RETURN(std::string dek, RandomBytes(kKeyLen));
   TP_ASSIGN_OR_RETURN(std::string wrap_nonce, RandomBytes(kNonceLen));
   TP_ASSIGN_OR_RETURN(std::string nonce, RandomBytes(kNonceLen));
   std::string wrap_tag, tag;
-  absl::StatusOr<std::string> wrapped = GcmEncrypt(kek_, wrap_nonce, aad, dek, wrap_tag);
+  absl::StatusOr<std::string> wrapped = GcmEncrypt(current_.kek, wrap_nonce, aad, dek, wrap_tag);
   absl::StatusOr<std::string> ct = GcmEncrypt(dek, nonce, aad, plaintext, tag);
   Cleanse(dek);
   if (!wrapped.ok()) return wrapped.status();
@@ -218,7 +245,7 @@ absl::StatusOr<std::string> SecretBox::Seal(std::string_view plaintext, std::str
   out.reserve(kMinSealedLen + ct->size());
   out.append(kMagic, 3);
   out.push_back(static_cast<char>(kFormatV1));
-  out.append(key_id_);
+  out.append(current_.id);
   out.append(wrap_nonce).append(*wrapped).append(wrap_tag);
   out.append(nonce).append(tag).append(*ct);
   return out;
@@ -235,16 +262,20 @@ absl::StatusOr<std::string> SecretBox::Open(std::string_view sealed, std::string
         what, ": unknown sealed format ", static_cast<int>(static_cast<unsigned char>(sealed[3]))));
   }
   std::string_view key_id = sealed.substr(4, kKeyIdLen);
-  if (key_id != key_id_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(what, ": sealed under master key id ",
-                     absl::BytesToHexString(absl::string_view(key_id.data(), key_id.size())),
-                     ", but the configured master key has id ", key_id_hex_));
+  const Keys* keys = key_id == current_.id                             ? &current_
+                     : !previous_.id.empty() && key_id == previous_.id ? &previous_
+                                                                       : nullptr;
+  if (keys == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, ": sealed under master key id ",
+        absl::BytesToHexString(absl::string_view(key_id.data(), key_id.size())),
+        ", but the configured master key has id ", current_.id_hex,
+        previous_.id_hex.empty() ? "" : absl::StrCat(" (previous key ", previous_.id_hex, ")")));
   }
-  std::string aad = Aad(key_id_, name, version);
+  std::string aad = Aad(keys->id, name, version);
   std::string_view p = sealed.substr(kWrapOffset);
   absl::StatusOr<std::string> dek =
-      GcmDecrypt(kek_, p.substr(0, kNonceLen), aad, p.substr(kNonceLen, kKeyLen),
+      GcmDecrypt(keys->kek, p.substr(0, kNonceLen), aad, p.substr(kNonceLen, kKeyLen),
                  p.substr(kNonceLen + kKeyLen, kTagLen));
   if (!dek.ok()) {
     return absl::DataLossError(absl::StrCat(
@@ -263,7 +294,7 @@ absl::StatusOr<std::string> SecretBox::Open(std::string_view sealed, std::string
 }
 
 std::string SecretBox::Fingerprint(std::string_view plaintext) const {
-  return absl::BytesToHexString(HmacSha256(fp_key_, plaintext).substr(0, 8));
+  return absl::BytesToHexString(HmacSha256(current_.fp_key, plaintext).substr(0, 8));
 }
 
 }  // namespace turnpike::controlplane

@@ -55,9 +55,19 @@ absl::StatusOr<config::v1::Snapshot> BuildSnapshot(SqliteDb& db, const SecretBox
   TP_RETURN_IF_ERROR(
       ReadAll<config::v1::Caller>(db, kCallersTable, [&](config::v1::Caller c) -> absl::Status {
         c.clear_key_sha256();
+        c.clear_keys();
         TP_ASSIGN_OR_RETURN(std::vector<CallerKeyRow> keys, ListCallerKeys(db, c.name()));
         for (const auto& k : keys) {
-          if (!k.revoke_time.has_value()) c.add_key_sha256(k.sha256);
+          if (k.revoke_time.has_value()) continue;
+          // Expired keys stay in the snapshot, so the gateway can say "expired" rather than
+          // "invalid"; it refuses them from their expire_time on, to the second.
+          c.add_key_sha256(k.sha256);
+          config::v1::CallerKey* key = c.add_keys();
+          key->set_key_sha256(k.sha256);
+          key->set_key_id(k.key_id);
+          if (k.expire_time.has_value()) {
+            key->set_expire_unix_seconds(absl::ToUnixSeconds(*k.expire_time));
+          }
         }
         *snap.add_callers() = std::move(c);
         return absl::OkStatus();

@@ -267,10 +267,22 @@ void ValidateCaller(const config::v1::Caller& c, const std::string& path, SpecMo
     if (c.key_sha256_size() > 0) {
       v.Add(F(path, "key_sha256"), "must be empty; issue keys with CreateCallerKey");
     }
+    if (c.keys_size() > 0) {
+      v.Add(F(path, "keys"), "must be empty; issue keys with CreateCallerKey");
+    }
   } else {
     for (int i = 0; i < c.key_sha256_size(); ++i) {
       if (c.key_sha256(i).size() != 64 || !IsLowerHex(c.key_sha256(i))) {
         v.Add(At(F(path, "key_sha256"), i), "must be 64 lowercase hex characters");
+      }
+    }
+    for (int i = 0; i < c.keys_size(); ++i) {
+      const config::v1::CallerKey& k = c.keys(i);
+      if (k.key_sha256().size() != 64 || !IsLowerHex(k.key_sha256())) {
+        v.Add(F(At(F(path, "keys"), i), "key_sha256"), "must be 64 lowercase hex characters");
+      }
+      if (k.expire_unix_seconds() < 0) {
+        v.Add(F(At(F(path, "keys"), i), "expire_unix_seconds"), "must not be negative");
       }
     }
   }

@@ -17,6 +17,8 @@ using config::v1::WatchResponse;
 constexpr size_t kMaxNodeIdLength = 256;
 // A gateway with more upstreams than this is misreporting (a route has at most 16 targets).
 constexpr int kMaxReportedUpstreams = 10000;
+// Keys one gateway may report at once (a caller holds at most a few; callers are few thousand).
+constexpr int kMaxReportedKeyUses = 100000;
 
 // One Watch stream. Lock order: SnapshotCache's lock, then mu_ (the cache calls OnSnapshot and
 // OnShutdown with its lock held); so this class never calls the cache while holding mu_.
@@ -196,9 +198,9 @@ grpc::ServerBidiReactor<WatchRequest, WatchResponse>* WatchService::Watch(
   return new WatchReactor(context, cache_, registry_, authenticator_, next_stream_id_.fetch_add(1));
 }
 
-grpc::ServerUnaryReactor* WatchService::ReportHealth(grpc::CallbackServerContext* context,
-                                                     const config::v1::ReportHealthRequest* request,
-                                                     config::v1::ReportHealthResponse*) {
+grpc::Status WatchService::ReportHealth(grpc::ServerContext* context,
+                                        const config::v1::ReportHealthRequest* request,
+                                        config::v1::ReportHealthResponse*) {
   Violations v;
   if (request->node_id().empty() || request->node_id().size() > kMaxNodeIdLength) {
     v.Add("node_id", "must be 1-256 characters");
@@ -206,14 +208,22 @@ grpc::ServerUnaryReactor* WatchService::ReportHealth(grpc::CallbackServerContext
   if (request->upstreams_size() > kMaxReportedUpstreams) {
     v.Add("upstreams", absl::StrCat("has more than ", kMaxReportedUpstreams, " entries"));
   }
-  absl::Status status = v.ToStatus();
-  if (v.empty()) {
-    absl::StatusOr<Identity> identity = authenticator_.IdentifyNode(*context, request->node_id());
-    status = identity.ok() ? registry_.ReportedHealth(*request) : identity.status();
+  if (request->caller_key_uses_size() > kMaxReportedKeyUses) {
+    v.Add("caller_key_uses", absl::StrCat("has more than ", kMaxReportedKeyUses, " entries"));
   }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
+  if (!v.empty()) return ToGrpcStatus(v.ToStatus());
+  absl::StatusOr<Identity> identity = authenticator_.IdentifyNode(*context, request->node_id());
+  if (!identity.ok()) return ToGrpcStatus(identity.status());
+  absl::Status status = registry_.ReportedHealth(*request);
+  if (status.ok() && record_key_uses_ && request->caller_key_uses_size() > 0) {
+    std::vector<std::pair<std::string, absl::Time>> uses;
+    uses.reserve(request->caller_key_uses_size());
+    for (const config::v1::CallerKeyUse& use : request->caller_key_uses()) {
+      uses.emplace_back(use.key_id(), absl::FromUnixSeconds(use.last_used_unix_seconds()));
+    }
+    status = record_key_uses_(uses);
+  }
+  return ToGrpcStatus(status);
 }
 
 }  // namespace turnpike::controlplane

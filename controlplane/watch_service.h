@@ -7,8 +7,11 @@
 //     push of the newest version;
 //   * after a NACK the node is held: nothing is resent until a newer version is published;
 //   * every ACK/NACK is recorded in the DataPlaneRegistry for ListDataPlanes.
-// ReportHealth (unary) stores a gateway's latest upstream health report in the registry; it
-// serves on the same port, so with the same TLS and client-certificate checks, as Watch.
+// ReportHealth (unary) stores a gateway's latest upstream health report in the registry, and hands
+// the caller-key uses it carries (key id -> last minute used) to `record_key_uses`, which writes
+// them to SQLite; it is a synchronous method (gRPC's sync thread pool), so that write blocks no
+// callback thread. It serves on the same port, so with the same TLS and client-certificate
+// checks, as Watch.
 // Both are node RPCs: the gate (controlplane/authenticator.h) admits only node tokens, and the
 // node id a stream or report names must be the one its token is bound to, so one gateway cannot
 // watch or report as another. Each push re-checks the token: a revoked one ends the stream with
@@ -20,6 +23,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
 
 #include "controlplane/authenticator.h"
 #include "controlplane/data_plane_registry.h"
@@ -28,22 +38,31 @@
 
 namespace turnpike::controlplane {
 
-class WatchService final : public config::v1::ConfigDiscoveryService::CallbackService {
+class WatchService final : public config::v1::ConfigDiscoveryService::WithCallbackMethod_Watch<
+                               config::v1::ConfigDiscoveryService::Service> {
  public:
+  // Key id -> a time in the minute the key was last used (ConfigAdmin::RecordCallerKeyUses).
+  using KeyUseSink =
+      std::function<absl::Status(const std::vector<std::pair<std::string, absl::Time>>&)>;
+
   WatchService(SnapshotCache& cache, DataPlaneRegistry& registry,
-               const Authenticator& authenticator)
-      : cache_(cache), registry_(registry), authenticator_(authenticator) {}
+               const Authenticator& authenticator, KeyUseSink record_key_uses = nullptr)
+      : cache_(cache),
+        registry_(registry),
+        authenticator_(authenticator),
+        record_key_uses_(std::move(record_key_uses)) {}
 
   grpc::ServerBidiReactor<config::v1::WatchRequest, config::v1::WatchResponse>* Watch(
       grpc::CallbackServerContext* context) override;
-  grpc::ServerUnaryReactor* ReportHealth(grpc::CallbackServerContext* context,
-                                         const config::v1::ReportHealthRequest* request,
-                                         config::v1::ReportHealthResponse* response) override;
+  grpc::Status ReportHealth(grpc::ServerContext* context,
+                            const config::v1::ReportHealthRequest* request,
+                            config::v1::ReportHealthResponse* response) override;
 
  private:
   SnapshotCache& cache_;
   DataPlaneRegistry& registry_;
   const Authenticator& authenticator_;
+  const KeyUseSink record_key_uses_;
   std::atomic<uint64_t> next_stream_id_{1};
 };
 

@@ -29,6 +29,7 @@
 #include "server/config/config_store.h"
 #include "server/config/config_watch_client.h"
 #include "server/config/health_reporter.h"
+#include "server/config/key_use_table.h"
 #include "server/config/runtime_config.h"
 #include "server/grpc/gateway_server.h"
 #include "server/grpc/listener_credentials.h"
@@ -183,6 +184,7 @@ std::string NodeId() {
 absl::StatusOr<std::unique_ptr<ConfigWatchClient>> StartWatch(ConfigStore& store,
                                                               GatewayServer& server,
                                                               Resilience& resilience,
+                                                              KeyUseTable& key_uses,
                                                               absl::BitGenRef rng) {
   ConfigWatchClient::Options options;
   options.target = absl::GetFlag(FLAGS_control_plane);
@@ -223,10 +225,10 @@ absl::StatusOr<std::unique_ptr<ConfigWatchClient>> StartWatch(ConfigStore& store
       spdlog::info("config watch: {}", message);
     }
   };
-  auto apply = [&store, &server,
-                &resilience](const config::v1::Snapshot& snapshot) -> absl::Status {
+  auto apply = [&store, &server, &resilience,
+                &key_uses](const config::v1::Snapshot& snapshot) -> absl::Status {
     absl::StatusOr<std::shared_ptr<const RuntimeConfig>> config =
-        RuntimeConfig::Build(snapshot, RuntimeConfig::ProcessEnv(), resilience);
+        RuntimeConfig::Build(snapshot, RuntimeConfig::ProcessEnv(), resilience, &key_uses);
     if (!config.ok()) return config.status();
     store.Set(*config);
     server.SetServing(true);
@@ -275,6 +277,8 @@ int Run() {
   Resilience::Options resilience_options;
   resilience_options.on_event = [](const std::string& event) { spdlog::warn("{}", event); };
   Resilience resilience(resilience_options, Clock::Real(), bitgen);
+  // When each caller key was last used (to the minute), for the health reports.
+  KeyUseTable key_uses;
   std::shared_ptr<const RuntimeConfig> file_config;
   if (from_file) {
     absl::StatusOr<config::v1::Snapshot> snapshot = LoadSnapshotFile(absl::GetFlag(FLAGS_config));
@@ -515,7 +519,7 @@ int Run() {
                  file_config->version().empty() ? "(unversioned)" : file_config->version());
   } else {
     absl::StatusOr<std::unique_ptr<ConfigWatchClient>> client =
-        StartWatch(store, **server, resilience, watch_rng);
+        StartWatch(store, **server, resilience, key_uses, watch_rng);
     if (!client.ok()) {
       spdlog::error("{}", std::string(client.status().message()));
       spdlog::shutdown();
@@ -541,7 +545,8 @@ int Run() {
     absl::StatusOr<std::unique_ptr<HealthReporter>> reporter = HealthReporter::Create(
         {.node_id = watch->node_id(),
          .interval = absl::GetFlag(FLAGS_health_report_interval),
-         .log_failure = [](const std::string& m) { spdlog::debug("{}", m); }},
+         .log_failure = [](const std::string& m) { spdlog::debug("{}", m); },
+         .key_uses = [&key_uses] { return key_uses.Uses(); }},
         watch->channel(), [&resilience] { return resilience.Status(); }, Clock::Real());
     if (!reporter.ok()) {
       spdlog::error("{}", std::string(reporter.status().message()));

@@ -96,8 +96,9 @@ HealthReporter::Stats HealthReporter::stats() const {
   return stats_;
 }
 
-ReportHealthRequest HealthReporter::BuildReport(const std::string& node_id,
-                                                std::vector<UpstreamStatus> status, Clock& clock) {
+ReportHealthRequest HealthReporter::BuildReport(
+    const std::string& node_id, std::vector<UpstreamStatus> status, Clock& clock,
+    const std::vector<std::pair<std::string, int64_t>>& key_uses) {
   const absl::Time now_wall = clock.Now();
   const absl::Time now = clock.MonotonicNow();
   std::sort(status.begin(), status.end(), KeyLess);
@@ -132,6 +133,11 @@ ReportHealthRequest HealthReporter::BuildReport(const std::string& node_id,
     h->set_retries_throttled_total(s.retries_throttled_total);
     h->set_retries_over_budget_total(s.retries_over_budget_total);
   }
+  for (const auto& [key_id, minute] : key_uses) {
+    config::v1::CallerKeyUse* use = request.add_caller_key_uses();
+    use->set_key_id(key_id);
+    use->set_last_used_unix_seconds(minute);
+  }
   return request;
 }
 
@@ -146,7 +152,9 @@ void HealthReporter::Run() {
       // Not retried on failure: the next report (a change, or `interval` later) carries it all.
       last_signature = std::move(signature);
       next_full = now + options_.interval;
-      Send(BuildReport(options_.node_id, std::move(status), clock_));
+      Send(BuildReport(options_.node_id, std::move(status), clock_,
+                       options_.key_uses ? options_.key_uses()
+                                         : std::vector<std::pair<std::string, int64_t>>()));
     }
     absl::MutexLock lock(&mu_);
     if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.change_poll)) return;

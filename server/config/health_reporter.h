@@ -7,7 +7,9 @@
 // `change_poll` (cheap: one short lock per upstream), which also catches the transitions
 // Resilience's on_event does not announce (half-open, closed), so a burst of changes becomes one
 // report. Each report replaces the previous one, so a lost report loses nothing: a failed call
-// is told to `log_failure` and dropped, and never touches a request.
+// is told to `log_failure` and dropped, and never touches a request. Each report also carries
+// when every caller key was last used on this gateway (`key_uses`, to the minute), so admins see
+// stale keys (docs/admin.md); a new minute of use waits for the next full report.
 //
 // The channel is the control plane's (the watch client's), so reports use the same TLS and
 // identity as the watch stream. `clock` must be the one Resilience uses: status times are on its
@@ -21,6 +23,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -51,6 +54,9 @@ class HealthReporter {
     // Told why a report failed, on the reporter's thread; must not block. Optional. (Libraries do
     // not log: main logs it at debug level.)
     std::function<void(const std::string&)> log_failure;
+    // Every caller key used since start: (key id, Unix seconds of the minute of its last use),
+    // called on the reporter's thread (KeyUseTable::Uses). Optional.
+    std::function<std::vector<std::pair<std::string, int64_t>>()> key_uses;
   };
 
   struct Stats {
@@ -74,9 +80,9 @@ class HealthReporter {
 
   // The report for `status`, sorted by provider, model and credential; times converted from
   // `clock`'s monotonic time to its wall time. Exposed for tests.
-  static config::v1::ReportHealthRequest BuildReport(const std::string& node_id,
-                                                     std::vector<UpstreamStatus> status,
-                                                     Clock& clock);
+  static config::v1::ReportHealthRequest BuildReport(
+      const std::string& node_id, std::vector<UpstreamStatus> status, Clock& clock,
+      const std::vector<std::pair<std::string, int64_t>>& key_uses = {});
 
  private:
   HealthReporter(Options options, std::shared_ptr<grpc::ChannelInterface> channel,

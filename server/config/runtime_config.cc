@@ -124,7 +124,8 @@ RuntimeConfig::EnvLookup RuntimeConfig::ProcessEnv() {
 
 absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const Snapshot& snapshot,
                                                                           const EnvLookup& env,
-                                                                          Resilience& resilience) {
+                                                                          Resilience& resilience,
+                                                                          KeyUseTable* key_uses) {
   std::shared_ptr<RuntimeConfig> config(new RuntimeConfig());
   config->version_ = snapshot.version();
   absl::flat_hash_map<std::string, const ProviderEntry*> providers;
@@ -325,7 +326,30 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
         return FieldError(absl::StrCat(field, ".key_sha256[", j, "]"),
                           "must be 64 lowercase hex characters");
       }
-      config->callers_by_digest_[absl::HexStringToBytes(hex)] = caller.get();
+      config->keys_by_digest_[absl::HexStringToBytes(hex)].caller = caller.get();
+    }
+    for (int j = 0; j < c.keys_size(); ++j) {
+      const config::v1::CallerKey& k = c.keys(j);
+      const std::string kfield = absl::StrCat(field, ".keys[", j, "]");
+      const std::string& hex = k.key_sha256();
+      if (hex.size() != 64 || !std::all_of(hex.begin(), hex.end(), [](char ch) {
+            return absl::ascii_isdigit(ch) || (ch >= 'a' && ch <= 'f');
+          })) {
+        return FieldError(kfield + ".key_sha256", "must be 64 lowercase hex characters");
+      }
+      if (k.expire_unix_seconds() < 0) {
+        return FieldError(kfield + ".expire_unix_seconds", "must not be negative");
+      }
+      CallerKeyEntry& entry = config->keys_by_digest_[absl::HexStringToBytes(hex)];
+      if (entry.caller != nullptr && entry.caller != caller.get()) {
+        return FieldError(kfield + ".key_sha256",
+                          absl::StrCat("is also a key of caller \"", entry.caller->name, "\""));
+      }
+      entry.caller = caller.get();
+      entry.key_id = k.key_id();
+      entry.expire_time = k.expire_unix_seconds() == 0
+                              ? absl::InfiniteFuture()
+                              : absl::FromUnixSeconds(k.expire_unix_seconds());
     }
     for (int j = 0; j < c.cert_sans_size(); ++j) {
       const std::string san_field = absl::StrCat(field, ".cert_sans[", j, "]");
@@ -340,6 +364,11 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
   }
   if (absl::Status s = BuildLimits(snapshot, *config); !s.ok()) return s;
   // Valid: resolve the shared state now, so requests never look it up by name.
+  if (key_uses != nullptr) {
+    for (auto& [digest, entry] : config->keys_by_digest_) {
+      if (!entry.key_id.empty()) entry.last_used = &key_uses->SlotFor(entry.key_id);
+    }
+  }
   for (auto& [capability, route] : config->routes_) {
     route.response_cache = &resilience.Cache(capability, route.cache.max_bytes);
     for (TargetEntry& t : route.targets) {
@@ -481,13 +510,13 @@ std::vector<std::string> RuntimeConfig::Capabilities() const {
   return out;
 }
 
-const CallerEntry* RuntimeConfig::FindCallerByKey(std::string_view key) const {
+const CallerKeyEntry* RuntimeConfig::FindKey(std::string_view key) const {
   const std::string digest = Sha256(key);  // std::string_view in, raw bytes out
-  auto it = callers_by_digest_.find(digest);
-  if (it == callers_by_digest_.end()) return nullptr;
+  auto it = keys_by_digest_.find(digest);
+  if (it == keys_by_digest_.end()) return nullptr;
   // The map lookup is on a digest of the key; confirm the match in constant time as well.
   if (CRYPTO_memcmp(it->first.data(), digest.data(), digest.size()) != 0) return nullptr;
-  return it->second;
+  return &it->second;
 }
 
 const CallerEntry* RuntimeConfig::FindCallerByCertSan(std::string_view san) const {

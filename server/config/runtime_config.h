@@ -21,6 +21,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "common/redactor.h"
+#include "server/config/key_use_table.h"
 #include "server/config/price.h"
 #include "server/providers/provider_adapter.h"
 #include "server/resilience/policy.h"
@@ -148,24 +149,43 @@ struct CallerEntry {
   }
 };
 
+// One caller key, found by its digest.
+struct CallerKeyEntry {
+  const CallerEntry* caller = nullptr;
+  // Public id (snapshot CallerKey.key_id); empty for a digest listed only in key_sha256.
+  std::string key_id;
+  // Refused from this second on; InfiniteFuture() for a key that does not expire.
+  absl::Time expire_time = absl::InfiniteFuture();
+  // Where its last use is noted (KeyUseTable); null when nothing tracks uses (a file config,
+  // tests, or a key without an id).
+  KeyUseTable::Slot* last_used = nullptr;
+};
+
 class RuntimeConfig {
  public:
   // Looks up environment variables (api_key_env); injectable for tests.
   using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
   static EnvLookup ProcessEnv();
 
-  // `resilience` outlives every snapshot built with it; state is resolved in it only when the
-  // whole snapshot is valid.
+  // `resilience` (and `key_uses`, if given) outlive every snapshot built with them; state is
+  // resolved in them only when the whole snapshot is valid.
   static absl::StatusOr<std::shared_ptr<const RuntimeConfig>> Build(
-      const config::v1::Snapshot& snapshot, const EnvLookup& env, Resilience& resilience);
+      const config::v1::Snapshot& snapshot, const EnvLookup& env, Resilience& resilience,
+      KeyUseTable* key_uses = nullptr);
 
   const std::string& version() const { return version_; }
   // nullptr if the capability has no route.
   const RouteEntry* FindRoute(std::string_view capability) const;
   // Every routed capability, sorted (GET /v1/models filters them by what the caller may use).
   std::vector<std::string> Capabilities() const;
-  // The caller owning `key` (a full "Bearer" token), or nullptr. Compares digests in constant time.
-  const CallerEntry* FindCallerByKey(std::string_view key) const;
+  // The entry of `key` (a full "Bearer" token), or nullptr. Compares digests in constant time.
+  // Expiry is the caller's to check.
+  const CallerKeyEntry* FindKey(std::string_view key) const;
+  // FindKey's caller, or nullptr (ignores expiry).
+  const CallerEntry* FindCallerByKey(std::string_view key) const {
+    const CallerKeyEntry* entry = FindKey(key);
+    return entry == nullptr ? nullptr : entry->caller;
+  }
   // The caller a client certificate SAN ("DNS:claims.internal") identifies, or nullptr.
   const CallerEntry* FindCallerByCertSan(std::string_view san) const;
   // Whether any caller is identified by certificate (else the request path skips reading them).
@@ -194,7 +214,7 @@ class RuntimeConfig {
   std::vector<std::unique_ptr<LimitRule>> limits_;
   // The tier chains and variants of every route (RouteEntry::tier_chains, ::variants).
   std::vector<std::unique_ptr<RouteEntry>> chain_routes_;
-  absl::flat_hash_map<std::string, const CallerEntry*> callers_by_digest_;  // raw 32-byte digest
+  absl::flat_hash_map<std::string, CallerKeyEntry> keys_by_digest_;  // raw 32-byte digest
   absl::flat_hash_map<std::string, const CallerEntry*> callers_by_san_;
 };
 

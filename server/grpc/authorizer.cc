@@ -20,7 +20,8 @@ absl::Status Unauthenticated(std::string_view message) {
 
 // The caller the key in the authorization metadata names; nullptr when there is none.
 absl::StatusOr<const CallerEntry*> CallerByKey(const RuntimeConfig& config,
-                                               const std::vector<std::string_view>& values) {
+                                               const std::vector<std::string_view>& values,
+                                               absl::Time now) {
   if (values.empty()) return nullptr;
   if (values.size() > 1) return Unauthenticated("more than one authorization header");
   absl::string_view value(values[0].data(), values[0].size());
@@ -29,10 +30,21 @@ absl::StatusOr<const CallerEntry*> CallerByKey(const RuntimeConfig& config,
     return Unauthenticated("authorization must be \"Bearer <key>\"");
   }
   absl::string_view key = absl::StripAsciiWhitespace(value.substr(7));
-  const CallerEntry* caller = config.FindCallerByKey(Std(key));
+  const CallerKeyEntry* entry = config.FindKey(Std(key));
   // The same message for every bad key: no oracle for which keys exist.
-  if (caller == nullptr) return Unauthenticated("invalid API key");
-  return caller;
+  if (entry == nullptr) return Unauthenticated("invalid API key");
+  if (now >= entry->expire_time) {
+    // Only the key's holder can get here, so naming the key's public id tells nobody anything.
+    absl::Status status = absl::UnauthenticatedError(absl::StrCat(
+        "API key ", entry->key_id.empty() ? "" : absl::StrCat("\"", entry->key_id, "\" "),
+        "expired at ",
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", entry->expire_time, absl::UTCTimeZone()),
+        "; ask for a new key"));
+    AttachReason(status, "KEY_EXPIRED");
+    return status;
+  }
+  if (entry->last_used != nullptr) KeyUseTable::Record(*entry->last_used, now);
+  return entry->caller;
 }
 
 // The caller the verified client certificate names; nullptr when it names none (the connection
@@ -81,8 +93,8 @@ CallerCredentials CallerCredentialsOf(const grpc::ServerContext& context, bool r
 
 absl::StatusOr<Authorization> Authorize(const RuntimeConfig& config,
                                         const CallerCredentials& credentials,
-                                        std::string_view capability) {
-  absl::StatusOr<const CallerEntry*> by_key = CallerByKey(config, credentials.authorization);
+                                        std::string_view capability, absl::Time now) {
+  absl::StatusOr<const CallerEntry*> by_key = CallerByKey(config, credentials.authorization, now);
   if (!by_key.ok()) return by_key.status();
   absl::StatusOr<const CallerEntry*> by_cert = CallerByCertificate(config, credentials.cert_sans);
   if (!by_cert.ok()) return by_cert.status();
@@ -127,8 +139,9 @@ absl::StatusOr<Authorization> Authorize(const RuntimeConfig& config,
 
 absl::StatusOr<Authorization> Authorize(const RuntimeConfig& config,
                                         const grpc::ServerContext& context,
-                                        std::string_view capability) {
-  return Authorize(config, CallerCredentialsOf(context, config.has_cert_callers()), capability);
+                                        std::string_view capability, absl::Time now) {
+  return Authorize(config, CallerCredentialsOf(context, config.has_cert_callers()), capability,
+                   now);
 }
 
 }  // namespace turnpike

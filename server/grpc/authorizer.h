@@ -4,8 +4,11 @@
 // client certificate whose subject alternative name is one of its cert_sans (mutual TLS,
 // docs/tls.md), or with both, which must then name the same caller. Either way the result is
 // the caller's name, the identity usage records and logs carry. No credential on a closed route
-// or an unknown key is UNAUTHENTICATED; a known caller asking for a capability it may not use is
-// PERMISSION_DENIED; an unknown capability is NOT_FOUND. Stateless; thread-safe.
+// or an unknown key is UNAUTHENTICATED, and so is a key from its expiry on (to the second, at
+// `now`; the message names the key's id and says it expired, never the key). A valid key's use
+// is noted in its KeyUseTable slot (the minute, for the health report). A known caller asking for a
+// capability it may not use is PERMISSION_DENIED; an unknown capability is NOT_FOUND. Stateless;
+// thread-safe.
 #ifndef TURNPIKE_SERVER_GRPC_AUTHORIZER_H_
 #define TURNPIKE_SERVER_GRPC_AUTHORIZER_H_
 
@@ -14,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "grpcpp/server_context.h"
 #include "server/config/runtime_config.h"
 
@@ -42,14 +46,15 @@ struct CallerCredentials {
 // `read_certificate` (the snapshot identifies some caller by certificate).
 CallerCredentials CallerCredentialsOf(const grpc::ServerContext& context, bool read_certificate);
 
+// `now` is wall-clock time (Clock::Now()), for key expiry and last use.
 absl::StatusOr<Authorization> Authorize(const RuntimeConfig& config,
                                         const CallerCredentials& credentials,
-                                        std::string_view capability);
+                                        std::string_view capability, absl::Time now);
 
 // CallerCredentialsOf + Authorize: what the call objects use.
 absl::StatusOr<Authorization> Authorize(const RuntimeConfig& config,
                                         const grpc::ServerContext& context,
-                                        std::string_view capability);
+                                        std::string_view capability, absl::Time now);
 
 }  // namespace turnpike
 

@@ -20,7 +20,8 @@ absl::Status AdmitCaller(CallEnv* env, CredentialsOf credentials, absl::Time dea
     return status;
   }
   absl::StatusOr<Authorization> authorized =
-      Authorize(*exchange->config, credentials(*exchange->config), capability);
+      Authorize(*exchange->config, credentials(*exchange->config), capability,
+                env->clock->Now());
   if (!authorized.ok()) return authorized.status();
   exchange->route = authorized->route;
   exchange->caller = std::move(authorized->caller);

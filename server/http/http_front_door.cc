@@ -536,7 +536,7 @@ class ModelsCall final : public HttpFrontDoor::Call {
     }
     const CallerCredentials credentials = Credentials();
     if (!one.empty()) {
-      absl::StatusOr<Authorization> a = Authorize(*config, credentials, one);
+      absl::StatusOr<Authorization> a = Authorize(*config, credentials, one, env_->clock->Now());
       if (!a.ok()) {
         ReplyError(a.status());
       } else {
@@ -547,7 +547,7 @@ class ModelsCall final : public HttpFrontDoor::Call {
     std::vector<std::string> allowed;
     absl::Status unauthenticated;
     for (const std::string& capability : config->Capabilities()) {
-      absl::StatusOr<Authorization> a = Authorize(*config, credentials, capability);
+      absl::StatusOr<Authorization> a = Authorize(*config, credentials, capability, env_->clock->Now());
       if (a.ok()) {
         allowed.push_back(capability);
       } else if (a.status().code() == absl::StatusCode::kUnauthenticated) {

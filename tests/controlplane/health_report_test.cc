@@ -116,6 +116,32 @@ TEST_F(HealthReportTest, ReportShowsInListAndGetDataPlane) {
   EXPECT_EQ(one.SerializeAsString(), d.SerializeAsString());
 }
 
+TEST_F(HealthReportTest, CallerKeyUsesReachTheCallersKeysToTheMinute) {
+  admin::v1::Caller caller;
+  caller.mutable_spec()->set_name("claims");
+  ASSERT_TRUE(cp_->admin().CreateResource(caller, "test").ok());
+  ASSERT_TRUE(cp_->admin().CreateCallerKey("claims", "claims-key-1", "test").ok());
+  Watch("gw-1");
+  const int64_t minute = absl::ToUnixSeconds(absl::Now()) / 60 * 60 - 120;
+  ReportHealthRequest report;
+  report.set_node_id("gw-1");
+  auto* use = report.add_caller_key_uses();
+  use->set_key_id("claims-key-1");
+  use->set_last_used_unix_seconds(minute + 17);
+  ASSERT_TRUE(Report(report).ok());
+  auto got = cp_->admin().GetResource<admin::v1::Caller>("claims");
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->keys_size(), 1);
+  EXPECT_EQ(got->keys(0).last_used_time().seconds(), minute);
+  // A node without a watch stream is refused; its report changes nothing.
+  use->set_last_used_unix_seconds(minute + 60);
+  report.set_node_id("gw-2");
+  EXPECT_FALSE(Report(report).ok());
+  EXPECT_EQ(cp_->admin().GetResource<admin::v1::Caller>("claims")->keys(0).last_used_time()
+                .seconds(),
+            minute);
+}
+
 TEST_F(HealthReportTest, NewerReportReplacesTheOlderWhole) {
   Watch("gw-1");
   ReportHealthRequest first;

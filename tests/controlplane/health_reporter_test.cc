@@ -284,6 +284,16 @@ TEST(HealthReportBuildTest, ConvertsStatesAndTimesAndSorts) {
   EXPECT_EQ(zeta.open_reason(), "5 consecutive failures");
 }
 
+TEST(HealthReportBuildTest, CarriesTheLastMinuteEachCallerKeyWasUsed) {
+  SimulatedClock clock;
+  config::v1::ReportHealthRequest r =
+      HealthReporter::BuildReport("gw-9", {}, clock, {{"claims-key-1", 1800000000 / 60 * 60}});
+  ASSERT_EQ(r.caller_key_uses_size(), 1);
+  EXPECT_EQ(r.caller_key_uses(0).key_id(), "claims-key-1");
+  EXPECT_EQ(r.caller_key_uses(0).last_used_unix_seconds(), 1800000000 / 60 * 60);
+  EXPECT_EQ(HealthReporter::BuildReport("gw-9", {}, clock).caller_key_uses_size(), 0);
+}
+
 TEST(HealthReportBuildTest, CreateRefusesBadOptions) {
   auto channel = grpc::CreateChannel("127.0.0.1:9", grpc::InsecureChannelCredentials());
   auto source = [] { return std::vector<UpstreamStatus>(); };

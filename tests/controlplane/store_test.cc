@@ -290,13 +290,17 @@ TEST(StoreTest, InitialSchemaEnforcesItsConstraints) {
   // Caller key digests are 64 lowercase hex characters, unique.
   ASSERT_TRUE(exec("INSERT INTO callers VALUES ('c', '{}', 1, 0, 0)").ok());
   std::string digest(64, 'a');
-  EXPECT_EQ(exec("INSERT INTO caller_keys VALUES ('k0', 'c', 'ABC', 'tpk_', 0, NULL)").code(),
+  EXPECT_EQ(exec("INSERT INTO caller_keys (key_id, caller, sha256, prefix, create_time, "
+                 "revoke_time) VALUES ('k0', 'c', 'ABC', 'tpk_', 0, NULL)")
+                .code(),
             absl::StatusCode::kInvalidArgument);
-  ASSERT_TRUE(exec(absl::StrCat("INSERT INTO caller_keys VALUES ('k1', 'c', '", digest,
-                                "', 'tpk_', 0, NULL)"))
+  ASSERT_TRUE(exec(absl::StrCat("INSERT INTO caller_keys (key_id, caller, sha256, prefix, "
+                                "create_time, revoke_time) VALUES ('k1', 'c', '",
+                                digest, "', 'tpk_', 0, NULL)"))
                   .ok());
-  EXPECT_EQ(exec(absl::StrCat("INSERT INTO caller_keys VALUES ('k2', 'c', '", digest,
-                              "', 'tpk_', 0, NULL)"))
+  EXPECT_EQ(exec(absl::StrCat("INSERT INTO caller_keys (key_id, caller, sha256, prefix, "
+                              "create_time, revoke_time) VALUES ('k2', 'c', '",
+                              digest, "', 'tpk_', 0, NULL)"))
                 .code(),
             absl::StatusCode::kAlreadyExists);
   // Only one active version per credential; a retired version keeps no ciphertext.

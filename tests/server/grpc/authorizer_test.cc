@@ -34,6 +34,9 @@ constexpr char kOpsKeySha[] = "ddff1ea7c2f68750a99f1e0f67963a1052153c180a2ff642a
 
 constexpr char kInvalidKey[] = "invalid API key";
 
+// The wall-clock time the tests authorize at (2027-01-15T08:00:00Z).
+const absl::Time kNow = absl::FromUnixSeconds(1800000000);
+
 std::shared_ptr<const RuntimeConfig> Config(bool claims_has_first_key = true) {
   const std::string claims_keys =
       claims_has_first_key ? absl::StrCat("\"", kClaimsKeySha, "\",\"", kClaimsKey2Sha, "\"")
@@ -68,7 +71,7 @@ absl::StatusOr<Authorization> AuthorizeWith(const RuntimeConfig& config,
   grpc::ServerContext context;
   grpc::testing::ServerContextTestSpouse spouse(&context);
   for (const std::string& value : authorization) spouse.AddClientMetadata("authorization", value);
-  return Authorize(config, context, capability);
+  return Authorize(config, context, capability, kNow);
 }
 
 // What a gRPC client receives: code, message and the ErrorInfo reason in the rich details.
@@ -291,7 +294,7 @@ absl::StatusOr<Authorization> AuthorizeWithCertificate(const RuntimeConfig& conf
   CallerCredentials credentials;
   credentials.cert_sans = std::move(sans);
   if (!authorization.empty()) credentials.authorization.push_back(authorization);
-  return Authorize(config, credentials, capability);
+  return Authorize(config, credentials, capability, kNow);
 }
 
 TEST(AuthorizerCertificateTest, AnySanOfTheCallerIdentifiesIt) {
@@ -365,6 +368,100 @@ TEST(AuthorizerCertificateTest, CertificateCallerStillNeedsTheCapability) {
   auto auth = AuthorizeWithCertificate(*config, {"DNS:claims.internal"}, "admin-chat");
   ASSERT_FALSE(auth.ok());
   EXPECT_EQ(auth.status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace turnpike
+
+namespace turnpike {
+namespace {
+
+// Keys with an id and an expiry (snapshot Caller.keys), as the control plane sends them.
+std::shared_ptr<const RuntimeConfig> ExpiringConfig(KeyUseTable* uses) {
+  const std::string json =
+      absl::StrCat(R"({"version":"auth-2",
+    "providers":[{"name":"p","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://127.0.0.1:1/v1"}],
+    "routes":[{"capability":"chat","targets":[{"provider":"p","model":"m"}]}],
+    "callers":[{"name":"claims","keySha256":[")",
+                   kClaimsKeySha, "\",\"", kClaimsKey2Sha, R"("],
+                "keys":[{"keySha256":")",
+                   kClaimsKeySha, R"(","keyId":"claims-key-1","expireUnixSeconds":")",
+                   absl::ToUnixSeconds(kNow) + 10, R"("},
+                        {"keySha256":")",
+                   kClaimsKey2Sha, R"(","keyId":"claims-key-2"}],
+                "allowedCapabilities":["chat"]}]})");
+  absl::StatusOr<config::v1::Snapshot> snapshot = ParseSnapshotJson(json);
+  EXPECT_TRUE(snapshot.ok()) << snapshot.status();
+  static SimulatedClock clock;
+  static std::mt19937_64 gen{1};
+  static Resilience resilience(Resilience::Options(), clock, gen);
+  absl::StatusOr<std::shared_ptr<const RuntimeConfig>> config = RuntimeConfig::Build(
+      *snapshot, [](const std::string&) { return std::nullopt; }, resilience, uses);
+  EXPECT_TRUE(config.ok()) << config.status();
+  return *config;
+}
+
+absl::StatusOr<Authorization> AuthorizeAt(const RuntimeConfig& config, const std::string& key,
+                                          absl::Time now) {
+  CallerCredentials credentials;
+  const std::string value = absl::StrCat("Bearer ", key);
+  credentials.authorization.push_back(value);
+  return Authorize(config, credentials, "chat", now);
+}
+
+TEST(AuthorizerExpiryTest, KeyWorksUntilTheSecondItExpiresThenSaysItExpired) {
+  auto config = ExpiringConfig(nullptr);
+  EXPECT_TRUE(AuthorizeAt(*config, kClaimsKey, kNow + absl::Seconds(9)).ok());
+  EXPECT_TRUE(AuthorizeAt(*config, kClaimsKey, kNow + absl::Milliseconds(9999)).ok());
+  for (absl::Duration after : {absl::Seconds(10), absl::Hours(24 * 400)}) {
+    Refusal r = AsClientSees(AuthorizeAt(*config, kClaimsKey, kNow + after).status());
+    EXPECT_EQ(r.code, grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(r.reason, "KEY_EXPIRED");
+    EXPECT_EQ(r.message,
+              "API key \"claims-key-1\" expired at 2027-01-15T08:00:10Z; ask for a new key");
+    EXPECT_EQ(r.details.find(kClaimsKey), std::string::npos);
+    EXPECT_EQ(r.message.find(kClaimsKey), std::string::npos);
+  }
+  // The caller's other key has no expiry.
+  EXPECT_TRUE(AuthorizeAt(*config, kClaimsKey2, kNow + absl::Hours(24 * 400)).ok());
+  // An unknown key still gets the one answer for every bad key.
+  Refusal unknown = AsClientSees(AuthorizeAt(*config, kOpsKey, kNow).status());
+  EXPECT_EQ(unknown.message, kInvalidKey);
+}
+
+TEST(AuthorizerExpiryTest, UsesAreNotedToTheMinuteAndSurviveANewSnapshot) {
+  KeyUseTable uses;
+  auto config = ExpiringConfig(&uses);
+  EXPECT_TRUE(uses.Uses().empty());
+  const absl::Time minute = absl::FromUnixSeconds(absl::ToUnixSeconds(kNow) / 60 * 60);
+  ASSERT_TRUE(AuthorizeAt(*config, kClaimsKey2, kNow + absl::Seconds(5)).ok());
+  using Uses = std::vector<std::pair<std::string, int64_t>>;
+  EXPECT_EQ(uses.Uses(), (Uses{{"claims-key-2", absl::ToUnixSeconds(minute)}}));
+  // A refused (expired) or unknown key is not a use.
+  ASSERT_FALSE(AuthorizeAt(*config, kClaimsKey, kNow + absl::Minutes(5)).ok());
+  ASSERT_FALSE(AuthorizeAt(*config, kOpsKey, kNow + absl::Minutes(5)).ok());
+  EXPECT_EQ(uses.Uses(), (Uses{{"claims-key-2", absl::ToUnixSeconds(minute)}}));
+  // The next snapshot resolves the same slot: the use carries over, and moves forward only.
+  auto next = ExpiringConfig(&uses);
+  ASSERT_TRUE(AuthorizeAt(*next, kClaimsKey, kNow + absl::Seconds(1)).ok());
+  ASSERT_TRUE(AuthorizeAt(*next, kClaimsKey2, kNow + absl::Minutes(3)).ok());
+  ASSERT_TRUE(AuthorizeAt(*config, kClaimsKey2, kNow + absl::Minutes(1)).ok());  // late reader
+  EXPECT_EQ(uses.Uses(), (Uses{{"claims-key-1", absl::ToUnixSeconds(minute)},
+                               {"claims-key-2", absl::ToUnixSeconds(minute + absl::Minutes(3))}}));
+}
+
+TEST(AuthorizerExpiryTest, ABadKeyEntryIsRejectedNamingTheField) {
+  absl::StatusOr<config::v1::Snapshot> snapshot = ParseSnapshotJson(R"({"version":"x",
+    "callers":[{"name":"c","keys":[{"keySha256":"ABC","keyId":"k"}]}]})");
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  SimulatedClock clock;
+  std::mt19937_64 gen{1};
+  Resilience resilience(Resilience::Options(), clock, gen);
+  auto config = RuntimeConfig::Build(
+      *snapshot, [](const std::string&) { return std::nullopt; }, resilience);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("callers[0].keys[0].key_sha256"), std::string::npos)
+      << config.status();
 }
 
 }  // namespace
