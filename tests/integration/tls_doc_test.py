@@ -38,18 +38,21 @@ from doc_stack import ProcessStack, missing_tools, shim_env, wait_until  # noqa:
 GATEWAY, CONTROL, METRICS = "localhost:50051", "localhost:50052", "localhost:9464"
 
 
-def server_cert_der(port):
-    """The certificate a new TLS connection to 127.0.0.1:port is given (DER); None on failure."""
+def server_cert_der(port, client_cert=None):
+    """The certificate a new TLS connection to 127.0.0.1:port is given (DER); None on failure.
+    `client_cert`: (certificate file, key file) to present, for a server that asks for one."""
     try:
-        return _server_cert_der(port)
+        return _server_cert_der(port, client_cert)
     except (OSError, ssl.SSLError):
         return None
 
 
-def _server_cert_der(port):
+def _server_cert_der(port, client_cert):
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
+    if client_cert is not None:
+        ctx.load_cert_chain(*client_cert)
     ctx.set_alpn_protocols(["h2"])
     import socket
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
@@ -97,6 +100,7 @@ def main():
         env = shim_env(tmp, opts.shim, opts.buf)
         stack = ProcessStack(tmp)
         binaries = {"turnpike-control": opts.control, "turnpike-gateway": opts.gateway}
+        ops_cert = (os.path.join(tmp, "certs/ops.crt"), os.path.join(tmp, "certs/ops.key"))
         addresses = {}
         gateway_port = control_port = None
         ran = 0
@@ -112,6 +116,14 @@ def main():
                         control_port, _ = stack.start("control", argv, ["port", "metrics_port"])
                         addresses[CONTROL] = f"localhost:{control_port}"
                         seed_fake_provider(env, tmp, addresses[CONTROL], fake_port)
+                        # Mutual TLS between the planes: no client certificate, no connection.
+                        r = subprocess.run(["grpcurl", "-cacert", "certs/ca.crt",
+                                            addresses[CONTROL], "grpc.health.v1.Health/Check"],
+                                           cwd=tmp, env=env, capture_output=True, text=True,
+                                           timeout=30)
+                        if r.returncode == 0:
+                            print("the control plane accepted a client without a certificate")
+                            return 1
                     else:
                         argv = [a.replace(CONTROL, addresses[CONTROL]) for a in argv]
                         gateway_port, metrics_port = stack.start("gateway", argv,
@@ -141,7 +153,7 @@ def main():
                 before = {}
                 if rotate:
                     before = {"gateway": server_cert_der(gateway_port),
-                              "control": server_cert_der(control_port)}
+                              "control": server_cert_der(control_port, ops_cert)}
 
                 def attempt():
                     return subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=tmp,
@@ -175,8 +187,10 @@ def main():
                 if rotate:
                     new = file_cert_der(os.path.join(tmp, "certs/server.crt"))
                     assert new != before["gateway"]
-                    for name, port in (("gateway", gateway_port), ("control", control_port)):
-                        if not wait_until(lambda: server_cert_der(port) == new, 20, poll=0.2):
+                    for name, port, cert in (("gateway", gateway_port, None),
+                                             ("control", control_port, ops_cert)):
+                        if not wait_until(lambda: server_cert_der(port, cert) == new, 20,
+                                          poll=0.2):
                             print(f"{name} did not hand out the renewed certificate")
                             return 1
                 if not done(r):
@@ -210,7 +224,8 @@ def seed_fake_provider(env, tmp, control, fake_port):
             ("CreateProvider",
              '{"provider":{"spec":{"name":"fake","kind":"PROVIDER_KIND_OPENAI","baseUrl":'
              f'"http://127.0.0.1:{fake_port}/v1","credential":"fake-key"}}}}}}')):
-        r = subprocess.run(["grpcurl", "-cacert", "certs/ca.crt", "-H",
+        r = subprocess.run(["grpcurl", "-cacert", "certs/ca.crt", "-cert", "certs/ops.crt",
+                            "-key", "certs/ops.key", "-H",
                             f"authorization: Bearer {token}", "-d", body, control,
                             f"turnpike.admin.v1.AdminService/{method}"],
                            cwd=tmp, env=env, capture_output=True, text=True, timeout=30)
