@@ -18,7 +18,8 @@ re+=" grpc_floor_unary_rps=$n added_p50_us=$n added_p99_us=$n internal_p50_us=$n
 re+=" internal_p99_us=$n admission_internal_p50_us=$n admission_added_p50_us=$n"
 re+=" ttft_overhead_p50_us=$n chunk_gap_p99_us=$n stream_rps=$n"
 re+=" unary_rps=$n paced_streams_ok=$n rss_idle_mib=$n rss_1k_streams_mib=$n"
-re+=" tls_added_p50_us=$n tls_added_p99_us=$n\$"
+re+=" tls_added_p50_us=$n tls_added_p99_us=$n http_added_p50_us=$n http_over_grpc_p50_us=$n"
+re+=" http_over_grpc_p99_us=$n http_stream_rps=$n http_unary_rps=$n\$"
 last="$(tail -n 1 "$out")"
 if ! grep -Eq "$re" <<<"$last"; then
   echo "FAIL: last line is not the summary line: $last" >&2

@@ -188,11 +188,13 @@ class ProcessStack:
         return f"127.0.0.1:{self.start(name, argv)[0]}"
 
     def log(self, name):
+        """What process `name` has written so far (also after stop())."""
         for n, _, log in self.procs:
             if n == name:
-                log.flush()
-                log.seek(0)
-                return log.read()
+                if not log.closed:
+                    log.flush()
+                with open(log.name, errors="replace") as f:
+                    return f.read()
         return ""
 
     def stop(self):
