@@ -305,8 +305,12 @@ TEST_F(OpenAiHttpTest, ErrorsCarryOpenAiJsonAndTheMatchingStatus) {
     EXPECT_EQ(c.reply.status, c.status);
     EXPECT_EQ(c.reply.Header("Content-Type"), "application/json");
     simdjson::dom::element error = ErrorOf(parser, c.reply.body);
-    if (!c.param.empty()) EXPECT_EQ(std::string(std::string_view(error["param"])), c.param);
-    if (!c.code.empty()) EXPECT_EQ(std::string(std::string_view(error["code"])), c.code);
+    if (!c.param.empty()) {
+      EXPECT_EQ(std::string(std::string_view(error["param"])), c.param);
+    }
+    if (!c.code.empty()) {
+      EXPECT_EQ(std::string(std::string_view(error["code"])), c.code);
+    }
   }
   EXPECT_EQ(cases[10].reply.Header("retry-after"), "1");
   EXPECT_EQ(cases[8].reply.Header("x-request-id").rfind("req_", 0), 0u) << "refusals carry the id";
