@@ -30,6 +30,7 @@ std::vector<Notification> AlertEvaluator::Evaluate(const a::AlertRule& rule,
   std::set<std::string> seen;
   // The condition no longer holds (or its subject is gone).
   auto clear = [&](std::map<Key, Entry>::iterator it) {
+    mu_.AssertHeld();  // called below, under the lock (a lambda is analysed on its own)
     Entry& e = it->second;
     if (e.alert.state() == a::ALERT_STATE_PENDING) {
       ++generation_;
