@@ -7,6 +7,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "server/config/config_watch_client.h"
@@ -50,6 +51,20 @@ TEST_F(PropagationLatencyTest, HundredChangesP50P99) {
     admin::v1::CreateProviderResponse resp;
     ASSERT_TRUE(stub->CreateProvider(&ctx, req, &resp).ok());
   }
+  // The watch is connected and current before the clock starts: the figure is propagation, not
+  // the first connection (which, on a loaded machine, can take a reconnect backoff).
+  {
+    const int64_t want = CurrentVersion();
+    struct Target {
+      int64_t* applied;
+      int64_t want;
+    } target{&applied, want};
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(
+                                        +[](Target* t) { return *t->applied >= t->want; }, &target),
+                                    absl::Seconds(30)))
+        << "the watch never caught up with version " << want;
+  }
   std::vector<absl::Duration> latencies;
   for (int i = 0; i < 100; ++i) {
     admin::v1::Route route = MakeRoute("latency", "fake");
@@ -82,8 +97,11 @@ TEST_F(PropagationLatencyTest, HundredChangesP50P99) {
     latencies.push_back(applied_at - start);
   }
   (*client)->Stop();
-  std::sort(latencies.begin(), latencies.end());
   auto ms = [](absl::Duration d) { return absl::ToDoubleMilliseconds(d); };
+  std::string each;
+  for (size_t i = 0; i < latencies.size(); ++i)
+    absl::StrAppend(&each, i, ":", ms(latencies[i]), " ");
+  std::sort(latencies.begin(), latencies.end());
   std::printf(
       "config propagation over %zu changes (admin RPC -> gateway applied): p50 %.2f ms, "
       "p99 %.2f ms, max %.2f ms\n",
@@ -91,7 +109,10 @@ TEST_F(PropagationLatencyTest, HundredChangesP50P99) {
       ms(latencies[latencies.size() * 99 / 100]), ms(latencies.back()));
   RecordProperty("p50_ms", std::to_string(ms(latencies[latencies.size() / 2])));
   RecordProperty("p99_ms", std::to_string(ms(latencies[latencies.size() * 99 / 100])));
-  EXPECT_LT(latencies.back(), absl::Seconds(1));
+  // The promise in docs/control-plane.md: p99 under 1 s. (The max is printed, not asserted: one
+  // change delayed by a scheduler stall on a loaded 2-core machine is not a propagation fault.)
+  EXPECT_LT(latencies[latencies.size() * 99 / 100], absl::Seconds(1))
+      << "per change (ms): " << each;
 }
 
 }  // namespace
