@@ -102,17 +102,17 @@ TEST_F(PropagationLatencyTest, HundredChangesP50P99) {
   for (size_t i = 0; i < latencies.size(); ++i)
     absl::StrAppend(&each, i, ":", ms(latencies[i]), " ");
   std::sort(latencies.begin(), latencies.end());
+  // Nearest-rank percentiles: over 100 changes p99 is the 99th, not the largest.
+  auto percentile = [&](size_t p) { return latencies[(latencies.size() * p + 99) / 100 - 1]; };
   std::printf(
       "config propagation over %zu changes (admin RPC -> gateway applied): p50 %.2f ms, "
       "p99 %.2f ms, max %.2f ms\n",
-      latencies.size(), ms(latencies[latencies.size() / 2]),
-      ms(latencies[latencies.size() * 99 / 100]), ms(latencies.back()));
-  RecordProperty("p50_ms", std::to_string(ms(latencies[latencies.size() / 2])));
-  RecordProperty("p99_ms", std::to_string(ms(latencies[latencies.size() * 99 / 100])));
+      latencies.size(), ms(percentile(50)), ms(percentile(99)), ms(latencies.back()));
+  RecordProperty("p50_ms", std::to_string(ms(percentile(50))));
+  RecordProperty("p99_ms", std::to_string(ms(percentile(99))));
   // The promise in docs/control-plane.md: p99 under 1 s. (The max is printed, not asserted: one
   // change delayed by a scheduler stall on a loaded 2-core machine is not a propagation fault.)
-  EXPECT_LT(latencies[latencies.size() * 99 / 100], absl::Seconds(1))
-      << "per change (ms): " << each;
+  EXPECT_LT(percentile(99), absl::Seconds(1)) << "per change (ms): " << each;
 }
 
 }  // namespace
