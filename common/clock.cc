@@ -2,6 +2,8 @@
 
 #include <time.h>
 
+#include <iterator>
+
 namespace turnpike {
 namespace {
 
@@ -26,10 +28,26 @@ bool SimulatedClock::AwaitWithDeadline(absl::Mutex& mu, const absl::Condition& c
   // Time moves only in Advance(), on another thread and under another mutex: look at it again
   // every millisecond of real time. Lock order: the caller's `mu`, then mu_ (Advance takes only
   // mu_), so this cannot deadlock.
-  while (!mu.AwaitWithTimeout(cond, absl::Milliseconds(1))) {
-    if (MonotonicNow() >= deadline) return false;
+  std::multiset<absl::Time>::iterator mine;
+  {
+    absl::MutexLock lock(&mu_);
+    mine = deadlines_.insert(deadline);
   }
-  return true;
+  bool met = true;
+  while (!mu.AwaitWithTimeout(cond, absl::Milliseconds(1))) {
+    if (MonotonicNow() >= deadline) {
+      met = false;
+      break;
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  deadlines_.erase(mine);
+  return met;
+}
+
+int SimulatedClock::TimedWaiters() {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(std::distance(deadlines_.upper_bound(now_), deadlines_.end()));
 }
 
 Clock& Clock::Real() {

@@ -5,6 +5,8 @@
 #ifndef TURNPIKE_COMMON_CLOCK_H_
 #define TURNPIKE_COMMON_CLOCK_H_
 
+#include <set>
+
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -31,7 +33,9 @@ class Clock {
 
 // A clock that moves only when told to. Now() and MonotonicNow() advance together. A waiter
 // (AwaitWithDeadline) wakes when its condition holds or once Advance() has moved the clock past
-// its deadline.
+// its deadline. TimedWaiters() lets a test move time only while the code under test is blocked
+// waiting for it (not while it is busy doing real I/O), so simulated durations stay exact on a
+// loaded machine.
 class SimulatedClock : public Clock {
  public:
   explicit SimulatedClock(absl::Time start = absl::UnixEpoch() + absl::Hours(24 * 365 * 50))
@@ -47,10 +51,14 @@ class SimulatedClock : public Clock {
     absl::MutexLock lock(&mu_);
     now_ += d;
   }
+  // Threads inside AwaitWithDeadline whose deadline has not passed yet. (A waiter whose
+  // condition has just come true counts until it returns.)
+  int TimedWaiters();
 
  private:
   absl::Mutex mu_;
   absl::Time now_ ABSL_GUARDED_BY(mu_);
+  std::multiset<absl::Time> deadlines_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace turnpike

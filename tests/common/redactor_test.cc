@@ -1,5 +1,6 @@
 #include "common/redactor.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -112,8 +113,12 @@ TEST(RedactorTest, AdversarialInputStaysLinear) {
     while (small.size() < (256 << 10)) small += shape;
     while (large.size() < (1 << 20)) large += shape;
     SecondsToRedact(small);  // warm the DFA cache
-    const double t_small = SecondsToRedact(small);
-    const double t_large = SecondsToRedact(large);
+    // The best of three: on a loaded machine a run only ever takes longer than the work needs.
+    double t_small = 1e9, t_large = 1e9;
+    for (int run = 0; run < 3; ++run) {
+      t_small = std::min(t_small, SecondsToRedact(small));
+      t_large = std::min(t_large, SecondsToRedact(large));
+    }
     // 4x the input: linear is ~4x; quadratic would be ~16x. Generous for a shared machine.
     EXPECT_LT(t_large, 10 * t_small + 0.05)
         << "shape \"" << shape << "\": " << t_small << " s vs " << t_large << " s";
