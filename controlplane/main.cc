@@ -26,6 +26,7 @@
 #include "common/metrics_http_server.h"
 #include "common/port_file.h"
 #include "common/tls_server_credentials.h"
+#include "controlplane/alerts/alert_metrics.h"
 #include "controlplane/budget/budget_metrics.h"
 #include "controlplane/caller_keys.h"
 #include "controlplane/control_plane.h"
@@ -390,6 +391,8 @@ int main(int argc, char** argv) {
                 &LeaseLedger::Counters::overrun);
   // Each budget's limit, spent, reserved and remaining (docs/metrics.md, "Budgets").
   turnpike::controlplane::AddBudgetMetrics(metrics, raw->leases());
+  // Each alert's state (docs/metrics.md, "Alerts").
+  turnpike::controlplane::AddAlertMetrics(metrics, [raw] { return raw->alerts().Alerts(); });
   metrics.AddCollector(
       "turnpike_control_auth_refusals_total",
       "Calls the control plane refused before any handler ran, by reason: missing, malformed, "

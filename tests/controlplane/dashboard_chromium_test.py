@@ -7,7 +7,8 @@ JavaScript ran) checked against the ledger read through the gRPC API (grpcurl):
   * each budget's limit, spent, reserved and remaining equal ListBudgets';
   * spend by capability and by model (cost and requests per row, and the totals) equal QuerySpend's
     over the range the page shows, and the requests made are all there;
-  * the alert the test made fire is listed, and the gateway with its upstream's breaker state.
+  * the alert the test made fire is listed, and the gateway with its upstream's breaker state;
+    /metrics shows that alert's state (turnpike_alert_state).
 
 The budget numbers move while the gateway renews its lease, so the truth is read before and after
 the page renders and a render is only judged between two equal reads (retried a few times).
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 from doc_stack import ProcessStack, missing_tools, shim_env, wait_until
 
@@ -311,6 +313,14 @@ def main():
                 problems.append(f"gateway {NODE} is not shown connected: {gw}")
             if "fake/gpt-4o-mini" not in dom.upstreams:
                 problems.append(f"the gateway's upstreams are not shown: {dom.upstreams}")
+            # The same alert's state on the control plane's /metrics (docs/metrics.md).
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics",
+                                             timeout=30).read().decode()
+            want = ('turnpike_alert_state{rule="triage-spend",kind="budget_threshold",'
+                    'subject="1e-06%",state="firing"} 1')
+            if want not in metrics:
+                problems.append("/metrics lacks " + want + ":\n" + "\n".join(
+                    m for m in metrics.splitlines() if "turnpike_alert" in m))
             if problems:
                 print("the page disagrees with the ledger:\n  " + "\n  ".join(problems))
                 print(out[:8000])
