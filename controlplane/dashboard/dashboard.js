@@ -141,7 +141,9 @@ function spendTable(table, rows, key) {
   const cells = (t) => [cell("requests", count(t.requests), "num"),
     cell("input_tokens", count(t.input), "num"), cell("output_tokens", count(t.output), "num"),
     cell("cost", usd(t.cost), "num"), cell("unpriced_requests", count(t.unpriced), "num")];
-  const sorted = [...totals.entries()].sort((a, b) => (b[1].cost > a[1].cost ? 1 : -1));
+  // Largest cost first; ties by name, so the order is stable between loads.
+  const sorted = [...totals.entries()].sort((a, b) =>
+    (b[1].cost > a[1].cost ? 1 : b[1].cost < a[1].cost ? -1 : a[0].localeCompare(b[0])));
   fill(table.tBodies[0], sorted.map(([k, t]) => el("tr", { [`data-${key}`]: k }, cell(key, k),
     ...cells(t))), "No spend in this range.", 6);
   table.tFoot.replaceChildren(el("tr", { "data-total": "" }, cell(key, "Total"), ...cells(all)));
