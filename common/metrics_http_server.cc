@@ -6,6 +6,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
@@ -56,6 +57,25 @@ SSL_CTX* NewServerContext(const TlsMaterial& m) {
   return ctx;
 }
 
+const char* ReasonPhrase(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return status < 400 ? "OK" : "Error";
+  }
+}
+
 }  // namespace
 
 bufferevent* MetricsHttpServer::NewTlsConnection(event_base* base, void* self) {
@@ -77,7 +97,7 @@ bufferevent* MetricsHttpServer::NewTlsConnection(event_base* base, void* self) {
 }
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
-    const std::string& listen, const MetricsRegistry& registry, TlsSource tls) {
+    const std::string& listen, const MetricsRegistry& registry, TlsSource tls, Routes routes) {
   static std::once_flag threads_once;
   std::call_once(threads_once, [] { evthread_use_pthreads(); });
   std::string host;
@@ -87,6 +107,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
         absl::StrCat("metrics address \"", listen, "\" is not host:port"));
   }
   std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer(registry));
+  server->routes_ = std::move(routes);
   server->base_ = event_base_new();
   if (server->base_ == nullptr) return absl::InternalError("metrics: event_base_new failed");
   server->http_ = evhttp_new(server->base_);
@@ -122,6 +143,42 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   return server;
 }
 
+void MetricsHttpServer::ServeRoute(MetricsHttpServer& server, evhttp_request* request,
+                                   const evhttp_uri* uri, const char* path) {
+  HttpGet get;
+  get.path = path;
+  if (const char* query = evhttp_uri_get_query(uri); query != nullptr) {
+    evkeyvalq params;
+    if (evhttp_parse_query_str(query, &params) != 0) {
+      evhttp_send_error(request, HTTP_BADREQUEST, "malformed query string");
+      return;
+    }
+    for (evkeyval* kv = params.tqh_first; kv != nullptr; kv = kv->next.tqe_next) {
+      get.query.emplace_back(kv->key, kv->value);
+    }
+    evhttp_clear_headers(&params);
+  }
+  if (const char* auth =
+          evhttp_find_header(evhttp_request_get_input_headers(request), "Authorization");
+      auth != nullptr) {
+    get.authorization = auth;
+  }
+  std::optional<HttpReply> reply = server.routes_(get);
+  if (!reply.has_value()) {
+    evhttp_send_error(request, HTTP_NOTFOUND, "not found");
+    return;
+  }
+  evkeyvalq* headers = evhttp_request_get_output_headers(request);
+  evhttp_add_header(headers, "Content-Type", reply->content_type.c_str());
+  for (const auto& [name, value] : reply->headers) {
+    evhttp_add_header(headers, name.c_str(), value.c_str());
+  }
+  evbuffer* body = evbuffer_new();
+  evbuffer_add(body, reply->body.data(), reply->body.size());
+  evhttp_send_reply(request, reply->status, ReasonPhrase(reply->status), body);
+  evbuffer_free(body);
+}
+
 void MetricsHttpServer::Handle(evhttp_request* request, void* self) {
   auto* server = static_cast<MetricsHttpServer*>(self);
   const evhttp_cmd_type method = evhttp_request_get_command(request);
@@ -130,7 +187,12 @@ void MetricsHttpServer::Handle(evhttp_request* request, void* self) {
     evhttp_send_error(request, 405, "only GET /metrics is served here");
     return;
   }
-  const char* path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(request));
+  const evhttp_uri* uri = evhttp_request_get_evhttp_uri(request);
+  const char* path = evhttp_uri_get_path(uri);
+  if (path != nullptr && std::string_view(path) != "/metrics" && server->routes_ != nullptr) {
+    ServeRoute(*server, request, uri, path);
+    return;
+  }
   if (path == nullptr || std::string_view(path) != "/metrics") {
     evhttp_send_error(request, HTTP_NOTFOUND, "only /metrics is served here");
     return;

@@ -82,15 +82,21 @@ grpc::Status Authenticator::Process(const InputMetadata& auth_metadata, grpc::Au
   if (auto it = auth_metadata.find(kAuthorizationHeader); it != auth_metadata.end()) {
     authorization = std::string_view(it->second.data(), it->second.size());
   }
-  absl::StatusOr<std::optional<Identity>> decision = Decide(method, authorization);
+  absl::StatusOr<std::optional<Identity>> decision = Authorize(method, authorization);
   if (decision.ok()) return grpc::Status::OK;
+  return ToGrpc(decision.status());
+}
+
+absl::StatusOr<std::optional<Identity>> Authenticator::Authorize(
+    std::string_view method, std::optional<std::string_view> authorization) {
+  absl::StatusOr<std::optional<Identity>> decision = Decide(method, authorization);
   if (decision.status().code() == absl::StatusCode::kUnauthenticated) {
     // A guess (or a mistake): answered after a delay that grows with recent failures.
     if (absl::Time until = throttle_.RecordFailure(); until != absl::InfinitePast()) {
       throttle_.Hold(until);
     }
   }
-  return ToGrpc(decision.status());
+  return decision;
 }
 
 absl::StatusOr<Identity> Authenticator::Identify(const grpc::ServerContextBase& context) const {

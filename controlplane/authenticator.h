@@ -52,6 +52,12 @@ class Authenticator final : public grpc::AuthMetadataProcessor {
   absl::StatusOr<std::optional<Identity>> Decide(std::string_view method,
                                                  std::optional<std::string_view> authorization);
 
+  // Decide(), and an UNAUTHENTICATED refusal held back by the throttle, as every gRPC call's
+  // is: what Process() runs, and what the dashboard's HTTP endpoints run for the method they
+  // transcode (controlplane/dashboard/dashboard.h). Blocks the calling thread while held.
+  absl::StatusOr<std::optional<Identity>> Authorize(std::string_view method,
+                                                    std::optional<std::string_view> authorization);
+
   // The identity of a call the gate admitted; UNAUTHENTICATED if it carries none (a method anyone
   // may call) or the token was revoked since.
   absl::StatusOr<Identity> Identify(const grpc::ServerContextBase& context) const;

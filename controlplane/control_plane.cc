@@ -103,7 +103,8 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(
   cp->budget_service_ =
       std::make_unique<BudgetServiceImpl>(*cp->leases_, *cp->budget_hub_, *cp->authenticator_);
   cp->alert_rules_ = std::make_unique<AlertRules>(*cp->store_, *cp->box_, clock);
-  cp->alert_signals_ = std::make_unique<LiveAlertSignals>(*cp->store_, *cp->leases_, cp->registry_);
+  cp->alert_signals_ =
+      std::make_unique<LiveAlertSignals>(*cp->store_, *cp->leases_, cp->registry_, cp->cache_);
   HttpPoster* poster = options.alert_poster;
   if (poster == nullptr) {
     cp->alert_curl_ = NewCurlPoster();

@@ -110,6 +110,13 @@ class ControlPlane {
   IdentityStore& identities() { return *identities_; }
   AlertEngine& alerts() { return *alert_engine_; }
   const Authenticator& authenticator() const { return *authenticator_; }
+  Authenticator& authenticator() { return *authenticator_; }
+  // The gRPC services' implementations, for the dashboard's HTTP endpoints, which call them
+  // in-process (controlplane/dashboard/dashboard.h).
+  AdminServiceImpl& admin_service() { return *admin_service_; }
+  UsageServiceImpl& usage_service() { return *usage_service_; }
+  BudgetServiceImpl& budget_service() { return *budget_service_; }
+  AlertServiceImpl& alert_service() { return *alert_service_; }
   // Full names of the services the server serves, health and reflection included (the
   // access-policy test walks their methods).
   const std::vector<std::string>& service_names() const { return service_names_; }

@@ -26,16 +26,19 @@
 #include "common/metrics_http_server.h"
 #include "common/port_file.h"
 #include "common/tls_server_credentials.h"
+#include "controlplane/alerts/alert_metrics.h"
 #include "controlplane/budget/budget_metrics.h"
 #include "controlplane/caller_keys.h"
 #include "controlplane/control_plane.h"
+#include "controlplane/dashboard/dashboard.h"
 #include "controlplane/secret_box.h"
 #include "grpcpp/security/server_credentials.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50052", "gRPC listen address (host:port; port 0 = any)");
 ABSL_FLAG(std::string, port_file, "", "if set, write the bound port to this file once serving");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9465",
-          "address (host:port) of the Prometheus /metrics endpoint; empty disables it");
+          "address (host:port) of the HTTP port: Prometheus /metrics and the /dashboard page "
+          "(docs/dashboard.md); empty disables both");
 ABSL_FLAG(std::string, metrics_port_file, "", "if set, write the /metrics port to this file");
 ABSL_FLAG(std::string, db, "./var/turnpike.db", "SQLite database file (created if missing)");
 ABSL_FLAG(std::string, master_key_file, "",
@@ -388,6 +391,8 @@ int main(int argc, char** argv) {
                 &LeaseLedger::Counters::overrun);
   // Each budget's limit, spent, reserved and remaining (docs/metrics.md, "Budgets").
   turnpike::controlplane::AddBudgetMetrics(metrics, raw->leases());
+  // Each alert's state (docs/metrics.md, "Alerts").
+  turnpike::controlplane::AddAlertMetrics(metrics, [raw] { return raw->alerts().Alerts(); });
   metrics.AddCollector(
       "turnpike_control_auth_refusals_total",
       "Calls the control plane refused before any handler ran, by reason: missing, malformed, "
@@ -416,10 +421,16 @@ int main(int argc, char** argv) {
                        Type::kGauge, {}, [] {
                          return std::vector<MetricSample>{{{}, turnpike::ProcessResidentBytes()}};
                        });
+  // The budget and spend page and its JSON endpoints, on the same port (docs/dashboard.md).
+  const turnpike::controlplane::Dashboard dashboard({raw->budget_service(), raw->usage_service(),
+                                                     raw->alert_service(), raw->admin_service(),
+                                                     raw->authenticator()});
   std::unique_ptr<turnpike::MetricsHttpServer> metrics_server;
   if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen); !listen.empty()) {
     absl::StatusOr<std::unique_ptr<turnpike::MetricsHttpServer>> started =
-        turnpike::MetricsHttpServer::Start(listen, metrics);
+        turnpike::MetricsHttpServer::Start(
+            listen, metrics, nullptr,
+            [&dashboard](const turnpike::HttpGet& get) { return dashboard.Handle(get); });
     if (!started.ok()) {
       (*cp)->Shutdown(absl::ZeroDuration());
       return Fail(

@@ -118,7 +118,7 @@ cat <<TXT
 Turnpike is up.
   gateway        localhost:50051   (config from the control plane; /metrics on localhost:9464)
   OpenAI API     localhost:8080/v1 (the gateway's HTTP front door; caller key in var/dev/caller.key)
-  control plane  localhost:50052   (admin API; database var/dev/turnpike.db, dev master key; /metrics on localhost:9465)
+  control plane  localhost:50052   (admin API; database var/dev/turnpike.db, dev master key; /metrics and /dashboard on localhost:9465)
   fake provider  127.0.0.1:$FAKE_PORT  (speaks OpenAI, Azure, Anthropic, Gemini, vLLM, llama.cpp, Ollama)
 ${extra:+  real routes   $extra
 }
@@ -143,6 +143,10 @@ Every admin call carries the admin token (docs/security.md); paste this first:
   grpcurl -plaintext -H "authorization: Bearer \$TURNPIKE_ADMIN_TOKEN" -d '{}' localhost:50052 turnpike.admin.v1.AdminService/ListRoutes
   grpcurl -plaintext -H "authorization: Bearer \$TURNPIKE_ADMIN_TOKEN" -d '{"route":{"spec":{"capability":"summaries","targets":[{"provider":"fake","model":"gpt-4o-mini"}],"allowUnauthenticated":true}}}' localhost:50052 turnpike.admin.v1.AdminService/CreateRoute
   grpcurl -plaintext -H "authorization: Bearer \$TURNPIKE_ADMIN_TOKEN" -d '{}' localhost:50052 turnpike.admin.v1.AdminService/ListDataPlanes
+
+The budget and spend dashboard (docs/dashboard.md): open http://localhost:9465/dashboard and paste
+the admin token, or hand it over in the URL fragment (which never leaves the browser):
+  xdg-open "http://localhost:9465/dashboard#token=\$(cat $RUN_DIR/admin.token)"
 
 Prometheus metrics of the gateway (docs/metrics.md):
   curl -s localhost:9464/metrics | grep turnpike_requests_total

@@ -140,8 +140,15 @@ absl::Status AlertRules::ValidateRule(a::AlertRule& rule) {
       }
       break;
     }
+    case a::ALERT_KIND_BUDGET_PROJECTION:
+      ValidateName(rule.budget(), "rule.budget", v);
+      if (!rule.budget_percents().empty()) {
+        v.Add("rule.budget_percents", "applies to BUDGET_THRESHOLD rules only");
+      }
+      break;
     case a::ALERT_KIND_CIRCUIT_OPEN:
     case a::ALERT_KIND_SNAPSHOT_NACK:
+    case a::ALERT_KIND_CAPABILITY_UNAVAILABLE:
       break;
     case a::ALERT_KIND_GATEWAY_SILENT:
       if (!rule.has_silent_after()) SetProto(absl::Minutes(2), rule.mutable_silent_after());
@@ -163,8 +170,9 @@ absl::Status AlertRules::ValidateRule(a::AlertRule& rule) {
     }
   }
   if (rule.kind() != a::ALERT_KIND_BUDGET_THRESHOLD &&
+      rule.kind() != a::ALERT_KIND_BUDGET_PROJECTION &&
       (!rule.budget().empty() || !rule.budget_percents().empty())) {
-    v.Add("rule.budget", "applies to BUDGET_THRESHOLD rules only");
+    v.Add("rule.budget", "applies to BUDGET_THRESHOLD and BUDGET_PROJECTION rules only");
   }
   if (rule.kind() != a::ALERT_KIND_GATEWAY_SILENT && rule.has_silent_after()) {
     v.Add("rule.silent_after", "applies to GATEWAY_SILENT rules only");

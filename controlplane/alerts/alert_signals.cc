@@ -69,7 +69,8 @@ absl::StatusOr<std::optional<BudgetUse>> LiveAlertSignals::Budget(const std::str
   absl::StatusOr<budget::v1::BudgetStatus> s = leases_.GetBudget(name);
   if (s.status().code() == absl::StatusCode::kNotFound) return std::nullopt;
   if (!s.ok()) return s.status();
-  return BudgetUse{s->limit_usd_micros(), s->spent_usd_micros()};
+  return BudgetUse{s->limit_usd_micros(), s->spent_usd_micros(), FromProto(s->window_start()),
+                   FromProto(s->window_end())};
 }
 
 std::vector<GatewaySignal> LiveAlertSignals::Gateways() {
@@ -86,6 +87,21 @@ std::vector<GatewaySignal> LiveAlertSignals::Gateways() {
           {u.provider(), u.model(), u.breaker_state() == config::v1::BREAKER_STATE_OPEN});
     }
     out.push_back(std::move(g));
+  }
+  return out;
+}
+
+std::vector<RouteSignal> LiveAlertSignals::Routes() {
+  std::vector<RouteSignal> out;
+  std::shared_ptr<const config::v1::Snapshot> snapshot = snapshots_.Current().snapshot;
+  if (snapshot == nullptr) return out;
+  for (const config::v1::Route& route : snapshot->routes()) {
+    RouteSignal r;
+    r.capability = route.capability();
+    for (const config::v1::Target& t : route.targets()) {
+      r.targets.push_back(absl::StrCat(t.provider(), "/", t.model()));
+    }
+    out.push_back(std::move(r));
   }
   return out;
 }
@@ -135,6 +151,73 @@ absl::StatusOr<std::vector<Observation>> ObserveRule(const a::AlertRule& rule,
         o.summary = absl::StrFormat(
             "budget %s has spent %.1f%% of its limit ($%.2f of $%.2f; threshold %g%%)",
             rule.budget(), used, b->spent_usd_micros / 1e6, b->limit_usd_micros / 1e6, p);
+        out.push_back(std::move(o));
+      }
+      break;
+    }
+    case a::ALERT_KIND_BUDGET_PROJECTION: {
+      TP_ASSIGN_OR_RETURN(std::optional<BudgetUse> b, signals.Budget(rule.budget()));
+      if (!b.has_value() || b->limit_usd_micros <= 0) break;  // gone: its alert resolves
+      const absl::Duration elapsed = now - b->window_start;
+      const absl::Duration length = b->window_end - b->window_start;
+      // A window not started, or one with no end (a total budget), projects nothing.
+      if (elapsed <= absl::ZeroDuration() || length == absl::InfiniteDuration() ||
+          elapsed > length) {
+        break;
+      }
+      const double spent = static_cast<double>(b->spent_usd_micros);
+      const double limit = static_cast<double>(b->limit_usd_micros);
+      const double ratio = absl::FDivDuration(length, elapsed);
+      Observation o;
+      // The spend the window would end with at this pace, in percent of the limit.
+      o.value = 100.0 * spent * ratio / limit;
+      o.breaching = b->spent_usd_micros > 0 && spent * ratio >= limit;
+      const double per_hour = spent / absl::ToDoubleHours(elapsed) / 1e6;
+      const absl::Time exhausted = spent >= limit ? now : now + (limit - spent) / spent * elapsed;
+      o.summary = absl::StrFormat(
+          "budget %s, spending $%.2f/h since its window started, runs out at %s, before its "
+          "window ends at %s ($%.2f of $%.2f spent; %.0f%% of the limit by the window's end)",
+          rule.budget(), per_hour,
+          absl::FormatTime("%Y-%m-%d %H:%M UTC", exhausted, absl::UTCTimeZone()),
+          absl::FormatTime("%Y-%m-%d %H:%M UTC", b->window_end, absl::UTCTimeZone()), spent / 1e6,
+          limit / 1e6, o.value);
+      if (!o.breaching) {
+        o.summary = absl::StrFormat(
+            "budget %s, spending $%.2f/h since its window started, ends its window at %.0f%% of "
+            "its limit ($%.2f of $%.2f spent)",
+            rule.budget(), per_hour, o.value, spent / 1e6, limit / 1e6);
+      }
+      out.push_back(std::move(o));
+      break;
+    }
+    case a::ALERT_KIND_CAPABILITY_UNAVAILABLE: {
+      // provider/model -> whether some connected gateway reports it with its circuit not open.
+      // A target no gateway reports is not known to be down, so it counts as available.
+      std::map<std::string, bool> up;
+      for (const GatewaySignal& g : signals.Gateways()) {
+        if (!g.connected) continue;
+        for (const UpstreamSignal& u : g.upstreams) {
+          bool& any_up = up.emplace(absl::StrCat(u.provider, "/", u.model), false).first->second;
+          any_up = any_up || !u.open;
+        }
+      }
+      for (const RouteSignal& route : signals.Routes()) {
+        if (!rule.capability().empty() && route.capability != rule.capability()) continue;
+        if (route.targets.empty()) continue;
+        const bool all_down = std::all_of(route.targets.begin(), route.targets.end(),
+                                          [&up](const std::string& target) {
+                                            auto it = up.find(target);
+                                            return it != up.end() && !it->second;
+                                          });
+        if (!all_down) continue;
+        Observation o;
+        o.subject = route.capability;
+        o.breaching = true;
+        o.value = static_cast<double>(route.targets.size());
+        o.summary = absl::StrFormat(
+            "every target of capability %s is unavailable (circuit open on every gateway that "
+            "reports it): %s",
+            route.capability, absl::StrJoin(route.targets, ", "));
         out.push_back(std::move(o));
       }
       break;

@@ -1,7 +1,8 @@
 // AlertSignals is what alert rules look at, behind one interface so the evaluator's tests run on
 // a fake: request volume, failures and a latency quantile from the usage ledger (the `usage`
 // table), a budget's limit and spend from the lease ledger (the numbers that enforce it), and
-// each gateway's state from the DataPlaneRegistry (last heard from, NACKs, breaker states).
+// each gateway's state from the DataPlaneRegistry (last heard from, NACKs, breaker states), and
+// each capability's targets from the current config snapshot.
 // ObserveRule() turns one rule and these signals into observations, one per subject, merging what
 // every gateway reports so that a problem seen by ten gateways is one observation.
 // LiveAlertSignals is thread-safe (its sources are); ObserveRule is a pure function of its inputs.
@@ -16,6 +17,7 @@
 #include "absl/time/time.h"
 #include "controlplane/budget/lease_ledger.h"
 #include "controlplane/data_plane_registry.h"
+#include "controlplane/snapshot_cache.h"
 #include "controlplane/store.h"
 #include "turnpike/alert/v1/alert.pb.h"
 
@@ -34,12 +36,21 @@ struct RequestStats {
 struct BudgetUse {
   int64_t limit_usd_micros = 0;
   int64_t spent_usd_micros = 0;
+  // The current window (a budget with none known never projects an exhaustion).
+  absl::Time window_start = absl::InfinitePast();
+  absl::Time window_end = absl::InfiniteFuture();
 };
 
 struct UpstreamSignal {
   std::string provider;
   std::string model;
   bool open = false;
+};
+
+// A capability's route and its targets ("provider/model"), from the current config snapshot.
+struct RouteSignal {
+  std::string capability;
+  std::vector<std::string> targets;
 };
 
 struct GatewaySignal {
@@ -62,22 +73,26 @@ class AlertSignals {
   // nullopt if there is no such budget.
   virtual absl::StatusOr<std::optional<BudgetUse>> Budget(const std::string& name) = 0;
   virtual std::vector<GatewaySignal> Gateways() = 0;
+  virtual std::vector<RouteSignal> Routes() = 0;
 };
 
 class LiveAlertSignals final : public AlertSignals {
  public:
-  LiveAlertSignals(Store& store, LeaseLedger& leases, const DataPlaneRegistry& registry)
-      : store_(store), leases_(leases), registry_(registry) {}
+  LiveAlertSignals(Store& store, LeaseLedger& leases, const DataPlaneRegistry& registry,
+                   const SnapshotCache& snapshots)
+      : store_(store), leases_(leases), registry_(registry), snapshots_(snapshots) {}
 
   absl::StatusOr<RequestStats> Requests(const std::string& capability, const std::string& model,
                                         absl::Time since, double quantile) override;
   absl::StatusOr<std::optional<BudgetUse>> Budget(const std::string& name) override;
   std::vector<GatewaySignal> Gateways() override;
+  std::vector<RouteSignal> Routes() override;
 
  private:
   Store& store_;
   LeaseLedger& leases_;
   const DataPlaneRegistry& registry_;
+  const SnapshotCache& snapshots_;
 };
 
 // What a rule sees now: one observation per subject.

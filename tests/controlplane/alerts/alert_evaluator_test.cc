@@ -1,6 +1,7 @@
 // The alert state machine on a simulated clock with fake signals: every rule kind fires and
-// resolves, `for_duration` holds back flapping, a budget crossing 80 % fires exactly once, four
-// gateways seeing one problem make one alert, and the cooldown suppresses a quick re-fire.
+// resolves (a budget projected to run out before its window ends and a capability with every
+// target down too), `for_duration` holds back flapping, a budget crossing 80 % fires exactly once,
+// four gateways seeing one problem make one alert, and the cooldown suppresses a quick re-fire.
 #include "controlplane/alerts/alert_evaluator.h"
 
 #include <map>
@@ -156,6 +157,50 @@ TEST_F(AlertEvaluatorTest, BudgetThresholdFiresAndResolves) {
       [&] { signals_.SetBudget("m", 1000000, 799999); });
 }
 
+TEST_F(AlertEvaluatorTest, BudgetProjectionFiresAndResolves) {
+  a::AlertRule rule = Rule(R"(name: "pace" kind: ALERT_KIND_BUDGET_PROJECTION budget: "d"
+                              channels: "ops")");
+  // A daily window, 10 hours in: $3 of $10 spent ends the day at $7.20; $5 at $12.
+  const absl::Time start = clock_.Now() - absl::Hours(10);
+  const absl::Time end = start + absl::Hours(24);
+  ExpectFiresAndResolves(
+      rule, "", [&] { signals_.SetBudget("d", 10000000, 5000000, start, end); },
+      [&] { signals_.SetBudget("d", 10000000, 3000000, start, end); });
+  auto seen = ObserveRule(rule, signals_, clock_.Now());
+  ASSERT_TRUE(seen.ok() && seen->size() == 1u);
+  EXPECT_NEAR((*seen)[0].value, 72, 0.1);  // percent of the limit by the window's end
+
+  // Fires again at the faster pace (after the cooldown); a new window (nothing spent yet)
+  // resolves it.
+  signals_.SetBudget("d", 10000000, 5000000, start, end);
+  clock_.Advance(absl::Minutes(10));
+  std::vector<Notification> fired = Step(rule);
+  ASSERT_EQ(fired.size(), 1u);
+  EXPECT_EQ(fired[0].event, a::ALERT_STATE_FIRING);
+  EXPECT_THAT(fired[0].alert.summary(), ::testing::HasSubstr("before its window ends"));
+  signals_.SetBudget("d", 10000000, 0, end, end + absl::Hours(24));
+  clock_.Advance(absl::Hours(15));
+  std::vector<Notification> resolved = Step(rule);
+  ASSERT_EQ(resolved.size(), 1u);
+  EXPECT_EQ(resolved[0].event, a::ALERT_STATE_RESOLVED);
+}
+
+TEST_F(AlertEvaluatorTest, BudgetProjectionNeedsAWindowWithAnEnd) {
+  a::AlertRule rule = Rule(R"(name: "pace" kind: ALERT_KIND_BUDGET_PROJECTION budget: "t"
+                              channels: "ops")");
+  // A total budget: already 90 % spent, but no window end to run out before.
+  signals_.SetBudget("t", 1000, 900);
+  EXPECT_TRUE(Step(rule).empty());
+  EXPECT_EQ(State("pace"), a::ALERT_STATE_UNSPECIFIED);
+  // Percentages belong to threshold rules.
+  a::AlertRule bad = rule;
+  bad.add_budget_percents(80);
+  EXPECT_EQ(AlertRules::ValidateRule(bad).code(), absl::StatusCode::kInvalidArgument);
+  a::AlertRule unnamed = rule;
+  unnamed.clear_budget();
+  EXPECT_EQ(AlertRules::ValidateRule(unnamed).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(AlertEvaluatorTest, BudgetCrossing80PercentFiresExactlyOnce) {
   a::AlertRule rule = Rule(R"(name: "monthly" kind: ALERT_KIND_BUDGET_THRESHOLD budget: "m"
       budget_percents: [50, 80, 100] channels: "ops")");
@@ -213,6 +258,48 @@ TEST_F(AlertEvaluatorTest, CircuitOpenOnFourGatewaysIsOneAlert) {
   EXPECT_DOUBLE_EQ(again[0].alert.value(), 4);
   EXPECT_THAT(again[0].alert.summary(), ::testing::HasSubstr("on 4 gateway(s)"));
   EXPECT_EQ(evaluator_.Alerts().size(), 1u);
+}
+
+TEST_F(AlertEvaluatorTest, CapabilityWithEveryTargetDownFiresOnceAndResolves) {
+  a::AlertRule rule = Rule(R"(name: "down" kind: ALERT_KIND_CAPABILITY_UNAVAILABLE
+                              channels: "ops")");
+  signals_.SetRoutes({{"summaries", {"openai/gpt-4o", "anthropic/claude"}},
+                      {"triage", {"openai/gpt-4o", "openai/gpt-4o-mini"}},
+                      {"vectors", {"openai/embed"}}});
+  // `down` of summaries' targets have their circuit open on gw-1 and gw-2; gw-2 reports the
+  // Anthropic target on two credentials, one of them closed unless `both_keys_down`.
+  auto fleet = [&](bool down, bool both_keys_down) {
+    GatewaySignal a = Gateway("gw-1", clock_.Now());
+    a.upstreams = {{"openai", "gpt-4o", down},
+                   {"anthropic", "claude", down},
+                   {"openai", "gpt-4o-mini", false}};
+    GatewaySignal b = Gateway("gw-2", clock_.Now());
+    b.upstreams = {{"openai", "gpt-4o", down},
+                   {"anthropic", "claude", down},
+                   {"anthropic", "claude", both_keys_down}};
+    // A disconnected gateway's stale report that summaries is fine does not count.
+    GatewaySignal gone = Gateway("gw-gone", clock_.Now());
+    gone.connected = false;
+    gone.upstreams = {{"openai", "gpt-4o", false}, {"anthropic", "claude", false}};
+    signals_.SetGateways({a, b, gone});
+  };
+  // One credential of one target still up: summaries is available.
+  fleet(true, false);
+  EXPECT_TRUE(Step(rule).empty());
+  ExpectFiresAndResolves(
+      rule, "summaries", [&] { fleet(true, true); }, [&] { fleet(false, false); });
+  // triage keeps gpt-4o-mini, and no gateway reports vectors' target: neither fires.
+  clock_.Advance(absl::Minutes(6));
+  fleet(true, true);
+  std::vector<Notification> fired = Step(rule);
+  ASSERT_EQ(fired.size(), 1u);
+  EXPECT_EQ(fired[0].alert.subject(), "summaries");
+  EXPECT_THAT(fired[0].alert.summary(),
+              ::testing::HasSubstr("every target of capability summaries is unavailable"));
+  // Scoped to another capability, the rule sees nothing.
+  a::AlertRule triage = Rule(R"(name: "triage-down" kind: ALERT_KIND_CAPABILITY_UNAVAILABLE
+                                capability: "triage" channels: "ops")");
+  EXPECT_TRUE(Step(triage).empty());
 }
 
 TEST_F(AlertEvaluatorTest, GatewaySilentFiresAndResolves) {

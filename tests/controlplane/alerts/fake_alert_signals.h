@@ -22,13 +22,19 @@ class FakeAlertSignals final : public AlertSignals {
     absl::MutexLock lock(&mu_);
     requests_[{capability, model}] = s;
   }
-  void SetBudget(const std::string& name, int64_t limit, int64_t spent) {
+  void SetBudget(const std::string& name, int64_t limit, int64_t spent,
+                 absl::Time window_start = absl::InfinitePast(),
+                 absl::Time window_end = absl::InfiniteFuture()) {
     absl::MutexLock lock(&mu_);
-    budgets_[name] = BudgetUse{limit, spent};
+    budgets_[name] = BudgetUse{limit, spent, window_start, window_end};
   }
   void SetGateways(std::vector<GatewaySignal> g) {
     absl::MutexLock lock(&mu_);
     gateways_ = std::move(g);
+  }
+  void SetRoutes(std::vector<RouteSignal> r) {
+    absl::MutexLock lock(&mu_);
+    routes_ = std::move(r);
   }
   void Fail(bool fail) {
     absl::MutexLock lock(&mu_);
@@ -59,12 +65,17 @@ class FakeAlertSignals final : public AlertSignals {
     absl::MutexLock lock(&mu_);
     return gateways_;
   }
+  std::vector<RouteSignal> Routes() override {
+    absl::MutexLock lock(&mu_);
+    return routes_;
+  }
 
  private:
   absl::Mutex mu_;
   std::map<std::pair<std::string, std::string>, RequestStats> requests_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, BudgetUse> budgets_ ABSL_GUARDED_BY(mu_);
   std::vector<GatewaySignal> gateways_ ABSL_GUARDED_BY(mu_);
+  std::vector<RouteSignal> routes_ ABSL_GUARDED_BY(mu_);
   bool fail_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time last_since_ ABSL_GUARDED_BY(mu_);
 };
