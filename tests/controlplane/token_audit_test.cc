@@ -137,9 +137,9 @@ TEST_F(TokenAuditTest, EveryTokenChangeIsOneChainedEntryWithoutTheSecret) {
   // What changed is in the listing: the role, the node id, the revocation time.
   EXPECT_THAT(changes[3].after_json(), HasSubstr("ADMIN_ROLE_OPERATOR"));
   EXPECT_TRUE(changes[3].before_json().empty());
-  EXPECT_THAT(changes[2].after_json(), HasSubstr("\"nodeId\":\"gw-a\""));
-  EXPECT_THAT(changes[1].before_json(), Not(HasSubstr("revokeTime")));
-  EXPECT_THAT(changes[1].after_json(), HasSubstr("revokeTime"));
+  EXPECT_THAT(changes[2].after_json(), HasSubstr("\"node_id\":\"gw-a\""));
+  EXPECT_THAT(changes[1].before_json(), Not(HasSubstr("revoke_time")));
+  EXPECT_THAT(changes[1].after_json(), HasSubstr("revoke_time"));
   // Never a secret: not the tokens, not the part after their display prefix, not their hashes.
   const std::string all = Everything();
   for (const std::string& token : {ops.token(), node.token()}) {
