@@ -191,6 +191,17 @@ void CheckRoutingRules(const config::v1::Route& r, const std::string& p, Checker
   if (percent > 100) {
     c.Add(p + ".variants", absl::StrCat("percentages add up to ", percent, "; at most 100"));
   }
+  // Latency classes: each class's timeouts follow the rules of Route.timeouts; its chain, when
+  // it has one, those of a tier chain's.
+  const auto check_class = [&](bool has, const config::v1::LatencyClassRoute& lc,
+                               const std::string& cp) {
+    if (!has) return;
+    CheckTimeouts(lc.timeouts(), cp + ".timeouts", c);
+    if (!lc.targets().empty()) CheckChain(lc.targets(), cp + ".targets", c);
+  };
+  const auto& classes = r.latency_classes();
+  check_class(classes.has_interactive(), classes.interactive(), p + ".latency_classes.interactive");
+  check_class(classes.has_batch(), classes.batch(), p + ".latency_classes.batch");
   if (!config::v1::TargetSelection_IsValid(r.target_selection())) {
     c.Add(p + ".target_selection",
           "must be TARGET_SELECTION_WEIGHTED or TARGET_SELECTION_LEAST_LATENCY");

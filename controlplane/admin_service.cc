@@ -302,9 +302,9 @@ grpc::Status AdminServiceImpl::RevokeAdminToken(grpc::ServerContext* context,
                                                 const a::RevokeAdminTokenRequest* request,
                                                 a::RevokeAdminTokenResponse* response) {
   return Mutate(context, "RevokeAdminToken", request->name(),
-                [&](const std::string&) -> absl::Status {
+                [&](const std::string& actor) -> absl::Status {
                   TP_ASSIGN_OR_RETURN(*response->mutable_admin_token(),
-                                      identities_.RevokeAdminToken(request->name()));
+                                      identities_.RevokeAdminToken(request->name(), actor));
                   return absl::OkStatus();
                 });
 }
@@ -333,9 +333,9 @@ grpc::Status AdminServiceImpl::RevokeNodeToken(grpc::ServerContext* context,
                                                const a::RevokeNodeTokenRequest* request,
                                                a::RevokeNodeTokenResponse* response) {
   return Mutate(context, "RevokeNodeToken", request->name(),
-                [&](const std::string&) -> absl::Status {
+                [&](const std::string& actor) -> absl::Status {
                   TP_ASSIGN_OR_RETURN(*response->mutable_node_token(),
-                                      identities_.RevokeNodeToken(request->name()));
+                                      identities_.RevokeNodeToken(request->name(), actor));
                   return absl::OkStatus();
                 });
 }

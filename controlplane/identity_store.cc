@@ -6,6 +6,7 @@
 #include "common/status.h"
 #include "common/status_macros.h"
 #include "controlplane/caller_keys.h"
+#include "controlplane/config_tables.h"
 #include "controlplane/proto_util.h"
 
 namespace turnpike::controlplane {
@@ -86,6 +87,64 @@ constexpr char kAdminColumns[] =
     "SELECT name, role, display_prefix, created_by, create_time, revoke_time FROM admin_tokens";
 constexpr char kNodeColumns[] =
     "SELECT name, node_id, display_prefix, created_by, create_time, revoke_time FROM node_tokens";
+
+// A token change joins the admin audit and the hash-chained trail in the transaction that makes
+// it (docs/audit.md): who (the authenticated actor), what (the action and the token's listing:
+// name, role or node id, display prefix, times) and when. Never the token or its hash. Tokens are
+// not part of the config, so the entry carries the current config version, not a new one.
+absl::Status AuditTokenChange(SqliteDb& db, absl::Time now, const std::string& actor,
+                              const char* action, const char* resource_type,
+                              const std::string& name, const google::protobuf::Message* before,
+                              const google::protobuf::Message* after) {
+  TP_ASSIGN_OR_RETURN(ConfigVersion version, ReadConfigVersion(db));
+  AuditRecord r;
+  r.time = now;
+  r.actor = actor;
+  r.action = action;
+  r.resource_type = resource_type;
+  r.resource_name = name;
+  if (before != nullptr) r.before_json = ToJson(*before);
+  if (after != nullptr) r.after_json = ToJson(*after);
+  r.config_version = version.version;
+  return AppendAudit(db, r);
+}
+
+// Revokes the token `name` of `table` (its role or node id column `bound`, rows read by
+// `read_row`) inside the caller's write transaction at `now`, and audits it: NOT_FOUND if there is
+// none; a token revoked already is left as it was (it was audited when it was revoked). `out`
+// gets the token's listing, `digest` its hash.
+template <class T>
+absl::Status RevokeRow(SqliteDb& db, std::string_view table, std::string_view bound,
+                       std::string_view what, const std::string& name, const std::string& actor,
+                       absl::Time now, const char* action, const char* resource_type,
+                       T (*read_row)(const SqliteStatement&), T* out, std::string* digest) {
+  const auto read = [&]() -> absl::StatusOr<bool> {
+    TP_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db.Prepare(absl::StrCat("SELECT name, ", AV(bound),
+                                ", display_prefix, created_by, create_time, revoke_time, "
+                                "sha256_hex FROM ",
+                                AV(table), " WHERE name = ?")));
+    st.Bind(1, name);
+    TP_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return false;
+    *out = read_row(st);
+    *digest = st.ColumnText(6);
+    return true;
+  };
+  TP_ASSIGN_OR_RETURN(bool found, read());
+  if (!found) return NotFound(what, name);
+  if (out->has_revoke_time()) return absl::OkStatus();
+  const T before = *out;
+  TP_ASSIGN_OR_RETURN(
+      SqliteStatement up,
+      db.Prepare(absl::StrCat("UPDATE ", AV(table), " SET revoke_time = ? WHERE name = ?")));
+  up.Bind(1, absl::ToUnixMicros(now)).Bind(2, name);
+  TP_RETURN_IF_ERROR(up.Run());
+  TP_ASSIGN_OR_RETURN(found, read());
+  if (!found) return NotFound(what, name);
+  return AuditTokenChange(db, now, actor, action, resource_type, name, &before, out);
+}
 
 }  // namespace
 
@@ -183,8 +242,8 @@ bool IdentityStore::HasAdminTokens() const {
 
 absl::Status IdentityStore::InsertAdmin(const std::string& name, a::AdminRole role,
                                         const std::string& sha256_hex,
-                                        const std::string& display_prefix,
-                                        const std::string& actor) {
+                                        const std::string& display_prefix, const std::string& actor,
+                                        absl::Time now, bool audit) {
   TP_RETURN_IF_ERROR(store_.Write([&](SqliteDb& db) -> absl::Status {
     TP_ASSIGN_OR_RETURN(SqliteStatement exists,
                         db.Prepare("SELECT 1 FROM admin_tokens WHERE name = ?"));
@@ -200,8 +259,17 @@ absl::Status IdentityStore::InsertAdmin(const std::string& name, a::AdminRole ro
         .Bind(3, sha256_hex)
         .Bind(4, display_prefix)
         .Bind(5, actor)
-        .Bind(6, absl::ToUnixMicros(clock_.Now()));
-    return st.Run();
+        .Bind(6, absl::ToUnixMicros(now));
+    TP_RETURN_IF_ERROR(st.Run());
+    if (!audit) return absl::OkStatus();
+    a::AdminToken after;
+    after.set_name(name);
+    after.set_role(role);
+    after.set_display_prefix(display_prefix);
+    after.set_created_by(actor);
+    *after.mutable_create_time() = ToTimestamp(now);
+    return AuditTokenChange(db, now, actor, "CreateAdminToken", "admin_token", name, nullptr,
+                            &after);
   }));
   absl::MutexLock lock(&mu_);
   any_admin_token_ = true;
@@ -231,8 +299,10 @@ absl::Status IdentityStore::AddBootstrapAdminToken(std::string_view token) {
   }));
   if (stored) return absl::OkStatus();
   const std::string prefix(token.substr(0, 12));
+  // Not an audit entry: it comes from the operator's file at start, before any RPC.
   return InsertAdmin(absl::StrCat("bootstrap-", prefix.substr(kAdminTokenPrefix.size())),
-                     a::ADMIN_ROLE_ADMIN, digest, prefix, "system");
+                     a::ADMIN_ROLE_ADMIN, digest, prefix, "system", clock_.Now(),
+                     /*audit=*/false);
 }
 
 absl::StatusOr<a::CreateAdminTokenResponse> IdentityStore::CreateAdminToken(
@@ -242,14 +312,16 @@ absl::StatusOr<a::CreateAdminTokenResponse> IdentityStore::CreateAdminToken(
     return InvalidFieldError("role", "must be ADMIN_ROLE_VIEWER, _OPERATOR, _ADMIN or _AUDITOR");
   }
   TP_ASSIGN_OR_RETURN(GeneratedCallerKey key, GenerateKeyWithPrefix(kAdminTokenPrefix));
-  TP_RETURN_IF_ERROR(InsertAdmin(name, role, key.sha256_hex, key.display_prefix, actor));
+  const absl::Time now = clock_.Now();
+  TP_RETURN_IF_ERROR(
+      InsertAdmin(name, role, key.sha256_hex, key.display_prefix, actor, now, /*audit=*/true));
   a::CreateAdminTokenResponse out;
   a::AdminToken* t = out.mutable_admin_token();
   t->set_name(name);
   t->set_role(role);
   t->set_display_prefix(key.display_prefix);
   t->set_created_by(actor);
-  *t->mutable_create_time() = ToTimestamp(clock_.Now());
+  *t->mutable_create_time() = ToTimestamp(now);
   out.set_token(std::move(key.key));
   return out;
 }
@@ -278,7 +350,14 @@ absl::StatusOr<a::CreateNodeTokenResponse> IdentityStore::CreateNodeToken(
         .Bind(4, key.display_prefix)
         .Bind(5, actor)
         .Bind(6, absl::ToUnixMicros(now));
-    return st.Run();
+    TP_RETURN_IF_ERROR(st.Run());
+    a::NodeToken after;
+    after.set_name(name);
+    after.set_node_id(node_id);
+    after.set_display_prefix(key.display_prefix);
+    after.set_created_by(actor);
+    *after.mutable_create_time() = ToTimestamp(now);
+    return AuditTokenChange(db, now, actor, "CreateNodeToken", "node_token", name, nullptr, &after);
   }));
   {
     absl::MutexLock lock(&mu_);
@@ -330,7 +409,8 @@ absl::StatusOr<std::vector<a::NodeToken>> IdentityStore::ListNodeTokens() const 
   return out;
 }
 
-absl::StatusOr<a::AdminToken> IdentityStore::RevokeAdminToken(const std::string& name) {
+absl::StatusOr<a::AdminToken> IdentityStore::RevokeAdminToken(const std::string& name,
+                                                              const std::string& actor) {
   {
     // Revoking the last valid admin-role token would lock everyone out of token management.
     absl::MutexLock lock(&mu_);
@@ -352,55 +432,21 @@ absl::StatusOr<a::AdminToken> IdentityStore::RevokeAdminToken(const std::string&
   a::AdminToken out;
   std::string digest;
   TP_RETURN_IF_ERROR(store_.Write([&](SqliteDb& db) -> absl::Status {
-    TP_ASSIGN_OR_RETURN(
-        SqliteStatement up,
-        db.Prepare(
-            "UPDATE admin_tokens SET revoke_time = coalesce(revoke_time, ?) WHERE name = ?"));
-    up.Bind(1, absl::ToUnixMicros(clock_.Now())).Bind(2, name);
-    TP_RETURN_IF_ERROR(up.Run());
-    if (db.changes() == 0) return NotFound("admin token", name);
-    return absl::OkStatus();
-  }));
-  TP_RETURN_IF_ERROR(store_.Read([&](SqliteDb& db) -> absl::Status {
-    TP_ASSIGN_OR_RETURN(
-        SqliteStatement st,
-        db.Prepare("SELECT name, role, display_prefix, created_by, create_time, revoke_time, "
-                   "sha256_hex FROM admin_tokens WHERE name = ?"));
-    st.Bind(1, name);
-    TP_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) return NotFound("admin token", name);
-    out = AdminRow(st);
-    digest = st.ColumnText(6);
-    return absl::OkStatus();
+    return RevokeRow(db, "admin_tokens", "role", "admin token", name, actor, clock_.Now(),
+                     "RevokeAdminToken", "admin_token", AdminRow, &out, &digest);
   }));
   absl::MutexLock lock(&mu_);
   valid_.erase(digest);
   return out;
 }
 
-absl::StatusOr<a::NodeToken> IdentityStore::RevokeNodeToken(const std::string& name) {
+absl::StatusOr<a::NodeToken> IdentityStore::RevokeNodeToken(const std::string& name,
+                                                            const std::string& actor) {
   a::NodeToken out;
   std::string digest;
   TP_RETURN_IF_ERROR(store_.Write([&](SqliteDb& db) -> absl::Status {
-    TP_ASSIGN_OR_RETURN(
-        SqliteStatement up,
-        db.Prepare("UPDATE node_tokens SET revoke_time = coalesce(revoke_time, ?) WHERE name = ?"));
-    up.Bind(1, absl::ToUnixMicros(clock_.Now())).Bind(2, name);
-    TP_RETURN_IF_ERROR(up.Run());
-    if (db.changes() == 0) return NotFound("node token", name);
-    return absl::OkStatus();
-  }));
-  TP_RETURN_IF_ERROR(store_.Read([&](SqliteDb& db) -> absl::Status {
-    TP_ASSIGN_OR_RETURN(
-        SqliteStatement st,
-        db.Prepare("SELECT name, node_id, display_prefix, created_by, create_time, revoke_time, "
-                   "sha256_hex FROM node_tokens WHERE name = ?"));
-    st.Bind(1, name);
-    TP_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) return NotFound("node token", name);
-    out = NodeRow(st);
-    digest = st.ColumnText(6);
-    return absl::OkStatus();
+    return RevokeRow(db, "node_tokens", "node_id", "node token", name, actor, clock_.Now(),
+                     "RevokeNodeToken", "node_token", NodeRow, &out, &digest);
   }));
   absl::MutexLock lock(&mu_);
   valid_.erase(digest);

@@ -2,7 +2,9 @@
 // and node tokens ("tpn_", each bound to one gateway's node id), in the caller-key format
 // (controlplane/caller_keys.h). Only a token's SHA-256 is stored, in SQLite and in an in-memory
 // index of the valid tokens that Authenticate() reads, so a revocation takes effect on the next
-// call. A token is shown once, in the response that creates it. Thread-safe.
+// call. A token is shown once, in the response that creates it. Each creation and revocation is
+// an entry of the audit trail, committed with it (who, what, when; never the token or its hash).
+// Thread-safe.
 #ifndef TURNPIKE_CONTROLPLANE_IDENTITY_STORE_H_
 #define TURNPIKE_CONTROLPLANE_IDENTITY_STORE_H_
 
@@ -58,20 +60,24 @@ class IdentityStore {
                                                                        const std::string& actor);
   absl::StatusOr<std::vector<admin::v1::AdminToken>> ListAdminTokens() const;
   // FAILED_PRECONDITION for the last valid admin-role token (nobody could manage tokens after).
-  absl::StatusOr<admin::v1::AdminToken> RevokeAdminToken(const std::string& name);
+  // Revoking a revoked token changes nothing.
+  absl::StatusOr<admin::v1::AdminToken> RevokeAdminToken(const std::string& name,
+                                                         const std::string& actor);
 
   absl::StatusOr<admin::v1::CreateNodeTokenResponse> CreateNodeToken(const std::string& name,
                                                                      const std::string& node_id,
                                                                      const std::string& actor);
   absl::StatusOr<std::vector<admin::v1::NodeToken>> ListNodeTokens() const;
-  absl::StatusOr<admin::v1::NodeToken> RevokeNodeToken(const std::string& name);
+  absl::StatusOr<admin::v1::NodeToken> RevokeNodeToken(const std::string& name,
+                                                       const std::string& actor);
 
  private:
   IdentityStore(Store& store, Clock& clock) : store_(store), clock_(clock) {}
   absl::Status Load();
+  // `audit`: the insert is also an audit-trail entry (every token an RPC creates).
   absl::Status InsertAdmin(const std::string& name, admin::v1::AdminRole role,
                            const std::string& sha256_hex, const std::string& display_prefix,
-                           const std::string& actor);
+                           const std::string& actor, absl::Time now, bool audit);
 
   Store& store_;
   Clock& clock_;

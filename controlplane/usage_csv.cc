@@ -158,7 +158,8 @@ std::string RecordCsvHeader() {
       "input_tokens,cached_input_tokens,cache_write_input_tokens,output_tokens,"
       "reasoning_output_tokens,usage_estimated,cost_known,cost_usd,cost_usd_micros,"
       "input_cost_usd_micros,cached_input_cost_usd_micros,cache_write_cost_usd_micros,"
-      "output_cost_usd_micros,price_version,latency_us,time_to_first_token_us,tags",
+      "output_cost_usd_micros,price_version,latency_us,time_to_first_token_us,tags,tier_chain,"
+      "variant,latency_class",
       kEol);
 }
 
@@ -206,6 +207,9 @@ void AppendRecordCsvRow(std::string& out, const u::UsageRecord& r) {
   for (const auto& [k, v] : tags) w.Key(k).String(v);
   w.EndObject();
   Text(line, w.str());
+  Text(line, r.tier_chain());
+  Text(line, r.variant());
+  Text(line, r.latency_class());
   out += line;
   out += kEol;
 }

@@ -111,6 +111,7 @@ void BindRecord(SqliteStatement& s, const u::UsageRecord& r, int64_t received_us
   s.Bind(++i, TagsJson(r.tags()));
   s.Bind(++i, r.tier_chain());
   s.Bind(++i, r.variant());
+  s.Bind(++i, r.latency_class());
 }
 
 u::UsageRecord ReadRecord(const SqliteStatement& s) {
@@ -158,6 +159,7 @@ u::UsageRecord ReadRecord(const SqliteStatement& s) {
   }
   r.set_tier_chain(s.ColumnText(++i));
   r.set_variant(s.ColumnText(++i));
+  r.set_latency_class(s.ColumnText(++i));
   return r;
 }
 

@@ -28,8 +28,8 @@ inline constexpr char kColumns[] =
     "usage_estimated, cost_known, cost_usd_micros, input_cost_usd_micros, "
     "cached_input_cost_usd_micros, cache_write_cost_usd_micros, output_cost_usd_micros, "
     "price_version, cache_hit, degraded, refused, attempts, time_to_first_token_us, latency_us, "
-    "tags, tier_chain, variant";
-inline constexpr int kColumnCount = 37;
+    "tags, tier_chain, variant, latency_class";
+inline constexpr int kColumnCount = 38;
 
 int64_t ToMicros(const google::protobuf::Timestamp& t);
 google::protobuf::Timestamp FromMicros(int64_t us);

@@ -188,6 +188,14 @@ std::vector<std::pair<std::string, const config::v1::Target*>> AllRouteTargets(
                        &r.variants(v).targets(i));
     }
   }
+  for (int i = 0; i < r.latency_classes().interactive().targets_size(); ++i) {
+    out.emplace_back(absl::StrCat(path, ".latency_classes.interactive.targets[", i, "]"),
+                     &r.latency_classes().interactive().targets(i));
+  }
+  for (int i = 0; i < r.latency_classes().batch().targets_size(); ++i) {
+    out.emplace_back(absl::StrCat(path, ".latency_classes.batch.targets[", i, "]"),
+                     &r.latency_classes().batch().targets(i));
+  }
   return out;
 }
 

@@ -26,7 +26,7 @@ bool IsValidName(std::string_view name);
 void ValidateName(std::string_view name, const std::string& path, Violations& v);
 
 // Every target of `r` with its field path under `path`: the route's own targets, then each tier
-// chain's, then each variant's (docs/routing.md).
+// chain's, then each variant's, then each latency class's (docs/routing.md).
 std::vector<std::pair<std::string, const config::v1::Target*>> AllRouteTargets(
     const config::v1::Route& r, const std::string& path);
 

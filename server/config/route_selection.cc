@@ -1,7 +1,5 @@
 #include "server/config/route_selection.h"
 
-#include "server/config/runtime_config.h"
-
 namespace turnpike {
 
 uint32_t VariantBucket(std::string_view request_id) {
@@ -19,8 +17,11 @@ uint32_t VariantBucket(std::string_view request_id) {
   return static_cast<uint32_t>(h % kVariantBuckets);
 }
 
-const RouteEntry& SelectRoute(const RouteEntry& route, std::string_view caller,
-                              std::string_view caller_tier, std::string_view request_id) {
+const RouteEntry& SelectRoute(const RouteEntry& capability_route, LatencyClass latency_class,
+                              std::string_view caller, std::string_view caller_tier,
+                              std::string_view request_id) {
+  const RouteEntry* by_class = capability_route.latency_classes[static_cast<size_t>(latency_class)];
+  const RouteEntry& route = by_class != nullptr ? *by_class : capability_route;
   if (!route.variants.empty()) {
     if (!caller.empty()) {
       for (const RouteEntry::VariantChain& v : route.variants) {

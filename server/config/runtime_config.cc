@@ -50,16 +50,26 @@ bool ValidName(std::string_view name) {
 
 // The resilience settings of route `r` (timeouts, RetryPolicy, CircuitBreakerPolicy, CachePolicy,
 // DegradationPolicy), defaults filled in. `r` has passed ValidateRouteSettings.
+// Per-attempt time limits, defaults filled in (the route's, or one latency class's).
+TransferOptions BuildTimeouts(const config::v1::Timeouts& t) {
+  namespace l = route_limits;
+  const auto ms = [](const SettingLimits& limits, int64_t value) {
+    return absl::Milliseconds(limits.Or(value));
+  };
+  TransferOptions out;
+  out.connect_timeout = ms(l::kConnectMs, t.connect_ms());
+  out.first_byte_timeout = ms(l::kFirstTokenMs, t.first_token_ms());
+  out.idle_timeout = ms(l::kIdleMs, t.idle_ms());
+  out.total_timeout = ms(l::kTotalMs, t.total_ms());
+  return out;
+}
+
 void BuildResilience(const config::v1::Route& r, RouteEntry* route) {
   namespace l = route_limits;
   const auto ms = [](const SettingLimits& limits, int64_t value) {
     return absl::Milliseconds(limits.Or(value));
   };
-  const auto& t = r.timeouts();
-  route->timeouts.connect_timeout = ms(l::kConnectMs, t.connect_ms());
-  route->timeouts.first_byte_timeout = ms(l::kFirstTokenMs, t.first_token_ms());
-  route->timeouts.idle_timeout = ms(l::kIdleMs, t.idle_ms());
-  route->timeouts.total_timeout = ms(l::kTotalMs, t.total_ms());
+  route->timeouts = BuildTimeouts(r.timeouts());
 
   const auto& retry = r.retry();
   route->retry.max_attempts = static_cast<int>(l::kMaxAttempts.Or(retry.max_attempts()));
@@ -235,6 +245,15 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
     RouteEntry route;  // targets and tiers only
   };
   std::vector<PendingChain> pending;
+  // The latency classes a route gives settings, built once its chains are.
+  struct PendingClass {
+    std::string capability;
+    LatencyClass latency_class = LatencyClass::kInteractive;
+    std::optional<TransferOptions> timeouts;
+    bool own_chain = false;
+    RouteEntry route;  // targets and tiers only, when own_chain
+  };
+  std::vector<PendingClass> pending_classes;
   for (int i = 0; i < snapshot.routes_size(); ++i) {
     const auto& r = snapshot.routes(i);
     const std::string field = absl::StrCat("routes[", i, "]");
@@ -302,6 +321,35 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
         return st;
       }
       pending.push_back(std::move(chain));
+    }
+    const auto add_class = [&](LatencyClass cls, bool has,
+                               const config::v1::LatencyClassRoute& settings,
+                               const std::string& cfield) -> absl::Status {
+      if (!has) return absl::OkStatus();
+      PendingClass pc;
+      pc.capability = r.capability();
+      pc.latency_class = cls;
+      if (settings.has_timeouts()) pc.timeouts = BuildTimeouts(settings.timeouts());
+      if (!settings.targets().empty()) {
+        pc.own_chain = true;
+        if (absl::Status st = build_targets(settings.targets(), cfield + ".targets", pc.route);
+            !st.ok()) {
+          return st;
+        }
+      }
+      pending_classes.push_back(std::move(pc));
+      return absl::OkStatus();
+    };
+    const auto& classes = r.latency_classes();
+    if (absl::Status st = add_class(LatencyClass::kInteractive, classes.has_interactive(),
+                                    classes.interactive(), field + ".latency_classes.interactive");
+        !st.ok()) {
+      return st;
+    }
+    if (absl::Status st = add_class(LatencyClass::kBatch, classes.has_batch(), classes.batch(),
+                                    field + ".latency_classes.batch");
+        !st.ok()) {
+      return st;
     }
     config->routes_.emplace(r.capability(), std::move(route));
   }
@@ -395,6 +443,33 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
                                                        chain.bucket_end, std::move(chain.callers)});
     }
     config->chain_routes_.push_back(std::move(route));
+  }
+  // Each latency class with settings: a copy of its route with the class's timeouts, serving its
+  // own chain, or copies of the route's chains with the class's timeouts.
+  for (PendingClass& pc : pending_classes) {
+    RouteEntry& base = config->routes_.at(pc.capability);
+    const auto class_copy = [&pc, &config](const RouteEntry& from) {
+      auto route = std::make_unique<RouteEntry>(from);
+      route->latency_classes = {};
+      if (pc.timeouts.has_value()) route->timeouts = *pc.timeouts;
+      RouteEntry* out = route.get();
+      config->chain_routes_.push_back(std::move(route));
+      return out;
+    };
+    RouteEntry* view = class_copy(base);
+    if (pc.own_chain) {
+      view->tier_chains.clear();
+      view->variants.clear();
+      view->targets = std::move(pc.route.targets);
+      view->tiers = pc.route.tiers;
+      for (TargetEntry& t : view->targets) {
+        t.upstream = &resilience.Upstream(t.provider->name, t.model, t.provider->credential);
+      }
+    } else {
+      for (auto& [tier, chain] : view->tier_chains) chain = class_copy(*chain);
+      for (RouteEntry::VariantChain& v : view->variants) v.route = class_copy(*v.route);
+    }
+    base.latency_classes[static_cast<size_t>(pc.latency_class)] = view;
   }
   return std::shared_ptr<const RuntimeConfig>(std::move(config));
 }

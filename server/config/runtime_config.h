@@ -9,6 +9,7 @@
 #ifndef TURNPIKE_SERVER_CONFIG_RUNTIME_CONFIG_H_
 #define TURNPIKE_SERVER_CONFIG_RUNTIME_CONFIG_H_
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -22,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "common/redactor.h"
 #include "server/config/key_use_table.h"
+#include "server/config/latency_class.h"
 #include "server/config/price.h"
 #include "server/providers/provider_adapter.h"
 #include "server/resilience/policy.h"
@@ -117,6 +119,10 @@ struct RouteEntry {
   // On a capability's own route only; owned by the RuntimeConfig.
   std::vector<std::pair<std::string, const RouteEntry*>> tier_chains;
   std::vector<VariantChain> variants;
+  // On a capability's own route only: per latency class, the route as that class is served (the
+  // class's timeouts, and its own chain or copies of the route's chains with those timeouts),
+  // null for a class the route gives no settings. Owned by the RuntimeConfig.
+  std::array<const RouteEntry*, kLatencyClassCount> latency_classes{};
   bool allow_unauthenticated = false;
   int32_t default_max_tokens = 1024;
   TransferOptions timeouts;
@@ -212,7 +218,8 @@ class RuntimeConfig {
   absl::flat_hash_map<std::string, RouteEntry> routes_;
   std::vector<std::unique_ptr<CallerEntry>> callers_;
   std::vector<std::unique_ptr<LimitRule>> limits_;
-  // The tier chains and variants of every route (RouteEntry::tier_chains, ::variants).
+  // The tier chains, variants and latency classes of every route (RouteEntry::tier_chains,
+  // ::variants, ::latency_classes).
   std::vector<std::unique_ptr<RouteEntry>> chain_routes_;
   absl::flat_hash_map<std::string, CallerKeyEntry> keys_by_digest_;  // raw 32-byte digest
   absl::flat_hash_map<std::string, const CallerEntry*> callers_by_san_;

@@ -416,6 +416,7 @@ void AttemptDriver::Done(absl::Status status) {
   if (request_.degraded) event.degraded = true;
   event.tier_chain = route().tier_chain;
   event.variant = route().variant;
+  event.latency_class = request_.latency_class;
   event.admission = request_.admission;
   if (!status.ok()) status = Decorate(std::move(status), event);
   event.partial = !status.ok() && committed_;

@@ -46,6 +46,8 @@ struct ExchangeRequest {
   std::string request_id;
   std::string caller;
   std::string caller_tier;
+  // The latency class the caller asked for (interactive when it named none, docs/routing.md).
+  LatencyClass latency_class = LatencyClass::kInteractive;
   std::string end_user;
   // The W3C trace id of the caller's `traceparent` (32 hex digits), empty if none was sent.
   std::string trace_id;

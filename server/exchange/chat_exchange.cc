@@ -169,6 +169,9 @@ void ChatExchange::Commit() {
   if (request().degraded) start_.set_degraded(true);
   start_.set_tier_chain(route().tier_chain);
   start_.set_variant(route().variant);
+  start_.set_latency_class(request().latency_class == LatencyClass::kBatch
+                               ? v1::LATENCY_CLASS_BATCH
+                               : v1::LATENCY_CLASS_INTERACTIVE);
   listener_->OnCommit(start_);
 }
 
@@ -233,6 +236,9 @@ void ChatExchange::ServeStatic(v1::CompletionStart start, std::string text, v1::
   if (request().degraded) start_.set_degraded(true);
   start_.set_tier_chain(route().tier_chain);
   start_.set_variant(route().variant);
+  start_.set_latency_class(request().latency_class == LatencyClass::kBatch
+                               ? v1::LATENCY_CLASS_BATCH
+                               : v1::LATENCY_CLASS_INTERACTIVE);
   listener_->OnCommit(start_);
   text_ = std::move(text);
   if (stream_ && !text_.empty()) listener_->OnText(text_);

@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "common/redactor.h"
 #include "google/protobuf/repeated_ptr_field.h"
+#include "server/config/latency_class.h"
 #include "turnpike/config/v1/snapshot.pb.h"
 #include "turnpike/v1/common.pb.h"
 
@@ -106,6 +107,8 @@ struct RequestFinished {
   // is, or the variant; both empty for the route's own targets.
   std::string tier_chain;
   std::string variant;
+  // The latency class the request was served as.
+  LatencyClass latency_class = LatencyClass::kInteractive;
   google::protobuf::RepeatedPtrField<v1::Attempt> attempts;
 
   absl::Time start_time;  // wall clock, when the call was accepted

@@ -20,8 +20,7 @@ absl::Status AdmitCaller(CallEnv* env, CredentialsOf credentials, absl::Time dea
     return status;
   }
   absl::StatusOr<Authorization> authorized =
-      Authorize(*exchange->config, credentials(*exchange->config), capability,
-                env->clock->Now());
+      Authorize(*exchange->config, credentials(*exchange->config), capability, env->clock->Now());
   if (!authorized.ok()) return authorized.status();
   exchange->route = authorized->route;
   exchange->caller = std::move(authorized->caller);
@@ -40,6 +39,9 @@ absl::Status AdmitCompletionRequest(CallEnv* env, CredentialsOf credentials, abs
   exchange->end_user = request->user();
   exchange->tags = SortedTags(request->tags());
   if (absl::Status s = ValidateCompletionRequest(*request); !s.ok()) return s;
+  exchange->latency_class = request->latency_class() == v1::LATENCY_CLASS_BATCH
+                                ? LatencyClass::kBatch
+                                : LatencyClass::kInteractive;
   return AdmitCaller(env, credentials, deadline, request->capability(), exchange);
 }
 

@@ -24,8 +24,8 @@ void AdmitToLimits(CallEnv* env, AllowanceSink allowance, ExchangeRequest reques
                    std::function<void(ExchangeRequest, absl::Status)> then) {
   // The chain that serves (tier chain or variant, docs/routing.md) is chosen first, so its own
   // targets' prices bound the request's worst-case cost.
-  request.route =
-      &SelectRoute(*request.route, request.caller, request.caller_tier, request.request_id);
+  request.route = &SelectRoute(*request.route, request.latency_class, request.caller,
+                               request.caller_tier, request.request_id);
   if (env->admission == nullptr || request.route->limits.empty()) {
     then(std::move(request), absl::OkStatus());
     return;
@@ -51,8 +51,8 @@ void AdmitToLimits(CallEnv* env, AllowanceSink allowance, ExchangeRequest reques
         for (const auto& [key, value] : admitted->metadata) allowance(key, value);
         held->admission = std::move(admitted->ticket);
         if (admitted->degraded) {
-          held->route =
-              &SelectRoute(*admitted->route, held->caller, held->caller_tier, held->request_id);
+          held->route = &SelectRoute(*admitted->route, held->latency_class, held->caller,
+                                     held->caller_tier, held->request_id);
           held->degraded = true;
         }
         then(std::move(*held), absl::OkStatus());

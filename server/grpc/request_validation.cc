@@ -177,6 +177,12 @@ absl::Status ValidateCompletionRequest(const v1::StreamCompletionRequest& reques
       return InvalidFieldError(absl::StrCat("stop[", i, "]"), "must not be empty");
     }
   }
+  const v1::LatencyClass latency_class = request.latency_class();
+  if (latency_class != v1::LATENCY_CLASS_UNSPECIFIED &&
+      latency_class != v1::LATENCY_CLASS_INTERACTIVE && latency_class != v1::LATENCY_CLASS_BATCH) {
+    return InvalidFieldError("latency_class",
+                             "must be LATENCY_CLASS_INTERACTIVE or LATENCY_CLASS_BATCH");
+  }
   return absl::OkStatus();
 }
 

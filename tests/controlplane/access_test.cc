@@ -113,7 +113,7 @@ TEST_F(AccessTest, AMethodMissingFromThePolicyIsRefused) {
 TEST_F(AccessTest, EveryMethodChecksItsCredential) {
   auto revoked = cp_->identities().CreateAdminToken("gone", admin::v1::ADMIN_ROLE_ADMIN, "test");
   ASSERT_TRUE(revoked.ok());
-  ASSERT_TRUE(cp_->identities().RevokeAdminToken("gone").ok());
+  ASSERT_TRUE(cp_->identities().RevokeAdminToken("gone", "test").ok());
   const std::map<std::string, Principal> principals = {{"viewer", Principal::kViewer},
                                                        {"operator", Principal::kOperator},
                                                        {"admin", Principal::kAdmin},
@@ -218,7 +218,7 @@ TEST_F(AccessTest, WatchWithoutANodeCredentialGetsNoSnapshotAndNoSecret) {
   };
   auto revoked = cp_->identities().CreateNodeToken("old-b", "gw-b", "test");
   ASSERT_TRUE(revoked.ok());
-  ASSERT_TRUE(cp_->identities().RevokeNodeToken("old-b").ok());
+  ASSERT_TRUE(cp_->identities().RevokeNodeToken("old-b", "test").ok());
   for (const Case& c : {Case{"", "gw-a", grpc::StatusCode::UNAUTHENTICATED},
                         Case{"tpn_garbage", "gw-a", grpc::StatusCode::UNAUTHENTICATED},
                         Case{revoked->token(), "gw-b", grpc::StatusCode::UNAUTHENTICATED},
@@ -272,7 +272,7 @@ TEST_F(AccessTest, RevokingANodeTokenEndsItsWatchStreamAtTheNextPush) {
     auto d = cp_->registry().Get("gw-r");
     return d.has_value() && d->acked_version() == first.version_info();
   }));
-  ASSERT_TRUE(cp_->identities().RevokeNodeToken("gw-r-token").ok());
+  ASSERT_TRUE(cp_->identities().RevokeNodeToken("gw-r-token", "test").ok());
   ASSERT_TRUE(cp_->admin().CreateCredential(MakeCredential("later", kCanarySecret), "t").ok());
   ASSERT_TRUE(cp_->admin().CreateResource(MakeProvider("later-p", "later"), "t").ok());
   config::v1::WatchResponse next;
@@ -329,11 +329,11 @@ TEST_F(AccessTest, RevocationTakesEffectOnTheNextCall) {
 
 TEST_F(AccessTest, TheLastAdminTokenCannotBeRevoked) {
   const std::string bootstrap = "bootstrap-" + admin_token_.substr(4, 8);
-  ASSERT_TRUE(cp_->identities().RevokeAdminToken("admin").ok());
-  auto last = cp_->identities().RevokeAdminToken(bootstrap);
+  ASSERT_TRUE(cp_->identities().RevokeAdminToken("admin", "test").ok());
+  auto last = cp_->identities().RevokeAdminToken(bootstrap, "test");
   EXPECT_EQ(last.status().code(), absl::StatusCode::kFailedPrecondition) << last.status();
   EXPECT_TRUE(cp_->identities().Authenticate(admin_token_).ok());
-  EXPECT_TRUE(cp_->identities().RevokeAdminToken("viewer").ok());  // other roles: no limit
+  EXPECT_TRUE(cp_->identities().RevokeAdminToken("viewer", "test").ok());  // other roles: no limit
 }
 
 TEST_F(AccessTest, TokensAreShownOnceAndNeverStoredOrListed) {

@@ -65,9 +65,12 @@ TEST_F(AdminServiceTest, ActorIsTheAuthenticatedTokenNeverAClaim) {
   admin::v1::ListAuditEntriesRequest req;
   admin::v1::ListAuditEntriesResponse resp;
   ASSERT_TRUE(stub_->ListAuditEntries(&ctx, req, &resp).ok());
-  ASSERT_EQ(resp.entries_size(), 2);
+  // Newest first: the delete, alice's create, and the creation of alice's token.
+  ASSERT_EQ(resp.entries_size(), 3);
   EXPECT_EQ(resp.entries(0).actor(), "bootstrap-" + admin_token_.substr(4, 8));
   EXPECT_EQ(resp.entries(1).actor(), "alice");
+  EXPECT_EQ(resp.entries(2).action(), "CreateAdminToken");
+  EXPECT_EQ(resp.entries(2).actor(), "test");
 }
 
 TEST_F(AdminServiceTest, HealthIsServing) {

@@ -681,6 +681,62 @@ TEST_F(AdminValidationTest, RouteRoutingRules) {
   EXPECT_EQ(in_use.code(), absl::StatusCode::kFailedPrecondition) << in_use;
 }
 
+TEST_F(AdminValidationTest, RouteLatencyClasses) {
+  using R = config::v1::Route;
+  ASSERT_TRUE(admin_->CreateResource(MakeProvider("fake"), "t").ok());
+  admin::v1::Route valid = MakeRoute("reports", "fake", "small");
+  R& spec = *valid.mutable_spec();
+  config::v1::LatencyClasses& classes = *spec.mutable_latency_classes();
+  classes.mutable_interactive()->mutable_timeouts()->set_first_token_ms(2000);
+  classes.mutable_batch()->mutable_timeouts()->set_total_ms(3'600'000);
+  auto* t = classes.mutable_batch()->add_targets();
+  t->set_provider("fake");
+  t->set_model("cheap");
+  RunTable<admin::v1::Route, R>(
+      valid,
+      {
+          {"class timeout below its limit",
+           [](R& r) {
+             r.mutable_latency_classes()->mutable_batch()->mutable_timeouts()->set_total_ms(-1);
+           },
+           "route.spec.latency_classes.batch.timeouts.total_ms"},
+          {"class timeout above its limit",
+           [](R& r) {
+             r.mutable_latency_classes()->mutable_interactive()->mutable_timeouts()->set_idle_ms(
+                 100'000'000);
+           },
+           "route.spec.latency_classes.interactive.timeouts.idle_ms"},
+          {"class target twice",
+           [](R& r) {
+             auto* batch = r.mutable_latency_classes()->mutable_batch();
+             *batch->add_targets() = batch->targets(0);
+           },
+           "route.spec.latency_classes.batch.targets[1]"},
+          {"class target without model",
+           [](R& r) {
+             r.mutable_latency_classes()->mutable_batch()->mutable_targets(0)->clear_model();
+           },
+           "route.spec.latency_classes.batch.targets[0].model"},
+      });
+  std::shared_ptr<const config::v1::Snapshot> snap = LastPublished();
+  ASSERT_EQ(snap->routes_size(), 1);
+  EXPECT_EQ(snap->routes(0).SerializeAsString(), valid.spec().SerializeAsString());
+
+  // A class's chain naming no provider: FAILED_PRECONDITION naming the field.
+  admin::v1::Route other = valid;
+  other.mutable_spec()->set_capability("other");
+  other.mutable_spec()
+      ->mutable_latency_classes()
+      ->mutable_batch()
+      ->mutable_targets(0)
+      ->set_provider("nope");
+  absl::StatusOr<admin::v1::Route> no_provider = admin_->CreateResource(other, "t");
+  ASSERT_FALSE(no_provider.ok());
+  EXPECT_EQ(no_provider.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(ViolatedFields(no_provider.status()),
+              Contains("route.spec.latency_classes.batch.targets[0].provider"));
+}
+
 TEST_F(AdminValidationTest, CredentialRequests) {
   struct CredCase {
     const char* what;

@@ -64,12 +64,14 @@ def check_line(line, r):
         if len(json.loads(out).get("entries", [])) != 1:
             return f"not exactly one entry:\n{out}"
     if "ListAdminChanges" in line:
-        if not json.loads(out).get("changes"):
-            return f"no admin change listed:\n{out}"
+        changes = json.loads(out).get("changes", [])
+        actions = [c.get("action") for c in changes]
+        if actions != ["CreateNodeToken", "CreateProvider"]:
+            return f"not the node token and the provider, newest first:\n{out}"
     if "VerifyAudit" in line:
         v = json.loads(out)
-        if not v.get("intact") or int(v.get("size", 0)) != 11:
-            return f"the chain (1 admin change, 10 requests) is not intact:\n{out}"
+        if not v.get("intact") or int(v.get("size", 0)) != 12:
+            return f"the chain (2 admin changes, 10 requests) is not intact:\n{out}"
     return None
 
 
@@ -128,10 +130,10 @@ def main():
             deadline = time.monotonic() + 20
             while True:
                 r = call(admin_token, "turnpike.audit.v1.AuditService/GetCheckpoint", {})
-                if r.returncode == 0 and json.loads(r.stdout).get("checkpoint", {}).get("size") == "11":
+                if r.returncode == 0 and json.loads(r.stdout).get("checkpoint", {}).get("size") == "12":
                     break
                 if time.monotonic() > deadline:
-                    print(f"no checkpoint of the 11 entries:\n{r.stdout}{r.stderr}")
+                    print(f"no checkpoint of the 12 entries:\n{r.stdout}{r.stderr}")
                     return 1
                 time.sleep(0.1)
 

@@ -5,6 +5,7 @@
 // a row changed, deleted, inserted or reordered, a checkpoint forged, the chain rewritten.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -31,6 +32,8 @@ class AuditTrailTest : public ControlPlaneFixture {
   void SetUp() override {
     ControlPlaneFixture::SetUp();
     audit_ = au::AuditService::NewStub(Channel());
+    // The node token the reports use: its creation is the chain's first entry.
+    ASSERT_FALSE(NodeToken("gw-1").empty());
   }
 
   // Reports `n` requests (callers alternate billing/search, providers openai/anthropic).
@@ -68,8 +71,8 @@ class AuditTrailTest : public ControlPlaneFixture {
     return response;
   }
 
-  // Two admin changes, ten requests, a checkpoint, then two more requests: 14 entries, the
-  // first 12 signed. Then the control plane stops, leaving the file to tamper with.
+  // The node token, two admin changes, ten requests, a checkpoint, then two more requests: 15
+  // entries, the first 13 signed. Then the control plane stops, leaving the file to tamper with.
   void BuildAndStop() {
     Change();
     Report(0, 5);
@@ -166,8 +169,9 @@ TEST_F(AuditTrailTest, RequestsAndAdminChangesShareOneChainThatQueriesFilterAndP
   // A resent batch is stored once, and chained once.
   Report(0, 6);
   au::QueryAuditResponse all = Query(au::QueryAuditRequest());
-  ASSERT_EQ(all.entries_size(), 7);
-  EXPECT_TRUE(all.entries(0).entry().has_admin_change());
+  ASSERT_EQ(all.entries_size(), 8);
+  EXPECT_EQ(all.entries(0).entry().admin_change().action(), "CreateNodeToken");
+  EXPECT_TRUE(all.entries(1).entry().has_admin_change());
   EXPECT_EQ(all.entries(0).prev_hash(), std::string(64, '0'));
   for (int i = 0; i < all.entries_size(); ++i) {
     EXPECT_EQ(all.entries(i).entry().seq(), i + 1);
@@ -175,7 +179,7 @@ TEST_F(AuditTrailTest, RequestsAndAdminChangesShareOneChainThatQueriesFilterAndP
       EXPECT_EQ(all.entries(i).prev_hash(), all.entries(i - 1).hash());
     }
   }
-  const au::ChainedEntry& first_request = all.entries(1).entry();
+  const au::ChainedEntry& first_request = all.entries(2).entry();
   EXPECT_EQ(first_request.request().request_id(), "req-0");
   EXPECT_EQ(first_request.request().audit().provider_host(), "api.openai.com");
   EXPECT_EQ(first_request.request().audit().content_policy(), "HASH");
@@ -203,7 +207,7 @@ TEST_F(AuditTrailTest, RequestsAndAdminChangesShareOneChainThatQueriesFilterAndP
     for (const auto& e : page.entries()) seqs.push_back(e.entry().seq());
     paged.set_page_token(page.next_page_token());
   } while (!paged.page_token().empty());
-  EXPECT_EQ(seqs, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(seqs, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
 
   au::QueryAuditRequest bad;
   bad.set_page_token("garbage");
@@ -226,16 +230,16 @@ TEST_F(AuditTrailTest, CheckpointsAreSignedWithThePublishedKey) {
   au::GetCheckpointResponse got;
   ASSERT_TRUE(audit_->GetCheckpoint(&ctx2, au::GetCheckpointRequest(), &got).ok());
   ASSERT_TRUE(got.has_checkpoint());
-  EXPECT_EQ(got.checkpoint().size(), 4);
+  EXPECT_EQ(got.checkpoint().size(), 5);
   EXPECT_EQ(got.public_key(), PublicKey());
   const std::string head = *HexDecode(got.checkpoint().head_hash());
   EXPECT_TRUE(VerifyAuditSignature(got.public_key(),
-                                   CheckpointMessage(4, head, ToMicros(got.checkpoint().time())),
+                                   CheckpointMessage(5, head, ToMicros(got.checkpoint().time())),
                                    got.checkpoint().signature()));
   au::VerifyAuditResponse verdict = Verify();
   EXPECT_TRUE(verdict.intact()) << verdict.problem();
-  EXPECT_EQ(verdict.size(), 4);
-  EXPECT_EQ(verdict.entries_checked(), 4);
+  EXPECT_EQ(verdict.size(), 5);
+  EXPECT_EQ(verdict.entries_checked(), 5);
   EXPECT_EQ(verdict.checkpoints_checked(), 1);
   EXPECT_EQ(verdict.head_hash(), got.checkpoint().head_hash());
 }
@@ -244,7 +248,7 @@ TEST_F(AuditTrailTest, TheIntactFileVerifiesOffline) {
   BuildAndStop();
   au::VerifyAuditResponse verdict = VerifyFile();
   EXPECT_TRUE(verdict.intact()) << verdict.problem();
-  EXPECT_EQ(verdict.size(), 14);
+  EXPECT_EQ(verdict.size(), 15);
   EXPECT_EQ(VerifyOffline(), 0);
 }
 
@@ -296,7 +300,7 @@ INSTANTIATE_TEST_SUITE_P(
         // The bytes edited and the entry's own hash recomputed: the next link breaks.
         TamperCase{"ContentsChangedAndRehashed", "", 6, "does not link", 5, false},
         // Everything after the edit recomputed too: only the signed checkpoint catches it.
-        TamperCase{"ChainRewrittenAfterTheEdit", "", 12, "checkpoint", 5, true},
+        TamperCase{"ChainRewrittenAfterTheEdit", "", 13, "checkpoint", 5, true},
         TamperCase{"RowDeleted", "DELETE FROM audit_chain WHERE seq = 3", 3, "entry 3 is missing"},
         TamperCase{"FirstRowDeleted", "DELETE FROM audit_chain WHERE seq = 1", 1, "are gone"},
         // The signed tail removed: the checkpoints cover entries that are no longer there.
@@ -316,7 +320,7 @@ INSTANTIATE_TEST_SUITE_P(
                    "UPDATE audit_chain SET seq = 7 WHERE seq = 100",
                    6, "does not link"},
         TamperCase{"CheckpointForged",
-                   "UPDATE audit_checkpoints SET time = time + 1 WHERE size = 12", 12,
+                   "UPDATE audit_checkpoints SET time = time + 1 WHERE size = 13", 13,
                    "does not verify"}),
     [](const ::testing::TestParamInfo<TamperCase>& info) { return info.param.name; });
 
@@ -327,25 +331,29 @@ TEST_F(AuditTrailTest, PruningKeepsTheChainVerifiableFromTheCheckpoint) {
   audit_ = au::AuditService::NewStub(Channel());
   Change();
   Report(0, 4);
-  ASSERT_TRUE(*cp_->audit().Checkpoint());  // covers 1..5
+  ASSERT_TRUE(*cp_->audit().Checkpoint());  // covers 1..6
   Report(4, 2);
   // Nothing is old enough yet.
   EXPECT_EQ(*cp_->audit().PruneExpired(), 0);
   // Rewrite the checkpoint's time into the past (the clock is real), as if signed long ago.
   cp_.reset();
-  Tamper("UPDATE audit_checkpoints SET time = time - 7200000000 WHERE size = 5");
+  Tamper("UPDATE audit_checkpoints SET time = time - 7200000000 WHERE size = 6");
   // ...which breaks its signature: re-sign it as the control plane would have.
   {
     auto db = SqliteDb::Open(dir_.File("cp.db"), false);
     ASSERT_TRUE(db.ok());
     auto cps = ReadCheckpoints(**db);
     ASSERT_TRUE(cps.ok());
-    ASSERT_EQ(cps->size(), 2u);  // the shutdown signed 1..7 too
+    // The first shutdown signed 1..1 (the node token), the second 1..8.
+    ASSERT_EQ(cps->size(), 3u);
     std::ifstream in(audit_key_file_);
     auto signer = AuditSigner::FromPem(
         std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
     ASSERT_TRUE(signer.ok());
-    const CheckpointRow& old = (*cps)[0];
+    auto six =
+        std::find_if(cps->begin(), cps->end(), [](const CheckpointRow& c) { return c.size == 6; });
+    ASSERT_NE(six, cps->end());
+    const CheckpointRow& old = *six;
     auto s = (*db)->Prepare("UPDATE audit_checkpoints SET signature = ?1 WHERE size = ?2");
     ASSERT_TRUE(s.ok());
     s->BindBlob(1, *(*signer)->Sign(CheckpointMessage(old.size, old.head_hash, old.time_us)));
@@ -356,13 +364,13 @@ TEST_F(AuditTrailTest, PruningKeepsTheChainVerifiableFromTheCheckpoint) {
   audit_ = au::AuditService::NewStub(Channel());
   au::QueryAuditResponse left = Query(au::QueryAuditRequest());
   ASSERT_EQ(left.entries_size(), 2);
-  EXPECT_EQ(left.entries(0).entry().seq(), 6);
+  EXPECT_EQ(left.entries(0).entry().seq(), 7);
   au::VerifyAuditResponse verdict = Verify();
   EXPECT_TRUE(verdict.intact()) << verdict.problem();
-  EXPECT_EQ(verdict.size(), 7);
+  EXPECT_EQ(verdict.size(), 8);
   // Without that checkpoint, the missing prefix is a deletion.
   cp_.reset();
-  Tamper("DELETE FROM audit_checkpoints WHERE size = 5");
+  Tamper("DELETE FROM audit_checkpoints WHERE size = 6");
   au::VerifyAuditResponse broken = VerifyFile();
   EXPECT_FALSE(broken.intact());
   EXPECT_EQ(broken.first_broken_seq(), 1);

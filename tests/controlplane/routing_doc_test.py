@@ -6,10 +6,11 @@ credential fake-key and the provider fake), then runs EVERY `grpcurl` line of th
 order, exactly as written (pipes, redirections, $(cat ...)), through bash with tools/grpcurl-shim
 on PATH as `grpcurl`, localhost:50052 pointed at the control plane and localhost:50051 at the
 gateway. Before each gateway line it waits (deadline-bounded) until the gateway has ACKed the
-control plane's current config. Checks what the doc says each line shows: which tier chain or
-variant served each completion (the start message), the variant in the usage record in the ledger
-(polled with a deadline: records are shipped asynchronously), the refusal of variants adding up to
-more than 100 %, and the routed-requests metric on the gateway's /metrics. SIGTERM must end every
+control plane's current config. Checks what the doc says each line shows: which tier chain,
+variant and latency class served each completion (the start message), the variant and latency
+class in the usage record in the ledger (polled with a deadline: records are shipped
+asynchronously), the refusals (variants adding up to more than 100 %, a latency class's timeout
+over its limit), and the routed-requests metric on the gateway's /metrics. SIGTERM must end every
 process cleanly.
 
 usage: routing_doc_test.py --control=PATH --gateway=PATH --fake=PATH --buf=PATH --shim=PATH
@@ -38,20 +39,36 @@ EXPECTED = {
     "routing-std-34": ("", "candidate", {"gpt-4.1-mini"}),
     "routing-tester-1": ("", "candidate", {"gpt-4.1-mini"}),
     "routing-std-2": ("", "", {"gpt-4o-mini", "gpt-4.1-nano"}),
+    "reports-interactive-1": ("", "", {"gpt-4o"}),
+    "reports-batch-1": ("", "", {"gpt-4.1-nano"}),
+}
+# The latency class each completion line's start message names (the rest are interactive).
+EXPECTED_CLASS = {"reports-batch-1": "LATENCY_CLASS_BATCH"}
+# What each ListUsage line's one record must say: request id -> (variant, model, latency class).
+EXPECTED_USAGE = {
+    "routing-tester-1": ("candidate", "gpt-4.1-mini", "interactive"),
+    "reports-batch-1": ("", "gpt-4.1-nano", "batch"),
+}
+# Lines the doc says are refused with INVALID_ARGUMENT: a marker in the line -> the field named.
+REFUSED = {
+    '"name":"second"': "route.spec.variants",
+    '"totalMs":172800000': "route.spec.latency_classes.batch.timeouts.total_ms",
 }
 
 
 def check_line(line, r):
     """What the doc promises the line shows; an error message or None."""
     out = r.stdout
-    if '"name":"second"' in line:
+    for marker, field in REFUSED.items():
+        if marker not in line:
+            continue
         if r.returncode == 0:
-            return "variants adding up to 110 % were accepted"
+            return f"accepted, but the doc says it is refused naming {field}"
         text = (out + r.stderr).lower()
         if "invalid_argument" not in text.replace(" ", "_") and "invalidargument" not in text:
             return f"not refused with INVALID_ARGUMENT:\n{out}{r.stderr}"
-        if "route.spec.variants" not in out + r.stderr:
-            return f"the refusal does not name route.spec.variants:\n{out}{r.stderr}"
+        if field not in out + r.stderr:
+            return f"the refusal does not name {field}:\n{out}{r.stderr}"
         return None
     if r.returncode != 0:
         return f"exit {r.returncode}:\n{out}{r.stderr}"
@@ -63,6 +80,9 @@ def check_line(line, r):
             return f"served by the wrong chain (want {want_chain!r}/{want_variant!r}):\n{out}"
         if start.get("model") not in models:
             return f"served by model {start.get('model')}, not one of {sorted(models)}:\n{out}"
+        want_class = EXPECTED_CLASS.get(start.get("requestId"), "LATENCY_CLASS_INTERACTIVE")
+        if start.get("latencyClass") != want_class:
+            return f"the start message does not say {want_class}:\n{out}"
     return None
 
 
@@ -78,6 +98,11 @@ def main():
     assert any("ListUsage" in line for line in lines), "no ListUsage line found"
     seen = {rid for line in lines for rid in EXPECTED if f'"requestId":"{rid}"' in line}
     assert seen == set(EXPECTED), f"the doc lacks the completions {set(EXPECTED) - seen}"
+    usage_ids = {rid for line in lines if "ListUsage" in line for rid in EXPECTED_USAGE
+                 if f'"requestId":"{rid}"' in line}
+    assert usage_ids == set(EXPECTED_USAGE), f"the doc lacks ListUsage of {set(EXPECTED_USAGE) - usage_ids}"
+    for marker in REFUSED:
+        assert any(marker in line for line in lines), f"the doc lacks the refused line {marker}"
 
     with tempfile.TemporaryDirectory(prefix="tp-routing-doc-") as tmp:
         env = shim_env(tmp, opts.shim, opts.buf)
@@ -142,9 +167,12 @@ def main():
                         time.sleep(0.1)
                         r = sh(cmd)
                     records = json.loads(r.stdout).get("records", []) if r.returncode == 0 else []
-                    if len(records) != 1 or records[0].get("variant") != "candidate" or \
-                            records[0].get("model") != "gpt-4.1-mini":
-                        print(f"line {n}: the usage record does not name the variant:\n"
+                    rid = next(i for i in EXPECTED_USAGE if f'"requestId":"{i}"' in line)
+                    want = EXPECTED_USAGE[rid]
+                    got = [(rec.get("variant", ""), rec.get("model"), rec.get("latencyClass"))
+                           for rec in records]
+                    if got != [want]:
+                        print(f"line {n}: the usage record of {rid} is not {want}:\n"
                               f"{r.stdout}{r.stderr}")
                         return 1
                 problem = check_line(line, r)

@@ -64,5 +64,28 @@ TEST(UsageCsvTest, ARecordRowHasEveryColumnAndLeavesAnUnknownCostEmpty) {
               ElementsAre(""));  // the empty user cell is still a cell
 }
 
+TEST(UsageCsvTest, ARecordRowSaysWhichChainAndLatencyClassServed) {
+  u::UsageRecord r = Record("r2", Utc(2026, 12, 6, 9, 30));
+  r.set_tier_chain("gold");
+  r.set_variant("candidate");
+  r.set_latency_class("batch");
+  std::string csv = RecordCsvHeader();
+  AppendRecordCsvRow(csv, r);
+  u::UsageRecord plain = Record("r3", Utc(2026, 12, 6, 9, 31));
+  AppendRecordCsvRow(csv, plain);
+  auto rows = ParseCsv(csv);
+  ASSERT_EQ(rows.size(), 3u);
+  // The three routing columns close the row, in this order.
+  ASSERT_GE(rows[0].size(), 3u);
+  EXPECT_THAT(std::vector<std::string>(rows[0].end() - 3, rows[0].end()),
+              ElementsAre("tier_chain", "variant", "latency_class"));
+  ASSERT_EQ(rows[1].size(), rows[0].size());
+  EXPECT_THAT(std::vector<std::string>(rows[1].end() - 3, rows[1].end()),
+              ElementsAre("gold", "candidate", "batch"));
+  // A record the route's own targets served (or stored before the fields existed): empty cells.
+  ASSERT_EQ(rows[2].size(), rows[0].size());
+  EXPECT_THAT(std::vector<std::string>(rows[2].end() - 3, rows[2].end()), ElementsAre("", "", ""));
+}
+
 }  // namespace
 }  // namespace turnpike::controlplane

@@ -1,10 +1,11 @@
 // Routing rules (docs/routing.md): tier chains and variants built from the snapshot, the errors
-// that name their fields, and SelectRoute's choice per caller, tier and request id.
+// that name their fields, and SelectRoute's choice per latency class, caller, tier and request id.
 #include "server/config/route_selection.h"
 
 #include <cstdio>
 #include <map>
 #include <string>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -46,7 +47,7 @@ TEST(RouteSelectionTest, TierChainServesItsTierAndTheDefaultServesTheRest) {
     const std::string candidate = absl::StrCat("req-", i);
     if (VariantBucket(candidate) >= 1000) id = candidate;
   }
-  const RouteEntry& gold = SelectRoute(route, "app", "gold", id);
+  const RouteEntry& gold = SelectRoute(route, LatencyClass::kInteractive, "app", "gold", id);
   EXPECT_EQ(gold.tier_chain, "gold");
   EXPECT_EQ(gold.variant, "");
   ASSERT_EQ(gold.targets.size(), 2u);
@@ -62,8 +63,8 @@ TEST(RouteSelectionTest, TierChainServesItsTierAndTheDefaultServesTheRest) {
   EXPECT_NE(gold.targets[0].upstream, nullptr);
   EXPECT_TRUE(gold.tier_chains.empty());
   // A tier with no chain of its own, and an unauthenticated caller: the route's own targets.
-  EXPECT_EQ(&SelectRoute(route, "app", "standard", id), &route);
-  EXPECT_EQ(&SelectRoute(route, "", "", id), &route);
+  EXPECT_EQ(&SelectRoute(route, LatencyClass::kInteractive, "app", "standard", id), &route);
+  EXPECT_EQ(&SelectRoute(route, LatencyClass::kInteractive, "", "", id), &route);
 }
 
 TEST(RouteSelectionTest, NamedCallerGetsItsVariantWhateverTheBucket) {
@@ -71,7 +72,8 @@ TEST(RouteSelectionTest, NamedCallerGetsItsVariantWhateverTheBucket) {
   ASSERT_TRUE(config.ok()) << config.status();
   const RouteEntry& route = *(*config)->FindRoute("c");
   for (int i = 0; i < 50; ++i) {
-    const RouteEntry& r = SelectRoute(route, "tester", "gold", absl::StrCat("id-", i));
+    const RouteEntry& r =
+        SelectRoute(route, LatencyClass::kInteractive, "tester", "gold", absl::StrCat("id-", i));
     EXPECT_EQ(r.variant, "pinned");
     EXPECT_EQ(r.targets[0].model, "pin");
   }
@@ -87,7 +89,8 @@ TEST(RouteSelectionTest, TenPercentVariantGetsTenPercentOfTwoThousandRequests) {
     int candidate = 0;
     std::map<std::string, int> by_chain;
     for (int i = 0; i < 2000; ++i) {
-      const RouteEntry& r = SelectRoute(route, "app", "standard", absl::StrCat(prefix, i));
+      const RouteEntry& r = SelectRoute(route, LatencyClass::kInteractive, "app", "standard",
+                                        absl::StrCat(prefix, i));
       ++by_chain[r.variant];
       if (r.variant == "candidate") {
         ++candidate;
@@ -108,8 +111,9 @@ TEST(RouteSelectionTest, TheSameRequestIdAlwaysLandsOnTheSameChain) {
   const RouteEntry& route = *(*config)->FindRoute("c");
   for (int i = 0; i < 500; ++i) {
     const std::string id = absl::StrCat("retry-", i);
-    const RouteEntry* first = &SelectRoute(route, "app", "gold", id);
-    for (int k = 0; k < 3; ++k) EXPECT_EQ(&SelectRoute(route, "app", "gold", id), first);
+    const RouteEntry* first = &SelectRoute(route, LatencyClass::kInteractive, "app", "gold", id);
+    for (int k = 0; k < 3; ++k)
+      EXPECT_EQ(&SelectRoute(route, LatencyClass::kInteractive, "app", "gold", id), first);
   }
   // Fixed across builds and processes: the bucket is a fixed hash, not a seeded one.
   EXPECT_EQ(VariantBucket(""), VariantBucket(""));
@@ -124,12 +128,85 @@ TEST(RouteSelectionTest, PercentagesSplitTheBucketsInOrder) {
   const RouteEntry& route = *(*config)->FindRoute("c");
   int a = 0;
   for (int i = 0; i < 2000; ++i) {
-    const RouteEntry& r = SelectRoute(route, "", "", absl::StrCat("x", i));
+    const RouteEntry& r =
+        SelectRoute(route, LatencyClass::kInteractive, "", "", absl::StrCat("x", i));
     ASSERT_FALSE(r.variant.empty());  // 100 % in variants: none left for the default
     a += r.variant == "a" ? 1 : 0;
   }
   EXPECT_GE(a, 540);
   EXPECT_LE(a, 660);
+}
+
+constexpr char kClasses[] = R"(,
+  "timeouts":{"firstTokenMs":5000},
+  "tierChains":[{"tier":"gold","targets":[{"provider":"p","model":"large"}]}],
+  "variants":[{"name":"pinned","callers":["tester"],"targets":[{"provider":"p","model":"pin"}]}],
+  "latencyClasses":{
+    "interactive":{"timeouts":{"firstTokenMs":1500,"totalMs":20000}},
+    "batch":{"timeouts":{"firstTokenMs":300000,"totalMs":3600000},
+             "targets":[{"provider":"p","model":"cheap"},{"provider":"p","model":"small"}]}})";
+
+TEST(RouteSelectionTest, BatchRequestsGetTheBatchChainAndTimeoutsBeforeEveryOtherRule) {
+  auto config = Build(kClasses);
+  ASSERT_TRUE(config.ok()) << config.status();
+  const RouteEntry& route = *(*config)->FindRoute("c");
+  // Whatever the caller, its tier or its variant: the batch chain, with the batch timeouts.
+  for (const auto& [caller, tier] : {std::pair<std::string, std::string>{"app", "standard"},
+                                     {"app", "gold"},
+                                     {"tester", "standard"},
+                                     {"", ""}}) {
+    const RouteEntry& batch = SelectRoute(route, LatencyClass::kBatch, caller, tier, "id-1");
+    ASSERT_EQ(batch.targets.size(), 2u) << caller;
+    EXPECT_EQ(batch.targets[0].model, "cheap");
+    EXPECT_EQ(batch.targets[1].model, "small");
+    EXPECT_NE(batch.targets[0].upstream, nullptr);
+    EXPECT_EQ(batch.timeouts.first_byte_timeout, absl::Minutes(5));
+    EXPECT_EQ(batch.timeouts.total_timeout, absl::Hours(1));
+    EXPECT_EQ(batch.tier_chain, "");
+    EXPECT_EQ(batch.variant, "");
+    // The class's route is the route in every other respect.
+    EXPECT_EQ(batch.capability, "c");
+    EXPECT_EQ(batch.response_cache, route.response_cache);
+  }
+  // The route's own settings are untouched.
+  EXPECT_EQ(route.timeouts.first_byte_timeout, absl::Seconds(5));
+  EXPECT_EQ(route.targets[0].model, "small");
+}
+
+TEST(RouteSelectionTest, AClassWithoutAChainKeepsTheRoutesChainsWithItsTimeouts) {
+  auto config = Build(kClasses);
+  ASSERT_TRUE(config.ok()) << config.status();
+  const RouteEntry& route = *(*config)->FindRoute("c");
+  const RouteEntry& plain = SelectRoute(route, LatencyClass::kInteractive, "app", "standard", "x");
+  EXPECT_EQ(plain.targets[0].model, "small");
+  EXPECT_EQ(plain.timeouts.first_byte_timeout, absl::Milliseconds(1500));
+  EXPECT_EQ(plain.timeouts.total_timeout, absl::Seconds(20));
+  // Fields the class leaves at zero take the defaults, not the route's values.
+  EXPECT_EQ(plain.timeouts.connect_timeout, absl::Seconds(2));
+  const RouteEntry& gold = SelectRoute(route, LatencyClass::kInteractive, "app", "gold", "x");
+  EXPECT_EQ(gold.tier_chain, "gold");
+  EXPECT_EQ(gold.targets[0].model, "large");
+  EXPECT_EQ(gold.timeouts.first_byte_timeout, absl::Milliseconds(1500));
+  const RouteEntry& pinned = SelectRoute(route, LatencyClass::kInteractive, "tester", "", "x");
+  EXPECT_EQ(pinned.variant, "pinned");
+  EXPECT_EQ(pinned.targets[0].model, "pin");
+  EXPECT_EQ(pinned.timeouts.total_timeout, absl::Seconds(20));
+}
+
+TEST(RouteSelectionTest, AClassTheRouteDoesNotConfigureIsServedByTheRoute) {
+  auto config = Build(R"(,"latencyClasses":{"batch":{"timeouts":{"totalMs":600000}}})");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const RouteEntry& route = *(*config)->FindRoute("c");
+  EXPECT_EQ(&SelectRoute(route, LatencyClass::kInteractive, "app", "", "x"), &route);
+  const RouteEntry& batch = SelectRoute(route, LatencyClass::kBatch, "app", "", "x");
+  EXPECT_NE(&batch, &route);
+  EXPECT_EQ(batch.targets[0].model, "small");
+  EXPECT_EQ(batch.timeouts.total_timeout, absl::Minutes(10));
+  // Without settings for either class, both are the route itself.
+  auto bare = Build("");
+  ASSERT_TRUE(bare.ok()) << bare.status();
+  const RouteEntry& b = *(*bare)->FindRoute("c");
+  EXPECT_EQ(&SelectRoute(b, LatencyClass::kBatch, "app", "", "x"), &b);
 }
 
 TEST(RouteSelectionTest, BadRulesAreRejectedNamingTheField) {
@@ -156,6 +233,13 @@ TEST(RouteSelectionTest, BadRulesAreRejectedNamingTheField) {
       {R"(,"variants":[{"name":"a","callers":["x"],"targets":[{"provider":"p","model":"a"}]},
                        {"name":"b","callers":["x"],"targets":[{"provider":"p","model":"b"}]}])",
        "routes[0].variants[1].callers[0]"},
+      {R"(,"latencyClasses":{"batch":{"timeouts":{"totalMs":-1}}})",
+       "routes[0].latency_classes.batch.timeouts.total_ms"},
+      {R"(,"latencyClasses":{"batch":{"targets":[{"provider":"nope","model":"a"}]}})",
+       "routes[0].latency_classes.batch.targets[0].provider"},
+      {R"(,"latencyClasses":{"interactive":{"targets":[{"provider":"p","model":"a"},
+                                                       {"provider":"p","model":"a"}]}})",
+       "routes[0].latency_classes.interactive.targets[1]"},
   };
   for (const auto& [rules, field] : cases) {
     auto config = Build(rules);

@@ -629,7 +629,8 @@ TEST_F(AttemptDriverTest, AVariantsFailuresFailOverWithinTheVariantsChainFirst) 
   chat.messages = &messages_;
   chat.max_tokens = 100;
   ExchangeRequest request = Request(RequestMethod::kStreamCompletion, absl::InfiniteDuration());
-  request.route = &SelectRoute(*request.route, request.caller, "", request.request_id);
+  request.route =
+      &SelectRoute(*request.route, request.latency_class, request.caller, "", request.request_id);
   ASSERT_EQ(request.route->variant, "cand");
   auto exchange = ChatExchange::Create(std::move(request), std::move(chat), true, &listener_,
                                        transport_, resilience_, &sink_);
@@ -646,6 +647,46 @@ TEST_F(AttemptDriverTest, AVariantsFailuresFailOverWithinTheVariantsChainFirst) 
   EXPECT_EQ(sink_.events[0].variant, "cand");
   EXPECT_EQ(sink_.events[0].tier_chain, "");
   EXPECT_EQ(sink_.events[0].attempts.size(), 2);
+}
+
+TEST_F(AttemptDriverTest, EachLatencyClassGetsItsChainAndTimeouts) {
+  // Batch requests go to b with a long first-token limit; interactive ones keep the route's a
+  // with a short one.
+  Load(R"({"capability":"r","targets":[{"provider":"a","model":"m"}],
+           "latencyClasses":{
+             "interactive":{"timeouts":{"firstTokenMs":2000,"totalMs":10000}},
+             "batch":{"timeouts":{"firstTokenMs":120000,"totalMs":600000},
+                      "targets":[{"provider":"b","model":"m"}]}}})");
+  const auto serve = [&](LatencyClass latency_class) {
+    ChatRequest chat;
+    chat.messages = &messages_;
+    chat.max_tokens = 100;
+    ExchangeRequest request = Request(RequestMethod::kStreamCompletion, absl::InfiniteDuration());
+    request.latency_class = latency_class;
+    request.route =
+        &SelectRoute(*request.route, request.latency_class, request.caller, "", request.request_id);
+    auto exchange = ChatExchange::Create(std::move(request), std::move(chat), true, &listener_,
+                                         transport_, resilience_, &sink_);
+    exchange->Start();
+    transport_.RunPending();
+  };
+  serve(LatencyClass::kBatch);
+  EXPECT_EQ(HostOf(transport_.last()), "http://b");
+  EXPECT_EQ(transport_.last().options.first_byte_timeout, absl::Seconds(120));
+  EXPECT_EQ(transport_.last().options.total_timeout, absl::Seconds(600));
+  Serve(Chunk("ok") + FinishChunks(3, 1));
+  EXPECT_EQ(listener_.start.latency_class(), v1::LATENCY_CLASS_BATCH);
+  ASSERT_EQ(sink_.events.size(), 1u);
+  EXPECT_EQ(sink_.events[0].latency_class, LatencyClass::kBatch);
+
+  serve(LatencyClass::kInteractive);
+  EXPECT_EQ(HostOf(transport_.last()), "http://a");
+  EXPECT_EQ(transport_.last().options.first_byte_timeout, absl::Seconds(2));
+  EXPECT_EQ(transport_.last().options.total_timeout, absl::Seconds(10));
+  Serve(Chunk("ok") + FinishChunks(3, 1));
+  EXPECT_EQ(listener_.start.latency_class(), v1::LATENCY_CLASS_INTERACTIVE);
+  ASSERT_EQ(sink_.events.size(), 2u);
+  EXPECT_EQ(sink_.events[1].latency_class, LatencyClass::kInteractive);
 }
 
 }  // namespace

@@ -43,6 +43,8 @@ TEST(UsageRecordTest, CarriesTheRequestsIdentityTokensCostAndOutcome) {
   e.attempts.Add()->set_provider("openai");
   e.start_time = absl::FromUnixSeconds(1700000000) + absl::Milliseconds(250);
   e.latency = absl::Microseconds(41234);
+  e.tier_chain = "gold";
+  e.latency_class = LatencyClass::kBatch;
   const usage::v1::UsageRecord r = ToUsageRecord(e, "gw-1");
   EXPECT_EQ(r.request_id(), "r-1");
   EXPECT_EQ(r.node_id(), "gw-1");
@@ -77,6 +79,9 @@ TEST(UsageRecordTest, CarriesTheRequestsIdentityTokensCostAndOutcome) {
   EXPECT_EQ(r.time_to_first_token_us(), 900);
   EXPECT_EQ(r.attempts(), 1);
   EXPECT_FALSE(r.refused());
+  EXPECT_EQ(r.tier_chain(), "gold");
+  EXPECT_EQ(r.variant(), "");
+  EXPECT_EQ(r.latency_class(), "batch");
 }
 
 TEST(UsageRecordTest, AnUnknownCostHasNoPriceVersion) {
@@ -86,6 +91,7 @@ TEST(UsageRecordTest, AnUnknownCostHasNoPriceVersion) {
   e.input_tokens = 10;
   e.cost_known = false;
   const usage::v1::UsageRecord r = ToUsageRecord(e, "gw-1");
+  EXPECT_EQ(r.latency_class(), "interactive");  // the default class
   EXPECT_FALSE(r.cost_known());
   EXPECT_EQ(r.cost_usd_micros(), 0);
   EXPECT_EQ(r.price_version(), "");
