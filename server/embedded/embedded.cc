@@ -21,6 +21,7 @@
 #include "server/config/runtime_config.h"
 #include "server/exchange/chat_exchange.h"
 #include "server/exchange/embed_exchange.h"
+#include "server/exchange/exchange_handle.h"
 #include "server/grpc/call_env.h"
 #include "server/grpc/call_support.h"
 #include "server/grpc/completion_admission.h"
@@ -312,22 +313,14 @@ absl::Status ShuttingDown() {
   return status;
 }
 
-// The state every call shares: its place in the Core's registry, its exchange (for Cancel), and
-// the notification its waiters block on.
+// The state every call shares: its place in the Core's registry, its exchange (for Cancel,
+// server/exchange/exchange_handle.h), and the notification its waiters block on.
 template <typename Exchange>
 class CallState : public EmbeddedCall {
  public:
   explicit CallState(Core* core) : core_(core) {}
 
-  void Cancel() override {
-    std::shared_ptr<Exchange> cancel;
-    {
-      absl::MutexLock lock(&mu_);
-      cancelled_ = true;
-      if (!exchange_done_) cancel = exchange_;
-    }
-    if (cancel) cancel->Cancel();
-  }
+  void Cancel() override { exchange_.Cancel(); }
   void Wait() { done_.WaitForNotification(); }
 
  protected:
@@ -338,27 +331,15 @@ class CallState : public EmbeddedCall {
     self_ = std::move(self);
     return true;
   }
-  void Started(std::shared_ptr<Exchange> exchange) {
-    bool gone;
-    {
-      absl::MutexLock lock(&mu_);
-      exchange_ = exchange;
-      gone = cancelled_;
-    }
-    // Cancelled while it waited for admission: end it before any upstream work.
-    if (gone) exchange->Cancel();
-    exchange->Start();
-  }
-  void MarkExchangeDone() {
-    absl::MutexLock lock(&mu_);
-    exchange_done_ = true;
-  }
-  // The call's last act: waiters wake, the Core forgets it, and its self-reference goes (so the
-  // object may be destroyed when this returns).
+  void Started(std::shared_ptr<Exchange> exchange) { exchange_.Start(std::move(exchange)); }
+  void MarkExchangeDone() { exchange_.Done(); }
+  // The call's last act: the Core forgets it (so in_flight() no longer counts it once a waiter
+  // wakes), waiters wake, and its self-reference goes (the object may be destroyed when this
+  // returns). After Leave the Core may be gone: only the call's own members are touched.
   void Finished() {
     std::shared_ptr<EmbeddedCall> keep = std::move(self_);
-    done_.Notify();
     if (keep != nullptr) core_->Leave(this);
+    done_.Notify();
   }
 
   Core* const core_;
@@ -367,10 +348,7 @@ class CallState : public EmbeddedCall {
  private:
   std::shared_ptr<EmbeddedCall> self_;  // from Enter until Finished
   absl::Notification done_;
-  absl::Mutex mu_;
-  bool exchange_done_ ABSL_GUARDED_BY(mu_) = false;
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  std::shared_ptr<Exchange> exchange_ ABSL_GUARDED_BY(mu_);
+  ExchangeHandle<Exchange> exchange_;
 };
 
 // A completion, streamed to callbacks (or collected for Complete).
