@@ -77,6 +77,9 @@ class Embedded::Core {
     shipper_.reset();
     health_.reset();
     for (auto& loop : loops_) loop->Stop();
+    // What the loops still hold (finished exchanges) goes now, while the metrics and sinks the
+    // exchanges point to are alive.
+    loops_.clear();
     // Every request has settled: give the leases back.
     admission_.admission.reset();
     watch_.reset();

@@ -42,16 +42,20 @@ class ExchangeHandle {
     if (cancel) cancel->Cancel();
   }
 
-  // The exchange ended (its listener's OnDone): Cancel() and Running() no longer reach it.
+  // The exchange ended (its listener's OnDone): Cancel() and Running() no longer reach it, and
+  // the handle lets go of it (the driver holds itself while it calls back), so a call object
+  // that outlives its exchange does not keep the exchange, and what it points to, alive.
   void Done() {
+    std::shared_ptr<Exchange> ended;
     absl::MutexLock lock(&mu_);
     done_ = true;
+    ended = std::move(exchange_);
   }
 
   // The exchange while it runs (to Resume it); null before it started and after it ended.
   std::shared_ptr<Exchange> Running() {
     absl::MutexLock lock(&mu_);
-    return done_ ? nullptr : exchange_;
+    return exchange_;
   }
 
  private:

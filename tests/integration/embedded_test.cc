@@ -37,7 +37,9 @@ std::string FileConfig(int fake_port) {
   "routes":[
     {"capability":"demo","allowUnauthenticated":true,"targets":[{"provider":"openai","model":"gpt-4o-mini"}]},
     {"capability":"chat","targets":[{"provider":"openai","model":"gpt-4o-mini"}],"retry":{"maxAttempts":1}},
-    {"capability":"forbidden","targets":[{"provider":"openai","model":"gpt-4o-mini"}]}],
+    {"capability":"forbidden","targets":[{"provider":"openai","model":"gpt-4o-mini"}]},
+    {"capability":"limited","allowUnauthenticated":true,"targets":[{"provider":"openai","model":"gpt-4o-mini"}]}],
+  "rateLimits":[{"name":"two-a-minute","capability":"limited","requestsPerMinute":"2","key":"RATE_LIMIT_KEY_SHARED"}],
   "callers":[{"name":"app","keySha256":["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],"allowedCapabilities":["chat","demo"]}]
   })");
 }
@@ -96,8 +98,10 @@ class EmbeddedTest : public ::testing::Test {
     setenv("TURNPIKE_FAKE_KEY", "fake-key", 1);
   }
 
-  std::unique_ptr<Embedded> StartFromFile(std::vector<RequestFinishedSink*> sinks = {}) {
+  std::unique_ptr<Embedded> StartFromFile(std::vector<RequestFinishedSink*> sinks = {},
+                                          absl::Duration drain = absl::Seconds(10)) {
     Embedded::Options options;
+    options.drain_timeout = drain;
     options.config_file = WriteFile(dir_, "embedded.json", FileConfig(fake_->port()));
     options.sinks = std::move(sinks);
     absl::StatusOr<std::unique_ptr<Embedded>> gateway = Embedded::Create(std::move(options));
@@ -359,6 +363,57 @@ TEST_F(EmbeddedTest, ACancelledStreamEndsCancelledAndStopsTheProvider) {
   EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
   EXPECT_LT(texts.load(), 200);
   EXPECT_EQ(embedded->in_flight(), 0);
+}
+
+TEST_F(EmbeddedTest, RateLimitsOfTheSnapshotRefuseBeforeTheProvider) {
+  CapturingSink sink;
+  std::unique_ptr<Embedded> embedded = StartFromFile({&sink});
+  ASSERT_NE(embedded, nullptr);
+  // The limit counts per UTC minute: start with enough of one left for three requests.
+  const absl::Duration into =
+      absl::Now() -
+      absl::FromCivil(absl::CivilMinute(absl::ToCivilSecond(absl::Now(), absl::UTCTimeZone())),
+                      absl::UTCTimeZone());
+  if (absl::Seconds(60) - into < absl::Seconds(15)) absl::SleepFor(absl::Seconds(60) - into);
+  Embedded::CallOptions options;
+  options.timeout = absl::Seconds(30);
+  for (int i = 0; i < 2; ++i) {
+    auto request = DemoRequest<v1::StreamCompletionRequest>("hello");
+    request.set_capability("limited");
+    Streamed served = StreamThrough(*embedded, request, options);
+    ASSERT_TRUE(served.status.ok()) << served.status;
+  }
+  const long upstream_before = FakeStat(fake_->port(), "requests");
+  auto request = DemoRequest<v1::StreamCompletionRequest>("hello");
+  request.set_capability("limited");
+  request.set_request_id("third");
+  Streamed refused = StreamThrough(*embedded, request, options);
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kResourceExhausted) << refused.status;
+  EXPECT_EQ(FakeStat(fake_->port(), "requests"), upstream_before) << "refused before the provider";
+  std::optional<RequestFinished> event;
+  ASSERT_TRUE(WaitFor([&] { return (event = sink.Find("third")).has_value(); }, seconds(10)));
+  EXPECT_TRUE(event->refused);
+  EXPECT_EQ(event->status.code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(EmbeddedTest, DestroyingItCancelsStreamsInFlightAndWaitsForTheirEnd) {
+  std::unique_ptr<Embedded> embedded = StartFromFile({}, /*drain=*/absl::ZeroDuration());
+  ASSERT_NE(embedded, nullptr);
+  absl::Notification first_text;
+  auto status = std::make_shared<absl::Status>(absl::UnknownError("on_done not called"));
+  Embedded::StreamCallbacks callbacks;
+  callbacks.on_text = [&first_text](std::string_view) {
+    if (!first_text.HasBeenNotified()) first_text.Notify();
+  };
+  callbacks.on_done = [status](const absl::Status& s, const v1::CompletionFinish&) { *status = s; };
+  std::unique_ptr<Embedded::Stream> stream = embedded->StreamCompletion(
+      DemoRequest<v1::StreamCompletionRequest>("[[fake chunks=200 chunk_delay_ms=50]]"), {},
+      std::move(callbacks));
+  ASSERT_TRUE(first_text.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  embedded.reset();  // returns once every call has ended
+  EXPECT_EQ(status->code(), absl::StatusCode::kCancelled) << *status;
+  stream->Cancel();  // the handle outlives the library: a no-op now
+  stream->Wait();
 }
 
 TEST_F(EmbeddedTest, TheExampleStreamsAndEmbedsThroughTheLibrary) {
