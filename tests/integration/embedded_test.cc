@@ -151,9 +151,24 @@ TEST_F(EmbeddedTest, UsageRecordsReachTheLedgerLikeTheGrpcDoors) {
   options.node_id = "embedded-app";
   options.node_token_file = token_file;
   options.usage_spool_dir = dir_.File("embedded-usage");
+  options.health_report_interval = absl::Seconds(1);
   absl::StatusOr<std::unique_ptr<Embedded>> embedded = Embedded::Create(std::move(options));
   ASSERT_TRUE(embedded.ok()) << embedded.status();
   ASSERT_TRUE((*embedded)->WaitUntilReady(absl::Seconds(20)).ok());
+  // The control plane sees the library as a data plane: it acked the snapshot and reports health.
+  admin::v1::ListDataPlanesResponse planes;
+  const auto seen = [&] {
+    planes.Clear();
+    if (!admin.DataPlanes(&planes).ok()) return false;
+    for (const auto& p : planes.data_planes()) {
+      if (p.node_id() == "embedded-app" && p.build_version() == "turnpike-embedded" &&
+          !p.acked_version().empty() && p.health_reported().seconds() > 0) {
+        return true;
+      }
+    }
+    return false;
+  };
+  ASSERT_TRUE(WaitFor(seen, seconds(20))) << planes.DebugString();
 
   const std::string prompt = "the same words through both doors";
   {  // gRPC: a stream and an embedding
