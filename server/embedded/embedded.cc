@@ -2,23 +2,17 @@
 
 #include <unistd.h>
 
-#include <filesystem>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "common/bearer_channel.h"
 #include "common/status.h"
 #include "server/admission/admission.h"
-#include "server/admission/gateway_admission.h"
-#include "server/config/config_store.h"
-#include "server/config/config_watch_client.h"
-#include "server/config/health_reporter.h"
-#include "server/config/key_use_table.h"
 #include "server/config/runtime_config.h"
+#include "server/core/gateway_core.h"
 #include "server/exchange/chat_exchange.h"
 #include "server/exchange/embed_exchange.h"
 #include "server/exchange/exchange_handle.h"
@@ -26,13 +20,7 @@
 #include "server/grpc/call_support.h"
 #include "server/grpc/completion_admission.h"
 #include "server/grpc/limits_admission.h"
-#include "server/resilience/resilience.h"
-#include "server/telemetry/gateway_metrics.h"
-#include "server/telemetry/request_telemetry.h"
 #include "server/upstream/upstream_loop.h"
-#include "server/usage/usage_recorder.h"
-#include "server/usage/usage_shipper.h"
-#include "server/usage/usage_spool.h"
 
 namespace turnpike {
 
@@ -47,14 +35,12 @@ class EmbeddedCall {
 
 }  // namespace
 
-// The assembled data plane: the same components, wired the same way, as turnpike-gateway's main
-// (server/main.cc), minus the listeners. Thread-safe as Embedded says.
+// The library's side of the core (server/core/gateway_core.h, the components turnpike-gateway's
+// doors use): the calls in flight, and one call environment per upstream loop. Thread-safe as
+// Embedded says.
 class Embedded::Core {
  public:
-  explicit Core(Options options)
-      : options_(std::move(options)),
-        resilience_(ResilienceOptions(options_), Clock::Real(), bitgen_),
-        telemetry_(/*access_log=*/false, &metrics_) {}
+  explicit Core(Options options) : options_(std::move(options)) {}
 
   ~Core() {
     {
@@ -68,23 +54,11 @@ class Embedded::Core {
       // Cancelled exchanges still end through the driver (their on_done runs).
       mu_.AwaitWithTimeout(absl::Condition(this, &Core::Idle), absl::Seconds(30));
     }
-    if (health_ != nullptr) health_->Stop();
-    if (watch_ != nullptr) watch_->Stop();
-    // Every request has ended: its usage record is queued; make it durable (the shipper sends it
-    // now, or the next process on this spool directory does).
-    if (recorder_ != nullptr) recorder_->Flush();
-    if (spool_ != nullptr) spool_->Flush();
-    shipper_.reset();
-    health_.reset();
-    for (auto& loop : loops_) loop->Stop();
-    // What the loops still hold (finished exchanges) goes now, while the metrics and sinks the
-    // exchanges point to are alive.
-    loops_.clear();
-    // Every request has settled: give the leases back.
-    admission_.admission.reset();
-    watch_.reset();
-    recorder_.reset();
-    spool_.reset();
+    if (gateway_ == nullptr) return;
+    gateway_->StopWatching();
+    // Makes the usage records durable, stops the loops (what they hold goes while the metrics
+    // and sinks are alive) and gives the leases back.
+    gateway_->Shutdown();
   }
 
   absl::Status Start() {
@@ -96,70 +70,55 @@ class Embedded::Core {
     if (options_.upstream_loops < 1) {
       return absl::InvalidArgumentError("Options::upstream_loops must be at least 1");
     }
-    if (options_.node_id.empty()) {
+    GatewayCore::Options core;
+    core.config_file = options_.config_file;
+    core.control_plane = options_.control_plane;
+    core.node_id = options_.node_id;
+    if (core.node_id.empty()) {
       char host[256] = {0};
       gethostname(host, sizeof(host) - 1);
-      options_.node_id = absl::StrCat("embedded-", host, "-", getpid());
+      core.node_id = absl::StrCat("embedded-", host, "-", getpid());
     }
-    std::shared_ptr<const RuntimeConfig> file_config;
-    if (from_file) {
-      absl::StatusOr<config::v1::Snapshot> snapshot = LoadSnapshotFile(options_.config_file);
-      if (!snapshot.ok()) return snapshot.status();
-      absl::StatusOr<std::shared_ptr<const RuntimeConfig>> config =
-          RuntimeConfig::Build(*snapshot, RuntimeConfig::ProcessEnv(), resilience_);
-      if (!config.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(options_.config_file, ": ", config.status().message()));
-      }
-      file_config = *std::move(config);
+    core.node_token_file = options_.node_token_file;
+    core.snapshot_cache = options_.snapshot_cache;
+    core.build_version = "turnpike-embedded";
+    core.health_report_interval = options_.health_report_interval;
+    core.usage_spool_dir = options_.usage_spool_dir;
+    core.usage_commit_interval = options_.usage_commit_interval;
+    core.upstream_loops = options_.upstream_loops;
+    core.access_log = false;
+    core.sinks = options_.sinks;
+    // The application hears the warnings and errors of the library's threads.
+    if (options_.log) {
+      core.log = [log = options_.log](GatewayCore::LogLevel level, const std::string& message) {
+        if (level >= GatewayCore::LogLevel::kWarning) log(message);
+      };
     }
-    for (int i = 0; i < options_.upstream_loops; ++i) {
-      absl::StatusOr<std::unique_ptr<UpstreamLoop>> loop = UpstreamLoop::Create({});
-      if (!loop.ok()) return loop.status();
-      loops_.push_back(*std::move(loop));
-    }
-    admission_ = MakeGatewayAdmission(options_.node_id, !from_file, store_, Clock::Real(),
-                                      [this](const std::string& m) { Log(m); });
-    std::vector<RequestFinishedSink*> sinks = {&telemetry_, &settler_};
-    if (!from_file && !options_.usage_spool_dir.empty()) {
-      UsageSpool::Options spool_options;
-      spool_options.dir = options_.usage_spool_dir;
-      spool_options.commit_interval = options_.usage_commit_interval;
-      std::error_code ec;
-      const auto parent = std::filesystem::path(spool_options.dir).parent_path();
-      if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-      absl::StatusOr<std::unique_ptr<UsageSpool>> spool =
-          UsageSpool::Open(spool_options, Clock::Real());
-      if (!spool.ok()) return spool.status();
-      spool_ = *std::move(spool);
-      recorder_ =
-          std::make_unique<UsageRecorder>(*spool_, options_.node_id, UsageRecorder::Options());
-      sinks.push_back(recorder_.get());
-    }
-    for (RequestFinishedSink* sink : options_.sinks) sinks.push_back(sink);
-    finished_ = std::make_unique<RequestFinishedFanout>(std::move(sinks));
-    envs_.resize(loops_.size());
-    for (size_t i = 0; i < loops_.size(); ++i) {
+    absl::StatusOr<std::unique_ptr<GatewayCore>> gateway = GatewayCore::Create(std::move(core));
+    if (!gateway.ok()) return gateway.status();
+    gateway_ = *std::move(gateway);
+    const std::vector<UpstreamLoop*> loops = gateway_->loops();
+    envs_.resize(loops.size());
+    for (size_t i = 0; i < loops.size(); ++i) {
       CallEnv& env = envs_[i];
-      env.config = &store_;
-      env.transport = loops_[i].get();
-      env.resilience = &resilience_;
-      env.finished = finished_.get();
-      env.metrics = &metrics_;
-      env.usage = recorder_.get();
-      env.admission = admission_.admission.get();
+      env.config = &gateway_->store();
+      env.transport = loops[i];
+      env.resilience = &gateway_->resilience();
+      env.finished = gateway_->finished();
+      env.metrics = &gateway_->metrics();
+      env.usage = gateway_->usage();
+      env.admission = gateway_->admission();
     }
-    if (from_file) {
-      store_.Set(std::move(file_config));
-      return absl::OkStatus();
-    }
-    return StartWatch();
+    return gateway_->Start([this](const std::string&) {
+      absl::MutexLock lock(&mu_);
+      config_applied_ = true;
+    });
   }
 
   absl::Status WaitUntilReady(absl::Duration timeout) {
     const absl::Time until = absl::Now() + timeout;
     absl::MutexLock lock(&mu_);
-    while (store_.Get() == nullptr) {
+    while (gateway_->store().Get() == nullptr) {
       if (mu_.AwaitWithDeadline(absl::Condition(&config_applied_), until)) break;
       if (absl::Now() >= until) {
         return absl::UnavailableError(absl::StrCat("no configuration from the control plane ",
@@ -189,16 +148,6 @@ class Embedded::Core {
   Clock& clock() { return Clock::Real(); }
 
  private:
-  static Resilience::Options ResilienceOptions(const Options& options) {
-    Resilience::Options r;
-    if (options.log) r.on_event = options.log;
-    return r;
-  }
-
-  void Log(const std::string& message) const {
-    if (options_.log) options_.log(message);
-  }
-
   bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_.empty(); }
 
   void CancelAll() {
@@ -212,75 +161,10 @@ class Embedded::Core {
     for (const auto& call : live) call->Cancel();
   }
 
-  absl::Status StartWatch() {
-    ConfigWatchClient::Options options;
-    options.target = options_.control_plane;
-    options.node_id = options_.node_id;
-    options.snapshot_path = options_.snapshot_cache;
-    options.build_version = "turnpike-embedded";
-    options.credentials = grpc::InsecureChannelCredentials();
-    if (!options_.node_token_file.empty()) {
-      absl::StatusOr<std::string> token = ReadTokenFile(options_.node_token_file);
-      if (!token.ok()) return token.status();
-      options.node_token = *std::move(token);
-    }
-    options.log = [this](absl::LogSeverity severity, const std::string& message) {
-      if (severity >= absl::LogSeverity::kWarning) Log(absl::StrCat("config watch: ", message));
-    };
-    auto apply = [this](const config::v1::Snapshot& snapshot) -> absl::Status {
-      absl::StatusOr<std::shared_ptr<const RuntimeConfig>> config =
-          RuntimeConfig::Build(snapshot, RuntimeConfig::ProcessEnv(), resilience_, &key_uses_);
-      if (!config.ok()) return config.status();
-      store_.Set(*std::move(config));
-      absl::MutexLock lock(&mu_);
-      config_applied_ = true;
-      return absl::OkStatus();
-    };
-    absl::StatusOr<std::unique_ptr<ConfigWatchClient>> client =
-        ConfigWatchClient::Create(std::move(options), apply, Clock::Real(), watch_rng_);
-    if (!client.ok()) return client.status();
-    watch_ = *std::move(client);
-    if (absl::Status cached = watch_->LoadCachedSnapshot();
-        !cached.ok() && cached.code() != absl::StatusCode::kNotFound) {
-      Log(absl::StrCat("last good snapshot not used: ", cached.message()));
-    }
-    watch_->Start();
-    admission_.control_plane->SetChannel(watch_->channel());
-    if (spool_ != nullptr) {
-      shipper_ = std::make_unique<UsageShipper>(*spool_, watch_->channel(), UsageShipper::Options(),
-                                                Clock::Real());
-    }
-    absl::StatusOr<std::unique_ptr<HealthReporter>> reporter = HealthReporter::Create(
-        {.node_id = watch_->node_id(),
-         .interval = options_.health_report_interval,
-         .log_failure = {},
-         .key_uses = [this] { return key_uses_.Uses(); }},
-        watch_->channel(), [this] { return resilience_.Status(); }, Clock::Real());
-    if (!reporter.ok()) return reporter.status();
-    health_ = *std::move(reporter);
-    health_->Start();
-    return absl::OkStatus();
-  }
-
   // Constant after Start().
-  Options options_;
-  absl::BitGen bitgen_;     // Resilience's (drawn under its lock)
-  absl::BitGen watch_rng_;  // the watch client's (its thread only)
-  Resilience resilience_;
-  KeyUseTable key_uses_;
-  std::vector<std::unique_ptr<UpstreamLoop>> loops_;
-  ConfigStore store_;
-  GatewayMetrics metrics_;
-  GatewayAdmission admission_;
-  AdmissionSettler settler_;
-  RequestTelemetry telemetry_;
-  std::unique_ptr<UsageSpool> spool_;
-  std::unique_ptr<UsageRecorder> recorder_;
-  std::unique_ptr<RequestFinishedFanout> finished_;
+  const Options options_;
+  std::unique_ptr<GatewayCore> gateway_;
   std::vector<CallEnv> envs_;
-  std::unique_ptr<ConfigWatchClient> watch_;
-  std::unique_ptr<UsageShipper> shipper_;
-  std::unique_ptr<HealthReporter> health_;
 
   mutable absl::Mutex mu_;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
