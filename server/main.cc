@@ -201,6 +201,11 @@ absl::StatusOr<GatewayCore::Options> CoreOptions(int threads) {
   core.node_id = NodeId();
   core.snapshot_cache = absl::GetFlag(FLAGS_snapshot_cache);
   core.node_token_file = absl::GetFlag(FLAGS_node_token_file);
+  if (!core.control_plane.empty() && core.node_token_file.empty()) {
+    spdlog::warn(
+        "no --node_token_file: the control plane will refuse this gateway's watch "
+        "stream, health reports and usage (docs/security.md)");
+  }
   if (!core.control_plane.empty()) {
     absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
         ControlPlaneCredentials();

@@ -204,10 +204,6 @@ absl::Status GatewayCore::StartWatch(std::function<void(const std::string&)> on_
     absl::StatusOr<std::string> token = ReadTokenFile(options_.node_token_file);
     if (!token.ok()) return token.status();
     options.node_token = *std::move(token);
-  } else {
-    Log(LogLevel::kWarning,
-        "no node token file: the control plane will refuse this data plane's watch stream, "
-        "health reports and usage (docs/security.md)");
   }
   options.credentials = options_.control_plane_credentials != nullptr
                             ? options_.control_plane_credentials

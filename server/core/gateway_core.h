@@ -58,9 +58,9 @@ class GatewayCore {
     // Required: this data plane's id on the watch stream, in leases and in usage records.
     std::string node_id;
     // With a control plane: the last-good snapshot cache (empty: none; its folder is created),
-    // the node token file (empty: none, and a warning), the channel's credentials (null:
-    // plaintext), the version this process reports on the watch stream, and how often health
-    // is reported.
+    // the node token file (empty: none; the control plane refuses its calls), the channel's
+    // credentials (null: plaintext), the version this process reports on the watch stream, and how
+    // often health is reported.
     std::string snapshot_cache;
     std::string node_token_file;
     std::shared_ptr<grpc::ChannelCredentials> control_plane_credentials;
