@@ -6,42 +6,25 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
-#include <vector>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/bearer_channel.h"
 #include "common/listen_address.h"
 #include "common/metrics_http_server.h"
 #include "common/port_file.h"
-#include "server/admission/gateway_admission.h"
-#include "server/config/config_store.h"
-#include "server/config/config_watch_client.h"
-#include "server/config/health_reporter.h"
-#include "server/config/key_use_table.h"
-#include "server/config/runtime_config.h"
+#include "server/core/gateway_core.h"
 #include "server/grpc/gateway_server.h"
 #include "server/grpc/listener_credentials.h"
 #include "server/http/http_front_door.h"
-#include "server/resilience/resilience.h"
-#include "server/telemetry/gateway_metrics.h"
-#include "server/telemetry/request_log.h"
-#include "server/telemetry/request_telemetry.h"
-#include "server/upstream/upstream_loop.h"
-#include "server/usage/usage_recorder.h"
-#include "server/usage/usage_shipper.h"
-#include "server/usage/usage_spool.h"
 #include "spdlog/async.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -179,73 +162,81 @@ std::string NodeId() {
   return absl::StrCat(host, "-", getpid());
 }
 
-// Subscribes to the control plane. The gateway reports NOT_SERVING until it holds a full
-// snapshot, from the cache file or the stream.
-absl::StatusOr<std::unique_ptr<ConfigWatchClient>> StartWatch(ConfigStore& store,
-                                                              GatewayServer& server,
-                                                              Resilience& resilience,
-                                                              KeyUseTable& key_uses,
-                                                              absl::BitGenRef rng) {
-  ConfigWatchClient::Options options;
-  options.target = absl::GetFlag(FLAGS_control_plane);
-  options.node_id = NodeId();
-  options.snapshot_path = absl::GetFlag(FLAGS_snapshot_cache);
-  if (!options.snapshot_path.empty()) {
-    std::error_code ec;
-    const auto parent = std::filesystem::path(options.snapshot_path).parent_path();
-    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+// The control plane's channel credentials: TLS with --control_plane_ca, else plaintext.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ControlPlaneCredentials() {
+  if (absl::GetFlag(FLAGS_control_plane_ca).empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions tls;
+  bool ok = true;
+  tls.pem_root_certs = ReadFileOrDie(absl::GetFlag(FLAGS_control_plane_ca), &ok);
+  if (!absl::GetFlag(FLAGS_control_plane_cert).empty()) {
+    tls.pem_cert_chain = ReadFileOrDie(absl::GetFlag(FLAGS_control_plane_cert), &ok);
+    tls.pem_private_key = ReadFileOrDie(absl::GetFlag(FLAGS_control_plane_key), &ok);
   }
-  options.build_version = "turnpike-gateway";
-  if (const std::string file = absl::GetFlag(FLAGS_node_token_file); !file.empty()) {
-    absl::StatusOr<std::string> token = ReadTokenFile(file);
-    if (!token.ok()) return token.status();
-    options.node_token = *std::move(token);
-  } else {
+  if (!ok) return absl::InvalidArgumentError("cannot read a --control_plane_* TLS file");
+  return grpc::SslCredentials(tls);
+}
+
+void LogCore(GatewayCore::LogLevel level, const std::string& message) {
+  switch (level) {
+    case GatewayCore::LogLevel::kDebug:
+      spdlog::debug("{}", message);
+      break;
+    case GatewayCore::LogLevel::kInfo:
+      spdlog::info("{}", message);
+      break;
+    case GatewayCore::LogLevel::kWarning:
+      spdlog::warn("{}", message);
+      break;
+    case GatewayCore::LogLevel::kError:
+      spdlog::error("{}", message);
+      break;
+  }
+}
+
+// The core's options from the flags.
+absl::StatusOr<GatewayCore::Options> CoreOptions(int threads) {
+  GatewayCore::Options core;
+  core.config_file = absl::GetFlag(FLAGS_config);
+  core.control_plane = absl::GetFlag(FLAGS_control_plane);
+  core.node_id = NodeId();
+  core.snapshot_cache = absl::GetFlag(FLAGS_snapshot_cache);
+  core.node_token_file = absl::GetFlag(FLAGS_node_token_file);
+  if (!core.control_plane.empty() && core.node_token_file.empty()) {
     spdlog::warn(
         "no --node_token_file: the control plane will refuse this gateway's watch "
         "stream, health reports and usage (docs/security.md)");
   }
-  if (!absl::GetFlag(FLAGS_control_plane_ca).empty()) {
-    grpc::SslCredentialsOptions tls;
-    bool ok = true;
-    tls.pem_root_certs = ReadFileOrDie(absl::GetFlag(FLAGS_control_plane_ca), &ok);
-    if (!absl::GetFlag(FLAGS_control_plane_cert).empty()) {
-      tls.pem_cert_chain = ReadFileOrDie(absl::GetFlag(FLAGS_control_plane_cert), &ok);
-      tls.pem_private_key = ReadFileOrDie(absl::GetFlag(FLAGS_control_plane_key), &ok);
-    }
-    if (!ok) return absl::InvalidArgumentError("cannot read a --control_plane_* TLS file");
-    options.credentials = grpc::SslCredentials(tls);
-  } else {
-    options.credentials = grpc::InsecureChannelCredentials();
+  if (!core.control_plane.empty()) {
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+        ControlPlaneCredentials();
+    if (!credentials.ok()) return credentials.status();
+    core.control_plane_credentials = *std::move(credentials);
   }
-  options.log = [](absl::LogSeverity severity, const std::string& message) {
-    if (severity >= absl::LogSeverity::kWarning) {
-      spdlog::warn("config watch: {}", message);
-    } else {
-      spdlog::info("config watch: {}", message);
-    }
-  };
-  auto apply = [&store, &server, &resilience,
-                &key_uses](const config::v1::Snapshot& snapshot) -> absl::Status {
-    absl::StatusOr<std::shared_ptr<const RuntimeConfig>> config =
-        RuntimeConfig::Build(snapshot, RuntimeConfig::ProcessEnv(), resilience, &key_uses);
-    if (!config.ok()) return config.status();
-    store.Set(*config);
-    server.SetServing(true);
-    spdlog::info("config {} applied: serving", snapshot.version());
-    return absl::OkStatus();
-  };
-  absl::StatusOr<std::unique_ptr<ConfigWatchClient>> client =
-      ConfigWatchClient::Create(std::move(options), apply, Clock::Real(), rng);
-  if (!client.ok()) return client.status();
-  absl::Status cached = (*client)->LoadCachedSnapshot();
-  if (cached.ok()) {
-    spdlog::info("started from the last good snapshot {}", (*client)->applied_version());
-  } else if (cached.code() != absl::StatusCode::kNotFound) {
-    spdlog::warn("last good snapshot not used: {}", std::string(cached.message()));
+  core.build_version = "turnpike-gateway";
+  core.health_report_interval = absl::GetFlag(FLAGS_health_report_interval);
+  core.usage_spool_dir = absl::GetFlag(FLAGS_usage_spool_dir);
+  core.usage_spool_max_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_usage_spool_max_mb)) << 20;
+  core.usage_commit_interval = absl::GetFlag(FLAGS_usage_commit_interval);
+  const std::string full_policy = absl::GetFlag(FLAGS_usage_spool_full);
+  if (full_policy != "drop" && full_policy != "reject") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--usage_spool_full must be drop or reject, not \"", full_policy, "\""));
   }
-  (*client)->Start();
-  return client;
+  core.usage_reject_when_full = full_policy == "reject";
+  if (const std::string where = absl::GetFlag(FLAGS_request_log); where != "off") {
+    if (where.empty())
+      return absl::InvalidArgumentError("--request_log: needs stdout, a path or off");
+    core.request_log = where;
+  }
+  core.request_log_max_bytes = int64_t{absl::GetFlag(FLAGS_request_log_max_mb)} << 20;
+  core.request_log_keep = absl::GetFlag(FLAGS_request_log_keep);
+  core.excerpt_max_bytes =
+      static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_request_log_excerpt_bytes)));
+  core.upstream_loops =
+      absl::GetFlag(FLAGS_upstream_loops) > 0 ? absl::GetFlag(FLAGS_upstream_loops) : threads;
+  core.access_log = absl::GetFlag(FLAGS_access_log);
+  core.log = &LogCore;
+  return core;
 }
 
 int Run() {
@@ -271,80 +262,33 @@ int Run() {
     spdlog::shutdown();
     return 2;
   }
-  // Created before any config: every snapshot resolves its targets' state in it.
-  absl::BitGen bitgen;     // Resilience's (it seeds new upstreams, under its lock)
-  absl::BitGen watch_rng;  // the config watch client's (reconnect jitter, on its thread)
-  Resilience::Options resilience_options;
-  resilience_options.on_event = [](const std::string& event) { spdlog::warn("{}", event); };
-  Resilience resilience(resilience_options, Clock::Real(), bitgen);
-  // When each caller key was last used (to the minute), for the health reports.
-  KeyUseTable key_uses;
-  std::shared_ptr<const RuntimeConfig> file_config;
-  if (from_file) {
-    absl::StatusOr<config::v1::Snapshot> snapshot = LoadSnapshotFile(absl::GetFlag(FLAGS_config));
-    if (!snapshot.ok()) {
-      spdlog::error("{}", std::string(snapshot.status().message()));
-      spdlog::shutdown();
-      return 2;
-    }
-    absl::StatusOr<std::shared_ptr<const RuntimeConfig>> config =
-        RuntimeConfig::Build(*snapshot, RuntimeConfig::ProcessEnv(), resilience);
-    if (!config.ok()) {
-      spdlog::error("{}: {}", absl::GetFlag(FLAGS_config), std::string(config.status().message()));
-      spdlog::shutdown();
-      return 2;
-    }
-    file_config = *std::move(config);
-  }
-
   const int threads = absl::GetFlag(FLAGS_threads) > 0
                           ? absl::GetFlag(FLAGS_threads)
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int loop_count =
-      absl::GetFlag(FLAGS_upstream_loops) > 0 ? absl::GetFlag(FLAGS_upstream_loops) : threads;
-  std::vector<std::unique_ptr<UpstreamLoop>> loops;
-  std::vector<UpstreamLoop*> loop_ptrs;
-  for (int i = 0; i < loop_count; ++i) {
-    absl::StatusOr<std::unique_ptr<UpstreamLoop>> loop = UpstreamLoop::Create({});
-    if (!loop.ok()) {
-      spdlog::error("upstream loop: {}", std::string(loop.status().message()));
-      spdlog::shutdown();
-      return 1;
-    }
-    loop_ptrs.push_back(loop->get());
-    loops.push_back(*std::move(loop));
+  // Every component the doors serve with (server/core/gateway_core.h); it goes after them.
+  absl::StatusOr<GatewayCore::Options> core_options = CoreOptions(threads);
+  if (!core_options.ok()) {
+    spdlog::error("{}", std::string(core_options.status().message()));
+    spdlog::shutdown();
+    return 2;
   }
-  ConfigStore store;
+  absl::StatusOr<std::unique_ptr<GatewayCore>> created = GatewayCore::Create(*core_options);
+  if (!created.ok()) {
+    spdlog::error("{}", std::string(created.status().message()));
+    spdlog::shutdown();
+    return 2;
+  }
+  GatewayCore& core = **created;
 
-  GatewayMetrics metrics;
-  metrics.AddResilience(&resilience);
-  metrics.AddGauge("turnpike_upstream_active_transfers", "Upstream HTTP transfers in flight.",
-                   [&loop_ptrs] {
-                     double n = 0;
-                     for (UpstreamLoop* l : loop_ptrs) n += l->active_transfers();
-                     return n;
-                   });
-  metrics.AddGauge("process_resident_memory_bytes", "Resident memory size in bytes.",
-                   [] { return ProcessResidentBytes(); });
-  // Rate limits and budgets (docs/limits.md): leases from the control plane, or from a local
-  // ledger over the config file's limits. Declared before the /metrics server, which reads it.
-  GatewayAdmission admission =
-      MakeGatewayAdmission(NodeId(), from_control_plane, store, Clock::Real(),
-                           [](const std::string& message) { spdlog::warn("{}", message); });
-  AddAdmissionMetrics(metrics, *admission.admission);
-  metrics.AddConfigVersion([&store] {
-    std::shared_ptr<const RuntimeConfig> config = store.Get();
-    return config != nullptr ? config->version() : std::string();
-  });
   MetricsHttpServer::TlsSource metrics_tls;
   if (const CertificateWatch* cert_watch = listener->watch.get(); cert_watch != nullptr) {
-    AddTlsMetrics(metrics, *cert_watch);
+    AddTlsMetrics(core.metrics(), *cert_watch);
     metrics_tls = [cert_watch] { return cert_watch->current(); };
   }
   std::unique_ptr<MetricsHttpServer> metrics_server;
   if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen); !listen.empty()) {
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> started =
-        MetricsHttpServer::Start(listen, metrics.registry(), metrics_tls);
+        MetricsHttpServer::Start(listen, core.metrics().registry(), metrics_tls);
     if (!started.ok()) {
       spdlog::error("{} (set --metrics_listen, or empty to disable /metrics)",
                     std::string(started.status().message()));
@@ -362,114 +306,18 @@ int Run() {
   }
 
   GatewayServer::Options options;
-  options.resilience = &resilience;
-  options.metrics = &metrics;
+  options.resilience = &core.resilience();
+  options.metrics = &core.metrics();
   options.listen = absl::GetFlag(FLAGS_listen);
   options.credentials = listener->grpc;
   options.threads = threads;
   options.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
   options.access_log = absl::GetFlag(FLAGS_access_log);
-  options.admission = admission.admission.get();
-  AdmissionSettler settler;
-  // Where every request ends: the access log and metrics, admission's settlement, then metering
-  // (docs/usage.md).
-  RequestTelemetry telemetry(options.access_log, &metrics);
-  std::vector<RequestFinishedSink*> sinks = {&telemetry, &settler};
-  // The request log (docs/request-log.md); shared with its /metrics collectors.
-  std::shared_ptr<RequestLog> request_log;
-  if (const std::string where = absl::GetFlag(FLAGS_request_log); where != "off") {
-    RequestLog::Options log_options;
-    log_options.path = where;
-    log_options.max_bytes = int64_t{absl::GetFlag(FLAGS_request_log_max_mb)} << 20;
-    log_options.max_files = absl::GetFlag(FLAGS_request_log_keep);
-    log_options.excerpt_max_bytes =
-        static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_request_log_excerpt_bytes)));
-    absl::StatusOr<std::unique_ptr<RequestLog>> opened = RequestLog::Create(log_options);
-    if (!opened.ok()) {
-      spdlog::error("--request_log: {}", std::string(opened.status().message()));
-      spdlog::shutdown();
-      return 2;
-    }
-    request_log = *std::move(opened);
-    sinks.push_back(request_log.get());
-    metrics.AddCounter("turnpike_request_log_lines_total", "Request log lines written.",
-                       [request_log] { return static_cast<double>(request_log->stats().written); });
-    metrics.AddCounter("turnpike_request_log_dropped_total",
-                       "Request log lines dropped because the writer's queue was full.",
-                       [request_log] { return static_cast<double>(request_log->stats().dropped); });
-    metrics.AddCounter(
-        "turnpike_request_log_write_errors_total", "Failed request log writes and rotations.",
-        [request_log] { return static_cast<double>(request_log->stats().write_errors); });
-  }
-  std::unique_ptr<UsageSpool> spool;
-  std::unique_ptr<UsageRecorder> recorder;
-  const std::string full_policy = absl::GetFlag(FLAGS_usage_spool_full);
-  if (full_policy != "drop" && full_policy != "reject") {
-    spdlog::error("--usage_spool_full must be drop or reject, not \"{}\"", full_policy);
-    spdlog::shutdown();
-    return 2;
-  }
-  if (from_control_plane && !absl::GetFlag(FLAGS_usage_spool_dir).empty()) {
-    UsageSpool::Options spool_options;
-    spool_options.dir = absl::GetFlag(FLAGS_usage_spool_dir);
-    spool_options.max_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_usage_spool_max_mb)) << 20;
-    spool_options.commit_interval = absl::GetFlag(FLAGS_usage_commit_interval);
-    std::error_code ec;
-    const auto parent = std::filesystem::path(spool_options.dir).parent_path();
-    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-    absl::StatusOr<std::unique_ptr<UsageSpool>> opened =
-        UsageSpool::Open(spool_options, Clock::Real());
-    if (!opened.ok()) {
-      spdlog::error("{} (set --usage_spool_dir)", std::string(opened.status().message()));
-      spdlog::shutdown();
-      return 2;
-    }
-    spool = *std::move(opened);
-    const UsageSpool::Stats recovered = spool->stats();
-    if (recovered.recovered > 0 || recovered.truncated_bytes > 0) {
-      spdlog::info("usage spool: {} records from before the restart to ship ({} torn bytes cut)",
-                   recovered.recovered, recovered.truncated_bytes);
-    }
-    UsageSpool* full_spool = spool.get();
-    UsageRecorder::Options recorder_options;
-    recorder_options.reject_when_full = full_policy == "reject";
-    recorder_options.excerpt_max_bytes =
-        static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_request_log_excerpt_bytes)));
-    recorder = std::make_unique<UsageRecorder>(*spool, NodeId(), recorder_options, [full_spool] {
-      // At most one line a minute, however many records are dropped.
-      static std::atomic<int64_t> last_log_ns{0};
-      const int64_t now = absl::GetCurrentTimeNanos();
-      int64_t last = last_log_ns.load(std::memory_order_relaxed);
-      if (now - last < int64_t{60} * 1000000000 ||
-          !last_log_ns.compare_exchange_strong(last, now)) {
-        return;
-      }
-      spdlog::error(
-          "usage spool full: {} usage records dropped so far (is the control plane "
-          "reachable? see turnpike_usage_records_dropped_total)",
-          full_spool->stats().dropped);
-    });
-    sinks.push_back(recorder.get());
-    UsageSpool* sp = spool.get();
-    metrics.AddGauge("turnpike_usage_spool_bytes", "Usage records on disk or queued, bytes.",
-                     [sp] { return static_cast<double>(sp->stats().bytes); });
-    metrics.AddCounter("turnpike_usage_records_spooled_total",
-                       "Usage records accepted into the spool.",
-                       [sp] { return static_cast<double>(sp->stats().appended); });
-    metrics.AddCounter("turnpike_usage_records_dropped_total",
-                       "Usage records not kept because the spool was full.",
-                       [sp] { return static_cast<double>(sp->stats().dropped); });
-    UsageRecorder* rec = recorder.get();
-    metrics.AddCounter(
-        "turnpike_usage_inline_digests_total",
-        "Audit evidence hashed and redacted on a request's thread: the digest queue was full.",
-        [rec] { return static_cast<double>(rec->inline_digests()); });
-  }
-  RequestFinishedFanout finished(sinks);
-  options.finished = &finished;
-  options.usage = recorder.get();
+  options.admission = core.admission();
+  options.finished = core.finished();
+  options.usage = core.usage();
   absl::StatusOr<std::unique_ptr<GatewayServer>> server =
-      GatewayServer::Start(options, store, loop_ptrs);
+      GatewayServer::Start(options, core.store(), core.loops());
   if (!server.ok()) {
     spdlog::error("{}", std::string(server.status().message()));
     spdlog::shutdown();
@@ -509,53 +357,19 @@ int Run() {
     }
     spdlog::info("OpenAI-compatible HTTP front door on {} (port {})", listen, http->port());
   }
-  std::unique_ptr<ConfigWatchClient> watch;
-  std::unique_ptr<HealthReporter> health;
-  std::unique_ptr<UsageShipper> shipper;  // before `spool` goes
-  if (from_file) {
-    store.Set(file_config);
-    (*server)->SetServing(true);
-    spdlog::info("config {} applied: serving",
-                 file_config->version().empty() ? "(unversioned)" : file_config->version());
-  } else {
-    absl::StatusOr<std::unique_ptr<ConfigWatchClient>> client =
-        StartWatch(store, **server, resilience, key_uses, watch_rng);
-    if (!client.ok()) {
-      spdlog::error("{}", std::string(client.status().message()));
-      spdlog::shutdown();
-      return 2;
-    }
-    watch = *std::move(client);
-    admission.control_plane->SetChannel(watch->channel());
-    if (spool != nullptr) {
-      shipper = std::make_unique<UsageShipper>(*spool, watch->channel(), UsageShipper::Options(),
-                                               Clock::Real());
-      UsageShipper* sh = shipper.get();
-      metrics.AddCounter("turnpike_usage_records_shipped_total",
-                         "Usage records the control plane acknowledged.",
-                         [sh] { return static_cast<double>(sh->stats().shipped); });
-    }
-    ConfigWatchClient* w = watch.get();
-    metrics.AddCounter("turnpike_config_snapshots_applied_total",
-                       "Config snapshots applied (from the control plane or the cache).",
-                       [w] { return static_cast<double>(w->stats().applied); });
-    metrics.AddCounter("turnpike_config_snapshots_rejected_total",
-                       "Config snapshots rejected (NACKed) as invalid.",
-                       [w] { return static_cast<double>(w->stats().nacked); });
-    absl::StatusOr<std::unique_ptr<HealthReporter>> reporter = HealthReporter::Create(
-        {.node_id = watch->node_id(),
-         .interval = absl::GetFlag(FLAGS_health_report_interval),
-         .log_failure = [](const std::string& m) { spdlog::debug("{}", m); },
-         .key_uses = [&key_uses] { return key_uses.Uses(); }},
-        watch->channel(), [&resilience] { return resilience.Status(); }, Clock::Real());
-    if (!reporter.ok()) {
-      spdlog::error("{}", std::string(reporter.status().message()));
-      metrics_server.reset();  // its collectors read `watch`, which goes first on return
-      spdlog::shutdown();
-      return 2;
-    }
-    health = *std::move(reporter);
-    health->Start();
+  // The gateway reports NOT_SERVING until a config is in force: the file's now, or the control
+  // plane's once a full snapshot arrives (from the cache file or the stream).
+  GatewayServer* grpc_door = server->get();
+  if (absl::Status started = core.Start([grpc_door, from_file](const std::string& version) {
+        grpc_door->SetServing(true);
+        spdlog::info("config {} applied: serving",
+                     from_file && version.empty() ? "(unversioned)" : version);
+      });
+      !started.ok()) {
+    spdlog::error("{}", std::string(started.message()));
+    metrics_server.reset();  // its collectors read the core's components
+    spdlog::shutdown();
+    return 2;
   }
   if (!absl::GetFlag(FLAGS_port_file).empty()) {
     if (absl::Status s = WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
@@ -573,8 +387,7 @@ int Run() {
   spdlog::info("received {}: draining for up to {}",
                signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
                absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)));
-  if (health != nullptr) health->Stop();
-  if (watch != nullptr) watch->Stop();
+  core.StopWatching();
   // Both front doors drain together: HTTP in a thread beside gRPC.
   std::thread http_drain;
   if (http != nullptr) {
@@ -582,15 +395,11 @@ int Run() {
   }
   (*server)->Shutdown(absl::GetFlag(FLAGS_drain_timeout));
   if (http_drain.joinable()) http_drain.join();
-  // Every request has ended: its usage record is queued; make it durable before exiting (the
-  // shipper sends it now or after the restart).
-  if (recorder != nullptr) recorder->Flush();
-  if (spool != nullptr) spool->Flush();
-  if (request_log != nullptr) request_log->Flush();
-  for (auto& loop : loops) loop->Stop();
+  // /metrics goes first: its collectors read what the core's Shutdown stops.
   if (metrics_server != nullptr) metrics_server->Stop();
-  // Every request has settled: give the leases back (what they did not spend returns at once).
-  admission.admission.reset();
+  // Every request has ended: make the usage records durable (the shipper sends them now or after
+  // the restart), stop the upstream loops, give the leases back.
+  core.Shutdown();
   spdlog::info("turnpike-gateway stopped");
   spdlog::shutdown();
   return 0;

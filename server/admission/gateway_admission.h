@@ -1,7 +1,7 @@
 // How turnpike-gateway assembles its admission layer: leases from the control plane when it has
 // one (every gateway shares the same ledger), or from a local ledger over the config file's limits
 // when it runs alone; its metrics; and a log line, at most once a minute, while a limit fails open
-// or closed for want of a lease. Used by main only.
+// or closed for want of a lease. Used by GatewayCore only (server/core/gateway_core.h).
 #ifndef TURNPIKE_SERVER_ADMISSION_GATEWAY_ADMISSION_H_
 #define TURNPIKE_SERVER_ADMISSION_GATEWAY_ADMISSION_H_
 

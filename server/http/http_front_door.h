@@ -1,6 +1,8 @@
 // HttpFrontDoor is the gateway's OpenAI-compatible HTTP front (docs/openai-compatible.md):
 // POST /v1/chat/completions (server-sent events or one JSON reply), POST /v1/embeddings and
-// GET /v1/models on libevent's evhttp, one event thread. Each request is parsed from OpenAI's JSON
+// GET /v1/models on libevent's evhttp, one event thread. The door listens, routes each request to
+// its endpoint's call (chat_call.cc, embed_call.cc, models_call.cc on HttpFrontDoor::Call,
+// http_call.h) and drains at shutdown. Each request is parsed from OpenAI's JSON
 // into the gateway's own request and then takes exactly the gRPC calls' path: the same
 // admission (server/grpc/completion_admission.h: metering, snapshot, caller authorization), the
 // same limits (AdmitToLimits), the same ChatExchange / EmbedExchange on the attempt driver and
@@ -56,7 +58,7 @@ class HttpFrontDoor {
   // Runs `fn` on the door's thread (from any thread).
   void Post(std::function<void()> fn);
 
-  // Event-thread bookkeeping of the calls in flight (http_front_door.cc).
+  // One request in flight (http_call.h).
   class Call;
 
  private:

@@ -1,6 +1,6 @@
 // Resilience is the process-wide registry of what must outlive a single request: the state of
 // every upstream (circuit breaker, retry throttle, retry budget, rate-limit cool-down), of every
-// provider credential, and each route's response cache. Created once in main and shared by
+// provider credential, and each route's response cache. Created once in GatewayCore, shared by
 // every exchange (through CallEnv); state survives config swaps because it is keyed by names
 // (provider, model, credential@version; capability), not by config objects, and
 // RuntimeConfig::Build resolves each target's state here once per snapshot (TargetEntry::upstream),

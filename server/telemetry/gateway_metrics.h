@@ -1,7 +1,7 @@
 // GatewayMetrics is the data plane's set of Prometheus metrics (docs/metrics.md lists them):
 // per-request counters and histograms updated on the hot path, and collectors that read the
-// resilience registry, the upstream loops and the process at scrape time. Created once in main,
-// before the server, and outlives every call.
+// resilience registry, the upstream loops and the process at scrape time. Created once per core,
+// by GatewayCore (server/core/), before the doors, and outlives every call.
 //
 // Internal overhead is the time the gateway's own threads spend on a request in gateway code:
 // admission (parse, validate, authorize), routing and building the upstream request, handing

@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-"""Replays docs/openai-compatible.md's shell lines against a live gateway, in a temp dir.
+"""Replays docs/openai-compatible.md's shell lines and Node snippet against a live gateway.
 
 Starts the fake provider and a gateway with --http_listen (a config file shaped like what
 `tools/dev up` seeds: the open capability "demo" on the fake provider, and a caller whose key is
 in var/dev/caller.key under the temp dir), then runs every line of the guide's ```sh blocks in
 order through one bash, as written, with localhost:8080 pointed at the gateway's HTTP port.
 Checks what the guide claims: the streaming curl line prints chat.completion.chunk events ending
-with `data: [DONE]` and the fake provider's text; the models line lists "demo".
+with `data: [DONE]` and the fake provider's text; the models line lists "demo". Then runs each
+```js block as written (an ES module, in the temp dir, with the openai SDK of tools/node_modules)
+and checks it prints the fake provider's reply. Any other fenced code block fails the test: every
+snippet on the page must be one this test runs.
 
 usage: openai_doc_test.py --gateway=PATH --fake=PATH --doc=docs/openai-compatible.md
+                          [--node=PATH --node_modules=tools/node_modules]
 """
 import argparse
 import hashlib
@@ -24,6 +28,23 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..
 from doc_lines import extract_sh_lines  # noqa: E402
 
 KEY = "tpk_doc_test_caller_key"
+
+
+def code_blocks(doc):
+    """(language, text) of every fenced code block, in order."""
+    blocks, lang, body = [], None, []
+    for raw in open(doc, encoding="utf-8"):
+        line = raw.rstrip("\n")
+        if line.startswith("```"):
+            if lang is None:
+                lang, body = line[3:].strip(), []
+            else:
+                blocks.append((lang, "\n".join(body) + "\n"))
+                lang = None
+            continue
+        if lang is not None:
+            body.append(line)
+    return blocks
 
 
 def wait_port(path, proc, timeout=15):
@@ -46,9 +67,20 @@ def main():
     ap.add_argument("--gateway", required=True)
     ap.add_argument("--fake", required=True)
     ap.add_argument("--doc", required=True)
+    ap.add_argument("--node", default="")
+    ap.add_argument("--node_modules", default="")
     args = ap.parse_args()
+    blocks = code_blocks(args.doc)
+    untested = [lang or "(no language)" for lang, _ in blocks if lang not in ("sh", "js")]
+    assert not untested, f"code blocks no test runs: {untested}"
+    js_blocks = [text for lang, text in blocks if lang == "js"]
+    missing = []
     if shutil.which("curl") is None:
-        print("SKIP: curl is not installed")
+        missing.append("curl is not installed")
+    if js_blocks and not (args.node and os.path.isdir(os.path.join(args.node_modules, "openai"))):
+        missing.append("node or the openai SDK (tools/node_modules, from tools/dev) is missing")
+    if missing:
+        print("SKIP: " + "; ".join(missing))
         return 0 if os.environ.get("CI") != "true" else 1
     lines = extract_sh_lines(args.doc)
     curl_lines = [l for l in lines if l.startswith("curl")]
@@ -106,7 +138,20 @@ def main():
         assert text == "Hello from the fake provider", text
         models_out = next(out for line, out in outputs if "/v1/models" in line)
         assert [m["id"] for m in json.loads(models_out)["data"]] == ["demo"], models_out
-        print(f"PASS: {len(lines)} lines of {os.path.basename(args.doc)} replayed")
+        # The Node snippets, as written but for the port: `import 'openai'` resolves through a
+        # node_modules link in the temp dir.
+        os.symlink(os.path.realpath(args.node_modules), f"{tmp}/node_modules")
+        for i, text in enumerate(js_blocks):
+            path = f"{tmp}/snippet{i}.mjs"
+            with open(path, "w") as f:
+                f.write(text.replace("localhost:8080", f"127.0.0.1:{http_port}"))
+            r = subprocess.run([args.node, path], cwd=tmp, capture_output=True, text=True,
+                               timeout=60)
+            if r.returncode != 0:
+                sys.exit(f"FAIL: js block {i}\n{text}\n{r.stdout}\n{r.stderr}")
+            assert r.stdout.strip() == "Hello from the fake provider", r.stdout
+        print(f"PASS: {len(lines)} lines and {len(js_blocks)} Node snippet(s) of "
+              f"{os.path.basename(args.doc)} run")
         return 0
     finally:
         for p in procs:
