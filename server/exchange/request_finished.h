@@ -106,6 +106,8 @@ struct RequestFinished {
   // is, or the variant; both empty for the route's own targets.
   std::string tier_chain;
   std::string variant;
+  // What the request used beyond plain text (tools, images, a response format), in enum order.
+  std::vector<v1::RequestFeature> features;
   google::protobuf::RepeatedPtrField<v1::Attempt> attempts;
 
   absl::Time start_time;  // wall clock, when the call was accepted

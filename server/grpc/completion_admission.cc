@@ -20,8 +20,7 @@ absl::Status AdmitCaller(CallEnv* env, CredentialsOf credentials, absl::Time dea
     return status;
   }
   absl::StatusOr<Authorization> authorized =
-      Authorize(*exchange->config, credentials(*exchange->config), capability,
-                env->clock->Now());
+      Authorize(*exchange->config, credentials(*exchange->config), capability, env->clock->Now());
   if (!authorized.ok()) return authorized.status();
   exchange->route = authorized->route;
   exchange->caller = std::move(authorized->caller);
@@ -88,6 +87,9 @@ ChatRequest ToChatRequest(const v1::StreamCompletionRequest& r) {
   if (r.has_temperature()) c.temperature = r.temperature();
   if (r.has_top_p()) c.top_p = r.top_p();
   c.stop.assign(r.stop().begin(), r.stop().end());
+  c.tools = &r.tools();
+  c.tool_choice = r.tool_choice();
+  c.response_format = r.response_format();
   return c;
 }
 

@@ -286,6 +286,10 @@ class ChatCall final : public HttpFrontDoor::Call, public ChatListener {
     PostHere([this, start] { StartStream(start); });
   }
 
+  // The HTTP front door does not pass tools yet (docs/openai-compatible.md), so no provider is
+  // offered any and none comes back here.
+  void OnToolCall(const ToolCallFragment&) override {}
+
   void OnText(std::string_view text) override {
     if (!chat_.stream) {
       text_.append(text);
@@ -547,7 +551,8 @@ class ModelsCall final : public HttpFrontDoor::Call {
     std::vector<std::string> allowed;
     absl::Status unauthenticated;
     for (const std::string& capability : config->Capabilities()) {
-      absl::StatusOr<Authorization> a = Authorize(*config, credentials, capability, env_->clock->Now());
+      absl::StatusOr<Authorization> a =
+          Authorize(*config, credentials, capability, env_->clock->Now());
       if (a.ok()) {
         allowed.push_back(capability);
       } else if (a.status().code() == absl::StatusCode::kUnauthenticated) {

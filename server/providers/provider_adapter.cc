@@ -189,4 +189,17 @@ bool IsRetryable(ProviderErrorClass error_class) {
   }
 }
 
+void ToolCallAssembler::Add(const ToolCallFragment& fragment) {
+  size_t i = 0;
+  while (i < indexes_.size() && indexes_[i] != fragment.index) ++i;
+  if (i == indexes_.size()) {
+    indexes_.push_back(fragment.index);
+    calls_.emplace_back();
+  }
+  v1::ToolCall& call = calls_[i];
+  if (!fragment.id.empty()) call.set_id(std::string(fragment.id));
+  if (!fragment.name.empty()) call.set_name(std::string(fragment.name));
+  call.mutable_arguments_json()->append(fragment.arguments);
+}
+
 }  // namespace turnpike

@@ -121,7 +121,16 @@ void ParseChat(const Route& route, element root, ParsedRequest* r) {
       ++r->message_count;
       element content;
       if (Lookup(m, "content", &content)) text.AddContent(content);
+      r->last_is_tool_result = StringField(m, "role") == "tool";
     }
+  }
+  element tools;
+  simdjson::dom::array tool_list;
+  if (Lookup(root, "tools", &tools) && tools.get_array().get(tool_list) == simdjson::SUCCESS &&
+      tool_list.size() > 0) {
+    element first = tool_list.at(0).value_unsafe();
+    element function;
+    if (Lookup(first, "function", &function)) r->first_tool_name = StringField(function, "name");
   }
 }
 
