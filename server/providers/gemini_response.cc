@@ -1,8 +1,7 @@
-// Everything that reads Gemini JSON: GenerateContentResponse chunks (streamed
-// or whole, docs/providers.md §3.3) and google.rpc error bodies (§3.4). Objects
-// are read in one pass over all their members (which also makes simdjson
-// On-Demand check their structure), so member order, unknown members and
-// whitespace do not matter; null and absent members are the same.
+// Everything that reads Gemini JSON: GenerateContentResponse chunks (streamed or whole,
+// docs/providers.md §3.3) and google.rpc error bodies (§3.4). Objects are read in one pass over all
+// their members (which also makes simdjson On-Demand check their structure), so member order,
+// unknown members and whitespace do not matter; null and absent members are the same.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -33,8 +32,7 @@ struct GoogleError {
   std::string retry_delay;  // from a RetryInfo detail: "17s"
 };
 
-// Lenient: members of an unexpected type are skipped; what was read before an
-// error is kept.
+// Lenient: members of an unexpected type are skipped; what was read before an error is kept.
 simdjson::error_code ReadGoogleError(ondemand::value& value, GoogleError& out) {
   return ForEachField(value, [&](std::string_view key, ondemand::value& v) {
     if (key == "code") {
@@ -50,8 +48,7 @@ simdjson::error_code ReadGoogleError(ondemand::value& value, GoogleError& out) {
       for (auto detail_result : details) {
         ondemand::value detail;
         if (auto error = std::move(detail_result).get(detail)) return error;
-        // Only ErrorInfo has `reason` and only RetryInfo has `retryDelay`: no
-        // need for @type.
+        // Only ErrorInfo has `reason` and only RetryInfo has `retryDelay`: no need for @type.
         ondemand::json_type type;
         if (detail.type().get(type) || type != ondemand::json_type::object) continue;
         auto error = ForEachField(detail, [&](std::string_view detail_key, ondemand::value& d) {
@@ -82,16 +79,14 @@ ProviderError ToProviderError(int http_status, GoogleError error, std::string_vi
   return provider_error;
 }
 
-// Accumulates what the GenerateContentResponse chunks of one response say: text
-// goes to the sink once its chunk has been read whole and found well-formed;
-// usage, finish reason and prompt blocking are kept for the end.
-// Single-threaded.
+// Accumulates what the GenerateContentResponse chunks of one response say: text goes to the
+// sink once its chunk has been read whole and found well-formed; usage, finish reason and prompt
+// blocking are kept for the end. Single-threaded.
 class ChunkReader {
  public:
   explicit ChunkReader(std::string api_key) : api_key_(std::move(api_key)) {}
 
-  // Reads one chunk. ProviderErrorStatus() for an `{"error": ...}` chunk,
-  // INTERNAL if malformed.
+  // Reads one chunk. ProviderErrorStatus() for an `{"error": ...}` chunk, INTERNAL if malformed.
   absl::Status Read(simdjson::padded_string_view json, std::string_view raw, StreamSink& sink) {
     Chunk chunk;
     if (auto error = ReadChunk(json, chunk)) {
@@ -101,9 +96,16 @@ class ChunkReader {
       return ProviderErrorStatus(ToProviderError(0, std::move(chunk.error), api_key_));
     }
     for (std::string_view text : chunk.texts) sink.OnText(text);
-    // Each count present replaces the earlier one (they are cumulative). Early
-    // chunks may carry only some of them (Vertex sends just trafficType), which
-    // must not reset the others.
+    // Each functionCall is a whole call; Gemini may leave out its id, so one is made from its
+    // position ("call_0", ...), which the tool result then names.
+    for (const Call& call : chunk.calls) {
+      const int32_t index = calls_++;
+      const std::string made_id = absl::StrCat("call_", index);
+      sink.OnToolCall(ToolCallFragment{index, call.id.empty() ? made_id : call.id, call.name,
+                                       call.args.empty() ? std::string_view("{}") : call.args});
+    }
+    // Each count present replaces the earlier one (they are cumulative). Early chunks may carry
+    // only some of them (Vertex sends just trafficType), which must not reset the others.
     if (chunk.prompt_tokens) prompt_tokens_ = chunk.prompt_tokens;
     if (chunk.candidates_tokens) candidates_tokens_ = chunk.candidates_tokens;
     if (chunk.thoughts_tokens) thoughts_tokens_ = chunk.thoughts_tokens;
@@ -112,8 +114,7 @@ class ChunkReader {
     usage_reported_ = usage_reported_ || chunk.prompt_tokens || chunk.candidates_tokens ||
                       chunk.thoughts_tokens || chunk.total_tokens;
     if (chunk.block_reason.has_value() && !chunk.has_candidates) {
-      // A blocked prompt gets promptFeedback.blockReason and no candidates at
-      // all.
+      // A blocked prompt gets promptFeedback.blockReason and no candidates at all.
       blocked_ = true;
       finish_reason_.assign(chunk.block_reason->empty() ? "BLOCKED" : *chunk.block_reason);
     } else if (chunk.finish_reason.has_value() && !chunk.finish_reason->empty() && !blocked_) {
@@ -129,12 +130,15 @@ class ChunkReader {
     ChatFinish finish;
     finish.reason =
         blocked_ ? v1::FINISH_REASON_CONTENT_FILTER : GeminiFinishReason(finish_reason_);
+    // Gemini ends a reply that calls functions with STOP; it is a tool-call finish.
+    if (calls_ > 0 && finish.reason == v1::FINISH_REASON_STOP) {
+      finish.reason = v1::FINISH_REASON_TOOL_CALLS;
+    }
     finish.provider_reason = finish_reason_;
     finish.usage_reported = usage_reported_;
-    // docs/providers.md §3.3. Tool-use prompt tokens are prompt tokens;
-    // cachedContentTokenCount is a part of promptTokenCount. Thinking tokens
-    // are billed as output but are not in candidatesTokenCount: the normalized
-    // output adds them, once, and they are its reasoning part.
+    // docs/providers.md §3.3. Tool-use prompt tokens are prompt tokens; cachedContentTokenCount
+    // is a part of promptTokenCount. Thinking tokens are billed as output but are not in
+    // candidatesTokenCount: the normalized output adds them, once, and they are its reasoning part.
     finish.input_tokens = prompt_tokens_.value_or(0) + tool_use_prompt_tokens_.value_or(0);
     finish.cached_input_tokens = cached_content_tokens_.value_or(0);
     finish.output_tokens = candidates_tokens_.value_or(0) + thoughts_tokens_.value_or(0);
@@ -143,10 +147,13 @@ class ChunkReader {
   }
 
  private:
-  // What one chunk says. Views point into parser_ and live until the next
-  // chunk.
+  // What one chunk says. Views point into parser_ and live until the next chunk.
+  struct Call {
+    std::string_view id, name, args;
+  };
   struct Chunk {
     std::vector<std::string_view> texts;
+    std::vector<Call> calls;  // functionCall parts, each whole (Gemini does not stream args)
     std::optional<std::string_view> finish_reason;
     std::optional<std::string_view> block_reason;
     bool has_candidates = false;
@@ -166,8 +173,7 @@ class ChunkReader {
       if (key == "usageMetadata") return ReadUsage(value, chunk);
       if (key == "promptFeedback") {
         return ForEachField(value, [&](std::string_view feedback_key, ondemand::value& v) {
-          // safetyRatings alone (no blockReason) means the prompt went
-          // through.
+          // safetyRatings alone (no blockReason) means the prompt went through.
           return feedback_key == "blockReason" ? ReadString(v, chunk.block_reason)
                                                : simdjson::SUCCESS;
         });
@@ -188,8 +194,8 @@ class ChunkReader {
     for (auto candidate_result : candidates) {
       ondemand::value candidate;
       if (auto error = std::move(candidate_result).get(candidate)) return error;
-      // The gateway never asks for more than one candidate; others would not be
-      // ours to show (they are still read, so their structure is checked).
+      // The gateway never asks for more than one candidate; others would not be ours to show
+      // (they are still read, so their structure is checked).
       const bool first = !chunk.has_candidates;
       chunk.has_candidates = true;
       auto error = ForEachField(candidate, [&](std::string_view key, ondemand::value& v) {
@@ -204,8 +210,7 @@ class ChunkReader {
   }
 
   static simdjson::error_code ReadContent(ondemand::value& value, Chunk& chunk) {
-    // A content may be {"role": "model"} alone, e.g. on a final chunk with only
-    // finishReason.
+    // A content may be {"role": "model"} alone, e.g. on a final chunk with only finishReason.
     return ForEachField(value, [&](std::string_view key, ondemand::value& parts_value) {
       if (key != "parts") return simdjson::SUCCESS;
       bool is_null = false;
@@ -217,14 +222,35 @@ class ChunkReader {
         if (auto error = std::move(part_result).get(part)) return error;
         std::optional<std::string_view> text;
         std::optional<bool> thought;
+        std::optional<Call> call;
         auto error = ForEachField(part, [&](std::string_view part_key, ondemand::value& v) {
           if (part_key == "text") return ReadString(v, text);
           if (part_key == "thought") return ReadBool(v, thought);
+          if (part_key == "functionCall") {
+            call.emplace();
+            return ForEachField(v, [&](std::string_view call_key, ondemand::value& c) {
+              std::optional<std::string_view> field;
+              simdjson::error_code e = simdjson::SUCCESS;
+              if (call_key == "name" || call_key == "id") {
+                e = ReadString(c, field);
+                if (!e) (call_key == "name" ? call->name : call->id) = field.value_or("");
+              } else if (call_key == "args") {
+                // The arguments object's text as sent (to_json_string keeps trailing whitespace).
+                e = simdjson::to_json_string(c).get(call->args);
+                while (!call->args.empty() &&
+                       (call->args.back() == ' ' || call->args.back() == '\n' ||
+                        call->args.back() == '\r' || call->args.back() == '\t')) {
+                  call->args.remove_suffix(1);
+                }
+              }
+              return e;
+            });
+          }
           return simdjson::SUCCESS;
         });
         if (error) return error;
-        // Empty parts (often carrying only a thoughtSignature) and thought
-        // summaries are skipped.
+        if (call.has_value()) chunk.calls.push_back(*call);
+        // Empty parts (often carrying only a thoughtSignature) and thought summaries are skipped.
         if (text.has_value() && !text->empty() && !thought.value_or(false)) {
           chunk.texts.push_back(*text);
         }
@@ -255,6 +281,7 @@ class ChunkReader {
   bool usage_reported_ = false;
   std::string finish_reason_;  // the last non-empty finishReason, or the blockReason
   bool blocked_ = false;
+  int32_t calls_ = 0;  // functionCall parts so far
 };
 
 class GeminiStreamDecoder final : public StreamDecoder {
@@ -268,8 +295,7 @@ class GeminiStreamDecoder final : public StreamDecoder {
   }
 
   absl::Status OnEnd(StreamSink& sink) override {
-    // No terminal event: the body ending after a finishReason is the normal
-    // end.
+    // No terminal event: the body ending after a finishReason is the normal end.
     if (!reader_.finished()) {
       return absl::UnavailableError("gemini: stream ended before finishReason");
     }
@@ -313,8 +339,7 @@ absl::StatusOr<ChatResult> GeminiAdapter::ParseChatResponse(std::string_view bod
   ChatResult result;
   result.text = std::move(collector.text());
   result.tool_calls = collector.tool_calls().Release();
-  // A whole response without finishReason is unusual but complete: the reason
-  // stays unknown.
+  // A whole response without finishReason is unusual but complete: the reason stays unknown.
   result.finish = reader.finish();
   return result;
 }
@@ -345,8 +370,7 @@ ProviderError GeminiAdapter::ParseError(int http_status, std::string_view body) 
       }
     }
   }
-  // Not a google.rpc status (a load balancer's HTML, a proxy's text): quote a
-  // little of it.
+  // Not a google.rpc status (a load balancer's HTML, a proxy's text): quote a little of it.
   if (!read_json) google_error.message = adapter_util::QuotePayload(body);
   return ToProviderError(http_status, std::move(google_error), api_key_);
 }

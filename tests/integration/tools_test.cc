@@ -34,13 +34,39 @@ std::string Config(int fake_port) {
     {"name":"vllm","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","compatFlavor":"COMPAT_FLAVOR_VLLM","baseUrl":")",
                       base, R"(/vllm/v1"},
     {"name":"ollama","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","compatFlavor":"COMPAT_FLAVOR_OLLAMA","baseUrl":")",
-                      base, R"(/ollama/v1"}
+                      base, R"(/ollama/v1"},
+    {"name":"anthropic","kind":"PROVIDER_KIND_ANTHROPIC","baseUrl":")",
+                      base, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
+    {"name":"gemini","kind":"PROVIDER_KIND_GEMINI","baseUrl":")",
+                      base, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"}
   ],"routes":[
+    {"capability":"anthropic","targets":[{"provider":"anthropic","model":"claude-haiku-4-5"}],"allowUnauthenticated":true},
+    {"capability":"gemini","targets":[{"provider":"gemini","model":"gemini-2.5-flash"}],"allowUnauthenticated":true},
     {"capability":"openai","targets":[{"provider":"openai","model":"gpt-4o-mini"}],"allowUnauthenticated":true},
     {"capability":"azure","targets":[{"provider":"azure","model":"my-gpt4o-deployment"}],"allowUnauthenticated":true},
     {"capability":"vllm","targets":[{"provider":"vllm","model":"meta-llama/Llama-3.1-8B-Instruct"}],"allowUnauthenticated":true},
     {"capability":"ollama","targets":[{"provider":"ollama","model":"llama3.2"}],"allowUnauthenticated":true}
   ]})");
+}
+
+// What the fake's call looks like through each format: Gemini sends no id, so the gateway makes
+// one from the call's position; the arguments are the same bytes everywhere.
+std::string ExpectedId(const std::string& capability) {
+  return capability == "gemini" ? "call_0" : "call_fake_0";
+}
+
+// How the second turn's tool result looks on the provider's wire (in /_fake/requests, whose
+// bodies are JSON strings, hence the escaped quotes).
+std::vector<std::string> ExpectedResultOnWire(const std::string& capability) {
+  if (capability == "anthropic") {
+    return {R"(\"type\":\"tool_result\")", R"(\"tool_use_id\":\"call_fake_0\")",
+            R"(\"type\":\"tool_use\")"};
+  }
+  if (capability == "gemini") {
+    return {R"(\"functionResponse\":{\"name\":\"get_weather\")", R"(\"temperature_c\": 21)",
+            R"(\"functionCall\":{\"name\":\"get_weather\")"};
+  }
+  return {R"(\"tool_call_id\":\"call_fake_0\")", R"(\"role\":\"tool\")"};
 }
 
 struct StreamResult {
@@ -114,7 +140,7 @@ TEST_P(ToolConversation, ToolCallThenResultThenAnswer) {
     arguments += m.tool_call().arguments();
   }
   EXPECT_GE(fragments, 1);
-  EXPECT_EQ(id, "call_fake_0");
+  EXPECT_EQ(id, ExpectedId(GetParam()));
   EXPECT_EQ(name, "get_weather");
   EXPECT_EQ(arguments, kFakeArguments);
   ASSERT_TRUE(first.messages.back().has_finish());
@@ -146,8 +172,9 @@ TEST_P(ToolConversation, ToolCallThenResultThenAnswer) {
   // What the provider saw on the second turn: the call and the result in its own format.
   HttpResponse seen = HttpRequest("GET", fake_->base() + "/_fake/requests");
   ASSERT_EQ(seen.status, 200);
-  EXPECT_NE(seen.body.find(R"(\"tool_call_id\":\"call_fake_0\")"), std::string::npos) << seen.body;
-  EXPECT_NE(seen.body.find(R"(\"role\":\"tool\")"), std::string::npos) << seen.body;
+  for (const std::string& expected : ExpectedResultOnWire(GetParam())) {
+    EXPECT_NE(seen.body.find(expected), std::string::npos) << expected << "\n" << seen.body;
+  }
 }
 
 TEST_P(ToolConversation, UnaryToolCallComesWhole) {
@@ -159,14 +186,15 @@ TEST_P(ToolConversation, UnaryToolCallComesWhole) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.text(), "");
   ASSERT_EQ(response.tool_calls_size(), 1);
-  EXPECT_EQ(response.tool_calls(0).id(), "call_fake_0");
+  EXPECT_EQ(response.tool_calls(0).id(), ExpectedId(GetParam()));
   EXPECT_EQ(response.tool_calls(0).name(), "get_weather");
   EXPECT_EQ(response.tool_calls(0).arguments_json(), kFakeArguments);
   EXPECT_EQ(response.finish().finish_reason(), v1::FINISH_REASON_TOOL_CALLS);
 }
 
-INSTANTIATE_TEST_SUITE_P(OpenAiFormats, ToolConversation,
-                         ::testing::Values("openai", "azure", "vllm", "ollama"));
+INSTANTIATE_TEST_SUITE_P(EveryFormat, ToolConversation,
+                         ::testing::Values("openai", "azure", "vllm", "ollama", "anthropic",
+                                           "gemini"));
 
 }  // namespace
 }  // namespace turnpike::testing

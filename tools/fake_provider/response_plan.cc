@@ -99,7 +99,8 @@ ResponseContext MakeContext(const PlanInput& in, const ParsedRequest& r, int chu
   // end with a tool result gets a call of its first tool, in many fragments.
   if (!r.first_tool_name.empty() && !r.last_is_tool_result) {
     ctx.tool_name = r.first_tool_name;
-    ctx.content_chunks = kToolArgumentFragments;
+    // Gemini sends a call whole, in one chunk.
+    ctx.content_chunks = p == Provider::kGemini ? 1 : kToolArgumentFragments;
     ctx.finish_by_length = false;
   }
   FinalizeContext(&ctx);
