@@ -168,6 +168,7 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
     auto entry = std::make_unique<ProviderEntry>();
     entry->name = p.name();
     entry->kind = p.kind();
+    entry->features = FeaturesOf(p);
     entry->adapter = *std::move(adapter);
     entry->host = HostOfUrl(p.base_url());
     if (!p.credential().empty()) {

@@ -41,6 +41,8 @@ struct ProviderEntry {
   // The host (with its port, if the base URL names one) requests to this provider go to: the
   // audit trail records it (docs/audit.md).
   std::string host;
+  // What its API serves beyond text; routing skips it for requests that need more.
+  ProviderFeatures features;
 };
 
 struct TargetEntry {

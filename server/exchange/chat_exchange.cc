@@ -230,6 +230,13 @@ void ChatExchange::Commit() {
   listener_->OnCommit(start_);
 }
 
+v1::RequestFeature ChatExchange::UnsupportedFeature(const TargetEntry& target) const {
+  for (v1::RequestFeature f : features_) {
+    if (!target.provider->features.Supports(f)) return f;
+  }
+  return v1::REQUEST_FEATURE_UNSPECIFIED;
+}
+
 bool ChatExchange::ServeFirst() {
   if (route().cache.mode == CacheMode::kOff) return false;
   cache_key_ = ChatCacheKey(route().capability, chat_, max_tokens());

@@ -86,6 +86,7 @@ class ChatExchange final : public AttemptDriver, public StreamSink {
   absl::Status OnSuccessEnd() override;
   bool WantsFirstTokenTimer() const override { return stream_; }
   bool ServeFirst() override;
+  v1::RequestFeature UnsupportedFeature(const TargetEntry& target) const override;
   bool ServeFallback() override;
   void OnSucceeded() override;
   void FillOutcome(const absl::Status& status, RequestFinished& event) override;

@@ -177,6 +177,20 @@ class ProviderAdapter {
   virtual absl::StatusOr<EmbedResult> ParseEmbedResponse(std::string_view body) const;
 };
 
+// What a provider's API can serve beyond plain text (docs/tools.md, "Which targets serve what").
+// Routing skips a target that lacks a feature a request uses.
+struct ProviderFeatures {
+  bool tools = false;        // tools, tool calls and tool results
+  bool images = false;       // image parts
+  bool json_object = false;  // a JSON-object response format
+  bool json_schema = false;  // a JSON Schema response format
+  bool Supports(v1::RequestFeature feature) const;
+};
+// From the provider's kind and compat flavor.
+ProviderFeatures FeaturesOf(const config::v1::Provider& provider);
+// "tools", "tool results", "images", "JSON object output", "JSON Schema output".
+std::string_view FeatureName(v1::RequestFeature feature);
+
 // Creates the adapter for `provider`. `api_key` is the resolved secret (may be empty for local
 // servers). INVALID_ARGUMENT for an unknown kind.
 absl::StatusOr<std::unique_ptr<ProviderAdapter>> MakeProviderAdapter(

@@ -38,8 +38,12 @@ std::string Config(int fake_port) {
     {"name":"anthropic","kind":"PROVIDER_KIND_ANTHROPIC","baseUrl":")",
                       base, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
     {"name":"gemini","kind":"PROVIDER_KIND_GEMINI","baseUrl":")",
-                      base, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"}
+                      base, R"(","apiKeyEnv":"TURNPIKE_FAKE_KEY"},
+    {"name":"generic","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":")",
+                      base, R"(/vllm/v1"}
   ],"routes":[
+    {"capability":"mixed","targets":[{"provider":"generic","model":"local"},{"provider":"openai","model":"gpt-4o-mini"}],"allowUnauthenticated":true},
+    {"capability":"generic-only","targets":[{"provider":"generic","model":"local"}],"allowUnauthenticated":true},
     {"capability":"anthropic","targets":[{"provider":"anthropic","model":"claude-haiku-4-5"}],"allowUnauthenticated":true},
     {"capability":"gemini","targets":[{"provider":"gemini","model":"gemini-2.5-flash"}],"allowUnauthenticated":true},
     {"capability":"openai","targets":[{"provider":"openai","model":"gpt-4o-mini"}],"allowUnauthenticated":true},
@@ -191,6 +195,50 @@ TEST_P(ToolConversation, UnaryToolCallComesWhole) {
   EXPECT_EQ(response.tool_calls(0).arguments_json(), kFakeArguments);
   EXPECT_EQ(response.finish().finish_reason(), v1::FINISH_REASON_TOOL_CALLS);
 }
+
+// Capability-aware routing: a generic OpenAI-compatible server (no flavor) may ignore tools, so
+// a request with tools skips it, says why in the attempt list, and fails over; plain text still
+// goes to it first. With no capable target the request fails before anything goes upstream.
+class CapabilityRouting : public ToolConversation {};
+
+TEST_P(CapabilityRouting, FailoverSkipsATargetWithoutToolSupport) {
+  StreamCompletionRequest request = FirstTurn();
+  request.set_capability("mixed");
+  StreamResult r = Stream(request);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message() << "\n" << gateway_->process().Log();
+  EXPECT_EQ(r.messages.front().start().provider(), "openai");
+  EXPECT_EQ(r.messages.front().start().fallback_position(), 1);
+  const v1::CompletionFinish& finish = r.messages.back().finish();
+  ASSERT_EQ(finish.attempts_size(), 2);
+  EXPECT_EQ(finish.attempts(0).provider(), "generic");
+  EXPECT_EQ(finish.attempts(0).disposition(), v1::ATTEMPT_DISPOSITION_SKIPPED);
+  EXPECT_EQ(finish.attempts(0).outcome(), "FAILED_PRECONDITION");
+  EXPECT_NE(finish.attempts(0).reason().find("does not support tools"), std::string::npos)
+      << finish.attempts(0).reason();
+  EXPECT_EQ(finish.attempts(1).provider(), "openai");
+  EXPECT_EQ(finish.attempts(1).disposition(), v1::ATTEMPT_DISPOSITION_SERVED);
+  HttpResponse seen = HttpRequest("GET", fake_->base() + "/_fake/requests");
+  EXPECT_EQ(seen.body.find("/vllm/v1/chat/completions"), std::string::npos)
+      << "the generic server was called";
+
+  // Without tools the generic server is the primary again.
+  request.clear_tools();
+  r = Stream(request);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_EQ(r.messages.front().start().provider(), "generic");
+}
+
+TEST_P(CapabilityRouting, NoCapableTargetIsFailedPreconditionNamingTheFeature) {
+  StreamCompletionRequest request = FirstTurn();
+  request.set_capability("generic-only");
+  StreamResult r = Stream(request);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(r.status.error_message().find("tools"), std::string::npos) << r.status.error_message();
+  HttpResponse seen = HttpRequest("GET", fake_->base() + "/_fake/requests");
+  EXPECT_EQ(seen.body.find("/vllm/v1/chat/completions"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Routes, CapabilityRouting, ::testing::Values("mixed"));
 
 INSTANTIATE_TEST_SUITE_P(EveryFormat, ToolConversation,
                          ::testing::Values("openai", "azure", "vllm", "ollama", "anthropic",

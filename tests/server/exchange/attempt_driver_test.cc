@@ -112,8 +112,8 @@ class AttemptDriverTest : public ::testing::Test {
   // of the one Route, capability "r".
   void Load(const std::string& route) {
     const std::string json = absl::StrCat(R"({"version":"v9","providers":[
-      {"name":"a","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://a.test/v1"},
-      {"name":"b","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://b.test/v1"},
+      {"name":"a","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","compatFlavor":"COMPAT_FLAVOR_VLLM","baseUrl":"http://a.test/v1"},
+      {"name":"b","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","compatFlavor":"COMPAT_FLAVOR_VLLM","baseUrl":"http://b.test/v1"},
       {"name":"c","kind":"PROVIDER_KIND_ANTHROPIC","baseUrl":"http://c.test","apiKeyEnv":"K"}],
       "prices":[{"provider":"a","model":"m","inputUsdMicrosPerMtok":"1000000",
                  "outputUsdMicrosPerMtok":"2000000"},
