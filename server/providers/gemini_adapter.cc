@@ -93,11 +93,12 @@ void WriteImagePart(const v1::ImagePart& image, JsonWriter& json) {
 }
 
 // The name of the tool call `id` answers: Gemini's functionResponse names the function, not the
-// call.
+// call. The latest call with that id before message `before` (the ids the gateway makes for
+// Gemini's calls, call_0, call_1..., repeat from one reply to the next).
 std::string_view CalledName(const google::protobuf::RepeatedPtrField<v1::Message>& messages,
-                            std::string_view id) {
-  for (const v1::Message& m : messages) {
-    for (const v1::ToolCall& call : m.tool_calls()) {
+                            int before, std::string_view id) {
+  for (int i = before - 1; i >= 0; --i) {
+    for (const v1::ToolCall& call : messages.Get(i).tool_calls()) {
       if (call.id() == id) return call.name();
     }
   }
@@ -112,7 +113,8 @@ void WriteContents(const google::protobuf::RepeatedPtrField<v1::Message>& messag
                    JsonWriter& json) {
   json.Key("contents").BeginArray();
   const char* open_role = nullptr;  // the Gemini role of the Content being written
-  for (const v1::Message& message : messages) {
+  for (int index = 0; index < messages.size(); ++index) {
+    const v1::Message& message = messages.Get(index);
     const char* role_name = RoleName(message.role());
     if (role_name == nullptr) continue;
     const bool tool_result = message.role() == v1::ROLE_TOOL;
@@ -127,7 +129,7 @@ void WriteContents(const google::protobuf::RepeatedPtrField<v1::Message>& messag
     }
     if (tool_result) {
       json.BeginObject().Key("functionResponse").BeginObject();
-      json.Key("name").String(CalledName(messages, message.tool_call_id()));
+      json.Key("name").String(CalledName(messages, index, message.tool_call_id()));
       json.Key("response");
       std::string text = message.content();
       for (const v1::ContentPart& part : message.parts()) text += part.text();

@@ -335,6 +335,26 @@ TEST(GeminiRequestTest, ToolsCallsResultsImagesAndSchema) {
   EXPECT_EQ(std::string_view(json["generationConfig"]["responseSchema"]["type"]), "object");
 }
 
+// The ids made for Gemini's calls repeat from one reply to the next: a result names the latest
+// call with its id before it.
+TEST(GeminiRequestTest, FunctionResponseNamesTheLatestCallWithItsId) {
+  google::protobuf::RepeatedPtrField<v1::Message> messages = Messages({{v1::ROLE_USER, "go"}});
+  for (const char* name : {"first_tool", "second_tool"}) {
+    v1::Message* assistant = messages.Add();
+    assistant->set_role(v1::ROLE_ASSISTANT);
+    v1::ToolCall* call = assistant->add_tool_calls();
+    call->set_id("call_0");
+    call->set_name(name);
+    v1::Message* result = messages.Add();
+    result->set_role(v1::ROLE_TOOL);
+    result->set_tool_call_id("call_0");
+    result->set_content("done");
+  }
+  const std::string body = MakeAdapter()->BuildChatRequest(Params(messages)).body;
+  EXPECT_NE(body.find(R"("functionResponse":{"name":"first_tool")"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("functionResponse":{"name":"second_tool")"), std::string::npos) << body;
+}
+
 TEST(GeminiStreamTest, ThoughtsAndEmptyPartsAreNotText) {
   Decoded d = Decode(
       *MakeAdapter(),

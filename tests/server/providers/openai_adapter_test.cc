@@ -696,5 +696,24 @@ TEST(OpenAiInternalTest, FinishReasons) {
   EXPECT_EQ(MapFinishReason(""), v1::FINISH_REASON_UNSPECIFIED);
 }
 
+// What routing may count on per provider (docs/tools.md, "Which targets serve what").
+TEST(ProviderFeaturesTest, ByKindAndFlavor) {
+  EXPECT_TRUE(FeaturesOf(OpenAi()).Supports(v1::REQUEST_FEATURE_JSON_SCHEMA));
+  EXPECT_TRUE(FeaturesOf(Azure()).Supports(v1::REQUEST_FEATURE_IMAGES));
+  config::v1::Provider anthropic = OpenAi();
+  anthropic.set_kind(config::v1::PROVIDER_KIND_ANTHROPIC);
+  EXPECT_TRUE(FeaturesOf(anthropic).Supports(v1::REQUEST_FEATURE_TOOL_RESULTS));
+  EXPECT_FALSE(FeaturesOf(anthropic).Supports(v1::REQUEST_FEATURE_JSON_OBJECT));
+  EXPECT_FALSE(
+      FeaturesOf(Compat(config::v1::COMPAT_FLAVOR_LLAMA_CPP)).Supports(v1::REQUEST_FEATURE_IMAGES));
+  EXPECT_TRUE(
+      FeaturesOf(Compat(config::v1::COMPAT_FLAVOR_OLLAMA)).Supports(v1::REQUEST_FEATURE_TOOLS));
+  const ProviderFeatures generic = FeaturesOf(Compat(config::v1::COMPAT_FLAVOR_UNSPECIFIED));
+  EXPECT_FALSE(generic.Supports(v1::REQUEST_FEATURE_TOOLS));
+  EXPECT_FALSE(generic.Supports(v1::REQUEST_FEATURE_IMAGES));
+  EXPECT_TRUE(generic.Supports(v1::REQUEST_FEATURE_UNSPECIFIED));
+  EXPECT_EQ(FeatureName(v1::REQUEST_FEATURE_TOOLS), "tools");
+}
+
 }  // namespace
 }  // namespace turnpike
