@@ -52,6 +52,8 @@ struct TargetEntry {
   int fallback_position = 0;
   // Share of its tier's traffic (>= 1).
   uint32_t weight = 1;
+  // What it serves beyond text: its provider's, with the route's per-target overrides.
+  ProviderFeatures features;
   // nullopt when the price table has no entry: the cost is unknown (reported as 0, never
   // recorded as free).
   std::optional<PriceRates> price;

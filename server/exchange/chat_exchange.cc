@@ -232,7 +232,7 @@ void ChatExchange::Commit() {
 
 v1::RequestFeature ChatExchange::UnsupportedFeature(const TargetEntry& target) const {
   for (v1::RequestFeature f : features_) {
-    if (!target.provider->features.Supports(f)) return f;
+    if (!target.features.Supports(f)) return f;
   }
   return v1::REQUEST_FEATURE_UNSPECIFIED;
 }

@@ -44,6 +44,7 @@ std::string Config(int fake_port) {
   ],"routes":[
     {"capability":"mixed","targets":[{"provider":"generic","model":"local"},{"provider":"openai","model":"gpt-4o-mini"}],"allowUnauthenticated":true},
     {"capability":"generic-only","targets":[{"provider":"generic","model":"local"}],"allowUnauthenticated":true},
+    {"capability":"generic-with-tools","targets":[{"provider":"generic","model":"local","features":{"tools":true}},{"provider":"openai","model":"gpt-4o-mini"}],"allowUnauthenticated":true},
     {"capability":"anthropic","targets":[{"provider":"anthropic","model":"claude-haiku-4-5"}],"allowUnauthenticated":true},
     {"capability":"gemini","targets":[{"provider":"gemini","model":"gemini-2.5-flash"}],"allowUnauthenticated":true},
     {"capability":"openai","targets":[{"provider":"openai","model":"gpt-4o-mini"}],"allowUnauthenticated":true},
@@ -236,6 +237,16 @@ TEST_P(CapabilityRouting, NoCapableTargetIsFailedPreconditionNamingTheFeature) {
   EXPECT_NE(r.status.error_message().find("tools"), std::string::npos) << r.status.error_message();
   HttpResponse seen = HttpRequest("GET", fake_->base() + "/_fake/requests");
   EXPECT_EQ(seen.body.find("/vllm/v1/chat/completions"), std::string::npos);
+}
+
+// A route may say what a target's model serves beyond its provider kind's defaults.
+TEST_P(CapabilityRouting, ATargetOverrideSaysItServesTools) {
+  StreamCompletionRequest request = FirstTurn();
+  request.set_capability("generic-with-tools");
+  StreamResult r = Stream(request);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_EQ(r.messages.front().start().provider(), "generic");
+  EXPECT_EQ(r.messages.back().finish().finish_reason(), v1::FINISH_REASON_TOOL_CALLS);
 }
 
 INSTANTIATE_TEST_SUITE_P(Routes, CapabilityRouting, ::testing::Values("mixed"));

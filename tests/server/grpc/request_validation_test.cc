@@ -53,6 +53,23 @@ TEST(RequestValidationTest, InvalidUtf8NamesTheField) {
   EXPECT_EQ(FieldOf(status), "stop[0]");
 }
 
+TEST(RequestValidationTest, InvalidUtf8InToolFieldsNamesTheField) {
+  for (const char* field : {"tools[0].parameters_json", "response_format.json_schema"}) {
+    v1::StreamCompletionRequest r = Valid();
+    r.add_tools()->set_name("t");
+    r.mutable_tools(0)->set_parameters_json(field[0] == 't' ? "{zz}" : "{}");
+    r.mutable_response_format()->set_json_schema(field[0] == 'r' ? "{zz}" : "{}");
+    std::string wire = r.SerializeAsString();
+    const size_t pos = wire.find("{zz}");
+    wire[pos + 1] = '\xc3';
+    wire[pos + 2] = '\x28';
+    v1::StreamCompletionRequest parsed;
+    absl::Status status = ParseCompletionRequest(Buffer(wire), &parsed);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(FieldOf(status), field);
+  }
+}
+
 TEST(RequestValidationTest, GarbageIsNotAMessage) {
   v1::StreamCompletionRequest parsed;
   absl::Status status = ParseCompletionRequest(Buffer("\xff\xff\xff\xff"), &parsed);
