@@ -178,6 +178,7 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
     auto entry = std::make_unique<ProviderEntry>();
     entry->name = p.name();
     entry->kind = p.kind();
+    entry->features = FeaturesOf(p);
     entry->adapter = *std::move(adapter);
     entry->host = HostOfUrl(p.base_url());
     if (!p.credential().empty()) {
@@ -228,6 +229,12 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
           std::lower_bound(distinct.begin(), distinct.end(), tiers[static_cast<size_t>(j)]) -
           distinct.begin());
       entry.weight = target.weight() == 0 ? 1 : target.weight();
+      entry.features = it->second->features;
+      const config::v1::TargetFeatures& f = target.features();
+      if (f.has_tools()) entry.features.tools = f.tools();
+      if (f.has_images()) entry.features.images = f.images();
+      if (f.has_json_object()) entry.features.json_object = f.json_object();
+      if (f.has_json_schema()) entry.features.json_schema = f.json_schema();
       auto price = prices.find(std::make_pair(target.provider(), target.model()));
       if (price != prices.end()) entry.price = price->second;
       route.targets.push_back(std::move(entry));

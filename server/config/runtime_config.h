@@ -43,6 +43,8 @@ struct ProviderEntry {
   // The host (with its port, if the base URL names one) requests to this provider go to: the
   // audit trail records it (docs/audit.md).
   std::string host;
+  // What its API serves beyond text; routing skips it for requests that need more.
+  ProviderFeatures features;
 };
 
 struct TargetEntry {
@@ -52,6 +54,8 @@ struct TargetEntry {
   int fallback_position = 0;
   // Share of its tier's traffic (>= 1).
   uint32_t weight = 1;
+  // What it serves beyond text: its provider's, with the route's per-target overrides.
+  ProviderFeatures features;
   // nullopt when the price table has no entry: the cost is unknown (reported as 0, never
   // recorded as free).
   std::optional<PriceRates> price;

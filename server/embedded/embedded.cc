@@ -299,6 +299,15 @@ class ChatCall final : public CallState<ChatExchange>,
   void OnText(std::string_view text) override {
     if (callbacks_.on_text) callbacks_.on_text(text);
   }
+  void OnToolCall(const ToolCallFragment& fragment) override {
+    if (!callbacks_.on_tool_call) return;
+    v1::ToolCallDelta delta;
+    delta.set_index(fragment.index);
+    delta.set_id(std::string(fragment.id));
+    delta.set_name(std::string(fragment.name));
+    delta.set_arguments(std::string(fragment.arguments));
+    callbacks_.on_tool_call(delta);
+  }
   // The callbacks consume the text as it comes: nothing queues here.
   bool Congested() override { return false; }
   void OnDone(const absl::Status& status, const v1::CompletionFinish& finish) override {
@@ -427,6 +436,10 @@ absl::StatusOr<v1::CompleteResponse> Embedded::Complete(const v1::CompleteReques
     *response.mutable_start() = start;
   };
   callbacks.on_text = [&response](std::string_view text) { response.mutable_text()->append(text); };
+  ToolCallAssembler tool_calls;
+  callbacks.on_tool_call = [&tool_calls](const v1::ToolCallDelta& d) {
+    tool_calls.Add(ToolCallFragment{d.index(), d.id(), d.name(), d.arguments()});
+  };
   callbacks.on_done = [&response, &status](const absl::Status& s,
                                            const v1::CompletionFinish& finish) {
     status = s;
@@ -437,6 +450,7 @@ absl::StatusOr<v1::CompleteResponse> Embedded::Complete(const v1::CompleteReques
   call->Run(options);
   call->Wait();
   if (!status.ok()) return status;
+  for (const v1::ToolCall& c : tool_calls.calls()) *response.add_tool_calls() = c;
   return response;
 }
 

@@ -79,6 +79,9 @@ class Embedded {
   struct StreamCallbacks {
     std::function<void(const v1::CompletionStart&)> on_start;
     std::function<void(std::string_view)> on_text;
+    // A fragment of a tool call the model makes (docs/tools.md), in order: the call's id and name
+    // on its first fragment, the arguments' JSON text as the provider streamed it.
+    std::function<void(const v1::ToolCallDelta&)> on_tool_call;
     std::function<void(const absl::Status&, const v1::CompletionFinish&)> on_done;
   };
 

@@ -78,6 +78,23 @@ void AttemptDriver::StartOnTransport() {
     Done(absl::OkStatus());
     return;
   }
+  // Targets that cannot serve what the request uses are out before anything goes upstream.
+  v1::RequestFeature missing = v1::REQUEST_FEATURE_UNSPECIFIED;
+  size_t excluded = 0;
+  for (size_t i = 0; i < route().targets.size(); ++i) {
+    const v1::RequestFeature f = UnsupportedFeature(route().targets[i]);
+    if (f == v1::REQUEST_FEATURE_UNSPECIFIED) continue;
+    if (missing == v1::REQUEST_FEATURE_UNSPECIFIED) missing = f;
+    ++excluded;
+    planner_->Exclude(i, absl::StrCat("the provider does not support ", Absl(FeatureName(f)),
+                                      " (docs/tools.md)"));
+  }
+  if (excluded > 0 && excluded == route().targets.size()) {
+    Done(absl::FailedPreconditionError(
+        absl::StrCat("no target of capability \"", route().capability, "\" supports ",
+                     Absl(FeatureName(missing)), ", which the request uses (docs/tools.md)")));
+    return;
+  }
   Run(planner_->First());
 }
 

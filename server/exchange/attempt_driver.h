@@ -109,6 +109,12 @@ class AttemptDriver : public TransferHandler, public std::enable_shared_from_thi
   // Before any attempt: serve the request without the upstream (a first-line cache)? If so, the
   // protocol has answered nothing yet; Deliver() follows with OK.
   virtual bool ServeFirst() { return false; }
+  // The first feature the request uses that `target` cannot serve (docs/tools.md), or
+  // REQUEST_FEATURE_UNSPECIFIED. Such targets are skipped; when every one is, the request fails
+  // with FAILED_PRECONDITION naming the feature.
+  virtual v1::RequestFeature UnsupportedFeature(const TargetEntry&) const {
+    return v1::REQUEST_FEATURE_UNSPECIFIED;
+  }
   // Every target failed for reasons of availability: a fallback (stale cache, degradation)?
   virtual bool ServeFallback() { return false; }
   // The current target served the request.

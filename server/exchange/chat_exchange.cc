@@ -35,6 +35,32 @@ void AppendNumber(std::string* out, std::optional<double> value) {
 
 }  // namespace
 
+std::vector<v1::RequestFeature> ChatFeatures(const ChatRequest& request) {
+  bool tools = request.tools != nullptr && !request.tools->empty();
+  bool tool_results = false, images = false;
+  if (request.messages != nullptr) {
+    for (const v1::Message& m : *request.messages) {
+      tool_results |= m.tool_calls_size() > 0 || m.role() == v1::ROLE_TOOL;
+      for (const v1::ContentPart& p : m.parts()) images |= p.has_image();
+    }
+  }
+  std::vector<v1::RequestFeature> out;
+  if (tools) out.push_back(v1::REQUEST_FEATURE_TOOLS);
+  if (tool_results) out.push_back(v1::REQUEST_FEATURE_TOOL_RESULTS);
+  if (images) out.push_back(v1::REQUEST_FEATURE_IMAGES);
+  switch (request.response_format.type()) {
+    case v1::RESPONSE_FORMAT_TYPE_JSON_OBJECT:
+      out.push_back(v1::REQUEST_FEATURE_JSON_OBJECT);
+      break;
+    case v1::RESPONSE_FORMAT_TYPE_JSON_SCHEMA:
+      out.push_back(v1::REQUEST_FEATURE_JSON_SCHEMA);
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
 std::string ChatCacheKey(std::string_view capability, const ChatRequest& request,
                          int32_t max_tokens) {
   std::string normalized;
@@ -49,7 +75,21 @@ std::string ChatCacheKey(std::string_view capability, const ChatRequest& request
     for (const v1::Message& m : *request.messages) {
       AppendField(&normalized, std::to_string(static_cast<int>(m.role())));
       AppendField(&normalized, m.content());
+      // Parts, tool calls and tool results only when present, so plain-text keys stay as they were.
+      if (m.parts_size() > 0 || m.tool_calls_size() > 0 || !m.tool_call_id().empty()) {
+        v1::Message rest = m;
+        rest.clear_role();
+        rest.clear_content();
+        AppendField(&normalized, rest.SerializeAsString());
+      }
     }
+  }
+  if (request.tools != nullptr && !request.tools->empty()) {
+    for (const v1::Tool& t : *request.tools) AppendField(&normalized, t.SerializeAsString());
+    AppendField(&normalized, request.tool_choice.SerializeAsString());
+  }
+  if (request.response_format.type() != v1::RESPONSE_FORMAT_TYPE_UNSPECIFIED) {
+    AppendField(&normalized, request.response_format.SerializeAsString());
   }
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(normalized.data()), normalized.size(), digest);
@@ -72,6 +112,7 @@ ChatExchange::ChatExchange(ExchangeRequest request, ChatRequest chat, bool strea
                            GatewayMetrics* metrics)
     : AttemptDriver(std::move(request), transport, resilience, sink, metrics),
       chat_(std::move(chat)),
+      features_(ChatFeatures(chat_)),
       stream_(stream),
       listener_(listener) {}
 
@@ -89,11 +130,15 @@ absl::StatusOr<HttpRequest> ChatExchange::BuildRequest(const TargetEntry& target
   for (const std::string& s : chat_.stop) params.stop.push_back(s);
   params.user = request().end_user;
   params.stream = stream_;
+  params.tools = chat_.tools;
+  params.tool_choice = chat_.tool_choice;
+  params.response_format = chat_.response_format;
   return target.provider->adapter->BuildChatRequest(params);
 }
 
 void ChatExchange::ResetAttempt() {
   body_.clear();
+  tool_calls_ = ToolCallAssembler();
   sse_.reset();
   decoder_.reset();
   finished_ = false;
@@ -137,6 +182,11 @@ absl::Status ChatExchange::OnSuccessEnd() {
     absl::StatusOr<ChatResult> result = target().provider->adapter->ParseChatResponse(body_);
     if (!result.ok()) return result.status();
     OnText(result->text);
+    for (size_t i = 0; i < result->tool_calls.size(); ++i) {
+      const v1::ToolCall& call = result->tool_calls[i];
+      OnToolCall(
+          ToolCallFragment{static_cast<int32_t>(i), call.id(), call.name(), call.arguments_json()});
+    }
     OnFinish(result->finish);
   }
   if (status.ok() && !finished_)
@@ -150,6 +200,13 @@ void ChatExchange::OnText(std::string_view text) {
   if (!committed()) Commit();
   text_.append(text);
   if (stream_) listener_->OnText(text);
+}
+
+void ChatExchange::OnToolCall(const ToolCallFragment& fragment) {
+  MarkFirstToken();
+  if (!committed()) Commit();
+  tool_calls_.Add(fragment);
+  if (stream_) listener_->OnToolCall(fragment);
 }
 
 void ChatExchange::OnFinish(const ChatFinish& finish) {
@@ -172,7 +229,15 @@ void ChatExchange::Commit() {
   start_.set_latency_class(request().latency_class == LatencyClass::kBatch
                                ? v1::LATENCY_CLASS_BATCH
                                : v1::LATENCY_CLASS_INTERACTIVE);
+  for (v1::RequestFeature f : features_) start_.add_features(f);
   listener_->OnCommit(start_);
+}
+
+v1::RequestFeature ChatExchange::UnsupportedFeature(const TargetEntry& target) const {
+  for (v1::RequestFeature f : features_) {
+    if (!target.features.Supports(f)) return f;
+  }
+  return v1::REQUEST_FEATURE_UNSPECIFIED;
 }
 
 bool ChatExchange::ServeFirst() {
@@ -199,7 +264,8 @@ bool ChatExchange::ServeFallback() {
 }
 
 void ChatExchange::OnSucceeded() {
-  if (cache_key_.empty()) return;
+  // A reply that calls tools is a step of a conversation, not an answer to reuse.
+  if (cache_key_.empty() || !tool_calls_.calls().empty()) return;
   ResponseCache::Entry entry;
   entry.text = text_;
   entry.finish_reason = finish_.reason;
@@ -239,6 +305,7 @@ void ChatExchange::ServeStatic(v1::CompletionStart start, std::string text, v1::
   start_.set_latency_class(request().latency_class == LatencyClass::kBatch
                                ? v1::LATENCY_CLASS_BATCH
                                : v1::LATENCY_CLASS_INTERACTIVE);
+  for (v1::RequestFeature f : features_) start_.add_features(f);
   listener_->OnCommit(start_);
   text_ = std::move(text);
   if (stream_ && !text_.empty()) listener_->OnText(text_);
@@ -252,6 +319,7 @@ void ChatExchange::ServeStatic(v1::CompletionStart start, std::string text, v1::
 void ChatExchange::FillOutcome(const absl::Status& /*status*/, RequestFinished& event) {
   event.cache_hit = cache_hit_;
   event.degraded = degraded_;
+  event.features = features_;
   if (cache_hit_ || degraded_) {
     event.provider = start_.provider();
     event.model = start_.model();
@@ -315,7 +383,14 @@ void ChatExchange::Deliver(const absl::Status& status, const RequestFinished& ev
     if (!committed()) Commit();
     finish.set_finish_reason(finish_.reason);
     finish.set_provider_finish_reason(finish_.provider_reason);
-    if (!stream_) listener_->OnText(text_);
+    if (!stream_) {
+      listener_->OnText(text_);
+      const std::vector<v1::ToolCall>& calls = tool_calls_.calls();
+      for (size_t i = 0; i < calls.size(); ++i) {
+        listener_->OnToolCall(ToolCallFragment{static_cast<int32_t>(i), calls[i].id(),
+                                               calls[i].name(), calls[i].arguments_json()});
+      }
+    }
   }
   listener_->OnDone(status, finish);
 }

@@ -31,6 +31,9 @@ class ChatListener {
   // OnDone for a reply with no text).
   virtual void OnCommit(const v1::CompletionStart& start) = 0;
   virtual void OnText(std::string_view text) = 0;
+  // A piece of a tool call (provider_adapter.h), after OnCommit, in the provider's order. A
+  // unary exchange delivers each whole call as one piece, before OnDone.
+  virtual void OnToolCall(const ToolCallFragment& fragment) = 0;
   // True while the listener's outbound queue is full; the exchange then pauses the upstream
   // until Resume().
   virtual bool Congested() = 0;
@@ -46,7 +49,15 @@ struct ChatRequest {
   std::optional<double> temperature;
   std::optional<double> top_p;
   std::vector<std::string> stop;
+  // Owned by the caller; may be null.
+  const google::protobuf::RepeatedPtrField<v1::Tool>* tools = nullptr;
+  v1::ToolChoice tool_choice;
+  v1::ResponseFormat response_format;
 };
+
+// What a request uses beyond plain text, in enum order (CompletionStart.features, and what
+// routing asks of a target).
+std::vector<v1::RequestFeature> ChatFeatures(const ChatRequest& request);
 
 // The response-cache key of a request: a SHA-256 over its normalized form (capability, messages,
 // the resolved max_tokens and the sampling parameters; not the user or the request id).
@@ -75,6 +86,7 @@ class ChatExchange final : public AttemptDriver, public StreamSink {
   absl::Status OnSuccessEnd() override;
   bool WantsFirstTokenTimer() const override { return stream_; }
   bool ServeFirst() override;
+  v1::RequestFeature UnsupportedFeature(const TargetEntry& target) const override;
   bool ServeFallback() override;
   void OnSucceeded() override;
   void FillOutcome(const absl::Status& status, RequestFinished& event) override;
@@ -83,6 +95,7 @@ class ChatExchange final : public AttemptDriver, public StreamSink {
 
   // StreamSink (from the decoders).
   void OnText(std::string_view text) override;
+  void OnToolCall(const ToolCallFragment& fragment) override;
   void OnFinish(const ChatFinish& finish) override;
 
   bool ServeFromCache(absl::Duration max_age, bool first_line);
@@ -93,12 +106,14 @@ class ChatExchange final : public AttemptDriver, public StreamSink {
 
   // Constant after construction.
   const ChatRequest chat_;
+  const std::vector<v1::RequestFeature> features_;
   const bool stream_;
   ChatListener* const listener_;
 
   // Transport-thread state.
-  std::string cache_key_;  // empty when the route has no cache
-  std::string text_;       // text delivered (unary mode collects it here too)
+  std::string cache_key_;         // empty when the route has no cache
+  std::string text_;              // text delivered (unary mode collects it here too)
+  ToolCallAssembler tool_calls_;  // tool calls delivered (unary mode collects them here too)
   v1::CompletionStart start_;
   bool cache_hit_ = false;
   bool degraded_ = false;

@@ -109,6 +109,8 @@ struct RequestFinished {
   std::string variant;
   // The latency class the request was served as.
   LatencyClass latency_class = LatencyClass::kInteractive;
+  // What the request used beyond plain text (tools, images, a response format), in enum order.
+  std::vector<v1::RequestFeature> features;
   google::protobuf::RepeatedPtrField<v1::Attempt> attempts;
 
   absl::Time start_time;  // wall clock, when the call was accepted

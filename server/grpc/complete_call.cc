@@ -38,6 +38,13 @@ class CompleteCall final : public CallBase, public ChatListener {
 
   void OnCommit(const v1::CompletionStart& start) override { *response_.mutable_start() = start; }
   void OnText(std::string_view text) override { response_.mutable_text()->append(text); }
+  // The exchange delivers each call whole (chat_exchange.h).
+  void OnToolCall(const ToolCallFragment& fragment) override {
+    v1::ToolCall* call = response_.add_tool_calls();
+    call->set_id(std::string(fragment.id));
+    call->set_name(std::string(fragment.name));
+    call->set_arguments_json(std::string(fragment.arguments));
+  }
   bool Congested() override { return false; }
   void OnDone(const absl::Status& status, const v1::CompletionFinish& finish) override {
     {

@@ -90,6 +90,9 @@ ChatRequest ToChatRequest(const v1::StreamCompletionRequest& r) {
   if (r.has_temperature()) c.temperature = r.temperature();
   if (r.has_top_p()) c.top_p = r.top_p();
   c.stop.assign(r.stop().begin(), r.stop().end());
+  c.tools = &r.tools();
+  c.tool_choice = r.tool_choice();
+  c.response_format = r.response_format();
   return c;
 }
 

@@ -8,6 +8,7 @@
 #define TURNPIKE_SERVER_GRPC_OUTBOUND_QUEUE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <string_view>
 
@@ -26,6 +27,10 @@ class OutboundQueue {
   void PushStart(const v1::CompletionStart& start);
   // Appends to the last pending delta if there is one, else queues a new delta.
   void PushText(std::string_view text);
+  // Queues a piece of a tool call; argument fragments of the call whose delta is still pending
+  // join it (the concatenation is unchanged, so the client's arguments stay byte-identical).
+  void PushToolCall(int32_t index, std::string_view id, std::string_view name,
+                    std::string_view arguments);
   void PushFinish(const v1::CompletionFinish& finish);
 
   // True while the upstream must stay paused: set when more than the high-water mark of text
@@ -40,7 +45,7 @@ class OutboundQueue {
   v1::StreamCompletionResponse Pop();
   // Drops everything (the client went away).
   void Clear();
-  // Text bytes waiting to be sent.
+  // Text and tool-call argument bytes waiting to be sent.
   size_t queued_bytes() const { return queued_bytes_; }
 
  private:

@@ -3,8 +3,11 @@
 #include <cmath>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -24,6 +27,11 @@ constexpr size_t kMaxTagValue = 256;
 constexpr size_t kMaxRequestId = 128;
 constexpr int32_t kMaxMaxTokens = 1000000;
 constexpr int kMaxEmbedInputs = 2048;
+// OpenAI's limit on tools per request, the smallest of the providers' (docs/tools.md).
+constexpr int kMaxTools = 128;
+constexpr size_t kMaxToolName = 64;
+// Anthropic's limit per image, the smallest of the providers' (docs/tools.md).
+constexpr size_t kMaxImageBytes = 5 << 20;
 
 absl::Status Flatten(const grpc::ByteBuffer& buffer, std::string* out) {
   std::vector<grpc::Slice> slices;
@@ -90,11 +98,33 @@ absl::Status ParseStrict(const grpc::ByteBuffer& buffer, Message* message,
 const std::vector<StringFieldSpec>& CompletionStringFields() {
   static const auto* specs = new std::vector<StringFieldSpec>{
       {1, "capability", false, {}},
-      {2, "messages", true, {{2, "content", false, {}}}},
+      {2,
+       "messages",
+       true,
+       {{2, "content", false, {}},
+        {3,
+         "parts",
+         true,
+         {{1, "text", false, {}},
+          {2, "image", false, {{1, "url", false, {}}, {3, "media_type", false, {}}}}}},
+        {4,
+         "tool_calls",
+         true,
+         {{1, "id", false, {}}, {2, "name", false, {}}, {3, "arguments_json", false, {}}}},
+        {5, "tool_call_id", false, {}}}},
       {6, "stop", true, {}},
       {7, "user", false, {}},
       {8, "tags", true, {{1, "key", false, {}}, {2, "value", false, {}}}},
       {9, "request_id", false, {}},
+      {11,
+       "tools",
+       true,
+       {{1, "name", false, {}}, {2, "description", false, {}}, {3, "parameters_json", false, {}}}},
+      {12, "tool_choice", false, {{2, "tool_name", false, {}}}},
+      {13,
+       "response_format",
+       false,
+       {{2, "json_schema", false, {}}, {3, "schema_name", false, {}}}},
   };
   return *specs;
 }
@@ -131,6 +161,159 @@ absl::Status ValidateCommon(const std::string& capability, const std::string& re
   return absl::OkStatus();
 }
 
+bool IsJsonObject(const std::string& text) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element element;
+  return parser.parse(text).get(element) == simdjson::SUCCESS && element.is_object();
+}
+
+// Letters, digits, '_' and '-', 1 to kMaxToolName bytes (OpenAI's rule, the strictest).
+bool ValidToolName(const std::string& name) {
+  if (name.empty() || name.size() > kMaxToolName) return false;
+  for (char c : name) {
+    if (!(absl::ascii_isalnum(c) || c == '_' || c == '-')) return false;
+  }
+  return true;
+}
+
+bool SupportedImageType(const std::string& type) {
+  return type == "image/png" || type == "image/jpeg" || type == "image/gif" || type == "image/webp";
+}
+
+absl::Status ValidateImage(const v1::ImagePart& image, const std::string& path) {
+  if (image.has_url()) {
+    if (!absl::StartsWith(image.url(), "https://") && !absl::StartsWith(image.url(), "http://") &&
+        !absl::StartsWith(image.url(), "data:image/")) {
+      return InvalidFieldError(path + ".url", "must be an http(s): or data:image/ URL");
+    }
+    if (image.url().size() > kMaxImageBytes * 4 / 3 + 64) {
+      return InvalidFieldError(path + ".url",
+                               absl::StrCat("image larger than ", kMaxImageBytes, " bytes"));
+    }
+    if (!image.media_type().empty() && !SupportedImageType(image.media_type())) {
+      return InvalidFieldError(path + ".media_type",
+                               "must be image/png, image/jpeg, image/gif or image/webp");
+    }
+    return absl::OkStatus();
+  }
+  if (!image.has_data() || image.data().empty()) {
+    return InvalidFieldError(path, "needs a url or data");
+  }
+  if (image.data().size() > kMaxImageBytes) {
+    return InvalidFieldError(path + ".data",
+                             absl::StrCat("image larger than ", kMaxImageBytes, " bytes"));
+  }
+  if (!SupportedImageType(image.media_type())) {
+    return InvalidFieldError(path + ".media_type",
+                             "must be image/png, image/jpeg, image/gif or image/webp");
+  }
+  return absl::OkStatus();
+}
+
+// Parts, tool calls and tool results of each message (docs/tools.md): a tool result must answer
+// a call of an earlier assistant message.
+absl::Status ValidateMessageContents(const v1::StreamCompletionRequest& request) {
+  absl::flat_hash_set<std::string> call_ids;
+  for (int i = 0; i < request.messages_size(); ++i) {
+    const v1::Message& m = request.messages(i);
+    const std::string path = absl::StrCat("messages[", i, "]");
+    if (m.parts_size() > 0 && !m.content().empty()) {
+      return InvalidFieldError(path + ".parts", "set content or parts, not both");
+    }
+    for (int p = 0; p < m.parts_size(); ++p) {
+      const v1::ContentPart& part = m.parts(p);
+      const std::string part_path = absl::StrCat(path, ".parts[", p, "]");
+      if (part.part_case() == v1::ContentPart::PART_NOT_SET) {
+        return InvalidFieldError(part_path, "needs text or image");
+      }
+      if (!part.has_image()) continue;
+      if (m.role() != v1::ROLE_USER) {
+        return InvalidFieldError(part_path + ".image", "images only in ROLE_USER messages");
+      }
+      if (absl::Status s = ValidateImage(part.image(), part_path + ".image"); !s.ok()) return s;
+    }
+    if (m.tool_calls_size() > 0 && m.role() != v1::ROLE_ASSISTANT) {
+      return InvalidFieldError(path + ".tool_calls", "only ROLE_ASSISTANT messages carry them");
+    }
+    for (int c = 0; c < m.tool_calls_size(); ++c) {
+      const v1::ToolCall& call = m.tool_calls(c);
+      const std::string call_path = absl::StrCat(path, ".tool_calls[", c, "]");
+      if (call.id().empty()) return InvalidFieldError(call_path + ".id", "is required");
+      if (!ValidToolName(call.name())) {
+        return InvalidFieldError(call_path + ".name",
+                                 "1-64 letters, digits, '_' or '-' is required");
+      }
+      if (!call.arguments_json().empty() && !IsJsonObject(call.arguments_json())) {
+        return InvalidFieldError(call_path + ".arguments_json", "must be a JSON object");
+      }
+      call_ids.insert(call.id());
+    }
+    if (m.role() == v1::ROLE_TOOL) {
+      if (m.tool_call_id().empty()) return InvalidFieldError(path + ".tool_call_id", "is required");
+      if (!call_ids.contains(m.tool_call_id())) {
+        return InvalidFieldError(path + ".tool_call_id",
+                                 "names no tool call of an earlier ROLE_ASSISTANT message");
+      }
+    } else if (!m.tool_call_id().empty()) {
+      return InvalidFieldError(path + ".tool_call_id", "only ROLE_TOOL messages carry one");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateToolsAndFormat(const v1::StreamCompletionRequest& request) {
+  if (request.tools_size() > kMaxTools) {
+    return InvalidFieldError("tools", absl::StrCat("at most ", kMaxTools, " tools"));
+  }
+  absl::flat_hash_set<std::string> names;
+  for (int i = 0; i < request.tools_size(); ++i) {
+    const v1::Tool& tool = request.tools(i);
+    const std::string path = absl::StrCat("tools[", i, "]");
+    if (!ValidToolName(tool.name())) {
+      return InvalidFieldError(path + ".name", "1-64 letters, digits, '_' or '-' is required");
+    }
+    if (!names.insert(tool.name()).second) {
+      return InvalidFieldError(path + ".name", "another tool has this name");
+    }
+    if (!tool.parameters_json().empty() && !IsJsonObject(tool.parameters_json())) {
+      return InvalidFieldError(path + ".parameters_json", "must be a JSON Schema (a JSON object)");
+    }
+  }
+  const v1::ToolChoice& choice = request.tool_choice();
+  if (choice.mode() == v1::TOOL_CHOICE_MODE_TOOL) {
+    if (!names.contains(choice.tool_name())) {
+      return InvalidFieldError("tool_choice.tool_name", "names none of the request's tools");
+    }
+  } else if (!choice.tool_name().empty()) {
+    return InvalidFieldError("tool_choice.tool_name", "only with TOOL_CHOICE_MODE_TOOL");
+  }
+  if (!v1::ToolChoiceMode_IsValid(choice.mode())) {
+    return InvalidFieldError("tool_choice.mode", "unknown mode");
+  }
+  if ((choice.mode() == v1::TOOL_CHOICE_MODE_REQUIRED ||
+       choice.mode() == v1::TOOL_CHOICE_MODE_TOOL) &&
+      request.tools_size() == 0) {
+    return InvalidFieldError("tool_choice", "requires tools");
+  }
+  const v1::ResponseFormat& format = request.response_format();
+  if (!v1::ResponseFormatType_IsValid(format.type())) {
+    return InvalidFieldError("response_format.type", "unknown type");
+  }
+  if (format.type() == v1::RESPONSE_FORMAT_TYPE_JSON_SCHEMA) {
+    if (!IsJsonObject(format.json_schema())) {
+      return InvalidFieldError("response_format.json_schema",
+                               "must be a JSON Schema (a JSON object)");
+    }
+    if (!format.schema_name().empty() && !ValidToolName(format.schema_name())) {
+      return InvalidFieldError("response_format.schema_name", "1-64 letters, digits, '_' or '-'");
+    }
+  } else if (!format.json_schema().empty()) {
+    return InvalidFieldError("response_format.json_schema",
+                             "only with RESPONSE_FORMAT_TYPE_JSON_SCHEMA");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ParseCompletionRequest(const grpc::ByteBuffer& buffer,
@@ -148,9 +331,10 @@ absl::Status ValidateCompletionRequest(const v1::StreamCompletionRequest& reques
   }
   for (int i = 0; i < request.messages_size(); ++i) {
     const v1::Role role = request.messages(i).role();
-    if (role != v1::ROLE_SYSTEM && role != v1::ROLE_USER && role != v1::ROLE_ASSISTANT) {
+    if (role != v1::ROLE_SYSTEM && role != v1::ROLE_USER && role != v1::ROLE_ASSISTANT &&
+        role != v1::ROLE_TOOL) {
       return InvalidFieldError(absl::StrCat("messages[", i, "].role"),
-                               "must be ROLE_SYSTEM, ROLE_USER or ROLE_ASSISTANT");
+                               "must be ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT or ROLE_TOOL");
     }
   }
   bool has_non_system = false;
@@ -183,7 +367,8 @@ absl::Status ValidateCompletionRequest(const v1::StreamCompletionRequest& reques
     return InvalidFieldError("latency_class",
                              "must be LATENCY_CLASS_INTERACTIVE or LATENCY_CLASS_BATCH");
   }
-  return absl::OkStatus();
+  if (absl::Status s = ValidateMessageContents(request); !s.ok()) return s;
+  return ValidateToolsAndFormat(request);
 }
 
 absl::Status ParseEmbedRequest(const grpc::ByteBuffer& buffer, v1::EmbedRequest* request) {

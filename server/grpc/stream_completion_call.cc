@@ -57,6 +57,13 @@ class StreamCall final : public CallBase, public ChatListener {
     Pump();
   }
 
+  void OnToolCall(const ToolCallFragment& fragment) override {
+    absl::MutexLock lock(&mu_);
+    if (broken_) return;
+    queue_.PushToolCall(fragment.index, fragment.id, fragment.name, fragment.arguments);
+    Pump();
+  }
+
   bool Congested() override {
     absl::MutexLock lock(&mu_);
     return queue_.Congested();

@@ -48,6 +48,10 @@ class ChatCall final : public HttpFrontDoor::Call, public ChatListener {
     PostHere([this, start] { StartStream(start); });
   }
 
+  // The HTTP front door does not pass tools yet (docs/openai-compatible.md), so no provider is
+  // offered any and none comes back here.
+  void OnToolCall(const ToolCallFragment&) override {}
+
   void OnText(std::string_view text) override {
     if (!chat_.stream) {
       text_.append(text);

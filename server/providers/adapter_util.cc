@@ -132,4 +132,18 @@ void CopyStringIfString(simdjson::ondemand::value& value, std::string& out) {
   if (value.get_string().get(s) == simdjson::SUCCESS) out.assign(s);
 }
 
+std::string_view ToolParameters(const v1::Tool& tool) {
+  if (tool.parameters_json().empty()) return R"({"type":"object","properties":{}})";
+  return tool.parameters_json();
+}
+
+std::string_view SchemaName(const v1::ResponseFormat& format) {
+  return format.schema_name().empty() ? std::string_view("response") : format.schema_name();
+}
+
+std::string ImageUrl(const v1::ImagePart& image) {
+  if (image.has_url()) return image.url();
+  return absl::StrCat("data:", image.media_type(), ";base64,", absl::Base64Escape(image.data()));
+}
+
 }  // namespace turnpike::adapter_util

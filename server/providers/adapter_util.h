@@ -18,6 +18,7 @@
 #include "server/providers/sse_parser.h"
 #include "simdjson.h"
 #include "turnpike/config/v1/snapshot.pb.h"
+#include "turnpike/v1/completion.pb.h"
 
 namespace turnpike::adapter_util {
 
@@ -100,6 +101,14 @@ simdjson::error_code ForEachField(simdjson::ondemand::value& value, Fn&& fn) {
 // `out` = `value` when `value` is a string (copied), unchanged otherwise; never fails. For error
 // bodies, which are read leniently.
 void CopyStringIfString(simdjson::ondemand::value& value, std::string& out);
+
+// The pieces of tools, images and response formats every adapter writes the same way.
+// A tool's parameter schema, or an empty object schema when it has none.
+std::string_view ToolParameters(const v1::Tool& tool);
+// A response format's schema name, "response" when unset.
+std::string_view SchemaName(const v1::ResponseFormat& format);
+// An image as a URL: its own, or a data: URL of its bytes ("data:<type>;base64,<base64>").
+std::string ImageUrl(const v1::ImagePart& image);
 
 }  // namespace turnpike::adapter_util
 

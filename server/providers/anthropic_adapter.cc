@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/json_writer.h"
@@ -69,6 +70,107 @@ ProviderErrorClass ClassFromStatus(int http_status) {
   return ProviderErrorClass::kUnknown;
 }
 
+// An image block (docs/providers.md §2.2): inline bytes as base64 with their media type, or a URL
+// (a data: URL is sent as base64, which Anthropic's url source does not take).
+void WriteImageBlock(JsonWriter& json, const v1::ImagePart& image) {
+  json.BeginObject().Key("type").String("image").Key("source").BeginObject();
+  std::string_view url = image.url();
+  if (image.has_url() && absl::StartsWith(adapter_util::AsAbsl(url), "data:")) {
+    const size_t semi = url.find(';');
+    const size_t comma = url.find(',');
+    if (semi != std::string_view::npos && comma != std::string_view::npos && semi < comma) {
+      json.Key("type").String("base64").Key("media_type").String(url.substr(5, semi - 5));
+      json.Key("data").String(url.substr(comma + 1));
+    } else {
+      json.Key("type").String("url").Key("url").String(url);
+    }
+  } else if (image.has_url()) {
+    json.Key("type").String("url").Key("url").String(url);
+  } else {
+    json.Key("type").String("base64").Key("media_type").String(image.media_type());
+    json.Key("data").String(absl::Base64Escape(image.data()));
+  }
+  json.EndObject().EndObject();
+}
+
+// One message as Anthropic content blocks (docs/providers.md §2.2): text and image parts; an
+// assistant's tool calls as tool_use blocks (input is the arguments' JSON object, as written); a
+// tool result as a user message's tool_result block. System messages went to `system`.
+void WriteAnthropicMessage(JsonWriter& json, const v1::Message& message) {
+  const bool tool_result = message.role() == v1::ROLE_TOOL;
+  const char* role = message.role() == v1::ROLE_USER || tool_result ? "user"
+                     : message.role() == v1::ROLE_ASSISTANT         ? "assistant"
+                                                                    : nullptr;
+  if (role == nullptr) return;
+  const bool plain = message.parts_size() == 0 && message.tool_calls_size() == 0 && !tool_result;
+  if (plain && message.content().empty()) return;
+  json.BeginObject().Key("role").String(role).Key("content");
+  if (plain) {
+    json.String(message.content()).EndObject();
+    return;
+  }
+  json.BeginArray();
+  if (tool_result) {
+    json.BeginObject().Key("type").String("tool_result");
+    json.Key("tool_use_id").String(message.tool_call_id()).Key("content");
+  }
+  if (tool_result && message.parts_size() > 0) json.BeginArray();
+  if (!message.content().empty()) {
+    if (tool_result) {
+      json.String(message.content());
+    } else {
+      json.BeginObject().Key("type").String("text").Key("text").String(message.content());
+      json.EndObject();
+    }
+  }
+  for (const v1::ContentPart& part : message.parts()) {
+    if (part.has_image()) {
+      WriteImageBlock(json, part.image());
+    } else {
+      json.BeginObject().Key("type").String("text").Key("text").String(part.text()).EndObject();
+    }
+  }
+  if (tool_result) {
+    if (message.parts_size() > 0) json.EndArray();
+    if (message.parts_size() == 0 && message.content().empty()) json.String("");
+    json.EndObject();
+  }
+  for (const v1::ToolCall& call : message.tool_calls()) {
+    json.BeginObject().Key("type").String("tool_use").Key("id").String(call.id());
+    json.Key("name").String(call.name()).Key("input");
+    json.Raw(call.arguments_json().empty() ? std::string_view("{}") : call.arguments_json());
+    json.EndObject();
+  }
+  json.EndArray().EndObject();
+}
+
+// tools and tool_choice (docs/providers.md §2.2): auto, any (= required), tool (named), none.
+void WriteAnthropicTools(JsonWriter& json, const ChatParams& params) {
+  if (params.tools == nullptr || params.tools->empty()) return;
+  json.Key("tools").BeginArray();
+  for (const v1::Tool& tool : *params.tools) {
+    json.BeginObject().Key("name").String(tool.name());
+    if (!tool.description().empty()) json.Key("description").String(tool.description());
+    json.Key("input_schema").Raw(adapter_util::ToolParameters(tool));
+    json.EndObject();
+  }
+  json.EndArray();
+  switch (params.tool_choice.mode()) {
+    case v1::TOOL_CHOICE_MODE_NONE:
+      json.Key("tool_choice").BeginObject().Key("type").String("none").EndObject();
+      break;
+    case v1::TOOL_CHOICE_MODE_REQUIRED:
+      json.Key("tool_choice").BeginObject().Key("type").String("any").EndObject();
+      break;
+    case v1::TOOL_CHOICE_MODE_TOOL:
+      json.Key("tool_choice").BeginObject().Key("type").String("tool");
+      json.Key("name").String(params.tool_choice.tool_name()).EndObject();
+      break;
+    default:  // auto, Anthropic's default with tools
+      break;
+  }
+}
+
 }  // namespace
 
 AnthropicAdapter::AnthropicAdapter(const config::v1::Provider& provider, std::string api_key)
@@ -101,18 +203,10 @@ HttpRequest AnthropicAdapter::BuildChatRequest(const ChatParams& params) const {
   if (!system.empty()) json.Key("system").String(system);
   json.Key("messages").BeginArray();
   if (params.messages != nullptr) {
-    for (const v1::Message& message : *params.messages) {
-      const char* role = message.role() == v1::ROLE_USER        ? "user"
-                         : message.role() == v1::ROLE_ASSISTANT ? "assistant"
-                                                                : nullptr;
-      if (role == nullptr || message.content().empty()) continue;
-      json.BeginObject();
-      json.Key("role").String(role);
-      json.Key("content").String(message.content());
-      json.EndObject();
-    }
+    for (const v1::Message& message : *params.messages) WriteAnthropicMessage(json, message);
   }
   json.EndArray();
+  WriteAnthropicTools(json, params);
   json.Key("stream").Bool(params.stream);
   if (params.temperature.has_value()) {
     // Anthropic's range is 0–1, ours 0–2. Clamp rather than scale: values up to 1 keep their

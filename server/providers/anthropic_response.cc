@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "server/providers/adapter_util.h"
@@ -98,6 +99,7 @@ class AnthropicStreamDecoder final : public StreamDecoder {
   enum class Kind {
     kIgnored,
     kMessageStart,
+    kContentBlockStart,
     kContentBlockDelta,
     kMessageDelta,
     kMessageStop,
@@ -115,15 +117,18 @@ class AnthropicStreamDecoder final : public StreamDecoder {
   Usage delta_usage_;          // cumulative, from the message_delta events
   std::string stop_reason_;
   bool finished_ = false;
+  // The content-block index of each tool_use block so far; a call's index is its position here.
+  std::vector<int64_t> tool_blocks_;
 };
 
 AnthropicStreamDecoder::Kind AnthropicStreamDecoder::KindOf(std::string_view type) {
   if (type == "content_block_delta") return Kind::kContentBlockDelta;
+  if (type == "content_block_start") return Kind::kContentBlockStart;
   if (type == "message_start") return Kind::kMessageStart;
   if (type == "message_delta") return Kind::kMessageDelta;
   if (type == "message_stop") return Kind::kMessageStop;
   if (type == "error") return Kind::kError;
-  // ping, content_block_start/stop and event types added later (which must be ignored).
+  // ping, content_block_stop and event types added later (which must be ignored).
   return Kind::kIgnored;
 }
 
@@ -169,7 +174,8 @@ absl::Status AnthropicStreamDecoder::Handle(Kind kind, std::string_view event,
   ondemand::object root;
   simdjson::error_code error = doc.get_object().get(root);
   // Text and error are acted on only once the whole event has been read and found well-formed.
-  std::optional<std::string_view> delta_type, text;
+  std::optional<std::string_view> delta_type, text, partial_json, block_type, block_id, block_name;
+  std::optional<int64_t> block_index;
   bool has_error = false;
   std::string error_type, error_message;
   Usage usage;
@@ -182,11 +188,22 @@ absl::Status AnthropicStreamDecoder::Handle(Kind kind, std::string_view event,
           return ForEachField(value, [&](std::string_view message_key, ondemand::value& v) {
             return message_key == "usage" ? ReadUsage(v, usage) : simdjson::SUCCESS;
           });
+        case Kind::kContentBlockStart:
+          if (key == "index") return ReadInt(value, block_index);
+          if (key != "content_block") return simdjson::SUCCESS;
+          return ForEachField(value, [&](std::string_view block_key, ondemand::value& v) {
+            if (block_key == "type") return ReadString(v, block_type);
+            if (block_key == "id") return ReadString(v, block_id);
+            if (block_key == "name") return ReadString(v, block_name);
+            return simdjson::SUCCESS;
+          });
         case Kind::kContentBlockDelta:
+          if (key == "index") return ReadInt(value, block_index);
           if (key != "delta") return simdjson::SUCCESS;
           return ForEachField(value, [&](std::string_view delta_key, ondemand::value& v) {
             if (delta_key == "type") return ReadString(v, delta_type);
             if (delta_key == "text") return ReadString(v, text);
+            if (delta_key == "partial_json") return ReadString(v, partial_json);
             return simdjson::SUCCESS;
           });
         case Kind::kMessageDelta:
@@ -214,10 +231,29 @@ absl::Status AnthropicStreamDecoder::Handle(Kind kind, std::string_view event,
     case Kind::kMessageStart:
       start_usage_ = usage;
       break;
+    case Kind::kContentBlockStart:
+      // A tool_use block starts a call: its id and name now, its input as input_json_delta
+      // fragments (the block's `input` here is an empty placeholder).
+      if (block_type == "tool_use") {
+        tool_blocks_.push_back(block_index.value_or(-1));
+        sink.OnToolCall(ToolCallFragment{static_cast<int32_t>(tool_blocks_.size() - 1),
+                                         block_id.value_or(""), block_name.value_or(""), ""});
+      }
+      break;
     case Kind::kContentBlockDelta:
-      // Only text reaches the caller: input_json_delta (tool arguments), thinking_delta,
-      // signature_delta and citations_delta are not part of the normalized stream.
+      // Text and tool arguments reach the caller; thinking_delta, signature_delta and
+      // citations_delta are not part of the normalized stream.
       if (delta_type == "text_delta" && text.has_value() && !text->empty()) sink.OnText(*text);
+      if (delta_type == "input_json_delta" && partial_json.has_value()) {
+        const int64_t block = block_index.value_or(-1);
+        for (size_t i = 0; i < tool_blocks_.size(); ++i) {
+          if (tool_blocks_[i] != block) continue;
+          if (!partial_json->empty()) {
+            sink.OnToolCall(ToolCallFragment{static_cast<int32_t>(i), "", "", *partial_json});
+          }
+          break;
+        }
+      }
       break;
     case Kind::kMessageDelta:
       delta_usage_.Update(usage);
@@ -271,14 +307,31 @@ absl::StatusOr<ChatResult> AnthropicAdapter::ParseChatResponse(std::string_view 
   std::string error_type, error_message;
 
   auto read_block = [&](ondemand::value& block) {
-    std::optional<std::string_view> block_type, text;
+    std::optional<std::string_view> block_type, text, id, name;
+    std::string_view input;
     auto error = ForEachField(block, [&](std::string_view key, ondemand::value& v) {
       if (key == "type") return ReadString(v, block_type);
       if (key == "text") return ReadString(v, text);
+      if (key == "id") return ReadString(v, id);
+      if (key == "name") return ReadString(v, name);
+      // A tool_use block's input is a JSON object; its text is the call's arguments as sent.
+      if (key == "input") return simdjson::to_json_string(v).get(input);
       return simdjson::SUCCESS;
     });
-    // tool_use, thinking and other blocks are not part of the normalized reply.
-    if (!error && block_type == "text" && text.has_value()) result.text.append(*text);
+    if (error) return error;
+    if (block_type == "text" && text.has_value()) result.text.append(*text);
+    if (block_type == "tool_use") {
+      v1::ToolCall& call = result.tool_calls.emplace_back();
+      call.set_id(std::string(id.value_or("")));
+      call.set_name(std::string(name.value_or("")));
+      // to_json_string() keeps trailing whitespace; the arguments are the object's text alone.
+      while (!input.empty() && (input.back() == ' ' || input.back() == '\n' ||
+                                input.back() == '\r' || input.back() == '\t')) {
+        input.remove_suffix(1);
+      }
+      call.set_arguments_json(std::string(input));
+    }
+    // thinking and other blocks are not part of the normalized reply.
     return error;
   };
   auto parse = [&]() -> simdjson::error_code {

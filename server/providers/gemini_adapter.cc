@@ -6,12 +6,14 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/json_writer.h"
 #include "server/providers/adapter_util.h"
 #include "server/providers/adapters.h"
+#include "simdjson.h"
 
 namespace turnpike {
 namespace {
@@ -50,6 +52,7 @@ std::string ModelPath(std::string_view model) {
 const char* RoleName(v1::Role role) {
   switch (role) {
     case v1::ROLE_USER:
+    case v1::ROLE_TOOL:  // a functionResponse comes from the user's side
       return "user";
     case v1::ROLE_ASSISTANT:
       return "model";
@@ -58,23 +61,129 @@ const char* RoleName(v1::Role role) {
   }
 }
 
+bool IsJsonObjectText(std::string_view text) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element element;
+  return parser.parse(text.data(), text.size()).get(element) == simdjson::SUCCESS &&
+         element.is_object();
+}
+
+// An image part (docs/providers.md §3.2): bytes (or a data: URL) as inlineData, another URL as
+// fileData.
+void WriteImagePart(const v1::ImagePart& image, JsonWriter& json) {
+  std::string_view url = image.url();
+  if (!image.has_url()) {
+    json.BeginObject().Key("inlineData").BeginObject();
+    json.Key("mimeType").String(image.media_type());
+    json.Key("data").String(absl::Base64Escape(image.data())).EndObject().EndObject();
+    return;
+  }
+  const size_t semi = url.find(';');
+  const size_t comma = url.find(',');
+  if (absl::StartsWith(AsAbsl(url), "data:") && semi != std::string_view::npos &&
+      comma != std::string_view::npos && semi < comma) {
+    json.BeginObject().Key("inlineData").BeginObject();
+    json.Key("mimeType").String(url.substr(5, semi - 5));
+    json.Key("data").String(url.substr(comma + 1)).EndObject().EndObject();
+    return;
+  }
+  json.BeginObject().Key("fileData").BeginObject();
+  if (!image.media_type().empty()) json.Key("mimeType").String(image.media_type());
+  json.Key("fileUri").String(url).EndObject().EndObject();
+}
+
+// The name of the tool call `id` answers: Gemini's functionResponse names the function, not the
+// call. The latest call with that id before message `before` (the ids the gateway makes for
+// Gemini's calls, call_0, call_1..., repeat from one reply to the next).
+std::string_view CalledName(const google::protobuf::RepeatedPtrField<v1::Message>& messages,
+                            int before, std::string_view id) {
+  for (int i = before - 1; i >= 0; --i) {
+    for (const v1::ToolCall& call : messages.Get(i).tool_calls()) {
+      if (call.id() == id) return call.name();
+    }
+  }
+  return "";
+}
+
+// contents[] (docs/providers.md §3.2): consecutive messages of one Gemini role share a Content;
+// parts are text, images, functionCall (an assistant's tool calls, args as written) and
+// functionResponse (a tool result; a result that is not a JSON object is wrapped as
+// {"result": text}).
 void WriteContents(const google::protobuf::RepeatedPtrField<v1::Message>& messages,
                    JsonWriter& json) {
   json.Key("contents").BeginArray();
-  // Role of the Content being written; ROLE_UNSPECIFIED when none is open.
-  v1::Role open_role = v1::ROLE_UNSPECIFIED;
-  for (const v1::Message& message : messages) {
+  const char* open_role = nullptr;  // the Gemini role of the Content being written
+  for (int index = 0; index < messages.size(); ++index) {
+    const v1::Message& message = messages.Get(index);
     const char* role_name = RoleName(message.role());
-    if (role_name == nullptr || message.content().empty()) continue;
-    if (message.role() != open_role) {
-      if (open_role != v1::ROLE_UNSPECIFIED) json.EndArray().EndObject();
-      json.BeginObject().Key("role").String(role_name).Key("parts").BeginArray();
-      open_role = message.role();
+    if (role_name == nullptr) continue;
+    const bool tool_result = message.role() == v1::ROLE_TOOL;
+    if (!tool_result && message.content().empty() && message.parts_size() == 0 &&
+        message.tool_calls_size() == 0) {
+      continue;
     }
-    json.BeginObject().Key("text").String(message.content()).EndObject();
+    if (open_role == nullptr || std::string_view(open_role) != role_name) {
+      if (open_role != nullptr) json.EndArray().EndObject();
+      json.BeginObject().Key("role").String(role_name).Key("parts").BeginArray();
+      open_role = role_name;
+    }
+    if (tool_result) {
+      json.BeginObject().Key("functionResponse").BeginObject();
+      json.Key("name").String(CalledName(messages, index, message.tool_call_id()));
+      json.Key("response");
+      std::string text = message.content();
+      for (const v1::ContentPart& part : message.parts()) text += part.text();
+      if (IsJsonObjectText(text)) {
+        json.Raw(text);
+      } else {
+        json.BeginObject().Key("result").String(text).EndObject();
+      }
+      json.EndObject().EndObject();
+      continue;
+    }
+    if (!message.content().empty()) {
+      json.BeginObject().Key("text").String(message.content()).EndObject();
+    }
+    for (const v1::ContentPart& part : message.parts()) {
+      if (part.has_image()) {
+        WriteImagePart(part.image(), json);
+      } else {
+        json.BeginObject().Key("text").String(part.text()).EndObject();
+      }
+    }
+    for (const v1::ToolCall& call : message.tool_calls()) {
+      json.BeginObject().Key("functionCall").BeginObject().Key("name").String(call.name());
+      json.Key("args").Raw(call.arguments_json().empty() ? std::string_view("{}")
+                                                         : call.arguments_json());
+      json.EndObject().EndObject();
+    }
   }
-  if (open_role != v1::ROLE_UNSPECIFIED) json.EndArray().EndObject();
+  if (open_role != nullptr) json.EndArray().EndObject();
   json.EndArray();
+}
+
+// tools[].functionDeclarations and toolConfig.functionCallingConfig (AUTO, NONE, ANY, ANY with
+// allowedFunctionNames for a named tool).
+void WriteTools(const ChatParams& params, JsonWriter& json) {
+  if (params.tools == nullptr || params.tools->empty()) return;
+  json.Key("tools").BeginArray().BeginObject().Key("functionDeclarations").BeginArray();
+  for (const v1::Tool& tool : *params.tools) {
+    json.BeginObject().Key("name").String(tool.name());
+    if (!tool.description().empty()) json.Key("description").String(tool.description());
+    json.Key("parameters").Raw(adapter_util::ToolParameters(tool)).EndObject();
+  }
+  json.EndArray().EndObject().EndArray();
+  const v1::ToolChoice& choice = params.tool_choice;
+  if (choice.mode() == v1::TOOL_CHOICE_MODE_UNSPECIFIED ||
+      choice.mode() == v1::TOOL_CHOICE_MODE_AUTO) {
+    return;
+  }
+  json.Key("toolConfig").BeginObject().Key("functionCallingConfig").BeginObject();
+  json.Key("mode").String(choice.mode() == v1::TOOL_CHOICE_MODE_NONE ? "NONE" : "ANY");
+  if (choice.mode() == v1::TOOL_CHOICE_MODE_TOOL) {
+    json.Key("allowedFunctionNames").BeginArray().String(choice.tool_name()).EndArray();
+  }
+  json.EndObject().EndObject();
 }
 
 void WriteSystemInstruction(const google::protobuf::RepeatedPtrField<v1::Message>& messages,
@@ -116,6 +225,7 @@ HttpRequest GeminiAdapter::BuildChatRequest(const ChatParams& params) const {
   json.BeginObject();
   WriteContents(messages, json);
   WriteSystemInstruction(messages, json);
+  WriteTools(params, json);
   json.Key("generationConfig").BeginObject();
   json.Key("maxOutputTokens").Int(params.max_tokens);
   // Gemini's temperature range is 0–2, like ours: passed through.
@@ -125,6 +235,15 @@ HttpRequest GeminiAdapter::BuildChatRequest(const ChatParams& params) const {
     json.Key("stopSequences").BeginArray();
     for (std::string_view stop : params.stop) json.String(stop);
     json.EndArray();
+  }
+  // response format: JSON as the MIME type, and the schema as responseSchema.
+  const v1::ResponseFormat& format = params.response_format;
+  if (format.type() == v1::RESPONSE_FORMAT_TYPE_JSON_OBJECT ||
+      format.type() == v1::RESPONSE_FORMAT_TYPE_JSON_SCHEMA) {
+    json.Key("responseMimeType").String("application/json");
+  }
+  if (format.type() == v1::RESPONSE_FORMAT_TYPE_JSON_SCHEMA) {
+    json.Key("responseSchema").Raw(format.json_schema());
   }
   json.EndObject();
   json.EndObject();

@@ -96,6 +96,14 @@ class ChunkReader {
       return ProviderErrorStatus(ToProviderError(0, std::move(chunk.error), api_key_));
     }
     for (std::string_view text : chunk.texts) sink.OnText(text);
+    // Each functionCall is a whole call; Gemini may leave out its id, so one is made from its
+    // position ("call_0", ...), which the tool result then names.
+    for (const Call& call : chunk.calls) {
+      const int32_t index = calls_++;
+      const std::string made_id = absl::StrCat("call_", index);
+      sink.OnToolCall(ToolCallFragment{index, call.id.empty() ? made_id : call.id, call.name,
+                                       call.args.empty() ? std::string_view("{}") : call.args});
+    }
     // Each count present replaces the earlier one (they are cumulative). Early chunks may carry
     // only some of them (Vertex sends just trafficType), which must not reset the others.
     if (chunk.prompt_tokens) prompt_tokens_ = chunk.prompt_tokens;
@@ -122,6 +130,10 @@ class ChunkReader {
     ChatFinish finish;
     finish.reason =
         blocked_ ? v1::FINISH_REASON_CONTENT_FILTER : GeminiFinishReason(finish_reason_);
+    // Gemini ends a reply that calls functions with STOP; it is a tool-call finish.
+    if (calls_ > 0 && finish.reason == v1::FINISH_REASON_STOP) {
+      finish.reason = v1::FINISH_REASON_TOOL_CALLS;
+    }
     finish.provider_reason = finish_reason_;
     finish.usage_reported = usage_reported_;
     // docs/providers.md §3.3. Tool-use prompt tokens are prompt tokens; cachedContentTokenCount
@@ -136,8 +148,12 @@ class ChunkReader {
 
  private:
   // What one chunk says. Views point into parser_ and live until the next chunk.
+  struct Call {
+    std::string_view id, name, args;
+  };
   struct Chunk {
     std::vector<std::string_view> texts;
+    std::vector<Call> calls;  // functionCall parts, each whole (Gemini does not stream args)
     std::optional<std::string_view> finish_reason;
     std::optional<std::string_view> block_reason;
     bool has_candidates = false;
@@ -206,12 +222,34 @@ class ChunkReader {
         if (auto error = std::move(part_result).get(part)) return error;
         std::optional<std::string_view> text;
         std::optional<bool> thought;
+        std::optional<Call> call;
         auto error = ForEachField(part, [&](std::string_view part_key, ondemand::value& v) {
           if (part_key == "text") return ReadString(v, text);
           if (part_key == "thought") return ReadBool(v, thought);
+          if (part_key == "functionCall") {
+            call.emplace();
+            return ForEachField(v, [&](std::string_view call_key, ondemand::value& c) {
+              std::optional<std::string_view> field;
+              simdjson::error_code e = simdjson::SUCCESS;
+              if (call_key == "name" || call_key == "id") {
+                e = ReadString(c, field);
+                if (!e) (call_key == "name" ? call->name : call->id) = field.value_or("");
+              } else if (call_key == "args") {
+                // The arguments object's text as sent (to_json_string keeps trailing whitespace).
+                e = simdjson::to_json_string(c).get(call->args);
+                while (!call->args.empty() &&
+                       (call->args.back() == ' ' || call->args.back() == '\n' ||
+                        call->args.back() == '\r' || call->args.back() == '\t')) {
+                  call->args.remove_suffix(1);
+                }
+              }
+              return e;
+            });
+          }
           return simdjson::SUCCESS;
         });
         if (error) return error;
+        if (call.has_value()) chunk.calls.push_back(*call);
         // Empty parts (often carrying only a thoughtSignature) and thought summaries are skipped.
         if (text.has_value() && !text->empty() && !thought.value_or(false)) {
           chunk.texts.push_back(*text);
@@ -243,6 +281,7 @@ class ChunkReader {
   bool usage_reported_ = false;
   std::string finish_reason_;  // the last non-empty finishReason, or the blockReason
   bool blocked_ = false;
+  int32_t calls_ = 0;  // functionCall parts so far
 };
 
 class GeminiStreamDecoder final : public StreamDecoder {
@@ -276,11 +315,14 @@ class GeminiStreamDecoder final : public StreamDecoder {
 class TextCollector final : public StreamSink {
  public:
   void OnText(std::string_view text) override { text_.append(text); }
+  void OnToolCall(const ToolCallFragment& fragment) override { tool_calls_.Add(fragment); }
   void OnFinish(const ChatFinish&) override {}
   std::string& text() { return text_; }
+  ToolCallAssembler& tool_calls() { return tool_calls_; }
 
  private:
   std::string text_;
+  ToolCallAssembler tool_calls_;
 };
 
 }  // namespace
@@ -296,6 +338,7 @@ absl::StatusOr<ChatResult> GeminiAdapter::ParseChatResponse(std::string_view bod
   if (absl::Status status = reader.Read(json, body, collector); !status.ok()) return status;
   ChatResult result;
   result.text = std::move(collector.text());
+  result.tool_calls = collector.tool_calls().Release();
   // A whole response without finishReason is unusual but complete: the reason stays unknown.
   result.finish = reader.finish();
   return result;

@@ -29,11 +29,16 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/json_writer.h"
+#include "server/providers/adapter_util.h"
 #include "server/providers/adapters.h"
 #include "server/providers/openai_internal.h"
 
 namespace turnpike {
 namespace {
+
+using adapter_util::ImageUrl;
+using adapter_util::SchemaName;
+using adapter_util::ToolParameters;
 
 // First Azure api-version that knows max_completion_tokens and stream_options.
 constexpr std::string_view kAzureModernApiVersion = "2024-09-01";
@@ -62,6 +67,7 @@ OpenAiDialect DialectFor(const config::v1::Provider& provider) {
       d.send_stream_options = true;
       d.send_user = false;
       d.done_requires_finish = provider.compat_flavor() == config::v1::COMPAT_FLAVOR_LLAMA_CPP;
+      d.send_tool_choice = provider.compat_flavor() != config::v1::COMPAT_FLAVOR_OLLAMA;
       break;
     default:  // PROVIDER_KIND_OPENAI
       break;
@@ -128,8 +134,104 @@ std::string_view RoleName(v1::Role role) {
       return "system";
     case v1::ROLE_ASSISTANT:
       return "assistant";
+    case v1::ROLE_TOOL:
+      return "tool";
     default:  // ROLE_USER; the service rejects ROLE_UNSPECIFIED before routing
       return "user";
+  }
+}
+
+// A message's content: its text, or its parts as OpenAI content parts (docs/providers.md §1.2);
+// inline image bytes travel as a data: URL. An assistant message that only calls tools has null
+// content.
+void WriteContent(JsonWriter& w, const v1::Message& m) {
+  w.Key("content");
+  if (m.parts_size() == 0) {
+    if (m.content().empty() && m.tool_calls_size() > 0) {
+      w.Null();
+    } else {
+      w.String(m.content());
+    }
+    return;
+  }
+  w.BeginArray();
+  for (const v1::ContentPart& part : m.parts()) {
+    w.BeginObject();
+    if (part.has_image()) {
+      w.Key("type").String("image_url").Key("image_url").BeginObject().Key("url");
+      w.String(ImageUrl(part.image()));
+      w.EndObject();
+    } else {
+      w.Key("type").String("text").Key("text").String(part.text());
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+void WriteMessage(JsonWriter& w, const v1::Message& m) {
+  w.BeginObject().Key("role").String(RoleName(m.role()));
+  WriteContent(w, m);
+  if (m.role() == v1::ROLE_TOOL) w.Key("tool_call_id").String(m.tool_call_id());
+  if (m.tool_calls_size() > 0) {
+    w.Key("tool_calls").BeginArray();
+    for (const v1::ToolCall& call : m.tool_calls()) {
+      w.BeginObject().Key("id").String(call.id()).Key("type").String("function");
+      w.Key("function").BeginObject().Key("name").String(call.name());
+      w.Key("arguments").String(call.arguments_json()).EndObject();
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  w.EndObject();
+}
+
+// tools, tool_choice and response_format (docs/providers.md §1.2). Schemas were validated as JSON
+// objects on the way in, so they are inserted as they are.
+void WriteToolsAndFormat(JsonWriter& w, const ChatParams& params, const OpenAiDialect& dialect) {
+  if (params.tools != nullptr && !params.tools->empty()) {
+    w.Key("tools").BeginArray();
+    for (const v1::Tool& tool : *params.tools) {
+      w.BeginObject().Key("type").String("function").Key("function").BeginObject();
+      w.Key("name").String(tool.name());
+      if (!tool.description().empty()) w.Key("description").String(tool.description());
+      w.Key("parameters").Raw(ToolParameters(tool));
+      w.EndObject().EndObject();
+    }
+    w.EndArray();
+    const v1::ToolChoice& choice = params.tool_choice;
+    if (dialect.send_tool_choice) {
+      switch (choice.mode()) {
+        case v1::TOOL_CHOICE_MODE_NONE:
+          w.Key("tool_choice").String("none");
+          break;
+        case v1::TOOL_CHOICE_MODE_REQUIRED:
+          w.Key("tool_choice").String("required");
+          break;
+        case v1::TOOL_CHOICE_MODE_TOOL:
+          w.Key("tool_choice").BeginObject().Key("type").String("function");
+          w.Key("function").BeginObject().Key("name").String(choice.tool_name()).EndObject();
+          w.EndObject();
+          break;
+        default:  // auto is OpenAI's default with tools
+          break;
+      }
+    }
+  }
+  const v1::ResponseFormat& format = params.response_format;
+  switch (format.type()) {
+    case v1::RESPONSE_FORMAT_TYPE_JSON_OBJECT:
+      w.Key("response_format").BeginObject().Key("type").String("json_object").EndObject();
+      break;
+    case v1::RESPONSE_FORMAT_TYPE_JSON_SCHEMA:
+      w.Key("response_format").BeginObject().Key("type").String("json_schema");
+      w.Key("json_schema").BeginObject().Key("name").String(SchemaName(format));
+      w.Key("schema").Raw(format.json_schema());
+      if (format.strict()) w.Key("strict").Bool(true);
+      w.EndObject().EndObject();
+      break;
+    default:  // text: the default, not sent
+      break;
   }
 }
 
@@ -163,10 +265,7 @@ HttpRequest OpenAiAdapter::BuildChatRequest(const ChatParams& params) const {
   w.Key("model").String(params.model);
   w.Key("messages").BeginArray();
   if (params.messages != nullptr) {
-    for (const v1::Message& m : *params.messages) {
-      w.BeginObject().Key("role").String(RoleName(m.role())).Key("content").String(m.content());
-      w.EndObject();
-    }
+    for (const v1::Message& m : *params.messages) WriteMessage(w, m);
   }
   w.EndArray();
   w.Key("stream").Bool(params.stream);
@@ -183,6 +282,7 @@ HttpRequest OpenAiAdapter::BuildChatRequest(const ChatParams& params) const {
     w.EndArray();
   }
   if (dialect_.send_user && !params.user.empty()) w.Key("user").String(params.user);
+  WriteToolsAndFormat(w, params, dialect_);
   w.EndObject();
   return HttpRequest{Url(params.model, "chat/completions"), Headers(params.stream), w.Release()};
 }

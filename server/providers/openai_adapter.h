@@ -34,6 +34,9 @@ struct OpenAiDialect {
   // Old llama.cpp reports mid-stream errors in a non-standard `error:` SSE field that parsers
   // drop, then sends [DONE]; for it a [DONE] with no finish_reason is a failure, not a success.
   bool done_requires_finish = false;
+  // Ollama's /v1 has no `tool_choice` (docs/providers.md §5.3): auto is its only behaviour, so
+  // the field is left out rather than sent and ignored.
+  bool send_tool_choice = true;
 };
 
 class OpenAiAdapter final : public ProviderAdapter {

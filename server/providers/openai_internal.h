@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "server/providers/provider_adapter.h"
@@ -51,6 +52,9 @@ struct ChoiceFields {
   bool has_finish_reason = false;  // present and not null
   bool has_usage = false;          // a non-null `usage` inside the choice (Moonshot)
   UsageFields usage;
+  // delta.tool_calls / message.tool_calls, in order. In a unary message a call's index is its
+  // position in the array.
+  std::vector<ToolCallFragment> tool_calls;
 };
 
 // Reads one choice; `message_key` is "delta" in streams and "message" in unary responses.

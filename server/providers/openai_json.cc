@@ -148,6 +148,67 @@ void ApplyUsage(const UsageFields& usage, ChatFinish& finish) {
   finish.reasoning_output_tokens = usage.reasoning_tokens;
 }
 
+namespace {
+
+// Reads `tool_calls` (docs/providers.md §1.3, §1.4): null, or an array of
+// {"index", "id", "type", "function": {"name", "arguments"}} where a stream's chunks carry only
+// `index` and the next `arguments` fragment after a call's first one. Arguments are taken as the
+// provider's string, unescaped, so the client gets exactly the JSON text the model wrote.
+absl::Status ReadToolCalls(simdjson::ondemand::value& value, std::vector<ToolCallFragment>& out,
+                           std::string_view what, std::string_view payload) {
+  constexpr std::string_view kWhere = "choices[].tool_calls";
+  json_type type;
+  if (auto error = value.type().get(type)) return MalformedError(what, error, kWhere, payload);
+  if (type == json_type::null) return absl::OkStatus();
+  simdjson::ondemand::array calls;
+  if (auto error = value.get_array().get(calls))
+    return MalformedError(what, error, kWhere, payload);
+  int32_t position = 0;
+  for (auto element : calls) {
+    simdjson::ondemand::object call;
+    if (auto error = element.get_object().get(call)) {
+      return MalformedError(what, error, kWhere, payload);
+    }
+    ToolCallFragment fragment;
+    fragment.index = position++;
+    for (auto member : call) {
+      std::string_view key;
+      simdjson::ondemand::value v;
+      simdjson::error_code error = member.unescaped_key().get(key);
+      if (!error) error = member.value().get(v);
+      if (error) return MalformedError(what, error, kWhere, payload);
+      bool present = false;
+      if (key == "index") {
+        int64_t index = 0;
+        if (auto e = v.get_int64().get(index); e || index < 0 || index > 1024) {
+          return MalformedError(what, e ? e : simdjson::NUMBER_OUT_OF_RANGE, kWhere, payload);
+        }
+        fragment.index = static_cast<int32_t>(index);
+      } else if (key == "id") {
+        if (auto e = GetNullableString(v, fragment.id, present)) {
+          return MalformedError(what, e, kWhere, payload);
+        }
+      } else if (key == "function") {
+        simdjson::ondemand::object function;
+        if (auto e = v.get_object().get(function)) return MalformedError(what, e, kWhere, payload);
+        for (auto f : function) {
+          std::string_view fkey;
+          simdjson::ondemand::value fv;
+          simdjson::error_code e = f.unescaped_key().get(fkey);
+          if (!e) e = f.value().get(fv);
+          if (!e && fkey == "name") e = GetNullableString(fv, fragment.name, present);
+          if (!e && fkey == "arguments") e = GetNullableString(fv, fragment.arguments, present);
+          if (e) return MalformedError(what, e, kWhere, payload);
+        }
+      }
+    }
+    out.push_back(fragment);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status ReadChoice(simdjson::ondemand::value& choice, std::string_view message_key,
                         ChoiceFields& fields, std::string_view what, std::string_view payload) {
   fields = ChoiceFields();
@@ -190,7 +251,16 @@ absl::Status ReadChoice(simdjson::ondemand::value& choice, std::string_view mess
         if (auto error = part.unescaped_key().get(part_key)) {
           return MalformedError(what, error, "choices[].message", payload);
         }
-        // role, refusal, tool_calls, reasoning, annotations...: not part of the text contract.
+        if (part_key == "tool_calls") {
+          simdjson::ondemand::value calls;
+          if (auto error = part.value().get(calls)) {
+            return MalformedError(what, error, "choices[].message.tool_calls", payload);
+          }
+          absl::Status status = ReadToolCalls(calls, fields.tool_calls, what, payload);
+          if (!status.ok()) return status;
+          continue;
+        }
+        // role, refusal, reasoning, annotations...: not part of the reply's contract.
         if (part_key != "content") continue;
         simdjson::ondemand::value content;
         bool present = false;

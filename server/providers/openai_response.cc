@@ -50,6 +50,12 @@ absl::Status ReadChoices(simdjson::ondemand::value& value, ChatResult& result, b
     if (fields.index != 0 || have_choice) continue;  // the gateway never asks for n > 1
     have_choice = true;
     result.text = std::string(fields.content);
+    for (const ToolCallFragment& fragment : fields.tool_calls) {
+      v1::ToolCall& call = result.tool_calls.emplace_back();
+      call.set_id(std::string(fragment.id));
+      call.set_name(std::string(fragment.name));
+      call.set_arguments_json(std::string(fragment.arguments));
+    }
     result.finish.provider_reason = std::string(fields.finish_reason);
     result.finish.reason = openai_internal::MapFinishReason(fields.finish_reason);
   }

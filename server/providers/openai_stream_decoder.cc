@@ -7,6 +7,8 @@
 //   - `usage` absent or null, `choices` empty, null or absent (Azure's first chunk carries only
 //     prompt_filter_results), `obfuscation` and any other unknown member;
 //   - `data: {"error":{...}}` (and vLLM's flat `{"object":"error",...}`) → ProviderErrorStatus;
+//   - `delta.tool_calls` pieces by index (id and name on a call's first piece, then argument
+//     fragments), passed on as they come;
 //   - the `[DONE]` sentinel; the finish is delivered there, or at OnEnd if [DONE] never came.
 #include <memory>
 #include <string>
@@ -105,6 +107,7 @@ absl::Status OpenAiStreamDecoder::ParseChunk(std::string_view data, StreamSink& 
         // The gateway never asks for n > 1; a stray other index is not part of the reply.
         if (fields.index != 0) continue;
         if (!fields.content.empty()) sink.OnText(fields.content);
+        for (const ToolCallFragment& fragment : fields.tool_calls) sink.OnToolCall(fragment);
         if (fields.has_finish_reason && !finish_seen_) {
           finish_seen_ = true;
           finish_.provider_reason = std::string(fields.finish_reason);

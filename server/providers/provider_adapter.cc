@@ -189,4 +189,75 @@ bool IsRetryable(ProviderErrorClass error_class) {
   }
 }
 
+void ToolCallAssembler::Add(const ToolCallFragment& fragment) {
+  size_t i = 0;
+  while (i < indexes_.size() && indexes_[i] != fragment.index) ++i;
+  if (i == indexes_.size()) {
+    indexes_.push_back(fragment.index);
+    calls_.emplace_back();
+  }
+  v1::ToolCall& call = calls_[i];
+  if (!fragment.id.empty()) call.set_id(std::string(fragment.id));
+  if (!fragment.name.empty()) call.set_name(std::string(fragment.name));
+  call.mutable_arguments_json()->append(fragment.arguments);
+}
+
+bool ProviderFeatures::Supports(v1::RequestFeature feature) const {
+  switch (feature) {
+    case v1::REQUEST_FEATURE_TOOLS:
+    case v1::REQUEST_FEATURE_TOOL_RESULTS:
+      return tools;
+    case v1::REQUEST_FEATURE_IMAGES:
+      return images;
+    case v1::REQUEST_FEATURE_JSON_OBJECT:
+      return json_object;
+    case v1::REQUEST_FEATURE_JSON_SCHEMA:
+      return json_schema;
+    default:
+      return true;
+  }
+}
+
+ProviderFeatures FeaturesOf(const config::v1::Provider& provider) {
+  switch (provider.kind()) {
+    case config::v1::PROVIDER_KIND_OPENAI:
+    case config::v1::PROVIDER_KIND_AZURE_OPENAI:
+    case config::v1::PROVIDER_KIND_GEMINI:
+      return {true, true, true, true};
+    case config::v1::PROVIDER_KIND_ANTHROPIC:
+      // The Messages API has tools and images; the adapter maps no response format.
+      return {true, true, false, false};
+    case config::v1::PROVIDER_KIND_OPENAI_COMPATIBLE:
+      switch (provider.compat_flavor()) {
+        case config::v1::COMPAT_FLAVOR_VLLM:
+        case config::v1::COMPAT_FLAVOR_OLLAMA:
+          return {true, true, true, true};
+        case config::v1::COMPAT_FLAVOR_LLAMA_CPP:
+          return {true, false, true, true};
+        default:
+          // An unknown server may ignore what it does not know: never count on it.
+          return {};
+      }
+    default:
+      return {};
+  }
+}
+
+std::string_view FeatureName(v1::RequestFeature feature) {
+  switch (feature) {
+    case v1::REQUEST_FEATURE_TOOLS:
+      return "tools";
+    case v1::REQUEST_FEATURE_TOOL_RESULTS:
+      return "tool results";
+    case v1::REQUEST_FEATURE_IMAGES:
+      return "images";
+    case v1::REQUEST_FEATURE_JSON_OBJECT:
+      return "JSON object output";
+    case v1::REQUEST_FEATURE_JSON_SCHEMA:
+      return "JSON Schema output";
+    default:
+      return "an unknown feature";
+  }
+}
+
 }  // namespace turnpike

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -39,6 +40,12 @@ struct ChatParams {
   std::vector<std::string_view> stop;
   std::string_view user;
   bool stream = true;
+  // Tools the model may call (validated: names unique, parameters a JSON object); may be null.
+  const google::protobuf::RepeatedPtrField<v1::Tool>* tools = nullptr;
+  // Unset mode means auto; meaningful only with tools.
+  v1::ToolChoice tool_choice;
+  // Unset type means plain text.
+  v1::ResponseFormat response_format;
 };
 
 struct EmbedParams {
@@ -94,8 +101,31 @@ struct ChatFinish {
 // cost component negative). Cache reads are kept before cache writes.
 void NormalizeTokenParts(ChatFinish& finish);
 
+// A piece of a streamed tool call, normalized. The first piece of a call carries its id and
+// name; the argument fragments, concatenated in order, are the provider's arguments byte for byte.
+struct ToolCallFragment {
+  int32_t index = 0;           // which call of the reply, from 0, consecutive
+  std::string_view id;         // on the call's first fragment (empty otherwise)
+  std::string_view name;       // on the call's first fragment (empty otherwise)
+  std::string_view arguments;  // the next fragment of the arguments' JSON text; may be empty
+};
+
+// Assembles tool-call fragments into whole calls (for unary replies, the cache, tests). A
+// fragment with a new index starts a call; argument fragments are appended as they are.
+class ToolCallAssembler {
+ public:
+  void Add(const ToolCallFragment& fragment);
+  const std::vector<v1::ToolCall>& calls() const { return calls_; }
+  std::vector<v1::ToolCall> Release() { return std::move(calls_); }
+
+ private:
+  std::vector<v1::ToolCall> calls_;
+  std::vector<int32_t> indexes_;  // the provider's index of each call in calls_
+};
+
 struct ChatResult {
   std::string text;
+  std::vector<v1::ToolCall> tool_calls;
   ChatFinish finish;
 };
 
@@ -111,6 +141,8 @@ class StreamSink {
   virtual ~StreamSink() = default;
   // Generated text, in order. Never empty.
   virtual void OnText(std::string_view text) = 0;
+  // A piece of a tool call, in order; a call's first piece comes before any of its arguments.
+  virtual void OnToolCall(const ToolCallFragment& fragment) = 0;
   // The stream completed normally. Called at most once, after the last OnText.
   virtual void OnFinish(const ChatFinish& finish) = 0;
 };
@@ -144,6 +176,20 @@ class ProviderAdapter {
   virtual absl::StatusOr<HttpRequest> BuildEmbedRequest(const EmbedParams& params) const;
   virtual absl::StatusOr<EmbedResult> ParseEmbedResponse(std::string_view body) const;
 };
+
+// What a provider's API can serve beyond plain text (docs/tools.md, "Which targets serve what").
+// Routing skips a target that lacks a feature a request uses.
+struct ProviderFeatures {
+  bool tools = false;        // tools, tool calls and tool results
+  bool images = false;       // image parts
+  bool json_object = false;  // a JSON-object response format
+  bool json_schema = false;  // a JSON Schema response format
+  bool Supports(v1::RequestFeature feature) const;
+};
+// From the provider's kind and compat flavor.
+ProviderFeatures FeaturesOf(const config::v1::Provider& provider);
+// "tools", "tool results", "images", "JSON object output", "JSON Schema output".
+std::string_view FeatureName(v1::RequestFeature feature);
 
 // Creates the adapter for `provider`. `api_key` is the resolved secret (may be empty for local
 // servers). INVALID_ARGUMENT for an unknown kind.

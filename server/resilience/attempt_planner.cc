@@ -413,7 +413,14 @@ bool AttemptPlanner::TryFailover(Step* step, std::string* why_not) {
   return false;
 }
 
-void AttemptPlanner::RecordSkip(size_t target, const std::string& reason, absl::Time available_at) {
+void AttemptPlanner::Exclude(size_t target, const std::string& reason) {
+  targets_[target].excluded = true;
+  std::erase(order_, target);
+  RecordSkip(target, reason, Now(), absl::StatusCode::kFailedPrecondition);
+}
+
+void AttemptPlanner::RecordSkip(size_t target, const std::string& reason, absl::Time available_at,
+                                absl::StatusCode outcome) {
   TargetState& ts = targets_[target];
   if (ts.skip_recorded) return;
   ts.skip_recorded = true;
@@ -423,7 +430,7 @@ void AttemptPlanner::RecordSkip(size_t target, const std::string& reason, absl::
   a->set_model(t.model);
   a->set_fallback_position(t.fallback_position);
   a->set_attempt(0);
-  a->set_outcome(absl::StatusCodeToString(absl::StatusCode::kUnavailable));
+  a->set_outcome(absl::StatusCodeToString(outcome));
   a->set_disposition(v1::ATTEMPT_DISPOSITION_SKIPPED);
   const absl::Time now = Now();
   a->set_reason(available_at > now

@@ -57,6 +57,9 @@ class AttemptPlanner {
   AttemptPlanner(const AttemptPlanner&) = delete;
   AttemptPlanner& operator=(const AttemptPlanner&) = delete;
 
+  // Takes `target` out of this request before First(): it cannot serve what the request needs.
+  // The attempt list shows it SKIPPED with outcome FAILED_PRECONDITION and `reason`.
+  void Exclude(size_t target, const std::string& reason);
   // The request's first step.
   Step First();
   // The attempt of the last kAttempt step starts now (after its delay).
@@ -92,7 +95,8 @@ class AttemptPlanner {
   // when no target of the tier has recent figures.
   bool LeastLatencyFirst(std::vector<size_t>& tier);
   Step AttemptStep(size_t target, absl::Duration delay, bool probe);
-  void RecordSkip(size_t target, const std::string& reason, absl::Time available_at);
+  void RecordSkip(size_t target, const std::string& reason, absl::Time available_at,
+                  absl::StatusCode outcome = absl::StatusCode::kUnavailable);
   void RecordOutcome(const AttemptOutcome& outcome);
   // The candidate steps after a failure; each sets `why_not` when it cannot be taken.
   bool TrySame(const AttemptOutcome& outcome, Step* step, std::string* why_not);

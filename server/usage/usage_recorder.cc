@@ -56,6 +56,7 @@ usage::v1::UsageRecord ToUsageRecord(const RequestFinished& event, const std::st
   r.set_tier_chain(event.tier_chain);
   r.set_variant(event.variant);
   r.set_latency_class(std::string(LatencyClassName(event.latency_class)));
+  for (v1::RequestFeature f : event.features) r.add_features(f);
   r.set_refused(event.refused);
   r.set_attempts(event.attempts.size());
   if (event.time_to_first_token != absl::InfiniteDuration()) {

@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
 #include "tests/fake_provider/test_support.h"
+#include "tools/fake_provider/wire_format.h"
 
 namespace turnpike::fake_provider::testing {
 namespace {
@@ -74,6 +75,65 @@ TEST_F(OpenAITest, NonStreamingBody) {
   EXPECT_EQ(doc["usage"]["prompt_tokens"].get_int64().value(), 6);
   EXPECT_EQ(doc["usage"]["completion_tokens"].get_int64().value(), 5);
   EXPECT_EQ(doc["usage"]["total_tokens"].get_int64().value(), 11);
+}
+
+// README "Tool calls": tools offered and no tool result last → a call of the first tool, its
+// arguments in fragments; with a tool result last → the usual text.
+TEST_F(OpenAITest, ToolsGetAToolCallInFragmentsUntilAToolResultComesBack) {
+  const std::string tools =
+      ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+      "\"parameters\":{\"type\":\"object\"}}}]";
+  for (const char* path : {"/v1/chat/completions", "/ollama/v1/chat/completions"}) {
+    SCOPED_TRACE(path);
+    HttpResponse r = fp().Post(path, ChatBody(true, tools), {kOpenAIAuth});
+    ASSERT_EQ(r.status, 200) << r.body;
+    simdjson::dom::parser parser;
+    std::string id, name, arguments, finish;
+    int fragments = 0;
+    for (const std::string& data : DataEvents(r.body)) {
+      if (data == "[DONE]") continue;
+      element doc = ParseJson(parser, data);
+      simdjson::dom::array choices;
+      if (doc["choices"].get_array().get(choices) != simdjson::SUCCESS) continue;
+      for (element c : choices) {
+        std::string_view s;
+        if (c["finish_reason"].get(s) == simdjson::SUCCESS) finish = s;
+        simdjson::dom::array calls;
+        if (c["delta"]["tool_calls"].get_array().get(calls) != simdjson::SUCCESS) continue;
+        for (element call : calls) {
+          EXPECT_EQ(call["index"].get_int64().value(), 0);
+          if (call["id"].get(s) == simdjson::SUCCESS) id = s;
+          if (call["function"]["name"].get(s) == simdjson::SUCCESS) name = s;
+          if (call["function"]["arguments"].get(s) == simdjson::SUCCESS) {
+            arguments.append(s);
+            ++fragments;
+          }
+        }
+      }
+    }
+    EXPECT_EQ(id, kToolCallId);
+    EXPECT_EQ(name, "get_weather");
+    EXPECT_EQ(arguments, kToolArguments);
+    EXPECT_EQ(fragments, kToolArgumentFragments + 1);  // the head's "" and the fragments
+    EXPECT_EQ(finish, "tool_calls");
+  }
+  HttpResponse unary = fp().Post("/v1/chat/completions", ChatBody(false, tools), {kOpenAIAuth});
+  simdjson::dom::parser parser;
+  element message = ParseJson(parser, unary.body)["choices"].at(0)["message"];
+  EXPECT_TRUE(message["content"].is_null());
+  EXPECT_EQ(message["tool_calls"].at(0)["function"]["arguments"].get_string().value(),
+            kToolArguments);
+
+  const std::string answered =
+      "{\"model\":\"gpt-4o\",\"stream\":false,\"messages\":[{\"role\":\"user\",\"content\":"
+      "\"hi\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"call_fake_0\","
+      "\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{}\"}}]},"
+      "{\"role\":\"tool\",\"tool_call_id\":\"call_fake_0\",\"content\":\"sunny\"}]" +
+      tools + "}";
+  HttpResponse text = fp().Post("/v1/chat/completions", answered, {kOpenAIAuth});
+  element answer = ParseJson(parser, text.body)["choices"].at(0);
+  EXPECT_EQ(answer["message"]["content"].get_string().value(), "Hello from the fake provider");
+  EXPECT_EQ(answer["finish_reason"].get_string().value(), "stop");
 }
 
 TEST_F(OpenAITest, StreamFramingFollowsTheCapturedSequence) {

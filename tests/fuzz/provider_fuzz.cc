@@ -59,6 +59,9 @@ class CheckingSink : public turnpike::StreamSink {
   void OnText(std::string_view text) override {
     if (text.empty() || finished_) __builtin_trap();
   }
+  void OnToolCall(const turnpike::ToolCallFragment& fragment) override {
+    if (finished_ || fragment.index < 0) __builtin_trap();
+  }
   void OnFinish(const turnpike::ChatFinish&) override {
     if (finished_) __builtin_trap();
     finished_ = true;

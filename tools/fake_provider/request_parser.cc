@@ -93,6 +93,21 @@ class TextCollector {
   ParsedRequest* out_;
 };
 
+// Whether `parts` is an array with an object that has `key` (equal to `value` unless it is
+// empty): a tool_result block, a functionResponse part.
+bool HasPartWith(element parts, const char* key, std::string_view value) {
+  simdjson::dom::array list;
+  if (parts.get_array().get(list) != simdjson::SUCCESS) return false;
+  for (element part : list) {
+    element e;
+    if (!Lookup(part, key, &e)) continue;
+    if (value.empty()) return true;
+    std::string_view s;
+    if (e.get_string().get(s) == simdjson::SUCCESS && s == value) return true;
+  }
+  return false;
+}
+
 void ParseStreamOptions(element root, ParsedRequest* r) {
   element so;
   if (!Lookup(root, "stream_options", &so) || so.is_null()) return;
@@ -120,7 +135,23 @@ void ParseChat(const Route& route, element root, ParsedRequest* r) {
     for (element m : list) {
       ++r->message_count;
       element content;
-      if (Lookup(m, "content", &content)) text.AddContent(content);
+      const bool has_content = Lookup(m, "content", &content);
+      if (has_content) text.AddContent(content);
+      // OpenAI: a "tool" message; Anthropic: a tool_result block in a user message.
+      r->last_is_tool_result = StringField(m, "role") == "tool" ||
+                               (has_content && HasPartWith(content, "type", "tool_result"));
+    }
+  }
+  element tools;
+  simdjson::dom::array tool_list;
+  if (Lookup(root, "tools", &tools) && tools.get_array().get(tool_list) == simdjson::SUCCESS &&
+      tool_list.size() > 0) {
+    element first = tool_list.at(0).value_unsafe();
+    element function;
+    if (Lookup(first, "function", &function)) {
+      r->first_tool_name = StringField(function, "name");
+    } else {
+      r->first_tool_name = StringField(first, "name");  // Anthropic
     }
   }
 }
@@ -136,6 +167,20 @@ void ParseGemini(const Route& route, element root, ParsedRequest* r) {
     for (element c : list) {
       ++r->message_count;
       text.AddGeminiContent(c);
+      element parts;
+      r->last_is_tool_result =
+          Lookup(c, "parts", &parts) && HasPartWith(parts, "functionResponse", "");
+    }
+  }
+  simdjson::dom::array tool_list;
+  if (Lookup(root, "tools", &e) && e.get_array().get(tool_list) == simdjson::SUCCESS &&
+      tool_list.size() > 0) {
+    element declarations;
+    simdjson::dom::array list2;
+    if (Lookup(tool_list.at(0).value_unsafe(), "functionDeclarations", &declarations,
+               "function_declarations") &&
+        declarations.get_array().get(list2) == simdjson::SUCCESS && list2.size() > 0) {
+      r->first_tool_name = StringField(list2.at(0).value_unsafe(), "name");
     }
   }
   if (Lookup(root, "generationConfig", &e, "generation_config")) {

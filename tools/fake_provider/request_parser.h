@@ -43,6 +43,13 @@ struct ParsedRequest {
   // Each message text that contains a `[[fake` directive opener.
   std::vector<std::string> directive_texts;
 
+  // The first tool offered (OpenAI tools[0].function.name, Anthropic tools[0].name, Gemini
+  // tools[0].functionDeclarations[0].name); empty without tools.
+  std::string first_tool_name;
+  // The last message is a tool result (OpenAI role "tool", an Anthropic tool_result block, a
+  // Gemini functionResponse part).
+  bool last_is_tool_result = false;
+
   // Embeddings: one entry per input, the words per input, and the options.
   bool has_input = false;
   std::vector<std::string> inputs;

@@ -95,6 +95,14 @@ ResponseContext MakeContext(const PlanInput& in, const ParsedRequest& r, int chu
   }
   ctx.include_obfuscation = r.include_obfuscation.value_or(true);
   if (in.fault.echo.value_or(false)) ctx.echo = EchoText(r);
+  // Tool-call mode (README "Tool calls"): a request offering tools whose conversation does not
+  // end with a tool result gets a call of its first tool, in many fragments.
+  if (!r.first_tool_name.empty() && !r.last_is_tool_result) {
+    ctx.tool_name = r.first_tool_name;
+    // Gemini sends a call whole, in one chunk.
+    ctx.content_chunks = p == Provider::kGemini ? 1 : kToolArgumentFragments;
+    ctx.finish_by_length = false;
+  }
   FinalizeContext(&ctx);
   return ctx;
 }

@@ -86,6 +86,18 @@ class AnthropicWireImpl : public WireFormat {
     absl::StrAppend(
         &start, ",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":", Usage(ctx, 1), "}}}");
     out->push_back(NamedEvent("message_start", std::move(start)));
+    if (!ctx.tool_name.empty()) {
+      // A tool_use block: id and name now, the input as input_json_delta fragments (§2.4).
+      std::string block = absl::StrCat(
+          "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":"
+          "\"tool_use\",\"id\":\"",
+          Absl(kToolCallId), "\",\"name\":");
+      AppendJsonString(&block, ctx.tool_name);
+      block.append(",\"input\":{}}}");
+      out->push_back(NamedEvent("content_block_start", std::move(block)));
+      out->push_back(NamedEvent("ping", "{\"type\": \"ping\"}"));
+      return;
+    }
     out->push_back(NamedEvent(
         "content_block_start",
         "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\","
@@ -94,6 +106,14 @@ class AnthropicWireImpl : public WireFormat {
   }
 
   SseEvent ContentEvent(const ResponseContext& ctx, int index, bool) const override {
+    if (!ctx.tool_name.empty()) {
+      std::string data =
+          "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+          "\"input_json_delta\",\"partial_json\":";
+      AppendJsonString(&data, ChunkText(ctx, index));
+      data.append("}}");
+      return NamedEvent("content_block_delta", std::move(data));
+    }
     std::string data =
         "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
         "\"text\":";
@@ -129,8 +149,17 @@ class AnthropicWireImpl : public WireFormat {
     AppendJsonString(&out, ctx.id);
     out.append(",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
     AppendJsonString(&out, ctx.model);
-    out.append(",\"content\":[{\"type\":\"text\",\"text\":");
-    AppendJsonString(&out, ReplyText(ctx));
+    if (!ctx.tool_name.empty()) {
+      // The whole input object, as the model wrote it.
+      absl::StrAppend(&out, ",\"content\":[{\"type\":\"tool_use\",\"id\":\"", Absl(kToolCallId),
+                      "\",\"name\":");
+      AppendJsonString(&out, ctx.tool_name);
+      out.append(",\"input\":");
+      out.append(ReplyText(ctx));
+    } else {
+      out.append(",\"content\":[{\"type\":\"text\",\"text\":");
+      AppendJsonString(&out, ReplyText(ctx));
+    }
     absl::StrAppend(
         &out, "}],\"stop_reason\":\"", StopReason(ctx), "\",\"stop_sequence\":null,\"usage\":",
         Usage(ctx, ctx.content_chunks + ctx.reasoning_tokens), ",\"service_tier\":\"standard\"}}");
@@ -182,6 +211,7 @@ class AnthropicWireImpl : public WireFormat {
 
  private:
   static const char* StopReason(const ResponseContext& ctx) {
+    if (!ctx.tool_name.empty()) return "tool_use";
     return ctx.finish_by_length ? "max_tokens" : "end_turn";
   }
 };

@@ -9,17 +9,18 @@
 namespace turnpike::fake_provider {
 
 std::string_view ChunkText(const ResponseContext& ctx, int i) {
-  if (!ctx.echo.empty()) {
+  const std::string_view source = !ctx.tool_name.empty() ? kToolArguments : ctx.echo;
+  if (!source.empty()) {
     const size_t n = static_cast<size_t>(std::max(1, ctx.content_chunks));
-    auto boundary = [&ctx, n](size_t k) {
-      size_t at = std::min(ctx.echo.size(), ctx.echo.size() * k / n);
-      while (at < ctx.echo.size() && (static_cast<unsigned char>(ctx.echo[at]) & 0xC0) == 0x80) {
+    auto boundary = [source, n](size_t k) {
+      size_t at = std::min(source.size(), source.size() * k / n);
+      while (at < source.size() && (static_cast<unsigned char>(source[at]) & 0xC0) == 0x80) {
         ++at;
       }
       return at;
     };
     const size_t from = boundary(static_cast<size_t>(i));
-    return std::string_view(ctx.echo).substr(from, boundary(static_cast<size_t>(i) + 1) - from);
+    return source.substr(from, boundary(static_cast<size_t>(i) + 1) - from);
   }
   static constexpr std::string_view kWords[] = {"Hello", " from", " the", " fake", " provider"};
   // After the first round the sentence repeats with a separating space.

@@ -22,10 +22,12 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 struct ResponseContext;
 
-// Text of content chunk `i`: with `echo=1`, the i-th of ctx.content_chunks nearly equal pieces of
-// ctx.echo (cut between UTF-8 sequences); else the words "Hello", " from", " the", " fake", "
-// provider", cycling (" Hello" from the second round on), so five chunks spell "Hello from the fake
-// provider" and seven "Hello from the fake provider Hello from".
+// Text of content chunk `i`: in tool-call mode the i-th of ctx.content_chunks nearly equal
+// fragments of kToolArguments (cut between UTF-8 sequences); with `echo=1`, the i-th of
+// ctx.content_chunks nearly equal pieces of ctx.echo (cut between UTF-8 sequences); else the words
+// "Hello", " from", " the", " fake", " provider", cycling (" Hello" from the second round on), so
+// five chunks spell "Hello from the fake provider" and seven "Hello from the fake provider Hello
+// from".
 std::string_view ChunkText(const ResponseContext& ctx, int i);
 // Concatenation of the first ctx.content_chunks chunk texts.
 std::string ReplyText(const ResponseContext& ctx);
@@ -51,7 +53,17 @@ struct ResponseContext {
   bool continuous_usage = false;    // vLLM continuous_usage_stats
   bool include_obfuscation = true;  // OpenAI: `obfuscation` padding field
   std::string echo;                 // `echo=1`: the reply text (else the usual words)
+  // Tool-call mode (README "Tool calls"): the reply is one call of this tool, its arguments
+  // (kToolArguments) streamed as the content chunks' fragments; empty for a text reply.
+  std::string tool_name;
 };
+
+// The tool-call mode's call id and arguments (the same in every dialect and every reply).
+inline constexpr std::string_view kToolCallId = "call_fake_0";
+inline constexpr std::string_view kToolArguments =
+    R"({"city": "Paris", "unit": "celsius", "note": "say \"hi\" \u00e9 👋"})";
+// Fragments the arguments are streamed in (content chunks in tool-call mode).
+inline constexpr int kToolArgumentFragments = 12;
 
 // Fills the derived fields (id_json, model_json) after id and model are set.
 void FinalizeContext(ResponseContext* ctx);

@@ -134,8 +134,18 @@ class GeminiWireImpl : public WireFormat {
  private:
   static std::string Response(const ResponseContext& ctx, std::string_view text,
                               int64_t candidates_tokens, bool final) {
-    std::string out = "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":";
-    AppendJsonString(&out, text);
+    std::string out = "{\"candidates\":[{\"content\":{\"parts\":[{";
+    if (!ctx.tool_name.empty()) {
+      // Gemini sends a call whole, args as an object, and no id (§3.3).
+      out.append("\"functionCall\":{\"name\":");
+      AppendJsonString(&out, ctx.tool_name);
+      out.append(",\"args\":");
+      out.append(ReplyText(ctx));
+      out.push_back('}');
+    } else {
+      out.append("\"text\":");
+      AppendJsonString(&out, text);
+    }
     out.append("}],\"role\":\"model\"}");
     if (final) {
       absl::StrAppend(&out, ",\"finishReason\":\"", ctx.finish_by_length ? "MAX_TOKENS" : "STOP",

@@ -39,6 +39,16 @@ class OpenAIWireImpl : public WireFormat {
                        "\"content_filter_results\":",
                        kContentFilterOk, "}]}")));
     }
+    if (!ctx.tool_name.empty()) {
+      // The call's first piece: id, type and name, arguments "" (docs/providers.md §1.4).
+      std::string head = absl::StrCat(
+          "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"index\":0,\"id\":\"",
+          Absl(kToolCallId), "\",\"type\":\"function\",\"function\":{\"name\":");
+      AppendJsonString(&head, ctx.tool_name);
+      head.append(",\"arguments\":\"\"}}]}");
+      out->push_back(DataEvent(Chunk(ctx, head, "null", /*usage_completion=*/0, -1)));
+      return;
+    }
     if (d_ == Provider::kOllama) return;  // Ollama puts the role on every content delta.
     const char* role_delta =
         d_ == Provider::kLlamaCpp
@@ -50,6 +60,12 @@ class OpenAIWireImpl : public WireFormat {
   }
 
   SseEvent ContentEvent(const ResponseContext& ctx, int index, bool) const override {
+    if (!ctx.tool_name.empty()) {
+      std::string delta = "{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":";
+      AppendJsonString(&delta, ChunkText(ctx, index));
+      delta.append("}}]}");
+      return DataEvent(Chunk(ctx, delta, "null", index + 1, index));
+    }
     std::string delta =
         d_ == Provider::kOllama ? "{\"role\":\"assistant\",\"content\":" : "{\"content\":";
     AppendJsonString(&delta, ChunkText(ctx, index));
@@ -84,6 +100,7 @@ class OpenAIWireImpl : public WireFormat {
 
  private:
   const char* FinishReason(const ResponseContext& ctx) const {
+    if (!ctx.tool_name.empty()) return "tool_calls";
     return ctx.finish_by_length ? "length" : "stop";
   }
 
@@ -324,7 +341,16 @@ std::string OpenAIWireImpl::CompletionBody(const ResponseContext& ctx) const {
   out.reserve(768);
   const std::string& id = ctx.id_json;
   const std::string& model = ctx.model_json;
-  const std::string content = JsonString(ReplyText(ctx));
+  // In tool-call mode the message's content is null and its tool_calls carry the call.
+  std::string content = JsonString(ReplyText(ctx));
+  std::string vllm_tool_calls = ",\"tool_calls\":[]";
+  if (!ctx.tool_name.empty()) {
+    content =
+        absl::StrCat("null,\"tool_calls\":[{\"id\":\"", Absl(kToolCallId),
+                     "\",\"type\":\"function\",\"function\":{\"name\":", JsonString(ctx.tool_name),
+                     ",\"arguments\":", JsonString(ReplyText(ctx)), "}}]");
+    vllm_tool_calls.clear();
+  }
   const char* finish = FinishReason(ctx);
   std::string usage;
   AppendUsage(&usage, ctx, ctx.content_chunks, /*full=*/true);
@@ -345,7 +371,7 @@ std::string OpenAIWireImpl::CompletionBody(const ResponseContext& ctx) const {
           &out, "{\"id\":", id, ",\"object\":\"chat.completion\",\"created\":", ctx.created,
           ",\"model\":", model,
           ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":", content,
-          ",\"tool_calls\":[]},\"logprobs\":null,\"finish_reason\":\"", finish,
+          vllm_tool_calls, "},\"logprobs\":null,\"finish_reason\":\"", finish,
           "\",\"stop_reason\":null}],\"usage\":", usage, "}");
       break;
     case Provider::kLlamaCpp:

@@ -54,6 +54,11 @@ class RecordingListener : public ChatListener {
     text.append(t);
     queued += t.size();
   }
+  void OnToolCall(const ToolCallFragment& fragment) override {
+    EXPECT_EQ(commits, 1) << "a tool call before the commit";
+    tool_calls.Add(fragment);
+    ++tool_fragments;
+  }
   bool Congested() override { return queued > high_water; }
   void OnDone(const absl::Status& s, const v1::CompletionFinish& f) override {
     ++done;
@@ -63,6 +68,8 @@ class RecordingListener : public ChatListener {
 
   int commits = 0;
   int done = 0;
+  ToolCallAssembler tool_calls;
+  int tool_fragments = 0;
   v1::CompletionStart start;
   std::string text;
   size_t queued = 0;  // text not yet "read" by the client
@@ -105,8 +112,8 @@ class AttemptDriverTest : public ::testing::Test {
   // of the one Route, capability "r".
   void Load(const std::string& route) {
     const std::string json = absl::StrCat(R"({"version":"v9","providers":[
-      {"name":"a","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://a.test/v1"},
-      {"name":"b","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","baseUrl":"http://b.test/v1"},
+      {"name":"a","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","compatFlavor":"COMPAT_FLAVOR_VLLM","baseUrl":"http://a.test/v1"},
+      {"name":"b","kind":"PROVIDER_KIND_OPENAI_COMPATIBLE","compatFlavor":"COMPAT_FLAVOR_VLLM","baseUrl":"http://b.test/v1"},
       {"name":"c","kind":"PROVIDER_KIND_ANTHROPIC","baseUrl":"http://c.test","apiKeyEnv":"K"}],
       "prices":[{"provider":"a","model":"m","inputUsdMicrosPerMtok":"1000000",
                  "outputUsdMicrosPerMtok":"2000000"},
@@ -145,6 +152,7 @@ class AttemptDriverTest : public ::testing::Test {
                                           absl::Duration deadline = absl::InfiniteDuration()) {
     ChatRequest chat;
     chat.messages = &messages_;
+    if (!tools_.empty()) chat.tools = &tools_;
     chat.max_tokens = 100;
     auto exchange = ChatExchange::Create(
         Request(stream ? RequestMethod::kStreamCompletion : RequestMethod::kComplete, deadline),
@@ -153,6 +161,8 @@ class AttemptDriverTest : public ::testing::Test {
     transport_.RunPending();
     return exchange;
   }
+
+  google::protobuf::RepeatedPtrField<v1::Tool> tools_;
 
   // The newest transfer answers 200 with `body` and ends.
   void Serve(const std::string& body) {
@@ -237,6 +247,58 @@ TEST_F(AttemptDriverTest, StreamDeliversTextThenFinishAndEmitsOneEvent) {
   EXPECT_EQ(e.attempts.size(), 1);
   EXPECT_EQ(e.attempts[0].disposition(), v1::ATTEMPT_DISPOSITION_SERVED);
   EXPECT_EQ(transport_.pending_timers(), 0u);
+}
+
+// A streamed tool call commits the request, reaches the listener piece by piece (the arguments'
+// concatenation is the provider's text), is sent upstream as `tools`, and the start message and
+// the event say the request used tools.
+TEST_F(AttemptDriverTest, StreamedToolCallCommitsAndReachesTheListener) {
+  Load(kTwoTargets);
+  tools_.Add()->set_name("get_weather");
+  StartChat();
+  EXPECT_NE(transport_.last().request.body.find(R"("tools":[{"type":"function")"),
+            std::string::npos)
+      << transport_.last().request.body;
+  Serve(
+      "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":"
+      "\"call_1\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"\"}}]}}]}\n\n"
+      "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":"
+      "{\"arguments\":\"{\\\"city\\\"\"}}]}}]}\n\n"
+      "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":"
+      "{\"arguments\":\": \\\"Oslo\\\"}\"}}]}}]}\n\n"
+      "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n" +
+      FinishChunks(5, 7).substr(
+          FinishChunks(5, 7).find("data: {\"id\":\"c\",\"object\":"
+                                  "\"chat.completion.chunk\",\"choices\":[]")));
+  ASSERT_EQ(listener_.done, 1);
+  EXPECT_TRUE(listener_.status.ok()) << listener_.status;
+  EXPECT_EQ(listener_.commits, 1);
+  EXPECT_EQ(listener_.tool_fragments, 3);
+  ASSERT_EQ(listener_.tool_calls.calls().size(), 1u);
+  EXPECT_EQ(listener_.tool_calls.calls()[0].id(), "call_1");
+  EXPECT_EQ(listener_.tool_calls.calls()[0].name(), "get_weather");
+  EXPECT_EQ(listener_.tool_calls.calls()[0].arguments_json(), R"({"city": "Oslo"})");
+  EXPECT_EQ(listener_.finish.finish_reason(), v1::FINISH_REASON_TOOL_CALLS);
+  ASSERT_EQ(listener_.start.features_size(), 1);
+  EXPECT_EQ(listener_.start.features(0), v1::REQUEST_FEATURE_TOOLS);
+  ASSERT_EQ(sink_.events.size(), 1u);
+  ASSERT_EQ(sink_.events[0].features.size(), 1u);
+  EXPECT_EQ(sink_.events[0].features[0], v1::REQUEST_FEATURE_TOOLS);
+}
+
+TEST_F(AttemptDriverTest, UnaryToolCallArrivesWhole) {
+  Load(kTwoTargets);
+  tools_.Add()->set_name("get_weather");
+  StartChat(/*stream=*/false);
+  Serve(R"({"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[)"
+        R"({"id":"call_9","type":"function","function":{"name":"get_weather","arguments":)"
+        R"("{\"city\":\"Oslo\"}"}}]},"finish_reason":"tool_calls"}],)"
+        R"("usage":{"prompt_tokens":5,"completion_tokens":7}})");
+  ASSERT_EQ(listener_.done, 1);
+  EXPECT_TRUE(listener_.status.ok()) << listener_.status;
+  EXPECT_EQ(listener_.tool_fragments, 1);
+  ASSERT_EQ(listener_.tool_calls.calls().size(), 1u);
+  EXPECT_EQ(listener_.tool_calls.calls()[0].arguments_json(), R"({"city":"Oslo"})");
 }
 
 TEST_F(AttemptDriverTest, FailoverBeforeTheFirstTokenIsTransparent) {

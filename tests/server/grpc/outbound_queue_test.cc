@@ -65,5 +65,26 @@ TEST(OutboundQueueTest, ClearDropsEverything) {
   EXPECT_EQ(q.queued_bytes(), 0u);
 }
 
+// Argument fragments of the pending call join it; a new call (or text) starts a new message.
+TEST(OutboundQueueTest, ToolCallFragmentsJoinThePendingCall) {
+  OutboundQueue q;
+  q.PushToolCall(0, "call_1", "f", "");
+  q.PushToolCall(0, "", "", "{\"a\"");
+  q.PushToolCall(0, "", "", ":1}");
+  q.PushToolCall(1, "call_2", "g", "{}");
+  q.PushText("done");
+  EXPECT_EQ(q.queued_bytes(), 13u);
+  v1::StreamCompletionResponse first = q.Pop();
+  ASSERT_TRUE(first.has_tool_call());
+  EXPECT_EQ(first.tool_call().id(), "call_1");
+  EXPECT_EQ(first.tool_call().name(), "f");
+  EXPECT_EQ(first.tool_call().arguments(), "{\"a\":1}");
+  v1::StreamCompletionResponse second = q.Pop();
+  EXPECT_EQ(second.tool_call().index(), 1);
+  EXPECT_EQ(second.tool_call().arguments(), "{}");
+  EXPECT_TRUE(q.Pop().has_delta());
+  EXPECT_EQ(q.queued_bytes(), 0u);
+}
+
 }  // namespace
 }  // namespace turnpike

@@ -41,11 +41,23 @@ class RecordingSink final : public StreamSink {
     pieces.emplace_back(piece);
     text.append(piece);
   }
+  void OnToolCall(const ToolCallFragment& fragment) override {
+    EXPECT_EQ(finish_calls, 0) << "OnToolCall after OnFinish";
+    fragments.push_back({fragment.index, std::string(fragment.id), std::string(fragment.name),
+                         std::string(fragment.arguments)});
+    tool_calls.Add(fragment);
+  }
   void OnFinish(const ChatFinish& f) override {
     ++finish_calls;
     finish = f;
   }
 
+  struct Fragment {
+    int32_t index;
+    std::string id, name, arguments;
+  };
+  std::vector<Fragment> fragments;
+  ToolCallAssembler tool_calls;
   std::vector<std::string> pieces;
   std::string text;
   std::optional<ChatFinish> finish;

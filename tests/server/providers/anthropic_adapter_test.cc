@@ -373,7 +373,7 @@ TEST(AnthropicStreamTest, FinishReasonTable) {
 TEST(AnthropicStreamTest, PingsAndUnknownEventsAreNotEvenParsed) {
   Decoded d = RunEvents({
       {"ping", "not json at all"},
-      {"content_block_start", "{garbage"},
+      {"content_block_stop", "{garbage"},  // content_block_start is read: it starts tool calls
       {"brand_new_event", "{\"type\":\"brand_new_event\",\"x\":[1,2"},
       {"content_block_delta",
        R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"ok"}})"},
@@ -541,6 +541,95 @@ TEST(AnthropicResponseTest, OnlyTextBlocksAndCacheTokens) {
   EXPECT_EQ(result->finish.cache_write_input_tokens, 0);
   EXPECT_EQ(result->finish.output_tokens, 9);  // thinking is inside output_tokens
   EXPECT_EQ(result->finish.reasoning_output_tokens, 0);
+  ASSERT_EQ(result->tool_calls.size(), 1u);
+  EXPECT_EQ(result->tool_calls[0].id(), "toolu_1");
+  EXPECT_EQ(result->tool_calls[0].name(), "get_weather");
+  EXPECT_EQ(result->tool_calls[0].arguments_json(), R"({"text":"no"})");
+}
+
+// The recorded tool_use stream (docs/providers.md §2.4): content_block_start names the call,
+// input_json_delta fragments are its arguments, byte for byte, wherever the reads split.
+TEST(AnthropicStreamTest, ToolUseAtEverySplit) {
+  auto adapter = MakeAdapter();
+  const std::string body = ReadTestdata("anthropic/tool_use_response.txt");
+  auto check = [](const Decoded& d, const std::string& how) {
+    ASSERT_TRUE(d.status.ok()) << how << ": " << d.status;
+    ASSERT_EQ(d.sink.tool_calls.calls().size(), 1u) << how;
+    const v1::ToolCall& call = d.sink.tool_calls.calls()[0];
+    EXPECT_EQ(call.id(), "toolu_01NRLabsLyVHZPKxbKvkfSMn") << how;
+    EXPECT_EQ(call.name(), "get_weather") << how;
+    EXPECT_EQ(call.arguments_json(), R"({"location": "Paris"})") << how;
+    ASSERT_FALSE(d.sink.fragments.empty()) << how;
+    EXPECT_EQ(d.sink.fragments[0].id, "toolu_01NRLabsLyVHZPKxbKvkfSMn") << how;
+    EXPECT_EQ(d.sink.fragments[0].arguments, "") << how;
+  };
+  check(Decode(*adapter, body), "whole");
+  check(DecodeWithReads(*adapter, body, {1}), "1-byte reads");
+  for (size_t split = 1; split < body.size(); ++split) {
+    Decoded d = DecodeWithReads(*adapter, body, {split, body.size()});
+    check(d, "split at " + std::to_string(split));
+    if (::testing::Test::HasFailure()) break;
+  }
+}
+
+// A tool-calling conversation as Anthropic blocks (docs/providers.md §2.2).
+TEST(AnthropicRequestTest, ToolsImagesToolUseAndToolResult) {
+  google::protobuf::RepeatedPtrField<v1::Message> messages;
+  v1::Message* user = messages.Add();
+  user->set_role(v1::ROLE_USER);
+  user->add_parts()->set_text("Weather here?");
+  v1::ImagePart* image = user->add_parts()->mutable_image();
+  image->set_data("\x89PNG");
+  image->set_media_type("image/png");
+  user->add_parts()->mutable_image()->set_url("https://example.com/a.jpg");
+  v1::Message* assistant = messages.Add();
+  assistant->set_role(v1::ROLE_ASSISTANT);
+  assistant->set_content("Checking.");
+  v1::ToolCall* call = assistant->add_tool_calls();
+  call->set_id("toolu_1");
+  call->set_name("get_weather");
+  call->set_arguments_json(R"({"city": "Paris"})");
+  v1::Message* result = messages.Add();
+  result->set_role(v1::ROLE_TOOL);
+  result->set_tool_call_id("toolu_1");
+  result->set_content("sunny");
+  google::protobuf::RepeatedPtrField<v1::Tool> tools;
+  v1::Tool* tool = tools.Add();
+  tool->set_name("get_weather");
+  tool->set_description("Weather");
+  tool->set_parameters_json(R"({"type":"object"})");
+  ChatParams params;
+  params.model = "claude";
+  params.messages = &messages;
+  params.max_tokens = 10;
+  params.tools = &tools;
+  params.tool_choice.set_mode(v1::TOOL_CHOICE_MODE_REQUIRED);
+  HttpRequest request = MakeAdapter()->BuildChatRequest(params);
+  simdjson::dom::parser parser;
+  simdjson::dom::element body;
+  ASSERT_EQ(parser.parse(request.body).get(body), simdjson::SUCCESS) << request.body;
+  simdjson::dom::array sent = body["messages"];
+  ASSERT_EQ(sent.size(), 3u);
+  simdjson::dom::array blocks = sent.at(0)["content"];
+  ASSERT_EQ(blocks.size(), 3u);
+  EXPECT_EQ(std::string_view(blocks.at(0)["type"]), "text");
+  EXPECT_EQ(std::string_view(blocks.at(1)["source"]["type"]), "base64");
+  EXPECT_EQ(std::string_view(blocks.at(1)["source"]["media_type"]), "image/png");
+  EXPECT_EQ(std::string_view(blocks.at(1)["source"]["data"]), "iVBORw==");
+  EXPECT_EQ(std::string_view(blocks.at(2)["source"]["type"]), "url");
+  simdjson::dom::array turn = sent.at(1)["content"];
+  ASSERT_EQ(turn.size(), 2u);
+  EXPECT_EQ(std::string_view(turn.at(0)["text"]), "Checking.");
+  EXPECT_EQ(std::string_view(turn.at(1)["type"]), "tool_use");
+  EXPECT_EQ(std::string_view(turn.at(1)["id"]), "toolu_1");
+  EXPECT_EQ(std::string_view(turn.at(1)["input"]["city"]), "Paris");
+  EXPECT_EQ(std::string_view(sent.at(2)["role"]), "user");
+  EXPECT_EQ(std::string_view(sent.at(2)["content"].at(0)["type"]), "tool_result");
+  EXPECT_EQ(std::string_view(sent.at(2)["content"].at(0)["tool_use_id"]), "toolu_1");
+  EXPECT_EQ(std::string_view(sent.at(2)["content"].at(0)["content"]), "sunny");
+  EXPECT_EQ(std::string_view(body["tools"].at(0)["name"]), "get_weather");
+  EXPECT_EQ(std::string_view(body["tools"].at(0)["input_schema"]["type"]), "object");
+  EXPECT_EQ(std::string_view(body["tool_choice"]["type"]), "any");
 }
 
 TEST(AnthropicResponseTest, MalformedAndErrorBodies) {

@@ -245,6 +245,116 @@ std::string Sse(const std::vector<std::string>& chunks) {
   return body;
 }
 
+// functionCall parts (docs/providers.md §3.3): each call whole, its args object's text as sent;
+// a missing id is made from the call's position; STOP after calls is a tool-call finish. Fed
+// whole and split in two at every byte.
+TEST(GeminiStreamTest, FunctionCallsAtEverySplit) {
+  auto adapter = MakeAdapter();
+  const std::string body = ReadTestdata("gemini/function_call_stream.sse");
+  auto check = [](const Decoded& d, const std::string& how) {
+    ASSERT_TRUE(d.status.ok()) << how << ": " << d.status;
+    EXPECT_EQ(d.sink.text, "Let me look.") << how;
+    const std::vector<v1::ToolCall>& calls = d.sink.tool_calls.calls();
+    ASSERT_EQ(calls.size(), 2u) << how;
+    EXPECT_EQ(calls[0].id(), "call_0") << how;
+    EXPECT_EQ(calls[0].name(), "get_weather") << how;
+    EXPECT_EQ(calls[0].arguments_json(),
+              R"({"city": "São Paulo","note": "say \"hi\" 👋","days": [1, 2]})")
+        << how;
+    EXPECT_EQ(calls[1].id(), "fc_b") << how;
+    EXPECT_EQ(calls[1].arguments_json(), "{}") << how;
+    ASSERT_EQ(d.sink.finish_calls, 1) << how;
+    EXPECT_EQ(d.sink.finish->reason, v1::FINISH_REASON_TOOL_CALLS) << how;
+    EXPECT_EQ(d.sink.finish->provider_reason, "STOP") << how;
+  };
+  check(Decode(*adapter, body), "whole");
+  for (size_t split = 1; split < body.size(); ++split) {
+    check(DecodeWithReads(*adapter, body, {split, body.size()}), "split " + std::to_string(split));
+    if (::testing::Test::HasFailure()) break;
+  }
+  // The unary body is one such response.
+  const std::string unary =
+      body.substr(body.find("data: {\"candidates\": [{\"content\": {\"parts\": "
+                            "[{\"functionCall\"") +
+                  6);
+  absl::StatusOr<ChatResult> result = adapter->ParseChatResponse(unary);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->tool_calls.size(), 2u);
+  EXPECT_EQ(result->tool_calls[0].name(), "get_weather");
+  EXPECT_EQ(result->finish.reason, v1::FINISH_REASON_TOOL_CALLS);
+}
+
+// Tools, a call, its result and an image as Gemini parts (docs/providers.md §3.2).
+TEST(GeminiRequestTest, ToolsCallsResultsImagesAndSchema) {
+  google::protobuf::RepeatedPtrField<v1::Message> messages =
+      Messages({{v1::ROLE_USER, "weather?"}});
+  v1::ImagePart* image = messages.Mutable(0)->add_parts()->mutable_image();
+  image->set_data("\x89PNG");
+  image->set_media_type("image/png");
+  v1::Message* assistant = messages.Add();
+  assistant->set_role(v1::ROLE_ASSISTANT);
+  v1::ToolCall* call = assistant->add_tool_calls();
+  call->set_id("call_0");
+  call->set_name("get_weather");
+  call->set_arguments_json(R"({"city":"Paris"})");
+  v1::Message* result = messages.Add();
+  result->set_role(v1::ROLE_TOOL);
+  result->set_tool_call_id("call_0");
+  result->set_content("sunny");
+  google::protobuf::RepeatedPtrField<v1::Tool> tools;
+  tools.Add()->set_name("get_weather");
+  ChatParams params = Params(messages);
+  params.tools = &tools;
+  params.tool_choice.set_mode(v1::TOOL_CHOICE_MODE_TOOL);
+  params.tool_choice.set_tool_name("get_weather");
+  params.response_format.set_type(v1::RESPONSE_FORMAT_TYPE_JSON_SCHEMA);
+  params.response_format.set_json_schema(R"({"type":"object"})");
+  const std::string body = MakeAdapter()->BuildChatRequest(params).body;
+  simdjson::dom::parser parser;
+  simdjson::dom::element json;
+  ASSERT_EQ(parser.parse(body).get(json), simdjson::SUCCESS) << body;
+  simdjson::dom::array contents = json["contents"];
+  ASSERT_EQ(contents.size(), 3u) << body;
+  EXPECT_EQ(std::string_view(contents.at(0)["parts"].at(1)["inlineData"]["mimeType"]), "image/png");
+  EXPECT_EQ(std::string_view(contents.at(0)["parts"].at(1)["inlineData"]["data"]), "iVBORw==");
+  EXPECT_EQ(std::string_view(contents.at(1)["role"]), "model");
+  EXPECT_EQ(std::string_view(contents.at(1)["parts"].at(0)["functionCall"]["name"]), "get_weather");
+  EXPECT_EQ(std::string_view(contents.at(1)["parts"].at(0)["functionCall"]["args"]["city"]),
+            "Paris");
+  EXPECT_EQ(std::string_view(contents.at(2)["role"]), "user");
+  simdjson::dom::element response = contents.at(2)["parts"].at(0)["functionResponse"];
+  EXPECT_EQ(std::string_view(response["name"]), "get_weather");
+  EXPECT_EQ(std::string_view(response["response"]["result"]), "sunny");
+  EXPECT_EQ(std::string_view(json["tools"].at(0)["functionDeclarations"].at(0)["name"]),
+            "get_weather");
+  EXPECT_EQ(std::string_view(json["toolConfig"]["functionCallingConfig"]["mode"]), "ANY");
+  EXPECT_EQ(
+      std::string_view(json["toolConfig"]["functionCallingConfig"]["allowedFunctionNames"].at(0)),
+      "get_weather");
+  EXPECT_EQ(std::string_view(json["generationConfig"]["responseMimeType"]), "application/json");
+  EXPECT_EQ(std::string_view(json["generationConfig"]["responseSchema"]["type"]), "object");
+}
+
+// The ids made for Gemini's calls repeat from one reply to the next: a result names the latest
+// call with its id before it.
+TEST(GeminiRequestTest, FunctionResponseNamesTheLatestCallWithItsId) {
+  google::protobuf::RepeatedPtrField<v1::Message> messages = Messages({{v1::ROLE_USER, "go"}});
+  for (const char* name : {"first_tool", "second_tool"}) {
+    v1::Message* assistant = messages.Add();
+    assistant->set_role(v1::ROLE_ASSISTANT);
+    v1::ToolCall* call = assistant->add_tool_calls();
+    call->set_id("call_0");
+    call->set_name(name);
+    v1::Message* result = messages.Add();
+    result->set_role(v1::ROLE_TOOL);
+    result->set_tool_call_id("call_0");
+    result->set_content("done");
+  }
+  const std::string body = MakeAdapter()->BuildChatRequest(Params(messages)).body;
+  EXPECT_NE(body.find(R"("functionResponse":{"name":"first_tool")"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("functionResponse":{"name":"second_tool")"), std::string::npos) << body;
+}
+
 TEST(GeminiStreamTest, ThoughtsAndEmptyPartsAreNotText) {
   Decoded d = Decode(
       *MakeAdapter(),

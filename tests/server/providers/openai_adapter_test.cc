@@ -132,6 +132,101 @@ TEST_F(OpenAiRequestTest, OpenAiStream) {
   EXPECT_EQ(Str("user"), "user-42");
 }
 
+// A tool-calling turn: image parts, an assistant message with a call, the tool's result, tools,
+// a named tool choice and a strict JSON Schema response format (docs/providers.md §1.2).
+TEST_F(OpenAiRequestTest, ToolsImagesAndResponseFormat) {
+  v1::Message* user = messages_.Add();
+  user->set_role(v1::ROLE_USER);
+  user->add_parts()->set_text("What is in these?");
+  user->add_parts()->mutable_image()->set_url("https://example.com/a.png");
+  v1::ImagePart* inline_image = user->add_parts()->mutable_image();
+  inline_image->set_data(std::string("\x89PNG\0", 5));
+  inline_image->set_media_type("image/png");
+  v1::Message* assistant = messages_.Add();
+  assistant->set_role(v1::ROLE_ASSISTANT);
+  v1::ToolCall* call = assistant->add_tool_calls();
+  call->set_id("call_1");
+  call->set_name("get_weather");
+  call->set_arguments_json(R"({"city": "Paris"})");
+  v1::Message* result = messages_.Add();
+  result->set_role(v1::ROLE_TOOL);
+  result->set_tool_call_id("call_1");
+  result->set_content("sunny");
+  google::protobuf::RepeatedPtrField<v1::Tool> tools;
+  v1::Tool* tool = tools.Add();
+  tool->set_name("get_weather");
+  tool->set_description("Weather by city");
+  tool->set_parameters_json(R"({"type":"object","properties":{"city":{"type":"string"}}})");
+  tools.Add()->set_name("no_args");
+  params_.tools = &tools;
+  params_.tool_choice.set_mode(v1::TOOL_CHOICE_MODE_TOOL);
+  params_.tool_choice.set_tool_name("get_weather");
+  params_.response_format.set_type(v1::RESPONSE_FORMAT_TYPE_JSON_SCHEMA);
+  params_.response_format.set_json_schema(R"({"type":"object"})");
+  params_.response_format.set_strict(true);
+  Build(OpenAi());
+
+  simdjson::dom::array messages = body_["messages"];
+  ASSERT_EQ(messages.size(), 7u);
+  simdjson::dom::array parts = messages.at(4)["content"];
+  ASSERT_EQ(parts.size(), 3u);
+  EXPECT_EQ(std::string_view(parts.at(0)["type"]), "text");
+  EXPECT_EQ(std::string_view(parts.at(0)["text"]), "What is in these?");
+  EXPECT_EQ(std::string_view(parts.at(1)["type"]), "image_url");
+  EXPECT_EQ(std::string_view(parts.at(1)["image_url"]["url"]), "https://example.com/a.png");
+  EXPECT_EQ(std::string_view(parts.at(2)["image_url"]["url"]), "data:image/png;base64,iVBORwA=");
+  simdjson::dom::element with_call = messages.at(5);
+  EXPECT_EQ(std::string_view(with_call["role"]), "assistant");
+  EXPECT_TRUE(with_call["content"].is_null());
+  EXPECT_EQ(std::string_view(with_call["tool_calls"].at(0)["id"]), "call_1");
+  EXPECT_EQ(std::string_view(with_call["tool_calls"].at(0)["type"]), "function");
+  EXPECT_EQ(std::string_view(with_call["tool_calls"].at(0)["function"]["name"]), "get_weather");
+  EXPECT_EQ(std::string_view(with_call["tool_calls"].at(0)["function"]["arguments"]),
+            R"({"city": "Paris"})");
+  simdjson::dom::element tool_result = messages.at(6);
+  EXPECT_EQ(std::string_view(tool_result["role"]), "tool");
+  EXPECT_EQ(std::string_view(tool_result["tool_call_id"]), "call_1");
+  EXPECT_EQ(std::string_view(tool_result["content"]), "sunny");
+
+  simdjson::dom::array sent_tools = body_["tools"];
+  ASSERT_EQ(sent_tools.size(), 2u);
+  EXPECT_EQ(std::string_view(sent_tools.at(0)["type"]), "function");
+  EXPECT_EQ(std::string_view(sent_tools.at(0)["function"]["name"]), "get_weather");
+  EXPECT_EQ(std::string_view(sent_tools.at(0)["function"]["description"]), "Weather by city");
+  EXPECT_EQ(
+      std::string_view(sent_tools.at(0)["function"]["parameters"]["properties"]["city"]["type"]),
+      "string");
+  EXPECT_EQ(std::string_view(sent_tools.at(1)["function"]["parameters"]["type"]), "object");
+  EXPECT_EQ(std::string_view(body_["tool_choice"]["type"]), "function");
+  EXPECT_EQ(std::string_view(body_["tool_choice"]["function"]["name"]), "get_weather");
+  EXPECT_EQ(std::string_view(body_["response_format"]["type"]), "json_schema");
+  EXPECT_EQ(std::string_view(body_["response_format"]["json_schema"]["name"]), "response");
+  EXPECT_EQ(std::string_view(body_["response_format"]["json_schema"]["schema"]["type"]), "object");
+  EXPECT_TRUE(bool(body_["response_format"]["json_schema"]["strict"]));
+}
+
+TEST_F(OpenAiRequestTest, ToolChoiceModesAndOllamaGap) {
+  google::protobuf::RepeatedPtrField<v1::Tool> tools;
+  tools.Add()->set_name("t");
+  params_.tools = &tools;
+  Build(OpenAi());
+  EXPECT_FALSE(Has("tool_choice"));  // auto is the default
+  EXPECT_FALSE(Has("response_format"));
+  params_.tool_choice.set_mode(v1::TOOL_CHOICE_MODE_REQUIRED);
+  Build(OpenAi());
+  EXPECT_EQ(Str("tool_choice"), "required");
+  params_.tool_choice.set_mode(v1::TOOL_CHOICE_MODE_NONE);
+  Build(Azure());
+  EXPECT_EQ(Str("tool_choice"), "none");
+  Build(Compat(config::v1::COMPAT_FLAVOR_OLLAMA));
+  EXPECT_FALSE(Has("tool_choice"));
+  EXPECT_TRUE(Has("tools"));
+  params_.response_format.set_type(v1::RESPONSE_FORMAT_TYPE_JSON_OBJECT);
+  Build(Compat(config::v1::COMPAT_FLAVOR_VLLM));
+  EXPECT_EQ(std::string_view(body_["tool_choice"]), "none");
+  EXPECT_EQ(std::string_view(body_["response_format"]["type"]), "json_object");
+}
+
 TEST_F(OpenAiRequestTest, UnaryHasNoStreamOptions) {
   params_.stream = false;
   HttpRequest r = Build(OpenAi());
@@ -330,6 +425,10 @@ TEST(OpenAiChatResponseTest, ToolCallsWithNullContent) {
   EXPECT_EQ(r->text, "");
   EXPECT_EQ(r->finish.reason, v1::FINISH_REASON_TOOL_CALLS);
   EXPECT_EQ(r->finish.output_tokens, 17);
+  ASSERT_EQ(r->tool_calls.size(), 1u);
+  EXPECT_EQ(r->tool_calls[0].id(), "call_abc");
+  EXPECT_EQ(r->tool_calls[0].name(), "get_weather");
+  EXPECT_EQ(r->tool_calls[0].arguments_json(), R"({"city":"Paris"})");
 }
 
 TEST(OpenAiChatResponseTest, AzureWithFilterResultsAndTrailingSpaces) {
@@ -595,6 +694,25 @@ TEST(OpenAiInternalTest, FinishReasons) {
   EXPECT_EQ(MapFinishReason("function_call"), v1::FINISH_REASON_TOOL_CALLS);
   EXPECT_EQ(MapFinishReason("eos"), v1::FINISH_REASON_OTHER);
   EXPECT_EQ(MapFinishReason(""), v1::FINISH_REASON_UNSPECIFIED);
+}
+
+// What routing may count on per provider (docs/tools.md, "Which targets serve what").
+TEST(ProviderFeaturesTest, ByKindAndFlavor) {
+  EXPECT_TRUE(FeaturesOf(OpenAi()).Supports(v1::REQUEST_FEATURE_JSON_SCHEMA));
+  EXPECT_TRUE(FeaturesOf(Azure()).Supports(v1::REQUEST_FEATURE_IMAGES));
+  config::v1::Provider anthropic = OpenAi();
+  anthropic.set_kind(config::v1::PROVIDER_KIND_ANTHROPIC);
+  EXPECT_TRUE(FeaturesOf(anthropic).Supports(v1::REQUEST_FEATURE_TOOL_RESULTS));
+  EXPECT_FALSE(FeaturesOf(anthropic).Supports(v1::REQUEST_FEATURE_JSON_OBJECT));
+  EXPECT_FALSE(
+      FeaturesOf(Compat(config::v1::COMPAT_FLAVOR_LLAMA_CPP)).Supports(v1::REQUEST_FEATURE_IMAGES));
+  EXPECT_TRUE(
+      FeaturesOf(Compat(config::v1::COMPAT_FLAVOR_OLLAMA)).Supports(v1::REQUEST_FEATURE_TOOLS));
+  const ProviderFeatures generic = FeaturesOf(Compat(config::v1::COMPAT_FLAVOR_UNSPECIFIED));
+  EXPECT_FALSE(generic.Supports(v1::REQUEST_FEATURE_TOOLS));
+  EXPECT_FALSE(generic.Supports(v1::REQUEST_FEATURE_IMAGES));
+  EXPECT_TRUE(generic.Supports(v1::REQUEST_FEATURE_UNSPECIFIED));
+  EXPECT_EQ(FeatureName(v1::REQUEST_FEATURE_TOOLS), "tools");
 }
 
 }  // namespace

@@ -33,11 +33,21 @@ class RecordingSink : public StreamSink {
     pieces.emplace_back(text);
     this->text += text;
   }
+  void OnToolCall(const ToolCallFragment& fragment) override {
+    EXPECT_EQ(finishes, 0) << "OnToolCall after OnFinish";
+    if (!fragment.id.empty()) {
+      EXPECT_FALSE(fragment.name.empty()) << "a call's first piece names the tool";
+    }
+    tool_calls.Add(fragment);
+    ++tool_fragments;
+  }
   void OnFinish(const ChatFinish& f) override {
     ++finishes;
     finish = f;
   }
 
+  ToolCallAssembler tool_calls;
+  int tool_fragments = 0;
   std::string text;
   std::vector<std::string> pieces;
   int finishes = 0;
@@ -49,6 +59,15 @@ struct Decoded {
   RecordingSink sink;
   bool dropped = false;  // SseParser::Finish(): the body ended mid-event
 };
+
+// The assembled calls as one comparable string.
+std::string CallsText(const ToolCallAssembler& calls) {
+  std::string out;
+  for (const v1::ToolCall& c : calls.calls()) {
+    out += c.id() + "|" + c.name() + "|" + c.arguments_json() + "\n";
+  }
+  return out;
+}
 
 Decoded Decode(const ProviderAdapter& adapter, const std::vector<std::string_view>& reads) {
   SseParser parser;
@@ -92,6 +111,7 @@ Decoded DecodeEveryWay(const ProviderAdapter& adapter, std::string_view input) {
     EXPECT_EQ(split.sink.finish.reasoning_output_tokens, whole.sink.finish.reasoning_output_tokens);
     EXPECT_EQ(split.sink.finish.usage_reported, whole.sink.finish.usage_reported);
     EXPECT_EQ(split.dropped, whole.dropped);
+    EXPECT_EQ(CallsText(split.sink.tool_calls), CallsText(whole.sink.tool_calls));
   }
   return whole;
 }
@@ -156,6 +176,31 @@ TEST(OpenAiStreamTest, ToolCallsProduceNoText) {
   Decoded d = DecodeEveryWay(*OpenAi(), ReadTestdata("openai_stream_tool_calls.sse"));
   ExpectFinished(d, "", v1::FINISH_REASON_TOOL_CALLS, "tool_calls");
   EXPECT_THAT(d.sink.pieces, SizeIs(0));
+  EXPECT_EQ(CallsText(d.sink.tool_calls),
+            "call_4XzlGBLtUe9dy3GVNV4jhq7h|get_weather|{\"city\":\"New York\"}\n");
+  EXPECT_EQ(d.sink.tool_fragments, 3);
+}
+
+// Two calls streamed in many fragments after some text (a synthetic fixture in OpenAI's chunk
+// format, docs/providers.md §1.4): fragments split escapes (`\` then `"`) and a 4-byte emoji's
+// JSON text; the assembled arguments must be the provider's bytes whatever the read boundaries.
+// Fed whole, split in two at every byte, and in random small reads.
+TEST(OpenAiStreamTest, ParallelToolCallsAtEverySplit) {
+  const std::string body = ReadTestdata("openai_stream_parallel_tool_calls.sse");
+  const std::string expected =
+      "call_A1|get_weather|{\"city\": \"São Paulo\", \"note\": \"say \\\"hi\\\"\\n👋\"}\n"
+      "call_B2|get_time|{\"tz\":\"UTC\"}\n";
+  Decoded d = DecodeEveryWay(*OpenAi(), body);
+  ExpectFinished(d, "Checking both.", v1::FINISH_REASON_TOOL_CALLS, "tool_calls");
+  ExpectUsage(d, 80, 40);
+  EXPECT_EQ(CallsText(d.sink.tool_calls), expected);
+  for (size_t split = 1; split < body.size(); ++split) {
+    Decoded s = Decode(
+        *OpenAi(), {std::string_view(body).substr(0, split), std::string_view(body).substr(split)});
+    ASSERT_TRUE(s.status.ok()) << "split at " << split << ": " << s.status;
+    ASSERT_EQ(CallsText(s.sink.tool_calls), expected) << "split at " << split;
+    ASSERT_EQ(s.sink.text, "Checking both.") << "split at " << split;
+  }
 }
 
 TEST(OpenAiStreamTest, AzureFirstChunkWithEmptyChoicesIsNotUsage) {
