@@ -352,6 +352,48 @@ TEST_F(EmbeddedTest, ServedRequestsGiveTheirEventToTheApplicationsSink) {
   EXPECT_EQ(event->input_tokens, vectors->usage().input_tokens());
 }
 
+// Tool calls (docs/tools.md) come through the library as through the gRPC door: streamed as
+// fragments in order, and whole from Complete.
+TEST_F(EmbeddedTest, ToolCallsStreamAsFragmentsAndCompleteReturnsThemWhole) {
+  std::unique_ptr<Embedded> embedded = StartFromFile();
+  ASSERT_NE(embedded, nullptr);
+  v1::StreamCompletionRequest request =
+      DemoRequest<v1::StreamCompletionRequest>("weather in Paris");
+  v1::Tool* tool = request.add_tools();
+  tool->set_name("get_weather");
+  tool->set_parameters_json(R"({"type":"object","properties":{"city":{"type":"string"}}})");
+
+  auto deltas = std::make_shared<std::vector<v1::ToolCallDelta>>();
+  auto done = std::make_shared<std::pair<absl::Status, v1::CompletionFinish>>();
+  Embedded::StreamCallbacks callbacks;
+  callbacks.on_tool_call = [deltas](const v1::ToolCallDelta& d) { deltas->push_back(d); };
+  callbacks.on_done = [done](const absl::Status& s, const v1::CompletionFinish& f) {
+    *done = {s, f};
+  };
+  embedded->StreamCompletion(request, {}, std::move(callbacks))->Wait();
+  ASSERT_TRUE(done->first.ok()) << done->first;
+  EXPECT_EQ(done->second.finish_reason(), v1::FINISH_REASON_TOOL_CALLS);
+  ASSERT_GT(deltas->size(), 1u) << "the fake provider streams the arguments in fragments";
+  EXPECT_EQ(deltas->front().name(), "get_weather");
+  EXPECT_FALSE(deltas->front().id().empty());
+  std::string arguments;
+  for (const v1::ToolCallDelta& d : *deltas) {
+    EXPECT_EQ(d.index(), 0);
+    arguments += d.arguments();
+  }
+  // The fake provider's arguments (tools/fake_provider/README.md, "Tool calls"), byte for byte.
+  EXPECT_EQ(arguments, R"({"city": "Paris", "unit": "celsius", "note": "say \"hi\" \u00e9 👋"})");
+
+  v1::CompleteRequest whole;
+  ASSERT_TRUE(whole.ParseFromString(request.SerializeAsString()));
+  absl::StatusOr<v1::CompleteResponse> response = embedded->Complete(whole, {});
+  ASSERT_TRUE(response.ok()) << response.status();
+  ASSERT_EQ(response->tool_calls_size(), 1);
+  EXPECT_EQ(response->tool_calls(0).name(), "get_weather");
+  EXPECT_EQ(response->tool_calls(0).id(), deltas->front().id());
+  EXPECT_EQ(response->tool_calls(0).arguments_json(), arguments);
+}
+
 TEST_F(EmbeddedTest, ACancelledStreamEndsCancelledAndStopsTheProvider) {
   std::unique_ptr<Embedded> embedded = StartFromFile();
   ASSERT_NE(embedded, nullptr);
