@@ -30,10 +30,11 @@ std::vector<DocLine> GatewayLines(const std::string& prefix = "grpcurl ",
                                   const std::string& address = "localhost:50051") {
   std::vector<std::string> files = {"README.md", "tools/dev-up.sh"};
   for (const auto& entry : std::filesystem::directory_iterator(std::string(SOURCE_DIR) + "/docs")) {
-    // docs/admin.md and docs/routing.md need the control plane, docs/tls.md certificates; their
-    // own tests replay them against the full stack.
+    // docs/admin.md and docs/routing.md need the control plane, docs/tls.md certificates,
+    // docs/tools.md a tool-calling stack; their own tests replay them against the full stack.
     if (entry.path().extension() == ".md" && entry.path().filename() != "admin.md" &&
-        entry.path().filename() != "routing.md" && entry.path().filename() != "tls.md") {
+        entry.path().filename() != "routing.md" && entry.path().filename() != "tls.md" &&
+        entry.path().filename() != "tools.md") {
       files.push_back(std::filesystem::relative(entry.path(), SOURCE_DIR).string());
     }
   }
