@@ -34,11 +34,5 @@ ${body}  };
 
 }  // namespace turnpike::controlplane
 ")
-# Only touch the output when it changes, so unrelated builds do not recompile it.
-if(EXISTS ${OUTPUT})
-  file(READ ${OUTPUT} old)
-  if(old STREQUAL content)
-    return()
-  endif()
-endif()
-file(WRITE ${OUTPUT} "${content}")
+include(${CMAKE_CURRENT_LIST_DIR}/write_if_changed.cmake)
+write_if_changed(${OUTPUT} "${content}")

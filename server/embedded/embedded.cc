@@ -189,6 +189,22 @@ ExchangeRequest BeginEmbeddedCall(RequestMethod method, const Embedded::CallOpti
   return r;
 }
 
+// The caller key as the gRPC door's metadata would carry it. The credentials it gives view its
+// header: keep it for the call's admission.
+class KeyCredentials {
+ public:
+  explicit KeyCredentials(const std::string& key)
+      : header_(key.empty() ? "" : absl::StrCat("Bearer ", key)) {}
+  CallerCredentials operator()(const RuntimeConfig&) const {
+    CallerCredentials c;
+    if (!header_.empty()) c.authorization.emplace_back(header_);
+    return c;
+  }
+
+ private:
+  const std::string header_;
+};
+
 absl::Time DeadlineOf(const Embedded::CallOptions& options, const ExchangeRequest& r) {
   return options.timeout == absl::InfiniteDuration() ? absl::InfiniteFuture()
                                                      : r.accepted + options.timeout;
@@ -259,16 +275,9 @@ class ChatCall final : public CallState<ChatExchange>,
       Done(ShuttingDown(), {});
       return;
     }
-    const std::string authorization =
-        options.caller_key.empty() ? "" : absl::StrCat("Bearer ", options.caller_key);
-    absl::Status status = AdmitCompletionRequest(
-        env_,
-        [&authorization](const RuntimeConfig&) {
-          CallerCredentials c;
-          if (!authorization.empty()) c.authorization.emplace_back(authorization);
-          return c;
-        },
-        DeadlineOf(options, r), &request_, &r);
+    const KeyCredentials credentials(options.caller_key);
+    absl::Status status =
+        AdmitCompletionRequest(env_, credentials, DeadlineOf(options, r), &request_, &r);
     if (!status.ok()) {
       EmitRefused(env_->finished, r, status, core_->clock());
       Done(status, {});
@@ -336,16 +345,9 @@ class EmbedCall final : public CallState<EmbedExchange>,
   absl::StatusOr<v1::EmbedResponse> Run(const Embedded::CallOptions& options) {
     ExchangeRequest r = BeginEmbeddedCall(RequestMethod::kEmbed, options, core_->clock());
     if (!Enter(shared_from_this())) return ShuttingDown();
-    const std::string authorization =
-        options.caller_key.empty() ? "" : absl::StrCat("Bearer ", options.caller_key);
-    absl::Status status = AdmitEmbedRequest(
-        env_,
-        [&authorization](const RuntimeConfig&) {
-          CallerCredentials c;
-          if (!authorization.empty()) c.authorization.emplace_back(authorization);
-          return c;
-        },
-        DeadlineOf(options, r), &request_, &r);
+    const KeyCredentials credentials(options.caller_key);
+    absl::Status status =
+        AdmitEmbedRequest(env_, credentials, DeadlineOf(options, r), &request_, &r);
     if (!status.ok()) {
       EmitRefused(env_->finished, r, status, core_->clock());
       Finished();
