@@ -57,25 +57,6 @@ SSL_CTX* NewServerContext(const TlsMaterial& m) {
   return ctx;
 }
 
-const char* ReasonPhrase(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return status < 400 ? "OK" : "Error";
-  }
-}
-
 }  // namespace
 
 bufferevent* MetricsHttpServer::NewTlsConnection(event_base* base, void* self) {
@@ -175,7 +156,7 @@ void MetricsHttpServer::ServeRoute(MetricsHttpServer& server, evhttp_request* re
   }
   evbuffer* body = evbuffer_new();
   evbuffer_add(body, reply->body.data(), reply->body.size());
-  evhttp_send_reply(request, reply->status, ReasonPhrase(reply->status), body);
+  evhttp_send_reply(request, reply->status, HttpReasonPhrase(reply->status), body);
   evbuffer_free(body);
 }
 

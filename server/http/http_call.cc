@@ -13,40 +13,12 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/http_route.h"
 #include "common/status.h"
 #include "server/grpc/call_support.h"
 #include "server/http/openai_wire.h"
 
 namespace turnpike {
-
-namespace {
-
-const char* ReasonOf(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 429:
-      return "Too Many Requests";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "Error";
-  }
-}
-
-}  // namespace
 
 HttpFrontDoor::Call::Call(HttpFrontDoor* door, CallEnv* env, evhttp_request* request)
     : door_(door),
@@ -162,7 +134,7 @@ void HttpFrontDoor::Call::Reply(int status, std::string_view content_type, std::
   AddHeader("Content-Type", std::string(content_type));
   evbuffer* out = evbuffer_new();
   evbuffer_add(out, body.data(), body.size());
-  evhttp_send_reply(request_, status, ReasonOf(status), out);
+  evhttp_send_reply(request_, status, HttpReasonPhrase(status), out);
   evbuffer_free(out);
   Done();
 }
