@@ -221,9 +221,13 @@ TEST_F(AdmissionTest, AQueuedRequestWhoseClientLeftNeverReachesTheProvider) {
   canceller.join();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
   first.join();  // capacity returns: the cancelled request is admitted, then ends at once
+  // Generous: once, under ASan on a loaded machine, the queued request was not admitted within
+  // 15 s of the capacity's return (a lease-manager delay under investigation; see the issue note).
+  // This test is about where the cancelled request goes, not how soon.
   ASSERT_TRUE(WaitFor(
       [&] { return MetricValue(gateway_->Metrics(), "turnpike_admission_admitted_total") >= 2; },
-      seconds(15)));
+      seconds(60)))
+      << gateway_->Metrics();
   EXPECT_EQ(FakeStat(fake_->port(), "requests"), 1) << "the cancelled request stayed home";
 }
 
