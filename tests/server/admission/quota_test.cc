@@ -421,5 +421,52 @@ TEST_F(QuotaTest, ConcurrentReservationsNeverExceedTheLease) {
   EXPECT_EQ(admitted.load(), 1000) << "exactly the lease, no more, no less";
 }
 
+// A budget that holds one worst case at a time (the integration test's "slow-queue": 10,063 of
+// 12,000): the queued request's need is larger than the hot part, so its admission needs the
+// manager to unpark what the first request gave back and top the lease up. Whatever the first
+// request really cost, the queued one is admitted within a few manager passes (100 ms apart, as
+// the gateway ticks) of the first settling: after the 250 ms pause a refusal imposes at most.
+TEST_F(QuotaTest, AQueuedWaiterLargerThanTheHotPartIsAdmittedSoonAfterTheCapacityReturns) {
+  constexpr int64_t kLimit = 12'000;
+  constexpr int64_t kNeed = 10'063;
+  for (int64_t actual : {int64_t{0}, int64_t{1}, int64_t{100}, int64_t{1'000}, int64_t{1'937},
+                         int64_t{1'938}, int64_t{5'000}, int64_t{10'000}}) {
+    SCOPED_TRACE(absl::StrCat("the first request cost ", actual));
+    limit_ = kLimit;
+    budget::v1::Quota id;
+    id.set_budget(absl::StrCat("total-", actual));
+    id.set_unit(budget::v1::QUOTA_UNIT_USD_MICROS);
+    Quota quota(id, Quota::Kind::kUsdMicros, "budget \"one-at-a-time\"", [] {});
+    quota.set_settings({.limit = kLimit, .fail_open = false});
+    auto first = Wait(quota, kNeed, /*queue=*/true);
+    Maintain(quota);
+    ASSERT_TRUE(first->done);
+    ASSERT_TRUE(first->result.ok()) << first->result.status();
+    auto second = Wait(quota, kNeed, /*queue=*/true, absl::Seconds(10));
+    for (int pass = 0; pass < 5; ++pass) {
+      clock_.Advance(absl::Milliseconds(100));
+      Maintain(quota);
+    }
+    ASSERT_FALSE(second->done) << "it waits while the first holds the budget";
+    quota.Settle(*first->result, actual);
+    int passes = 0;
+    while (!second->done && passes < 100) {
+      clock_.Advance(absl::Milliseconds(100));
+      Maintain(quota);
+      ++passes;
+    }
+    ASSERT_TRUE(second->done) << "not admitted within 10 s of simulated time";
+    if (actual <= kLimit - kNeed) {
+      ASSERT_TRUE(second->result.ok()) << second->result.status();
+      EXPECT_LE(passes, 4) << "admitted " << passes
+                           << " manager passes after the capacity returned";
+      quota.Settle(*second->result, 0);
+    } else {
+      EXPECT_EQ(second->result.status().code(), absl::StatusCode::kResourceExhausted)
+          << second->result.status();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace turnpike
