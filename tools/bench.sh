@@ -109,6 +109,13 @@ cpu_ticks() {  # utime + stime of a process, in clock ticks
   awk '{print $12 + $13}' <<<"$stat"
 }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# Context switches (voluntary + involuntary) of all of a process's threads: each time a thread
+# blocks or is preempted. Per call at concurrency 1 it counts the hand-offs between threads, which
+# cost tens of microseconds each on this VM, and unlike latency it barely depends on the load.
+ctx_switches() {
+  cat /proc/"$1"/task/*/status 2>/dev/null |
+    awk '/^(non)?voluntary_ctxt_switches:/ {s += $2} END {print s + 0}'
+}
 CLK_TCK="$(getconf CLK_TCK)"
 
 # --- processes --------------------------------------------------------------------------------
@@ -176,19 +183,21 @@ echo "bench: fake provider :$FAKE_PORT, floor :$FLOOR_PORT, gateway :$GW_PORT (T
 echo
 
 # --- runs -------------------------------------------------------------------------------------
-declare -A RESULT CPU_US FAKE_CPU_US
+declare -A RESULT CPU_US FAKE_CPU_US SWITCHES
 # run NAME SERVER_PID ARGS...: one turnpike-bench run; remembers its bench-run line, and the CPU
 # microseconds per call (all calls of the run, warm-up included) of the server and, when the
 # server is the gateway, of the fake provider behind it.
 run() {
   local name="$1" server_pid="$2"
   shift 2
-  local before after fake_before fake_after
+  local before after fake_before fake_after sw_before sw_after
+  sw_before="$(ctx_switches "$server_pid")"
   before="$(cpu_ticks "$server_pid")"
   fake_before="$(cpu_ticks "$FAKE_PID")"
   "$BENCH" --name="$name" --json="$WORK/$name.json" "$@" >"$WORK/$name.out" 2>&1 ||
     { cat "$WORK/$name.out" >&2; die "run $name failed"; }
   after="$(cpu_ticks "$server_pid")"
+  sw_after="$(ctx_switches "$server_pid")"
   fake_after="$(cpu_ticks "$FAKE_PID")"
   grep -v '^bench-run:' "$WORK/$name.out"
   RESULT[$name]="$(grep '^bench-run:' "$WORK/$name.out" | tail -1)"
@@ -196,7 +205,10 @@ run() {
   started="$(get "$name" started)"
   CPU_US[$name]=-1
   FAKE_CPU_US[$name]=-1
+  SWITCHES[$name]=-1
   if ((started > 0)); then
+    # In tenths, printed as N.N: switches of the server's threads per call.
+    SWITCHES[$name]=$(((sw_after - sw_before) * 10 / started))
     CPU_US[$name]=$(((after - before) * 1000000 / CLK_TCK / started))
     if [[ "$server_pid" != "$FAKE_PID" ]]; then
       FAKE_CPU_US[$name]=$(((fake_after - fake_before) * 1000000 / CLK_TCK / started))
@@ -297,20 +309,22 @@ echo
 
 # --- table ------------------------------------------------------------------------------------
 mib() { echo $((($1 + 512) / 1024)); }
-printf '%-20s %7s %5s %5s %6s %8s %8s %8s %8s %8s %7s %7s %7s\n' scenario ok err stall rps \
-  p50_us p99_us ttft_p50 gap_p99 gap_max srv_cpu fake_cpu cli_cpu
+tenths() { if [[ "$1" == -1 ]]; then echo -1; else echo "$(($1 / 10)).$(($1 % 10))"; fi; }
+printf '%-20s %7s %5s %5s %6s %8s %8s %8s %8s %8s %7s %7s %7s %6s\n' scenario ok err stall rps \
+  p50_us p99_us ttft_p50 gap_p99 gap_max srv_cpu fake_cpu cli_cpu srv_cs
 for name in fake-ceiling-stream fake-ceiling-unary fake-ceiling-paced floor-latency direct-latency \
   gateway-latency gateway-admitted direct-gap gateway-gap floor-stream gateway-stream floor-unary \
   gateway-unary floor-paced gateway-paced gateway-plain-latency gateway-tls-latency \
   gateway-grpc-latency gateway-http-latency gateway-http-stream gateway-http-unary; do
-  printf '%-20s %7s %5s %5s %6s %8s %8s %8s %8s %8s %7s %7s %7s\n' "$name" "$(get "$name" ok)" \
+  printf '%-20s %7s %5s %5s %6s %8s %8s %8s %8s %8s %7s %7s %7s %6s\n' "$name" "$(get "$name" ok)" \
     "$(get "$name" errors)" "$(get "$name" stalled)" "$(get "$name" rps)" "$(get "$name" p50_us)" \
     "$(get "$name" p99_us)" "$(get "$name" ttft_p50_us)" "$(get "$name" gap_p99_us)" \
     "$(get "$name" gap_max_us)" "${CPU_US[$name]}" "${FAKE_CPU_US[$name]}" \
-    "$(get "$name" client_cpu_us)"
+    "$(get "$name" client_cpu_us)" "$(tenths "${SWITCHES[$name]}")"
 done
 echo "times in us; rps = OK completions/s; *_cpu = CPU us per call (warm-up included) of the server"
-echo "(fake provider, floor or gateway), of the fake provider behind the gateway, and of the client"
+echo "(fake provider, floor or gateway), of the fake provider behind the gateway, and of the client;"
+echo "srv_cs = context switches of all the server's threads per call (each a thread blocking or preempted)"
 echo "gateway RSS: idle $(mib "$RSS_IDLE_KIB") MiB, peak under $PACED_N streams $(mib "$RSS_LOAD_KIB") MiB, ${SETTLE} s after $(mib "$RSS_AFTER_KIB") MiB"
 echo
 
@@ -392,4 +406,6 @@ echo "bench: grpc_floor_p50_us=$FLOOR_P50 grpc_floor_p99_us=$FLOOR_P99" \
   "rss_idle_mib=$(mib "$RSS_IDLE_KIB") rss_1k_streams_mib=$(mib "$RSS_LOAD_KIB")" \
   "tls_added_p50_us=$TLS_ADDED_P50 tls_added_p99_us=$TLS_ADDED_P99" \
   "http_added_p50_us=$HTTP_ADDED_P50 http_over_grpc_p50_us=$HTTP_OVER_GRPC_P50" \
-  "http_over_grpc_p99_us=$HTTP_OVER_GRPC_P99 http_stream_rps=$HTTP_STREAM_RPS http_unary_rps=$HTTP_UNARY_RPS"
+  "http_over_grpc_p99_us=$HTTP_OVER_GRPC_P99 http_stream_rps=$HTTP_STREAM_RPS http_unary_rps=$HTTP_UNARY_RPS" \
+  "floor_switches_per_call=$(tenths "${SWITCHES[floor-latency]}")" \
+  "gateway_switches_per_call=$(tenths "${SWITCHES[gateway-latency]}")"

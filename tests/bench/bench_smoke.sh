@@ -19,7 +19,9 @@ re+=" internal_p99_us=$n admission_internal_p50_us=$n admission_added_p50_us=$n"
 re+=" ttft_overhead_p50_us=$n chunk_gap_p99_us=$n stream_rps=$n"
 re+=" unary_rps=$n paced_streams_ok=$n rss_idle_mib=$n rss_1k_streams_mib=$n"
 re+=" tls_added_p50_us=$n tls_added_p99_us=$n http_added_p50_us=$n http_over_grpc_p50_us=$n"
-re+=" http_over_grpc_p99_us=$n http_stream_rps=$n http_unary_rps=$n\$"
+re+=" http_over_grpc_p99_us=$n http_stream_rps=$n http_unary_rps=$n"
+tenths='([0-9]+\.[0-9]|-1)'
+re+=" floor_switches_per_call=$tenths gateway_switches_per_call=$tenths\$"
 last="$(tail -n 1 "$out")"
 if ! grep -Eq "$re" <<<"$last"; then
   echo "FAIL: last line is not the summary line: $last" >&2
