@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/thread_name.h"
 
 namespace turnpike {
 namespace {
@@ -28,7 +29,12 @@ absl::StatusOr<std::unique_ptr<CertificateWatch>> CertificateWatch::Start(Option
     warning = watch->ExpiryWarning(*watch->current_, /*force=*/true);
   }
   if (warning.has_value()) watch->Log(warning->first, warning->second);
-  if (start_thread) watch->thread_ = std::thread([w = watch.get()] { w->Run(); });
+  if (start_thread) {
+    watch->thread_ = std::thread([w = watch.get()] {
+      NameThisThread("tp-cert-watch");
+      w->Run();
+    });
+  }
   return watch;
 }
 

@@ -20,6 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/listen_address.h"
+#include "common/thread_name.h"
 
 namespace turnpike {
 namespace {
@@ -120,7 +121,10 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
                         : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
   }
   event_base* base = server->base_;
-  server->thread_ = std::thread([base] { event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY); });
+  server->thread_ = std::thread([base] {
+    NameThisThread("tp-metrics-http");
+    event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
+  });
   return server;
 }
 

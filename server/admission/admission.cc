@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "common/thread_name.h"
 
 namespace turnpike {
 namespace {
@@ -277,7 +278,10 @@ class Admission::Pending : public std::enable_shared_from_this<Pending> {
 
 Admission::Admission(std::unique_ptr<LeaseSource> source, Clock& clock, Options options)
     : source_(std::move(source)), clock_(clock), options_(options) {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("tp-admission");
+    Run();
+  });
 }
 
 Admission::~Admission() {

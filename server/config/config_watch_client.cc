@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/backoff.h"
 #include "common/bearer_channel.h"
+#include "common/thread_name.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/support/channel_arguments.h"
 
@@ -201,7 +202,10 @@ void ConfigWatchClient::Start() {
   absl::MutexLock lock(&mu_);
   if (started_ || stopping_) return;
   started_ = true;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("tp-config-watch");
+    Run();
+  });
 }
 
 void ConfigWatchClient::Stop() {

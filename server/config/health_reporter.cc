@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "common/thread_name.h"
 
 namespace turnpike {
 namespace {
@@ -79,7 +80,10 @@ void HealthReporter::Start() {
   absl::MutexLock lock(&mu_);
   if (started_ || stopping_) return;
   started_ = true;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("tp-health-rep");
+    Run();
+  });
 }
 
 void HealthReporter::Stop() {

@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/server_drain.h"
+#include "common/thread_name.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 
@@ -83,7 +84,10 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   }
   for (auto& cq : server->cqs_) {
     grpc::ServerCompletionQueue* q = cq.get();
-    server->threads_.emplace_back([q] { PollQueue(q); });
+    server->threads_.emplace_back([q] {
+      NameThisThread("tp-grpc-cq");
+      PollQueue(q);
+    });
   }
   return server;
 }

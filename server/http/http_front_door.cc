@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/listen_address.h"
 #include "common/string_view_compat.h"
+#include "common/thread_name.h"
 #include "server/http/http_call.h"
 #include "server/http/openai_wire.h"
 
@@ -76,7 +77,10 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(Options opti
                                 &HttpFrontDoor::OnWake, door.get());
   event_add(door->wake_event_, nullptr);
   event_base* base = door->base_;
-  door->thread_ = std::thread([base] { event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY); });
+  door->thread_ = std::thread([base] {
+    NameThisThread("tp-http-door");
+    event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
+  });
   return door;
 }
 

@@ -15,6 +15,7 @@
 #include "common/json_writer.h"
 #include "common/redactor.h"
 #include "common/string_view_compat.h"
+#include "common/thread_name.h"
 
 namespace turnpike {
 namespace {
@@ -187,6 +188,7 @@ RequestLog::Stats RequestLog::stats() const {
 }
 
 void RequestLog::WriterLoop() {
+  NameThisThread("tp-request-log");
   std::deque<RequestFinished> batch;
   for (;;) {
     {

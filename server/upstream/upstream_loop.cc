@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/thread_name.h"
 #include "server/upstream/curl_easy.h"
 #include "server/upstream/retry_after.h"
 
@@ -67,7 +68,10 @@ absl::Status UpstreamLoop::Init() {
   curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &UpstreamLoop::TimerCallback);
   curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_idle_connections));
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("tp-upstream");
+    Run();
+  });
   return absl::OkStatus();
 }
 

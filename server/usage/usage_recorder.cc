@@ -1,6 +1,7 @@
 #include "server/usage/usage_recorder.h"
 
 #include "absl/status/status.h"
+#include "common/thread_name.h"
 #include "server/usage/audit_evidence.h"
 
 namespace turnpike {
@@ -105,6 +106,7 @@ void UsageRecorder::Spool(Pending& pending) {
 }
 
 void UsageRecorder::DigestLoop() {
+  NameThisThread("tp-usage-digest");
   while (true) {
     Pending pending;
     {

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/backoff.h"
+#include "common/thread_name.h"
 
 namespace turnpike {
 
@@ -13,7 +14,10 @@ UsageShipper::UsageShipper(UsageSpool& spool, std::shared_ptr<grpc::Channel> cha
       stub_(usage::v1::UsageService::NewStub(std::move(channel))),
       options_(options),
       clock_(clock) {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("tp-usage-ship");
+    Run();
+  });
 }
 
 UsageShipper::~UsageShipper() {

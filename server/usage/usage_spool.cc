@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/thread_name.h"
 
 namespace turnpike {
 namespace {
@@ -154,7 +155,10 @@ absl::StatusOr<std::unique_ptr<UsageSpool>> UsageSpool::Open(Options options, Cl
         absl::StrCat("usage spool ", spool->options_.dir, " is in use by another process"));
   }
   if (absl::Status s = spool->Recover(); !s.ok()) return s;
-  spool->writer_ = std::thread([s = spool.get()] { s->Run(); });
+  spool->writer_ = std::thread([s = spool.get()] {
+    NameThisThread("tp-usage-spool");
+    s->Run();
+  });
   return spool;
 }
 
