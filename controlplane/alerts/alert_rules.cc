@@ -142,6 +142,20 @@ absl::Status AlertRules::ValidateRule(a::AlertRule& rule) {
     case a::ALERT_KIND_SNAPSHOT_NACK:
     case a::ALERT_KIND_CAPABILITY_UNAVAILABLE:
       break;
+    case a::ALERT_KIND_RATE_LIMIT_REFUSALS:
+      if (!(rule.threshold() > 0 && rule.threshold() <= 1e9)) {
+        v.Add("rule.threshold", "must be refusals per minute in (0, 1e9]");
+      }
+      break;
+    case a::ALERT_KIND_USAGE_SPOOL_BACKLOG:
+      if (rule.spool_records() < 0) v.Add("rule.spool_records", "must not be negative");
+      if (rule.has_spool_age()) {
+        CheckDuration(rule.spool_age(), absl::Seconds(1), absl::Hours(24 * 7), "rule.spool_age", v);
+      }
+      if (rule.spool_records() == 0 && !rule.has_spool_age()) {
+        v.Add("rule.spool_records", "set spool_records, spool_age or both");
+      }
+      break;
     case a::ALERT_KIND_GATEWAY_SILENT:
       if (!rule.has_silent_after()) SetProto(absl::Minutes(2), rule.mutable_silent_after());
       CheckDuration(rule.silent_after(), absl::Seconds(10), absl::Hours(24), "rule.silent_after",
@@ -150,13 +164,21 @@ absl::Status AlertRules::ValidateRule(a::AlertRule& rule) {
     default:
       v.Add("rule.kind", "must be one of the ALERT_KIND_ values (docs/alerts.md)");
   }
-  if (traffic) {
+  if (rule.kind() == a::ALERT_KIND_RATE_LIMIT_REFUSALS) {
+    // Gateways' counters are kept for an hour (DataPlaneRegistry::kCounterHistory).
+    CheckDuration(rule.window(), absl::Minutes(1), absl::Hours(1), "rule.window", v);
+    if (rule.min_requests() != 0) {
+      v.Add("rule.min_requests", "applies to LATENCY and ERROR_RATE rules only");
+    }
+  } else if (traffic) {
     CheckDuration(rule.window(), absl::Minutes(1), absl::Hours(24), "rule.window", v);
     if (rule.min_requests() < 0 || rule.min_requests() > 1000000000) {
       v.Add("rule.min_requests", "must be in [0, 1e9]");
     }
   } else {
-    if (rule.has_window()) v.Add("rule.window", "applies to LATENCY and ERROR_RATE rules only");
+    if (rule.has_window()) {
+      v.Add("rule.window", "applies to LATENCY, ERROR_RATE and RATE_LIMIT_REFUSALS rules only");
+    }
     if (rule.min_requests() != 0) {
       v.Add("rule.min_requests", "applies to LATENCY and ERROR_RATE rules only");
     }
@@ -165,6 +187,11 @@ absl::Status AlertRules::ValidateRule(a::AlertRule& rule) {
       rule.kind() != a::ALERT_KIND_BUDGET_PROJECTION &&
       (!rule.budget().empty() || !rule.budget_percents().empty())) {
     v.Add("rule.budget", "applies to BUDGET_THRESHOLD and BUDGET_PROJECTION rules only");
+  }
+  if (rule.kind() != a::ALERT_KIND_USAGE_SPOOL_BACKLOG &&
+      (rule.spool_records() != 0 || rule.has_spool_age())) {
+    v.Add(rule.spool_records() != 0 ? "rule.spool_records" : "rule.spool_age",
+          "applies to USAGE_SPOOL_BACKLOG rules only");
   }
   if (rule.kind() != a::ALERT_KIND_GATEWAY_SILENT && rule.has_silent_after()) {
     v.Add("rule.silent_after", "applies to GATEWAY_SILENT rules only");

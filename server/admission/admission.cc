@@ -230,6 +230,12 @@ class Admission::Pending : public std::enable_shared_from_this<Pending> {
   void Finish(absl::Status status) {
     ReleaseHolds();
     admission_->refused_.fetch_add(1, std::memory_order_relaxed);
+    if (next_ < steps_.size()) {
+      const bool budget = steps_[next_].rule->kind == LimitRule::Kind::kBudget;
+      absl::MutexLock lock(&admission_->refusals_mu_);
+      Refusals& r = admission_->refusals_[request_.route->capability];
+      ++(budget ? r.budget_exhausted : r.rate_limited);
+    }
     done_(std::move(status));
   }
 
@@ -350,6 +356,11 @@ std::shared_ptr<Quota> Admission::QuotaFor(const LimitRule& rule, int which,
 void Admission::Kick() {
   absl::MutexLock lock(&mu_);
   kicked_ = true;
+}
+
+std::map<std::string, Admission::Refusals> Admission::RefusalsByCapability() const {
+  absl::MutexLock lock(&refusals_mu_);
+  return refusals_;
 }
 
 Admission::Stats Admission::stats() const {

@@ -86,6 +86,22 @@ TEST_F(AlertRulesTest, EachKindValidatesItsFields) {
        "rule.for_duration"},
       {R"(name: "c" kind: ALERT_KIND_CIRCUIT_OPEN cooldown { seconds: 100000 })", "rule.cooldown"},
       {R"(name: "c" kind: ALERT_KIND_CIRCUIT_OPEN channels: ["a", "a"])", "rule.channels[1]"},
+      {R"(name: "r" kind: ALERT_KIND_RATE_LIMIT_REFUSALS threshold: 10)", "rule.window"},
+      {R"(name: "r" kind: ALERT_KIND_RATE_LIMIT_REFUSALS threshold: 10 window { seconds: 7200 })",
+       "rule.window"},
+      {R"(name: "r" kind: ALERT_KIND_RATE_LIMIT_REFUSALS window { seconds: 300 })",
+       "rule.threshold"},
+      {R"(name: "r" kind: ALERT_KIND_RATE_LIMIT_REFUSALS threshold: 1 window { seconds: 300 }
+          min_requests: 5)",
+       "rule.min_requests"},
+      {R"(name: "u" kind: ALERT_KIND_USAGE_SPOOL_BACKLOG)", "rule.spool_records"},
+      {R"(name: "u" kind: ALERT_KIND_USAGE_SPOOL_BACKLOG spool_records: -1)", "rule.spool_records"},
+      {R"(name: "u" kind: ALERT_KIND_USAGE_SPOOL_BACKLOG spool_age { nanos: 1000 })",
+       "rule.spool_age"},
+      {R"(name: "u" kind: ALERT_KIND_USAGE_SPOOL_BACKLOG spool_records: 5 window { seconds: 60 })",
+       "rule.window"},
+      {R"(name: "c" kind: ALERT_KIND_CIRCUIT_OPEN spool_records: 5)", "rule.spool_records"},
+      {R"(name: "c" kind: ALERT_KIND_CIRCUIT_OPEN spool_age { seconds: 60 })", "rule.spool_age"},
   };
   for (const Case& c : cases) {
     a::AlertRule r = Rule(c.rule);
