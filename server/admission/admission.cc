@@ -230,7 +230,10 @@ class Admission::Pending : public std::enable_shared_from_this<Pending> {
   void Finish(absl::Status status) {
     ReleaseHolds();
     admission_->refused_.fetch_add(1, std::memory_order_relaxed);
-    if (next_ < steps_.size()) {
+    // A limit out of capacity (refused, or its wait outlived the deadline); not a request or
+    // config error found while the steps were built.
+    if (next_ < steps_.size() &&
+        (absl::IsResourceExhausted(status) || absl::IsDeadlineExceeded(status))) {
       const bool budget = steps_[next_].rule->kind == LimitRule::Kind::kBudget;
       absl::MutexLock lock(&admission_->refusals_mu_);
       Refusals& r = admission_->refusals_[request_.route->capability];
