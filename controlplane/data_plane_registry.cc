@@ -69,7 +69,14 @@ absl::Status DataPlaneRegistry::ReportedHealth(const config::v1::ReportHealthReq
   if (report.has_process_start()) {
     *sample.counters.mutable_process_start() = report.process_start();
   }
-  n.samples.push_back(std::move(sample));
+  // A report within kCounterSpacing of the sample before the newest replaces the newest (a burst
+  // of prompt reports), so there are at most two samples per kCounterSpacing: an hour is at most
+  // 1,441 samples per gateway.
+  if (n.samples.size() >= 2 && now - n.samples[n.samples.size() - 2].received < kCounterSpacing) {
+    n.samples.back() = std::move(sample);
+  } else {
+    n.samples.push_back(std::move(sample));
+  }
   while (n.samples.size() >= 2 && n.samples[1].received <= now - kCounterHistory) {
     n.samples.pop_front();
   }

@@ -36,6 +36,8 @@ class DataPlaneRegistry {
   // How far back CounterHistory() reaches (the longest window a rule may difference), plus the
   // one sample before it that serves as the baseline.
   static constexpr absl::Duration kCounterHistory = absl::Hours(1);
+  // Samples are thinned to at most two per this much time (the newest is always kept).
+  static constexpr absl::Duration kCounterSpacing = absl::Seconds(5);
 
   explicit DataPlaneRegistry(Clock& clock) : clock_(clock) {}
 

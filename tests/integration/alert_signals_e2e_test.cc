@@ -157,7 +157,8 @@ TEST_F(AlertSignalsE2eTest, ASpoolBackingUpWhileTheLedgerRefusesFiresThenResolve
   rule.mutable_spool_age()->set_seconds(2);
   CreateRule(rule);
   StartGateway();
-  // The readiness probes' records are in the ledger first, so the spool then holds only ours.
+  // The readiness probes' records are in the ledger first, so the spool then holds ours (and at
+  // most a probe's record the recorder had not spooled yet).
   auto shipped = [&] {
     const std::string page = gateway_->Metrics();
     return MetricValue(page, "turnpike_usage_records_shipped_total") ==
@@ -179,12 +180,12 @@ TEST_F(AlertSignalsE2eTest, ASpoolBackingUpWhileTheLedgerRefusesFiresThenResolve
     a::Alert alert;
     EXPECT_TRUE(WaitFor(
         [&] {
-          return InState(name, "alert-gw", a::ALERT_STATE_FIRING, &alert) && alert.value() == 6;
+          return InState(name, "alert-gw", a::ALERT_STATE_FIRING, &alert) && alert.value() >= 6;
         },
         seconds(30)))
         << alert.DebugString() << "\n"
         << gateway_->process().Log();
-    EXPECT_NE(alert.summary().find("holds 6 record(s)"), std::string::npos) << alert.summary();
+    EXPECT_NE(alert.summary().find("record(s) ("), std::string::npos) << alert.summary();
   }
 
   // The ledger takes records again: the spool drains (the shipper retries within 10 s) and the

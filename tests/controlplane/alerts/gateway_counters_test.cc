@@ -216,6 +216,16 @@ TEST_F(GatewayCountersTest, TheRegistryKeepsAnHourOfSamplesAndOneBaselineBeforeI
   EXPECT_EQ(samples.back().counters.admission_refusals(0).rate_limited(), 299);
   EXPECT_FALSE(samples.back().counters.has_usage_spool());
   EXPECT_EQ(samples.back().counters.upstreams_size(), 0);
+
+  // A burst of reports a second apart (prompt reports) keeps at most two samples per 5 s, the
+  // newest last: 0, 4, 8, 12, 16 and 19 of these 20.
+  for (int k = 0; k < 20; ++k) {
+    Report(1, k);
+    clock_.Advance(absl::Seconds(1));
+  }
+  history = registry_.CounterHistory();
+  EXPECT_EQ(history["gw-1"].size(), 6u);
+  EXPECT_EQ(history["gw-1"].back().counters.admission_refusals(0).rate_limited(), 19);
 }
 
 }  // namespace
