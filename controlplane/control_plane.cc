@@ -113,7 +113,8 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(
   TP_ASSIGN_OR_RETURN(cp->alert_engine_,
                       AlertEngine::Start(*cp->store_, *cp->alert_rules_, *cp->alert_signals_,
                                          *poster, clock, options.alerts));
-  cp->alert_service_ = std::make_unique<AlertServiceImpl>(*cp->alert_rules_, *cp->alert_engine_);
+  cp->alert_service_ = std::make_unique<AlertServiceImpl>(*cp->alert_rules_, *cp->alert_engine_,
+                                                          *cp->authenticator_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -1,5 +1,7 @@
 #include "controlplane/data_plane_registry.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "controlplane/proto_util.h"
 
@@ -61,7 +63,34 @@ absl::Status DataPlaneRegistry::ReportedHealth(const config::v1::ReportHealthReq
   const absl::Time now = clock_.Now();
   n.health_reported = report.has_observed() ? report.observed() : ToTimestamp(now);
   n.last_seen = now;
+  CounterSample sample{now, {}};
+  *sample.counters.mutable_admission_refusals() = report.admission_refusals();
+  if (report.has_usage_spool()) *sample.counters.mutable_usage_spool() = report.usage_spool();
+  if (report.has_process_start()) {
+    *sample.counters.mutable_process_start() = report.process_start();
+  }
+  // A report within kCounterSpacing of the sample before the newest replaces the newest (a burst
+  // of prompt reports), so there are at most two samples per kCounterSpacing: an hour is at most
+  // 1,441 samples per gateway.
+  if (n.samples.size() >= 2 && now - n.samples[n.samples.size() - 2].received < kCounterSpacing) {
+    n.samples.back() = std::move(sample);
+  } else {
+    n.samples.push_back(std::move(sample));
+  }
+  while (n.samples.size() >= 2 && n.samples[1].received <= now - kCounterHistory) {
+    n.samples.pop_front();
+  }
   return absl::OkStatus();
+}
+
+std::map<std::string, std::vector<CounterSample>> DataPlaneRegistry::CounterHistory() const {
+  absl::MutexLock lock(&mu_);
+  std::map<std::string, std::vector<CounterSample>> out;
+  for (const auto& [id, n] : nodes_) {
+    if (n.samples.empty()) continue;
+    out[id] = {n.samples.begin(), n.samples.end()};
+  }
+  return out;
 }
 
 admin::v1::DataPlane DataPlaneRegistry::ToProto(const std::string& id, const Node& n) const {

@@ -1,11 +1,14 @@
 // DataPlaneRegistry remembers every gateway (node id) that has opened a watch stream since the
 // control plane started: its ACKed version, its last NACK, when it was last heard from, whether a
 // stream is open now, and its latest health report (the state of its upstreams' circuit
-// breakers). It feeds ListDataPlanes, GetDataPlane and GetConfigStatus. In memory only: a
+// breakers). It feeds ListDataPlanes, GetDataPlane and GetConfigStatus. It also keeps the last
+// hour of each gateway's reported counters (admission refusals, usage spool) for the alert rules
+// that difference them (controlplane/alerts/gateway_counters.h). In memory only: a
 // restarted control plane learns the fleet again as gateways reconnect and report. Thread-safe.
 #ifndef TURNPIKE_CONTROLPLANE_DATA_PLANE_REGISTRY_H_
 #define TURNPIKE_CONTROLPLANE_DATA_PLANE_REGISTRY_H_
 
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -21,8 +24,21 @@
 
 namespace turnpike::controlplane {
 
+// A health report's counters (admission refusals, usage spool, process start; no upstreams) and
+// when it arrived.
+struct CounterSample {
+  absl::Time received;
+  config::v1::ReportHealthRequest counters;
+};
+
 class DataPlaneRegistry {
  public:
+  // How far back CounterHistory() reaches (the longest window a rule may difference), plus the
+  // one sample before it that serves as the baseline.
+  static constexpr absl::Duration kCounterHistory = absl::Hours(1);
+  // Samples are thinned to at most two per this much time (the newest is always kept).
+  static constexpr absl::Duration kCounterSpacing = absl::Seconds(5);
+
   explicit DataPlaneRegistry(Clock& clock) : clock_(clock) {}
 
   // `authenticated_by` says how the stream authenticated (shown by ListDataPlanes).
@@ -43,6 +59,9 @@ class DataPlaneRegistry {
   std::pair<int, int> Count(const std::string& current_version) const;
   // The node's state, or nullopt if it was never seen.
   std::optional<admin::v1::DataPlane> Get(const std::string& node_id) const;
+  // Every node's counter samples, oldest first: those of the last kCounterHistory and the newest
+  // one before it.
+  std::map<std::string, std::vector<CounterSample>> CounterHistory() const;
 
  private:
   struct Node {
@@ -57,6 +76,7 @@ class DataPlaneRegistry {
     // The latest health report, as received.
     google::protobuf::RepeatedPtrField<config::v1::UpstreamHealth> upstreams;
     std::optional<google::protobuf::Timestamp> health_reported;
+    std::deque<CounterSample> samples;
   };
   admin::v1::DataPlane ToProto(const std::string& id, const Node& n) const;
 

@@ -3,9 +3,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "common/status_macros.h"
+#include "controlplane/proto_util.h"
 #include "controlplane/validation.h"
 
 namespace turnpike::controlplane {
@@ -29,72 +33,122 @@ absl::Status CheckName(const std::string& name) {
   return v.ToStatus();
 }
 
+// The page of `alerts` (sorted by rule, then subject) after the page token's key.
+absl::Status FillAlertsPage(std::vector<a::Alert> alerts, const a::ListAlertsRequest& request,
+                            a::ListAlertsResponse* response) {
+  TP_ASSIGN_OR_RETURN(int limit, PageSize(request.page_size()));
+  TP_ASSIGN_OR_RETURN(std::string after, DecodePageToken(request.page_token()));
+  // The key is "<rule>/<subject>": rule names never hold a '/'.
+  std::pair<std::string, std::string> last;
+  if (!after.empty()) {
+    const size_t slash = after.find('/');
+    if (slash == std::string::npos) {
+      return InvalidFieldError("page_token", "is not a token returned by ListAlerts");
+    }
+    last = {after.substr(0, slash), after.substr(slash + 1)};
+  }
+  for (a::Alert& alert : alerts) {
+    if (!request.rule().empty() && alert.rule() != request.rule()) continue;
+    if (!request.states().empty() && std::find(request.states().begin(), request.states().end(),
+                                               alert.state()) == request.states().end()) {
+      continue;
+    }
+    if (!after.empty() && std::make_pair(alert.rule(), alert.subject()) <= last) continue;
+    if (response->alerts_size() == limit) {
+      const a::Alert& end = response->alerts(limit - 1);
+      response->set_next_page_token(EncodePageToken(absl::StrCat(end.rule(), "/", end.subject())));
+      break;
+    }
+    *response->add_alerts() = std::move(alert);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-grpc::Status AlertServiceImpl::CreateAlertRule(grpc::ServerContext*,
+template <class Fn>
+grpc::Status AlertServiceImpl::Change(grpc::ServerContext* context, const char* method, Fn change) {
+  absl::StatusOr<Identity> who = authenticator_.Identify(*context);
+  if (!who.ok()) return Answer(method, who.status());
+  return Answer(method, change(who->name));
+}
+
+grpc::Status AlertServiceImpl::CreateAlertRule(grpc::ServerContext* context,
                                                const a::CreateAlertRuleRequest* request,
                                                a::CreateAlertRuleResponse* response) {
-  absl::StatusOr<a::AlertRule> r = rules_.CreateRule(request->rule());
-  if (!r.ok()) return Answer("CreateAlertRule", r.status());
-  spdlog::info("alert rule {} created ({})", r->name(), a::AlertKind_Name(r->kind()));
-  *response->mutable_rule() = *std::move(r);
-  return grpc::Status::OK;
+  return Change(context, "CreateAlertRule", [&](const std::string& actor) -> absl::Status {
+    TP_ASSIGN_OR_RETURN(*response->mutable_rule(), rules_.CreateRule(request->rule(), actor));
+    spdlog::info("alert rule {} created ({}) by {}", response->rule().name(),
+                 a::AlertKind_Name(response->rule().kind()), actor);
+    return absl::OkStatus();
+  });
 }
 
-grpc::Status AlertServiceImpl::UpdateAlertRule(grpc::ServerContext*,
+grpc::Status AlertServiceImpl::UpdateAlertRule(grpc::ServerContext* context,
                                                const a::UpdateAlertRuleRequest* request,
                                                a::UpdateAlertRuleResponse* response) {
-  absl::StatusOr<a::AlertRule> r = rules_.UpdateRule(request->rule());
-  if (!r.ok()) return Answer("UpdateAlertRule", r.status());
-  spdlog::info("alert rule {} updated", r->name());
-  *response->mutable_rule() = *std::move(r);
-  return grpc::Status::OK;
+  return Change(context, "UpdateAlertRule", [&](const std::string& actor) -> absl::Status {
+    TP_ASSIGN_OR_RETURN(*response->mutable_rule(), rules_.UpdateRule(request->rule(), actor));
+    spdlog::info("alert rule {} updated by {}", response->rule().name(), actor);
+    return absl::OkStatus();
+  });
 }
 
-grpc::Status AlertServiceImpl::DeleteAlertRule(grpc::ServerContext*,
+grpc::Status AlertServiceImpl::DeleteAlertRule(grpc::ServerContext* context,
                                                const a::DeleteAlertRuleRequest* request,
                                                a::DeleteAlertRuleResponse*) {
-  absl::Status s = CheckName(request->name());
-  if (s.ok()) s = rules_.DeleteRule(request->name());
-  if (s.ok()) spdlog::info("alert rule {} deleted", request->name());
-  return Answer("DeleteAlertRule", s);
+  return Change(context, "DeleteAlertRule", [&](const std::string& actor) -> absl::Status {
+    TP_RETURN_IF_ERROR(CheckName(request->name()));
+    TP_RETURN_IF_ERROR(rules_.DeleteRule(request->name(), actor));
+    spdlog::info("alert rule {} deleted by {}", request->name(), actor);
+    return absl::OkStatus();
+  });
 }
 
-grpc::Status AlertServiceImpl::ListAlertRules(grpc::ServerContext*, const a::ListAlertRulesRequest*,
+grpc::Status AlertServiceImpl::ListAlertRules(grpc::ServerContext*,
+                                              const a::ListAlertRulesRequest* request,
                                               a::ListAlertRulesResponse* response) {
-  absl::StatusOr<std::vector<a::AlertRule>> r = rules_.ListRules();
-  if (!r.ok()) return Answer("ListAlertRules", r.status());
-  for (a::AlertRule& rule : *r) *response->add_rules() = std::move(rule);
+  absl::StatusOr<AlertListPage<a::AlertRule>> page =
+      rules_.ListRules(request->page_size(), request->page_token());
+  if (!page.ok()) return Answer("ListAlertRules", page.status());
+  for (a::AlertRule& rule : page->items) *response->add_rules() = std::move(rule);
+  response->set_next_page_token(std::move(page->next_page_token));
   return grpc::Status::OK;
 }
 
-grpc::Status AlertServiceImpl::CreateAlertChannel(grpc::ServerContext*,
+grpc::Status AlertServiceImpl::CreateAlertChannel(grpc::ServerContext* context,
                                                   const a::CreateAlertChannelRequest* request,
                                                   a::CreateAlertChannelResponse* response) {
-  absl::StatusOr<a::AlertChannel> c = rules_.CreateChannel(request->channel());
-  if (!c.ok()) return Answer("CreateAlertChannel", c.status());
-  // The name, kind and redacted host only: the URL and routing key are secrets.
-  spdlog::info("alert channel {} created ({}, {})", c->name(), a::ChannelKind_Name(c->kind()),
-               c->url_redacted());
-  *response->mutable_channel() = *std::move(c);
-  return grpc::Status::OK;
+  return Change(context, "CreateAlertChannel", [&](const std::string& actor) -> absl::Status {
+    TP_ASSIGN_OR_RETURN(*response->mutable_channel(),
+                        rules_.CreateChannel(request->channel(), actor));
+    // The name, kind and redacted host only: the URL and routing key are secrets.
+    const a::AlertChannel& c = response->channel();
+    spdlog::info("alert channel {} created ({}, {}) by {}", c.name(), a::ChannelKind_Name(c.kind()),
+                 c.url_redacted(), actor);
+    return absl::OkStatus();
+  });
 }
 
-grpc::Status AlertServiceImpl::DeleteAlertChannel(grpc::ServerContext*,
+grpc::Status AlertServiceImpl::DeleteAlertChannel(grpc::ServerContext* context,
                                                   const a::DeleteAlertChannelRequest* request,
                                                   a::DeleteAlertChannelResponse*) {
-  absl::Status s = CheckName(request->name());
-  if (s.ok()) s = rules_.DeleteChannel(request->name());
-  if (s.ok()) spdlog::info("alert channel {} deleted", request->name());
-  return Answer("DeleteAlertChannel", s);
+  return Change(context, "DeleteAlertChannel", [&](const std::string& actor) -> absl::Status {
+    TP_RETURN_IF_ERROR(CheckName(request->name()));
+    TP_RETURN_IF_ERROR(rules_.DeleteChannel(request->name(), actor));
+    spdlog::info("alert channel {} deleted by {}", request->name(), actor);
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status AlertServiceImpl::ListAlertChannels(grpc::ServerContext*,
-                                                 const a::ListAlertChannelsRequest*,
+                                                 const a::ListAlertChannelsRequest* request,
                                                  a::ListAlertChannelsResponse* response) {
-  absl::StatusOr<std::vector<a::AlertChannel>> r = rules_.ListChannels();
-  if (!r.ok()) return Answer("ListAlertChannels", r.status());
-  for (a::AlertChannel& c : *r) *response->add_channels() = std::move(c);
+  absl::StatusOr<AlertListPage<a::AlertChannel>> page =
+      rules_.ListChannels(request->page_size(), request->page_token());
+  if (!page.ok()) return Answer("ListAlertChannels", page.status());
+  for (a::AlertChannel& c : page->items) *response->add_channels() = std::move(c);
+  response->set_next_page_token(std::move(page->next_page_token));
   return grpc::Status::OK;
 }
 
@@ -104,15 +158,7 @@ grpc::Status AlertServiceImpl::ListAlerts(grpc::ServerContext*, const a::ListAle
     absl::Status s = CheckName(request->rule());
     if (!s.ok()) return Answer("ListAlerts", s);
   }
-  for (a::Alert& alert : engine_.Alerts()) {
-    if (!request->rule().empty() && alert.rule() != request->rule()) continue;
-    if (!request->states().empty() && std::find(request->states().begin(), request->states().end(),
-                                                alert.state()) == request->states().end()) {
-      continue;
-    }
-    *response->add_alerts() = std::move(alert);
-  }
-  return grpc::Status::OK;
+  return Answer("ListAlerts", FillAlertsPage(engine_.Alerts(), *request, response));
 }
 
 }  // namespace turnpike::controlplane

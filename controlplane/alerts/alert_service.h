@@ -2,19 +2,23 @@
 // through AlertRules, alerts and their delivery history from the AlertEngine. Synchronous
 // handlers (they wait on SQLite). Access is decided before a handler runs
 // (controlplane/access_policy.cc: rules operator, channels admin, ListAlerts viewer). Statuses
-// come from ToGrpcStatus. Channel secrets never appear in a response or a log line. Thread-safe.
+// come from ToGrpcStatus. Changes are audited as made by the caller the Authenticator identifies.
+// The lists are paged like every list of the admin API (proto_util.h). Channel secrets never
+// appear in a response or a log line. Thread-safe.
 #ifndef TURNPIKE_CONTROLPLANE_ALERTS_ALERT_SERVICE_H_
 #define TURNPIKE_CONTROLPLANE_ALERTS_ALERT_SERVICE_H_
 
 #include "controlplane/alerts/alert_engine.h"
 #include "controlplane/alerts/alert_rules.h"
+#include "controlplane/authenticator.h"
 #include "turnpike/alert/v1/alert.grpc.pb.h"
 
 namespace turnpike::controlplane {
 
 class AlertServiceImpl final : public alert::v1::AlertService::Service {
  public:
-  AlertServiceImpl(AlertRules& rules, AlertEngine& engine) : rules_(rules), engine_(engine) {}
+  AlertServiceImpl(AlertRules& rules, AlertEngine& engine, const Authenticator& authenticator)
+      : rules_(rules), engine_(engine), authenticator_(authenticator) {}
 
   grpc::Status CreateAlertRule(grpc::ServerContext* context,
                                const alert::v1::CreateAlertRuleRequest* request,
@@ -41,8 +45,13 @@ class AlertServiceImpl final : public alert::v1::AlertService::Service {
                           alert::v1::ListAlertsResponse* response) override;
 
  private:
+  // Runs `change(actor)` as the authenticated caller; logs and converts its status.
+  template <class Fn>
+  grpc::Status Change(grpc::ServerContext* context, const char* method, Fn change);
+
   AlertRules& rules_;
   AlertEngine& engine_;
+  const Authenticator& authenticator_;
 };
 
 }  // namespace turnpike::controlplane

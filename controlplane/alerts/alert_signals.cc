@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "controlplane/alerts/gateway_counters.h"
 
 namespace turnpike::controlplane {
 namespace {
@@ -75,6 +76,7 @@ absl::StatusOr<std::optional<BudgetUse>> LiveAlertSignals::Budget(const std::str
 
 std::vector<GatewaySignal> LiveAlertSignals::Gateways() {
   std::vector<GatewaySignal> out;
+  std::map<std::string, std::vector<CounterSample>> counters = registry_.CounterHistory();
   for (const admin::v1::DataPlane& d : registry_.List("", 0)) {
     GatewaySignal g;
     g.node_id = d.node_id();
@@ -85,6 +87,9 @@ std::vector<GatewaySignal> LiveAlertSignals::Gateways() {
     for (const config::v1::UpstreamHealth& u : d.upstreams()) {
       g.upstreams.push_back(
           {u.provider(), u.model(), u.breaker_state() == config::v1::BREAKER_STATE_OPEN});
+    }
+    if (auto it = counters.find(d.node_id()); it != counters.end()) {
+      g.counters = std::move(it->second);
     }
     out.push_back(std::move(g));
   }
@@ -261,6 +266,10 @@ absl::StatusOr<std::vector<Observation>> ObserveRule(const a::AlertRule& rule,
       }
       break;
     }
+    case a::ALERT_KIND_RATE_LIMIT_REFUSALS:
+      return ObserveRefusals(rule, signals.Gateways(), now);
+    case a::ALERT_KIND_USAGE_SPOOL_BACKLOG:
+      return ObserveSpools(rule, signals.Gateways());
     case a::ALERT_KIND_SNAPSHOT_NACK: {
       // One alert per NACKed version, however many gateways NACKed it.
       std::map<std::string, std::vector<std::string>> nodes;

@@ -1,7 +1,8 @@
 // AlertSignals is what alert rules look at, behind one interface so the evaluator's tests run on
 // a fake: request volume, failures and a latency quantile from the usage ledger (the `usage`
 // table), a budget's limit and spend from the lease ledger (the numbers that enforce it), and
-// each gateway's state from the DataPlaneRegistry (last heard from, NACKs, breaker states), and
+// each gateway's state from the DataPlaneRegistry (last heard from, NACKs, breaker states, the
+// counters it reports: admission refusals and its usage spool), and
 // each capability's targets from the current config snapshot.
 // ObserveRule() turns one rule and these signals into observations, one per subject, merging what
 // every gateway reports so that a problem seen by ten gateways is one observation.
@@ -61,6 +62,9 @@ struct GatewaySignal {
   std::string nacked_version;
   std::string last_nack;
   std::vector<UpstreamSignal> upstreams;
+  // Its reported counters (admission refusals, usage spool), oldest first
+  // (DataPlaneRegistry::CounterHistory).
+  std::vector<CounterSample> counters;
 };
 
 class AlertSignals {

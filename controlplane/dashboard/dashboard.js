@@ -39,11 +39,11 @@ async function api(endpoint, params) {
 }
 
 // Every page of a List method.
-async function listAll(endpoint, field) {
+async function listAll(endpoint, field, filters) {
   const out = [];
   let token = "";
   do {
-    const params = [["page_size", "1000"]];
+    const params = [...(filters || []), ["page_size", "1000"]];
     if (token) params.push(["page_token", token]);
     const page = await api(endpoint, params);
     out.push(...(page[field] || []));
@@ -241,7 +241,7 @@ async function load() {
     listAll("budgets", "budgets"),
     api("spend", [...range, ["group_by", "GROUP_BY_CAPABILITY"]]),
     api("spend", [...range, ["group_by", "GROUP_BY_MODEL"]]),
-    api("alerts", [["states", "ALERT_STATE_FIRING"], ["states", "ALERT_STATE_PENDING"]]),
+    listAll("alerts", "alerts", [["states", "ALERT_STATE_FIRING"], ["states", "ALERT_STATE_PENDING"]]),
     listAll("dataplanes", "dataPlanes"),
   ]);
   fill(document.querySelector("#budgets tbody"), budgets.map((b) => budgetRow(b, nowMs)),
@@ -256,7 +256,7 @@ async function load() {
     const keys = spendTable(document.getElementById(`spend-${key}`), rows, key);
     spendChart(document.getElementById(`chart-${key}`), rows, key, keys, startMs);
   }
-  fill(document.querySelector("#alerts tbody"), (alerts.alerts || []).map(alertRow),
+  fill(document.querySelector("#alerts tbody"), alerts.map(alertRow),
     "No alert is firing or pending.", 6);
   fill(document.querySelector("#gateways tbody"), gateways.map(gatewayRow),
     "No gateway has connected since the control plane started.", 5);

@@ -231,6 +231,15 @@ class Admission::Pending : public std::enable_shared_from_this<Pending> {
   void Finish(absl::Status status) {
     ReleaseHolds();
     admission_->refused_.fetch_add(1, std::memory_order_relaxed);
+    // A limit out of capacity (refused, or its wait outlived the deadline); not a request or
+    // config error found while the steps were built.
+    if (next_ < steps_.size() &&
+        (absl::IsResourceExhausted(status) || absl::IsDeadlineExceeded(status))) {
+      const bool budget = steps_[next_].rule->kind == LimitRule::Kind::kBudget;
+      absl::MutexLock lock(&admission_->refusals_mu_);
+      Refusals& r = admission_->refusals_[request_.route->capability];
+      ++(budget ? r.budget_exhausted : r.rate_limited);
+    }
     done_(std::move(status));
   }
 
@@ -354,6 +363,11 @@ std::shared_ptr<Quota> Admission::QuotaFor(const LimitRule& rule, int which,
 void Admission::Kick() {
   absl::MutexLock lock(&mu_);
   kicked_ = true;
+}
+
+std::map<std::string, Admission::Refusals> Admission::RefusalsByCapability() const {
+  absl::MutexLock lock(&refusals_mu_);
+  return refusals_;
 }
 
 Admission::Stats Admission::stats() const {

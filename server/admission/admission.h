@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -100,6 +101,12 @@ class Admission {
     int64_t fail_closed = 0;
     int64_t lease_round_trips = 0;
   };
+  // Requests one capability's limits refused since start, by the kind of limit that refused them
+  // (reported to the control plane, which alerts on their rate: docs/alerts.md).
+  struct Refusals {
+    int64_t rate_limited = 0;
+    int64_t budget_exhausted = 0;
+  };
 
   Admission(std::unique_ptr<LeaseSource> source, Clock& clock, Options options);
   ~Admission();  // stops the lease manager and releases every lease
@@ -108,6 +115,8 @@ class Admission {
   void Admit(AdmissionRequest request, std::function<void(absl::StatusOr<Admitted>)> done);
 
   Stats stats() const;
+  // Refusals by capability since start (capabilities never refused are absent).
+  std::map<std::string, Refusals> RefusalsByCapability() const;
 
  private:
   class Pending;
@@ -128,6 +137,9 @@ class Admission {
   std::atomic<int64_t> refused_{0};
   std::atomic<int64_t> queued_{0};
   std::atomic<int64_t> degraded_{0};
+  // Written on the refusal path only (never on an admission).
+  mutable absl::Mutex refusals_mu_;
+  std::map<std::string, Refusals> refusals_ ABSL_GUARDED_BY(refusals_mu_);
 
   mutable absl::Mutex registry_mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Quota>> quotas_ ABSL_GUARDED_BY(registry_mu_);

@@ -70,6 +70,8 @@ absl::StatusOr<std::unique_ptr<HealthReporter>> HealthReporter::Create(
 HealthReporter::HealthReporter(Options options, std::shared_ptr<grpc::ChannelInterface> channel,
                                StatusSource source, Clock& clock)
     : options_(std::move(options)),
+      process_start_(options_.process_start == absl::InfinitePast() ? clock.Now()
+                                                                    : options_.process_start),
       source_(std::move(source)),
       clock_(clock),
       stub_(config::v1::ConfigDiscoveryService::NewStub(channel)) {}
@@ -156,9 +158,22 @@ void HealthReporter::Run() {
       // Not retried on failure: the next report (a change, or `interval` later) carries it all.
       last_signature = std::move(signature);
       next_full = now + options_.interval;
-      Send(BuildReport(options_.node_id, std::move(status), clock_,
-                       options_.key_uses ? options_.key_uses()
-                                         : std::vector<std::pair<std::string, int64_t>>()));
+      ReportHealthRequest report = BuildReport(
+          options_.node_id, std::move(status), clock_,
+          options_.key_uses ? options_.key_uses() : std::vector<std::pair<std::string, int64_t>>());
+      *report.mutable_process_start() =
+          WallTimestamp(process_start_, process_start_, process_start_);
+      if (options_.admission_refusals) {
+        for (config::v1::AdmissionRefusals& r : options_.admission_refusals()) {
+          *report.add_admission_refusals() = std::move(r);
+        }
+      }
+      if (options_.usage_spool) {
+        if (std::optional<config::v1::UsageSpoolState> spool = options_.usage_spool()) {
+          *report.mutable_usage_spool() = *std::move(spool);
+        }
+      }
+      Send(report);
     }
     absl::MutexLock lock(&mu_);
     if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.change_poll)) return;

@@ -9,7 +9,9 @@
 // report. Each report replaces the previous one, so a lost report loses nothing: a failed call
 // is told to `log_failure` and dropped, and never touches a request. Each report also carries
 // when every caller key was last used on this gateway (`key_uses`, to the minute), so admins see
-// stale keys (docs/admin.md); a new minute of use waits for the next full report.
+// stale keys (docs/admin.md); a new minute of use waits for the next full report. It also carries
+// the admission refusals per capability and the usage spool's state (`admission_refusals`,
+// `usage_spool`), from which the control plane alerts (docs/alerts.md).
 //
 // The channel is the control plane's (the watch client's), so reports use the same TLS and
 // identity as the watch stream. `clock` must be the one Resilience uses: status times are on its
@@ -21,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -57,6 +60,14 @@ class HealthReporter {
     // Every caller key used since start: (key id, Unix seconds of the minute of its last use),
     // called on the reporter's thread (KeyUseTable::Uses). Optional.
     std::function<std::vector<std::pair<std::string, int64_t>>()> key_uses;
+    // Admission refusals by capability since the process started (Admission's counters), called
+    // on the reporter's thread. Optional.
+    std::function<std::vector<config::v1::AdmissionRefusals>()> admission_refusals;
+    // The usage spool's state now, on the reporter's thread; nullopt without a spool. Optional.
+    std::function<std::optional<config::v1::UsageSpoolState>()> usage_spool;
+    // When the process started (wall clock), sent with every report: the counters above count
+    // from it. InfinitePast: the reporter's creation time.
+    absl::Time process_start = absl::InfinitePast();
   };
 
   struct Stats {
@@ -93,6 +104,7 @@ class HealthReporter {
 
   // Constant after construction.
   const Options options_;
+  const absl::Time process_start_;
   const StatusSource source_;
   Clock& clock_;
   std::unique_ptr<config::v1::ConfigDiscoveryService::Stub> stub_;

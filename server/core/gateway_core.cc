@@ -252,12 +252,44 @@ absl::Status GatewayCore::StartWatch(std::function<void(const std::string&)> on_
       {.node_id = watch_->node_id(),
        .interval = options_.health_report_interval,
        .log_failure = [this](const std::string& m) { Log(LogLevel::kDebug, m); },
-       .key_uses = [this] { return key_uses_.Uses(); }},
+       .key_uses = [this] { return key_uses_.Uses(); },
+       .admission_refusals = [this] { return ReportedRefusals(); },
+       .usage_spool = [this] { return ReportedSpool(); }},
       watch_->channel(), [this] { return resilience_.Status(); }, Clock::Real());
   if (!reporter.ok()) return reporter.status();
   health_ = *std::move(reporter);
   health_->Start();
   return absl::OkStatus();
+}
+
+std::vector<config::v1::AdmissionRefusals> GatewayCore::ReportedRefusals() const {
+  std::vector<config::v1::AdmissionRefusals> out;
+  if (admission_.admission == nullptr) return out;
+  for (const auto& [capability, r] : admission_.admission->RefusalsByCapability()) {
+    config::v1::AdmissionRefusals& p = out.emplace_back();
+    p.set_capability(capability);
+    p.set_rate_limited(r.rate_limited);
+    p.set_budget_exhausted(r.budget_exhausted);
+  }
+  return out;
+}
+
+std::optional<config::v1::UsageSpoolState> GatewayCore::ReportedSpool() const {
+  if (spool_ == nullptr || shipper_ == nullptr) return std::nullopt;
+  const UsageSpool::Stats spool = spool_->stats();
+  const absl::Time oldest = shipper_->stats().oldest_pending;
+  config::v1::UsageSpoolState out;
+  out.set_pending_records(static_cast<int64_t>(UsageSpool::PendingRecords(spool)));
+  out.set_pending_bytes(
+      static_cast<int64_t>(spool.bytes - std::min(spool.bytes, spool.quarantined_bytes)));
+  const absl::Duration age = oldest == absl::InfiniteFuture()
+                                 ? absl::ZeroDuration()
+                                 : std::max(absl::ZeroDuration(), Clock::Real().Now() - oldest);
+  out.mutable_oldest_pending_age()->set_seconds(absl::ToInt64Seconds(age));
+  out.mutable_oldest_pending_age()->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(age % absl::Seconds(1))));
+  out.set_dropped_records(static_cast<int64_t>(spool.dropped));
+  return out;
 }
 
 void GatewayCore::StopWatching() {

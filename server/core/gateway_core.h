@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -125,6 +126,11 @@ class GatewayCore {
   absl::Status OpenUsageSpool(std::vector<RequestFinishedSink*>& sinks);
   absl::Status StartWatch(std::function<void(const std::string&)> on_applied);
   void Log(LogLevel level, const std::string& message) const;
+
+  // What the health reports carry besides the upstreams (HealthReporter::Options), on the
+  // reporter's thread.
+  std::vector<config::v1::AdmissionRefusals> ReportedRefusals() const;
+  std::optional<config::v1::UsageSpoolState> ReportedSpool() const;
 
   // Constant after Create.
   const Options options_;

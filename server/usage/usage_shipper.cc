@@ -1,5 +1,6 @@
 #include "server/usage/usage_shipper.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -49,6 +50,18 @@ void UsageShipper::Run() {
     }
     absl::StatusOr<std::optional<UsageSpool::Segment>> next = spool_.NextSealed();
     absl::Status status = next.status();
+    if (status.ok()) {
+      absl::Time oldest = absl::InfiniteFuture();
+      if (next->has_value()) {
+        for (const usage::v1::UsageRecord& r : (*next)->records) {
+          if (!r.has_start_time()) continue;
+          oldest = std::min(oldest, absl::FromUnixSeconds(r.start_time().seconds()) +
+                                        absl::Nanoseconds(r.start_time().nanos()));
+        }
+      }
+      absl::MutexLock lock(&mu_);
+      stats_.oldest_pending = oldest;
+    }
     if (status.ok() && !next->has_value()) {
       if (!Wait(options_.poll_interval)) return;
       continue;

@@ -42,6 +42,9 @@ class UsageShipper {
     uint64_t failures = 0;     // failed ReportUsage calls (retried)
     uint64_t quarantined = 0;  // records set aside as refused
     std::string last_error;    // of the last failed call, empty after a success
+    // When the oldest record not yet acknowledged started (its start_time, wall clock): the
+    // first of the sealed segment being shipped; InfiniteFuture when no sealed segment waits.
+    absl::Time oldest_pending = absl::InfiniteFuture();
   };
 
   // Starts the shipper thread. `spool` and `clock` must outlive the shipper.

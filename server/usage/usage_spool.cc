@@ -396,6 +396,7 @@ absl::StatusOr<std::string> UsageSpool::Quarantine(const Segment& segment) {
   if (absl::Status s = SyncDir(options_.dir); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   stats_.quarantined_bytes += size;  // still in `bytes`: the file is still on disk
+  stats_.quarantined += segment.records.size();
   return bad;
 }
 

@@ -65,6 +65,7 @@ class UsageSpool {
     uint64_t write_errors = 0;       // failed writes or fsyncs (the records stay queued)
     uint64_t bytes = 0;              // on disk and queued now (quarantined segments included)
     uint64_t quarantined_bytes = 0;  // in bad-<n>.log segments, part of `bytes`
+    uint64_t quarantined = 0;        // records set aside by Quarantine() since start
   };
 
   // Opens (and recovers) the spool in `options.dir` and starts the writer thread. `clock` drives
@@ -91,6 +92,12 @@ class UsageSpool {
   absl::StatusOr<std::string> Quarantine(const Segment& segment);
 
   Stats stats() const;
+  // Records appended or recovered and neither acknowledged nor set aside yet.
+  static uint64_t PendingRecords(const Stats& s) {
+    const uint64_t in = s.appended + s.recovered;
+    const uint64_t out = s.removed + s.quarantined;
+    return in > out ? in - out : 0;
+  }
 
  private:
   UsageSpool(Options options, Clock& clock);

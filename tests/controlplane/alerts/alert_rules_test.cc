@@ -86,6 +86,22 @@ TEST_F(AlertRulesTest, EachKindValidatesItsFields) {
        "rule.for_duration"},
       {R"(name: "c" kind: ALERT_KIND_CIRCUIT_OPEN cooldown { seconds: 100000 })", "rule.cooldown"},
       {R"(name: "c" kind: ALERT_KIND_CIRCUIT_OPEN channels: ["a", "a"])", "rule.channels[1]"},
+      {R"(name: "r" kind: ALERT_KIND_RATE_LIMIT_REFUSALS threshold: 10)", "rule.window"},
+      {R"(name: "r" kind: ALERT_KIND_RATE_LIMIT_REFUSALS threshold: 10 window { seconds: 7200 })",
+       "rule.window"},
+      {R"(name: "r" kind: ALERT_KIND_RATE_LIMIT_REFUSALS window { seconds: 300 })",
+       "rule.threshold"},
+      {R"(name: "r" kind: ALERT_KIND_RATE_LIMIT_REFUSALS threshold: 1 window { seconds: 300 }
+          min_requests: 5)",
+       "rule.min_requests"},
+      {R"(name: "u" kind: ALERT_KIND_USAGE_SPOOL_BACKLOG)", "rule.spool_records"},
+      {R"(name: "u" kind: ALERT_KIND_USAGE_SPOOL_BACKLOG spool_records: -1)", "rule.spool_records"},
+      {R"(name: "u" kind: ALERT_KIND_USAGE_SPOOL_BACKLOG spool_age { nanos: 1000 })",
+       "rule.spool_age"},
+      {R"(name: "u" kind: ALERT_KIND_USAGE_SPOOL_BACKLOG spool_records: 5 window { seconds: 60 })",
+       "rule.window"},
+      {R"(name: "c" kind: ALERT_KIND_CIRCUIT_OPEN spool_records: 5)", "rule.spool_records"},
+      {R"(name: "c" kind: ALERT_KIND_CIRCUIT_OPEN spool_age { seconds: 60 })", "rule.spool_age"},
   };
   for (const Case& c : cases) {
     a::AlertRule r = Rule(c.rule);
@@ -97,47 +113,52 @@ TEST_F(AlertRulesTest, EachKindValidatesItsFields) {
 
 TEST_F(AlertRulesTest, DefaultsAreFilledIn) {
   auto r = rules_->CreateRule(
-      Rule(R"(name: "p99" kind: ALERT_KIND_LATENCY threshold: 2000 window { seconds: 300 })"));
+      Rule(R"(name: "p99" kind: ALERT_KIND_LATENCY threshold: 2000 window { seconds: 300 })"),
+      "test-admin");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_DOUBLE_EQ(r->quantile(), 0.99);
   EXPECT_EQ(r->cooldown().seconds(), 300);
-  auto s = rules_->CreateRule(Rule(R"(name: "quiet" kind: ALERT_KIND_GATEWAY_SILENT)"));
+  auto s =
+      rules_->CreateRule(Rule(R"(name: "quiet" kind: ALERT_KIND_GATEWAY_SILENT)"), "test-admin");
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->silent_after().seconds(), 120);
 }
 
 TEST_F(AlertRulesTest, RuleCrud) {
   a::AlertRule r = Rule(R"(name: "nack" kind: ALERT_KIND_SNAPSHOT_NACK)");
-  ASSERT_TRUE(rules_->CreateRule(r).ok());
-  EXPECT_EQ(rules_->CreateRule(r).status().code(), absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(rules_->CreateRule(r, "test-admin").ok());
+  EXPECT_EQ(rules_->CreateRule(r, "test-admin").status().code(), absl::StatusCode::kAlreadyExists);
   r.set_description("changed");
-  ASSERT_TRUE(rules_->UpdateRule(r).ok());
+  ASSERT_TRUE(rules_->UpdateRule(r, "test-admin").ok());
   auto list = rules_->ListRules();
   ASSERT_TRUE(list.ok());
   ASSERT_EQ(list->size(), 1u);
   EXPECT_EQ((*list)[0].description(), "changed");
   a::AlertRule other = Rule(R"(name: "none" kind: ALERT_KIND_SNAPSHOT_NACK)");
-  EXPECT_EQ(rules_->UpdateRule(other).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_TRUE(rules_->DeleteRule("nack").ok());
-  EXPECT_EQ(rules_->DeleteRule("nack").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(rules_->UpdateRule(other, "test-admin").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(rules_->DeleteRule("nack", "test-admin").ok());
+  EXPECT_EQ(rules_->DeleteRule("nack", "test-admin").code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(AlertRulesTest, RuleMustNameExistingChannels) {
   a::AlertRule r = Rule(R"(name: "nack" kind: ALERT_KIND_SNAPSHOT_NACK channels: "ops")");
-  absl::StatusOr<a::AlertRule> created = rules_->CreateRule(r);
+  absl::StatusOr<a::AlertRule> created = rules_->CreateRule(r, "test-admin");
   EXPECT_EQ(created.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(ViolatedFields(created.status()), Contains("rule.channels[0]"));
-  ASSERT_TRUE(rules_->CreateChannel(Channel("ops", a::CHANNEL_KIND_SLACK, kSecretUrl)).ok());
-  ASSERT_TRUE(rules_->CreateRule(r).ok());
+  ASSERT_TRUE(
+      rules_->CreateChannel(Channel("ops", a::CHANNEL_KIND_SLACK, kSecretUrl), "test-admin").ok());
+  ASSERT_TRUE(rules_->CreateRule(r, "test-admin").ok());
   // A channel in use cannot go.
-  EXPECT_EQ(rules_->DeleteChannel("ops").code(), absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(rules_->DeleteRule("nack").ok());
-  EXPECT_TRUE(rules_->DeleteChannel("ops").ok());
-  EXPECT_EQ(rules_->DeleteChannel("ops").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(rules_->DeleteChannel("ops", "test-admin").code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(rules_->DeleteRule("nack", "test-admin").ok());
+  EXPECT_TRUE(rules_->DeleteChannel("ops", "test-admin").ok());
+  EXPECT_EQ(rules_->DeleteChannel("ops", "test-admin").code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(AlertRulesTest, ChannelSecretsAreSealedAndNeverListed) {
-  auto created = rules_->CreateChannel(Channel("ops", a::CHANNEL_KIND_SLACK, kSecretUrl));
+  auto created =
+      rules_->CreateChannel(Channel("ops", a::CHANNEL_KIND_SLACK, kSecretUrl), "test-admin");
   ASSERT_TRUE(created.ok()) << created.status();
   EXPECT_EQ(created->url(), "");
   EXPECT_EQ(created->url_redacted(), "https://hooks.example.com");
@@ -146,16 +167,16 @@ TEST_F(AlertRulesTest, ChannelSecretsAreSealedAndNeverListed) {
   pd.set_name("pager");
   pd.set_kind(a::CHANNEL_KIND_PAGERDUTY);
   pd.set_routing_key("R0UTINGKEYSECRET");
-  ASSERT_TRUE(rules_->CreateChannel(pd).ok());
+  ASSERT_TRUE(rules_->CreateChannel(pd, "test-admin").ok());
 
-  auto list = rules_->ListChannels();
+  auto list = rules_->ListChannels(0, "");
   ASSERT_TRUE(list.ok());
-  ASSERT_EQ(list->size(), 2u);
-  for (const a::AlertChannel& c : *list) {
+  ASSERT_EQ(list->items.size(), 2u);
+  for (const a::AlertChannel& c : list->items) {
     EXPECT_THAT(c.DebugString(), Not(HasSubstr("SECRETPATH")));
     EXPECT_THAT(c.DebugString(), Not(HasSubstr("R0UTINGKEYSECRET")));
   }
-  EXPECT_EQ((*list)[1].url_redacted(), "https://events.pagerduty.com");  // by name
+  EXPECT_EQ(list->items[1].url_redacted(), "https://events.pagerduty.com");  // by name
 
   auto opened = rules_->OpenChannel("ops");
   ASSERT_TRUE(opened.ok()) << opened.status();
@@ -187,15 +208,17 @@ TEST_F(AlertRulesTest, ChannelValidationNeverEchoesTheUrl) {
       {Channel("a", a::CHANNEL_KIND_PAGERDUTY, ""), "channel.routing_key"},
   };
   for (const Case& c : cases) {
-    absl::StatusOr<a::AlertChannel> s = rules_->CreateChannel(c.channel);
+    absl::StatusOr<a::AlertChannel> s = rules_->CreateChannel(c.channel, "test-admin");
     EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(ViolatedFields(s.status()), Contains(c.field)) << s.status();
     EXPECT_THAT(s.status().ToString(), Not(HasSubstr("SECRET")));
   }
-  ASSERT_TRUE(rules_->CreateChannel(Channel("a", a::CHANNEL_KIND_WEBHOOK, kSecretUrl)).ok());
-  EXPECT_EQ(
-      rules_->CreateChannel(Channel("a", a::CHANNEL_KIND_WEBHOOK, kSecretUrl)).status().code(),
-      absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(
+      rules_->CreateChannel(Channel("a", a::CHANNEL_KIND_WEBHOOK, kSecretUrl), "test-admin").ok());
+  EXPECT_EQ(rules_->CreateChannel(Channel("a", a::CHANNEL_KIND_WEBHOOK, kSecretUrl), "test-admin")
+                .status()
+                .code(),
+            absl::StatusCode::kAlreadyExists);
 }
 
 }  // namespace

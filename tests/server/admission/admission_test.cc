@@ -159,6 +159,11 @@ TEST_F(AdmissionTest, PerEndUserKeysRefuseTheNoisyUserAndServeTheOthers) {
   EXPECT_EQ(info->reason(), "RATE_LIMITED");
   EXPECT_EQ(info->metadata().at("rate_limit"), "per-user");
   EXPECT_EQ(info->metadata().at("key"), "noisy");
+  // Counted for the health reports, by capability and by the kind of limit (docs/alerts.md).
+  const std::map<std::string, Admission::Refusals> refusals = admission_->RefusalsByCapability();
+  ASSERT_EQ(refusals.size(), 1u);
+  EXPECT_EQ(refusals.at("chat").rate_limited, 1);
+  EXPECT_EQ(refusals.at("chat").budget_exhausted, 0);
   auto other = AdmitNow(Ask("chat", "quiet"));
   ASSERT_TRUE(other.ok()) << other.status();
   EXPECT_THAT(other->metadata, ::testing::Contains(Pair("x-turnpike-remaining-requests", "1")));
@@ -207,6 +212,7 @@ TEST_F(AdmissionTest, BudgetOverAnUnpricedModelIsRefusedNotAdmittedUnbounded) {
   ASSERT_FALSE(a.ok());
   EXPECT_EQ(a.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(a.status().message(), HasSubstr("has no price"));
+  EXPECT_TRUE(admission_->RefusalsByCapability().empty()) << "a config error, not a refusal";
 }
 
 TEST_F(AdmissionTest, AnUnsettledTicketReleasesItsHoldWhenDropped) {
