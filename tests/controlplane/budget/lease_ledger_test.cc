@@ -512,6 +512,10 @@ TEST_F(LeaseLedgerTest, InvariantHoldsUnderConcurrentAcquireAndRelease) {
       absl::BitGen gen;
       LeaseLedger& ledger = *ledgers[t % 2];
       const std::string node = absl::StrCat("gw-", t);
+      // Each thread abandons its first granted lease, so that some lease always expires (with
+      // only the random one in ten, a run whose budget ran out after a few dozen grants could
+      // abandon none: about one run in 25).
+      bool abandoned_one = false;
       for (int i = 0; i < kRounds; ++i) {
         int64_t want = absl::Uniform<int64_t>(gen, 1, 20'000);
         absl::StatusOr<b::AcquireLeaseResponse> a =
@@ -533,7 +537,10 @@ TEST_F(LeaseLedgerTest, InvariantHoldsUnderConcurrentAcquireAndRelease) {
         if (!up.ok()) {
           ASSERT_EQ(up.status().code(), absl::StatusCode::kFailedPrecondition) << up.status();
         }
-        if (absl::Bernoulli(gen, 0.1)) continue;  // abandoned: it will expire
+        if (!abandoned_one || absl::Bernoulli(gen, 0.1)) {  // abandoned: it will expire
+          abandoned_one = true;
+          continue;
+        }
         const int64_t final_spent = absl::Uniform<int64_t>(gen, 0, covered + 1);
         absl::StatusOr<b::ReleaseLeaseResponse> rel =
             ledger.Release(Release(node, a->lease_id(), final_spent));
