@@ -47,6 +47,8 @@ const char* MethodName(u::Method m) {
       return "Complete";
     case u::METHOD_EMBED:
       return "Embed";
+    case u::METHOD_CLASSIFY:
+      return "Classify";
     default:
       return "";
   }
