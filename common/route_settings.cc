@@ -227,6 +227,20 @@ void CheckContent(const config::v1::Route& route, const std::string& p, Checker&
   }
 }
 
+void CheckTask(const config::v1::Route& route, const std::string& p, Checker& c) {
+  if (!config::v1::RouteTask_IsValid(route.task())) {
+    c.Add(p + ".task", "must be ROUTE_TASK_UNSPECIFIED or ROUTE_TASK_CLASSIFICATION");
+    return;
+  }
+  // A static degradation answer is free text, never one of a request's labels
+  // (docs/classification.md).
+  if (route.task() == config::v1::ROUTE_TASK_CLASSIFICATION &&
+      route.degradation().mode() == config::v1::DEGRADATION_MODE_STATIC_RESPONSE) {
+    c.Add(p + ".degradation.mode",
+          "a classification route cannot answer with a static response (it is not a label)");
+  }
+}
+
 }  // namespace
 
 std::vector<FieldViolation> ValidateRouteSettings(const config::v1::Route& route,
@@ -242,6 +256,7 @@ std::vector<FieldViolation> ValidateRouteSettings(const config::v1::Route& route
   CheckDegradation(route.degradation(), p + ".degradation", c);
   CheckContent(route, p, c);
   CheckRoutingRules(route, p, c);
+  CheckTask(route, p, c);
   return out;
 }
 

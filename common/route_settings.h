@@ -69,7 +69,8 @@ inline constexpr size_t kMaxChainTargets = 16;
 
 // Checks the resilience settings and routing rules (tier chains, variants: names unique and
 // well formed, chains non-empty, percentages adding up to at most 100; each latency class's
-// timeouts and chain) of `route` against the
+// timeouts and chain; the task, and that a classification route has no static degradation
+// answer) of `route` against the
 // limits above: every bad field, in field
 // order, with paths under `path` (the route's own path, e.g. "routes[0]" or "route.spec").
 // Empty if they are all valid. Does not check the capability, the targets' providers and models,

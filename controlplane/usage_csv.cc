@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "common/json_writer.h"
+#include "controlplane/usage_rows.h"
 
 namespace turnpike::controlplane {
 namespace {
@@ -46,6 +47,8 @@ const char* MethodName(u::Method m) {
       return "Complete";
     case u::METHOD_EMBED:
       return "Embed";
+    case u::METHOD_CLASSIFY:
+      return "Classify";
     default:
       return "";
   }
@@ -159,7 +162,7 @@ std::string RecordCsvHeader() {
       "reasoning_output_tokens,usage_estimated,cost_known,cost_usd,cost_usd_micros,"
       "input_cost_usd_micros,cached_input_cost_usd_micros,cache_write_cost_usd_micros,"
       "output_cost_usd_micros,price_version,latency_us,time_to_first_token_us,tags,tier_chain,"
-      "variant,latency_class",
+      "variant,latency_class,features",
       kEol);
 }
 
@@ -210,6 +213,7 @@ void AppendRecordCsvRow(std::string& out, const u::UsageRecord& r) {
   Text(line, r.tier_chain());
   Text(line, r.variant());
   Text(line, r.latency_class());
+  Text(line, FeaturesText(r.features()));
   out += line;
   out += kEol;
 }

@@ -1,5 +1,10 @@
 #include "controlplane/usage_rows.h"
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/json_writer.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -38,6 +43,38 @@ std::string TagsJson(const google::protobuf::Map<std::string, std::string>& tags
   for (const auto& [k, v] : sorted) w.Key(k).String(v);
   w.EndObject();
   return w.Release();
+}
+
+namespace {
+constexpr char kFeaturePrefix[] = "REQUEST_FEATURE_";
+constexpr size_t kFeaturePrefixSize = sizeof(kFeaturePrefix) - 1;
+}  // namespace
+
+std::string FeaturesText(const google::protobuf::RepeatedField<int>& features) {
+  std::vector<std::string> names;
+  for (int f : features) {
+    const std::string& name =
+        turnpike::v1::RequestFeature_IsValid(f)
+            ? turnpike::v1::RequestFeature_Name(static_cast<turnpike::v1::RequestFeature>(f))
+            : "";
+    names.push_back(absl::StartsWith(name, kFeaturePrefix)
+                        ? absl::AsciiStrToLower(name.substr(kFeaturePrefixSize))
+                        : absl::StrCat(f));
+  }
+  return absl::StrJoin(names, ",");
+}
+
+void ParseFeatures(const std::string& text, u::UsageRecord& r) {
+  for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    int number = 0;
+    turnpike::v1::RequestFeature feature;
+    if (absl::SimpleAtoi(item, &number)) {
+      r.add_features(static_cast<turnpike::v1::RequestFeature>(number));
+    } else if (turnpike::v1::RequestFeature_Parse(
+                   absl::StrCat(kFeaturePrefix, absl::AsciiStrToUpper(item)), &feature)) {
+      r.add_features(feature);
+    }
+  }
 }
 
 void ValidateRecord(const u::UsageRecord& r, int index, Violations& v) {
@@ -112,6 +149,7 @@ void BindRecord(SqliteStatement& s, const u::UsageRecord& r, int64_t received_us
   s.Bind(++i, r.tier_chain());
   s.Bind(++i, r.variant());
   s.Bind(++i, r.latency_class());
+  s.Bind(++i, FeaturesText(r.features()));
 }
 
 u::UsageRecord ReadRecord(const SqliteStatement& s) {
@@ -160,6 +198,7 @@ u::UsageRecord ReadRecord(const SqliteStatement& s) {
   r.set_tier_chain(s.ColumnText(++i));
   r.set_variant(s.ColumnText(++i));
   r.set_latency_class(s.ColumnText(++i));
+  ParseFeatures(s.ColumnText(++i), r);
   return r;
 }
 

@@ -28,14 +28,19 @@ inline constexpr char kColumns[] =
     "usage_estimated, cost_known, cost_usd_micros, input_cost_usd_micros, "
     "cached_input_cost_usd_micros, cache_write_cost_usd_micros, output_cost_usd_micros, "
     "price_version, cache_hit, degraded, refused, attempts, time_to_first_token_us, latency_us, "
-    "tags, tier_chain, variant, latency_class";
-inline constexpr int kColumnCount = 38;
+    "tags, tier_chain, variant, latency_class, features";
+inline constexpr int kColumnCount = 39;
 
 int64_t ToMicros(const google::protobuf::Timestamp& t);
 google::protobuf::Timestamp FromMicros(int64_t us);
 // Timestamps a record or query may carry: 1970-01-01 to 9999-12-31.
 bool ValidTimestamp(const google::protobuf::Timestamp& t);
 std::string TagsJson(const google::protobuf::Map<std::string, std::string>& tags);
+// UsageRecord.features as stored and exported (migrations/0010_usage_features.sql): the short
+// names ("tools", "json_schema") joined by commas; a value unknown here is kept as its number.
+std::string FeaturesText(const google::protobuf::RepeatedField<int>& features);
+// The inverse of FeaturesText; unparseable items are skipped.
+void ParseFeatures(const std::string& text, usage::v1::UsageRecord& r);
 // Adds a violation per field of record `index` that cannot be stored.
 void ValidateRecord(const usage::v1::UsageRecord& r, int index, Violations& v);
 // Binds the columns of `r` (kColumns order) to `s`.

@@ -1,5 +1,6 @@
 // turnpike-gateway: the data plane. Reads its config from a file (--config) and serves
-// turnpike.v1.CompletionService and EmbeddingService until SIGTERM/SIGINT, then drains.
+// turnpike.v1.CompletionService, EmbeddingService and ClassificationService until SIGTERM/SIGINT,
+// then drains.
 #include <signal.h>
 #include <sys/stat.h>
 

@@ -79,6 +79,8 @@ admin() {  # method json
 admin CreateCredential '{"credential":{"name":"fake-key","description":"the fake provider key"},"secret":"fake-key"}'
 admin CreateProvider "{\"provider\":{\"spec\":{\"name\":\"fake\",\"kind\":\"PROVIDER_KIND_OPENAI\",\"baseUrl\":\"http://127.0.0.1:$FAKE_PORT/v1\",\"credential\":\"fake-key\"}}}"
 admin CreateRoute '{"route":{"spec":{"capability":"demo","targets":[{"provider":"fake","model":"gpt-4o-mini"}],"allowUnauthenticated":true}}}'
+# A classification route (docs/classification.md).
+admin CreateRoute '{"route":{"spec":{"capability":"triage","task":"ROUTE_TASK_CLASSIFICATION","targets":[{"provider":"fake","model":"gpt-4o-mini"}],"allowUnauthenticated":true}}}'
 extra=""
 add_real() {  # name kind base_url env_var capability model
   local key="${!4:-}"
@@ -126,6 +128,7 @@ Try (grpcurl; 'buf curl --protocol grpc --http2-prior-knowledge' works the same 
 
   grpcurl -plaintext -d '{"capability":"demo","messages":[{"role":"ROLE_USER","content":"hello"}]}' localhost:50051 turnpike.v1.CompletionService/StreamCompletion
   grpcurl -plaintext -d '{"capability":"demo","messages":[{"role":"ROLE_USER","content":"hello"}]}' localhost:50051 turnpike.v1.CompletionService/Complete
+  grpcurl -plaintext -d '{"capability":"triage","text":"I was charged twice","labels":[{"name":"billing"},{"name":"shipping"}]}' localhost:50051 turnpike.v1.ClassificationService/Classify
   grpcurl -plaintext localhost:50051 grpc.health.v1.Health/Check
   grpcurl -plaintext localhost:50051 list
 

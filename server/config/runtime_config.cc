@@ -281,6 +281,7 @@ absl::StatusOr<std::shared_ptr<const RuntimeConfig>> RuntimeConfig::Build(const 
     RouteEntry route;
     route.capability = r.capability();
     route.allow_unauthenticated = r.allow_unauthenticated();
+    route.classification = r.task() == config::v1::ROUTE_TASK_CLASSIFICATION;
     route.default_max_tokens =
         r.default_max_tokens() > 0 ? r.default_max_tokens() : kDefaultMaxTokens;
     BuildResilience(r, &route);

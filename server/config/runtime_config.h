@@ -128,6 +128,9 @@ struct RouteEntry {
   // null for a class the route gives no settings. Owned by the RuntimeConfig.
   std::array<const RouteEntry*, kLatencyClassCount> latency_classes{};
   bool allow_unauthenticated = false;
+  // Route.task is ROUTE_TASK_CLASSIFICATION: the capability serves Classify
+  // (docs/classification.md).
+  bool classification = false;
   int32_t default_max_tokens = 1024;
   TransferOptions timeouts;
   RetrySettings retry;

@@ -314,6 +314,10 @@ void AttemptDriver::FinishAttempt(absl::Status status) {
   }
   last_error_ = std::move(status);
   last_kind_ = outcome.kind;
+  if (last_attempt_) {
+    GiveUp(absl::ZeroDuration());
+    return;
+  }
   Run(next);
 }
 

@@ -135,6 +135,9 @@ class AttemptDriver : public TransferHandler, public std::enable_shared_from_thi
   void MarkFirstToken();
   // Ends the running attempt with `status` (the protocol found the body malformed or too big).
   void SetAttemptError(absl::Status status) { attempt_error_ = std::move(status); }
+  // The running attempt is the last: if it fails, the request ends with its error (and the
+  // fallbacks) whatever the planner would try next (a classification's second invalid answer).
+  void MakeLastAttempt() { last_attempt_ = true; }
   bool committed() const { return committed_; }
   bool cancelled() const { return cancelled_.load(); }
   // The target of the current (or last) attempt. Requires an attempt to have started.
@@ -194,6 +197,7 @@ class AttemptDriver : public TransferHandler, public std::enable_shared_from_thi
   int64_t retry_after_ms_ = 0;
   std::string error_body_;
   absl::Status attempt_error_;
+  bool last_attempt_ = false;
 };
 
 }  // namespace turnpike

@@ -120,7 +120,16 @@ int32_t ChatExchange::max_tokens() const {
   return chat_.max_tokens.value_or(route().default_max_tokens);
 }
 
+const ChatRequest& ChatExchange::FormFor(const TargetEntry& target) const {
+  if (chat_.without_json_schema != nullptr &&
+      !target.features.Supports(v1::REQUEST_FEATURE_JSON_SCHEMA)) {
+    return *chat_.without_json_schema;
+  }
+  return chat_;
+}
+
 absl::StatusOr<HttpRequest> ChatExchange::BuildRequest(const TargetEntry& target) {
+  const ChatRequest& chat = FormFor(target);
   ChatParams params;
   params.model = target.model;
   params.messages = chat_.messages;
@@ -130,9 +139,9 @@ absl::StatusOr<HttpRequest> ChatExchange::BuildRequest(const TargetEntry& target
   for (const std::string& s : chat_.stop) params.stop.push_back(s);
   params.user = request().end_user;
   params.stream = stream_;
-  params.tools = chat_.tools;
-  params.tool_choice = chat_.tool_choice;
-  params.response_format = chat_.response_format;
+  params.tools = chat.tools;
+  params.tool_choice = chat.tool_choice;
+  params.response_format = chat.response_format;
   return target.provider->adapter->BuildChatRequest(params);
 }
 
@@ -181,6 +190,12 @@ absl::Status ChatExchange::OnSuccessEnd() {
   } else {
     absl::StatusOr<ChatResult> result = target().provider->adapter->ParseChatResponse(body_);
     if (!result.ok()) return result.status();
+    if (chat_.check_reply) {
+      if (absl::Status verdict = chat_.check_reply(*result); !verdict.ok()) {
+        if (++rejected_replies_ >= 2) MakeLastAttempt();
+        return verdict;
+      }
+    }
     OnText(result->text);
     for (size_t i = 0; i < result->tool_calls.size(); ++i) {
       const v1::ToolCall& call = result->tool_calls[i];
@@ -234,7 +249,8 @@ void ChatExchange::Commit() {
 }
 
 v1::RequestFeature ChatExchange::UnsupportedFeature(const TargetEntry& target) const {
-  for (v1::RequestFeature f : features_) {
+  const ChatRequest& chat = FormFor(target);
+  for (v1::RequestFeature f : &chat == &chat_ ? features_ : ChatFeatures(chat)) {
     if (!target.features.Supports(f)) return f;
   }
   return v1::REQUEST_FEATURE_UNSPECIFIED;

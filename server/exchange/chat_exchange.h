@@ -9,6 +9,7 @@
 #ifndef TURNPIKE_SERVER_EXCHANGE_CHAT_EXCHANGE_H_
 #define TURNPIKE_SERVER_EXCHANGE_CHAT_EXCHANGE_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,6 +54,13 @@ struct ChatRequest {
   const google::protobuf::RepeatedPtrField<v1::Tool>* tools = nullptr;
   v1::ToolChoice tool_choice;
   v1::ResponseFormat response_format;
+  // Sent instead to a target that cannot serve a JSON Schema response format (a
+  // classification's forced tool call, docs/classification.md); may be null.
+  std::shared_ptr<const ChatRequest> without_json_schema;
+  // Unary only: judges each reply before it commits. An error (with ErrorInfo kBadAnswerReason,
+  // failure_kind.h) fails the attempt: the planner tries the next target, else the same; after
+  // the second rejected reply the request ends with it.
+  std::function<absl::Status(const ChatResult&)> check_reply;
 };
 
 // What a request uses beyond plain text, in enum order (CompletionStart.features, and what
@@ -103,6 +111,8 @@ class ChatExchange final : public AttemptDriver, public StreamSink {
                    std::string provider_reason);
   void Commit();
   int32_t max_tokens() const;
+  // What to send `target`: chat_, or its form without a JSON Schema.
+  const ChatRequest& FormFor(const TargetEntry& target) const;
 
   // Constant after construction.
   const ChatRequest chat_;
@@ -119,6 +129,7 @@ class ChatExchange final : public AttemptDriver, public StreamSink {
   bool degraded_ = false;
   ChatFinish finish_;
   bool finished_ = false;
+  int rejected_replies_ = 0;  // replies check_reply refused
   // Per attempt.
   std::string body_;  // a non-streaming 2xx body
   std::unique_ptr<SseParser> sse_;

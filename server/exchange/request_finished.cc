@@ -15,6 +15,8 @@ const char* RequestMethodName(RequestMethod method) {
       return "Complete";
     case RequestMethod::kEmbed:
       return "Embed";
+    case RequestMethod::kClassify:
+      return "Classify";
   }
   return "Unknown";
 }

@@ -27,7 +27,7 @@ namespace turnpike {
 
 class AdmissionTicket;  // server/admission/admission.h
 
-enum class RequestMethod { kStreamCompletion = 0, kComplete = 1, kEmbed = 2 };
+enum class RequestMethod { kStreamCompletion = 0, kComplete = 1, kEmbed = 2, kClassify = 3 };
 const char* RequestMethodName(RequestMethod method);
 
 // The text of a request and of its reply, captured when the route's content policy allows any

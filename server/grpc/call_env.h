@@ -18,6 +18,7 @@
 #include "server/telemetry/gateway_metrics.h"
 #include "server/upstream/transport.h"
 #include "server/usage/usage_recorder.h"
+#include "turnpike/v1/classification.grpc.pb.h"
 #include "turnpike/v1/completion.grpc.pb.h"
 #include "turnpike/v1/embedding.grpc.pb.h"
 
@@ -31,10 +32,13 @@ using RawCompletionService = v1::CompletionService::WithRawMethod_StreamCompleti
     v1::CompletionService::WithRawMethod_Complete<v1::CompletionService::Service>>;
 using RawEmbeddingService =
     v1::EmbeddingService::WithRawMethod_Embed<v1::EmbeddingService::Service>;
+using RawClassificationService =
+    v1::ClassificationService::WithRawMethod_Classify<v1::ClassificationService::Service>;
 
 struct CallEnv {
   RawCompletionService* completion = nullptr;
   RawEmbeddingService* embedding = nullptr;
+  RawClassificationService* classification = nullptr;
   grpc::ServerCompletionQueue* cq = nullptr;
   ConfigStore* config = nullptr;
   // The upstream transport of this queue's calls.
@@ -99,6 +103,7 @@ struct CallTag {
 void SpawnStreamCompletionCall(CallEnv* env);
 void SpawnCompleteCall(CallEnv* env);
 void SpawnEmbedCall(CallEnv* env);
+void SpawnClassifyCall(CallEnv* env);
 
 }  // namespace turnpike
 

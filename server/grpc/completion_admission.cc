@@ -1,5 +1,6 @@
 #include "server/grpc/completion_admission.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "server/grpc/authorizer.h"
 #include "server/grpc/call_support.h"
@@ -53,6 +54,35 @@ absl::Status AdmitEmbedRequest(CallEnv* env, CredentialsOf credentials, absl::Ti
   exchange->tags = SortedTags(request->tags());
   if (absl::Status s = ValidateEmbedRequest(*request); !s.ok()) return s;
   return AdmitCaller(env, credentials, deadline, request->capability(), exchange);
+}
+
+absl::Status AdmitClassifyRequest(CallEnv* env, CredentialsOf credentials, absl::Time deadline,
+                                  v1::ClassifyRequest* request,
+                                  std::unique_ptr<ClassificationPlan>* plan,
+                                  ExchangeRequest* exchange) {
+  if (request->request_id().empty()) request->set_request_id(NewRequestId());
+  exchange->request_id = request->request_id();
+  exchange->end_user = request->user();
+  exchange->tags = SortedTags(request->tags());
+  if (absl::Status s = ValidateClassifyLabels(*request); !s.ok()) return s;
+  *plan = PlanClassification(*request);
+  if (absl::Status s = ValidateCompletionRequest((*plan)->completion); !s.ok()) return s;
+  exchange->latency_class = request->latency_class() == v1::LATENCY_CLASS_BATCH
+                                ? LatencyClass::kBatch
+                                : LatencyClass::kInteractive;
+  if (absl::Status s = AdmitCaller(env, credentials, deadline, request->capability(), exchange);
+      !s.ok()) {
+    return s;
+  }
+  if (!exchange->route->classification) {
+    absl::Status status = absl::FailedPreconditionError(absl::StrCat(
+        "capability \"", request->capability(),
+        "\" is not a classification (its route's task is not ROUTE_TASK_CLASSIFICATION; "
+        "docs/classification.md)"));
+    AttachReason(status, "NOT_A_CLASSIFICATION");
+    return status;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status AdmitCompletion(CallEnv* env, const grpc::ByteBuffer& buffer,

@@ -12,6 +12,7 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "server/exchange/attempt_driver.h"
 #include "server/exchange/chat_exchange.h"
+#include "server/exchange/classification.h"
 #include "server/grpc/authorizer.h"
 #include "server/grpc/call_env.h"
 #include "server/grpc/limits_admission.h"
@@ -33,6 +34,14 @@ absl::Status AdmitCompletionRequest(CallEnv* env, CredentialsOf credentials, abs
                                     ExchangeRequest* exchange);
 absl::Status AdmitEmbedRequest(CallEnv* env, CredentialsOf credentials, absl::Time deadline,
                                v1::EmbedRequest* request, ExchangeRequest* exchange);
+
+// Validates a classification (labels, text; then as the completion it is served as), admits it
+// as AdmitCompletionRequest does, and checks that the capability's route is a classification
+// route (FAILED_PRECONDITION naming it if not). Fills `plan` once the labels are valid.
+absl::Status AdmitClassifyRequest(CallEnv* env, CredentialsOf credentials, absl::Time deadline,
+                                  v1::ClassifyRequest* request,
+                                  std::unique_ptr<ClassificationPlan>* plan,
+                                  ExchangeRequest* exchange);
 
 // Parses `buffer` into `request` and admits it. Fills `exchange` (begun with BeginCall) with
 // what is known, also on failure (request id, end user, tags; then config, route, caller and

@@ -38,6 +38,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
       &server->port_);
   builder.RegisterService(&server->completion_);
   builder.RegisterService(&server->embedding_);
+  builder.RegisterService(&server->classification_);
   builder.SetMaxReceiveMessageSize(options.max_request_bytes);
   // Small replies and long streams: keep latency low rather than batching.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -63,6 +64,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     auto env = std::make_unique<CallEnv>();
     env->completion = &server->completion_;
     env->embedding = &server->embedding_;
+    env->classification = &server->classification_;
     env->cq = cq.get();
     env->config = &config;
     env->transport = loops[q % loops.size()];
@@ -79,6 +81,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
       SpawnStreamCompletionCall(env.get());
       SpawnCompleteCall(env.get());
       SpawnEmbedCall(env.get());
+      SpawnClassifyCall(env.get());
     }
     server->envs_.push_back(std::move(env));
   }
@@ -100,6 +103,7 @@ void GatewayServer::SetServing(bool serving) {
   health->SetServingStatus(serving);
   health->SetServingStatus("turnpike.v1.CompletionService", serving);
   health->SetServingStatus("turnpike.v1.EmbeddingService", serving);
+  health->SetServingStatus("turnpike.v1.ClassificationService", serving);
 }
 
 void GatewayServer::Shutdown(absl::Duration drain) {

@@ -1,8 +1,8 @@
-// GatewayServer is turnpike-gateway's gRPC front: CompletionService and EmbeddingService on the
-// completion-queue async API (one CQ and one polling thread per core, no thread per request),
-// plus reflection and grpc.health.v1.Health, which says SERVING only once a config is loaded.
-// Shutdown() stops accepting, lets calls in flight finish up to a drain deadline, cancels the
-// rest and joins the threads. Thread-safe.
+// GatewayServer is turnpike-gateway's gRPC front: CompletionService, EmbeddingService and
+// ClassificationService on the completion-queue async API (one CQ and one polling thread per core,
+// no thread per request), plus reflection and grpc.health.v1.Health, which says SERVING only once a
+// config is loaded. Shutdown() stops accepting, lets calls in flight finish up to a drain deadline,
+// cancels the rest and joins the threads. Thread-safe.
 #ifndef TURNPIKE_SERVER_GRPC_GATEWAY_SERVER_H_
 #define TURNPIKE_SERVER_GRPC_GATEWAY_SERVER_H_
 
@@ -79,6 +79,7 @@ class GatewayServer {
 
   RawCompletionService completion_;
   RawEmbeddingService embedding_;
+  RawClassificationService classification_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;
   std::unique_ptr<RequestFinishedSink> own_finished_;

@@ -140,6 +140,24 @@ const std::vector<StringFieldSpec>& EmbedStringFields() {
   return *specs;
 }
 
+const std::vector<StringFieldSpec>& ClassifyStringFields() {
+  static const auto* specs = new std::vector<StringFieldSpec>{
+      {1, "capability", false, {}},
+      {2, "text", false, {}},
+      {3,
+       "parts",
+       true,
+       {{1, "text", false, {}},
+        {2, "image", false, {{1, "url", false, {}}, {3, "media_type", false, {}}}}}},
+      {4, "labels", true, {{1, "name", false, {}}, {2, "description", false, {}}}},
+      {6, "instructions", false, {}},
+      {7, "user", false, {}},
+      {8, "tags", true, {{1, "key", false, {}}, {2, "value", false, {}}}},
+      {9, "request_id", false, {}},
+  };
+  return *specs;
+}
+
 absl::Status ValidateCommon(const std::string& capability, const std::string& request_id,
                             const google::protobuf::Map<std::string, std::string>& tags) {
   if (capability.empty()) return InvalidFieldError("capability", "is required");
@@ -373,6 +391,10 @@ absl::Status ValidateCompletionRequest(const v1::StreamCompletionRequest& reques
 
 absl::Status ParseEmbedRequest(const grpc::ByteBuffer& buffer, v1::EmbedRequest* request) {
   return ParseStrict(buffer, request, EmbedStringFields());
+}
+
+absl::Status ParseClassifyRequest(const grpc::ByteBuffer& buffer, v1::ClassifyRequest* request) {
+  return ParseStrict(buffer, request, ClassifyStringFields());
 }
 
 absl::Status ValidateEmbedRequest(const v1::EmbedRequest& request) {

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "grpcpp/support/byte_buffer.h"
+#include "turnpike/v1/classification.pb.h"
 #include "turnpike/v1/completion.pb.h"
 #include "turnpike/v1/embedding.pb.h"
 
@@ -19,6 +20,9 @@ namespace turnpike {
 absl::Status ParseCompletionRequest(const grpc::ByteBuffer& buffer,
                                     v1::StreamCompletionRequest* request);
 absl::Status ValidateCompletionRequest(const v1::StreamCompletionRequest& request);
+
+// Parses a ClassifyRequest (checked by ValidateClassifyLabels, server/exchange/classification.h).
+absl::Status ParseClassifyRequest(const grpc::ByteBuffer& buffer, v1::ClassifyRequest* request);
 
 absl::Status ParseEmbedRequest(const grpc::ByteBuffer& buffer, v1::EmbedRequest* request);
 absl::Status ValidateEmbedRequest(const v1::EmbedRequest& request);

@@ -7,6 +7,7 @@
 #include "server/exchange/exchange_handle.h"
 #include "server/grpc/completion_admission.h"
 #include "server/http/http_call.h"
+#include "server/http/openai_tools_wire.h"
 #include "server/http/openai_wire.h"
 #include "server/http/sse_writer.h"
 
@@ -48,9 +49,21 @@ class ChatCall final : public HttpFrontDoor::Call, public ChatListener {
     PostHere([this, start] { StartStream(start); });
   }
 
-  // The HTTP front door does not pass tools yet (docs/openai-compatible.md), so no provider is
-  // offered any and none comes back here.
-  void OnToolCall(const ToolCallFragment&) override {}
+  // A stream sends each piece as a `tool_calls` delta; a unary exchange delivers each call whole.
+  void OnToolCall(const ToolCallFragment& fragment) override {
+    if (!chat_.stream) {
+      v1::ToolCall& call = tool_calls_.emplace_back();
+      call.set_id(std::string(fragment.id));
+      call.set_name(std::string(fragment.name));
+      call.set_arguments_json(std::string(fragment.arguments));
+      return;
+    }
+    std::string event = ToolCallChunkEvent(header_, fragment, chat_.include_usage);
+    sse_.Queued(static_cast<int64_t>(event.size()));
+    PostHere([this, event = std::move(event)] {
+      sse_.Write(request_, connection_, event, /*queued=*/true);
+    });
+  }
 
   void OnText(std::string_view text) override {
     if (!chat_.stream) {
@@ -69,7 +82,7 @@ class ChatCall final : public HttpFrontDoor::Call, public ChatListener {
   void OnDone(const absl::Status& status, const v1::CompletionFinish& finish) override {
     exchange_.Done();
     if (!chat_.stream) {
-      std::string body = status.ok() ? ChatCompletionJson(header_, text_, finish) : "";
+      std::string body = status.ok() ? ChatCompletionJson(header_, text_, tool_calls_, finish) : "";
       PostHere([this, status, body = std::move(body)] {
         if (!status.ok()) {
           ReplyError(status);
@@ -126,6 +139,7 @@ class ChatCall final : public HttpFrontDoor::Call, public ChatListener {
   OpenAiChatRequest chat_;  // set on the event thread before the exchange; read-only after
   ChunkHeader header_;      // likewise
   std::string text_;        // non-streaming: the reply so far (upstream loop thread)
+  std::vector<v1::ToolCall> tool_calls_;  // non-streaming: the calls (upstream loop thread)
   ExchangeHandle<ChatExchange> exchange_;
   SseWriter sse_{[this] {
     if (std::shared_ptr<ChatExchange> resume = exchange_.Running()) resume->Resume();

@@ -10,88 +10,26 @@
 #include "common/status.h"
 #include "common/string_view_compat.h"
 #include "google/rpc/error_details.pb.h"
+#include "server/http/openai_json.h"
+#include "server/http/openai_tools_wire.h"
 #include "simdjson.h"
 
 namespace turnpike {
 namespace {
 
+using openai_json::AsEvent;
+using openai_json::BeginChunk;
+using openai_json::Member;
+using openai_json::ParseObject;
+using openai_json::ReadBool;
+using openai_json::ReadDouble;
+using openai_json::ReadInt32;
+using openai_json::ReadString;
 using simdjson::dom::element;
 using simdjson::dom::element_type;
 using simdjson::dom::object;
 
 constexpr int kMaxMetadata = 16;
-
-// Parses `body` into `root` (a JSON object); the parser's storage is per thread.
-absl::Status ParseObject(std::string_view body, object* root) {
-  thread_local simdjson::dom::parser parser;
-  element doc;
-  if (auto error = parser.parse(body.data(), body.size(), /*realloc_if_needed=*/true).get(doc);
-      error) {
-    return InvalidFieldError("body",
-                             absl::StrCat("not valid JSON (", simdjson::error_message(error), ")"));
-  }
-  if (doc.get(*root)) return InvalidFieldError("body", "must be a JSON object");
-  return absl::OkStatus();
-}
-
-// The member `key`, or false when it is absent or null.
-bool Member(const object& o, std::string_view key, element* out) {
-  if (o.at_key(key).get(*out)) return false;
-  return !out->is_null();
-}
-
-absl::Status ReadString(const element& e, std::string_view field, std::string* out) {
-  std::string_view s;
-  if (e.get(s)) return InvalidFieldError(field, "must be a string");
-  out->assign(s.data(), s.size());
-  return absl::OkStatus();
-}
-
-absl::Status ReadInt32(const element& e, std::string_view field, int32_t* out) {
-  int64_t v;
-  if (e.get(v) || v < INT32_MIN || v > INT32_MAX) {
-    return InvalidFieldError(field, "must be an integer");
-  }
-  *out = static_cast<int32_t>(v);
-  return absl::OkStatus();
-}
-
-absl::Status ReadDouble(const element& e, std::string_view field, double* out) {
-  if (!e.is_number() || e.get_double().get(*out))
-    return InvalidFieldError(field, "must be a number");
-  return absl::OkStatus();
-}
-
-absl::Status ReadBool(const element& e, std::string_view field, bool* out) {
-  if (e.get(*out)) return InvalidFieldError(field, "must be true or false");
-  return absl::OkStatus();
-}
-
-// A message's content: a string, or an array of text parts ({"type":"text","text":...}).
-absl::Status ReadContent(const element& e, const std::string& field, std::string* out) {
-  if (e.is_string()) return ReadString(e, field, out);
-  simdjson::dom::array parts;
-  if (e.get(parts)) return InvalidFieldError(field, "must be a string or an array of text parts");
-  size_t i = 0;
-  for (element part : parts) {
-    const std::string part_field = absl::StrCat(field, "[", i++, "]");
-    object p;
-    std::string type;
-    element v;
-    if (part.get(p) || !Member(p, "type", &v) || !ReadString(v, part_field, &type).ok()) {
-      return InvalidFieldError(part_field, "must be an object with a \"type\"");
-    }
-    if (type != "text") {
-      return InvalidFieldError(absl::StrCat(part_field, ".type"),
-                               absl::StrCat("\"", type, "\" parts are not supported; send text"));
-    }
-    std::string text;
-    if (!Member(p, "text", &v)) return InvalidFieldError(part_field + ".text", "is required");
-    if (absl::Status s = ReadString(v, part_field + ".text", &text); !s.ok()) return s;
-    out->append(text);
-  }
-  return absl::OkStatus();
-}
 
 absl::Status ReadMessages(const object& root, v1::StreamCompletionRequest* request) {
   element e;
@@ -113,17 +51,29 @@ absl::Status ReadMessages(const object& root, v1::StreamCompletionRequest* reque
       message->set_role(v1::ROLE_USER);
     } else if (role == "assistant") {
       message->set_role(v1::ROLE_ASSISTANT);
+    } else if (role == "tool") {
+      message->set_role(v1::ROLE_TOOL);
+      if (!Member(o, "tool_call_id", &e)) {
+        return InvalidFieldError(field + ".tool_call_id", "is required");
+      }
+      if (absl::Status s = ReadString(e, field + ".tool_call_id", message->mutable_tool_call_id());
+          !s.ok()) {
+        return s;
+      }
     } else {
       return InvalidFieldError(field + ".role",
                                absl::StrCat("\"", role,
-                                            "\" is not supported; use system, developer, user "
-                                            "or assistant"));
+                                            "\" is not supported; use system, developer, user, "
+                                            "assistant or tool"));
     }
     if (Member(o, "content", &e)) {
-      if (absl::Status s = ReadContent(e, field + ".content", message->mutable_content()); !s.ok())
-        return s;
+      if (absl::Status s = ReadOpenAiContent(e, field + ".content", message); !s.ok()) return s;
     } else if (message->role() != v1::ROLE_ASSISTANT) {
       return InvalidFieldError(field + ".content", "is required");
+    }
+    if (message->role() == v1::ROLE_ASSISTANT && Member(o, "tool_calls", &e)) {
+      if (absl::Status s = ReadOpenAiToolCalls(e, field + ".tool_calls", message); !s.ok())
+        return s;
     }
   }
   if (request->messages_size() == 0) {
@@ -177,20 +127,6 @@ void WriteUsage(JsonWriter& w, const v1::Usage& usage) {
   }
   w.EndObject();
 }
-
-void BeginChunk(JsonWriter& w, const ChunkHeader& header) {
-  w.BeginObject()
-      .Key("id")
-      .String(header.id)
-      .Key("object")
-      .String("chat.completion.chunk")
-      .Key("created")
-      .Int(header.created)
-      .Key("model")
-      .String(header.model);
-}
-
-std::string AsEvent(const JsonWriter& w) { return absl::StrCat("data: ", w.str(), "\n\n"); }
 
 // One choice with `delta` already open: closes it and the chunk.
 std::string ChoiceChunk(const ChunkHeader& header, std::string_view role, std::string_view text,
@@ -322,10 +258,7 @@ absl::StatusOr<OpenAiChatRequest> ParseOpenAiChatRequest(std::string_view body) 
     if (absl::Status s = ReadInt32(e, "n", &n); !s.ok()) return s;
     if (n != 1) return InvalidFieldError("n", "only n=1 is supported");
   }
-  simdjson::dom::array tools;
-  if (Member(root, "tools", &e) && (e.get(tools) || tools.size() > 0)) {
-    return InvalidFieldError("tools", "tool calling is not supported by this gateway");
-  }
+  if (absl::Status s = ReadOpenAiToolOptions(root, &r); !s.ok()) return s;
   if (Member(root, "stream", &e)) {
     if (absl::Status s = ReadBool(e, "stream", &out.stream); !s.ok()) return s;
   }
@@ -395,6 +328,7 @@ std::string_view OpenAiFinishReason(v1::FinishReason reason) {
 }
 
 std::string ChatCompletionJson(const ChunkHeader& header, std::string_view text,
+                               const std::vector<v1::ToolCall>& tool_calls,
                                const v1::CompletionFinish& finish) {
   JsonWriter w;
   w.BeginObject()
@@ -407,7 +341,14 @@ std::string ChatCompletionJson(const ChunkHeader& header, std::string_view text,
       .Key("model")
       .String(header.model);
   w.Key("choices").BeginArray().BeginObject().Key("index").Int(0);
-  w.Key("message").BeginObject().Key("role").String("assistant").Key("content").String(text);
+  w.Key("message").BeginObject().Key("role").String("assistant").Key("content");
+  // A reply that only calls tools has "content": null, as OpenAI's.
+  if (text.empty() && !tool_calls.empty()) {
+    w.Null();
+  } else {
+    w.String(text);
+  }
+  if (!tool_calls.empty()) WriteOpenAiToolCalls(w, tool_calls);
   w.Key("refusal").Null().EndObject();
   w.Key("logprobs").Null();
   w.Key("finish_reason").String(OpenAiFinishReason(finish.finish_reason()));

@@ -44,8 +44,9 @@ struct ChunkHeader {
 // OpenAI's finish_reason for ours ("stop", "length", "content_filter", "tool_calls").
 std::string_view OpenAiFinishReason(v1::FinishReason reason);
 
-// A whole chat.completion object (non-streaming reply).
+// A whole chat.completion object (non-streaming reply), with the tool calls the model made.
 std::string ChatCompletionJson(const ChunkHeader& header, std::string_view text,
+                               const std::vector<v1::ToolCall>& tool_calls,
                                const v1::CompletionFinish& finish);
 // One server-sent event ("data: {chat.completion.chunk}\n\n"): the first (role), a text delta,
 // the finish, or (with include_usage) the last one with the usage and no choices. With

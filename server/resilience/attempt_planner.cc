@@ -235,6 +235,7 @@ void AttemptPlanner::RecordOutcome(const AttemptOutcome& outcome) {
     case FailureKind::kCancelled:
     case FailureKind::kDeadline:
     case FailureKind::kInvalidRequest:
+    case FailureKind::kBadAnswer:  // the upstream answered; its model did not follow the schema
       if (probe != 0) up.ReleaseProbe(probe);
       break;
   }

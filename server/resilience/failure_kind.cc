@@ -2,6 +2,8 @@
 
 #include <optional>
 
+#include "common/status.h"
+#include "google/rpc/error_details.pb.h"
 #include "server/providers/provider_adapter.h"
 #include "server/upstream/transport.h"
 
@@ -9,6 +11,10 @@ namespace turnpike {
 
 FailureKind ClassifyFailure(const absl::Status& status, bool deadline_passed) {
   if (status.ok()) return FailureKind::kNone;
+  if (std::optional<google::rpc::ErrorInfo> info = GetDetail<google::rpc::ErrorInfo>(status);
+      info.has_value() && info->reason() == kBadAnswerReason) {
+    return FailureKind::kBadAnswer;
+  }
   if (std::optional<ProviderError> error = ProviderErrorFromStatus(status)) {
     switch (error->error_class) {
       case ProviderErrorClass::kInvalidRequest:
@@ -65,6 +71,8 @@ const char* FailureKindName(FailureKind kind) {
       return "timeout";
     case FailureKind::kUpstream:
       return "upstream failure";
+    case FailureKind::kBadAnswer:
+      return "answer outside the request's labels";
   }
   return "failure";
 }

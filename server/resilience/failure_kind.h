@@ -23,7 +23,12 @@ enum class FailureKind {
   kConnect,         // connect, DNS or TLS failure: the request never reached the provider
   kTimeout,         // no first token in time, or a stall before the first token
   kUpstream,        // 5xx, 529, overload, reset, error event, malformed or cut-off stream
+  kBadAnswer,       // a whole reply that does not fit the request (a classification outside its
+               // labels): the next target, else the same one; the upstream's health is untouched
 };
+
+// The ErrorInfo reason that marks an attempt's status kBadAnswer (docs/classification.md).
+inline constexpr char kBadAnswerReason[] = "ANSWER_NOT_A_LABEL";
 
 // Classifies an attempt's final status. `deadline_passed`: the request's deadline has passed.
 FailureKind ClassifyFailure(const absl::Status& status, bool deadline_passed);

@@ -18,6 +18,8 @@ const char* MethodName(GatewayMetrics::Method method) {
       return "Complete";
     case GatewayMetrics::Method::kEmbed:
       return "Embed";
+    case GatewayMetrics::Method::kClassify:
+      return "Classify";
   }
   return "unknown";
 }
@@ -97,10 +99,11 @@ GatewayMetrics::GatewayMetrics()
       "client (see docs/metrics.md).",
       OverheadBuckets(), {"method"});
   // Overhead is measured for the completion methods (the hot path); embeddings are not timed.
-  for (Method m : {Method::kStreamCompletion, Method::kComplete}) {
+  for (Method m : {Method::kStreamCompletion, Method::kComplete, Method::kClassify}) {
     overhead_[static_cast<int>(m)] = &overhead.With({MethodName(m)});
   }
-  for (Method m : {Method::kStreamCompletion, Method::kComplete, Method::kEmbed}) {
+  for (Method m :
+       {Method::kStreamCompletion, Method::kComplete, Method::kEmbed, Method::kClassify}) {
     duration_[static_cast<int>(m)] = &duration.With({MethodName(m)});
   }
   ttft_ = &registry_

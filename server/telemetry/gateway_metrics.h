@@ -68,7 +68,7 @@ using ExcludedFromOverhead = OverheadSpan<-1>;
 
 class GatewayMetrics {
  public:
-  enum class Method { kStreamCompletion = 0, kComplete = 1, kEmbed = 2 };
+  enum class Method { kStreamCompletion = 0, kComplete = 1, kEmbed = 2, kClassify = 3 };
 
   GatewayMetrics();
   GatewayMetrics(const GatewayMetrics&) = delete;
@@ -144,8 +144,8 @@ class GatewayMetrics {
   MetricsRegistry::Family<Counter>& tokens_;
   MetricsRegistry::Family<Counter>& cost_;
   MetricsRegistry::Family<Counter>& routed_;
-  Histogram* duration_[3] = {};
-  Histogram* overhead_[3] = {};  // no series for kEmbed
+  Histogram* duration_[4] = {};
+  Histogram* overhead_[4] = {};  // no series for kEmbed
   Histogram* ttft_;
   MetricsRegistry::Family<Histogram>& gen_ai_duration_;
   MetricsRegistry::Family<Histogram>& gen_ai_ttft_;

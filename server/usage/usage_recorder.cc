@@ -42,6 +42,9 @@ usage::v1::UsageRecord ToUsageRecord(const RequestFinished& event, const std::st
     case RequestMethod::kEmbed:
       r.set_method(usage::v1::METHOD_EMBED);
       break;
+    case RequestMethod::kClassify:
+      r.set_method(usage::v1::METHOD_CLASSIFY);
+      break;
   }
   r.set_usage_estimated(event.usage_estimated);
   r.set_cost_known(event.cost_known);

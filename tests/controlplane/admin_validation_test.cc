@@ -232,6 +232,15 @@ TEST_F(AdminValidationTest, RouteResilienceSettings) {
                   "route.spec.targets[0].tier"},
                  {"weight 1001", [](R& r) { r.mutable_targets(0)->set_weight(1001); },
                   "route.spec.targets[0].weight"},
+                 {"unknown task", [](R& r) { r.set_task(static_cast<config::v1::RouteTask>(7)); },
+                  "route.spec.task"},
+                 {"a classification answering with static text",
+                  [](R& r) {
+                    r.set_task(config::v1::ROUTE_TASK_CLASSIFICATION);
+                    r.mutable_degradation()->set_mode(config::v1::DEGRADATION_MODE_STATIC_RESPONSE);
+                    r.mutable_degradation()->set_static_response("Try later.");
+                  },
+                  "route.spec.degradation.mode"},
              });
 }
 

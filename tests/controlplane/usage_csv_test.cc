@@ -75,16 +75,31 @@ TEST(UsageCsvTest, ARecordRowSaysWhichChainAndLatencyClassServed) {
   AppendRecordCsvRow(csv, plain);
   auto rows = ParseCsv(csv);
   ASSERT_EQ(rows.size(), 3u);
-  // The three routing columns close the row, in this order.
-  ASSERT_GE(rows[0].size(), 3u);
-  EXPECT_THAT(std::vector<std::string>(rows[0].end() - 3, rows[0].end()),
-              ElementsAre("tier_chain", "variant", "latency_class"));
+  // The three routing columns come last but one (features closes the row), in this order.
+  ASSERT_GE(rows[0].size(), 4u);
+  EXPECT_THAT(std::vector<std::string>(rows[0].end() - 4, rows[0].end()),
+              ElementsAre("tier_chain", "variant", "latency_class", "features"));
   ASSERT_EQ(rows[1].size(), rows[0].size());
-  EXPECT_THAT(std::vector<std::string>(rows[1].end() - 3, rows[1].end()),
+  EXPECT_THAT(std::vector<std::string>(rows[1].end() - 4, rows[1].end() - 1),
               ElementsAre("gold", "candidate", "batch"));
   // A record the route's own targets served (or stored before the fields existed): empty cells.
   ASSERT_EQ(rows[2].size(), rows[0].size());
-  EXPECT_THAT(std::vector<std::string>(rows[2].end() - 3, rows[2].end()), ElementsAre("", "", ""));
+  EXPECT_THAT(std::vector<std::string>(rows[2].end() - 4, rows[2].end() - 1),
+              ElementsAre("", "", ""));
+}
+
+TEST(UsageCsvTest, ARecordRowNamesTheFeaturesTheRequestUsed) {
+  u::UsageRecord r = Record("r4", Utc(2026, 12, 6, 9, 30));
+  r.add_features(turnpike::v1::REQUEST_FEATURE_TOOLS);
+  r.add_features(turnpike::v1::REQUEST_FEATURE_JSON_SCHEMA);
+  std::string csv = RecordCsvHeader();
+  AppendRecordCsvRow(csv, r);
+  AppendRecordCsvRow(csv, Record("r5", Utc(2026, 12, 6, 9, 31)));
+  auto rows = ParseCsv(csv);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].back(), "features");
+  EXPECT_EQ(rows[1].back(), "tools,json_schema");
+  EXPECT_EQ(rows[2].back(), "");  // plain text
 }
 
 }  // namespace

@@ -387,6 +387,28 @@ namespace {
 
 // A database made by a binary that knew only 0001 (the config tables) gains the ledger on the
 // next start and keeps its config.
+// UsageRecord.features (migrations/0010_usage_features.sql) is stored and read back whole, in
+// order, a value this control plane does not know included; a record without features reads
+// back without them.
+TEST_F(UsageLedgerTest, TheFeaturesARequestUsedAreStoredAndListed) {
+  u::UsageRecord tools = Record("f1", Utc(2026, 12, 5, 1));
+  tools.add_features(turnpike::v1::REQUEST_FEATURE_TOOLS);
+  tools.add_features(turnpike::v1::REQUEST_FEATURE_IMAGES);
+  tools.add_features(static_cast<turnpike::v1::RequestFeature>(99));  // from a newer gateway
+  u::UsageRecord plain = Record("f2", Utc(2026, 12, 5, 2));
+  Ingest({tools, plain});
+  EXPECT_EQ(Count("SELECT count(*) FROM usage WHERE features = 'tools,images,99'"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM usage WHERE features = ''"), 1);
+  for (const u::UsageRecord& want : {tools, plain}) {
+    u::ListUsageRequest req;
+    req.set_request_id(want.request_id());
+    auto got = ledger_->ListUsage(req);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(got->records_size(), 1);
+    EXPECT_EQ(got->records(0).SerializeAsString(), want.SerializeAsString());
+  }
+}
+
 TEST(UsageMigrationTest, ASchemaOneDatabaseGainsTheLedger) {
   turnpike::testing::TempDir dir;
   Store::Options o;

@@ -4,7 +4,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
+#include "server/http/openai_tools_wire.h"
 #include "server/http/openai_wire.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -13,9 +15,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (chat.ok()) {
     turnpike::ChunkHeader header{"chatcmpl-x", 0, chat->request.capability()};
     std::string text;
-    for (const auto& m : chat->request.messages()) text += m.content();
+    std::vector<turnpike::v1::ToolCall> calls;
+    for (const auto& m : chat->request.messages()) {
+      text += m.content();
+      calls.insert(calls.end(), m.tool_calls().begin(), m.tool_calls().end());
+    }
     (void)turnpike::TextChunkEvent(header, text, chat->include_usage);
-    (void)turnpike::ChatCompletionJson(header, text, {});
+    (void)turnpike::ChatCompletionJson(header, text, calls, {});
+    for (const auto& call : calls) {
+      (void)turnpike::ToolCallChunkEvent(
+          header, turnpike::ToolCallFragment{0, call.id(), call.name(), call.arguments_json()},
+          chat->include_usage);
+    }
   } else {
     (void)turnpike::ToHttpError(chat.status());
   }

@@ -31,10 +31,11 @@ std::vector<DocLine> GatewayLines(const std::string& prefix = "grpcurl ",
   std::vector<std::string> files = {"README.md", "tools/dev-up.sh"};
   for (const auto& entry : std::filesystem::directory_iterator(std::string(SOURCE_DIR) + "/docs")) {
     // docs/admin.md and docs/routing.md need the control plane, docs/tls.md certificates,
-    // docs/tools.md a tool-calling stack; their own tests replay them against the full stack.
+    // docs/tools.md a tool-calling stack, docs/classification.md its error cases; their own
+    // tests replay them against the full stack.
     if (entry.path().extension() == ".md" && entry.path().filename() != "admin.md" &&
         entry.path().filename() != "routing.md" && entry.path().filename() != "tls.md" &&
-        entry.path().filename() != "tools.md") {
+        entry.path().filename() != "tools.md" && entry.path().filename() != "classification.md") {
       files.push_back(std::filesystem::relative(entry.path(), SOURCE_DIR).string());
     }
   }
@@ -80,7 +81,8 @@ TEST(DocsTest, EveryGatewayGrpcurlLineWorksAgainstTheDemoStack) {
       absl::StrCat(
           R"({"version":"dev-1","providers":[{"name":"fake","kind":"PROVIDER_KIND_OPENAI","baseUrl":"http://127.0.0.1:)",
           fake.port(), R"(/v1","apiKeyEnv":"TURNPIKE_FAKE_KEY"}],
-      "routes":[{"capability":"demo","targets":[{"provider":"fake","model":"gpt-4o-mini"}],"allowUnauthenticated":true}],
+      "routes":[{"capability":"demo","targets":[{"provider":"fake","model":"gpt-4o-mini"}],"allowUnauthenticated":true},
+                {"capability":"triage","task":"ROUTE_TASK_CLASSIFICATION","targets":[{"provider":"fake","model":"gpt-4o-mini"}],"allowUnauthenticated":true}],
       "prices":[{"provider":"fake","model":"gpt-4o-mini","inputUsdMicrosPerMtok":"150000","outputUsdMicrosPerMtok":"600000"}]})"));
   ASSERT_GT(gateway.port(), 0) << gateway.process().Log();
 
@@ -113,7 +115,10 @@ TEST(DocsTest, EveryGatewayGrpcurlLineWorksAgainstTheDemoStack) {
       EXPECT_NE(r.output.find("SERVING"), std::string::npos);
     } else if (line.command.find(" list") != std::string::npos) {
       EXPECT_NE(r.output.find("turnpike.v1.CompletionService"), std::string::npos);
+      EXPECT_NE(r.output.find("turnpike.v1.ClassificationService"), std::string::npos);
       EXPECT_NE(r.output.find("grpc.health.v1.Health"), std::string::npos);
+    } else if (line.command.find("/Classify") != std::string::npos) {
+      EXPECT_NE(r.output.find("\"label\": \"billing\""), std::string::npos);
     } else if (line.command.find("/Complete") != std::string::npos) {
       EXPECT_NE(r.output.find("\"text\""), std::string::npos);
     }

@@ -1,9 +1,9 @@
 // End-to-end tests of the OpenAI-compatible HTTP front door (docs/openai-compatible.md): a real
 // gateway started with --http_listen, the fake provider behind it, and libcurl as the client on
 // real sockets. Chat completions streamed and not, embeddings, the model list, every error
-// status with OpenAI's error JSON, a mid-stream failure as an error event, and a client that
-// leaves cancelling the upstream. The official openai npm SDK drives the same door in
-// tests/integration/openai_sdk_test.mjs.
+// status with OpenAI's error JSON, a mid-stream failure as an error event, a client that
+// leaves cancelling the upstream, and tools, image parts and response formats in OpenAI's shape.
+// The official openai npm SDK drives the same door in tests/integration/openai_sdk_test.mjs.
 #include <curl/curl.h>
 #include <signal.h>
 
@@ -226,6 +226,101 @@ TEST_F(OpenAiHttpTest, StreamsChunksThenUsageThenDone) {
   EXPECT_EQ(Events(plain.body).back(), "[DONE]");
 }
 
+// The fake provider's tool-call arguments (tools/fake_provider/README.md, "Tool calls").
+constexpr char kFakeArguments[] =
+    R"({"city": "Paris", "unit": "celsius", "note": "say \"hi\" \u00e9 👋"})";
+constexpr char kToolTurn[] =
+    R"("tools":[{"type":"function","function":{"name":"get_weather","description":"Weather",
+       "parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}],
+       "tool_choice":"required")";
+
+// Tools pass through the door in OpenAI's shape both ways: the call streams back as
+// `tool_calls` deltas by index (arguments byte for byte), finish "tool_calls"; the result goes
+// back as a "tool" message and the model answers.
+TEST_F(OpenAiHttpTest, StreamsAToolCallAndTakesItsResult) {
+  Reply r = Chat(absl::StrCat(R"({"model":"chat","stream":true,)", kToolTurn,
+                              R"(,"messages":[{"role":"user","content":"Weather in Paris?"}]})"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::vector<std::string> events = Events(r.body);
+  ASSERT_GE(events.size(), 3u) << r.body;
+  EXPECT_EQ(events.back(), "[DONE]");
+  simdjson::dom::parser parser;
+  std::string id, name, arguments, finish;
+  int pieces = 0;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    simdjson::dom::element choice = parser.parse(events[i])["choices"].at(0);
+    EXPECT_TRUE(choice["delta"]["content"].error() || choice["delta"]["content"].is_null() ||
+                std::string_view(choice["delta"]["content"]).empty())
+        << events[i];
+    std::string_view reason;
+    if (!choice["finish_reason"].get(reason)) finish = std::string(reason);
+    simdjson::dom::array calls;
+    if (choice["delta"]["tool_calls"].get(calls)) continue;
+    ++pieces;
+    simdjson::dom::element call = calls.at(0);
+    EXPECT_EQ(int64_t(call["index"]), 0);
+    std::string_view v;
+    if (!call["id"].get(v)) {
+      EXPECT_TRUE(id.empty()) << "the id comes once";
+      id = std::string(v);
+      EXPECT_EQ(std::string_view(call["type"]), "function");
+      name = std::string(std::string_view(call["function"]["name"]));
+    }
+    arguments += std::string_view(call["function"]["arguments"]);
+  }
+  EXPECT_GT(pieces, 1);
+  EXPECT_EQ(id, "call_fake_0");
+  EXPECT_EQ(name, "get_weather");
+  EXPECT_EQ(arguments, kFakeArguments);
+  EXPECT_EQ(finish, "tool_calls");
+  // The provider was offered the tool and the forced choice in its own (OpenAI) shape.
+  HttpResponse seen = HttpRequest("GET", fake_->base() + "/_fake/requests");
+  EXPECT_NE(seen.body.find(R"(\"tool_choice\":\"required\")"), std::string::npos) << seen.body;
+  EXPECT_NE(seen.body.find(R"(\"name\":\"get_weather\")"), std::string::npos) << seen.body;
+
+  // Turn 2: the call and its result go back; the model answers in text (unary this time).
+  Reply answer = Chat(absl::StrCat(R"({"model":"chat",)", kToolTurn, R"(,"messages":[
+        {"role":"user","content":"Weather in Paris?"},
+        {"role":"assistant","content":null,"tool_calls":[{"id":"call_fake_0","type":"function",
+          "function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},
+        {"role":"tool","tool_call_id":"call_fake_0","content":"{\"temperature_c\": 21}"}]})"));
+  ASSERT_EQ(answer.status, 200) << answer.body;
+  simdjson::dom::element choice = parser.parse(answer.body)["choices"].at(0);
+  EXPECT_EQ(std::string_view(choice["message"]["content"]), "Hello from the fake provider");
+  EXPECT_EQ(std::string_view(choice["finish_reason"]), "stop");
+}
+
+TEST_F(OpenAiHttpTest, AUnaryToolCallComesWholeWithNullContent) {
+  Reply r = Chat(absl::StrCat(R"({"model":"chat",)", kToolTurn,
+                              R"(,"messages":[{"role":"user","content":"Weather in Paris?"}]})"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  simdjson::dom::parser parser;
+  simdjson::dom::element choice = parser.parse(r.body)["choices"].at(0);
+  EXPECT_TRUE(choice["message"]["content"].is_null()) << r.body;
+  simdjson::dom::element call = choice["message"]["tool_calls"].at(0);
+  EXPECT_EQ(std::string_view(call["id"]), "call_fake_0");
+  EXPECT_EQ(std::string_view(call["type"]), "function");
+  EXPECT_EQ(std::string_view(call["function"]["name"]), "get_weather");
+  EXPECT_EQ(std::string_view(call["function"]["arguments"]), kFakeArguments);
+  EXPECT_EQ(std::string_view(choice["finish_reason"]), "tool_calls");
+}
+
+// Image parts and a response format reach the provider in OpenAI's shape.
+TEST_F(OpenAiHttpTest, PassesImagePartsAndAResponseFormat) {
+  Reply r = Chat(
+      R"({"model":"chat","response_format":{"type":"json_schema","json_schema":{"name":"w",
+          "strict":true,"schema":{"type":"object","properties":{"a":{"type":"string"}}}}},
+          "messages":[{"role":"user","content":[{"type":"text","text":"What is it?"},
+            {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  HttpResponse seen = HttpRequest("GET", fake_->base() + "/_fake/requests");
+  for (const char* expected :
+       {R"(\"type\":\"json_schema\")", R"(\"strict\":true)", R"(\"type\":\"image_url\")",
+        R"(data:image/png;base64,iVBORw0KGgo=)"}) {
+    EXPECT_NE(seen.body.find(expected), std::string::npos) << expected << "\n" << seen.body;
+  }
+}
+
 TEST_F(OpenAiHttpTest, MidStreamFailureIsAnErrorEventNotASilentEnd) {
   Reply r = Chat(R"({"model":"chat","stream":true,
       "messages":[{"role":"user","content":"x [[fake stream_error_after=2]]"}]})");
@@ -276,7 +371,7 @@ TEST_F(OpenAiHttpTest, ErrorsCarryOpenAiJsonAndTheMatchingStatus) {
   std::vector<Case> cases = {
       {Chat(R"({"model":"chat",)"), 400, "", ""},
       {Chat(R"({"model":"chat"})"), 400, "messages", ""},
-      {Chat(R"({"model":"chat","messages":[{"role":"tool","content":"x"}]})"), 400,
+      {Chat(R"({"model":"chat","messages":[{"role":"robot","content":"x"}]})"), 400,
        "messages[0].role", ""},
       {Chat(absl::StrCat(R"({"model":"chat","temperature":3,)", hi, "}")), 400, "temperature", ""},
       {Chat(absl::StrCat(R"({"messages":[{"role":"user","content":")", std::string(5000, 'a'),

@@ -100,6 +100,33 @@ test('non-streaming completion', async () => {
   assert.equal(completion.usage.completion_tokens, 5);
 });
 
+// The fake provider's tool-call arguments (tools/fake_provider/README.md, "Tool calls").
+const fakeArguments = '{"city": "Paris", "unit": "celsius", "note": "say \\"hi\\" \\u00e9 👋"}';
+const weatherTool = {
+  type: 'function',
+  function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } },
+};
+
+test('a streamed tool call, then its result, then the answer', async () => {
+  const question = [{ role: 'user', content: 'Weather in Paris?' }];
+  // The SDK's own helper assembles the tool_calls deltas by index.
+  const runner = client.chat.completions.stream({ model: 'chat', messages: question, tools: [weatherTool] });
+  const final = await runner.finalChatCompletion();
+  const call = final.choices[0].message.tool_calls[0];
+  assert.equal(final.choices[0].finish_reason, 'tool_calls');
+  assert.equal(call.id, 'call_fake_0');
+  assert.equal(call.function.name, 'get_weather');
+  assert.equal(call.function.arguments, fakeArguments);
+  const answer = await client.chat.completions.create({
+    model: 'chat',
+    tools: [weatherTool],
+    messages: [...question, { role: 'assistant', content: null, tool_calls: [call] },
+      { role: 'tool', tool_call_id: call.id, content: '{"temperature_c": 21}' }],
+  });
+  assert.equal(answer.choices[0].message.content, 'Hello from the fake provider');
+  assert.equal(answer.choices[0].finish_reason, 'stop');
+});
+
 test('streaming completion with the usage chunk', async () => {
   const stream = await client.chat.completions.create({
     model: 'chat',

@@ -238,6 +238,28 @@ int64_t CountWords(std::string_view text) {
   return words;
 }
 
+namespace {
+
+// The wire is compact JSON as every gateway adapter writes it: a classification's schema
+// (`"labels":{"type":"array","items":{"type":"string","enum":["first",...`).
+std::string FirstEnumValue(std::string_view body) {
+  constexpr std::string_view kOpen =
+      "\"labels\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"enum\":[\"";
+  const size_t at = body.find(kOpen);
+  if (at == std::string_view::npos) return "";
+  const size_t from = at + kOpen.size();
+  for (size_t i = from; i < body.size(); ++i) {
+    if (body[i] == '\\') {
+      ++i;
+    } else if (body[i] == '"') {
+      return std::string(body.substr(from, i - from));
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
 absl::StatusOr<ParsedRequest> RequestParser::Parse(const Route& route, std::string_view body) {
   // simdjson reads up to SIMDJSON_PADDING bytes past the end; copy into a reused padded
   // buffer instead of letting it allocate a fresh one per request.
@@ -252,6 +274,7 @@ absl::StatusOr<ParsedRequest> RequestParser::Parse(const Route& route, std::stri
   if (!root.is_object()) return absl::InvalidArgumentError("request body is not a JSON object");
   ParsedRequest r;
   r.model = StringField(root, "model");
+  r.first_enum_value = FirstEnumValue(body);
   if (route.endpoint == Endpoint::kEmbeddings) {
     ParseEmbeddings(root, &r);
   } else if (route.provider == Provider::kGemini) {

@@ -49,6 +49,10 @@ struct ParsedRequest {
   // The last message is a tool result (OpenAI role "tool", an Anthropic tool_result block, a
   // Gemini functionResponse part).
   bool last_is_tool_result = false;
+  // A gateway classification's schema anywhere in the body (a response schema or a tool's
+  // parameters): the first label of its enum, still JSON-escaped; empty if none. Classification
+  // mode (README "Classification").
+  std::string first_enum_value;
 
   // Embeddings: one entry per input, the words per input, and the options.
   bool has_input = false;

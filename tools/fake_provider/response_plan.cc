@@ -103,6 +103,20 @@ ResponseContext MakeContext(const PlanInput& in, const ParsedRequest& r, int chu
     ctx.content_chunks = p == Provider::kGemini ? 1 : kToolArgumentFragments;
     ctx.finish_by_length = false;
   }
+  // Classification mode (README "Classification"): a request whose response schema or tool lists
+  // an enum is answered {"labels":[its first value]}, as text or as the tool call's arguments;
+  // the model kBadLabelsModel answers a label outside the enum instead.
+  if (!r.first_enum_value.empty() && (ctx.tool_name.empty() || ctx.tool_name == "classify")) {
+    const std::string label = ctx.model == kBadLabelsModel ? "not-a-label" : r.first_enum_value;
+    std::string answer = absl::StrCat(R"({"labels":[")", label, R"("]})");
+    if (!ctx.tool_name.empty()) {
+      ctx.tool_arguments = std::move(answer);
+    } else {
+      ctx.echo = std::move(answer);
+      ctx.content_chunks = 3;
+      ctx.finish_by_length = false;
+    }
+  }
   FinalizeContext(&ctx);
   return ctx;
 }

@@ -9,7 +9,10 @@
 namespace turnpike::fake_provider {
 
 std::string_view ChunkText(const ResponseContext& ctx, int i) {
-  const std::string_view source = !ctx.tool_name.empty() ? kToolArguments : ctx.echo;
+  const std::string_view source = ctx.tool_name.empty() ? std::string_view(ctx.echo)
+                                  : ctx.tool_arguments.empty()
+                                      ? kToolArguments
+                                      : std::string_view(ctx.tool_arguments);
   if (!source.empty()) {
     const size_t n = static_cast<size_t>(std::max(1, ctx.content_chunks));
     auto boundary = [source, n](size_t k) {

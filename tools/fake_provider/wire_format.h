@@ -56,7 +56,13 @@ struct ResponseContext {
   // Tool-call mode (README "Tool calls"): the reply is one call of this tool, its arguments
   // (kToolArguments) streamed as the content chunks' fragments; empty for a text reply.
   std::string tool_name;
+  // The call's arguments when not kToolArguments (classification mode's answer).
+  std::string tool_arguments;
 };
+
+// Classification mode's model that answers outside the request's labels (README
+// "Classification").
+inline constexpr std::string_view kBadLabelsModel = "fake-bad-labels";
 
 // The tool-call mode's call id and arguments (the same in every dialect and every reply).
 inline constexpr std::string_view kToolCallId = "call_fake_0";

@@ -3,8 +3,10 @@
 // errors.
 #include "server/http/openai_wire.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "gtest/gtest.h"
+#include "server/http/openai_tools_wire.h"
 
 namespace turnpike {
 namespace {
@@ -56,16 +58,28 @@ TEST(OpenAiWireTest, BadBodiesGetA400NamingTheField) {
       {R"({"model":"m","messages":{}})", R"("messages")", "must be an array"},
       {R"({"model":"m","messages":[]})", R"("messages")", "at least one"},
       {R"({"model":"m","messages":[{"content":"x"}]})", R"("messages[0].role")", "is required"},
-      {R"({"model":"m","messages":[{"role":"tool","content":"x"}]})", R"("messages[0].role")",
+      {R"({"model":"m","messages":[{"role":"robot","content":"x"}]})", R"("messages[0].role")",
        "not supported"},
+      {R"({"model":"m","messages":[{"role":"tool","content":"x"}]})",
+       R"("messages[0].tool_call_id")", "is required"},
       {R"({"model":"m","messages":[{"role":"user"}]})", R"("messages[0].content")", "required"},
       {R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]})",
+       R"("messages[0].content[0].image_url.url")", "is required"},
+      {R"({"model":"m","messages":[{"role":"user","content":[{"type":"input_audio"}]}]})",
        R"("messages[0].content[0].type")", "not supported"},
       {R"({"model":"m","max_tokens":1.5,"messages":[{"role":"user","content":"x"}]})",
        R"("max_tokens")", "integer"},
       {R"({"model":"m","n":3,"messages":[{"role":"user","content":"x"}]})", R"("n")", "n=1"},
-      {R"({"model":"m","tools":[{}],"messages":[{"role":"user","content":"x"}]})", R"("tools")",
-       "not supported"},
+      {R"({"model":"m","tools":[{}],"messages":[{"role":"user","content":"x"}]})",
+       R"("tools[0].type")", "is required"},
+      {R"({"model":"m","tools":[{"type":"function","function":{}}],"messages":[{"role":"user","content":"x"}]})",
+       R"("tools[0].function.name")", "is required"},
+      {R"({"model":"m","tool_choice":"always","messages":[{"role":"user","content":"x"}]})",
+       R"("tool_choice")", "must be"},
+      {R"({"model":"m","response_format":{"type":"json_schema"},"messages":[{"role":"user","content":"x"}]})",
+       R"("response_format.json_schema")", "must be an object"},
+      {R"({"model":"m","messages":[{"role":"assistant","tool_calls":[{"function":{"name":"f"}}]}]})",
+       R"("messages[0].tool_calls[0].id")", "is required"},
       {R"({"model":"m","stream":"yes","messages":[{"role":"user","content":"x"}]})", R"("stream")",
        "true or false"},
   };
@@ -79,6 +93,84 @@ TEST(OpenAiWireTest, BadBodiesGetA400NamingTheField) {
     EXPECT_EQ(ParamOf(r.status()), c.param);
     EXPECT_EQ(ToHttpError(r.status()).http_status, 400);
   }
+}
+
+// Tools, tool choice, response format, image parts, an assistant's tool calls and a tool result,
+// in OpenAI's shapes, become the turnpike.v1 fields of docs/tools.md.
+TEST(OpenAiWireTest, ParsesToolsImagesAndResponseFormats) {
+  absl::StatusOr<OpenAiChatRequest> r = ParseOpenAiChatRequest(R"({
+    "model":"m",
+    "tools":[{"type":"function","function":{"name":"get_weather","description":"Weather",
+              "parameters":{"type":"object", "properties":{"city":{"type":"string"}}}}}],
+    "tool_choice":{"type":"function","function":{"name":"get_weather"}},
+    "response_format":{"type":"json_schema","json_schema":{"name":"w","strict":true,
+                       "schema":{"type":"object"}}},
+    "messages":[
+      {"role":"user","content":[{"type":"text","text":"What is this?"},
+                                {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo=","detail":"low"}}]},
+      {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function",
+        "function":{"name":"get_weather","arguments":"{\"city\": \"Paris\"}"}}]},
+      {"role":"tool","tool_call_id":"call_1","content":"{\"c\": 21}"}]})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  const v1::StreamCompletionRequest& q = r->request;
+  ASSERT_EQ(q.tools_size(), 1);
+  EXPECT_EQ(q.tools(0).name(), "get_weather");
+  EXPECT_EQ(q.tools(0).description(), "Weather");
+  EXPECT_EQ(q.tools(0).parameters_json(),
+            R"({"type":"object","properties":{"city":{"type":"string"}}})");
+  EXPECT_EQ(q.tool_choice().mode(), v1::TOOL_CHOICE_MODE_TOOL);
+  EXPECT_EQ(q.tool_choice().tool_name(), "get_weather");
+  EXPECT_EQ(q.response_format().type(), v1::RESPONSE_FORMAT_TYPE_JSON_SCHEMA);
+  EXPECT_EQ(q.response_format().json_schema(), R"({"type":"object"})");
+  EXPECT_EQ(q.response_format().schema_name(), "w");
+  EXPECT_TRUE(q.response_format().strict());
+  ASSERT_EQ(q.messages_size(), 3);
+  ASSERT_EQ(q.messages(0).parts_size(), 2);
+  EXPECT_EQ(q.messages(0).parts(0).text(), "What is this?");
+  EXPECT_EQ(q.messages(0).parts(1).image().url(), "data:image/png;base64,iVBORw0KGgo=");
+  EXPECT_EQ(q.messages(0).content(), "");
+  ASSERT_EQ(q.messages(1).tool_calls_size(), 1);
+  EXPECT_EQ(q.messages(1).tool_calls(0).id(), "call_1");
+  EXPECT_EQ(q.messages(1).tool_calls(0).arguments_json(), R"({"city": "Paris"})");
+  EXPECT_EQ(q.messages(2).role(), v1::ROLE_TOOL);
+  EXPECT_EQ(q.messages(2).tool_call_id(), "call_1");
+
+  for (const auto& [choice, mode] : std::vector<std::pair<std::string, v1::ToolChoiceMode>>{
+           {"auto", v1::TOOL_CHOICE_MODE_AUTO},
+           {"none", v1::TOOL_CHOICE_MODE_NONE},
+           {"required", v1::TOOL_CHOICE_MODE_REQUIRED}}) {
+    absl::StatusOr<OpenAiChatRequest> c = ParseOpenAiChatRequest(absl::StrCat(
+        R"({"model":"m","tool_choice":")", choice,
+        R"(","response_format":{"type":"json_object"},"messages":[{"role":"user","content":"x"}]})"));
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->request.tool_choice().mode(), mode);
+    EXPECT_EQ(c->request.response_format().type(), v1::RESPONSE_FORMAT_TYPE_JSON_OBJECT);
+  }
+}
+
+TEST(OpenAiWireTest, WritesToolCallsAsOpenAiDoes) {
+  const ChunkHeader h{"chatcmpl-1", 1700000000, "m"};
+  EXPECT_EQ(ToolCallChunkEvent(h, ToolCallFragment{0, "call_1", "get_weather", ""}, false),
+            "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":"
+            "1700000000,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":"
+            "[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":"
+            "\"get_weather\",\"arguments\":\"\"}}]},\"finish_reason\":null}]}\n\n");
+  EXPECT_NE(ToolCallChunkEvent(h, ToolCallFragment{1, "", "", "{\"ci"}, true)
+                .find("\"tool_calls\":[{\"index\":1,\"function\":{\"arguments\":\"{\\\"ci\"}}]}"),
+            std::string::npos);
+  v1::CompletionFinish finish;
+  finish.set_finish_reason(v1::FINISH_REASON_TOOL_CALLS);
+  v1::ToolCall call;
+  call.set_id("call_1");
+  call.set_name("get_weather");
+  call.set_arguments_json(R"({"city":"Paris"})");
+  const std::string body = ChatCompletionJson(h, "", {call}, finish);
+  EXPECT_NE(body.find("\"message\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":"
+                      "[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":"
+                      "\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]"),
+            std::string::npos)
+      << body;
+  EXPECT_NE(body.find("\"finish_reason\":\"tool_calls\""), std::string::npos);
 }
 
 TEST(OpenAiWireTest, ParsesEmbeddingRequests) {
