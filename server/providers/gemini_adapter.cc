@@ -170,7 +170,9 @@ void WriteTools(const ChatParams& params, JsonWriter& json) {
   for (const v1::Tool& tool : *params.tools) {
     json.BeginObject().Key("name").String(tool.name());
     if (!tool.description().empty()) json.Key("description").String(tool.description());
-    json.Key("parameters").Raw(adapter_util::ToolParameters(tool)).EndObject();
+    // parametersJsonSchema takes JSON Schema as written (additionalProperties, $ref, ...);
+    // `parameters` is an OpenAPI subset that refuses those keys (docs/providers.md, 3.6).
+    json.Key("parametersJsonSchema").Raw(adapter_util::ToolParameters(tool)).EndObject();
   }
   json.EndArray().EndObject().EndArray();
   const v1::ToolChoice& choice = params.tool_choice;
@@ -236,14 +238,16 @@ HttpRequest GeminiAdapter::BuildChatRequest(const ChatParams& params) const {
     for (std::string_view stop : params.stop) json.String(stop);
     json.EndArray();
   }
-  // response format: JSON as the MIME type, and the schema as responseSchema.
+  // response format: JSON as the MIME type, and the schema as responseJsonSchema, which takes
+  // JSON Schema (responseSchema, an OpenAPI subset, refuses additionalProperties: a strict
+  // schema, or a classification's, would get a 400).
   const v1::ResponseFormat& format = params.response_format;
   if (format.type() == v1::RESPONSE_FORMAT_TYPE_JSON_OBJECT ||
       format.type() == v1::RESPONSE_FORMAT_TYPE_JSON_SCHEMA) {
     json.Key("responseMimeType").String("application/json");
   }
   if (format.type() == v1::RESPONSE_FORMAT_TYPE_JSON_SCHEMA) {
-    json.Key("responseSchema").Raw(format.json_schema());
+    json.Key("responseJsonSchema").Raw(format.json_schema());
   }
   json.EndObject();
   json.EndObject();

@@ -248,6 +248,33 @@ TEST_F(GeminiTest, StreamUsesCrlfAndCumulativeUsage) {
   EXPECT_EQ(text, "Hello from the fake provider");
 }
 
+// Gemini's OpenAPI-subset schema fields refuse JSON Schema's additionalProperties with a 400;
+// the JSON Schema fields take it (docs/providers.md, 3.6).
+TEST_F(GeminiTest, AdditionalPropertiesIsRefusedInResponseSchemaAndTakenInResponseJsonSchema) {
+  const std::string schema =
+      R"({"type":"object","properties":{"a":{"type":"string"}},"additionalProperties":false})";
+  HttpResponse r = fp().Post(
+      kGeminiUnary,
+      GeminiBody(R"(,"generationConfig":{"responseMimeType":"application/json","responseSchema":)" +
+                 schema + "}"),
+      {kGeminiKey});
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find(R"(Unknown name \"additionalProperties\")"), std::string::npos) << r.body;
+  r = fp().Post(kGeminiUnary,
+                GeminiBody(R"(,"tools":[{"functionDeclarations":[{"name":"f","parameters":)" +
+                           schema + "}]}]"),
+                {kGeminiKey});
+  EXPECT_EQ(r.status, 400) << r.body;
+  r = fp().Post(
+      kGeminiUnary,
+      GeminiBody(
+          R"(,"generationConfig":{"responseMimeType":"application/json","responseJsonSchema":)" +
+          schema + R"(},"tools":[{"functionDeclarations":[{"name":"f","parametersJsonSchema":)" +
+          schema + "}]}]"),
+      {kGeminiKey});
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
 TEST_F(GeminiTest, KeyInQueryOrHeader) {
   HttpResponse r = fp().Post(std::string(kGeminiUnary) + "?key=fake-key", GeminiBody());
   EXPECT_EQ(r.status, 200);

@@ -67,7 +67,7 @@ std::vector<std::string> ExpectedOnWire(const std::string& format) {
             R"(\"enum\":[\"billing\",\"shipping\",\"other\"])"};
   }
   if (format == "gemini") {
-    return {R"(\"responseSchema\":{)", R"(\"enum\":[\"billing\",\"shipping\",\"other\"])"};
+    return {R"(\"responseJsonSchema\":{)", R"(\"enum\":[\"billing\",\"shipping\",\"other\"])"};
   }
   return {R"(\"type\":\"json_schema\")", R"(\"enum\":[\"billing\",\"shipping\",\"other\"])"};
 }

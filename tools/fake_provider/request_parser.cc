@@ -278,6 +278,17 @@ absl::StatusOr<ParsedRequest> RequestParser::Parse(const Route& route, std::stri
   if (route.endpoint == Endpoint::kEmbeddings) {
     ParseEmbeddings(root, &r);
   } else if (route.provider == Provider::kGemini) {
+    // As Gemini does: its OpenAPI-subset schema fields refuse JSON Schema's additionalProperties
+    // (the gateway sends JSON Schema as responseJsonSchema and parametersJsonSchema instead).
+    for (const char* field : {"responseSchema", "parameters"}) {
+      const size_t at = body.find(absl::StrCat("\"", field, "\":"));
+      if (at != std::string_view::npos &&
+          body.find("\"additionalProperties\"", at) != std::string_view::npos) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "Invalid JSON payload received. Unknown name \"additionalProperties\" at '", field,
+            "': Cannot find field."));
+      }
+    }
     ParseGemini(route, root, &r);
   } else {
     ParseChat(route, root, &r);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "tools/fake_provider/json_writer.h"
 
@@ -332,10 +333,13 @@ ResponsePlan PlanProviderResponse(const PlanInput& in) {
   if (!in.parsed.ok()) {
     ErrorSpec spec = InvalidRequest(
         in.route.provider == Provider::kGemini
-            ? "Invalid JSON payload received. Unexpected token."
-            : "We could not parse the JSON body of your request. (HINT: This likely means you "
-              "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
-              "but what was sent was not valid JSON.)");
+            ? (absl::StartsWith(in.parsed.status().message(), "Invalid JSON payload")
+                   ? std::string(in.parsed.status().message())
+                   : std::string("Invalid JSON payload received. Unexpected token."))
+            : std::string(
+                  "We could not parse the JSON body of your request. (HINT: This likely means "
+                  "you aren't using your HTTP library correctly. The OpenAI API expects a JSON "
+                  "payload, but what was sent was not valid JSON.)"));
     error_reply(std::move(spec));
     return plan;
   }

@@ -332,7 +332,12 @@ TEST(GeminiRequestTest, ToolsCallsResultsImagesAndSchema) {
       std::string_view(json["toolConfig"]["functionCallingConfig"]["allowedFunctionNames"].at(0)),
       "get_weather");
   EXPECT_EQ(std::string_view(json["generationConfig"]["responseMimeType"]), "application/json");
-  EXPECT_EQ(std::string_view(json["generationConfig"]["responseSchema"]["type"]), "object");
+  // JSON Schema goes where Gemini takes it whole: responseJsonSchema and parametersJsonSchema,
+  // never the OpenAPI-subset fields that refuse additionalProperties.
+  EXPECT_EQ(std::string_view(json["generationConfig"]["responseJsonSchema"]["type"]), "object");
+  EXPECT_TRUE(json["generationConfig"]["responseSchema"].error());
+  EXPECT_FALSE(json["tools"].at(0)["functionDeclarations"].at(0)["parametersJsonSchema"].error());
+  EXPECT_TRUE(json["tools"].at(0)["functionDeclarations"].at(0)["parameters"].error());
 }
 
 // The ids made for Gemini's calls repeat from one reply to the next: a result names the latest
