@@ -4,6 +4,8 @@
 // back once it is past its free failures; the other peer's invalid calls (within its own free
 // failures) and valid calls are never held, before or after. Asserted on the gateway's counters,
 // which count holds where they are decided, never on elapsed time.
+#include <curl/curl.h>
+
 #include <string>
 
 #include "gtest/gtest.h"
@@ -82,6 +84,58 @@ TEST(PeerThrottleE2eTest, OnlyTheHammeringPeerIsSlowedAndValidKeysNeverWait) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(CompleteAs(*other, kValidKey), grpc::OK);
   // Nor is the hammering peer's own valid key.
   EXPECT_EQ(CompleteAs(*hammer, kValidKey), grpc::OK);
+  c = Read(gateway);
+  EXPECT_EQ(c.failures, 25);
+  EXPECT_EQ(c.held, 15) << gateway.process().Log();
+  EXPECT_EQ(c.throttled_peers, 1);
+}
+
+size_t Discard(char*, size_t size, size_t n, void*) { return size * n; }
+
+// POST /v1/chat/completions to `base` ("http://127.0.0.1:PORT") with `key`; the HTTP status.
+long ChatOverHttp(const std::string& base, const std::string& key) {
+  CURL* curl = curl_easy_init();
+  const std::string url = base + "/v1/chat/completions";
+  const std::string body = R"({"model":"chat","messages":[{"role":"user","content":"hi"}]})";
+  curl_slist* headers = curl_slist_append(nullptr, "content-type: application/json");
+  headers = curl_slist_append(headers, ("authorization: Bearer " + key).c_str());
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Discard);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+  long status = 0;
+  if (curl_easy_perform(curl) == CURLE_OK) {
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  }
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  return status;
+}
+
+// The same over the OpenAI-compatible HTTP door, whose refusals share the gateway's throttle.
+TEST(PeerThrottleE2eTest, HttpDoorSlowsOnlyTheHammeringPeer) {
+  TempDir dir;
+  FakeProvider fake(dir);
+  ASSERT_GT(fake.port(), 0) << fake.process().Log();
+  Gateway gateway(dir, Config(fake.port()),
+                  {"--http_listen=[::]:0", "--http_port_file=" + dir.File("http.port"),
+                   "--allow_insecure_non_loopback"});
+  ASSERT_GT(gateway.port(), 0) << gateway.process().Log();
+  const int http_port = WaitForPort(dir.File("http.port"), gateway.process());
+  ASSERT_GT(http_port, 0) << gateway.process().Log();
+  const std::string hammer = "http://127.0.0.1:" + std::to_string(http_port);
+  const std::string other = "http://[::1]:" + std::to_string(http_port);
+
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(ChatOverHttp(other, "wrong"), 401);
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(ChatOverHttp(hammer, "guess"), 401);
+  Counts c = Read(gateway);
+  EXPECT_EQ(c.failures, 23);
+  EXPECT_EQ(c.held, 15);
+  EXPECT_EQ(c.throttled_peers, 1);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(ChatOverHttp(other, "wrong"), 401);
+  EXPECT_EQ(ChatOverHttp(other, kValidKey), 200);
+  EXPECT_EQ(ChatOverHttp(hammer, kValidKey), 200);
   c = Read(gateway);
   EXPECT_EQ(c.failures, 25);
   EXPECT_EQ(c.held, 15) << gateway.process().Log();
