@@ -340,6 +340,38 @@ grpc::Status AdminServiceImpl::RevokeNodeToken(grpc::ServerContext* context,
                 });
 }
 
+grpc::Status AdminServiceImpl::BindCertificate(grpc::ServerContext* context,
+                                               const a::BindCertificateRequest* request,
+                                               a::BindCertificateResponse* response) {
+  return Mutate(context, "BindCertificate", request->binding().san(),
+                [&](const std::string& actor) -> absl::Status {
+                  TP_ASSIGN_OR_RETURN(*response->mutable_binding(),
+                                      identities_.certificates().Bind(request->binding(), actor));
+                  return absl::OkStatus();
+                });
+}
+
+grpc::Status AdminServiceImpl::ListCertificateBindings(
+    grpc::ServerContext*, const a::ListCertificateBindingsRequest*,
+    a::ListCertificateBindingsResponse* response) {
+  return Query([&]() -> absl::Status {
+    TP_ASSIGN_OR_RETURN(std::vector<a::CertificateBinding> all, identities_.certificates().List());
+    for (auto& b : all) *response->add_bindings() = std::move(b);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status AdminServiceImpl::UnbindCertificate(grpc::ServerContext* context,
+                                                 const a::UnbindCertificateRequest* request,
+                                                 a::UnbindCertificateResponse* response) {
+  return Mutate(context, "UnbindCertificate", request->san(),
+                [&](const std::string& actor) -> absl::Status {
+                  TP_ASSIGN_OR_RETURN(*response->mutable_binding(),
+                                      identities_.certificates().Unbind(request->san(), actor));
+                  return absl::OkStatus();
+                });
+}
+
 grpc::Status AdminServiceImpl::RotateMasterKey(grpc::ServerContext* context,
                                                const a::RotateMasterKeyRequest*,
                                                a::RotateMasterKeyResponse* response) {

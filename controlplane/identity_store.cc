@@ -14,29 +14,6 @@ namespace {
 
 namespace a = ::turnpike::admin::v1;
 
-std::string_view RoleName(a::AdminRole role) {
-  switch (role) {
-    case a::ADMIN_ROLE_VIEWER:
-      return "viewer";
-    case a::ADMIN_ROLE_OPERATOR:
-      return "operator";
-    case a::ADMIN_ROLE_ADMIN:
-      return "admin";
-    case a::ADMIN_ROLE_AUDITOR:
-      return "auditor";
-    default:
-      return "";
-  }
-}
-
-a::AdminRole RoleFromName(std::string_view name) {
-  for (a::AdminRole r :
-       {a::ADMIN_ROLE_VIEWER, a::ADMIN_ROLE_OPERATOR, a::ADMIN_ROLE_ADMIN, a::ADMIN_ROLE_AUDITOR}) {
-    if (RoleName(r) == name) return r;
-  }
-  return a::ADMIN_ROLE_UNSPECIFIED;
-}
-
 absl::Status CheckName(std::string_view field, std::string_view name) {
   bool ok = !name.empty() && name.size() <= 128;
   for (unsigned char ch : name) ok = ok && ch > 0x20 && ch < 0x7f;
@@ -72,7 +49,7 @@ void FillCommon(const SqliteStatement& st, T* out) {
 a::AdminToken AdminRow(const SqliteStatement& st) {
   a::AdminToken t;
   FillCommon(st, &t);
-  t.set_role(RoleFromName(st.ColumnText(1)));
+  t.set_role(AdminRoleFromName(st.ColumnText(1)));
   return t;
 }
 
@@ -87,27 +64,6 @@ constexpr char kAdminColumns[] =
     "SELECT name, role, display_prefix, created_by, create_time, revoke_time FROM admin_tokens";
 constexpr char kNodeColumns[] =
     "SELECT name, node_id, display_prefix, created_by, create_time, revoke_time FROM node_tokens";
-
-// A token change joins the admin audit and the hash-chained trail in the transaction that makes
-// it (docs/audit.md): who (the authenticated actor), what (the action and the token's listing:
-// name, role or node id, display prefix, times) and when. Never the token or its hash. Tokens are
-// not part of the config, so the entry carries the current config version, not a new one.
-absl::Status AuditTokenChange(SqliteDb& db, absl::Time now, const std::string& actor,
-                              const char* action, const char* resource_type,
-                              const std::string& name, const google::protobuf::Message* before,
-                              const google::protobuf::Message* after) {
-  TP_ASSIGN_OR_RETURN(ConfigVersion version, ReadConfigVersion(db));
-  AuditRecord r;
-  r.time = now;
-  r.actor = actor;
-  r.action = action;
-  r.resource_type = resource_type;
-  r.resource_name = name;
-  if (before != nullptr) r.before_json = ToJson(*before);
-  if (after != nullptr) r.after_json = ToJson(*after);
-  r.config_version = version.version;
-  return AppendAudit(db, r);
-}
 
 // Revokes the token `name` of `table` (its role or node id column `bound`, rows read by
 // `read_row`) inside the caller's write transaction at `now`, and audits it: NOT_FOUND if there is
@@ -143,10 +99,54 @@ absl::Status RevokeRow(SqliteDb& db, std::string_view table, std::string_view bo
   TP_RETURN_IF_ERROR(up.Run());
   TP_ASSIGN_OR_RETURN(found, read());
   if (!found) return NotFound(what, name);
-  return AuditTokenChange(db, now, actor, action, resource_type, name, &before, out);
+  return AuditIdentityChange(db, now, actor, action, resource_type, name, &before, out);
 }
 
 }  // namespace
+
+std::string_view AdminRoleName(a::AdminRole role) {
+  switch (role) {
+    case a::ADMIN_ROLE_VIEWER:
+      return "viewer";
+    case a::ADMIN_ROLE_OPERATOR:
+      return "operator";
+    case a::ADMIN_ROLE_ADMIN:
+      return "admin";
+    case a::ADMIN_ROLE_AUDITOR:
+      return "auditor";
+    default:
+      return "";
+  }
+}
+
+a::AdminRole AdminRoleFromName(std::string_view name) {
+  for (a::AdminRole r :
+       {a::ADMIN_ROLE_VIEWER, a::ADMIN_ROLE_OPERATOR, a::ADMIN_ROLE_ADMIN, a::ADMIN_ROLE_AUDITOR}) {
+    if (AdminRoleName(r) == name) return r;
+  }
+  return a::ADMIN_ROLE_UNSPECIFIED;
+}
+
+// A token change joins the admin audit and the hash-chained trail in the transaction that makes
+// it (docs/audit.md): who (the authenticated actor), what (the action and the token's listing:
+// name, role or node id, display prefix, times) and when. Never the token or its hash. Tokens are
+// not part of the config, so the entry carries the current config version, not a new one.
+absl::Status AuditIdentityChange(SqliteDb& db, absl::Time now, const std::string& actor,
+                                 const char* action, const char* resource_type,
+                                 const std::string& name, const google::protobuf::Message* before,
+                                 const google::protobuf::Message* after) {
+  TP_ASSIGN_OR_RETURN(ConfigVersion version, ReadConfigVersion(db));
+  AuditRecord r;
+  r.time = now;
+  r.actor = actor;
+  r.action = action;
+  r.resource_type = resource_type;
+  r.resource_name = name;
+  if (before != nullptr) r.before_json = ToJson(*before);
+  if (after != nullptr) r.after_json = ToJson(*after);
+  r.config_version = version.version;
+  return AppendAudit(db, r);
+}
 
 Principal Identity::principal() const {
   if (kind == Kind::kNode) return Principal::kNode;
@@ -163,13 +163,28 @@ Principal Identity::principal() const {
 }
 
 std::string Identity::Describe() const {
+  if (!certificate_san.empty()) {
+    return absl::StrCat(kind == Kind::kNode ? "node certificate " : "admin certificate ", name,
+                        " (", certificate_san, ")");
+  }
   return absl::StrCat(kind == Kind::kNode ? "node token " : "admin token ", name, " (",
                       display_prefix, "…)");
+}
+
+Identity IdentityOf(const a::CertificateBinding& binding) {
+  Identity id;
+  id.kind = binding.node_id().empty() ? Identity::Kind::kAdmin : Identity::Kind::kNode;
+  id.name = binding.name();
+  id.role = binding.role();
+  id.node_id = binding.node_id();
+  id.certificate_san = binding.san();
+  return id;
 }
 
 absl::StatusOr<std::unique_ptr<IdentityStore>> IdentityStore::Open(Store& store, Clock& clock) {
   std::unique_ptr<IdentityStore> s(new IdentityStore(store, clock));
   TP_RETURN_IF_ERROR(s->Load());
+  TP_ASSIGN_OR_RETURN(s->certificates_, CertificateBindings::Open(store, clock));
   return s;
 }
 
@@ -188,7 +203,7 @@ absl::Status IdentityStore::Load() {
       Identity id;
       id.kind = Identity::Kind::kAdmin;
       id.name = st.ColumnText(0);
-      id.role = RoleFromName(st.ColumnText(1));
+      id.role = AdminRoleFromName(st.ColumnText(1));
       id.display_prefix = st.ColumnText(3);
       valid[st.ColumnText(2)] = std::move(id);
     }
@@ -255,7 +270,7 @@ absl::Status IdentityStore::InsertAdmin(const std::string& name, a::AdminRole ro
                                    "display_prefix, created_by, create_time) "
                                    "VALUES (?, ?, ?, ?, ?, ?)"));
     st.Bind(1, name)
-        .Bind(2, RoleName(role))
+        .Bind(2, AdminRoleName(role))
         .Bind(3, sha256_hex)
         .Bind(4, display_prefix)
         .Bind(5, actor)
@@ -268,8 +283,8 @@ absl::Status IdentityStore::InsertAdmin(const std::string& name, a::AdminRole ro
     after.set_display_prefix(display_prefix);
     after.set_created_by(actor);
     *after.mutable_create_time() = ToTimestamp(now);
-    return AuditTokenChange(db, now, actor, "CreateAdminToken", "admin_token", name, nullptr,
-                            &after);
+    return AuditIdentityChange(db, now, actor, "CreateAdminToken", "admin_token", name, nullptr,
+                               &after);
   }));
   absl::MutexLock lock(&mu_);
   any_admin_token_ = true;
@@ -308,7 +323,7 @@ absl::Status IdentityStore::AddBootstrapAdminToken(std::string_view token) {
 absl::StatusOr<a::CreateAdminTokenResponse> IdentityStore::CreateAdminToken(
     const std::string& name, a::AdminRole role, const std::string& actor) {
   TP_RETURN_IF_ERROR(CheckName("name", name));
-  if (RoleName(role).empty()) {
+  if (AdminRoleName(role).empty()) {
     return InvalidFieldError("role", "must be ADMIN_ROLE_VIEWER, _OPERATOR, _ADMIN or _AUDITOR");
   }
   TP_ASSIGN_OR_RETURN(GeneratedCallerKey key, GenerateKeyWithPrefix(kAdminTokenPrefix));
@@ -357,7 +372,8 @@ absl::StatusOr<a::CreateNodeTokenResponse> IdentityStore::CreateNodeToken(
     after.set_display_prefix(key.display_prefix);
     after.set_created_by(actor);
     *after.mutable_create_time() = ToTimestamp(now);
-    return AuditTokenChange(db, now, actor, "CreateNodeToken", "node_token", name, nullptr, &after);
+    return AuditIdentityChange(db, now, actor, "CreateNodeToken", "node_token", name, nullptr,
+                               &after);
   }));
   {
     absl::MutexLock lock(&mu_);

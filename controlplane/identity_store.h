@@ -19,6 +19,8 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "controlplane/access_policy.h"
+#include "controlplane/certificate_bindings.h"
+#include "controlplane/sqlite.h"
 #include "controlplane/store.h"
 #include "turnpike/admin/v1/admin.pb.h"
 
@@ -35,11 +37,31 @@ struct Identity {
   admin::v1::AdminRole role = admin::v1::ADMIN_ROLE_UNSPECIFIED;  // admin tokens
   std::string node_id;                                            // node tokens
   std::string display_prefix;
+  // Set when a client certificate identified the call (the bound SAN; mutual TLS).
+  std::string certificate_san;
 
   Principal principal() const;
-  // "admin token alice (tpa_8Kq2Zx1x…)", "node token gw-1 (tpn_…)": safe to log and show.
+  // "admin token alice (tpa_8Kq2Zx1x…)", "node token gw-1 (tpn_…)", "certificate gw-1
+  // (DNS:gw-1.example)": safe to log and show.
   std::string Describe() const;
 };
+
+// "viewer", "operator", "admin", "auditor"; "" for UNSPECIFIED. And back (UNSPECIFIED if unknown).
+std::string_view AdminRoleName(admin::v1::AdminRole role);
+admin::v1::AdminRole AdminRoleFromName(std::string_view name);
+
+// An identity change (a token or a certificate binding) as an entry of the admin audit and the
+// hash-chained trail, inside the caller's write transaction (docs/audit.md): who (the
+// authenticated actor), what (the action and the listing before and after), when. Never a token
+// or its hash. Identities are not part of the config, so the entry carries the current config
+// version, not a new one.
+absl::Status AuditIdentityChange(SqliteDb& db, absl::Time now, const std::string& actor,
+                                 const char* action, const char* resource_type,
+                                 const std::string& name, const google::protobuf::Message* before,
+                                 const google::protobuf::Message* after);
+
+// The identity a certificate binding makes.
+Identity IdentityOf(const admin::v1::CertificateBinding& binding);
 
 class IdentityStore {
  public:
@@ -71,6 +93,9 @@ class IdentityStore {
   absl::StatusOr<admin::v1::NodeToken> RevokeNodeToken(const std::string& name,
                                                        const std::string& actor);
 
+  // Client-certificate identities (mutual TLS).
+  CertificateBindings& certificates() const { return *certificates_; }
+
  private:
   IdentityStore(Store& store, Clock& clock) : store_(store), clock_(clock) {}
   absl::Status Load();
@@ -81,6 +106,7 @@ class IdentityStore {
 
   Store& store_;
   Clock& clock_;
+  std::unique_ptr<CertificateBindings> certificates_;  // set by Open
 
   mutable absl::Mutex mu_;
   // Valid tokens by SHA-256 (lowercase hex).
