@@ -63,6 +63,7 @@ absl::StatusOr<Identity> Authenticator::Authenticate(
                      cert.Describe(), "; send one identity's credentials"),
         "CREDENTIALS_DISAGREE");
   }
+  by_token->certificate_san = cert.certificate_san;
   return by_token;
 }
 

@@ -163,6 +163,10 @@ Principal Identity::principal() const {
 }
 
 std::string Identity::Describe() const {
+  if (!certificate_san.empty() && !display_prefix.empty()) {  // a token and its certificate
+    return absl::StrCat(kind == Kind::kNode ? "node token " : "admin token ", name, " (",
+                        display_prefix, "…) with certificate ", certificate_san);
+  }
   if (!certificate_san.empty()) {
     return absl::StrCat(kind == Kind::kNode ? "node certificate " : "admin certificate ", name,
                         " (", certificate_san, ")");

@@ -37,12 +37,13 @@ struct Identity {
   admin::v1::AdminRole role = admin::v1::ADMIN_ROLE_UNSPECIFIED;  // admin tokens
   std::string node_id;                                            // node tokens
   std::string display_prefix;
-  // Set when a client certificate identified the call (the bound SAN; mutual TLS).
+  // Set when a bound client certificate identified the call, alone or with a token naming the
+  // same identity (the bound SAN; mutual TLS).
   std::string certificate_san;
 
   Principal principal() const;
-  // "admin token alice (tpa_8Kq2Zx1x…)", "node token gw-1 (tpn_…)", "certificate gw-1
-  // (DNS:gw-1.example)": safe to log and show.
+  // "admin token alice (tpa_8Kq2Zx1x…)", "node certificate gw-1 (DNS:gw-1.example)", "node
+  // token gw-1 (tpn_…) with certificate DNS:gw-1.example": safe to log and show.
   std::string Describe() const;
 };
 

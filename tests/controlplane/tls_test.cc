@@ -342,6 +342,22 @@ TEST_F(TlsTest, ABoundCertificateIsAGatewaysNodeCredentialForItsNodeOnly) {
     return false;
   }));
   client->Stop();
+  // With a token of the same node as well, both show.
+  auto token = cp_->identities().CreateNodeToken("gw-9-token", "gw-9", "test");
+  ASSERT_TRUE(token.ok()) << token.status();
+  auto both = Client(Creds(gw9), "gw-9", token->token());
+  both->Start();
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& p : cp_->registry().List("", 1000)) {
+      if (p.node_id() == "gw-9" && p.connected() &&
+          p.authenticated_by().find("node token gw-9-token (tpn_") == 0 &&
+          p.authenticated_by().find("with certificate DNS:gw-9.example") != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  }));
+  both->Stop();
   // The same certificate cannot act as another node.
   auto stub = config::v1::ConfigDiscoveryService::NewStub(
       grpc::CreateChannel("localhost:" + std::to_string(cp_->port()), Creds(gw9)));
