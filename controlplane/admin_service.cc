@@ -312,12 +312,15 @@ grpc::Status AdminServiceImpl::RevokeAdminToken(grpc::ServerContext* context,
 grpc::Status AdminServiceImpl::CreateNodeToken(grpc::ServerContext* context,
                                                const a::CreateNodeTokenRequest* request,
                                                a::CreateNodeTokenResponse* response) {
-  return Mutate(
-      context, "CreateNodeToken", request->name(), [&](const std::string& actor) -> absl::Status {
-        TP_ASSIGN_OR_RETURN(
-            *response, identities_.CreateNodeToken(request->name(), request->node_id(), actor));
-        return absl::OkStatus();
-      });
+  return Mutate(context, "CreateNodeToken", request->name(),
+                [&](const std::string& actor) -> absl::Status {
+                  TP_ASSIGN_OR_RETURN(
+                      *response,
+                      identities_.CreateNodeToken(
+                          request->name(), request->node_id(),
+                          {request->capabilities().begin(), request->capabilities().end()}, actor));
+                  return absl::OkStatus();
+                });
 }
 
 grpc::Status AdminServiceImpl::ListNodeTokens(grpc::ServerContext*, const a::ListNodeTokensRequest*,

@@ -2,12 +2,17 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/status.h"
 #include "common/status_macros.h"
 #include "controlplane/caller_keys.h"
 #include "controlplane/config_tables.h"
 #include "controlplane/proto_util.h"
+#include "controlplane/validation.h"
 
 namespace turnpike::controlplane {
 namespace {
@@ -53,17 +58,54 @@ a::AdminToken AdminRow(const SqliteStatement& st) {
   return t;
 }
 
+// The stored form of a node's capabilities: names joined by ',' ('' for every capability).
+std::vector<std::string> SplitCapabilities(const std::string& joined) {
+  if (joined.empty()) return {};
+  return absl::StrSplit(joined, ',');
+}
+
 a::NodeToken NodeRow(const SqliteStatement& st) {
   a::NodeToken t;
   FillCommon(st, &t);
   t.set_node_id(st.ColumnText(1));
+  for (std::string& c : SplitCapabilities(st.ColumnText(6))) t.add_capabilities(std::move(c));
   return t;
+}
+
+constexpr int kMaxNodeCapabilities = 64;
+
+// Sorted and checked: each a valid name, no duplicates, each naming an existing route (a
+// restriction to a capability that does not exist yet is refused: a typo would otherwise leave
+// the gateway with nothing to serve, silently).
+absl::StatusOr<std::vector<std::string>> CheckCapabilities(SqliteDb& db,
+                                                           std::vector<std::string> caps) {
+  Violations v;
+  if (caps.size() > kMaxNodeCapabilities) {
+    v.Add("capabilities", absl::StrCat("has more than ", kMaxNodeCapabilities, " entries"));
+  }
+  for (size_t i = 0; i < caps.size(); ++i) {
+    ValidateName(caps[i], absl::StrCat("capabilities[", i, "]"), v);
+  }
+  TP_RETURN_IF_ERROR(v.ToStatus());
+  std::sort(caps.begin(), caps.end());
+  if (std::adjacent_find(caps.begin(), caps.end()) != caps.end()) {
+    return InvalidFieldError("capabilities", "names a capability twice");
+  }
+  for (const std::string& c : caps) {
+    TP_ASSIGN_OR_RETURN(std::optional<SpecRow> route, GetSpecRow(db, kRoutesTable, c));
+    if (!route.has_value()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "capabilities: \"", c, "\" names no route; create the route first (CreateRoute)"));
+    }
+  }
+  return caps;
 }
 
 constexpr char kAdminColumns[] =
     "SELECT name, role, display_prefix, created_by, create_time, revoke_time FROM admin_tokens";
 constexpr char kNodeColumns[] =
-    "SELECT name, node_id, display_prefix, created_by, create_time, revoke_time FROM node_tokens";
+    "SELECT name, node_id, display_prefix, created_by, create_time, revoke_time, capabilities "
+    "FROM node_tokens";
 
 // Revokes the token `name` of `table` (its role or node id column `bound`, rows read by
 // `read_row`) inside the caller's write transaction at `now`, and audits it: NOT_FOUND if there is
@@ -71,21 +113,22 @@ constexpr char kNodeColumns[] =
 // gets the token's listing, `digest` its hash.
 template <class T>
 absl::Status RevokeRow(SqliteDb& db, std::string_view table, std::string_view bound,
-                       std::string_view what, const std::string& name, const std::string& actor,
-                       absl::Time now, const char* action, const char* resource_type,
+                       std::string_view extra_column, std::string_view what,
+                       const std::string& name, const std::string& actor, absl::Time now,
+                       const char* action, const char* resource_type,
                        T (*read_row)(const SqliteStatement&), T* out, std::string* digest) {
   const auto read = [&]() -> absl::StatusOr<bool> {
     TP_ASSIGN_OR_RETURN(
         SqliteStatement st,
         db.Prepare(absl::StrCat("SELECT name, ", AV(bound),
-                                ", display_prefix, created_by, create_time, revoke_time, "
-                                "sha256_hex FROM ",
-                                AV(table), " WHERE name = ?")));
+                                ", display_prefix, created_by, create_time, revoke_time, ",
+                                extra_column.empty() ? "" : absl::StrCat(AV(extra_column), ", "),
+                                "sha256_hex FROM ", AV(table), " WHERE name = ?")));
     st.Bind(1, name);
     TP_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) return false;
     *out = read_row(st);
-    *digest = st.ColumnText(6);
+    *digest = st.ColumnText(extra_column.empty() ? 6 : 7);
     return true;
   };
   TP_ASSIGN_OR_RETURN(bool found, read());
@@ -212,8 +255,8 @@ absl::Status IdentityStore::Load() {
       valid[st.ColumnText(2)] = std::move(id);
     }
     TP_ASSIGN_OR_RETURN(SqliteStatement nt,
-                        db.Prepare("SELECT name, node_id, sha256_hex, display_prefix FROM "
-                                   "node_tokens WHERE revoke_time IS NULL"));
+                        db.Prepare("SELECT name, node_id, sha256_hex, display_prefix, capabilities "
+                                   "FROM node_tokens WHERE revoke_time IS NULL"));
     while (true) {
       TP_ASSIGN_OR_RETURN(bool row, nt.Step());
       if (!row) break;
@@ -222,6 +265,7 @@ absl::Status IdentityStore::Load() {
       id.name = nt.ColumnText(0);
       id.node_id = nt.ColumnText(1);
       id.display_prefix = nt.ColumnText(3);
+      id.capabilities = SplitCapabilities(nt.ColumnText(4));
       valid[nt.ColumnText(2)] = std::move(id);
     }
     return absl::OkStatus();
@@ -346,33 +390,38 @@ absl::StatusOr<a::CreateAdminTokenResponse> IdentityStore::CreateAdminToken(
 }
 
 absl::StatusOr<a::CreateNodeTokenResponse> IdentityStore::CreateNodeToken(
-    const std::string& name, const std::string& node_id, const std::string& actor) {
+    const std::string& name, const std::string& node_id,
+    const std::vector<std::string>& capabilities, const std::string& actor) {
   TP_RETURN_IF_ERROR(CheckName("name", name));
   if (node_id.empty() || node_id.size() > 256) {
     return InvalidFieldError("node_id", "must be 1-256 characters");
   }
   TP_ASSIGN_OR_RETURN(GeneratedCallerKey key, GenerateKeyWithPrefix(kNodeTokenPrefix));
   const absl::Time now = clock_.Now();
+  std::vector<std::string> caps;
   TP_RETURN_IF_ERROR(store_.Write([&](SqliteDb& db) -> absl::Status {
     TP_ASSIGN_OR_RETURN(SqliteStatement exists,
                         db.Prepare("SELECT 1 FROM node_tokens WHERE name = ?"));
     exists.Bind(1, name);
     TP_ASSIGN_OR_RETURN(bool found, exists.Step());
     if (found) return Exists("node token", name);
+    TP_ASSIGN_OR_RETURN(caps, CheckCapabilities(db, capabilities));
     TP_ASSIGN_OR_RETURN(SqliteStatement st,
                         db.Prepare("INSERT INTO node_tokens (name, node_id, sha256_hex, "
-                                   "display_prefix, created_by, create_time) "
-                                   "VALUES (?, ?, ?, ?, ?, ?)"));
+                                   "display_prefix, created_by, create_time, capabilities) "
+                                   "VALUES (?, ?, ?, ?, ?, ?, ?)"));
     st.Bind(1, name)
         .Bind(2, node_id)
         .Bind(3, key.sha256_hex)
         .Bind(4, key.display_prefix)
         .Bind(5, actor)
-        .Bind(6, absl::ToUnixMicros(now));
+        .Bind(6, absl::ToUnixMicros(now))
+        .Bind(7, absl::StrJoin(caps, ","));
     TP_RETURN_IF_ERROR(st.Run());
     a::NodeToken after;
     after.set_name(name);
     after.set_node_id(node_id);
+    for (const std::string& c : caps) after.add_capabilities(c);
     after.set_display_prefix(key.display_prefix);
     after.set_created_by(actor);
     *after.mutable_create_time() = ToTimestamp(now);
@@ -386,12 +435,14 @@ absl::StatusOr<a::CreateNodeTokenResponse> IdentityStore::CreateNodeToken(
     id.name = name;
     id.node_id = node_id;
     id.display_prefix = key.display_prefix;
+    id.capabilities = caps;
     valid_[key.sha256_hex] = std::move(id);
   }
   a::CreateNodeTokenResponse out;
   a::NodeToken* t = out.mutable_node_token();
   t->set_name(name);
   t->set_node_id(node_id);
+  for (const std::string& c : caps) t->add_capabilities(c);
   t->set_display_prefix(key.display_prefix);
   t->set_created_by(actor);
   *t->mutable_create_time() = ToTimestamp(now);
@@ -452,7 +503,7 @@ absl::StatusOr<a::AdminToken> IdentityStore::RevokeAdminToken(const std::string&
   a::AdminToken out;
   std::string digest;
   TP_RETURN_IF_ERROR(store_.Write([&](SqliteDb& db) -> absl::Status {
-    return RevokeRow(db, "admin_tokens", "role", "admin token", name, actor, clock_.Now(),
+    return RevokeRow(db, "admin_tokens", "role", "", "admin token", name, actor, clock_.Now(),
                      "RevokeAdminToken", "admin_token", AdminRow, &out, &digest);
   }));
   absl::MutexLock lock(&mu_);
@@ -465,8 +516,8 @@ absl::StatusOr<a::NodeToken> IdentityStore::RevokeNodeToken(const std::string& n
   a::NodeToken out;
   std::string digest;
   TP_RETURN_IF_ERROR(store_.Write([&](SqliteDb& db) -> absl::Status {
-    return RevokeRow(db, "node_tokens", "node_id", "node token", name, actor, clock_.Now(),
-                     "RevokeNodeToken", "node_token", NodeRow, &out, &digest);
+    return RevokeRow(db, "node_tokens", "node_id", "capabilities", "node token", name, actor,
+                     clock_.Now(), "RevokeNodeToken", "node_token", NodeRow, &out, &digest);
   }));
   absl::MutexLock lock(&mu_);
   valid_.erase(digest);

@@ -36,6 +36,8 @@ struct Identity {
   std::string name;  // the token's name: the actor in the audit trail
   admin::v1::AdminRole role = admin::v1::ADMIN_ROLE_UNSPECIFIED;  // admin tokens
   std::string node_id;                                            // node tokens
+  // Node tokens: the capabilities the gateway may serve, sorted; empty for every capability.
+  std::vector<std::string> capabilities;
   std::string display_prefix;
   // Set when a bound client certificate identified the call, alone or with a token naming the
   // same identity (the bound SAN; mutual TLS).
@@ -87,9 +89,11 @@ class IdentityStore {
   absl::StatusOr<admin::v1::AdminToken> RevokeAdminToken(const std::string& name,
                                                          const std::string& actor);
 
-  absl::StatusOr<admin::v1::CreateNodeTokenResponse> CreateNodeToken(const std::string& name,
-                                                                     const std::string& node_id,
-                                                                     const std::string& actor);
+  // `capabilities`: at most 64 names, each of an existing route (FAILED_PRECONDITION otherwise);
+  // empty for every capability.
+  absl::StatusOr<admin::v1::CreateNodeTokenResponse> CreateNodeToken(
+      const std::string& name, const std::string& node_id,
+      const std::vector<std::string>& capabilities, const std::string& actor);
   absl::StatusOr<std::vector<admin::v1::NodeToken>> ListNodeTokens() const;
   absl::StatusOr<admin::v1::NodeToken> RevokeNodeToken(const std::string& name,
                                                        const std::string& actor);

@@ -142,7 +142,7 @@ class TlsTest : public ::testing::Test {
     auto cp = ControlPlane::Start(opts, *key, Clock::Real());
     ASSERT_TRUE(cp.ok()) << cp.status();
     cp_ = *std::move(cp);
-    auto token = cp_->identities().CreateNodeToken("gw-1", "gw-1", "test");
+    auto token = cp_->identities().CreateNodeToken("gw-1", "gw-1", {}, "test");
     ASSERT_TRUE(token.ok()) << token.status();
     node_token_ = token->token();
   }
@@ -343,7 +343,7 @@ TEST_F(TlsTest, ABoundCertificateIsAGatewaysNodeCredentialForItsNodeOnly) {
   }));
   client->Stop();
   // With a token of the same node as well, both show.
-  auto token = cp_->identities().CreateNodeToken("gw-9-token", "gw-9", "test");
+  auto token = cp_->identities().CreateNodeToken("gw-9-token", "gw-9", {}, "test");
   ASSERT_TRUE(token.ok()) << token.status();
   auto both = Client(Creds(gw9), "gw-9", token->token());
   both->Start();
