@@ -18,6 +18,13 @@ grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
+// Two credentials of one node (a token and a certificate, or two bound SANs) agree on what it may
+// serve when their restrictions are equal or one has none; the restricted one then applies (a
+// credential never widens another's restriction).
+bool SameOrOneUnrestricted(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  return a.empty() || b.empty() || a == b;
+}
+
 }  // namespace
 
 absl::StatusOr<std::optional<Identity>> Authenticator::ByCertificate(
@@ -27,7 +34,8 @@ absl::StatusOr<std::optional<Identity>> Authenticator::ByCertificate(
     std::optional<admin::v1::CertificateBinding> binding = identities_.certificates().Lookup(san);
     if (!binding.has_value()) continue;
     Identity id = IdentityOf(*binding);
-    if (found.has_value() && (found->kind != id.kind || found->name != id.name)) {
+    if (found.has_value() && (found->kind != id.kind || found->name != id.name ||
+                              !SameOrOneUnrestricted(found->capabilities, id.capabilities))) {
       invalid_.fetch_add(1, std::memory_order_relaxed);
       return ErrorWithReason(
           absl::StatusCode::kUnauthenticated,
@@ -35,7 +43,11 @@ absl::StatusOr<std::optional<Identity>> Authenticator::ByCertificate(
                        id.Describe(), "; issue one certificate per identity"),
           "AMBIGUOUS_CERTIFICATE");
     }
-    if (!found.has_value()) found = std::move(id);
+    if (!found.has_value()) {
+      found = std::move(id);
+    } else if (found->capabilities.empty()) {
+      found->capabilities = std::move(id.capabilities);  // the restricted binding's applies
+    }
   }
   return found;
 }
@@ -53,7 +65,8 @@ absl::StatusOr<Identity> Authenticator::Authenticate(
   const Identity& cert = **by_cert;
   const bool same = by_token->kind == cert.kind &&
                     (cert.kind == Identity::Kind::kNode
-                         ? by_token->node_id == cert.node_id
+                         ? by_token->node_id == cert.node_id &&
+                               SameOrOneUnrestricted(by_token->capabilities, cert.capabilities)
                          : by_token->name == cert.name && by_token->role == cert.role);
   if (!same) {
     invalid_.fetch_add(1, std::memory_order_relaxed);
@@ -64,6 +77,7 @@ absl::StatusOr<Identity> Authenticator::Authenticate(
         "CREDENTIALS_DISAGREE");
   }
   by_token->certificate_san = cert.certificate_san;
+  if (by_token->capabilities.empty()) by_token->capabilities = cert.capabilities;
   return by_token;
 }
 

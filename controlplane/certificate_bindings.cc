@@ -1,6 +1,7 @@
 #include "controlplane/certificate_bindings.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/cert_san.h"
 #include "common/status.h"
 #include "common/status_macros.h"
@@ -13,7 +14,7 @@ namespace {
 namespace a = ::turnpike::admin::v1;
 
 constexpr char kColumns[] =
-    "SELECT san, name, role, node_id, created_by, create_time FROM cert_bindings";
+    "SELECT san, name, role, node_id, created_by, create_time, capabilities FROM cert_bindings";
 
 a::CertificateBinding Row(const SqliteStatement& st) {
   a::CertificateBinding b;
@@ -23,6 +24,7 @@ a::CertificateBinding Row(const SqliteStatement& st) {
   if (!st.ColumnIsNull(3)) b.set_node_id(st.ColumnText(3));
   b.set_created_by(st.ColumnText(4));
   *b.mutable_create_time() = ToTimestamp(absl::FromUnixMicros(st.ColumnInt(5)));
+  for (std::string& c : SplitCapabilities(st.ColumnText(6))) b.add_capabilities(std::move(c));
   return b;
 }
 
@@ -37,6 +39,10 @@ absl::Status Check(const a::CertificateBinding& b) {
   if (admin == !b.node_id().empty()) {
     return InvalidFieldError("binding",
                              "set exactly one of role (an admin identity) and node_id (a gateway)");
+  }
+  if (admin && b.capabilities_size() > 0) {
+    return InvalidFieldError("binding.capabilities",
+                             "restricts a gateway only; leave it empty for an admin identity");
   }
   if (admin && AdminRoleName(b.role()).empty()) {
     return InvalidFieldError("binding.role",
@@ -96,16 +102,23 @@ absl::StatusOr<a::CertificateBinding> CertificateBindings::Bind(const a::Certifi
           absl::StrCat("certificate SAN \"", b.san(), "\" is bound already; unbind it first"),
           "ALREADY_EXISTS");
     }
+    TP_ASSIGN_OR_RETURN(
+        std::vector<std::string> caps,
+        CheckNodeCapabilities(db, {in.capabilities().begin(), in.capabilities().end()},
+                              "binding.capabilities"));
+    b.clear_capabilities();
+    for (const std::string& c : caps) b.add_capabilities(c);
     TP_ASSIGN_OR_RETURN(SqliteStatement st,
                         db.Prepare("INSERT INTO cert_bindings (san, name, role, node_id, "
-                                   "created_by, create_time) VALUES (?, ?, ?, ?, ?, ?)"));
+                                   "created_by, create_time, capabilities) "
+                                   "VALUES (?, ?, ?, ?, ?, ?, ?)"));
     st.Bind(1, b.san()).Bind(2, b.name());
     if (b.node_id().empty()) {
       st.Bind(3, AdminRoleName(b.role())).BindNull(4);
     } else {
       st.BindNull(3).Bind(4, b.node_id());
     }
-    st.Bind(5, actor).Bind(6, absl::ToUnixMicros(now));
+    st.Bind(5, actor).Bind(6, absl::ToUnixMicros(now)).Bind(7, absl::StrJoin(caps, ","));
     TP_RETURN_IF_ERROR(st.Run());
     return AuditIdentityChange(db, now, actor, "BindCertificate", "certificate_binding", b.san(),
                                nullptr, &b);

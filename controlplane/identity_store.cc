@@ -58,47 +58,12 @@ a::AdminToken AdminRow(const SqliteStatement& st) {
   return t;
 }
 
-// The stored form of a node's capabilities: names joined by ',' ('' for every capability).
-std::vector<std::string> SplitCapabilities(const std::string& joined) {
-  if (joined.empty()) return {};
-  return absl::StrSplit(joined, ',');
-}
-
 a::NodeToken NodeRow(const SqliteStatement& st) {
   a::NodeToken t;
   FillCommon(st, &t);
   t.set_node_id(st.ColumnText(1));
   for (std::string& c : SplitCapabilities(st.ColumnText(6))) t.add_capabilities(std::move(c));
   return t;
-}
-
-constexpr int kMaxNodeCapabilities = 64;
-
-// Sorted and checked: each a valid name, no duplicates, each naming an existing route (a
-// restriction to a capability that does not exist yet is refused: a typo would otherwise leave
-// the gateway with nothing to serve, silently).
-absl::StatusOr<std::vector<std::string>> CheckCapabilities(SqliteDb& db,
-                                                           std::vector<std::string> caps) {
-  Violations v;
-  if (caps.size() > kMaxNodeCapabilities) {
-    v.Add("capabilities", absl::StrCat("has more than ", kMaxNodeCapabilities, " entries"));
-  }
-  for (size_t i = 0; i < caps.size(); ++i) {
-    ValidateName(caps[i], absl::StrCat("capabilities[", i, "]"), v);
-  }
-  TP_RETURN_IF_ERROR(v.ToStatus());
-  std::sort(caps.begin(), caps.end());
-  if (std::adjacent_find(caps.begin(), caps.end()) != caps.end()) {
-    return InvalidFieldError("capabilities", "names a capability twice");
-  }
-  for (const std::string& c : caps) {
-    TP_ASSIGN_OR_RETURN(std::optional<SpecRow> route, GetSpecRow(db, kRoutesTable, c));
-    if (!route.has_value()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "capabilities: \"", c, "\" names no route; create the route first (CreateRoute)"));
-    }
-  }
-  return caps;
 }
 
 constexpr char kAdminColumns[] =
@@ -146,6 +111,38 @@ absl::Status RevokeRow(SqliteDb& db, std::string_view table, std::string_view bo
 }
 
 }  // namespace
+
+std::vector<std::string> SplitCapabilities(const std::string& joined) {
+  if (joined.empty()) return {};
+  return absl::StrSplit(joined, ',');
+}
+
+constexpr int kMaxNodeCapabilities = 64;
+
+absl::StatusOr<std::vector<std::string>> CheckNodeCapabilities(SqliteDb& db,
+                                                               std::vector<std::string> caps,
+                                                               const std::string& field) {
+  Violations v;
+  if (caps.size() > kMaxNodeCapabilities) {
+    v.Add(field, absl::StrCat("has more than ", kMaxNodeCapabilities, " entries"));
+  }
+  for (size_t i = 0; i < caps.size(); ++i) {
+    ValidateName(caps[i], absl::StrCat(field, "[", i, "]"), v);
+  }
+  TP_RETURN_IF_ERROR(v.ToStatus());
+  std::sort(caps.begin(), caps.end());
+  if (std::adjacent_find(caps.begin(), caps.end()) != caps.end()) {
+    return InvalidFieldError(field, "names a capability twice");
+  }
+  for (const std::string& c : caps) {
+    TP_ASSIGN_OR_RETURN(std::optional<SpecRow> route, GetSpecRow(db, kRoutesTable, c));
+    if (!route.has_value()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          field, ": \"", c, "\" names no route; create the route first (CreateRoute)"));
+    }
+  }
+  return caps;
+}
 
 std::string_view AdminRoleName(a::AdminRole role) {
   switch (role) {
@@ -224,6 +221,7 @@ Identity IdentityOf(const a::CertificateBinding& binding) {
   id.name = binding.name();
   id.role = binding.role();
   id.node_id = binding.node_id();
+  id.capabilities = {binding.capabilities().begin(), binding.capabilities().end()};
   id.certificate_san = binding.san();
   return id;
 }
@@ -405,7 +403,7 @@ absl::StatusOr<a::CreateNodeTokenResponse> IdentityStore::CreateNodeToken(
     exists.Bind(1, name);
     TP_ASSIGN_OR_RETURN(bool found, exists.Step());
     if (found) return Exists("node token", name);
-    TP_ASSIGN_OR_RETURN(caps, CheckCapabilities(db, capabilities));
+    TP_ASSIGN_OR_RETURN(caps, CheckNodeCapabilities(db, capabilities, "capabilities"));
     TP_ASSIGN_OR_RETURN(SqliteStatement st,
                         db.Prepare("INSERT INTO node_tokens (name, node_id, sha256_hex, "
                                    "display_prefix, created_by, create_time, capabilities) "

@@ -63,6 +63,15 @@ absl::Status AuditIdentityChange(SqliteDb& db, absl::Time now, const std::string
                                  const std::string& name, const google::protobuf::Message* before,
                                  const google::protobuf::Message* after);
 
+// A node's capability restriction (CreateNodeTokenRequest.capabilities), sorted and checked in
+// `db`'s transaction: at most 64 valid names, no duplicates (INVALID_ARGUMENT naming `field`),
+// each naming an existing route (FAILED_PRECONDITION: a typo would otherwise leave the gateway
+// nothing to serve, silently). And its stored form: names joined by ','; '' for every capability.
+absl::StatusOr<std::vector<std::string>> CheckNodeCapabilities(SqliteDb& db,
+                                                               std::vector<std::string> caps,
+                                                               const std::string& field);
+std::vector<std::string> SplitCapabilities(const std::string& joined);
+
 // The identity a certificate binding makes.
 Identity IdentityOf(const admin::v1::CertificateBinding& binding);
 

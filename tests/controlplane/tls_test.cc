@@ -377,5 +377,84 @@ TEST_F(TlsTest, ABoundCertificateIsAGatewaysNodeCredentialForItsNodeOnly) {
   EXPECT_TRUE(s.ok()) << s.error_message();
 }
 
+// A node's certificate binding may carry a capability restriction, as a node token may: the
+// certificate alone gets only its routes and no other provider's key; with a token of the same
+// node the restricted credential applies, and two different restrictions are refused.
+TEST_F(TlsTest, ABoundCertificateCanRestrictItsNodeToCapabilities) {
+  Start(/*require_client_cert=*/true);
+  for (const char* name : {"a", "b"}) {
+    const std::string secret = std::string("sk-CANARY-route-") + name + "-51c0";
+    ASSERT_TRUE(
+        cp_->admin().CreateCredential(MakeCredential(std::string("k-") + name, secret), "t").ok());
+    ASSERT_TRUE(
+        cp_->admin()
+            .CreateResource(MakeProvider(std::string("p-") + name, std::string("k-") + name), "t")
+            .ok());
+    ASSERT_TRUE(cp_->admin().CreateResource(MakeRoute(name, std::string("p-") + name), "t").ok());
+  }
+  CertificateBindings& bindings = cp_->identities().certificates();
+  admin::v1::CertificateBinding b;
+  b.set_san("DNS:gw-r.example");
+  b.set_name("gw-r-cert");
+  b.set_node_id("gw-r");
+  b.add_capabilities("nope");
+  EXPECT_EQ(bindings.Bind(b, "test").status().code(), absl::StatusCode::kFailedPrecondition);
+  b.clear_node_id();
+  b.set_role(admin::v1::ADMIN_ROLE_VIEWER);
+  b.set_capabilities(0, "a");
+  absl::Status refused = bindings.Bind(b, "test").status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("binding.capabilities"), std::string::npos) << refused;
+  b.set_role(admin::v1::ADMIN_ROLE_UNSPECIFIED);
+  b.set_node_id("gw-r");
+  ASSERT_TRUE(bindings.Bind(b, "test").ok());
+  auto listed = bindings.List();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  ASSERT_EQ((*listed)[0].capabilities_size(), 1);
+  EXPECT_EQ((*listed)[0].capabilities(0), "a");
+
+  const Pem cert = ClientCert("DNS:gw-r.example");
+  auto stub = config::v1::ConfigDiscoveryService::NewStub(
+      grpc::CreateChannel("localhost:" + std::to_string(cp_->port()), Creds(cert)));
+  // The first snapshot a stream gets with `token` (none if empty) beside the certificate.
+  auto watch = [&](const std::string& token, config::v1::WatchResponse* first) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    auto stream = stub->Watch(&ctx);
+    config::v1::WatchRequest hello;
+    hello.set_node_id("gw-r");
+    stream->Write(hello);
+    if (!stream->Read(first)) return stream->Finish();  // refused: the server's status
+    ctx.TryCancel();
+    stream->Finish();
+    return grpc::Status::OK;
+  };
+  config::v1::WatchResponse first;
+  grpc::Status s = watch("", &first);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(first.snapshot().routes_size(), 1);
+  EXPECT_EQ(first.snapshot().routes(0).capability(), "a");
+  std::string bytes = first.SerializeAsString();
+  EXPECT_NE(bytes.find("sk-CANARY-route-a-51c0"), std::string::npos);
+  EXPECT_EQ(bytes.find("sk-CANARY-route-b-51c0"), std::string::npos);
+  // An unrestricted token of the same node does not widen the certificate's restriction.
+  auto open = cp_->identities().CreateNodeToken("gw-r-open", "gw-r", {}, "test");
+  ASSERT_TRUE(open.ok()) << open.status();
+  s = watch(open->token(), &first);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  bytes = first.SerializeAsString();
+  EXPECT_EQ(first.snapshot().routes_size(), 1);
+  EXPECT_EQ(bytes.find("sk-CANARY-route-b-51c0"), std::string::npos);
+  // A token restricted otherwise disagrees with the certificate: refused, nothing sent.
+  auto other = cp_->identities().CreateNodeToken("gw-r-b", "gw-r", {"b"}, "test");
+  ASSERT_TRUE(other.ok()) << other.status();
+  first.Clear();
+  s = watch(other->token(), &first);
+  EXPECT_EQ(s.error_code(), grpc::UNAUTHENTICATED) << s.error_message();
+  EXPECT_EQ(first.snapshot().providers_size(), 0);
+}
+
 }  // namespace
 }  // namespace turnpike::controlplane::testing
