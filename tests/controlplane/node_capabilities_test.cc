@@ -3,10 +3,13 @@
 // audits it; a Watch stream with a restricted token receives only its routes (and the routes its
 // budgets degrade to) and not one byte of another provider's key, including after a change; its
 // leases of another capability's budget or rate limit are refused PERMISSION_DENIED naming the
-// capability, while its own, and limits of every capability, are granted.
+// capability, while its own, and limits of every capability, are granted. The view is one the
+// gateway's RuntimeConfig::Build accepts.
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/config/runtime_config.h"
 #include "tests/controlplane/control_plane_test_util.h"
+#include "tests/server/config/test_resilience.h"
 #include "turnpike/audit/v1/audit.grpc.pb.h"
 #include "turnpike/budget/v1/budget.grpc.pb.h"
 #include "turnpike/config/v1/config_discovery.grpc.pb.h"
@@ -159,6 +162,10 @@ TEST_F(NodeCapabilitiesTest, ARestrictedNodeWatchesOnlyItsRoutesAndNoOtherSecret
   EXPECT_THAT(providers, ElementsAre("p-cheap", "p-claims"));
   EXPECT_THAT(budgets, ElementsAre("cheap-daily", "claims-daily"));
   EXPECT_THAT(limits, ElementsAre("everything"));
+  // The gateway accepts the view as it is (its one check of every snapshot).
+  auto built = RuntimeConfig::Build(
+      first.snapshot(), [](const std::string&) { return std::nullopt; }, TestResilience());
+  EXPECT_TRUE(built.ok()) << built.status();
   std::string received = first.SerializeAsString();
   EXPECT_THAT(received, HasSubstr(CanaryOf("p-claims")));
   EXPECT_THAT(received, HasSubstr(CanaryOf("p-cheap")));
