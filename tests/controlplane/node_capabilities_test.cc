@@ -97,7 +97,11 @@ class NodeCapabilitiesTest : public ControlPlaneFixture {
     }
     r.set_requested(10);
     b::AcquireLeaseResponse response;
-    return stub->AcquireLease(&ctx, r, &response);
+    grpc::Status s = stub->AcquireLease(&ctx, r, &response);
+    if (s.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+      EXPECT_THAT(s.error_details(), HasSubstr("CAPABILITY_NOT_ALLOWED"));  // the ErrorInfo reason
+    }
+    return s;
   }
 
   std::unique_ptr<a::AdminService::Stub> admin_;
