@@ -21,7 +21,8 @@ constexpr int kMaxReportedUpstreams = 10000;
 constexpr int kMaxReportedKeyUses = 100000;
 
 // One Watch stream. Lock order: SnapshotCache's lock, then mu_ (the cache calls OnSnapshot and
-// OnShutdown with its lock held); so this class never calls the cache while holding mu_.
+// OnShutdown with its lock held), then FilteredSnapshots' lock (which takes no other); so this
+// class never calls the cache while holding mu_.
 class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchResponse>,
                            public SnapshotCache::Watcher {
  public:
