@@ -1,11 +1,19 @@
 // The form of a caller's certificate SAN (turnpike.config.v1.Caller.cert_sans), checked the same
 // way by the control plane (on write) and the gateway (on every snapshot): a type as openssl
-// writes it, a colon, and a value of printable characters without spaces. Thread-safe.
+// writes it, a colon, and a value of printable characters without spaces. TypedCertSans reads
+// them, in that form, from the client certificate gRPC verified: the gateway matches callers'
+// cert_sans with it, the control plane its certificate bindings. Thread-safe.
 #ifndef TURNPIKE_COMMON_CERT_SAN_H_
 #define TURNPIKE_COMMON_CERT_SAN_H_
 
+#include <grpc/grpc_security_constants.h>
+
 #include <array>
+#include <string>
 #include <string_view>
+#include <vector>
+
+#include "grpcpp/security/auth_context.h"
 
 namespace turnpike {
 
@@ -27,6 +35,26 @@ inline bool IsValidCertSan(std::string_view san) {
     return true;
   }
   return false;
+}
+
+// The subject alternative names of the connection's client certificate, typed as above; empty
+// unless gRPC verified one (a TLS listener with a client CA; peer properties exist only then).
+inline std::vector<std::string> TypedCertSans(const grpc::AuthContext* auth) {
+  std::vector<std::string> out;
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return out;
+  static constexpr std::pair<const char*, std::string_view> kTyped[] = {
+      {GRPC_PEER_DNS_PROPERTY_NAME, "DNS:"},
+      {GRPC_PEER_URI_PROPERTY_NAME, "URI:"},
+      {GRPC_PEER_EMAIL_PROPERTY_NAME, "email:"},
+      {GRPC_PEER_IP_PROPERTY_NAME, "IP:"}};
+  for (const auto& [property, type] : kTyped) {
+    for (const grpc::string_ref& value : auth->FindPropertyValues(property)) {
+      std::string san(type);
+      san.append(value.data(), value.size());
+      out.push_back(std::move(san));
+    }
+  }
+  return out;
 }
 
 }  // namespace turnpike

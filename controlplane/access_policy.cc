@@ -45,7 +45,8 @@ const std::map<std::string, Access, std::less<>>& Table() {
     for (const char* m :
          {"CreateCredential", "UpdateCredential", "DeleteCredential", "RotateCredential",
           "RetireCredentialVersion", "CreateAdminToken", "ListAdminTokens", "RevokeAdminToken",
-          "CreateNodeToken", "ListNodeTokens", "RevokeNodeToken", "RotateMasterKey"}) {
+          "CreateNodeToken", "ListNodeTokens", "RevokeNodeToken", "RotateMasterKey",
+          "BindCertificate", "ListCertificateBindings", "UnbindCertificate"}) {
       (*t)[admin + m] = kAdmin;
     }
     (*t)[admin + "ListAuditEntries"] = kAudit;

@@ -312,12 +312,15 @@ grpc::Status AdminServiceImpl::RevokeAdminToken(grpc::ServerContext* context,
 grpc::Status AdminServiceImpl::CreateNodeToken(grpc::ServerContext* context,
                                                const a::CreateNodeTokenRequest* request,
                                                a::CreateNodeTokenResponse* response) {
-  return Mutate(
-      context, "CreateNodeToken", request->name(), [&](const std::string& actor) -> absl::Status {
-        TP_ASSIGN_OR_RETURN(
-            *response, identities_.CreateNodeToken(request->name(), request->node_id(), actor));
-        return absl::OkStatus();
-      });
+  return Mutate(context, "CreateNodeToken", request->name(),
+                [&](const std::string& actor) -> absl::Status {
+                  TP_ASSIGN_OR_RETURN(
+                      *response,
+                      identities_.CreateNodeToken(
+                          request->name(), request->node_id(),
+                          {request->capabilities().begin(), request->capabilities().end()}, actor));
+                  return absl::OkStatus();
+                });
 }
 
 grpc::Status AdminServiceImpl::ListNodeTokens(grpc::ServerContext*, const a::ListNodeTokensRequest*,
@@ -336,6 +339,38 @@ grpc::Status AdminServiceImpl::RevokeNodeToken(grpc::ServerContext* context,
                 [&](const std::string& actor) -> absl::Status {
                   TP_ASSIGN_OR_RETURN(*response->mutable_node_token(),
                                       identities_.RevokeNodeToken(request->name(), actor));
+                  return absl::OkStatus();
+                });
+}
+
+grpc::Status AdminServiceImpl::BindCertificate(grpc::ServerContext* context,
+                                               const a::BindCertificateRequest* request,
+                                               a::BindCertificateResponse* response) {
+  return Mutate(context, "BindCertificate", request->binding().san(),
+                [&](const std::string& actor) -> absl::Status {
+                  TP_ASSIGN_OR_RETURN(*response->mutable_binding(),
+                                      identities_.certificates().Bind(request->binding(), actor));
+                  return absl::OkStatus();
+                });
+}
+
+grpc::Status AdminServiceImpl::ListCertificateBindings(
+    grpc::ServerContext*, const a::ListCertificateBindingsRequest*,
+    a::ListCertificateBindingsResponse* response) {
+  return Query([&]() -> absl::Status {
+    TP_ASSIGN_OR_RETURN(std::vector<a::CertificateBinding> all, identities_.certificates().List());
+    for (auto& b : all) *response->add_bindings() = std::move(b);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status AdminServiceImpl::UnbindCertificate(grpc::ServerContext* context,
+                                                 const a::UnbindCertificateRequest* request,
+                                                 a::UnbindCertificateResponse* response) {
+  return Mutate(context, "UnbindCertificate", request->san(),
+                [&](const std::string& actor) -> absl::Status {
+                  TP_ASSIGN_OR_RETURN(*response->mutable_binding(),
+                                      identities_.certificates().Unbind(request->san(), actor));
                   return absl::OkStatus();
                 });
 }

@@ -77,6 +77,9 @@ class AdminServiceImpl final : public admin::v1::AdminService::Service {
   TP_ADMIN_RPC(CreateNodeToken)
   TP_ADMIN_RPC(ListNodeTokens)
   TP_ADMIN_RPC(RevokeNodeToken)
+  TP_ADMIN_RPC(BindCertificate)
+  TP_ADMIN_RPC(ListCertificateBindings)
+  TP_ADMIN_RPC(UnbindCertificate)
   TP_ADMIN_RPC(RotateMasterKey)
 #undef TP_ADMIN_RPC
 

@@ -2,7 +2,9 @@
 // every call, on every service, before any handler. It reads the method (":path") and the
 // `authorization: Bearer <token>` metadata, looks the method up in the access policy
 // (controlplane/access_policy.h; a method with no row is refused), authenticates the token with
-// the IdentityStore and checks the token's principal against the row:
+// the IdentityStore and checks the token's principal against the row. With mutual TLS, a verified
+// client certificate whose SAN is bound (controlplane/certificate_bindings.h) identifies the call
+// as well; a token sent with it must name the same identity:
 //   * no or malformed or unknown or revoked token -> UNAUTHENTICATED;
 //   * a valid token of the wrong kind or role -> PERMISSION_DENIED naming the role needed.
 // Why a processor and not a server interceptor: gRPC 1.51 server interceptors cannot refuse a
@@ -24,6 +26,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "controlplane/auth_throttle.h"
@@ -49,14 +52,17 @@ class Authenticator final : public grpc::AuthMetadataProcessor {
 
   // The decision for one call, without gRPC types. `authorization` is the header's value, if
   // present. Returns the caller's identity (nullopt for methods anyone may call).
+  // `cert_sans`: the SANs of the call's verified client certificate (common/cert_san.h).
   absl::StatusOr<std::optional<Identity>> Decide(std::string_view method,
-                                                 std::optional<std::string_view> authorization);
+                                                 std::optional<std::string_view> authorization,
+                                                 const std::vector<std::string>& cert_sans = {});
 
   // Decide(), and an UNAUTHENTICATED refusal held back by the throttle, as every gRPC call's
   // is: what Process() runs, and what the dashboard's HTTP endpoints run for the method they
   // transcode (controlplane/dashboard/dashboard.h). Blocks the calling thread while held.
   absl::StatusOr<std::optional<Identity>> Authorize(std::string_view method,
-                                                    std::optional<std::string_view> authorization);
+                                                    std::optional<std::string_view> authorization,
+                                                    const std::vector<std::string>& cert_sans = {});
 
   // The identity of a call the gate admitted; UNAUTHENTICATED if it carries none (a method anyone
   // may call) or the token was revoked since.
@@ -72,7 +78,8 @@ class Authenticator final : public grpc::AuthMetadataProcessor {
   struct Counts {
     uint64_t missing = 0;            // no authorization header
     uint64_t malformed = 0;          // not "Bearer <tpa_/tpn_ token>"
-    uint64_t invalid = 0;            // well-formed but unknown or revoked
+    uint64_t invalid = 0;            // well-formed but unknown or revoked; or token and
+                                     // certificate naming two identities
     uint64_t permission_denied = 0;  // valid, wrong role or kind
     uint64_t unknown_method = 0;     // no row in the access policy
     uint64_t wrong_node = 0;         // a node token used for another node id
@@ -81,7 +88,13 @@ class Authenticator final : public grpc::AuthMetadataProcessor {
   Counts counts() const;
 
  private:
-  absl::StatusOr<Identity> Authenticate(std::optional<std::string_view> authorization) const;
+  absl::StatusOr<Identity> Authenticate(std::optional<std::string_view> authorization,
+                                        const std::vector<std::string>& cert_sans) const;
+  absl::StatusOr<Identity> AuthenticateToken(std::optional<std::string_view> authorization,
+                                             bool has_certificate) const;
+  // The identity the certificate's bound SANs name; nullopt if none is bound.
+  absl::StatusOr<std::optional<Identity>> ByCertificate(
+      const std::vector<std::string>& cert_sans) const;
 
   const IdentityStore& identities_;
   AuthThrottle throttle_;

@@ -2,40 +2,22 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/status.h"
 #include "common/status_macros.h"
 #include "controlplane/caller_keys.h"
 #include "controlplane/config_tables.h"
 #include "controlplane/proto_util.h"
+#include "controlplane/validation.h"
 
 namespace turnpike::controlplane {
 namespace {
 
 namespace a = ::turnpike::admin::v1;
-
-std::string_view RoleName(a::AdminRole role) {
-  switch (role) {
-    case a::ADMIN_ROLE_VIEWER:
-      return "viewer";
-    case a::ADMIN_ROLE_OPERATOR:
-      return "operator";
-    case a::ADMIN_ROLE_ADMIN:
-      return "admin";
-    case a::ADMIN_ROLE_AUDITOR:
-      return "auditor";
-    default:
-      return "";
-  }
-}
-
-a::AdminRole RoleFromName(std::string_view name) {
-  for (a::AdminRole r :
-       {a::ADMIN_ROLE_VIEWER, a::ADMIN_ROLE_OPERATOR, a::ADMIN_ROLE_ADMIN, a::ADMIN_ROLE_AUDITOR}) {
-    if (RoleName(r) == name) return r;
-  }
-  return a::ADMIN_ROLE_UNSPECIFIED;
-}
 
 absl::Status CheckName(std::string_view field, std::string_view name) {
   bool ok = !name.empty() && name.size() <= 128;
@@ -72,7 +54,7 @@ void FillCommon(const SqliteStatement& st, T* out) {
 a::AdminToken AdminRow(const SqliteStatement& st) {
   a::AdminToken t;
   FillCommon(st, &t);
-  t.set_role(RoleFromName(st.ColumnText(1)));
+  t.set_role(AdminRoleFromName(st.ColumnText(1)));
   return t;
 }
 
@@ -80,34 +62,15 @@ a::NodeToken NodeRow(const SqliteStatement& st) {
   a::NodeToken t;
   FillCommon(st, &t);
   t.set_node_id(st.ColumnText(1));
+  for (std::string& c : SplitCapabilities(st.ColumnText(6))) t.add_capabilities(std::move(c));
   return t;
 }
 
 constexpr char kAdminColumns[] =
     "SELECT name, role, display_prefix, created_by, create_time, revoke_time FROM admin_tokens";
 constexpr char kNodeColumns[] =
-    "SELECT name, node_id, display_prefix, created_by, create_time, revoke_time FROM node_tokens";
-
-// A token change joins the admin audit and the hash-chained trail in the transaction that makes
-// it (docs/audit.md): who (the authenticated actor), what (the action and the token's listing:
-// name, role or node id, display prefix, times) and when. Never the token or its hash. Tokens are
-// not part of the config, so the entry carries the current config version, not a new one.
-absl::Status AuditTokenChange(SqliteDb& db, absl::Time now, const std::string& actor,
-                              const char* action, const char* resource_type,
-                              const std::string& name, const google::protobuf::Message* before,
-                              const google::protobuf::Message* after) {
-  TP_ASSIGN_OR_RETURN(ConfigVersion version, ReadConfigVersion(db));
-  AuditRecord r;
-  r.time = now;
-  r.actor = actor;
-  r.action = action;
-  r.resource_type = resource_type;
-  r.resource_name = name;
-  if (before != nullptr) r.before_json = ToJson(*before);
-  if (after != nullptr) r.after_json = ToJson(*after);
-  r.config_version = version.version;
-  return AppendAudit(db, r);
-}
+    "SELECT name, node_id, display_prefix, created_by, create_time, revoke_time, capabilities "
+    "FROM node_tokens";
 
 // Revokes the token `name` of `table` (its role or node id column `bound`, rows read by
 // `read_row`) inside the caller's write transaction at `now`, and audits it: NOT_FOUND if there is
@@ -115,21 +78,22 @@ absl::Status AuditTokenChange(SqliteDb& db, absl::Time now, const std::string& a
 // gets the token's listing, `digest` its hash.
 template <class T>
 absl::Status RevokeRow(SqliteDb& db, std::string_view table, std::string_view bound,
-                       std::string_view what, const std::string& name, const std::string& actor,
-                       absl::Time now, const char* action, const char* resource_type,
+                       std::string_view extra_column, std::string_view what,
+                       const std::string& name, const std::string& actor, absl::Time now,
+                       const char* action, const char* resource_type,
                        T (*read_row)(const SqliteStatement&), T* out, std::string* digest) {
   const auto read = [&]() -> absl::StatusOr<bool> {
     TP_ASSIGN_OR_RETURN(
         SqliteStatement st,
         db.Prepare(absl::StrCat("SELECT name, ", AV(bound),
-                                ", display_prefix, created_by, create_time, revoke_time, "
-                                "sha256_hex FROM ",
-                                AV(table), " WHERE name = ?")));
+                                ", display_prefix, created_by, create_time, revoke_time, ",
+                                extra_column.empty() ? "" : absl::StrCat(AV(extra_column), ", "),
+                                "sha256_hex FROM ", AV(table), " WHERE name = ?")));
     st.Bind(1, name);
     TP_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) return false;
     *out = read_row(st);
-    *digest = st.ColumnText(6);
+    *digest = st.ColumnText(extra_column.empty() ? 6 : 7);
     return true;
   };
   TP_ASSIGN_OR_RETURN(bool found, read());
@@ -143,10 +107,86 @@ absl::Status RevokeRow(SqliteDb& db, std::string_view table, std::string_view bo
   TP_RETURN_IF_ERROR(up.Run());
   TP_ASSIGN_OR_RETURN(found, read());
   if (!found) return NotFound(what, name);
-  return AuditTokenChange(db, now, actor, action, resource_type, name, &before, out);
+  return AuditIdentityChange(db, now, actor, action, resource_type, name, &before, out);
 }
 
 }  // namespace
+
+std::vector<std::string> SplitCapabilities(const std::string& joined) {
+  if (joined.empty()) return {};
+  return absl::StrSplit(joined, ',');
+}
+
+constexpr int kMaxNodeCapabilities = 64;
+
+absl::StatusOr<std::vector<std::string>> CheckNodeCapabilities(SqliteDb& db,
+                                                               std::vector<std::string> caps,
+                                                               const std::string& field) {
+  Violations v;
+  if (caps.size() > kMaxNodeCapabilities) {
+    v.Add(field, absl::StrCat("has more than ", kMaxNodeCapabilities, " entries"));
+  }
+  for (size_t i = 0; i < caps.size(); ++i) {
+    ValidateName(caps[i], absl::StrCat(field, "[", i, "]"), v);
+  }
+  TP_RETURN_IF_ERROR(v.ToStatus());
+  std::sort(caps.begin(), caps.end());
+  if (std::adjacent_find(caps.begin(), caps.end()) != caps.end()) {
+    return InvalidFieldError(field, "names a capability twice");
+  }
+  for (const std::string& c : caps) {
+    TP_ASSIGN_OR_RETURN(std::optional<SpecRow> route, GetSpecRow(db, kRoutesTable, c));
+    if (!route.has_value()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          field, ": \"", c, "\" names no route; create the route first (CreateRoute)"));
+    }
+  }
+  return caps;
+}
+
+std::string_view AdminRoleName(a::AdminRole role) {
+  switch (role) {
+    case a::ADMIN_ROLE_VIEWER:
+      return "viewer";
+    case a::ADMIN_ROLE_OPERATOR:
+      return "operator";
+    case a::ADMIN_ROLE_ADMIN:
+      return "admin";
+    case a::ADMIN_ROLE_AUDITOR:
+      return "auditor";
+    default:
+      return "";
+  }
+}
+
+a::AdminRole AdminRoleFromName(std::string_view name) {
+  for (a::AdminRole r :
+       {a::ADMIN_ROLE_VIEWER, a::ADMIN_ROLE_OPERATOR, a::ADMIN_ROLE_ADMIN, a::ADMIN_ROLE_AUDITOR}) {
+    if (AdminRoleName(r) == name) return r;
+  }
+  return a::ADMIN_ROLE_UNSPECIFIED;
+}
+
+// A token change joins the admin audit and the hash-chained trail in the transaction that makes
+// it (docs/audit.md): who (the authenticated actor), what (the action and the token's listing:
+// name, role or node id, display prefix, times) and when. Never the token or its hash. Tokens are
+// not part of the config, so the entry carries the current config version, not a new one.
+absl::Status AuditIdentityChange(SqliteDb& db, absl::Time now, const std::string& actor,
+                                 const char* action, const char* resource_type,
+                                 const std::string& name, const google::protobuf::Message* before,
+                                 const google::protobuf::Message* after) {
+  TP_ASSIGN_OR_RETURN(ConfigVersion version, ReadConfigVersion(db));
+  AuditRecord r;
+  r.time = now;
+  r.actor = actor;
+  r.action = action;
+  r.resource_type = resource_type;
+  r.resource_name = name;
+  if (before != nullptr) r.before_json = ToJson(*before);
+  if (after != nullptr) r.after_json = ToJson(*after);
+  r.config_version = version.version;
+  return AppendAudit(db, r);
+}
 
 Principal Identity::principal() const {
   if (kind == Kind::kNode) return Principal::kNode;
@@ -163,13 +203,33 @@ Principal Identity::principal() const {
 }
 
 std::string Identity::Describe() const {
+  if (!certificate_san.empty() && !display_prefix.empty()) {  // a token and its certificate
+    return absl::StrCat(kind == Kind::kNode ? "node token " : "admin token ", name, " (",
+                        display_prefix, "…) with certificate ", certificate_san);
+  }
+  if (!certificate_san.empty()) {
+    return absl::StrCat(kind == Kind::kNode ? "node certificate " : "admin certificate ", name,
+                        " (", certificate_san, ")");
+  }
   return absl::StrCat(kind == Kind::kNode ? "node token " : "admin token ", name, " (",
                       display_prefix, "…)");
+}
+
+Identity IdentityOf(const a::CertificateBinding& binding) {
+  Identity id;
+  id.kind = binding.node_id().empty() ? Identity::Kind::kAdmin : Identity::Kind::kNode;
+  id.name = binding.name();
+  id.role = binding.role();
+  id.node_id = binding.node_id();
+  id.capabilities = {binding.capabilities().begin(), binding.capabilities().end()};
+  id.certificate_san = binding.san();
+  return id;
 }
 
 absl::StatusOr<std::unique_ptr<IdentityStore>> IdentityStore::Open(Store& store, Clock& clock) {
   std::unique_ptr<IdentityStore> s(new IdentityStore(store, clock));
   TP_RETURN_IF_ERROR(s->Load());
+  TP_ASSIGN_OR_RETURN(s->certificates_, CertificateBindings::Open(store, clock));
   return s;
 }
 
@@ -188,13 +248,13 @@ absl::Status IdentityStore::Load() {
       Identity id;
       id.kind = Identity::Kind::kAdmin;
       id.name = st.ColumnText(0);
-      id.role = RoleFromName(st.ColumnText(1));
+      id.role = AdminRoleFromName(st.ColumnText(1));
       id.display_prefix = st.ColumnText(3);
       valid[st.ColumnText(2)] = std::move(id);
     }
     TP_ASSIGN_OR_RETURN(SqliteStatement nt,
-                        db.Prepare("SELECT name, node_id, sha256_hex, display_prefix FROM "
-                                   "node_tokens WHERE revoke_time IS NULL"));
+                        db.Prepare("SELECT name, node_id, sha256_hex, display_prefix, capabilities "
+                                   "FROM node_tokens WHERE revoke_time IS NULL"));
     while (true) {
       TP_ASSIGN_OR_RETURN(bool row, nt.Step());
       if (!row) break;
@@ -203,6 +263,7 @@ absl::Status IdentityStore::Load() {
       id.name = nt.ColumnText(0);
       id.node_id = nt.ColumnText(1);
       id.display_prefix = nt.ColumnText(3);
+      id.capabilities = SplitCapabilities(nt.ColumnText(4));
       valid[nt.ColumnText(2)] = std::move(id);
     }
     return absl::OkStatus();
@@ -255,7 +316,7 @@ absl::Status IdentityStore::InsertAdmin(const std::string& name, a::AdminRole ro
                                    "display_prefix, created_by, create_time) "
                                    "VALUES (?, ?, ?, ?, ?, ?)"));
     st.Bind(1, name)
-        .Bind(2, RoleName(role))
+        .Bind(2, AdminRoleName(role))
         .Bind(3, sha256_hex)
         .Bind(4, display_prefix)
         .Bind(5, actor)
@@ -268,8 +329,8 @@ absl::Status IdentityStore::InsertAdmin(const std::string& name, a::AdminRole ro
     after.set_display_prefix(display_prefix);
     after.set_created_by(actor);
     *after.mutable_create_time() = ToTimestamp(now);
-    return AuditTokenChange(db, now, actor, "CreateAdminToken", "admin_token", name, nullptr,
-                            &after);
+    return AuditIdentityChange(db, now, actor, "CreateAdminToken", "admin_token", name, nullptr,
+                               &after);
   }));
   absl::MutexLock lock(&mu_);
   any_admin_token_ = true;
@@ -308,7 +369,7 @@ absl::Status IdentityStore::AddBootstrapAdminToken(std::string_view token) {
 absl::StatusOr<a::CreateAdminTokenResponse> IdentityStore::CreateAdminToken(
     const std::string& name, a::AdminRole role, const std::string& actor) {
   TP_RETURN_IF_ERROR(CheckName("name", name));
-  if (RoleName(role).empty()) {
+  if (AdminRoleName(role).empty()) {
     return InvalidFieldError("role", "must be ADMIN_ROLE_VIEWER, _OPERATOR, _ADMIN or _AUDITOR");
   }
   TP_ASSIGN_OR_RETURN(GeneratedCallerKey key, GenerateKeyWithPrefix(kAdminTokenPrefix));
@@ -327,37 +388,43 @@ absl::StatusOr<a::CreateAdminTokenResponse> IdentityStore::CreateAdminToken(
 }
 
 absl::StatusOr<a::CreateNodeTokenResponse> IdentityStore::CreateNodeToken(
-    const std::string& name, const std::string& node_id, const std::string& actor) {
+    const std::string& name, const std::string& node_id,
+    const std::vector<std::string>& capabilities, const std::string& actor) {
   TP_RETURN_IF_ERROR(CheckName("name", name));
   if (node_id.empty() || node_id.size() > 256) {
     return InvalidFieldError("node_id", "must be 1-256 characters");
   }
   TP_ASSIGN_OR_RETURN(GeneratedCallerKey key, GenerateKeyWithPrefix(kNodeTokenPrefix));
   const absl::Time now = clock_.Now();
+  std::vector<std::string> caps;
   TP_RETURN_IF_ERROR(store_.Write([&](SqliteDb& db) -> absl::Status {
     TP_ASSIGN_OR_RETURN(SqliteStatement exists,
                         db.Prepare("SELECT 1 FROM node_tokens WHERE name = ?"));
     exists.Bind(1, name);
     TP_ASSIGN_OR_RETURN(bool found, exists.Step());
     if (found) return Exists("node token", name);
+    TP_ASSIGN_OR_RETURN(caps, CheckNodeCapabilities(db, capabilities, "capabilities"));
     TP_ASSIGN_OR_RETURN(SqliteStatement st,
                         db.Prepare("INSERT INTO node_tokens (name, node_id, sha256_hex, "
-                                   "display_prefix, created_by, create_time) "
-                                   "VALUES (?, ?, ?, ?, ?, ?)"));
+                                   "display_prefix, created_by, create_time, capabilities) "
+                                   "VALUES (?, ?, ?, ?, ?, ?, ?)"));
     st.Bind(1, name)
         .Bind(2, node_id)
         .Bind(3, key.sha256_hex)
         .Bind(4, key.display_prefix)
         .Bind(5, actor)
-        .Bind(6, absl::ToUnixMicros(now));
+        .Bind(6, absl::ToUnixMicros(now))
+        .Bind(7, absl::StrJoin(caps, ","));
     TP_RETURN_IF_ERROR(st.Run());
     a::NodeToken after;
     after.set_name(name);
     after.set_node_id(node_id);
+    for (const std::string& c : caps) after.add_capabilities(c);
     after.set_display_prefix(key.display_prefix);
     after.set_created_by(actor);
     *after.mutable_create_time() = ToTimestamp(now);
-    return AuditTokenChange(db, now, actor, "CreateNodeToken", "node_token", name, nullptr, &after);
+    return AuditIdentityChange(db, now, actor, "CreateNodeToken", "node_token", name, nullptr,
+                               &after);
   }));
   {
     absl::MutexLock lock(&mu_);
@@ -366,12 +433,14 @@ absl::StatusOr<a::CreateNodeTokenResponse> IdentityStore::CreateNodeToken(
     id.name = name;
     id.node_id = node_id;
     id.display_prefix = key.display_prefix;
+    id.capabilities = caps;
     valid_[key.sha256_hex] = std::move(id);
   }
   a::CreateNodeTokenResponse out;
   a::NodeToken* t = out.mutable_node_token();
   t->set_name(name);
   t->set_node_id(node_id);
+  for (const std::string& c : caps) t->add_capabilities(c);
   t->set_display_prefix(key.display_prefix);
   t->set_created_by(actor);
   *t->mutable_create_time() = ToTimestamp(now);
@@ -432,7 +501,7 @@ absl::StatusOr<a::AdminToken> IdentityStore::RevokeAdminToken(const std::string&
   a::AdminToken out;
   std::string digest;
   TP_RETURN_IF_ERROR(store_.Write([&](SqliteDb& db) -> absl::Status {
-    return RevokeRow(db, "admin_tokens", "role", "admin token", name, actor, clock_.Now(),
+    return RevokeRow(db, "admin_tokens", "role", "", "admin token", name, actor, clock_.Now(),
                      "RevokeAdminToken", "admin_token", AdminRow, &out, &digest);
   }));
   absl::MutexLock lock(&mu_);
@@ -445,8 +514,8 @@ absl::StatusOr<a::NodeToken> IdentityStore::RevokeNodeToken(const std::string& n
   a::NodeToken out;
   std::string digest;
   TP_RETURN_IF_ERROR(store_.Write([&](SqliteDb& db) -> absl::Status {
-    return RevokeRow(db, "node_tokens", "node_id", "node token", name, actor, clock_.Now(),
-                     "RevokeNodeToken", "node_token", NodeRow, &out, &digest);
+    return RevokeRow(db, "node_tokens", "node_id", "capabilities", "node token", name, actor,
+                     clock_.Now(), "RevokeNodeToken", "node_token", NodeRow, &out, &digest);
   }));
   absl::MutexLock lock(&mu_);
   valid_.erase(digest);

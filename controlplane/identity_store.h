@@ -19,6 +19,8 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "controlplane/access_policy.h"
+#include "controlplane/certificate_bindings.h"
+#include "controlplane/sqlite.h"
 #include "controlplane/store.h"
 #include "turnpike/admin/v1/admin.pb.h"
 
@@ -34,12 +36,44 @@ struct Identity {
   std::string name;  // the token's name: the actor in the audit trail
   admin::v1::AdminRole role = admin::v1::ADMIN_ROLE_UNSPECIFIED;  // admin tokens
   std::string node_id;                                            // node tokens
+  // Node tokens: the capabilities the gateway may serve, sorted; empty for every capability.
+  std::vector<std::string> capabilities;
   std::string display_prefix;
+  // Set when a bound client certificate identified the call, alone or with a token naming the
+  // same identity (the bound SAN; mutual TLS).
+  std::string certificate_san;
 
   Principal principal() const;
-  // "admin token alice (tpa_8Kq2Zx1x…)", "node token gw-1 (tpn_…)": safe to log and show.
+  // "admin token alice (tpa_8Kq2Zx1x…)", "node certificate gw-1 (DNS:gw-1.example)", "node
+  // token gw-1 (tpn_…) with certificate DNS:gw-1.example": safe to log and show.
   std::string Describe() const;
 };
+
+// "viewer", "operator", "admin", "auditor"; "" for UNSPECIFIED. And back (UNSPECIFIED if unknown).
+std::string_view AdminRoleName(admin::v1::AdminRole role);
+admin::v1::AdminRole AdminRoleFromName(std::string_view name);
+
+// An identity change (a token or a certificate binding) as an entry of the admin audit and the
+// hash-chained trail, inside the caller's write transaction (docs/audit.md): who (the
+// authenticated actor), what (the action and the listing before and after), when. Never a token
+// or its hash. Identities are not part of the config, so the entry carries the current config
+// version, not a new one.
+absl::Status AuditIdentityChange(SqliteDb& db, absl::Time now, const std::string& actor,
+                                 const char* action, const char* resource_type,
+                                 const std::string& name, const google::protobuf::Message* before,
+                                 const google::protobuf::Message* after);
+
+// A node's capability restriction (CreateNodeTokenRequest.capabilities), sorted and checked in
+// `db`'s transaction: at most 64 valid names, no duplicates (INVALID_ARGUMENT naming `field`),
+// each naming an existing route (FAILED_PRECONDITION: a typo would otherwise leave the gateway
+// nothing to serve, silently). And its stored form: names joined by ','; '' for every capability.
+absl::StatusOr<std::vector<std::string>> CheckNodeCapabilities(SqliteDb& db,
+                                                               std::vector<std::string> caps,
+                                                               const std::string& field);
+std::vector<std::string> SplitCapabilities(const std::string& joined);
+
+// The identity a certificate binding makes.
+Identity IdentityOf(const admin::v1::CertificateBinding& binding);
 
 class IdentityStore {
  public:
@@ -64,12 +98,17 @@ class IdentityStore {
   absl::StatusOr<admin::v1::AdminToken> RevokeAdminToken(const std::string& name,
                                                          const std::string& actor);
 
-  absl::StatusOr<admin::v1::CreateNodeTokenResponse> CreateNodeToken(const std::string& name,
-                                                                     const std::string& node_id,
-                                                                     const std::string& actor);
+  // `capabilities`: at most 64 names, each of an existing route (FAILED_PRECONDITION otherwise);
+  // empty for every capability.
+  absl::StatusOr<admin::v1::CreateNodeTokenResponse> CreateNodeToken(
+      const std::string& name, const std::string& node_id,
+      const std::vector<std::string>& capabilities, const std::string& actor);
   absl::StatusOr<std::vector<admin::v1::NodeToken>> ListNodeTokens() const;
   absl::StatusOr<admin::v1::NodeToken> RevokeNodeToken(const std::string& name,
                                                        const std::string& actor);
+
+  // Client-certificate identities (mutual TLS).
+  CertificateBindings& certificates() const { return *certificates_; }
 
  private:
   IdentityStore(Store& store, Clock& clock) : store_(store), clock_(clock) {}
@@ -81,6 +120,7 @@ class IdentityStore {
 
   Store& store_;
   Clock& clock_;
+  std::unique_ptr<CertificateBindings> certificates_;  // set by Open
 
   mutable absl::Mutex mu_;
   // Valid tokens by SHA-256 (lowercase hex).

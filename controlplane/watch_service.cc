@@ -21,13 +21,16 @@ constexpr int kMaxReportedUpstreams = 10000;
 constexpr int kMaxReportedKeyUses = 100000;
 
 // One Watch stream. Lock order: SnapshotCache's lock, then mu_ (the cache calls OnSnapshot and
-// OnShutdown with its lock held); so this class never calls the cache while holding mu_.
+// OnShutdown with its lock held), then FilteredSnapshots' lock (which takes no other); so this
+// class never calls the cache while holding mu_.
 class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchResponse>,
                            public SnapshotCache::Watcher {
  public:
   WatchReactor(grpc::CallbackServerContext* context, SnapshotCache& cache,
-               DataPlaneRegistry& registry, const Authenticator& authenticator, uint64_t stream_id)
+               DataPlaneRegistry& registry, const Authenticator& authenticator,
+               FilteredSnapshots& views, uint64_t stream_id)
       : cache_(cache),
+        views_(views),
         registry_(registry),
         authenticator_(authenticator),
         context_(context),
@@ -97,6 +100,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchRes
       return;
     }
     node_id_ = node_id;
+    capabilities_ = identity->capabilities;
     registry_.Connected(node_id_, peer_, request_.build_version(), identity->Describe());
     connected_ = true;
     if (!request_.version_info().empty()) registry_.Acked(node_id_, request_.version_info());
@@ -141,10 +145,14 @@ class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchRes
       FinishLocked(ToGrpcStatus(still.status()));
       return;
     }
+    // A node restricted to capabilities gets its view only (controlplane/snapshot_filter.h). The
+    // restriction is the stream's first identity's: tokens and bindings cannot be changed, only
+    // revoked, which the check above catches.
+    const VersionedSnapshot view = views_.For(latest_, capabilities_);
     response_.Clear();
     response_.set_version_info(absl::StrCat(latest_.version));
     response_.set_nonce(absl::StrCat(stream_id_, "-", ++nonce_counter_));
-    *response_.mutable_snapshot() = *latest_.snapshot;
+    *response_.mutable_snapshot() = *view.snapshot;
     sent_version_ = latest_.version;
     sent_nonce_ = response_.nonce();
     awaiting_reply_ = true;
@@ -165,6 +173,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchRes
 
   // Constant after construction.
   SnapshotCache& cache_;
+  FilteredSnapshots& views_;
   DataPlaneRegistry& registry_;
   const Authenticator& authenticator_;
   grpc::CallbackServerContext* const context_;
@@ -174,6 +183,8 @@ class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchRes
   // Touched only by the read path, which has one read outstanding at a time, and by OnDone.
   WatchRequest request_;
   std::string node_id_;
+  // Read under mu_ by pushes, written once before the first (the subscription orders them).
+  std::vector<std::string> capabilities_;
   bool connected_ = false;
   bool subscribed_ = false;
 
@@ -195,7 +206,8 @@ class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchRes
 
 grpc::ServerBidiReactor<WatchRequest, WatchResponse>* WatchService::Watch(
     grpc::CallbackServerContext* context) {
-  return new WatchReactor(context, cache_, registry_, authenticator_, next_stream_id_.fetch_add(1));
+  return new WatchReactor(context, cache_, registry_, authenticator_, views_,
+                          next_stream_id_.fetch_add(1));
 }
 
 grpc::Status WatchService::ReportHealth(grpc::ServerContext* context,

@@ -17,7 +17,8 @@
 // watch or report as another. Each push re-checks the token: a revoked one ends the stream with
 // UNAUTHENTICATED instead of receiving the next snapshot. Snapshots (which carry decrypted provider
 // keys) therefore reach authenticated gateways only. Snapshots come from the SnapshotCache; the
-// database is never touched here. Thread-safe.
+// database is never touched here. A node token restricted to capabilities gets only its view of
+// each snapshot (controlplane/snapshot_filter.h). Thread-safe.
 #ifndef TURNPIKE_CONTROLPLANE_WATCH_SERVICE_H_
 #define TURNPIKE_CONTROLPLANE_WATCH_SERVICE_H_
 
@@ -34,6 +35,7 @@
 #include "controlplane/authenticator.h"
 #include "controlplane/data_plane_registry.h"
 #include "controlplane/snapshot_cache.h"
+#include "controlplane/snapshot_filter.h"
 #include "turnpike/config/v1/config_discovery.grpc.pb.h"
 
 namespace turnpike::controlplane {
@@ -63,6 +65,7 @@ class WatchService final : public config::v1::ConfigDiscoveryService::WithCallba
   DataPlaneRegistry& registry_;
   const Authenticator& authenticator_;
   const KeyUseSink record_key_uses_;
+  FilteredSnapshots views_;  // for nodes restricted to capabilities
   std::atomic<uint64_t> next_stream_id_{1};
 };
 

@@ -317,6 +317,7 @@ int Run() {
   options.admission = core.admission();
   options.finished = core.finished();
   options.usage = core.usage();
+  options.auth_throttle = &core.auth_throttle();
   absl::StatusOr<std::unique_ptr<GatewayServer>> server =
       GatewayServer::Start(options, core.store(), core.loops());
   if (!server.ok()) {

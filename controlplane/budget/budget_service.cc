@@ -169,12 +169,10 @@ grpc::Status BudgetServiceImpl::ListBudgets(grpc::ServerContext*,
 grpc::Status BudgetServiceImpl::AcquireLease(grpc::ServerContext* context,
                                              const b::AcquireLeaseRequest* request,
                                              b::AcquireLeaseResponse* response) {
-  // One gateway cannot lease, renew or report as another.
-  if (absl::Status s = authenticator_.IdentifyNode(*context, request->node_id()).status();
-      !s.ok()) {
-    return ToGrpcStatus(s);
-  }
-  absl::StatusOr<b::AcquireLeaseResponse> out = ledger_.Acquire(*request);
+  // One gateway cannot lease, renew or report as another, nor lease outside its capabilities.
+  absl::StatusOr<Identity> node = authenticator_.IdentifyNode(*context, request->node_id());
+  if (!node.ok()) return ToGrpcStatus(node.status());
+  absl::StatusOr<b::AcquireLeaseResponse> out = ledger_.Acquire(*request, node->capabilities);
   if (!out.ok()) return Answer("AcquireLease", out.status());
   *response = *std::move(out);
   return grpc::Status::OK;

@@ -6,6 +6,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/quota_window.h"
 #include "common/status.h"
 #include "common/status_macros.h"
@@ -29,7 +30,8 @@ constexpr size_t kMaxLeaseIdLength = 64;
 // A quota as the config tables define it at one moment.
 struct ResolvedQuota {
   QuotaRef ref;
-  std::string key;  // ref.ToKey()
+  std::string capability;  // the budget's or rate limit's; empty: every capability
+  std::string key;         // ref.ToKey()
   int64_t limit = 0;
   QuotaWindow window;  // the window containing now
 };
@@ -61,6 +63,39 @@ absl::Status LeaseError(absl::StatusCode code, const std::string& lease_id, cons
   return ErrorWithReason(code, absl::StrCat("lease \"", lease_id, "\" ", what), reason);
 }
 
+// PERMISSION_DENIED unless a node restricted to `allowed` (empty: unrestricted) may lease `q`:
+// q covers every capability, or one of `allowed`, or one their budgets degrade to (the node's
+// snapshot holds those budgets: controlplane/snapshot_filter.h).
+absl::Status CheckNodeMayLease(SqliteDb& db, const ResolvedQuota& q,
+                               const std::vector<std::string>& allowed) {
+  if (allowed.empty() || q.capability.empty()) return absl::OkStatus();
+  std::vector<std::string> reached = allowed;
+  if (std::find(reached.begin(), reached.end(), q.capability) != reached.end()) {
+    return absl::OkStatus();
+  }
+  TP_ASSIGN_OR_RETURN(std::vector<SpecRow> rows, ListSpecRows(db, kBudgetsTable, "", 0));
+  std::vector<config::v1::Budget> budgets(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    TP_RETURN_IF_ERROR(FromJson(rows[i].spec_json, &budgets[i]));
+  }
+  for (size_t i = 0; i < reached.size(); ++i) {  // grows to the degrade_to closure
+    for (const config::v1::Budget& b : budgets) {
+      if (b.capability() != reached[i] || b.degrade_to().empty()) continue;
+      if (b.degrade_to() == q.capability) return absl::OkStatus();
+      if (std::find(reached.begin(), reached.end(), b.degrade_to()) == reached.end()) {
+        reached.push_back(b.degrade_to());
+      }
+    }
+  }
+  return ErrorWithReason(absl::StatusCode::kPermissionDenied,
+                         absl::StrCat(q.ref.budget.empty() ? "rate limit \"" : "budget \"",
+                                      q.ref.budget.empty() ? q.ref.rate_limit : q.ref.budget,
+                                      "\" covers capability \"", q.capability,
+                                      "\", which this node's credential does not allow (it serves ",
+                                      absl::StrJoin(allowed, ", "), ")"),
+                         "CAPABILITY_NOT_ALLOWED");
+}
+
 std::string NewLeaseId() {
   absl::BitGenRef gen = ThisThreadBitGen();
   return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen), absl::Uniform<uint64_t>(gen));
@@ -84,12 +119,14 @@ absl::StatusOr<ResolvedQuota> Resolve(SqliteDb& db, QuotaRef ref, absl::Time now
     TP_RETURN_IF_ERROR(FromJson(row->spec_json, &spec));
     out.limit = spec.limit_usd_micros();
     out.window = BudgetWindowAt(spec.window(), now);
+    out.capability = spec.capability();
   } else {
     TP_ASSIGN_OR_RETURN(std::optional<SpecRow> row,
                         GetSpecRow(db, kRateLimitsTable, ref.rate_limit));
     if (!row.has_value()) return NotFound("rate limit", ref.rate_limit);
     config::v1::RateLimit spec;
     TP_RETURN_IF_ERROR(FromJson(row->spec_json, &spec));
+    out.capability = spec.capability();
     const bool tokens = ref.unit == b::QUOTA_UNIT_TOKENS;
     out.limit = tokens ? spec.tokens_per_minute() : spec.requests_per_minute();
     if (out.limit <= 0) {
@@ -253,7 +290,8 @@ void Apply(const TxEffects& fx, CountersFn counters_for) {
 }
 }  // namespace
 
-absl::StatusOr<b::AcquireLeaseResponse> LeaseLedger::Acquire(const b::AcquireLeaseRequest& r) {
+absl::StatusOr<b::AcquireLeaseResponse> LeaseLedger::Acquire(
+    const b::AcquireLeaseRequest& r, const std::vector<std::string>& capabilities) {
   Violations v;
   ValidateNodeId(r.node_id(), v);
   const bool renew = !r.lease_id().empty();
@@ -285,6 +323,7 @@ absl::StatusOr<b::AcquireLeaseResponse> LeaseLedger::Acquire(const b::AcquireLea
     const absl::Time now = clock_.Now();
     if (!renew) {
       TP_ASSIGN_OR_RETURN(ResolvedQuota q, Resolve(db, asked, now, /*normalize_key=*/true));
+      TP_RETURN_IF_ERROR(CheckNodeMayLease(db, q, capabilities));
       const int unit = UnitIndex(q.ref.unit);
       TP_ASSIGN_OR_RETURN(std::vector<LeaseRow> due, DueLeases(db, q.key, now));
       TP_RETURN_IF_ERROR(ExpireLeases(db, std::move(due), now, fx));

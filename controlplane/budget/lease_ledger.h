@@ -60,8 +60,13 @@ class LeaseLedger {
   // with ErrorInfo reason LEASE_EXPIRED, LEASE_RELEASED, LEASE_WINDOW_ENDED, or
   // QUOTA_UNIT_NOT_LIMITED (a rate limit without a limit in that unit); UNAVAILABLE when the
   // database stays locked.
+  // `capabilities`: the node's restriction (its token's; empty for none). Opening a lease of a
+  // budget or rate limit of a capability outside it, and outside the capabilities its budgets
+  // degrade to, is PERMISSION_DENIED naming the capability (a rate limit of every capability is
+  // allowed). Renewals are not checked again: the lease was opened by the same node.
   absl::StatusOr<budget::v1::AcquireLeaseResponse> Acquire(
-      const budget::v1::AcquireLeaseRequest& request);
+      const budget::v1::AcquireLeaseRequest& request,
+      const std::vector<std::string>& capabilities = {});
   // Closes a lease, charging its window the reported spend. Idempotent: releasing a released
   // lease changes nothing. Releasing an expired lease corrects its charge to the reported spend.
   // Errors as Acquire (NOT_FOUND, PERMISSION_DENIED, INVALID_ARGUMENT).

@@ -74,6 +74,17 @@ absl::Status GatewayCore::Build() {
                       for (const auto& l : loops_) n += l->active_transfers();
                       return n;
                     });
+  // Brute force (docs/security.md): totals and a count of peers, never a label per address.
+  metrics_.AddCounter("turnpike_gateway_auth_failures_total",
+                      "Calls refused for a missing, malformed, unknown or expired caller key.",
+                      [this] { return static_cast<double>(auth_throttle_.failures_total()); });
+  metrics_.AddCounter("turnpike_gateway_auth_refusals_held_total",
+                      "Failed authentications answered after a delay growing with their peer "
+                      "address's recent failures.",
+                      [this] { return static_cast<double>(auth_throttle_.held_total()); });
+  metrics_.AddGauge("turnpike_gateway_auth_throttled_peers",
+                    "Peer addresses whose failed authentications are being slowed down now.",
+                    [this] { return static_cast<double>(auth_throttle_.ThrottledPeers()); });
   metrics_.AddGauge("process_resident_memory_bytes", "Resident memory size in bytes.",
                     [] { return ProcessResidentBytes(); });
   // Rate limits and budgets (docs/limits.md): leases from the control plane, or from a local

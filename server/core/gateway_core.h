@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/peer_throttle.h"
 #include "grpcpp/security/credentials.h"
 #include "server/admission/admission.h"
 #include "server/admission/gateway_admission.h"
@@ -115,6 +116,8 @@ class GatewayCore {
   Admission* admission() const { return admission_.admission.get(); }
   RequestFinishedSink* finished() const { return finished_.get(); }
   const UsageRecorder* usage() const { return recorder_.get(); }
+  // Failed caller authentications, counted and slowed per peer address (docs/security.md).
+  PeerThrottle& auth_throttle() { return auth_throttle_; }
   // Valid until Shutdown.
   std::vector<UpstreamLoop*> loops() const;
   const Options& options() const { return options_; }
@@ -138,6 +141,7 @@ class GatewayCore {
   absl::BitGen watch_rng_;  // the watch client's (its thread only)
   Resilience resilience_;
   KeyUseTable key_uses_;  // when each caller key was last used, for the health reports
+  PeerThrottle auth_throttle_{PeerThrottle::Options(), Clock::Real()};
   std::shared_ptr<const RuntimeConfig> file_config_;
   ConfigStore store_;
   GatewayMetrics metrics_;

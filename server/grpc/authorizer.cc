@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/cert_san.h"
 #include "common/status.h"
 #include "common/string_view_compat.h"
 #include "grpcpp/security/auth_context.h"
@@ -74,20 +75,9 @@ CallerCredentials CallerCredentialsOf(const grpc::ServerContext& context, bool r
     out.authorization.emplace_back(it->second.data(), it->second.size());
   }
   if (!read_certificate) return out;
-  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   // Peer properties exist only on a TLS connection whose client certificate gRPC verified
   // against --tls_client_ca (the listener asks for none otherwise).
-  if (auth == nullptr || !auth->IsPeerAuthenticated()) return out;
-  static constexpr std::pair<const char*, const char*> kTyped[] = {
-      {GRPC_PEER_DNS_PROPERTY_NAME, "DNS:"},
-      {GRPC_PEER_URI_PROPERTY_NAME, "URI:"},
-      {GRPC_PEER_EMAIL_PROPERTY_NAME, "email:"},
-      {GRPC_PEER_IP_PROPERTY_NAME, "IP:"}};
-  for (const auto& [property, type] : kTyped) {
-    for (const grpc::string_ref& value : auth->FindPropertyValues(property)) {
-      out.cert_sans.push_back(absl::StrCat(type, absl::string_view(value.data(), value.size())));
-    }
-  }
+  out.cert_sans = TypedCertSans(context.auth_context().get());
   return out;
 }
 

@@ -7,9 +7,13 @@
 #define TURNPIKE_SERVER_GRPC_CALL_ENV_H_
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <memory>
 
 #include "common/clock.h"
+#include "common/peer_throttle.h"
+#include "grpcpp/alarm.h"
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/grpcpp.h"
 #include "server/config/config_store.h"
@@ -60,6 +64,16 @@ struct CallEnv {
   const UsageRecorder* usage = nullptr;
   // Rate limits and budgets; null when the gateway enforces none (tests of other parts).
   Admission* admission = nullptr;
+  // Slows down key guessing per peer address (common/peer_throttle.h); null: refusals at once.
+  PeerThrottle* auth_throttle = nullptr;
+};
+
+class CallBase;
+
+// A completion-queue tag: call->Proceed(kind, ok) runs when it completes.
+struct CallTag {
+  CallBase* call;
+  int kind;
 };
 
 // What every call object shares: its server context, a reference count (the pending accept, each
@@ -73,6 +87,9 @@ class CallBase {
   }
   virtual void Proceed(int kind, bool ok) = 0;
 
+  // The CQ tag kind of a held refusal's alarm; each call's Proceed runs AnswerHeldRefusal() for it.
+  static constexpr int kHeldRefusal = 100;
+
  protected:
   explicit CallBase(CallEnv* env) : env_(env) { env_->live_calls->fetch_add(1); }
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
@@ -85,17 +102,42 @@ class CallBase {
     env_->active_calls->fetch_add(1);
   }
 
+  // A failed authentication's refusal waits for the peer's throttle (docs/security.md, "Brute
+  // force"): true when `answer` will run later on this call's completion queue (an alarm, which
+  // holds a reference; no thread waits); false when the caller answers now. Any other refusal,
+  // and a valid key, never waits.
+  bool HoldRefusal(const absl::Status& status, std::function<void()> answer) {
+    if (status.code() != absl::StatusCode::kUnauthenticated || env_->auth_throttle == nullptr) {
+      return false;
+    }
+    const PeerThrottle::Verdict verdict =
+        env_->auth_throttle->RecordFailure(PeerAddressKey(ctx_.peer()));
+    if (!verdict.throttled()) return false;
+    held_answer_ = std::move(answer);
+    held_alarm_ = std::make_unique<grpc::Alarm>();
+    Ref();
+    held_alarm_->Set(env_->cq,
+                     std::chrono::system_clock::now() +
+                         std::chrono::microseconds(absl::ToInt64Microseconds(verdict.hold)),
+                     &held_tag_);
+    return true;
+  }
+  void AnswerHeldRefusal() {
+    env_->auth_throttle->Release();
+    std::function<void()> answer = std::move(held_answer_);
+    answer();
+    Unref();
+  }
+
   CallEnv* const env_;
   grpc::ServerContext ctx_;
 
  private:
   std::atomic<int> refs_{1};
   bool accepted_ = false;
-};
-
-struct CallTag {
-  CallBase* call;
-  int kind;
+  std::unique_ptr<grpc::Alarm> held_alarm_;
+  std::function<void()> held_answer_;
+  CallTag held_tag_{this, kHeldRefusal};
 };
 
 // Starts accepting one call of each kind on env's completion queue; each accepted call replaces

@@ -33,6 +33,9 @@ class CompleteCall final : public CallBase, public ChatListener {
       case kDone:
         OnCallDone();
         break;
+      case kHeldRefusal:
+        AnswerHeldRefusal();
+        break;
     }
   }
 
@@ -95,8 +98,16 @@ class CompleteCall final : public CallBase, public ChatListener {
 
   void Refuse(const ExchangeRequest& request, const absl::Status& status) {
     EmitRefused(env_->finished, request, status, *env_->clock);
+    {
+      absl::MutexLock lock(&mu_);
+      exchange_done_ = true;
+    }
+    if (HoldRefusal(status, [this, status] { Answer(status); })) return;
+    Answer(status);
+  }
+
+  void Answer(const absl::Status& status) {
     absl::MutexLock lock(&mu_);
-    exchange_done_ = true;
     responder_.FinishWithError(ToGrpcStatus(status), &finish_tag_);
   }
 

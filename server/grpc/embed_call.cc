@@ -32,6 +32,9 @@ class EmbedCall final : public CallBase {
       case kFinish:
         Unref();
         break;
+      case kHeldRefusal:
+        AnswerHeldRefusal();
+        break;
       case kDone: {
         std::shared_ptr<EmbedExchange> cancel;
         if (ctx_.IsCancelled()) {
@@ -79,7 +82,7 @@ class EmbedCall final : public CallBase {
     }
     if (!status.ok()) {
       EmitRefused(env_->finished, r, status, *env_->clock);
-      Finish(status, {});
+      if (!HoldRefusal(status, [this, status] { Finish(status, {}); })) Finish(status, {});
       return;
     }
     Ref();  // for the admission step, released once it has answered

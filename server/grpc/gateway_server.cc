@@ -77,6 +77,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     env->clock = options.clock;
     env->usage = options.usage;
     env->admission = options.admission;
+    env->auth_throttle = options.auth_throttle;
     for (int i = 0; i < options.accepts_per_queue; ++i) {
       SpawnStreamCompletionCall(env.get());
       SpawnCompleteCall(env.get());

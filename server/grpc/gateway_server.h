@@ -51,6 +51,9 @@ class GatewayServer {
     // Rate limits and budgets (owned by the caller, outlives the server); optional. Its
     // AdmissionSettler must be one of the sinks of `finished`.
     Admission* admission = nullptr;
+    // Slows down key guessing per peer address (owned by the caller, outlives the server);
+    // optional: without it failed authentications are answered at once.
+    PeerThrottle* auth_throttle = nullptr;
   };
 
   // Calls accepted on completion queue i run their upstream transfers on loops[i % size], so

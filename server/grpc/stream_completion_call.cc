@@ -40,6 +40,9 @@ class StreamCall final : public CallBase, public ChatListener {
       case kDone:
         OnCallDone();
         break;
+      case kHeldRefusal:
+        AnswerHeldRefusal();
+        break;
     }
   }
 
@@ -115,6 +118,15 @@ class StreamCall final : public CallBase, public ChatListener {
 
   void Refuse(const ExchangeRequest& request, const absl::Status& status) {
     EmitRefused(env_->finished, request, status, *env_->clock);
+    if (HoldRefusal(status, [this, status] { Answer(status); })) {
+      absl::MutexLock lock(&mu_);
+      exchange_done_ = true;
+      return;
+    }
+    Answer(status);
+  }
+
+  void Answer(const absl::Status& status) {
     absl::MutexLock lock(&mu_);
     final_status_ = ToGrpcStatus(status);
     has_final_ = true;

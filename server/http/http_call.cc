@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 
 #include <algorithm>
+#include <memory>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -97,7 +98,7 @@ void HttpFrontDoor::Call::AdmitAndStart(const absl::Status& status, ExchangeRequ
                                         const RequestSize& size) {
   if (!status.ok()) {
     EmitRefused(env_->finished, request, status, *env_->clock);
-    ReplyError(status);
+    if (!HoldRefusal(status)) ReplyError(status);
     return;
   }
   Ref();  // the admission step
@@ -117,6 +118,47 @@ void HttpFrontDoor::Call::AdmitAndStart(const absl::Status& status, ExchangeRequ
         }
         Unref();
       });
+}
+
+namespace {
+
+// A refusal held back by the peer throttle, answered by a one-shot timer on the door's thread.
+struct HeldRefusal {
+  HttpFrontDoor::Call* call;
+  absl::Status status;
+};
+
+}  // namespace
+
+bool HttpFrontDoor::Call::HoldRefusal(const absl::Status& status) {
+  if (status.code() != absl::StatusCode::kUnauthenticated || env_->auth_throttle == nullptr ||
+      connection_ == nullptr) {
+    return false;
+  }
+  char* address = nullptr;
+  ev_uint16_t port = 0;
+  evhttp_connection_get_peer(connection_, &address, &port);
+  const PeerThrottle::Verdict verdict =
+      env_->auth_throttle->RecordFailure(address != nullptr ? address : "");
+  if (!verdict.throttled()) return false;
+  Ref();  // the timer's
+  auto* held = new HeldRefusal{this, status};
+  const timeval delay = absl::ToTimeval(verdict.hold);
+  if (event_base_once(door_->base_, -1, EV_TIMEOUT, &Call::OnHeldRefusal, held, &delay) != 0) {
+    delete held;
+    env_->auth_throttle->Release();
+    Unref();
+    return false;
+  }
+  return true;
+}
+
+void HttpFrontDoor::Call::OnHeldRefusal(int, short, void* arg) {
+  std::unique_ptr<HeldRefusal> held(static_cast<HeldRefusal*>(arg));
+  Call* call = held->call;
+  call->env_->auth_throttle->Release();
+  call->ReplyError(held->status);
+  call->Unref();
 }
 
 void HttpFrontDoor::Call::AddAllowanceHeaders() {

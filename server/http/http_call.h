@@ -76,6 +76,10 @@ class HttpFrontDoor::Call {
   void Reply(int status, std::string_view content_type, std::string_view body);
   // OpenAI's error JSON with the status's HTTP status (and retry-after). Event thread.
   void ReplyError(const absl::Status& status);
+  // A failed authentication's refusal waits for its peer address's throttle (docs/security.md,
+  // "Brute force"): true when a one-shot timer on the door's thread will reply later (holding a
+  // reference); false when the caller replies now. Event thread.
+  bool HoldRefusal(const absl::Status& status);
   // The end of the HTTP side: out of the door's registry, its reference dropped. Event thread.
   void Done();
   // No close callback once the reply is handed back: a kept-alive connection outlives the call.
@@ -92,6 +96,7 @@ class HttpFrontDoor::Call {
   void StopWatchingPeer();
   static void OnPeerClosed(int fd, short what, void* self);
   static void OnClose(evhttp_connection* connection, void* self);
+  static void OnHeldRefusal(int fd, short what, void* held);
 
   event* peer_closed_ = nullptr;  // event thread: EV_CLOSED on the socket while the call runs
   std::atomic<int> refs_{1};

@@ -25,7 +25,7 @@ class ModelsCall final : public HttpFrontDoor::Call {
     if (!one.empty()) {
       absl::StatusOr<Authorization> a = Authorize(*config, credentials, one, env_->clock->Now());
       if (!a.ok()) {
-        ReplyError(a.status());
+        if (!HoldRefusal(a.status())) ReplyError(a.status());
       } else {
         Reply(200, "application/json", ModelJson(one));
       }
@@ -44,7 +44,7 @@ class ModelsCall final : public HttpFrontDoor::Call {
     }
     // A bad key, or no key where every route is closed: 401, as for any other request.
     if (allowed.empty() && !unauthenticated.ok()) {
-      ReplyError(unauthenticated);
+      if (!HoldRefusal(unauthenticated)) ReplyError(unauthenticated);
       return;
     }
     Reply(200, "application/json", ModelListJson(allowed));

@@ -216,7 +216,7 @@ TEST_F(AccessTest, WatchWithoutANodeCredentialGetsNoSnapshotAndNoSecret) {
     std::string node;
     grpc::StatusCode code;
   };
-  auto revoked = cp_->identities().CreateNodeToken("old-b", "gw-b", "test");
+  auto revoked = cp_->identities().CreateNodeToken("old-b", "gw-b", {}, "test");
   ASSERT_TRUE(revoked.ok());
   ASSERT_TRUE(cp_->identities().RevokeNodeToken("old-b", "test").ok());
   for (const Case& c : {Case{"", "gw-a", grpc::StatusCode::UNAUTHENTICATED},
@@ -252,7 +252,7 @@ TEST_F(AccessTest, WatchWithoutANodeCredentialGetsNoSnapshotAndNoSecret) {
 // A stream opened before its node token was revoked gets no further snapshot: the next push ends
 // it with UNAUTHENTICATED.
 TEST_F(AccessTest, RevokingANodeTokenEndsItsWatchStreamAtTheNextPush) {
-  auto issued = cp_->identities().CreateNodeToken("gw-r-token", "gw-r", "test");
+  auto issued = cp_->identities().CreateNodeToken("gw-r-token", "gw-r", {}, "test");
   ASSERT_TRUE(issued.ok());
   auto stub = config::v1::ConfigDiscoveryService::NewStub(ChannelWithToken(issued->token()));
   grpc::ClientContext ctx;

@@ -71,7 +71,7 @@ class ControlPlaneFixture : public ::testing::Test {
   std::string NodeToken(const std::string& node) {
     auto it = node_tokens_.find(node);
     if (it != node_tokens_.end()) return it->second;
-    auto issued = cp_->identities().CreateNodeToken("node-" + node, node, "test");
+    auto issued = cp_->identities().CreateNodeToken("node-" + node, node, {}, "test");
     EXPECT_TRUE(issued.ok()) << issued.status();
     if (!issued.ok()) return "";
     return node_tokens_[node] = issued->token();
