@@ -5,6 +5,7 @@
 #include "common/cert_san.h"
 #include "common/status.h"
 #include "common/status_macros.h"
+#include "controlplane/admin_audit.h"
 #include "controlplane/identity_store.h"
 #include "controlplane/proto_util.h"
 
@@ -120,8 +121,8 @@ absl::StatusOr<a::CertificateBinding> CertificateBindings::Bind(const a::Certifi
     }
     st.Bind(5, actor).Bind(6, absl::ToUnixMicros(now)).Bind(7, absl::StrJoin(caps, ","));
     TP_RETURN_IF_ERROR(st.Run());
-    return AuditIdentityChange(db, now, actor, "BindCertificate", "certificate_binding", b.san(),
-                               nullptr, &b);
+    return AuditAdminChange(db, now, actor, "BindCertificate", "certificate_binding", b.san(),
+                            nullptr, &b);
   }));
   absl::MutexLock lock(&mu_);
   by_san_[b.san()] = b;
@@ -158,8 +159,8 @@ absl::StatusOr<a::CertificateBinding> CertificateBindings::Unbind(const std::str
     TP_ASSIGN_OR_RETURN(SqliteStatement del, db.Prepare("DELETE FROM cert_bindings WHERE san = ?"));
     del.Bind(1, san);
     TP_RETURN_IF_ERROR(del.Run());
-    return AuditIdentityChange(db, clock_.Now(), actor, "UnbindCertificate", "certificate_binding",
-                               san, &before, nullptr);
+    return AuditAdminChange(db, clock_.Now(), actor, "UnbindCertificate", "certificate_binding",
+                            san, &before, nullptr);
   }));
   absl::MutexLock lock(&mu_);
   by_san_.erase(san);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "common/status.h"
 #include "common/status_macros.h"
+#include "controlplane/admin_audit.h"
 #include "controlplane/caller_keys.h"
 #include "controlplane/config_tables.h"
 #include "controlplane/proto_util.h"
@@ -107,7 +108,7 @@ absl::Status RevokeRow(SqliteDb& db, std::string_view table, std::string_view bo
   TP_RETURN_IF_ERROR(up.Run());
   TP_ASSIGN_OR_RETURN(found, read());
   if (!found) return NotFound(what, name);
-  return AuditIdentityChange(db, now, actor, action, resource_type, name, &before, out);
+  return AuditAdminChange(db, now, actor, action, resource_type, name, &before, out);
 }
 
 }  // namespace
@@ -165,27 +166,6 @@ a::AdminRole AdminRoleFromName(std::string_view name) {
     if (AdminRoleName(r) == name) return r;
   }
   return a::ADMIN_ROLE_UNSPECIFIED;
-}
-
-// A token change joins the admin audit and the hash-chained trail in the transaction that makes
-// it (docs/audit.md): who (the authenticated actor), what (the action and the token's listing:
-// name, role or node id, display prefix, times) and when. Never the token or its hash. Tokens are
-// not part of the config, so the entry carries the current config version, not a new one.
-absl::Status AuditIdentityChange(SqliteDb& db, absl::Time now, const std::string& actor,
-                                 const char* action, const char* resource_type,
-                                 const std::string& name, const google::protobuf::Message* before,
-                                 const google::protobuf::Message* after) {
-  TP_ASSIGN_OR_RETURN(ConfigVersion version, ReadConfigVersion(db));
-  AuditRecord r;
-  r.time = now;
-  r.actor = actor;
-  r.action = action;
-  r.resource_type = resource_type;
-  r.resource_name = name;
-  if (before != nullptr) r.before_json = ToJson(*before);
-  if (after != nullptr) r.after_json = ToJson(*after);
-  r.config_version = version.version;
-  return AppendAudit(db, r);
 }
 
 Principal Identity::principal() const {
@@ -329,8 +309,8 @@ absl::Status IdentityStore::InsertAdmin(const std::string& name, a::AdminRole ro
     after.set_display_prefix(display_prefix);
     after.set_created_by(actor);
     *after.mutable_create_time() = ToTimestamp(now);
-    return AuditIdentityChange(db, now, actor, "CreateAdminToken", "admin_token", name, nullptr,
-                               &after);
+    return AuditAdminChange(db, now, actor, "CreateAdminToken", "admin_token", name, nullptr,
+                            &after);
   }));
   absl::MutexLock lock(&mu_);
   any_admin_token_ = true;
@@ -423,8 +403,7 @@ absl::StatusOr<a::CreateNodeTokenResponse> IdentityStore::CreateNodeToken(
     after.set_display_prefix(key.display_prefix);
     after.set_created_by(actor);
     *after.mutable_create_time() = ToTimestamp(now);
-    return AuditIdentityChange(db, now, actor, "CreateNodeToken", "node_token", name, nullptr,
-                               &after);
+    return AuditAdminChange(db, now, actor, "CreateNodeToken", "node_token", name, nullptr, &after);
   }));
   {
     absl::MutexLock lock(&mu_);

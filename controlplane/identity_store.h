@@ -53,16 +53,6 @@ struct Identity {
 std::string_view AdminRoleName(admin::v1::AdminRole role);
 admin::v1::AdminRole AdminRoleFromName(std::string_view name);
 
-// An identity change (a token or a certificate binding) as an entry of the admin audit and the
-// hash-chained trail, inside the caller's write transaction (docs/audit.md): who (the
-// authenticated actor), what (the action and the listing before and after), when. Never a token
-// or its hash. Identities are not part of the config, so the entry carries the current config
-// version, not a new one.
-absl::Status AuditIdentityChange(SqliteDb& db, absl::Time now, const std::string& actor,
-                                 const char* action, const char* resource_type,
-                                 const std::string& name, const google::protobuf::Message* before,
-                                 const google::protobuf::Message* after);
-
 // A node's capability restriction (CreateNodeTokenRequest.capabilities), sorted and checked in
 // `db`'s transaction: at most 64 valid names, no duplicates (INVALID_ARGUMENT naming `field`),
 // each naming an existing route (FAILED_PRECONDITION: a typo would otherwise leave the gateway

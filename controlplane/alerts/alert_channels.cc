@@ -8,7 +8,7 @@
 #include "absl/strings/string_view.h"
 #include "common/status.h"
 #include "common/status_macros.h"
-#include "controlplane/alerts/alert_audit.h"
+#include "controlplane/admin_audit.h"
 #include "controlplane/alerts/alert_rules.h"
 #include "controlplane/proto_util.h"
 #include "controlplane/validation.h"
@@ -138,7 +138,7 @@ absl::StatusOr<a::AlertChannel> AlertRules::CreateChannel(const a::AlertChannel&
     }
     TP_RETURN_IF_ERROR(st);
     // The listing only: the URL and routing key stay sealed.
-    return AuditAlertChange(db, now, actor, "CreateAlertChannel", "alert_channel", listed.name(),
+    return AuditAdminChange(db, now, actor, "CreateAlertChannel", "alert_channel", listed.name(),
                             nullptr, &listed);
   }));
   return listed;
@@ -169,7 +169,7 @@ absl::Status AlertRules::DeleteChannel(const std::string& name, const std::strin
     TP_ASSIGN_OR_RETURN(SqliteStatement s, db.Prepare("DELETE FROM alert_channels WHERE name = ?"));
     s.Bind(1, name);
     TP_RETURN_IF_ERROR(s.Run());
-    return AuditAlertChange(db, now, actor, "DeleteAlertChannel", "alert_channel", name, &before,
+    return AuditAdminChange(db, now, actor, "DeleteAlertChannel", "alert_channel", name, &before,
                             nullptr);
   });
 }

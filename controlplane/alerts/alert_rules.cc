@@ -9,7 +9,7 @@
 #include "absl/strings/string_view.h"
 #include "common/status.h"
 #include "common/status_macros.h"
-#include "controlplane/alerts/alert_audit.h"
+#include "controlplane/admin_audit.h"
 #include "controlplane/proto_util.h"
 #include "controlplane/validation.h"
 
@@ -238,7 +238,7 @@ absl::StatusOr<a::AlertRule> AlertRules::PutRule(a::AlertRule rule, bool create,
             "INSERT OR REPLACE INTO alert_rules (name, spec, update_time) VALUES (?, ?, ?)"));
     s.Bind(1, rule.name()).BindBlob(2, rule.SerializeAsString()).Bind(3, absl::ToUnixMicros(now));
     TP_RETURN_IF_ERROR(s.Run());
-    return AuditAlertChange(db, now, actor, create ? "CreateAlertRule" : "UpdateAlertRule",
+    return AuditAdminChange(db, now, actor, create ? "CreateAlertRule" : "UpdateAlertRule",
                             "alert_rule", rule.name(), before.has_value() ? &*before : nullptr,
                             &rule);
   }));
@@ -258,7 +258,7 @@ absl::Status AlertRules::DeleteRule(const std::string& name, const std::string& 
     TP_ASSIGN_OR_RETURN(SqliteStatement d, db.Prepare("DELETE FROM alerts WHERE rule = ?"));
     d.Bind(1, name);
     TP_RETURN_IF_ERROR(d.Run());
-    return AuditAlertChange(db, now, actor, "DeleteAlertRule", "alert_rule", name, &*before,
+    return AuditAdminChange(db, now, actor, "DeleteAlertRule", "alert_rule", name, &*before,
                             nullptr);
   });
 }

@@ -1,4 +1,4 @@
-#include "controlplane/alerts/alert_audit.h"
+#include "controlplane/admin_audit.h"
 
 #include "common/status_macros.h"
 #include "controlplane/config_tables.h"
@@ -6,7 +6,7 @@
 
 namespace turnpike::controlplane {
 
-absl::Status AuditAlertChange(SqliteDb& db, absl::Time now, const std::string& actor,
+absl::Status AuditAdminChange(SqliteDb& db, absl::Time now, const std::string& actor,
                               const char* action, const char* resource_type,
                               const std::string& name, const google::protobuf::Message* before,
                               const google::protobuf::Message* after) {
