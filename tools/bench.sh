@@ -109,12 +109,12 @@ cpu_ticks() {  # utime + stime of a process, in clock ticks
   awk '{print $12 + $13}' <<<"$stat"
 }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-# Context switches (voluntary + involuntary) of all of a process's threads: each time a thread
-# blocks or is preempted. Per call at concurrency 1 it counts the hand-offs between threads, which
-# cost tens of microseconds each on this VM, and unlike latency it barely depends on the load.
+# Voluntary context switches of all of a process's threads: each time a thread blocks to wait.
+# Per call at concurrency 1 it counts the hand-offs between threads, which cost tens of
+# microseconds each on this VM; unlike latency (or preemptions) it hardly depends on the load.
 ctx_switches() {
   cat /proc/"$1"/task/*/status 2>/dev/null |
-    awk '/^(non)?voluntary_ctxt_switches:/ {s += $2} END {print s + 0}'
+    awk '/^voluntary_ctxt_switches:/ {s += $2} END {print s + 0}'
 }
 CLK_TCK="$(getconf CLK_TCK)"
 
@@ -324,7 +324,7 @@ for name in fake-ceiling-stream fake-ceiling-unary fake-ceiling-paced floor-late
 done
 echo "times in us; rps = OK completions/s; *_cpu = CPU us per call (warm-up included) of the server"
 echo "(fake provider, floor or gateway), of the fake provider behind the gateway, and of the client;"
-echo "srv_cs = context switches of all the server's threads per call (each a thread blocking or preempted)"
+echo "srv_cs = voluntary context switches of all the server's threads per call (each a thread blocking)"
 echo "gateway RSS: idle $(mib "$RSS_IDLE_KIB") MiB, peak under $PACED_N streams $(mib "$RSS_LOAD_KIB") MiB, ${SETTLE} s after $(mib "$RSS_AFTER_KIB") MiB"
 echo
 
