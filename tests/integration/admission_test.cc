@@ -164,9 +164,22 @@ TEST_F(AdmissionTest, ExhaustedBudgetDegradesToTheCheaperRouteMarkedDegraded) {
       seconds(10)));
   EXPECT_EQ(degraded.start.model(), "gpt-small");
   for (auto& t : slow) t.join();
-  Result after = Stream("premium", "hello");
-  ASSERT_TRUE(after.status.ok());
-  EXPECT_FALSE(after.start.degraded()) << "settled requests gave their unused holds back";
+  // Settled requests gave their unused holds back: the full model serves again. Usually the very
+  // next request does; once in a CI run under ASan it was served degraded with the lease
+  // manager's pass still ahead (session 7 note), so what is asserted is that the full model
+  // returns within seconds, not that the first request after finds it.
+  Result after;
+  int degraded_after = 0;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        after = Stream("premium", "hello");
+        if (after.status.ok() && after.start.degraded()) ++degraded_after;
+        return after.status.ok() && !after.start.degraded();
+      },
+      seconds(10)))
+      << "settled requests never gave their unused holds back (" << degraded_after
+      << " requests served degraded meanwhile)";
+  EXPECT_EQ(after.start.model(), "gpt-big");
 }
 
 TEST_F(AdmissionTest, QueuedRequestWaitsForCapacityThenIsServed) {
