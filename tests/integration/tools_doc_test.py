@@ -100,7 +100,8 @@ def main():
             os.environ["TURNPIKE_FAKE_KEY"] = "fake-key"
             try:
                 gateway = stack.address("gateway", [opts.gateway, f"--config={tmp}/config.json",
-                                                    "--listen=127.0.0.1:0"])
+                                                    "--listen=127.0.0.1:0",
+                                                    "--metrics_listen="])
             finally:
                 os.environ.clear()
                 os.environ.update(old)
