@@ -10,6 +10,9 @@
 // Threading: Admit() may be called from any thread; its answer comes inline when every lease
 // covers the request (no lock on that path for limits shared by all callers), otherwise on the
 // lease manager's thread. Thread-safe.
+//
+// request_admission.cc has Admit() (one request's steps through its quotas); admission.cc the
+// tickets, the quotas by rule and key, and the lease manager's loop.
 #ifndef TURNPIKE_SERVER_ADMISSION_ADMISSION_H_
 #define TURNPIKE_SERVER_ADMISSION_ADMISSION_H_
 

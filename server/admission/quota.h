@@ -17,6 +17,9 @@
 // reservation can always find its lease; a slot is reused for a new window only once every
 // request that reserved from it has settled, and a generation number in the same atomic word as
 // the headroom makes a stale compare-and-swap fail.
+//
+// quota.cc has the hot path, the waiters and the manager's pass; quota_lease.cc the round trips
+// with the source.
 #ifndef TURNPIKE_SERVER_ADMISSION_QUOTA_H_
 #define TURNPIKE_SERVER_ADMISSION_QUOTA_H_
 
@@ -130,6 +133,8 @@ class Quota {
     absl::Time last_heartbeat;  // monotonic
   };
 
+  // Monotonic or wall time as Unix nanoseconds, saturating (a total budget's window ends in 9999).
+  static int64_t ToNanos(absl::Time t);
   uint64_t Headroom(const Slot& slot) const;
   int64_t SliceSize(int64_t need) const;
   // The most a budget's lease keeps admissible between two reports: a quarter of a slice, or

@@ -7,6 +7,7 @@
 #include <map>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "common/status.h"
 #include "gmock/gmock.h"
@@ -466,6 +467,65 @@ TEST_F(QuotaTest, AQueuedWaiterLargerThanTheHotPartIsAdmittedSoonAfterTheCapacit
           << second->result.status();
     }
   }
+}
+
+// A clock that runs a hook the first time Now() (wall time) is read: Maintain reads wall time
+// once, after deciding what to ask the source and before serving waiters, so the hook can add a
+// waiter exactly where a request thread racing with the manager's pass would.
+class HookedClock : public Clock {
+ public:
+  explicit HookedClock(SimulatedClock& inner) : inner_(inner) {}
+  absl::Time Now() override {
+    if (hook_) std::exchange(hook_, nullptr)();
+    return inner_.Now();
+  }
+  absl::Time MonotonicNow() override { return inner_.MonotonicNow(); }
+  bool AwaitWithDeadline(absl::Mutex& mu, const absl::Condition& cond, absl::Time deadline) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return inner_.AwaitWithDeadline(mu, cond, deadline);
+  }
+  std::function<void()> hook_;
+
+ private:
+  SimulatedClock& inner_;
+};
+
+// The source said "no capacity" a minute ago; a new window has begun since. A request that
+// would rather be refused than queue, arriving while the manager's pass is under way (after it
+// looked at the waiters), is not refused on that old answer: the next pass asks the source, and
+// the new window admits it. (Seen end to end: a request served degraded right after a budget's
+// holds had settled.)
+TEST_F(QuotaTest, AnOldRefusalNeverRefusesARequestThatArrivesDuringAPass) {
+  auto quota = MakeRequestsQuota(1);
+  auto first = Wait(*quota, 1, /*queue=*/false);
+  Maintain(*quota);
+  ASSERT_TRUE(first->done);
+  ASSERT_TRUE(first->result.ok()) << first->result.status();
+  auto refused = Wait(*quota, 1, /*queue=*/false);
+  Maintain(*quota);
+  ASSERT_TRUE(refused->done);
+  ASSERT_EQ(refused->result.status().code(), absl::StatusCode::kResourceExhausted)
+      << refused->result.status();
+  quota->Settle(*first->result, 1);
+
+  clock_.Advance(absl::Minutes(1));  // a new minute: the limit's full capacity is back
+  Maintain(*quota);                  // the old lease lapses and is released; nobody waits
+  const int acquires = source_.acquires;
+
+  HookedClock hooked(clock_);
+  std::shared_ptr<Answer> late;
+  hooked.hook_ = [&] { late = Wait(*quota, 1, /*queue=*/false); };
+  std::vector<std::function<void()>> callbacks;
+  quota->Maintain(source_, hooked, &callbacks);
+  for (auto& callback : callbacks) callback();
+  ASSERT_NE(late, nullptr) << "the pass never read wall time";
+  EXPECT_FALSE(late->done && !late->result.ok())
+      << "refused on a minute-old answer without asking: " << late->result.status();
+
+  Maintain(*quota);  // the pass the new waiter's kick asks for
+  ASSERT_TRUE(late->done);
+  ASSERT_TRUE(late->result.ok()) << late->result.status();
+  EXPECT_GT(source_.acquires, acquires);
 }
 
 }  // namespace
