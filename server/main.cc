@@ -53,7 +53,7 @@ ABSL_FLAG(absl::Duration, health_report_interval, absl::Seconds(5),
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "On SIGTERM/SIGINT, how long streams in flight may take to finish");
 ABSL_FLAG(int, max_request_bytes, 4 << 20, "Largest request message accepted");
-ABSL_FLAG(int, threads, 0, "gRPC completion-queue threads (0 = one per core)");
+ABSL_FLAG(int, threads, 0, "gRPC completion-queue threads (0 = half the cores, at least one)");
 ABSL_FLAG(int, upstream_loops, 0,
           "Upstream HTTP event loops (0 = one per completion-queue thread)");
 ABSL_FLAG(std::string, http_listen, "",
@@ -263,9 +263,8 @@ int Run() {
     spdlog::shutdown();
     return 2;
   }
-  const int threads = absl::GetFlag(FLAGS_threads) > 0
-                          ? absl::GetFlag(FLAGS_threads)
-                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = absl::GetFlag(FLAGS_threads) > 0 ? absl::GetFlag(FLAGS_threads)
+                                                       : GatewayServer::DefaultThreads();
   // Every component the doors serve with (server/core/gateway_core.h); it goes after them.
   absl::StatusOr<GatewayCore::Options> core_options = CoreOptions(threads);
   if (!core_options.ok()) {

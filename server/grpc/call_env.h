@@ -28,7 +28,8 @@
 
 namespace turnpike {
 
-class Admission;  // server/admission/admission.h
+class Admission;      // server/admission/admission.h
+class HealthService;  // server/grpc/health_service.h
 
 // Raw (ByteBuffer) async services: requests are parsed by request_validation so bad bytes get
 // a precise INVALID_ARGUMENT, and responses are serialized once into a reusable buffer.
@@ -43,6 +44,7 @@ struct CallEnv {
   RawCompletionService* completion = nullptr;
   RawEmbeddingService* embedding = nullptr;
   RawClassificationService* classification = nullptr;
+  HealthService* health = nullptr;
   grpc::ServerCompletionQueue* cq = nullptr;
   ConfigStore* config = nullptr;
   // The upstream transport of this queue's calls.

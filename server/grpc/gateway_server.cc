@@ -4,8 +4,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/server_drain.h"
 #include "common/thread_name.h"
+#include "grpcpp/ext/health_check_service_server_builder_option.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
 
 namespace turnpike {
 namespace {
@@ -29,9 +29,11 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   if (loops.empty()) return absl::InvalidArgumentError("GatewayServer needs an upstream loop");
   std::unique_ptr<GatewayServer> server(new GatewayServer());
   server->clock_ = options.clock;
-  grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // Health is served on the completion queues (health_service.h), never by gRPC's default
+  // service, even where another server in the process turned that on.
+  builder.SetOption(std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(nullptr));
   builder.AddListeningPort(
       options.listen,
       options.credentials != nullptr ? options.credentials : grpc::InsecureServerCredentials(),
@@ -39,11 +41,11 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   builder.RegisterService(&server->completion_);
   builder.RegisterService(&server->embedding_);
   builder.RegisterService(&server->classification_);
+  builder.RegisterService(&server->health_);
   builder.SetMaxReceiveMessageSize(options.max_request_bytes);
   // Small replies and long streams: keep latency low rather than batching.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  const int threads =
-      options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  const int threads = options.threads > 0 ? options.threads : DefaultThreads();
   for (int i = 0; i < threads; ++i) server->cqs_.push_back(builder.AddCompletionQueue());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr) {
@@ -65,6 +67,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     env->completion = &server->completion_;
     env->embedding = &server->embedding_;
     env->classification = &server->classification_;
+    env->health = &server->health_;
     env->cq = cq.get();
     env->config = &config;
     env->transport = loops[q % loops.size()];
@@ -84,6 +87,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
       SpawnEmbedCall(env.get());
       SpawnClassifyCall(env.get());
     }
+    SpawnHealthCheckCall(env.get());
+    SpawnHealthWatchCall(env.get());
     server->envs_.push_back(std::move(env));
   }
   for (auto& cq : server->cqs_) {
@@ -98,14 +103,11 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
 
 GatewayServer::~GatewayServer() { Shutdown(absl::ZeroDuration()); }
 
-void GatewayServer::SetServing(bool serving) {
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  if (health == nullptr) return;
-  health->SetServingStatus(serving);
-  health->SetServingStatus("turnpike.v1.CompletionService", serving);
-  health->SetServingStatus("turnpike.v1.EmbeddingService", serving);
-  health->SetServingStatus("turnpike.v1.ClassificationService", serving);
+int GatewayServer::DefaultThreads() {
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 2);
 }
+
+void GatewayServer::SetServing(bool serving) { health_.SetServing(serving); }
 
 void GatewayServer::Shutdown(absl::Duration drain) {
   if (shut_down_) return;

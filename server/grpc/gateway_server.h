@@ -1,8 +1,9 @@
 // GatewayServer is turnpike-gateway's gRPC front: CompletionService, EmbeddingService and
-// ClassificationService on the completion-queue async API (one CQ and one polling thread per core,
-// no thread per request), plus reflection and grpc.health.v1.Health, which says SERVING only once a
-// config is loaded. Shutdown() stops accepting, lets calls in flight finish up to a drain deadline,
-// cancels the rest and joins the threads. Thread-safe.
+// ClassificationService on the completion-queue async API (completion queues each with one polling
+// thread, no thread per request), plus reflection and grpc.health.v1.Health (health_service.h, on
+// the same queues), which says SERVING only once a config is loaded. Shutdown() stops accepting,
+// lets calls in flight finish up to a drain deadline, cancels the rest and joins the threads.
+// Thread-safe.
 #ifndef TURNPIKE_SERVER_GRPC_GATEWAY_SERVER_H_
 #define TURNPIKE_SERVER_GRPC_GATEWAY_SERVER_H_
 
@@ -17,6 +18,7 @@
 #include "grpcpp/grpcpp.h"
 #include "server/config/config_store.h"
 #include "server/grpc/call_env.h"
+#include "server/grpc/health_service.h"
 #include "server/telemetry/request_telemetry.h"
 #include "server/upstream/upstream_loop.h"
 
@@ -29,7 +31,7 @@ class GatewayServer {
     std::string listen = "127.0.0.1:50051";
     // The listener's credentials (server/grpc/listener_credentials.h); null = plaintext.
     std::shared_ptr<grpc::ServerCredentials> credentials;
-    // Completion-queue threads; 0 = one per core.
+    // Completion-queue threads; 0 = DefaultThreads().
     int threads = 0;
     // Largest request message accepted (gRPC answers RESOURCE_EXHAUSTED above it).
     int max_request_bytes = 4 << 20;
@@ -63,6 +65,12 @@ class GatewayServer {
                                                               std::vector<UpstreamLoop*> loops);
   ~GatewayServer();
 
+  // Completion-queue threads when none are configured: half the cores, at least one. Every thread
+  // that polls gRPC's sockets may read bytes meant for another's queue and must then wake it;
+  // at low load one poller is fastest (docs/performance.md), and the other half of the cores
+  // run the upstream loops.
+  static int DefaultThreads();
+
   // The bound TCP port (0 for unix sockets).
   int port() const { return port_; }
   // The environments of the completion queues' calls (one per queue, each with its upstream
@@ -83,6 +91,8 @@ class GatewayServer {
   RawCompletionService completion_;
   RawEmbeddingService embedding_;
   RawClassificationService classification_;
+  HealthService health_{{"turnpike.v1.CompletionService", "turnpike.v1.EmbeddingService",
+                         "turnpike.v1.ClassificationService"}};
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;
   std::unique_ptr<RequestFinishedSink> own_finished_;

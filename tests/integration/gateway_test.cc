@@ -397,6 +397,68 @@ TEST_F(GatewayTest, HealthIsServing) {
   EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
 }
 
+TEST_F(GatewayTest, HealthCheckKnowsEachServiceAndNoOther) {
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  for (const std::string service : {"turnpike.v1.CompletionService", "turnpike.v1.EmbeddingService",
+                                    "turnpike.v1.ClassificationService"}) {
+    grpc::ClientContext ctx;
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    ASSERT_TRUE(health->Check(&ctx, request, &response).ok()) << service;
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+  }
+  grpc::ClientContext ctx;
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service("turnpike.v1.NoSuchService");
+  grpc::health::v1::HealthCheckResponse response;
+  EXPECT_EQ(health->Check(&ctx, request, &response).error_code(), grpc::NOT_FOUND);
+}
+
+// grpc.health.v1.Health/Watch, as clients with health checking in their service config use it:
+// the status at once, then each change; the drain after SIGTERM is a change to NOT_SERVING,
+// sent before the stream ends. An unknown service is SERVICE_UNKNOWN, on a stream kept open.
+TEST_F(GatewayTest, HealthWatchSendsTheStatusThenNotServingWhenTheGatewayDrains) {
+  gateway_.reset();
+  StartGateway({"--drain_timeout=60s"});
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::health::v1::HealthCheckResponse response;
+
+  grpc::ClientContext unknown_ctx;
+  grpc::health::v1::HealthCheckRequest unknown;
+  unknown.set_service("turnpike.v1.NoSuchService");
+  auto unknown_reader = health->Watch(&unknown_ctx, unknown);
+  ASSERT_TRUE(unknown_reader->Read(&response));
+  EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVICE_UNKNOWN);
+  unknown_ctx.TryCancel();
+  EXPECT_EQ(unknown_reader->Finish().error_code(), grpc::CANCELLED);
+
+  grpc::ClientContext ctx;
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service("turnpike.v1.CompletionService");
+  auto reader = health->Watch(&ctx, request);
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  // A stream in flight keeps the drain going, so the watcher has time to hear of it.
+  grpc::ClientContext stream_ctx;
+  auto stream = stub_->StreamCompletion(
+      &stream_ctx, Request("openai", "hi [[fake chunks=20 chunk_delay_ms=100]]"));
+  StreamCompletionResponse first;
+  ASSERT_TRUE(stream->Read(&first));
+  gateway_->process().Signal(SIGTERM);
+  ASSERT_TRUE(reader->Read(&response)) << gateway_->process().Log();
+  EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  StreamCompletionResponse rest;
+  while (stream->Read(&rest)) {
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  // The watch stream does not hold the drain: it ends with the gateway.
+  while (reader->Read(&response)) {
+  }
+  EXPECT_FALSE(reader->Finish().ok());
+  EXPECT_EQ(gateway_->process().Wait(std::chrono::seconds(30)), 0) << gateway_->process().Log();
+}
+
 TEST_F(GatewayTest, EmbedsThroughOpenAiStyleProviders) {
   auto embed = v1::EmbeddingService::NewStub(channel_);
   for (const std::string capability : {"openai", "vllm", "ollama"}) {
