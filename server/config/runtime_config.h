@@ -217,8 +217,11 @@ class RuntimeConfig {
  private:
   RuntimeConfig() = default;
   // Checks the snapshot's rate limits, budgets and route admission settings, and attaches each
-  // limit to the routes it applies to. Requires routes_ built.
+  // limit to the routes it applies to. Requires routes_ built (runtime_config_limits.cc).
   static absl::Status BuildLimits(const config::v1::Snapshot& snapshot, RuntimeConfig& config);
+  // Checks the snapshot's callers and indexes their keys and certificate SANs
+  // (runtime_config_callers.cc).
+  static absl::Status BuildCallers(const config::v1::Snapshot& snapshot, RuntimeConfig& config);
 
   std::string version_;
   std::vector<std::unique_ptr<ProviderEntry>> providers_;

@@ -1,7 +1,8 @@
 // Parsing and validation of data-plane requests, before anything is routed or reserved. Requests
 // arrive as raw bytes so that a malformed message, or invalid UTF-8 in a string field, gets an
 // INVALID_ARGUMENT naming the field instead of the library's generic deserialization failure.
-// Every error is INVALID_ARGUMENT with a google.rpc.BadRequest detail. Stateless; thread-safe.
+// Every error is INVALID_ARGUMENT with a google.rpc.BadRequest detail (parsing in
+// request_validation_parse.cc, the checks in request_validation.cc). Stateless; thread-safe.
 #ifndef TURNPIKE_SERVER_GRPC_REQUEST_VALIDATION_H_
 #define TURNPIKE_SERVER_GRPC_REQUEST_VALIDATION_H_
 

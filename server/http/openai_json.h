@@ -1,7 +1,8 @@
-// What the HTTP front door's OpenAI parsers and writers share (openai_wire.cc for the chat and
-// embedding bodies, openai_tools_wire.cc for tools, images and response formats): reading JSON
-// members into typed fields with an INVALID_ARGUMENT naming the field, and the frame of a
-// chat.completion.chunk event. Stateless; thread-safe (the parser's storage is per thread).
+// What the HTTP front door's OpenAI parsers and writers share (openai_wire_parse.cc and
+// openai_wire.cc for the chat and embedding bodies and replies, openai_tools_wire.cc for tools,
+// images and response formats): reading JSON members into typed fields with an INVALID_ARGUMENT
+// naming the field, and the frame of a chat.completion.chunk event. Stateless; thread-safe (the
+// parser's storage is per thread).
 #ifndef TURNPIKE_SERVER_HTTP_OPENAI_JSON_H_
 #define TURNPIKE_SERVER_HTTP_OPENAI_JSON_H_
 

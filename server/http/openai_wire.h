@@ -1,7 +1,8 @@
 // The OpenAI-compatible wire format of the HTTP front door (docs/openai-compatible.md): request
 // bodies of POST /v1/chat/completions and /v1/embeddings parsed into the gateway's own requests
 // (the same turnpike.v1 messages the gRPC front door admits), and the responses, stream chunks,
-// model lists and errors written in OpenAI's shapes. No I/O; stateless; thread-safe.
+// model lists and errors written in OpenAI's shapes (parsing in openai_wire_parse.cc, writing in
+// openai_wire.cc). No I/O; stateless; thread-safe.
 #ifndef TURNPIKE_SERVER_HTTP_OPENAI_WIRE_H_
 #define TURNPIKE_SERVER_HTTP_OPENAI_WIRE_H_
 

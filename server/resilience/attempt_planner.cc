@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <cassert>
-#include <optional>
 #include <utility>
 
-#include "absl/random/distributions.h"
 #include "absl/strings/str_cat.h"
 #include "common/backoff.h"
 #include "server/providers/provider_adapter.h"
+#include "server/resilience/target_order.h"
+#include "server/resilience/upstream_feedback.h"
 
 namespace turnpike {
 namespace {
@@ -27,69 +27,12 @@ AttemptPlanner::AttemptPlanner(const RouteEntry& route, Resilience& resilience, 
     targets_[i].upstream = route.targets[i].upstream;
     assert(targets_[i].upstream != nullptr);  // set by RuntimeConfig::Build
   }
-  BuildOrder();
+  order_ = OrderTargets(route_, resilience_.clock(), rng_);
 }
 
 AttemptPlanner::~AttemptPlanner() { Abandon(); }
 
 absl::Time AttemptPlanner::Now() const { return resilience_.clock().MonotonicNow(); }
-
-void AttemptPlanner::BuildOrder() {
-  std::vector<size_t> all(route_.targets.size());
-  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-  std::stable_sort(all.begin(), all.end(), [&](size_t a, size_t b) {
-    return route_.targets[a].fallback_position < route_.targets[b].fallback_position;
-  });
-  // Within a tier: a weighted random order (the first pick is proportional to weight).
-  for (size_t begin = 0; begin < all.size();) {
-    size_t end = begin;
-    while (end < all.size() && route_.targets[all[end]].fallback_position ==
-                                   route_.targets[all[begin]].fallback_position) {
-      ++end;
-    }
-    std::vector<size_t> tier(all.begin() + begin, all.begin() + end);
-    if (route_.least_latency && tier.size() > 1 && LeastLatencyFirst(tier)) {
-      order_.insert(order_.end(), tier.begin(), tier.end());
-      begin = end;
-      continue;
-    }
-    while (!tier.empty()) {
-      uint64_t total = 0;
-      for (size_t t : tier) total += route_.targets[t].weight;
-      uint64_t pick = total > 1 ? absl::Uniform<uint64_t>(rng_, 0, total) : 0;
-      size_t chosen = 0;
-      for (; chosen + 1 < tier.size(); ++chosen) {
-        const uint64_t w = route_.targets[tier[chosen]].weight;
-        if (pick < w) break;
-        pick -= w;
-      }
-      order_.push_back(tier[chosen]);
-      tier.erase(tier.begin() + chosen);
-    }
-    begin = end;
-  }
-}
-
-bool AttemptPlanner::LeastLatencyFirst(std::vector<size_t>& tier) {
-  // A share of requests goes by weight, so the slower targets' figures stay fresh.
-  if (absl::Uniform<uint32_t>(rng_, 0, 100) < kLatencyExplorePercent) return false;
-  const absl::Time now = Now();
-  std::vector<std::pair<absl::Duration, size_t>> by_latency;
-  by_latency.reserve(tier.size());
-  for (size_t t : tier) {
-    std::optional<absl::Duration> recent = route_.targets[t].upstream->latency().Recent(now);
-    // A target without recent figures goes after those with them (exploration feeds it).
-    by_latency.emplace_back(recent.value_or(absl::InfiniteDuration()), t);
-  }
-  if (std::all_of(by_latency.begin(), by_latency.end(),
-                  [](const auto& e) { return e.first == absl::InfiniteDuration(); })) {
-    return false;  // no figures at all: weights decide
-  }
-  std::stable_sort(by_latency.begin(), by_latency.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (size_t i = 0; i < tier.size(); ++i) tier[i] = by_latency[i].second;
-  return true;
-}
 
 AttemptPlanner::Step AttemptPlanner::AttemptStep(size_t target, absl::Duration delay, bool probe) {
   current_ = target;
@@ -190,54 +133,10 @@ void AttemptPlanner::FirstToken() {
 }
 
 void AttemptPlanner::RecordOutcome(const AttemptOutcome& outcome) {
-  UpstreamState& up = *targets_[current_].upstream;
-  const absl::Time now = Now();
   const uint64_t probe = probe_judged_ ? 0 : probe_id_;
-  const TargetEntry& target = route_.targets[current_];
-  switch (outcome.kind) {
-    case FailureKind::kNone:
-      up.RecordSuccess(route_.breaker, now, probe);
-      break;
-    case FailureKind::kRateLimited: {
-      const absl::Duration cool = outcome.retry_after_ms > 0
-                                      ? absl::Milliseconds(outcome.retry_after_ms)
-                                      : resilience_.options().default_rate_limit_cooldown;
-      up.RecordRateLimited(now + cool);
-      if (probe != 0) up.ReleaseProbe(probe);
-      break;
-    }
-    case FailureKind::kAuth:
-    case FailureKind::kQuotaExhausted: {
-      const std::string why = absl::StrCat(
-          FailureKindName(outcome.kind),
-          outcome.http_status != 0 ? absl::StrCat(", HTTP ", outcome.http_status) : std::string());
-      up.credential().MarkFailing(now + route_.breaker.max_ejection, why);
-      resilience_.Report(absl::StrCat("credential of provider ", target.provider->name,
-                                      " benched for ", Human(route_.breaker.max_ejection), ": ",
-                                      why));
-      targets_[current_].excluded = true;
-      if (probe != 0) up.ReleaseProbe(probe);
-      break;
-    }
-    case FailureKind::kConnect:
-    case FailureKind::kTimeout:
-    case FailureKind::kUpstream:
-      if (up.RecordFailure(route_.breaker, now, probe)) {
-        const UpstreamStatus status = up.Status(now);
-        resilience_.Report(absl::StrCat("circuit of ", up.name(), " opened for ",
-                                        Human(status.open_until - now), ": ", status.open_reason));
-      }
-      break;
-    case FailureKind::kUnsupported:
-      targets_[current_].excluded = true;
-      if (probe != 0) up.ReleaseProbe(probe);
-      break;
-    case FailureKind::kCancelled:
-    case FailureKind::kDeadline:
-    case FailureKind::kInvalidRequest:
-    case FailureKind::kBadAnswer:  // the upstream answered; its model did not follow the schema
-      if (probe != 0) up.ReleaseProbe(probe);
-      break;
+  if (RecordUpstreamOutcome(outcome, route_.targets[current_], route_.breaker, probe, Now(),
+                            resilience_)) {
+    targets_[current_].excluded = true;
   }
   probe_id_ = 0;
 }

@@ -7,7 +7,9 @@
 // that cool down after a rate limit or whose credential is benched; when every target is
 // unavailable it still tries the one closest to recovery, once. It enforces the attempt limits,
 // the request deadline, and each upstream's retry throttle and retry budget, feeds every outcome
-// to the upstream's shared state (Resilience), and keeps the attempt list the caller sees.
+// to the upstream's shared state (Resilience), and keeps the attempt list the caller sees. The
+// first order of targets is OrderTargets' (target_order.h); what an outcome teaches the upstream
+// is RecordUpstreamOutcome's (upstream_feedback.h).
 //
 // It does no I/O and never waits: it returns Steps (target + delay) and the caller runs them.
 // Time comes from Resilience's Clock; randomness (the weighted order within a tier, backoff
@@ -87,16 +89,11 @@ class AttemptPlanner {
     bool skip_recorded = false;  // a SKIPPED entry is in the attempt list
   };
   enum class Pending { kNone, kFirst, kRetry };
-  static constexpr uint32_t kLatencyExplorePercent = 10;
 
-  void BuildOrder();
-  // A least-latency route: orders `tier` by recent time to first token and returns true, or
-  // returns false (leaving it) when weights decide: for kLatencyExplorePercent of requests, and
-  // when no target of the tier has recent figures.
-  bool LeastLatencyFirst(std::vector<size_t>& tier);
   Step AttemptStep(size_t target, absl::Duration delay, bool probe);
   void RecordSkip(size_t target, const std::string& reason, absl::Time available_at,
                   absl::StatusCode outcome = absl::StatusCode::kUnavailable);
+  // Feeds the running attempt's outcome to its upstream (upstream_feedback.h).
   void RecordOutcome(const AttemptOutcome& outcome);
   // The candidate steps after a failure; each sets `why_not` when it cannot be taken.
   bool TrySame(const AttemptOutcome& outcome, Step* step, std::string* why_not);
@@ -111,7 +108,7 @@ class AttemptPlanner {
   absl::BitGenRef rng_;
 
   std::vector<TargetState> targets_;
-  std::vector<size_t> order_;  // by tier; within a tier, a weighted random order
+  std::vector<size_t> order_;  // OrderTargets (target_order.h)
   google::protobuf::RepeatedPtrField<v1::Attempt> attempts_;
   size_t current_ = 0;
   Pending pending_ = Pending::kNone;  // a step was returned and holds reservations

@@ -6,7 +6,8 @@
 // timers (RunAfter), so waits such as retry backoff never block a thread; a timer still pending
 // when the loop stops runs during the stop, so work it continues can finish.
 // Thread-safe: Start/Resume/Cancel/RunAfter/CancelTimer may be called from any thread, including
-// from callbacks.
+// from callbacks. The loop, its commands and timers are in upstream_loop.cc; a transfer's start,
+// end, deadlines and libcurl callbacks in upstream_loop_transfers.cc.
 #ifndef TURNPIKE_SERVER_UPSTREAM_UPSTREAM_LOOP_H_
 #define TURNPIKE_SERVER_UPSTREAM_UPSTREAM_LOOP_H_
 
