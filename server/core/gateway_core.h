@@ -51,7 +51,7 @@ class GatewayCore {
  public:
   enum class LogLevel { kDebug, kInfo, kWarning, kError };
 
-  // The values of turnpike-gateway's flags (server/main.cc says what each does), or of
+  // The values of turnpike-gateway's flags (server/gateway_flags.cc says what each does), or of
   // Embedded::Options.
   struct Options {
     // Exactly one of the two: a snapshot file (--config) or a control plane (--control_plane).

@@ -118,7 +118,7 @@ class Embedded {
   // Calls started and not yet finished.
   int in_flight() const;
 
-  class Core;  // embedded.cc
+  class Core;  // embedded_core.h
 
  private:
   explicit Embedded(std::unique_ptr<Core> core);

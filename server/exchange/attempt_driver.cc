@@ -8,6 +8,7 @@
 #include "common/status.h"
 #include "common/string_view_compat.h"
 #include "common/thread_bit_gen.h"
+#include "server/exchange/failure_status.h"
 
 namespace turnpike {
 namespace {
@@ -263,27 +264,9 @@ void AttemptDriver::OnComplete(absl::Status transfer_status) {
   FinishAttempt(AttemptResult(transfer_status));
 }
 
-absl::Status AttemptDriver::RedactProviderText(absl::Status status) const {
-  // A provider's free text (its error message, a quoted piece of a malformed payload) reaches the
-  // caller, the attempt list and every log: unless the route opted in to FULL content, it goes
-  // through the route's redactor. The provider's error type and code are kept.
-  if (status.ok() || route().content_policy == config::v1::CONTENT_POLICY_FULL) return status;
-  absl::optional<absl::Cord> payload = status.GetPayload(kProviderErrorPayloadUrl);
-  if (!payload.has_value() && status.code() != absl::StatusCode::kInternal) return status;
-  const Redactor& redactor = route().redactor != nullptr ? *route().redactor : *Redactor::Default();
-  status = WithMessage(status, redactor.Redact(Std(status.message())));
-  if (payload.has_value()) {
-    v1::ProviderError detail;
-    if (detail.ParseFromString(std::string(*payload))) {
-      detail.set_message(redactor.Redact(detail.message()));
-      status.SetPayload(kProviderErrorPayloadUrl, absl::Cord(detail.SerializeAsString()));
-    }
-  }
-  return status;
-}
-
 void AttemptDriver::FinishAttempt(absl::Status status) {
-  status = RedactProviderText(std::move(status));
+  // A provider's free text reaches the caller, the attempt list and every log.
+  status = RedactProviderText(std::move(status), route());
   transfer_.store(0);
   attempt_running_ = false;
   if (first_token_timer_ != 0) {
@@ -329,80 +312,7 @@ void AttemptDriver::GiveUp(absl::Duration retry_hint) {
     Done(absl::OkStatus());
     return;
   }
-  absl::Status status = last_error_;
-  if (status.ok()) {
-    // No attempt ran: every target was skipped (cool-downs or ejections beyond the deadline).
-    status = absl::UnavailableError(
-        absl::StrCat("no target of capability \"", route().capability, "\" is available now"));
-  }
-  if (availability_failure && route().degradation.force_unavailable &&
-      status.code() != absl::StatusCode::kUnavailable) {
-    status = WithCode(status, absl::StatusCode::kUnavailable);
-  }
-  // When a target will be available again (a cool-down or an ejection ends), say so, unless the
-  // provider's own retry-after already does.
-  if (retry_hint > absl::ZeroDuration() &&
-      (status.code() == absl::StatusCode::kUnavailable ||
-       status.code() == absl::StatusCode::kResourceExhausted)) {
-    std::optional<ProviderError> error = ProviderErrorFromStatus(status);
-    if (!error.has_value() || error->retry_after_ms == 0) {
-      AttachRetryInfo(status,
-                      absl::ToInt64Milliseconds(absl::Ceil(retry_hint, absl::Milliseconds(1))));
-    }
-  }
-  Done(std::move(status));
-}
-
-absl::Status AttemptDriver::Decorate(absl::Status status, const RequestFinished& event) const {
-  // Upstream timeouts are UNAVAILABLE to the caller unless the caller's own deadline passed.
-  if (status.code() == absl::StatusCode::kDeadlineExceeded && Now() < request_.deadline) {
-    status = WithCode(status, absl::StatusCode::kUnavailable);
-  }
-  std::optional<ProviderError> error = ProviderErrorFromStatus(status);
-  std::string prefix;
-  if (error.has_value() && attempted()) {
-    const TargetEntry& t = target();
-    v1::ProviderError detail;
-    detail.set_provider(t.provider->name);
-    detail.set_model(t.model);
-    detail.set_http_status(error->http_status);
-    detail.set_error_type(error->type);
-    detail.set_error_code(error->code);
-    detail.set_message(error->message);
-    detail.set_retry_after_ms(error->retry_after_ms);
-    prefix = absl::StrCat(t.provider->name, ": ");
-    AttachDetail(status, detail);
-    if (error->retry_after_ms > 0) AttachRetryInfo(status, error->retry_after_ms);
-  }
-  // Several targets failed: the caller cannot act on one provider's error code, so the request
-  // is UNAVAILABLE (the attempt list says what each target did).
-  const int targets = planner_ != nullptr ? planner_->targets_involved() : 0;
-  if (!committed_ && targets > 1) {
-    switch (status.code()) {
-      case absl::StatusCode::kCancelled:
-      case absl::StatusCode::kDeadlineExceeded:
-      case absl::StatusCode::kInvalidArgument:
-        break;
-      default:
-        status = WithCode(status, absl::StatusCode::kUnavailable);
-        prefix = absl::StrCat("all ", targets, " targets of \"", route().capability,
-                              "\" failed; last: ", prefix);
-    }
-  }
-  if (!prefix.empty()) status = WithMessagePrefix(status, prefix);
-  v1::PartialCompletion partial;
-  if (planner_ != nullptr) *partial.mutable_attempts() = planner_->attempts();
-  if (committed_) {
-    v1::Usage* usage = partial.mutable_usage();
-    usage->set_input_tokens(event.input_tokens);
-    usage->set_output_tokens(event.output_tokens);
-    usage->set_cost_usd_micros(event.cost_usd_micros);
-    usage->set_cached_input_tokens(event.cached_input_tokens);
-    usage->set_cache_write_input_tokens(event.cache_write_input_tokens);
-    usage->set_reasoning_output_tokens(event.reasoning_output_tokens);
-  }
-  AttachDetail(status, partial);
-  return status;
+  Done(GiveUpStatus(last_error_, route(), availability_failure, retry_hint));
 }
 
 void AttemptDriver::Done(absl::Status status) {
@@ -439,7 +349,17 @@ void AttemptDriver::Done(absl::Status status) {
   event.variant = route().variant;
   event.latency_class = request_.latency_class;
   event.admission = request_.admission;
-  if (!status.ok()) status = Decorate(std::move(status), event);
+  if (!status.ok()) {
+    FailureFacts facts;
+    facts.caller_deadline_passed = Now() >= request_.deadline;
+    if (attempted()) facts.target = &target();
+    if (planner_ != nullptr) {
+      facts.targets_involved = planner_->targets_involved();
+      facts.attempts = &planner_->attempts();
+    }
+    facts.committed = committed_;
+    status = DecorateFailure(std::move(status), facts, route(), event);
+  }
   event.partial = !status.ok() && committed_;
   event.status = status;
   event.start_time = request_.accepted_wall;

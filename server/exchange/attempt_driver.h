@@ -159,8 +159,6 @@ class AttemptDriver : public TransferHandler, public std::enable_shared_from_thi
   void OnFirstTokenTimeout(uint64_t generation);
   absl::Status AttemptResult(const absl::Status& transfer_status);
   void GiveUp(absl::Duration retry_hint);
-  absl::Status Decorate(absl::Status status, const RequestFinished& event) const;
-  absl::Status RedactProviderText(absl::Status status) const;
   void Done(absl::Status status);
 
   // Constant after construction.

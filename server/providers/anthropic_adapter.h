@@ -1,8 +1,8 @@
 // The adapter for the Anthropic Messages API (docs/providers.md §2): `POST {base}/v1/messages`, the
 // `event:`-named SSE stream, and Anthropic's `{"type":"error","error":{type,message}}` bodies.
 // The adapter is immutable after construction and thread-safe; the decoder it makes belongs to
-// one response on one thread. Request building lives in anthropic_adapter.cc, everything that
-// reads Anthropic JSON in anthropic_response.cc.
+// one response on one thread. Request building lives in anthropic_adapter.cc, the stream decoder
+// in anthropic_stream_decoder.cc, and the rest that reads Anthropic JSON in anthropic_response.cc.
 //
 // Decisions a caller may notice:
 // * temperature is clamped to Anthropic's 0–1 (ours is 0–2); BuildChatRequest cannot fail, and

@@ -132,9 +132,6 @@ class UsageSpool {
   std::atomic<uint64_t> next_sequence_{1};
 };
 
-// One record's frame on disk: 4-byte little-endian length, 4-byte CRC-32 of the bytes, bytes.
-std::string FrameUsageRecord(const usage::v1::UsageRecord& record);
-
 }  // namespace turnpike
 
 #endif  // TURNPIKE_SERVER_USAGE_USAGE_SPOOL_H_

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "server/usage/usage_spool_files.h"
 
 namespace turnpike {
 namespace {
