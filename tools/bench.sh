@@ -117,6 +117,14 @@ ctx_switches() {
     awk '/^voluntary_ctxt_switches:/ {s += $2} END {print s + 0}'
 }
 CLK_TCK="$(getconf CLK_TCK)"
+# The same per thread name ("tp-grpc-cq 1234" lines, sorted), to see which threads hand off.
+ctx_switches_by_thread() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    printf '%s %s\n' "$(tr ' ' _ <"$t/comm" 2>/dev/null)" \
+      "$(awk '/^voluntary_ctxt_switches:/ {print $2}' "$t/status" 2>/dev/null)"
+  done | awk 'NF == 2 {s[$1] += $2} END {for (k in s) print k, s[k]}' | sort
+}
 
 # --- processes --------------------------------------------------------------------------------
 "$FAKE" --listen=127.0.0.1:0 --port_file="$WORK/fake.port" --api_key="$API_KEY" \
@@ -243,7 +251,9 @@ echo "== 1. latency at concurrency 1 ($LAT_CHUNKS chunks)"
 run floor-latency "$FLOOR_PID" "${FLOOR_T[@]}" "${COMMON[@]}" --header="x-fake-chunks:$LAT_CHUNKS"
 run direct-latency "$FAKE_PID" "${DIRECT_T[@]}" "${COMMON[@]}" --header="x-fake-chunks:$LAT_CHUNKS"
 scrape "$WORK/metrics-before-latency.txt"
+ctx_switches_by_thread "$GW_PID" >"$WORK/threads-before-latency.txt"
 run gateway-latency "$GW_PID" "${GW_T[@]}" "${COMMON[@]}" --capability=bench-latency
+ctx_switches_by_thread "$GW_PID" >"$WORK/threads-after-latency.txt"
 scrape "$WORK/metrics-after-latency.txt"
 echo "== 1b. latency at concurrency 1 with one rate limit and one budget (admission on)"
 run gateway-admitted "$GW_PID" "${GW_T[@]}" "${COMMON[@]}" --capability=bench-admitted
@@ -354,6 +364,12 @@ INTERNAL="$(python3 "$(dirname "$0")/bench/histogram_quantiles.py" "$WORK/metric
 INTERNAL_P50="$(sed -n 's/.*q0.5_us=\([-0-9]*\).*/\1/p' <<<"$INTERNAL")"
 INTERNAL_P99="$(sed -n 's/.*q0.99_us=\([-0-9]*\).*/\1/p' <<<"$INTERNAL")"
 echo "internal overhead over the latency run (gateway /metrics): $INTERNAL"
+# Which of the gateway's threads blocked, per call of gateway-latency (threads that never did
+# are left out): the hand-offs of docs/performance.md, "One poller".
+echo "gateway threads blocking per call over the latency run: $(
+  join -a2 -e 0 -o 0,1.2,2.2 "$WORK/threads-before-latency.txt" "$WORK/threads-after-latency.txt" |
+    awk -v n="$(get gateway-latency started)" 'n > 0 && ($3 - $2) / n >= 0.05 {printf "%s=%.1f ", $1, ($3 - $2) / n}'
+)"
 INTERNAL_ADM="$(python3 "$(dirname "$0")/bench/histogram_quantiles.py" "$WORK/metrics-after-latency.txt" \
   "$WORK/metrics-after-admitted.txt" 'turnpike_internal_overhead_seconds{method="StreamCompletion"}' 0.5 0.99)"
 INTERNAL_ADM_P50="$(sed -n 's/.*q0.5_us=\([-0-9]*\).*/\1/p' <<<"$INTERNAL_ADM")"
