@@ -15,6 +15,13 @@
 #include "server/upstream/upstream_loop_transfer.h"
 
 namespace turnpike {
+namespace {
+
+// The loop whose thread this is, if any: work a loop posts to itself (a timer set, or a
+// transfer resumed or cancelled from a handler) needs no eventfd wake-up.
+thread_local const UpstreamLoop* this_threads_loop = nullptr;
+
+}  // namespace
 
 UpstreamLoop::UpstreamLoop(Options options) : options_(options), clock_(*options.clock) {}
 
@@ -47,6 +54,7 @@ absl::Status UpstreamLoop::Init() {
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_idle_connections));
   thread_ = std::thread([this] {
     NameThisThread("tp-upstream");
+    this_threads_loop = this;
     Run();
   });
   return absl::OkStatus();
@@ -93,7 +101,7 @@ UpstreamLoop::TimerId UpstreamLoop::RunAfter(absl::Duration delay, std::function
   {
     absl::MutexLock lock(&mu_);
     if (stopped_) return 0;
-    wake = commands_.empty();
+    wake = commands_.empty() && this_threads_loop != this;
     commands_.push_back(std::move(command));
   }
   if (wake) {
@@ -123,7 +131,8 @@ void UpstreamLoop::Enqueue(Command command) {
     if (stopping_ && command.kind == Command::Kind::kStart) {
       rejected = std::move(command.transfer->handler);
     } else {
-      wake = commands_.empty();
+      // From the loop's own thread the command runs before the loop next waits (Run()).
+      wake = commands_.empty() && this_threads_loop != this;
       commands_.push_back(std::move(command));
     }
   }
@@ -143,7 +152,12 @@ void UpstreamLoop::Run() {
   epoll_event events[kMaxEvents];
   CURLM* multi = static_cast<CURLM*>(multi_);
   while (true) {
-    const int n = epoll_wait(epoll_fd_, events, kMaxEvents, NextTimeoutMs());
+    bool posted_here;  // commands this thread queued without a wake-up: do not wait for one
+    {
+      absl::MutexLock lock(&mu_);
+      posted_here = !commands_.empty();
+    }
+    const int n = epoll_wait(epoll_fd_, events, kMaxEvents, posted_here ? 0 : NextTimeoutMs());
     bool stop = false;
     for (int i = 0; i < n; ++i) {
       if (events[i].data.fd == wake_fd_) {

@@ -1,6 +1,7 @@
 // UpstreamLoop timers (RunAfter / CancelTimer): they run on the loop thread, in deadline order,
 // never early; cancelled ones never run; pending ones run when the loop stops.
 #include <atomic>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -75,6 +76,38 @@ TEST(UpstreamTimerTest, StopRunsPendingTimersAndRefusesNewOnes) {
   EXPECT_LT(Monotonic() - start, absl::Seconds(5));
   EXPECT_EQ((*loop)->RunAfter(absl::ZeroDuration(), [&] { ran.fetch_add(1); }), 0u);
   EXPECT_EQ(ran.load(), 3);
+}
+
+// Work a loop posts to itself skips the eventfd wake-up; it must still run before the loop waits
+// again. A chain of timers, each set by the one before from the loop thread (with no transfer
+// or other timer that would wake the loop anyway), runs to its end.
+TEST(UpstreamTimerTest, WorkPostedFromTheLoopThreadRunsWithoutAWakeUp) {
+  auto loop = UpstreamLoop::Create({});
+  ASSERT_TRUE(loop.ok());
+  UpstreamLoop* raw = loop->get();
+  constexpr int kChain = 50;
+  std::atomic<int> ran{0};
+  absl::Notification done;
+  std::function<void()> next = [&] {
+    if (ran.fetch_add(1) + 1 == kChain) {
+      done.Notify();
+      return;
+    }
+    raw->RunAfter(absl::ZeroDuration(), next);
+  };
+  raw->RunAfter(absl::ZeroDuration(), next);
+  EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30))) << ran.load() << " ran";
+  // A timer cancelled from the loop thread never runs, and a later one still does.
+  std::atomic<bool> cancelled_ran{false};
+  absl::Notification after;
+  raw->RunAfter(absl::ZeroDuration(), [&] {
+    const UpstreamLoop::TimerId id =
+        raw->RunAfter(absl::Milliseconds(20), [&] { cancelled_ran.store(true); });
+    raw->CancelTimer(id);
+    raw->RunAfter(absl::Milliseconds(40), [&] { after.Notify(); });
+  });
+  ASSERT_TRUE(after.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_FALSE(cancelled_ran.load());
 }
 
 }  // namespace
