@@ -1,100 +1,14 @@
 #include "server/exchange/chat_exchange.h"
 
-#include <openssl/sha.h>
-
-#include <cstring>
-
 #include "absl/strings/str_cat.h"
+#include "server/exchange/chat_usage.h"
 
 namespace turnpike {
 namespace {
 
 constexpr size_t kMaxResponseBody = 16 << 20;
 
-// Token estimate for usage the provider never reported (a stream cut off after text was sent):
-// about four bytes of text per token, rounded up, so partial usage is never zero.
-int64_t EstimateTokens(size_t bytes) { return static_cast<int64_t>((bytes + 3) / 4); }
-
-void AppendField(std::string* out, std::string_view value) {
-  const uint64_t n = value.size();
-  out->append(reinterpret_cast<const char*>(&n), sizeof(n));
-  out->append(value);
-}
-
-void AppendNumber(std::string* out, std::optional<double> value) {
-  if (!value.has_value()) {
-    out->push_back('\0');
-    return;
-  }
-  out->push_back('\1');
-  double v = *value;
-  char bytes[sizeof(v)];
-  std::memcpy(bytes, &v, sizeof(v));
-  out->append(bytes, sizeof(bytes));
-}
-
 }  // namespace
-
-std::vector<v1::RequestFeature> ChatFeatures(const ChatRequest& request) {
-  bool tools = request.tools != nullptr && !request.tools->empty();
-  bool tool_results = false, images = false;
-  if (request.messages != nullptr) {
-    for (const v1::Message& m : *request.messages) {
-      tool_results |= m.tool_calls_size() > 0 || m.role() == v1::ROLE_TOOL;
-      for (const v1::ContentPart& p : m.parts()) images |= p.has_image();
-    }
-  }
-  std::vector<v1::RequestFeature> out;
-  if (tools) out.push_back(v1::REQUEST_FEATURE_TOOLS);
-  if (tool_results) out.push_back(v1::REQUEST_FEATURE_TOOL_RESULTS);
-  if (images) out.push_back(v1::REQUEST_FEATURE_IMAGES);
-  switch (request.response_format.type()) {
-    case v1::RESPONSE_FORMAT_TYPE_JSON_OBJECT:
-      out.push_back(v1::REQUEST_FEATURE_JSON_OBJECT);
-      break;
-    case v1::RESPONSE_FORMAT_TYPE_JSON_SCHEMA:
-      out.push_back(v1::REQUEST_FEATURE_JSON_SCHEMA);
-      break;
-    default:
-      break;
-  }
-  return out;
-}
-
-std::string ChatCacheKey(std::string_view capability, const ChatRequest& request,
-                         int32_t max_tokens) {
-  std::string normalized;
-  AppendField(&normalized, capability);
-  AppendField(&normalized, std::to_string(max_tokens));
-  AppendNumber(&normalized, request.temperature);
-  AppendNumber(&normalized, request.top_p);
-  AppendField(&normalized, std::to_string(request.stop.size()));
-  for (const std::string& s : request.stop) AppendField(&normalized, s);
-  if (request.messages != nullptr) {
-    AppendField(&normalized, std::to_string(request.messages->size()));
-    for (const v1::Message& m : *request.messages) {
-      AppendField(&normalized, std::to_string(static_cast<int>(m.role())));
-      AppendField(&normalized, m.content());
-      // Parts, tool calls and tool results only when present, so plain-text keys stay as they were.
-      if (m.parts_size() > 0 || m.tool_calls_size() > 0 || !m.tool_call_id().empty()) {
-        v1::Message rest = m;
-        rest.clear_role();
-        rest.clear_content();
-        AppendField(&normalized, rest.SerializeAsString());
-      }
-    }
-  }
-  if (request.tools != nullptr && !request.tools->empty()) {
-    for (const v1::Tool& t : *request.tools) AppendField(&normalized, t.SerializeAsString());
-    AppendField(&normalized, request.tool_choice.SerializeAsString());
-  }
-  if (request.response_format.type() != v1::RESPONSE_FORMAT_TYPE_UNSPECIFIED) {
-    AppendField(&normalized, request.response_format.SerializeAsString());
-  }
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(normalized.data()), normalized.size(), digest);
-  return std::string(reinterpret_cast<char*>(digest), sizeof(digest));
-}
 
 std::shared_ptr<ChatExchange> ChatExchange::Create(ExchangeRequest request, ChatRequest chat,
                                                    bool stream, ChatListener* listener,
@@ -120,16 +34,8 @@ int32_t ChatExchange::max_tokens() const {
   return chat_.max_tokens.value_or(route().default_max_tokens);
 }
 
-const ChatRequest& ChatExchange::FormFor(const TargetEntry& target) const {
-  if (chat_.without_json_schema != nullptr &&
-      !target.features.Supports(v1::REQUEST_FEATURE_JSON_SCHEMA)) {
-    return *chat_.without_json_schema;
-  }
-  return chat_;
-}
-
 absl::StatusOr<HttpRequest> ChatExchange::BuildRequest(const TargetEntry& target) {
-  const ChatRequest& chat = FormFor(target);
+  const ChatRequest& chat = ChatFormFor(chat_, target);
   ChatParams params;
   params.model = target.model;
   params.messages = chat_.messages;
@@ -249,7 +155,7 @@ void ChatExchange::Commit() {
 }
 
 v1::RequestFeature ChatExchange::UnsupportedFeature(const TargetEntry& target) const {
-  const ChatRequest& chat = FormFor(target);
+  const ChatRequest& chat = ChatFormFor(chat_, target);
   for (v1::RequestFeature f : &chat == &chat_ ? features_ : ChatFeatures(chat)) {
     if (!target.features.Supports(f)) return f;
   }
@@ -345,34 +251,7 @@ void ChatExchange::FillOutcome(const absl::Status& /*status*/, RequestFinished& 
     return;
   }
   if (!finished_ && !committed()) return;  // nothing reached the caller: nothing was billed
-  const TargetEntry& t = target();
-  int64_t input = finish_.input_tokens;
-  int64_t output = finish_.output_tokens;
-  if (!finish_.usage_reported) {
-    // The provider reported no usage (a stream cut off before its usage event, a server that
-    // ignores stream_options.include_usage): meter an estimate, marked as such, never zero.
-    event.usage_estimated = true;
-    size_t prompt_bytes = 0;
-    if (chat_.messages != nullptr) {
-      for (const v1::Message& m : *chat_.messages) prompt_bytes += m.content().size();
-    }
-    input = std::max(input, EstimateTokens(prompt_bytes));
-    output = std::max(output, EstimateTokens(text_.size()));
-  }
-  event.input_tokens = input;
-  event.output_tokens = output;
-  event.cached_input_tokens = finish_.cached_input_tokens;
-  event.cache_write_input_tokens = finish_.cache_write_input_tokens;
-  event.reasoning_output_tokens = finish_.reasoning_output_tokens;
-  const Cost cost = RuntimeConfig::CostOf(
-      t, TokenCounts{input, event.cached_input_tokens, event.cache_write_input_tokens, output,
-                     event.reasoning_output_tokens});
-  event.cost_usd_micros = cost.total;
-  event.input_cost_usd_micros = cost.input;
-  event.cached_input_cost_usd_micros = cost.cached_input;
-  event.cache_write_cost_usd_micros = cost.cache_write;
-  event.output_cost_usd_micros = cost.output;
-  event.cost_known = t.price.has_value();
+  MeterChatUsage(finish_, chat_.messages, text_.size(), target(), event);
 }
 
 void ChatExchange::CaptureContent(RequestContent& content) const {
@@ -388,13 +267,7 @@ void ChatExchange::CaptureContent(RequestContent& content) const {
 void ChatExchange::Deliver(const absl::Status& status, const RequestFinished& event) {
   v1::CompletionFinish finish;
   *finish.mutable_attempts() = event.attempts;
-  v1::Usage* usage = finish.mutable_usage();
-  usage->set_input_tokens(event.input_tokens);
-  usage->set_output_tokens(event.output_tokens);
-  usage->set_cost_usd_micros(event.cost_usd_micros);
-  usage->set_cached_input_tokens(event.cached_input_tokens);
-  usage->set_cache_write_input_tokens(event.cache_write_input_tokens);
-  usage->set_reasoning_output_tokens(event.reasoning_output_tokens);
+  *finish.mutable_usage() = UsageOf(event);
   if (status.ok()) {
     if (!committed()) Commit();
     finish.set_finish_reason(finish_.reason);

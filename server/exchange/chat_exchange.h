@@ -2,7 +2,8 @@
 // chat request, decodes the provider's SSE stream (or JSON body) into text and a finish, sends
 // them to a ChatListener with backpressure (a listener whose queue is full pauses the upstream),
 // and serves the response cache and the degradation answer when the route allows. Retries,
-// failover, timeouts and errors are the driver's (attempt_driver.h).
+// failover, timeouts and errors are the driver's (attempt_driver.h); the request itself, its
+// features and cache key are chat_request.h's; what a reply is metered at is chat_usage.h's.
 //
 // Threading: as AttemptDriver: everything runs on the transport thread; Start(), Cancel() and
 // Resume() may be called from any thread.
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "server/exchange/attempt_driver.h"
+#include "server/exchange/chat_request.h"
 #include "server/providers/provider_adapter.h"
 #include "server/providers/sse_parser.h"
 #include "turnpike/v1/completion.pb.h"
@@ -42,35 +44,6 @@ class ChatListener {
   // status carries rich details (ProviderError, RetryInfo, PartialCompletion when committed).
   virtual void OnDone(const absl::Status& status, const v1::CompletionFinish& finish) = 0;
 };
-
-struct ChatRequest {
-  // Owned by the caller; outlives the exchange.
-  const google::protobuf::RepeatedPtrField<v1::Message>* messages = nullptr;
-  std::optional<int32_t> max_tokens;
-  std::optional<double> temperature;
-  std::optional<double> top_p;
-  std::vector<std::string> stop;
-  // Owned by the caller; may be null.
-  const google::protobuf::RepeatedPtrField<v1::Tool>* tools = nullptr;
-  v1::ToolChoice tool_choice;
-  v1::ResponseFormat response_format;
-  // Sent instead to a target that cannot serve a JSON Schema response format (a
-  // classification's forced tool call, docs/classification.md); may be null.
-  std::shared_ptr<const ChatRequest> without_json_schema;
-  // Unary only: judges each reply before it commits. An error (with ErrorInfo kBadAnswerReason,
-  // failure_kind.h) fails the attempt: the planner tries the next target, else the same; after
-  // the second rejected reply the request ends with it.
-  std::function<absl::Status(const ChatResult&)> check_reply;
-};
-
-// What a request uses beyond plain text, in enum order (CompletionStart.features, and what
-// routing asks of a target).
-std::vector<v1::RequestFeature> ChatFeatures(const ChatRequest& request);
-
-// The response-cache key of a request: a SHA-256 over its normalized form (capability, messages,
-// the resolved max_tokens and the sampling parameters; not the user or the request id).
-std::string ChatCacheKey(std::string_view capability, const ChatRequest& request,
-                         int32_t max_tokens);
 
 class ChatExchange final : public AttemptDriver, public StreamSink {
  public:
@@ -111,8 +84,6 @@ class ChatExchange final : public AttemptDriver, public StreamSink {
                    std::string provider_reason);
   void Commit();
   int32_t max_tokens() const;
-  // What to send `target`: chat_, or its form without a JSON Schema.
-  const ChatRequest& FormFor(const TargetEntry& target) const;
 
   // Constant after construction.
   const ChatRequest chat_;
