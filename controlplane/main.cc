@@ -17,8 +17,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -209,6 +211,14 @@ int Fail(const absl::Status& s) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "turnpike-control: Turnpike's control plane (admin API + config watch)");
+  // --help lists this binary's flags (Abseil's default matches only a file named after the
+  // program, and none is).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "controlplane/");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   absl::ParseCommandLine(argc, argv);
 
   // Signals are taken by sigwait() below; block them before any thread starts.

@@ -14,6 +14,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -253,6 +255,14 @@ int Run() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "turnpike-gateway (--config=FILE | --control_plane=HOST:PORT) [--listen=127.0.0.1:50051]");
+  // --help lists this binary's flags (Abseil's default matches only a file named after the
+  // program, and none is).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "server/");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   absl::ParseCommandLine(argc, argv);
   // Abseil's lock-order graph costs time on every Mutex acquisition; locks here are leaf locks.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);

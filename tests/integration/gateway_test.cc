@@ -552,5 +552,30 @@ TEST(GatewayConfig, MalformedConfigNamesTheField) {
   }
 }
 
+// `--help` lists each binary's own flags with their defaults (Abseil's default lists only flags
+// from a file named after the program, so it printed "No flags matched").
+TEST(BinaryFlags, HelpListsEachBinarysFlags) {
+  TempDir dir;
+  struct Case {
+    std::string binary;
+    std::vector<std::string> expected;
+  };
+  const std::vector<Case> cases = {
+      {GatewayBinary(), {"--config", "--control_plane", "--threads", "half the cores", "--listen"}},
+      {ControlBinary(), {"--listen", "--alert_eval_interval"}},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    Process process(c.binary, {"--help"}, dir.File(absl::StrCat("help-", i, ".log")));
+    ASSERT_TRUE(process.Wait(std::chrono::seconds(20)).has_value()) << c.binary;
+    const std::string log = process.Log();
+    EXPECT_EQ(log.find("No flags matched"), std::string::npos) << log;
+    for (const std::string& text : c.expected) {
+      EXPECT_NE(log.find(text), std::string::npos) << c.binary << " --help lacks " << text << "\n"
+                                                   << log;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace turnpike::testing
