@@ -402,7 +402,9 @@ int main(int argc, char** argv) {
   // Each budget's limit, spent, reserved and remaining (docs/metrics.md, "Budgets").
   turnpike::controlplane::AddBudgetMetrics(metrics, raw->leases());
   // Each alert's state (docs/metrics.md, "Alerts").
-  turnpike::controlplane::AddAlertMetrics(metrics, [raw] { return raw->alerts().Alerts(); });
+  turnpike::controlplane::AddAlertMetrics(
+      metrics, [raw] { return raw->alerts().Alerts(); },
+      [raw] { return raw->alerts().evaluations(); });
   metrics.AddCollector(
       "turnpike_control_auth_refusals_total",
       "Calls the control plane refused before any handler ran, by reason: missing, malformed, "

@@ -102,6 +102,7 @@ absl::StatusOr<int> AlertEngine::EvaluateOnce() {
   if (!out.empty()) notifier_->Enqueue(std::move(out));
   absl::Status saved = Save();
   if (!saved.ok()) spdlog::warn("saving alert states failed: {}", saved.ToString());
+  evaluations_.fetch_add(1, std::memory_order_relaxed);
   return queued;
 }
 

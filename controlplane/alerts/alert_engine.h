@@ -6,6 +6,7 @@
 #ifndef TURNPIKE_CONTROLPLANE_ALERTS_ALERT_ENGINE_H_
 #define TURNPIKE_CONTROLPLANE_ALERTS_ALERT_ENGINE_H_
 
+#include <atomic>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -43,6 +44,8 @@ class AlertEngine {
   // One evaluation of every rule; returns the number of notifications queued.
   absl::StatusOr<int> EvaluateOnce();
   std::vector<alert::v1::Alert> Alerts() const { return evaluator_.Alerts(); }
+  // Evaluations completed (EvaluateOnce calls that read the rules), for /metrics.
+  int64_t evaluations() const { return evaluations_.load(std::memory_order_relaxed); }
   const AlertNotifier& notifier() const { return *notifier_; }
   // Stops evaluating and delivering. Idempotent.
   void Shutdown();
@@ -70,6 +73,7 @@ class AlertEngine {
   absl::Mutex eval_mu_;  // one evaluation at a time (the loop and EvaluateOnce callers)
   // The evaluator's generation last saved (Save() writes only when it moved).
   uint64_t saved_generation_ ABSL_GUARDED_BY(eval_mu_) = 0;
+  std::atomic<int64_t> evaluations_{0};
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -21,8 +21,18 @@ std::string Short(const std::string& enum_name, absl::string_view prefix) {
 
 }  // namespace
 
-void AddAlertMetrics(MetricsRegistry& registry, std::function<std::vector<a::Alert>()> alerts) {
+void AddAlertMetrics(MetricsRegistry& registry, std::function<std::vector<a::Alert>()> alerts,
+                     std::function<int64_t()> evaluations) {
   using Type = MetricsRegistry::Type;
+  if (evaluations != nullptr) {
+    registry.AddCollector(
+        "turnpike_alert_evaluations_total",
+        "Evaluations of every alert rule completed since the control plane started (one per "
+        "--alert_eval_interval while the engine runs).",
+        Type::kCounter, {}, [evaluations = std::move(evaluations)] {
+          return std::vector<MetricSample>{{{}, static_cast<double>(evaluations())}};
+        });
+  }
   registry.AddCollector(
       "turnpike_alert_state",
       "Each alert the control plane holds, 1, with its state (pending, firing, resolved) as a "

@@ -35,6 +35,14 @@ def notifications(path):
     return [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
 
 
+def evaluations(control):
+    """The control plane's turnpike_alert_evaluations_total, or None if it has none."""
+    for line in control.metrics().splitlines():
+        if line.startswith("turnpike_alert_evaluations_total "):
+            return float(line.split()[1])
+    return None
+
+
 def check_line(line, r):
     """What the doc promises each line shows; an error message or None."""
     if r.returncode != 0:
@@ -114,9 +122,19 @@ def main():
                     print(f"line {n} failed:\n  {line}\n{problem}")
                     return 1
                 outputs.append(r.stdout)
-            # Three more evaluation intervals (1 s each) must add nothing: an absence, so this
-            # one wait is by time.
-            time.sleep(3)
+            # Three more evaluations must add nothing. Counted on the control plane's
+            # turnpike_alert_evaluations_total, not by the clock, so a slow machine waits longer
+            # instead of checking early.
+            base = evaluations(control)
+            if base is None:
+                print("the control plane's /metrics has no turnpike_alert_evaluations_total")
+                return 1
+            deadline = time.monotonic() + 60
+            while (evaluations(control) or 0) < base + 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if (evaluations(control) or 0) < base + 3:
+                print(f"the alert engine did not evaluate three more times within 60 s (from {base})")
+                return 1
             subjects = sorted(n["alert"]["subject"] for n in notifications(out))
             if subjects != ["50%", "80%"]:
                 print(f"the receiver got {subjects}, the doc promises 50% and 80% once each")

@@ -66,5 +66,23 @@ TEST(AlertMetricsTest, EachAlertIsOneSeriesLabelledWithItsState) {
   EXPECT_EQ(page.find("rule=\"spend\""), std::string::npos) << page;
 }
 
+TEST(AlertMetricsTest, EvaluationsAreACounterReadAtScrapeTime) {
+  int64_t evaluations = 0;
+  MetricsRegistry registry;
+  AddAlertMetrics(
+      registry, [] { return std::vector<a::Alert>{}; }, [&] { return evaluations; });
+  std::string page = registry.Render();
+  EXPECT_NE(page.find("# TYPE turnpike_alert_evaluations_total counter"), std::string::npos)
+      << page;
+  EXPECT_TRUE(Has(page, "turnpike_alert_evaluations_total 0")) << page;
+  evaluations = 7;
+  page = registry.Render();
+  EXPECT_TRUE(Has(page, "turnpike_alert_evaluations_total 7")) << page;
+  // Without the engine's count (a registry that only shows alerts) there is no such family.
+  MetricsRegistry alerts_only;
+  AddAlertMetrics(alerts_only, [] { return std::vector<a::Alert>{}; });
+  EXPECT_EQ(alerts_only.Render().find("turnpike_alert_evaluations_total"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace turnpike::controlplane
